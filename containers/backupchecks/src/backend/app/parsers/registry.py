@@ -1,0 +1,90 @@
+"""The ordered list of parsers and the one entry point the rest of the app uses.
+
+Order matters: more specific parsers come first. The registry never raises:
+whatever the bytes, :func:`parse_raw` returns a :class:`ParseResult`.
+"""
+from __future__ import annotations
+
+import traceback
+from typing import Iterable
+
+from . import (
+    not_report,
+    veeam,
+    synology,
+    qnap,
+    proxmox,
+    nakivo,
+    acronis,
+    cove,
+    backupexec,
+    macrium,
+    hornetsecurity,
+    duplicati,
+    windows_server_backup,
+    syncovery,
+    panel3,
+)
+from .base import Message, ParseResult, Parser
+from .normalize import normalize
+
+# Explicit, ordered: each module exposes PARSERS, most specific first within it.
+_MODULES = (
+    not_report,           # newsletters, update notices: recognised, software None
+    veeam,                # VSPC/Cloud Connect, VB365, agents, VBR job types
+    windows_server_backup,
+    synology,
+    qnap,
+    proxmox,
+    nakivo,
+    acronis,
+    cove,
+    backupexec,
+    macrium,
+    hornetsecurity,
+    duplicati,
+    syncovery,
+    panel3,
+)
+
+PARSERS: tuple[Parser, ...] = tuple(p for mod in _MODULES for p in mod.PARSERS)
+
+
+def all_parsers() -> Iterable[Parser]:
+    return PARSERS
+
+
+def parse_message(msg: Message) -> ParseResult:
+    """Run the first matching parser over a normalised message. Never raises."""
+    for parser in PARSERS:
+        try:
+            reason = parser.matches(msg)
+        except Exception as exc:  # noqa: BLE001 - a broken matcher must not stop the rest
+            reason = None
+            _ = exc
+        if not reason:
+            continue
+        try:
+            result = parser.parse(msg)
+        except Exception as exc:  # noqa: BLE001
+            return ParseResult(
+                parser=parser.name,
+                parsed=False,
+                reason=f"{parser.name} matched ({reason}) but raised {type(exc).__name__}: {exc}",
+                error="".join(traceback.format_exception_only(type(exc), exc)).strip(),
+            )
+        result.parser = parser.name
+        if not result.reason:
+            result.reason = reason
+        return result
+    return ParseResult(parsed=False, reason="no parser recognised this message")
+
+
+def parse_raw(raw: bytes | str) -> ParseResult:
+    """Normalise raw RFC 822 bytes and parse them. Never raises."""
+    try:
+        msg = normalize(raw)
+    except Exception as exc:  # noqa: BLE001
+        return ParseResult(parsed=False, reason=f"unreadable message: {type(exc).__name__}: {exc}",
+                           error=str(exc))
+    return parse_message(msg)
