@@ -1,0 +1,88 @@
+"""Gunicorn settings for the Backupchecks image.
+
+Every value comes from the environment with a documented default
+(docs/configuration.md, deploy/.env.example):
+
+  APP_PORT                  8080   port to listen on (all interfaces)
+  GUNICORN_WORKERS          2      worker processes
+  GUNICORN_THREADS          4      threads per worker (gthread worker class)
+  GUNICORN_TIMEOUT          120    seconds a worker may stay silent before it is restarted
+  GUNICORN_GRACEFUL_TIMEOUT 30     seconds workers get to finish after SIGTERM
+  GUNICORN_KEEPALIVE        5      seconds to keep an idle keep-alive connection
+  GUNICORN_MAX_REQUESTS     0      restart a worker after this many requests (0 = never)
+  GUNICORN_LOGLEVEL         info   debug, info, warning, error, critical
+  FORWARDED_ALLOW_IPS       127.0.0.1,::1  proxies trusted for X-Forwarded-Proto
+                            (read by gunicorn itself; "*" when only your reverse
+                            proxy can reach the container)
+
+Start-up: each worker imports ``backend.app:create_app()`` (no preload), which
+runs the migrations under a PostgreSQL advisory lock and starts the
+background loops, which take their own advisory lock so that only one process
+in the whole deployment runs them.
+
+Shutdown: on SIGTERM gunicorn stops accepting connections, lets the workers
+finish their requests for up to GUNICORN_GRACEFUL_TIMEOUT seconds, and each
+worker then calls ``backend.app.stop_background(timeout=...)`` when the
+package provides it, so a running import cycle can finish its transaction
+instead of being cut off. The container's stop grace period must be longer
+than GUNICORN_GRACEFUL_TIMEOUT (the compose stack uses 60 s).
+"""
+from __future__ import annotations
+
+import os
+
+
+def _int(name: str, default: int) -> int:
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {value!r}")
+
+
+# -- socket -----------------------------------------------------------------
+bind = f"0.0.0.0:{_int('APP_PORT', 8080)}"
+
+# -- workers ----------------------------------------------------------------
+workers = max(1, _int("GUNICORN_WORKERS", 2))
+threads = max(1, _int("GUNICORN_THREADS", 4))
+worker_class = "gthread"
+timeout = _int("GUNICORN_TIMEOUT", 120)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = max_requests // 10 if max_requests else 0
+# Each worker runs create_app() itself (migrations and the background loops
+# are guarded by advisory locks); preloading would share one database pool
+# across forked processes.
+preload_app = False
+# Heartbeat files on a RAM disk (a container's /dev/shm) so that a slow
+# overlay filesystem never makes a healthy worker look stuck.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Gunicorn >= 25 opens a control socket in $HOME by default; not needed here.
+control_socket_disable = True
+
+# -- logging: everything to the container's stdout/stderr -------------------
+accesslog = "-"
+errorlog = "-"
+loglevel = (os.environ.get("GUNICORN_LOGLEVEL") or "info").strip().lower()
+access_log_format = '%(h)s %({x-forwarded-for}i)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+capture_output = True
+proc_name = "backupchecks"
+
+
+# -- hooks ------------------------------------------------------------------
+def worker_exit(server, worker):
+    """Let the background loop finish its cycle before the worker process ends."""
+    try:
+        import backend.app as package  # noqa: WPS433 (imported lazily on purpose)
+    except Exception:  # pragma: no cover - the app failed to import; nothing runs
+        return
+    stop = getattr(package, "stop_background", None)
+    if callable(stop):
+        try:
+            stop(timeout=max(1, graceful_timeout - 5))
+        except Exception as exc:  # never let shutdown raise
+            server.log.warning("stop_background failed: %s", exc)
