@@ -43,7 +43,9 @@ class Message:
                 self._tree = lxml.html.document_fromstring(self.html)
             except Exception:  # noqa: BLE001 - malformed markup: no tree
                 self._tree = False
-        return self._tree or None
+        if self._tree is None or self._tree is False:
+            return None
+        return self._tree
 
 
 @dataclass

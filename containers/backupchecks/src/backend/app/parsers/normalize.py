@@ -1,54 +1,88 @@
 """Turn raw RFC 822 bytes into the :class:`Message` parsers see.
 
-Baseline version: charsets and transfer encodings via the email package,
-text and HTML bodies, attachment names, subject prefixes stripped.
-(Forwarded-inline detection to be extended.)
+What a parser can rely on after :func:`normalize`:
+
+* bodies decoded from any transfer encoding and charset (a missing, wrong or
+  unknown charset falls back to UTF-8, then Windows-1252);
+* ``text`` always filled when the mail has a body: from text/plain, else
+  derived from the HTML with lxml (table cells separated by tabs, rows on lines);
+* the subject without the prefixes mail systems and people add (FW:, Fwd:,
+  WG:, AW:, RE:, TR:, SV:, Antw:, Doorst:, [EXTERNAL], *** EXTERNAL ***,
+  "Caution: External", ..., repeated and mixed);
+* a report that was forwarded, either as a message/rfc822 attachment or
+  inline (Outlook, Gmail, Thunderbird, Apple Mail; English, German, Dutch and
+  French header labels; in text and in HTML bodies), is unwrapped: the
+  Message carries the ORIGINAL sender, subject, date and body, with
+  ``forwarded=True``.
+
+Nothing here raises on bad input except for truly unreadable objects; the
+registry catches that anyway.
 """
 from __future__ import annotations
 
 import email
 import email.policy
 import re
+from datetime import datetime
+from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Optional
 
-from .base import Message
+from .base import Message, parse_datetime
 
+# --- subjects -------------------------------------------------------------------
+
+_REPLY_WORDS = r"re|fw|fwd|wg|aw|tr|sv|vs|antw|antwort|doorst|dt|rif|r|i|ref|rv|enc|wtrlt|weitergeleitet"
 _PREFIX_RE = re.compile(
-    r"^\s*(?:(?:re|fw|fwd|wg|aw|tr|sv|vs|antw|doorst|rif|r|i)\s*(?:\[\d+\])?\s*:|\[(?:external|extern|ext|externe?|spam|suspicious|warning|caution)[^\]]*\]|\*\*\*\s*external\s*\*\*\*|external\s*:)\s*",
+    r"^\s*(?:"
+    r"(?:" + _REPLY_WORDS + r")\s*(?:\[\d+\]|\(\d+\))?\s*[:：]"           # RE: FW: WG: AW[2]:
+    r"|\[(?:[^\]]*\b(?:external|extern|externe|ext|spam|suspicious|suspected spam|caution|"
+    r"phish\w*|unverified|outside)\b[^\]]*)\]"                              # [EXTERNAL], [EXT] ...
+    r"|\(\s*(?:external|extern|ext)\s*\)"                                   # (EXTERNAL)
+    r"|\*+\s*(?:external|extern|spam|caution)[^*]*\*+"                      # *** EXTERNAL ***
+    r"|(?:caution|warning|attention|achtung|let op)\s*[:\-]?\s*(?:this email (?:originated|came) from )?"
+    r"(?:an? )?(?:external|extern|externe)(?: (?:e-?mail|sender|source|message|afzender|absender))?\s*[:\-!]?"
+    r"|(?:external|extern|externe)\s*(?:e-?mail|sender|message)?\s*[:\-]"   # EXTERNAL: / External email -
+    r")\s*",
     re.IGNORECASE,
 )
 
 
 def strip_subject_prefixes(subject: str) -> str:
+    """The subject without reply/forward markers and external-sender tags (repeated, mixed)."""
     s = re.sub(r"\s+", " ", subject or "").strip()
-    while True:
-        new = _PREFIX_RE.sub("", s, count=1)
-        if new == s:
-            return s
-        s = new.strip()
+    for _ in range(20):
+        new = _PREFIX_RE.sub("", s, count=1).strip()
+        if new == s or not new:
+            return s if not new else new
+        s = new
+    return s
 
 
-def html_to_text(html: str) -> str:
-    """Readable text from HTML, with table cells separated and rows on lines."""
-    if not html or not html.strip():
-        return ""
-    import lxml.html
-    try:
-        doc = lxml.html.document_fromstring(html)
-    except Exception:  # noqa: BLE001
-        return re.sub(r"<[^>]+>", " ", html)
-    for bad in doc.xpath("//script|//style|//head"):
+_FORWARD_SUBJECT_RE = re.compile(r"^\s*(?:fw|fwd|wg|tr|doorst|dt|wtrlt|rv|enc|i)\s*[:：]", re.IGNORECASE)
+
+# --- HTML to text -----------------------------------------------------------------
+
+_BLOCK_TAGS = ("tr", "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote",
+               "pre", "hr", "ul", "ol", "dl", "dt", "dd", "section", "article", "header", "footer",
+               "tbody", "thead", "center", "form", "address")
+
+
+def _tree_to_text(doc) -> str:
+    for bad in doc.xpath("//script|//style|//head|//title"):
         bad.drop_tree()
-    for br in doc.xpath("//br"):
+    for br in doc.iter("br"):
         br.tail = "\n" + (br.tail or "")
     for cell in doc.xpath("//td|//th"):
         cell.tail = "\t" + (cell.tail or "")
-    for blk in doc.xpath("//tr|//p|//div|//li|//h1|//h2|//h3|//h4|//h5|//h6|//table"):
+    for blk in doc.iter(*_BLOCK_TAGS):
         blk.tail = "\n" + (blk.tail or "")
+        if blk.tag in ("p", "div", "tr", "li", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6"):
+            blk.text = "\n" + (blk.text or "")
     text = doc.text_content()
-    lines = [re.sub(r"[ \t\xa0]+", " ", ln).strip() for ln in text.splitlines()]
-    out, blank = [], False
+    lines = [re.sub(r"[ \t\xa0\u200b]+", " ", ln).strip() for ln in text.splitlines()]
+    out: list[str] = []
+    blank = False
     for ln in lines:
         if not ln:
             if not blank and out:
@@ -60,64 +94,446 @@ def html_to_text(html: str) -> str:
     return "\n".join(out).strip()
 
 
-def _decode_part(part) -> str:
+def html_to_text(html: str) -> str:
+    """Readable text from HTML, with table cells separated and rows on lines."""
+    if not html or not html.strip():
+        return ""
+    import lxml.html
     try:
-        return part.get_content()
-    except Exception:  # noqa: BLE001 - unknown charset or broken encoding
-        payload = part.get_payload(decode=True) or b""
-        for cs in (part.get_content_charset() or "utf-8", "utf-8", "cp1252", "latin-1"):
+        doc = lxml.html.document_fromstring(html)
+    except Exception:  # noqa: BLE001 - unparsable markup: crude fallback
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+    return _tree_to_text(doc)
+
+
+# --- decoding ---------------------------------------------------------------------
+
+_CHARSET_ALIASES = {
+    "utf8": "utf-8", "unicode-1-1-utf-7": "utf-7", "ansi_x3.4-1968": "ascii", "x-unknown": "",
+    "unknown-8bit": "", "unknown": "", "default": "", "charset": "", "iso-8859-8-i": "iso-8859-8",
+    "ks_c_5601-1987": "cp949", "x-sjis": "shift_jis", "windows-874": "cp874", "latin1": "latin-1",
+}
+_META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+
+
+def _decode_bytes(payload: bytes, declared: Optional[str], html: bool = False) -> str:
+    candidates: list[str] = []
+    if declared:
+        cs = declared.strip().strip('"\'').lower()
+        cs = _CHARSET_ALIASES.get(cs, cs)
+        if cs in ("us-ascii", "ascii"):
+            cs = "utf-8"  # mislabelled 8-bit content is common; utf-8 is a superset
+        if cs:
+            candidates.append(cs)
+    if html and not candidates:
+        m = _META_CHARSET_RE.search(payload[:4096])
+        if m:
+            candidates.append(m.group(1).decode("ascii", "ignore").lower())
+    candidates += ["utf-8", "cp1252"]
+    for cs in candidates:
+        try:
+            text = payload.decode(cs)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            continue
+        if cs in ("latin-1", "iso-8859-1", "latin1") and re.search("[\x80-\x9f]", text):
+            # Windows-1252 labelled as ISO-8859-1: curly quotes, euro sign, dashes.
             try:
-                return payload.decode(cs)
-            except Exception:  # noqa: BLE001
+                return payload.decode("cp1252")
+            except UnicodeDecodeError:
+                pass
+        return text
+    return payload.decode("latin-1")
+
+
+def _part_payload(part) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - broken transfer encoding
+        payload = None
+    if payload is None:
+        raw = part.get_payload()
+        if isinstance(raw, str):
+            payload = raw.encode("utf-8", "surrogateescape")
+        else:
+            payload = b""
+    return payload
+
+
+def _decode_part(part, html: bool = False) -> str:
+    try:
+        charset = part.get_param("charset")
+        if isinstance(charset, tuple):  # RFC 2231 encoded parameter
+            charset = email.utils.collapse_rfc2231_value(charset)
+    except Exception:  # noqa: BLE001
+        charset = None
+    text = _decode_bytes(_part_payload(part), charset, html=html)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _header_str(msg, name: str) -> str:
+    try:
+        value = msg.get(name)
+    except Exception:  # noqa: BLE001 - header the policy cannot parse
+        value = None
+    if value is None:
+        return ""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        pass
+    try:  # fall back to the raw header and a lenient RFC 2047 decode
+        raw = msg.get_all(name, [""])[0]
+        return str(make_header(decode_header(str(raw))))
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _header_text(msg, name: str) -> str:
+    s = _header_str(msg, name)
+    if "=?" in s:  # encoded words the policy left alone (malformed spacing etc.)
+        try:
+            s = str(make_header(decode_header(s)))
+        except Exception:  # noqa: BLE001
+            pass
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def _parse_from(value: str) -> tuple[str, str]:
+    try:
+        addrs = getaddresses([value])
+    except Exception:  # noqa: BLE001
+        addrs = []
+    name, addr = (addrs[0] if addrs else ("", ""))
+    if "@" not in (addr or ""):
+        m = re.search(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", value or "")
+        addr = m.group(0) if m else ""
+        if not name:
+            name = re.sub(r"[<\[(].*$", "", value or "").strip().strip('"')
+    return (name or "").strip().strip('"'), (addr or "").strip().lower()
+
+
+def _parse_date_header(value: str) -> Optional[datetime]:
+    if not value:
+        return None
+    try:
+        d = parsedate_to_datetime(value)
+    except Exception:  # noqa: BLE001
+        d = None
+    if d is not None and d.tzinfo is None:
+        from datetime import timezone
+        d = d.replace(tzinfo=timezone.utc)
+    return d or parse_datetime(value)
+
+
+# --- forwarded reports ------------------------------------------------------------
+
+_FROM_LABELS = ("from", "von", "van", "de", "da", "från", "fra", "od")
+_DATE_LABELS = ("sent", "date", "gesendet", "datum", "verzonden", "verstuurd", "envoyé", "envoye",
+                "inviato", "data", "skickat", "sendt", "wysłano")
+_TO_LABELS = ("to", "an", "aan", "à", "a", "till", "til", "do", "cc", "bcc", "kopie", "cci")
+_SUBJECT_LABELS = ("subject", "betreff", "onderwerp", "objet", "oggetto", "ämne", "emne", "temat",
+                   "sujet")
+_ALL_LABELS = _FROM_LABELS + _DATE_LABELS + _TO_LABELS + _SUBJECT_LABELS + ("reply-to", "importance",
+                                                                           "wichtigkeit", "priorité")
+_LABEL_KIND = {}
+for _l in _FROM_LABELS:
+    _LABEL_KIND[_l] = "from"
+for _l in _DATE_LABELS:
+    _LABEL_KIND[_l] = "date"
+for _l in _TO_LABELS:
+    _LABEL_KIND[_l] = "to"
+for _l in _SUBJECT_LABELS:
+    _LABEL_KIND[_l] = "subject"
+_HEADER_LINE_RE = re.compile(
+    r"^[ \t>]*\**(?P<label>" + "|".join(sorted((re.escape(x) for x in _ALL_LABELS), key=len, reverse=True))
+    + r")\**\s?[:：]\**[ \t]*(?P<value>.*)$",
+    re.IGNORECASE,
+)
+_SEPARATOR_RE = re.compile(
+    r"^[ \t>]*(?:-{2,}\s*(?:original message|forwarded message|weitergeleitete nachricht|"
+    r"ursprüngliche nachricht|ursprungliche nachricht|oorspronkelijk bericht|doorgestuurd bericht|"
+    r"message d'origine|message transféré|messaggio originale|messaggio inoltrato|"
+    r"mensaje original|mensaje reenviado|originalmeddelande|vidarebefordrat meddelande)\s*-{2,}"
+    r"|begin forwarded message:|anfang der weitergeleiteten nachricht:|begin van doorgestuurd bericht:"
+    r"|_{10,})\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Cheap pre-check before the line scan: some label followed by a colon at a line start.
+_QUICK_RE = re.compile(r"^[ \t>]*\**(?:subject|betreff|onderwerp|objet|oggetto|sujet)\**\s?[:：]",
+                       re.IGNORECASE | re.MULTILINE)
+
+
+class _Block:
+    __slots__ = ("start", "end", "fields")
+
+    def __init__(self, start: int, end: int, fields: dict):
+        self.start, self.end, self.fields = start, end, fields
+
+
+def _find_header_blocks(lines: list[str]) -> list[_Block]:
+    """Runs of mail-header lines (From/Sent/To/Subject in any supported language).
+
+    A block counts when it has a From-like and a Subject-like line and either a
+    Date-like line or a separator line right above it.
+    """
+    blocks: list[_Block] = []
+    i, n = 0, len(lines)
+    while i < n:
+        m = _HEADER_LINE_RE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        start = i
+        fields: dict = {}
+        j = i
+        last_kind = None
+        while j < n:
+            line = lines[j]
+            hm = _HEADER_LINE_RE.match(line)
+            if hm:
+                kind = _LABEL_KIND.get(hm.group("label").lower(), "other")
+                if kind not in fields:
+                    fields[kind] = hm.group("value").strip()
+                last_kind = kind
+                j += 1
                 continue
-        return payload.decode("utf-8", "replace")
+            if not line.strip():
+                # Blank lines may separate header lines (Outlook HTML rendered as text).
+                k = j + 1
+                while k < n and not lines[k].strip() and k - j < 2:
+                    k += 1
+                if k < n and _HEADER_LINE_RE.match(lines[k]) and len(fields) < 4:
+                    j = k
+                    continue
+                break
+            # A wrapped header value (long To: lists, subjects) continues the last field.
+            if last_kind in ("to", "subject", "from") and j - start < 12 and len(line) < 200 \
+                    and not _SEPARATOR_RE.match(line) and last_kind != "subject":
+                j += 1
+                continue
+            break
+        sep_above = False
+        k = start - 1
+        while k >= 0 and not lines[k].strip() and start - k < 4:
+            k -= 1
+        if k >= 0 and _SEPARATOR_RE.match(lines[k]):
+            sep_above = True
+        if "from" in fields and "subject" in fields and ("date" in fields or sep_above):
+            blocks.append(_Block(start, j, fields))
+        i = max(j, i + 1)
+    return blocks
 
 
-def normalize(raw: bytes | str) -> Message:
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogateescape")
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+def _unquote(lines: list[str]) -> list[str]:
+    nonblank = [ln for ln in lines if ln.strip()]
+    if nonblank and all(ln.lstrip().startswith(">") for ln in nonblank):
+        return [re.sub(r"^\s*>\s?", "", ln) for ln in lines]
+    return lines
+
+
+def _split_forwarded_text(text: str) -> Optional[tuple[dict, str]]:
+    """(header fields, body after the header) of the innermost forwarded block in a text body."""
+    if not text or not _QUICK_RE.search(text):
+        return None
+    lines = text.split("\n")
+    blocks = _find_header_blocks(lines)
+    if not blocks:
+        return None
+    b = blocks[-1]
+    body_lines = _unquote(lines[b.end:])
+    body = "\n".join(body_lines).strip("\n")
+    return b.fields, body
+
+
+def _split_forwarded_html(html: str, fields: dict) -> Optional[str]:
+    """The HTML that follows the innermost forwarded header block, or None."""
+    import lxml.html
+    from lxml import etree
+    try:
+        doc = lxml.html.document_fromstring(html)
+    except Exception:  # noqa: BLE001
+        return None
+    subject_labels = "|".join(_SUBJECT_LABELS)
+    from_labels = "|".join(_FROM_LABELS)
+    subj_rx = re.compile(r"(?:^|\n|\s)\**(?:" + subject_labels + r")\**\s?[:：]", re.IGNORECASE)
+    from_rx = re.compile(r"(?:^|\n|\s)\**(?:" + from_labels + r")\**\s?[:：]", re.IGNORECASE)
+    target = None
+    for el in doc.iter("div", "p", "table", "tbody", "td", "font", "span", "blockquote", "pre"):
+        try:
+            content = el.text_content()
+        except Exception:  # noqa: BLE001
+            continue
+        if len(content) > 20000 and el.tag in ("div", "td", "table", "tbody", "blockquote"):
+            # Large containers hold the whole body; their descendants are checked too.
+            pass
+        if subj_rx.search(content) and from_rx.search(content):
+            target = el
+    if target is None:
+        return None
+    # A header block that is the whole remaining document (no body after it) is useless.
+    marker_id = "bc-forward-split-7f3a"
+    marker = etree.Element("span")
+    marker.set("id", marker_id)
+    tail = target.tail
+    target.tail = None
+    target.addnext(marker)
+    marker.tail = tail
+    serial = lxml.html.tostring(doc, encoding="unicode")
+    pos = serial.find('<span id="%s"></span>' % marker_id)
+    if pos < 0:
+        return None
+    rest = serial[pos + len('<span id="%s"></span>' % marker_id):]
+    rest = re.sub(r"</?(?:html|body)[^>]*>", "", rest)
+    if not rest.strip():
+        return None
+    return "<html><body>" + rest + "</body></html>"
+
+
+# --- the message ------------------------------------------------------------------
+
+def _collect(msg) -> tuple[list[str], list[str], list[str], Optional[object]]:
+    """Text parts, HTML parts, attachment names and the first attached message (if any)."""
     text_parts: list[str] = []
     html_parts: list[str] = []
     attachments: list[str] = []
-    for part in msg.walk():
-        if part.is_multipart():
+    attached = None
+    stack = [msg]
+    while stack:
+        part = stack.pop(0)
+        ctype = (part.get_content_type() or "").lower()
+        if ctype == "message/rfc822" or (ctype.startswith("message/") and part.is_multipart()
+                                         and ctype not in ("message/delivery-status",)):
+            name = _safe_filename(part)
+            attachments.append(name or "forwarded.eml")
+            if attached is None:
+                payload = part.get_payload()
+                if isinstance(payload, list) and payload:
+                    attached = payload[0]
+                elif isinstance(payload, str) and payload.strip():
+                    attached = payload
             continue
-        ctype = part.get_content_type()
-        disp = part.get_content_disposition()
-        filename = part.get_filename()
+        if part.is_multipart():
+            try:
+                stack[0:0] = list(part.iter_parts())
+            except Exception:  # noqa: BLE001
+                payload = part.get_payload()
+                if isinstance(payload, list):
+                    stack[0:0] = payload
+            continue
+        disp = None
+        try:
+            disp = part.get_content_disposition()
+        except Exception:  # noqa: BLE001
+            pass
+        filename = _safe_filename(part)
         if filename or disp == "attachment":
+            if ctype == "message/rfc822" or (filename or "").lower().endswith(".eml"):
+                if attached is None:
+                    attached = _part_payload(part)
             attachments.append(filename or "")
             continue
-        if ctype == "text/plain":
+        if ctype == "text/html":
+            html_parts.append(_decode_part(part, html=True))
+        elif ctype == "text/plain" or ctype.startswith("text/") or not ctype:
             text_parts.append(_decode_part(part))
-        elif ctype == "text/html":
-            html_parts.append(_decode_part(part))
-    html = "\n".join(html_parts)
-    text = "\n".join(text_parts).replace("\r\n", "\n")
+    return text_parts, html_parts, attachments, attached
+
+
+def _safe_filename(part) -> str:
+    try:
+        return part.get_filename() or ""
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _join_html(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return parts[0] if parts else ""
+    return "\n".join(parts)
+
+
+def _build(msg, depth: int) -> Message:
+    text_parts, html_parts, attachments, attached = _collect(msg)
+    html = _join_html(html_parts)
+    text = "\n".join(t for t in text_parts if t is not None)
     if not text.strip() and html:
         text = html_to_text(html)
-    from_name, from_address = "", ""
-    try:
-        addrs = getaddresses([str(msg.get("From", ""))])
-        if addrs:
-            from_name, from_address = addrs[0]
-    except Exception:  # noqa: BLE001
-        pass
-    raw_subject = str(msg.get("Subject", "") or "")
-    date: Optional[object] = None
-    try:
-        date = parsedate_to_datetime(str(msg.get("Date"))) if msg.get("Date") else None
-    except Exception:  # noqa: BLE001
-        date = None
-    return Message(
-        from_address=(from_address or "").strip().lower(),
-        from_name=from_name or "",
+    from_name, from_address = _parse_from(_header_text(msg, "From"))
+    raw_subject = _header_text(msg, "Subject")
+    date = _parse_date_header(_header_str(msg, "Date"))
+    message_id = _header_text(msg, "Message-ID")
+    result = Message(
+        from_address=from_address,
+        from_name=from_name,
         subject=strip_subject_prefixes(raw_subject),
         raw_subject=raw_subject,
         date=date,
         text=text,
         html=html,
         attachments=attachments,
-        message_id=str(msg.get("Message-ID", "") or "").strip(),
+        message_id=message_id,
     )
+
+    # Forwarded as an attachment: the attached message is the report.
+    if attached is not None and depth < 3:
+        try:
+            if isinstance(attached, (bytes, str)):
+                raw = attached.encode("utf-8", "surrogateescape") if isinstance(attached, str) else attached
+                inner_msg = email.message_from_bytes(raw, policy=email.policy.default)
+            else:
+                inner_msg = attached
+            inner = _build(inner_msg, depth + 1)
+        except Exception:  # noqa: BLE001
+            inner = None
+        if inner is not None and (inner.text.strip() or inner.html.strip()) and (inner.from_address or inner.subject):
+            inner.forwarded = True
+            inner.message_id = inner.message_id or message_id
+            if inner.date is None:
+                inner.date = date
+            return inner
+
+    # Forwarded (or replied-to) inline: find the innermost quoted header block.
+    if depth < 3 and (_FORWARD_SUBJECT_RE.match(raw_subject or "") or _QUICK_RE.search(text or "")):
+        _unwrap_inline(result)
+    return result
+
+
+def _unwrap_inline(result: Message) -> None:
+    split = _split_forwarded_text(result.text)
+    if not split:
+        return
+    fields, body_text = split
+    if not body_text.strip():
+        return
+    html = ""
+    if result.html:
+        html = _split_forwarded_html(result.html, fields) or ""
+        if html:
+            derived = html_to_text(html)
+            if not derived.strip():
+                html = ""
+    from_name, from_address = _parse_from(fields.get("from", ""))
+    subject = fields.get("subject", "")
+    tz = result.date.tzinfo if result.date is not None else None
+    date = _parse_date_header(fields.get("date", "")) if fields.get("date") else None
+    if date is not None and fields.get("date") and not re.search(r"[+-]\d{4}\b|\b(?:utc|gmt)\b",
+                                                                    fields["date"], re.IGNORECASE):
+        # No zone written: the forwarder's mail client wrote local time; use its zone.
+        date = parse_datetime(fields["date"], default_tz=tz) or date
+    result.from_name = from_name
+    result.from_address = from_address
+    result.raw_subject = subject
+    result.subject = strip_subject_prefixes(subject)
+    result.date = date or result.date
+    result.text = body_text.strip()
+    result.html = html
+    result._tree = None
+    result.forwarded = True
+
+
+def normalize(raw: bytes | str) -> Message:
+    """A :class:`Message` from raw RFC 822 bytes (or text)."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    return _build(msg, 0)

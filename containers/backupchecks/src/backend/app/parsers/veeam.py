@@ -1,6 +1,434 @@
-"""Parsers for this vendor (to be written)."""
+"""Veeam: Backup & Replication job session reports, Veeam Agents, Backup for Microsoft 365.
+
+All of these mail the same HTML "session report" layout (VBR's own notification,
+reused by the agents, VB365 and community scripts such as vee-mail):
+
+* a header row with ``<Kind> job: <Job name> (<run kind>)`` and, beside it, the
+  session result (``Success`` / ``Warning`` / ``Failed``) with a description
+  line underneath (``Created by ...``, ``Veeam Agent for Linux``, ``3 of 3 VMs
+  processed``);
+* a session date (``Tuesday, March 5, 2024 10:00:14 PM``) and a summary grid of
+  label/value cells (Success n, Start time, End time, Duration, ...);
+* "Details" and a table with a header row (``Name``/``VM name``, [``Type``],
+  ``Status``, times, sizes, ``Details``) and one row per processed object;
+  vee-mail adds a row of log lines.
+
+The layout is read with lxml (class names are not relied on: Outlook rewrites
+them to ``x_...`` when forwarding). When only a text rendering survives (a
+forward as plain text), the same structure is read from the lines. Subjects
+default to ``[Result] Job name (N objects) n warnings/failed``; they are used
+as a fallback only.
+"""
 from __future__ import annotations
 
-from .base import Parser
+import re
+from datetime import timedelta
+from typing import Optional
 
-PARSERS: list[Parser] = []
+from .base import (
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
+    combine_date_time, normalize_status, parse_datetime, worst_status,
+)
+
+VBR = "Veeam Backup & Replication"
+VAW = "Veeam Agent for Microsoft Windows"
+VAL = "Veeam Agent for Linux"
+VAM = "Veeam Agent for Mac"
+VB365 = "Veeam Backup for Microsoft 365"
+
+# "[Success] Daily VM Backup (3 objects)", "[Warning] X (2 VMs) 1 warning", "[Failed] X (Retry 1)"
+_SUBJECT_RE = re.compile(
+    r"^\[(?P<status>success|successful|warning|warnings|failed|failure|error|erfolgreich|warnung|"
+    r"fehler|fehlgeschlagen|geslaagd|waarschuwing|mislukt|succes|avertissement|échec|echec|réussite)\]\s*"
+    r"(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+_SUBJECT_COUNT_RE = re.compile(
+    r"\s*\((?P<n>\d+)\s+(?:objects?|vms?|machines?|computers?|tapes?|shares?|servers?|items?|"
+    r"hosts?|files?|workloads?|instances?|objekte?|objecten|machines)\)", re.IGNORECASE)
+
+# "Backup job: X", "Backup Copy job: X", "Agent backup policy: X", "SureBackup job: X"
+_KIND_WORDS = r"(?:job|policy|session|auftrag|richtlinie|taak|beleid|tâche|travail)"
+_HEADER_RE = re.compile(
+    r"^\s*(?P<kind>[A-Za-z][\w &/+\-]{0,60}?\s*" + _KIND_WORDS + r")\s*:\s*(?P<name>\S.*?)\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Trailing run kind in the header: "(Incremental)", "(Full)", "(Retry 1)", ...
+_RUN_KIND_RE = re.compile(
+    r"\s*\((?:incremental|full|active full|synthetic full|reverse(?:d)? incremental|increment|"
+    r"retry\s*\d*|health check|compact|transform|inkrementell|vollständig|volledig|incrementeel|"
+    r"periodic|immediate|retention|sync|transaction log|log)\)\s*$",
+    re.IGNORECASE,
+)
+_SIGNATURE_WORDS = ("start time", "end time", "duration")
+_AGENT_PRODUCTS = (
+    ("veeam agent for microsoft windows", VAW), ("veeam agent for windows", VAW),
+    ("veeam endpoint backup", VAW), ("veeam agent for linux", VAL), ("veeam agent for mac", VAM),
+    ("veeam backup for microsoft 365", VB365), ("veeam backup for microsoft office 365", VB365),
+    ("veeam backup for office 365", VB365),
+)
+_NAME_HEADERS = ("name", "vm name", "vm", "object", "object name", "machine", "computer", "host",
+                 "server", "share", "file share", "backup", "source", "naam", "objekt", "objectnaam")
+_STATUS_WORDS = {"success", "warning", "error", "failed", "pending", "in progress", "none", "skipped",
+                 "successful", "succeeded", "erfolgreich", "warnung", "fehler", "geslaagd",
+                 "waarschuwing", "mislukt", "fout"}
+_LOG_LINE_RE = re.compile(r"^\s*\[[^\]]*\]\s*(?:<[^>]*>\s*)?[\w.\-]*\s*\|\s*(?P<level>[A-Z]+)\s*\|\s*(?P<msg>.*)$")
+
+
+def _kind_to_type(kind: str, software: str) -> tuple[str, str]:
+    """(backup_type, default object type) from the header kind ("Backup Copy job")."""
+    k = re.sub(r"\s+", " ", kind.lower()).strip()
+    k = re.sub(r"\s*(?:job|session|auftrag|taak|tâche|travail)$", "", k).strip()
+    if software == VB365:
+        if "copy" in k:
+            return "Backup Copy Job", "User"
+        return "Backup Job", "User"
+    if "surebackup" in k or "sure backup" in k:
+        return "SureBackup Job", "VM"
+    if "file to tape" in k or "files to tape" in k:
+        return "File to Tape Job", "File"
+    if "tape" in k:
+        return "Tape Job", "Backup"
+    if "configuration" in k:
+        return "Configuration Backup", "Server"
+    if "cdp" in k:
+        return "CDP Policy", "VM"
+    if "agent" in k or software in (VAW, VAL, VAM):
+        if "policy" in k:
+            return "Agent Backup Policy", "Computer"
+        return "Agent Backup Job", "Computer"
+    if "object storage" in k:
+        return "Object Storage Backup Job", "Object Storage"
+    if any(w in k for w in ("file", "nas", "share", "unstructured")):
+        if "copy" in k:
+            return "File Share Backup Copy Job", "File Share"
+        return "File Share Backup Job", "File Share"
+    if "log" in k:
+        return "Log Backup Job", "VM"
+    if "copy" in k and "vm" in k:
+        return "VM Copy Job", "VM"
+    if "copy" in k:
+        return "Backup Copy Job", "VM"
+    if "replica" in k:
+        return "Replication Job", "VM"
+    if "policy" in k:
+        return kind.strip().title().replace("Cdp", "CDP"), "VM"
+    if k in ("backup", "sicherung", "back-up"):
+        return "Backup Job", "VM"
+    return (k.title() + " Job") if k else "Backup Job", "VM"
+
+
+def _software_from(text: str) -> str:
+    low = text.lower()
+    for marker, product in _AGENT_PRODUCTS:
+        if marker in low:
+            return product
+    return VBR
+
+
+def _strip_run_kind(name: str) -> str:
+    prev = None
+    while prev != name:
+        prev = name
+        name = _RUN_KIND_RE.sub("", name).strip()
+    return name
+
+
+def _cell_text(el) -> str:
+    return clean_text(el.text_content())
+
+
+def _message_from_details(raw: str) -> str:
+    """A readable object message from a Details cell or vee-mail log lines."""
+    lines = [ln.strip() for ln in raw.split("\n") if ln.strip()]
+    logs = [_LOG_LINE_RE.match(ln) for ln in lines]
+    if lines and all(logs):
+        picked = [m.group("msg").strip() for m in logs if m.group("level") in ("ERR", "ERROR", "WARN", "WARNING")]
+        if not picked:
+            picked = [m.group("msg").strip() for m in logs]
+        return clean_text(" ".join(picked))
+    return clean_text(" ".join(lines))
+
+
+def _details_text(el) -> str:
+    """Text of an element with <br> and blocks as line breaks."""
+    parts: list[str] = []
+    for node in el.iter():
+        if node.tag == "br":
+            parts.append("\n")
+        elif node.tag in ("div", "p", "li", "tr") and node is not el:
+            parts.append("\n")
+        if node.text and node.tag not in ("script", "style"):
+            parts.append(node.text)
+        if node is not el and node.tail:
+            parts.append(node.tail)
+    # node.tail of descendants is handled above; el.iter() includes el itself first.
+    return "".join(parts)
+
+
+def _looks_like_report(msg: Message) -> Optional[str]:
+    head = _HEADER_RE.search(msg.text[:3000]) if msg.text else None
+    subj = _SUBJECT_RE.match(msg.subject or "")
+    low = msg.text[:6000].lower()
+    veeam = "veeam" in msg.from_address or "veeam" in low or "veeam" in (msg.from_name or "").lower()
+    if head:
+        # The header must be near the top of the body, not a sentence somewhere in a newsletter.
+        before = msg.text[: head.start()]
+        if before.count("\n") > 12:
+            head = None
+    if head:
+        signature = all(w in low for w in _SIGNATURE_WORDS)
+        if signature and (subj or veeam or "details" in low):
+            return f"Veeam session report ('{clean_text(head.group('kind'))}:' header with summary grid)"
+        if subj and veeam:
+            return "Veeam subject '[Result] ...' and session header"
+    if subj and veeam and _SUBJECT_COUNT_RE.search(subj.group("rest")):
+        return "Veeam subject '[Result] Job (N objects)' from a Veeam sender"
+    return None
+
+
+class VeeamSessionReportParser(Parser):
+    name = "veeam"
+    product = "Veeam Backup & Replication / Veeam Agents / Veeam Backup for Microsoft 365"
+    types = ("Backup Job", "Backup Copy Job", "Replication Job", "Agent Backup Job", "Agent Backup Policy",
+             "File Share Backup Job", "Configuration Backup", "SureBackup Job", "Tape Job",
+             "File to Tape Job", "VM Copy Job", "Object Storage Backup Job", "CDP Policy", "Log Backup Job")
+    sender_contains = ("veeam",)
+    subject_patterns = (_SUBJECT_RE.pattern,)
+    body_markers = ("job:", "policy:", "Start time", "End time", "Duration", "Details")
+    description = ("A '<Kind> job: <name>' header at the top of the body with the Veeam summary grid "
+                   "(Start time / End time / Duration), together with a '[Result] ...' subject, a "
+                   "Veeam sender or a Details table; or a '[Result] Job (N objects)' subject from a "
+                   "Veeam sender. Product from the description line (Veeam Agent for Windows/Linux, "
+                   "Veeam Backup for Microsoft 365), else Veeam Backup & Replication.")
+
+    def matches(self, msg: Message) -> Optional[str]:
+        return _looks_like_report(msg)
+
+    def parse(self, msg: Message) -> ParseResult:
+        tz = msg.date.tzinfo if msg.date is not None else None
+        info = None
+        tree = msg.html_tree()
+        if tree is not None:
+            info = _read_html(tree)
+        if info is None or not info.get("kind"):
+            info = _read_text(msg.text) or info or {}
+        subj = _SUBJECT_RE.match(msg.subject or "")
+
+        description = info.get("description", "")
+        software = _software_from(" ".join([description, info.get("kind", ""), msg.text[:4000]]))
+        kind = info.get("kind") or "Backup job"
+        backup_type, default_obj_type = _kind_to_type(kind, software)
+        # Object type: VB365 gives it per row; "N of N VMs processed" confirms VMs.
+        job_name = _strip_run_kind(info.get("name") or "")
+        if not job_name and subj:
+            rest = _SUBJECT_COUNT_RE.split(subj.group("rest"))[0]
+            job_name = _strip_run_kind(re.sub(r"\s*\(retry \d+\)\s*$", "", rest, flags=re.I)).strip()
+            if software == VB365 and " - " in job_name:
+                job_name = job_name.split(" - ", 1)[1]
+
+        objects: list[ParsedObject] = []
+        for row in info.get("objects", []):
+            otype = row.get("type") or default_obj_type
+            objects.append(ParsedObject(name=row["name"], type=otype, status=normalize_status(row.get("status")),
+                                        message=row.get("message", "")))
+
+        status = normalize_status(info.get("status"))
+        if status is None and subj:
+            status = normalize_status(subj.group("status"))
+        if status is None:
+            status = worst_status(*(o.status for o in objects))
+
+        started = ended = None
+        day = parse_datetime(info.get("date"), default_tz=tz) if info.get("date") else None
+        if day is not None:
+            summary = info.get("summary", {})
+            started = combine_date_time(day, summary.get("start time")) or day
+            ended = combine_date_time(day, summary.get("end time"))
+            if ended is not None and ended < started:
+                ended += timedelta(days=1)
+
+        return ParseResult(
+            software=software,
+            backup_type=backup_type,
+            job_name=job_name or None,
+            overall_status=status,
+            started_at=started,
+            ended_at=ended,
+            objects=objects,
+        )
+
+
+def _read_html(tree) -> Optional[dict]:
+    """Header, status, date, summary and object rows from the session report tables."""
+    info: dict = {"objects": [], "summary": {}}
+    header_td = None
+    for td in tree.iter("td", "th"):
+        if td.find(".//table") is not None:
+            continue  # layout cell around nested tables
+        own = clean_text(td.text or "")
+        if not own:
+            # Outlook wraps cell text in <p>/<span>; use the first text line of the cell.
+            first = clean_text(_details_text(td).strip().split("\n")[0]) if len(td) else ""
+            own = first
+        m = _HEADER_RE.match(own) if own and len(own) < 300 else None
+        if m:
+            header_td = td
+            info["kind"] = clean_text(m.group("kind"))
+            info["name"] = clean_text(m.group("name"))
+            desc = [clean_text(d.text_content()) for d in td.iter("div", "span", "p")
+                    if d is not td and clean_text(d.text_content()) and not _HEADER_RE.match(clean_text(d.text_content()))]
+            info["description"] = " ".join(desc)
+            break
+    if header_td is None:
+        return None
+    status_td = header_td.getnext()
+    while status_td is not None and status_td.tag not in ("td", "th"):
+        status_td = status_td.getnext()
+    if status_td is not None:
+        lines = [ln for ln in (clean_text(x) for x in _details_text(status_td).split("\n")) if ln]
+        if lines:
+            info["status"] = lines[0]
+            info["description"] += " " + " ".join(lines[1:])
+
+    # Rows after the header, in document order.
+    rows = [tr for tr in tree.iter("tr")]
+    try:
+        start = rows.index(next(a for a in header_td.iterancestors("tr")))
+    except (StopIteration, ValueError):
+        start = 0
+    cols: Optional[dict] = None
+    in_log = False
+    obj_table = None
+    for tr in rows[start + 1:]:
+        cells = [c for c in tr if c.tag in ("td", "th")]
+        if not cells:
+            continue
+        if obj_table is not None and next(tr.iterancestors("table"), None) is not obj_table:
+            break  # past the object table (footers, signatures)
+        if any(c.find(".//tr") is not None for c in cells):
+            continue  # layout row around nested tables
+        texts = [_cell_text(c) for c in cells]
+        low = [t.lower().rstrip(":") for t in texts]
+        if len(cells) == 1:
+            t = texts[0]
+            if not t:
+                continue
+            if cols is None and "date" not in info and parse_datetime(t):
+                info["date"] = t
+                continue
+            if low[0] in ("details", "log", "details:"):
+                in_log = cols is not None
+                continue
+            if cols is not None and info["objects"] and (in_log or _LOG_LINE_RE.match(t)):
+                msg = _message_from_details(_details_text(cells[0]))
+                last = info["objects"][-1]
+                if msg:
+                    last["message"] = (last["message"] + " " + msg).strip() if last["message"] else msg
+            continue
+        # Object table header row?
+        if "status" in low and any(x in _NAME_HEADERS for x in low):
+            name_i = next(i for i, x in enumerate(low) if x in _NAME_HEADERS)
+            cols = {"name": name_i, "status": low.index("status"),
+                    "type": low.index("type") if "type" in low else None,
+                    "details": low.index("details") if "details" in low else None}
+            in_log = False
+            obj_table = next(tr.iterancestors("table"), None)
+            continue
+        if cols is None:
+            # Summary grid: label, value, label, value...
+            for i in range(0, len(texts) - 1, 2):
+                label = low[i]
+                if label and label not in info["summary"]:
+                    info["summary"][label] = texts[i + 1]
+            continue
+        if len(cells) <= cols["status"]:
+            continue
+        name = texts[cols["name"]]
+        if not name:
+            continue
+        row = {"name": name, "status": texts[cols["status"]], "message": ""}
+        if cols["type"] is not None and cols["type"] < len(cells):
+            row["type"] = texts[cols["type"]]
+        if cols["details"] is not None and cols["details"] < len(cells):
+            row["message"] = _message_from_details(_details_text(cells[cols["details"]]))
+        info["objects"].append(row)
+    return info
+
+
+def _read_text(text: str) -> Optional[dict]:
+    """The same structure from a text rendering (one cell per line, or tab-separated rows)."""
+    if not text:
+        return None
+    m = _HEADER_RE.search(text[:3000])
+    if not m:
+        return None
+    info: dict = {"kind": clean_text(m.group("kind")), "name": clean_text(m.group("name")),
+                  "objects": [], "summary": {}, "description": ""}
+    lines: list[str] = []
+    for raw in text[m.end():].split("\n"):
+        for cell in raw.split("\t"):
+            c = clean_text(cell)
+            if c:
+                lines.append(c)
+    # Status and description: the lines before the session date.
+    i = 0
+    desc: list[str] = []
+    while i < len(lines) and i < 8:
+        ln = lines[i]
+        if parse_datetime(ln) and re.search(r"\d{4}", ln):
+            info["date"] = ln
+            i += 1
+            break
+        if "status" not in info and ln.lower() in _STATUS_WORDS:
+            info["status"] = ln
+        else:
+            desc.append(ln)
+        i += 1
+    info["description"] = " ".join(desc)
+    # Summary grid up to the object table header.
+    header_at = None
+    for j in range(i, len(lines)):
+        if lines[j].lower() in _NAME_HEADERS and j + 1 < len(lines) and \
+                lines[j + 1].lower() in ("status", "type"):
+            header_at = j
+            break
+        if j + 1 < len(lines):
+            label = lines[j].lower().rstrip(":")
+            if label in ("start time", "end time", "duration") and label not in info["summary"]:
+                info["summary"][label] = lines[j + 1]
+    if header_at is None:
+        return info
+    known = ("status", "type", "start time", "end time", "size", "read", "transferred", "duration",
+             "details", "heartbeat test", "ping test", "script test", "processed", "rate", "tape",
+             "media pool", "backup size", "data read")
+    cols = [lines[header_at].lower()]
+    j = header_at + 1
+    while j < len(lines) and lines[j].lower() in known:
+        cols.append(lines[j].lower())
+        j += 1
+    has_details = "details" in cols
+    has_type = "type" in cols
+    fixed = len(cols) - (1 if has_details else 0)
+    body = lines[j:]
+    starts = []
+    status_off = cols.index("status") if "status" in cols else 1
+    for k in range(len(body) - status_off):
+        if body[k + status_off].lower() in _STATUS_WORDS and body[k].lower() not in _STATUS_WORDS:
+            if not starts or k >= starts[-1] + fixed:
+                starts.append(k)
+    for n, s in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(body)
+        chunk = body[s:end]
+        row = {"name": chunk[0], "status": chunk[status_off], "message": ""}
+        if has_type:
+            row["type"] = chunk[cols.index("type")] if cols.index("type") < len(chunk) else ""
+        extra = chunk[fixed:]
+        if has_details or extra:
+            extra = [e for e in extra if e.lower() != "details"]
+            row["message"] = _message_from_details("\n".join(extra))
+        info["objects"].append(row)
+    return info
+
+
+PARSERS: list[Parser] = [VeeamSessionReportParser()]
