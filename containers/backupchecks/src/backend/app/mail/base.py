@@ -1,0 +1,77 @@
+"""The contract every mail source lives by.
+
+A mail source hands raw RFC 822 bytes plus a source id to the ingest
+service. It knows nothing about Flask or the database:
+
+* :meth:`MailSource.list_messages` - what is waiting, oldest first;
+* :meth:`MailSource.fetch_raw` - the raw MIME of one message;
+* :meth:`MailSource.mark_processed` - called only after the database
+  transaction that stored the message committed; it moves the message out of
+  the way and returns its new source id (ids may change on a move).
+
+Every failure an operator can fix is raised as :class:`MailSourceError` with
+one clear sentence that says what is wrong and where to fix it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar, Optional
+
+
+class MailSourceError(RuntimeError):
+    """A mail source cannot do its work; ``message`` is one sentence for the operator.
+
+    ``code`` is a short, stable machine name (``"invalid_secret"``,
+    ``"unknown_tenant"``, ``"unknown_client"``, ``"access_denied"``,
+    ``"unknown_mailbox"``, ``"unknown_folder"``, ``"unreachable"``,
+    ``"throttled"``, ``"unavailable"``, ``"not_found"``, ``"error"``) so callers
+    can branch without parsing the sentence. It never contains a secret.
+    """
+
+    def __init__(self, message: str, code: str = "error", status: Optional[int] = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class RemoteMessage:
+    """One message waiting in a mail source (metadata only, no body)."""
+
+    source_id: str                   # id inside the source (Graph message id, file name, ...)
+    internet_message_id: str         # the Message-ID header, '' when unknown
+    received_at: Optional[datetime]  # timezone-aware UTC
+    subject: str = ""
+    from_address: str = ""           # lower-cased
+
+
+class MailSource:
+    """Base class of the mail sources (Graph, folder of .eml files, ...)."""
+
+    name: ClassVar[str] = "base"
+
+    def list_messages(self, limit: Optional[int] = None) -> list[RemoteMessage]:
+        """Messages waiting to be imported, oldest first, at most ``limit``."""
+        raise NotImplementedError
+
+    def fetch_raw(self, source_id: str) -> bytes:
+        """The raw RFC 822 bytes of one message."""
+        raise NotImplementedError
+
+    def mark_processed(self, source_id: str) -> Optional[str]:
+        """Move the message out of the incoming place; return its new id (or None)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release network resources; the default has none."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
