@@ -1,0 +1,1 @@
+"""Deployment artefacts: image, compose stack, release script."""
