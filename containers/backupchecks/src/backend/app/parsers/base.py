@@ -32,6 +32,9 @@ class Message:
     attachments: list[str] = field(default_factory=list)  # attachment file names
     message_id: str = ""
     forwarded: bool = False         # the report was found inside a forwarded body
+    # A few headers that tell a report from other mail (lower-case names): list-unsubscribe,
+    # list-id, precedence, auto-submitted, x-mailer, user-agent, content-language, x-autoreply ...
+    headers: dict = field(default_factory=dict)
     # Internal cache for the parsed HTML tree; filled lazily by html_tree().
     _tree: object = field(default=None, repr=False, compare=False)
 
@@ -234,13 +237,15 @@ def _tz_from_text(tz: str):
     return timezone(-delta if m.group(1) == "-" else delta)
 
 
-def parse_datetime(text: Optional[str], default_tz=None, dayfirst: Optional[bool] = None) -> Optional[datetime]:
+def parse_datetime(text: Optional[str], default_tz=None, dayfirst: Optional[bool] = None,
+                   near: Optional[datetime] = None) -> Optional[datetime]:
     """An aware datetime from a date (+ time) in the text, in any supported locale; None if none.
 
     A zone in the text wins; otherwise ``default_tz`` (a tzinfo, e.g. the mail
     Date header's), otherwise UTC. Numeric dates: ``dayfirst`` decides when it
-    is not evident; by default a 12-hour clock means month first (US), else
-    day first (Europe).
+    is not evident; else, given ``near`` (e.g. the mail's Date), the reading
+    closest to it; else a 12-hour clock means month first (US), else day
+    first (Europe).
     """
     from datetime import timezone
     if not text:
@@ -278,6 +283,13 @@ def parse_datetime(text: Optional[str], default_tz=None, dayfirst: Optional[bool
                 df = False
             elif dayfirst is not None:
                 df = dayfirst
+            elif near is not None and a != b:
+                try:
+                    da = abs((datetime(y, b, a, tzinfo=near.tzinfo) - near).total_seconds())
+                    db = abs((datetime(y, a, b, tzinfo=near.tzinfo) - near).total_seconds())
+                    df = da <= db
+                except (ValueError, TypeError):
+                    df = not ampm
             elif m.group("sep") == ".":
                 df = True
             else:

@@ -389,6 +389,23 @@ def _split_forwarded_html(html: str, fields: dict) -> Optional[str]:
     return "<html><body>" + rest + "</body></html>"
 
 
+_KEPT_HEADERS = ("list-unsubscribe", "list-id", "precedence", "auto-submitted", "x-auto-response-suppress",
+                 "x-autoreply", "x-autorespond", "x-mailer", "user-agent", "content-language",
+                 "x-campaign", "x-mailgun-tag", "feedback-id", "x-ms-exchange-generated-message-source")
+
+
+def _kept_headers(msg) -> dict:
+    out = {}
+    try:
+        keys = {k.lower() for k in msg.keys()}
+    except Exception:  # noqa: BLE001
+        return out
+    for name in _KEPT_HEADERS:
+        if name in keys:
+            out[name] = _header_text(msg, name)[:500]
+    return out
+
+
 # --- the message ------------------------------------------------------------------
 
 def _collect(msg) -> tuple[list[str], list[str], list[str], Optional[object]]:
@@ -472,6 +489,7 @@ def _build(msg, depth: int) -> Message:
         html=html,
         attachments=attachments,
         message_id=message_id,
+        headers=_kept_headers(msg),
     )
 
     # Forwarded as an attachment: the attached message is the report.

@@ -1,6 +1,273 @@
-"""Parsers for this vendor (to be written)."""
+"""Microsoft Windows Server Backup: the reports administrators script around it.
+
+Windows Server Backup mails nothing itself; what arrives are scripts:
+
+* the widely copied "Windows Backup Mail Report" PowerShell script (jocha.se
+  and its many copies): subject ``Successful Backup on SERVER`` / ``Failed
+  Backup on SERVER``, an HTML summary table (``Backup Result:``, ``Start time
+  last backup:``, ``End time last backup:``, ``Error Message (if
+  applicable):``) and a table of items (``Name``, ``Status``, ``Size``) built
+  from ``Get-WBJob`` (volume states ``Completed``, ``Failed``, ...). When the
+  script itself fails it sends ``The backup script failed to run!``;
+* scheduled tasks that mail the output of ``wbadmin start backup`` /
+  ``wbadmin get status`` or the event-log text of the backup events ("The
+  backup operation has finished successfully.", "Summary of the backup
+  operation: ... The backup of volume (C:) completed successfully."), also in
+  German and Dutch, and ``Get-WBSummary`` output (``LastBackupResultHR : 0``).
+"""
 from __future__ import annotations
 
-from .base import Parser
+import re
+from datetime import timedelta
+from typing import Optional
 
-PARSERS: list[Parser] = []
+from .base import (
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
+    normalize_status, parse_datetime, worst_status,
+)
+
+SOFTWARE = "Microsoft Windows Server Backup"
+BACKUP_TYPE = "Windows Server Backup"
+
+_SCRIPT_SUBJECT_RE = re.compile(r"^(?P<result>successful|success|failed|failure|warning)\s+backup\s+on\s+"
+                                r"(?P<host>[^\s]+)\s*$", re.IGNORECASE)
+_REPORT_FOR_RE = re.compile(r"backup report for\s+(?P<host>[A-Za-z0-9][\w.-]*)", re.IGNORECASE)
+
+# wbadmin / event log sentences (EN, DE, NL)
+_OP_SUCCESS = re.compile(
+    r"the backup operation (?:successfully completed|has finished successfully|completed successfully)"
+    r"|der sicherungsvorgang wurde erfolgreich (?:abgeschlossen|beendet)"
+    r"|de back-?upbewerking is (?:voltooid|geslaagd|met succes voltooid)",
+    re.IGNORECASE)
+_OP_WARNING = re.compile(
+    r"the backup operation (?:completed|has completed|finished) with (?:warnings|errors)"
+    r"|der sicherungsvorgang wurde mit (?:warnungen|fehlern) abgeschlossen"
+    r"|de back-?upbewerking is voltooid met (?:waarschuwingen|fouten)",
+    re.IGNORECASE)
+_OP_FAILED = re.compile(
+    r"the backup operation (?:that started at .{0,80}? )?(?:has failed|failed|stopped before completing)"
+    r"|der sicherungsvorgang .{0,80}?(?:ist fehlgeschlagen|wurde vor dem abschluss beendet)"
+    r"|de back-?upbewerking .{0,80}?(?:is mislukt|is gestopt voordat)",
+    re.IGNORECASE)
+_VOLUME_RE = re.compile(
+    r"(?:the )?backup of (?:the )?volume\s+\(?(?P<en>[^()\n]+?)\)?\s+(?P<en_res>completed successfully|"
+    r"successfully completed|failed|completed with warnings|was stopped|did not complete)"
+    r"|die sicherung des volumes?\s+\(?(?P<de>[^()\n]+?)\)?\s+(?P<de_res>wurde erfolgreich abgeschlossen|"
+    r"ist fehlgeschlagen|wurde mit warnungen abgeschlossen)"
+    r"|de back-?up van volume\s+\(?(?P<nl>[^()\n]+?)\)?\s+(?P<nl_res>is voltooid|is geslaagd|is mislukt|"
+    r"is voltooid met waarschuwingen)",
+    re.IGNORECASE)
+_HR_RE = re.compile(r"LastBackupResultHR\s*:\s*(?P<hr>-?\w+)", re.IGNORECASE)
+_WB_MARKERS = ("windows server backup", "wbadmin", "windows-sicherung", "windows server-back-up",
+               "get-wbsummary", "lastbackupresulthr", "summary of the backup operation",
+               "zusammenfassung des sicherungsvorgangs", "samenvatting van de back-upbewerking")
+
+
+def _label_values_html(tree) -> dict:
+    """'Label:' -> value from two-cell rows."""
+    out: dict = {}
+    for tr in tree.iter("tr"):
+        cells = [c for c in tr if c.tag in ("td", "th")]
+        if len(cells) == 2:
+            label = clean_text(cells[0].text_content()).rstrip(":").lower()
+            if label and label not in out:
+                out[label] = clean_text(cells[1].text_content())
+    return out
+
+
+def _label_values_text(text: str) -> dict:
+    out: dict = {}
+    lines = [ln.strip() for ln in text.split("\n")]
+    for i, ln in enumerate(lines):
+        m = re.match(r"^(?P<label>[^:\t]{3,60}):\s*(?P<value>.*)$", ln)
+        if not m:
+            continue
+        label = m.group("label").strip().lower()
+        value = m.group("value").strip()
+        if not value and i + 1 < len(lines) and not re.match(r"^[^:\t]{3,60}:\s*$", lines[i + 1] or ""):
+            value = lines[i + 1]
+        out.setdefault(label, value)
+    return out
+
+
+def _item_status(word: str) -> Optional[str]:
+    w = (word or "").strip().lower()
+    if w in ("completed", "complete", "succeeded", "success", "successful"):
+        return SUCCESS
+    if w in ("completedwithwarnings", "completed with warnings", "partial", "partiallysucceeded"):
+        return WARNING
+    if w in ("failed", "error", "aborted", "stopped", "cancelled", "canceled"):
+        return FAILED
+    return normalize_status(word)
+
+
+def _host_from(msg: Message) -> Optional[str]:
+    m = _SCRIPT_SUBJECT_RE.match(msg.subject or "")
+    if m:
+        return m.group("host")
+    m = _REPORT_FOR_RE.search(msg.text[:2000])
+    if m:
+        return m.group("host")
+    m = re.search(r"(?:\bon|\bfor|\bfrom|\bauf|\bop|\bvan|[-:|])\s+(?P<host>[A-Za-z0-9][\w.-]{0,62})\s*\)?\s*$",
+                  msg.subject or "", re.IGNORECASE)
+    if m and not normalize_status(m.group("host")):
+        return m.group("host")
+    m = re.search(r"^\s*(?:computer(?:name)?|server|host(?:name)?|machine)\s*[:=]\s*(?P<host>[\w.-]+)",
+                  msg.text, re.IGNORECASE | re.MULTILINE)
+    if m:
+        return m.group("host")
+    return None
+
+
+class WsbScriptReportParser(Parser):
+    name = "windows_server_backup_script"
+    product = "Microsoft Windows Server Backup (Windows Backup Mail Report script)"
+    types = (BACKUP_TYPE,)
+    subject_patterns = (_SCRIPT_SUBJECT_RE.pattern,)
+    body_markers = ("Backup Result:", "Start time last backup:", "Last Successful Backup:",
+                    "The backup script failed to run!")
+    description = ("'Backup Result:' with 'Start time last backup:' or 'Last Successful Backup:' in the "
+                   "body, or the subject 'Successful/Failed Backup on SERVER' with such a body or the "
+                   "script's own failure notice.")
+
+    def matches(self, msg: Message) -> Optional[str]:
+        low = msg.text[:5000].lower()
+        if "backup result:" in low and ("start time last backup" in low or "last successful backup" in low):
+            return "Windows Backup Mail Report summary ('Backup Result:' table)"
+        if _SCRIPT_SUBJECT_RE.match(msg.subject or "") and "the backup script failed to run" in low:
+            return "Windows Backup Mail Report script failure notice"
+        return None
+
+    def parse(self, msg: Message) -> ParseResult:
+        tz = msg.date.tzinfo if msg.date is not None else None
+        tree = msg.html_tree()
+        fields = _label_values_html(tree) if tree is not None else {}
+        if "backup result" not in fields:
+            fields = {**_label_values_text(msg.text), **fields}
+        objects: list[ParsedObject] = []
+        if tree is not None:
+            for table in tree.iter("table"):
+                rows = [r for r in table.iter("tr")]
+                if not rows:
+                    continue
+                head = [clean_text(c.text_content()).lower() for c in rows[0] if c.tag in ("td", "th")]
+                if "name" in head and "status" in head:
+                    ni, si = head.index("name"), head.index("status")
+                    for r in rows[1:]:
+                        cells = [clean_text(c.text_content()) for c in r if c.tag in ("td", "th")]
+                        if len(cells) > max(ni, si) and cells[ni]:
+                            objects.append(ParsedObject(cells[ni], "Volume", _item_status(cells[si]), ""))
+        else:
+            objects = _objects_from_text(msg.text)
+        error_msg = clean_text(fields.get("error message (if applicable)", ""))
+        result_word = fields.get("backup result", "")
+        status = _item_status(result_word) if result_word else None
+        sm = _SCRIPT_SUBJECT_RE.match(msg.subject or "")
+        if status is None and sm:
+            status = _item_status(sm.group("result"))
+        if status is None and "the backup script failed to run" in msg.text.lower():
+            status = FAILED
+        if status is None:
+            status = worst_status(*(o.status for o in objects))
+        if error_msg:
+            for o in objects:
+                if o.status in (FAILED, WARNING) and not o.message:
+                    o.message = error_msg
+        started = parse_datetime(fields.get("start time last backup"), default_tz=tz, near=msg.date)
+        ended = parse_datetime(fields.get("end time last backup"), default_tz=tz, near=msg.date)
+        if started and ended and ended < started:
+            ended = ended + timedelta(days=1) if (started - ended) < timedelta(days=1) else ended
+        reason = ""
+        if error_msg and status == FAILED:
+            reason = f"backup failed: {error_msg[:200]}"
+        return ParseResult(software=SOFTWARE, backup_type=BACKUP_TYPE, job_name=_host_from(msg),
+                           overall_status=status, started_at=started, ended_at=ended, objects=objects,
+                           reason=reason)
+
+
+def _objects_from_text(text: str) -> list[ParsedObject]:
+    """Items from a text rendering of the items table ("C:  Completed  118 GB")."""
+    objects: list[ParsedObject] = []
+    lines = [ln.strip() for ln in text.split("\n")]
+    try:
+        start = next(i for i, ln in enumerate(lines) if re.match(r"^name\s+status\b", ln, re.IGNORECASE))
+    except StopIteration:
+        return objects
+    for ln in lines[start + 1:]:
+        if not ln:
+            if objects:
+                break
+            continue
+        m = re.match(r"^(?P<name>.+?)\s+(?P<status>Completed|CompletedWithWarnings|Failed|Unknown|InProgress|"
+                     r"Succeeded|Success|Error)\b", ln, re.IGNORECASE)
+        if not m:
+            break
+        objects.append(ParsedObject(m.group("name").strip(), "Volume", _item_status(m.group("status")), ""))
+    return objects
+
+
+class WbadminOutputParser(Parser):
+    name = "windows_server_backup_wbadmin"
+    product = "Microsoft Windows Server Backup (wbadmin / event log output)"
+    types = (BACKUP_TYPE,)
+    body_markers = _WB_MARKERS
+    description = ("Text of wbadmin or the Windows Server Backup event log in the body ('The backup "
+                   "operation successfully completed', 'Summary of the backup operation', "
+                   "'LastBackupResultHR'; English, German, Dutch) together with a mention of Windows "
+                   "Server Backup / wbadmin or per-volume results.")
+
+    def matches(self, msg: Message) -> Optional[str]:
+        text = msg.text[:20000]
+        low = text.lower()
+        marker = next((m for m in _WB_MARKERS if m in low), None)
+        op = _OP_SUCCESS.search(text) or _OP_WARNING.search(text) or _OP_FAILED.search(text)
+        if _HR_RE.search(text) and marker:
+            return "Get-WBSummary output (LastBackupResultHR)"
+        if op and (marker or _VOLUME_RE.search(text) or "windows" in (msg.subject or "").lower()):
+            return f"Windows Server Backup result text ('{op.group(0)[:60]}')"
+        return None
+
+    def parse(self, msg: Message) -> ParseResult:
+        text = msg.text
+        tz = msg.date.tzinfo if msg.date is not None else None
+        objects: list[ParsedObject] = []
+        seen = set()
+        for m in _VOLUME_RE.finditer(text):
+            name = clean_text(m.group("en") or m.group("de") or m.group("nl"))
+            res = (m.group("en_res") or m.group("de_res") or m.group("nl_res") or "").lower()
+            if "warn" in res:
+                st = WARNING
+            elif any(w in res for w in ("fail", "fehl", "mislukt", "stopped", "not complete")):
+                st = FAILED
+            else:
+                st = SUCCESS
+            if name.lower() in seen:
+                continue
+            seen.add(name.lower())
+            objects.append(ParsedObject(name, "Volume", st, ""))
+        status = None
+        if _OP_FAILED.search(text):
+            status = FAILED
+        elif _OP_WARNING.search(text):
+            status = WARNING
+        elif _OP_SUCCESS.search(text):
+            status = SUCCESS
+        hr = _HR_RE.search(text)
+        if status is None and hr:
+            status = SUCCESS if hr.group("hr") in ("0", "0x0", "0x00000000") else FAILED
+        status = worst_status(status, *(o.status for o in objects)) if objects else status
+        if status is None:
+            status = normalize_status(msg.subject)
+        started = None
+        m = re.search(r"(?:backup operation that started at|started at|gestartet um|gestart om)\s*['‘’\"]?"
+                      r"(?P<t>[^'’\"\n]{6,60})", text, re.IGNORECASE)
+        if m:
+            started = parse_datetime(m.group("t"), default_tz=tz, near=msg.date)
+        errors = re.findall(r"(?:error code|fehlercode|foutcode)\s*['\"]?(0x[0-9a-fA-F]{8})['\"]?[^\n]*", text,
+                            re.IGNORECASE)
+        reason = f"error code {errors[0]}" if errors else ""
+        return ParseResult(software=SOFTWARE, backup_type=BACKUP_TYPE, job_name=_host_from(msg),
+                           overall_status=status, started_at=started, objects=objects, reason=reason)
+
+
+PARSERS: list[Parser] = [WsbScriptReportParser(), WbadminOutputParser()]
