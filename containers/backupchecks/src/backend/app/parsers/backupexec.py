@@ -1,6 +1,176 @@
-"""Parsers for this vendor (to be written)."""
+"""Veritas Backup Exec job alert notifications.
+
+Format (public references: mail filters and monitoring tools quoting real
+mails, and the Backup Exec administrator guide's alert categories):
+
+    Subject: Backup Exec Alert: <category> (Server: "BE01") (Job: "Nightly Full")
+
+with categories such as ``Job Success``, ``Job Completed``, ``Job Completed
+with Exceptions``, ``Job Warning``, ``Backup Job Contains No Data``,
+``Job Failed``, ``Job Failure``, ``Job Cancellation`` / ``Job Canceled`` and
+``Job Start``.  The body repeats ``(Server: "X") (Job: "Y")`` followed by the
+outcome: ``Completed Successfully.``, ``The job completed successfully.
+However, the following conditions were encountered: ...`` (exceptions: a
+warning), ``<job> -- The job failed with the following error: ...`` or ``The
+job was canceled because ...``.  When the job log is included, ``Job
+Completion Status`` / ``Completed status: Successful | Completed with
+exceptions | Failed | Canceled | Missed`` is used as well.
+
+Status: success → Success; exceptions / warning / no data → Warning;
+failed / cancellation / canceled / missed → Failed.  Alerts that are not
+about a finished job (Job Start, media, storage, service and information
+alerts) are recognised with ``is_report=False``.
+"""
 from __future__ import annotations
 
-from .base import Parser
+import re
+from datetime import datetime, timezone
+from typing import Optional
 
-PARSERS: list[Parser] = []
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status
+
+SOFTWARE = "Veritas Backup Exec"
+
+_ALERT_RE = re.compile(r"^\s*(?:Backup Exec|BackupExec)\s+(?:Alert|Warnung|Waarschuwing|Alerte|Melding|Benachrichtigung)"
+                       r"\s*:\s*(?P<category>[^(]*?)\s*(?=\(|$)", re.IGNORECASE)
+_SERVER_RE = re.compile(r"\(\s*Server\s*:\s*\"(?P<server>[^\"]*)\"\s*\)", re.IGNORECASE)
+# Greedy up to the last '")' so a job name with quotes or parentheses stays whole.
+_JOB_RE = re.compile(r"\(\s*(?:Job|Auftrag|Taak|Tâche|Trabajo)\s*:\s*\"(?P<job>.*)\"\s*\)", re.IGNORECASE)
+_COMPLETION_RE = re.compile(
+    r"(?:Job completion status|Completed status|Job status|Auftragsabschlussstatus|Abschlussstatus)\s*:?\s*"
+    r"(?P<status>[A-Za-zäöüÄÖÜ ]+)", re.IGNORECASE)
+_EXCEPTIONS_RE = re.compile(r"however,\s+the\s+following\s+conditions\s+were\s+encountered|"
+                            r"completed\s+with\s+exceptions|mit\s+ausnahmen|met\s+uitzonderingen", re.IGNORECASE)
+_FAILED_RE = re.compile(r"the\s+job\s+failed|job\s+failed|fehlgeschlagen|mislukt|"
+                        r"the\s+job\s+was\s+cancel+ed|job\s+was\s+cancel+ed|abgebrochen|geannuleerd|"
+                        r"\bmissed\b", re.IGNORECASE)
+_SUCCESS_RE = re.compile(r"completed\s+successfully|erfolgreich\s+abgeschlossen|is\s+voltooid|met\s+succes\s+voltooid",
+                         re.IGNORECASE)
+_JOB_TYPES = (
+    ("duplicate", "Duplicate"), ("restore", "Restore"), ("verify", "Verify"),
+    ("database maintenance", "Database Maintenance"), ("inventory", "Inventory"),
+)
+_TIME_RE = {
+    "start": re.compile(r"^\s*(?:Job started|Start time|Started)\s*:?\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE),
+    "end": re.compile(r"^\s*(?:Job ended|End time|Ended|Completed)\s*:?\s*(\S.+?)\s*$", re.IGNORECASE | re.MULTILINE),
+}
+_DT_FORMATS = (
+    "%A, %B %d, %Y %I:%M:%S %p", "%A, %B %d, %Y at %I:%M:%S %p", "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %H:%M:%S", "%d-%m-%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S",
+)
+
+
+def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
+    value = re.sub(r"\s+", " ", value or "").strip()
+    for fmt in _DT_FORMATS:
+        try:
+            dt = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc
+        return dt.replace(tzinfo=tz)
+    return None
+
+
+def _category_status(category: str) -> tuple[Optional[str], bool]:
+    """(status, is_job_result) for an alert category."""
+    c = category.lower().strip()
+    if not c:
+        return None, True
+    if re.search(r"job start|auftragsstart|taak start", c):
+        return None, False
+    if re.search(r"exception|ausnahme|uitzondering", c):
+        return WARNING, True
+    if re.search(r"contains no data|keine daten|geen gegevens", c):
+        return WARNING, True
+    if re.search(r"cancel|abbruch|abgebrochen|annul", c):
+        return FAILED, True
+    if re.search(r"fail|error|fehl|mislukt|fout|missed", c):
+        return FAILED, c.startswith(("job", "backup", "auftrag", "taak", "sdr", "database maintenance"))
+    if re.search(r"warn|waarschuw", c):
+        return WARNING, c.startswith(("job", "backup", "auftrag", "taak"))
+    if re.search(r"success|completed|erfolgreich|abgeschlossen|geslaagd|voltooid", c):
+        return SUCCESS, True
+    return None, False
+
+
+class BackupExecAlertParser(Parser):
+    name = "backupexec_alert"
+    product = SOFTWARE
+    types = ("Backup", "Duplicate", "Restore", "Verify")
+    sender_contains = ("backupexec", "backup.exec")
+    subject_patterns = (r"^\s*Backup\s*Exec\s+Alert\s*:",)
+    body_markers = ("Backup Exec",)
+    description = ("Backup Exec alert mails: subject 'Backup Exec Alert: <category> (Server: \"X\") "
+                   "(Job: \"Y\")'; the category and the body ('Completed Successfully', 'However, the "
+                   "following conditions were encountered', 'The job failed', 'canceled') give the status.")
+
+    def matches(self, msg: Message) -> Optional[str]:
+        subj = msg.subject
+        if _ALERT_RE.match(subj):
+            return "subject starts with 'Backup Exec Alert:'"
+        if "(server:" in subj.lower() and _JOB_RE.search(subj) and (
+                "backup exec" in msg.text.lower() or "backupexec" in msg.from_address):
+            return "subject has (Server: \"..\") (Job: \"..\") and mentions Backup Exec"
+        return None
+
+    def parse(self, msg: Message) -> ParseResult:
+        subj = msg.subject
+        text = msg.text or ""
+        m = _ALERT_RE.match(subj)
+        category = m.group("category").strip() if m else ""
+        jm = _JOB_RE.search(subj) or _JOB_RE.search(text)
+        job = jm.group("job").strip() if jm else None
+
+        status, is_job = _category_status(category)
+        if not is_job or (job is None and status is None):
+            return ParseResult(software=None, backup_type=None, job_name=None, overall_status=None,
+                               is_report=False,
+                               reason=f"Backup Exec alert '{category or subj}' is not a job result")
+
+        body_status = None
+        cm = _COMPLETION_RE.search(text)
+        if cm:
+            body_status = normalize_status(cm.group("status"))
+            if re.match(r"\s*(?:cancel|missed)", cm.group("status"), re.IGNORECASE):
+                body_status = FAILED
+        if body_status is None:
+            if _EXCEPTIONS_RE.search(text):
+                body_status = WARNING
+            elif _FAILED_RE.search(text):
+                body_status = FAILED
+            elif _SUCCESS_RE.search(text):
+                body_status = SUCCESS
+        # The category is authoritative, but a body that says "however, the following
+        # conditions were encountered" under a generic "Job Completed" is a warning.
+        if status is None:
+            status = body_status
+        elif status == SUCCESS and body_status in (WARNING, FAILED):
+            status = body_status
+
+        backup_type = "Backup"
+        for key, label in _JOB_TYPES:
+            if key in category.lower():
+                backup_type = label
+                break
+
+        started = ended = None
+        sm = _TIME_RE["start"].search(text)
+        if sm:
+            started = _parse_dt(sm.group(1), msg)
+        em = _TIME_RE["end"].search(text)
+        if em:
+            ended = _parse_dt(em.group(1), msg)
+
+        return ParseResult(
+            software=SOFTWARE,
+            backup_type=backup_type,
+            job_name=job,
+            overall_status=status,
+            started_at=started,
+            ended_at=ended,
+            objects=[],
+        )
+
+
+PARSERS: list[Parser] = [BackupExecAlertParser()]
