@@ -1,0 +1,102 @@
+"""Synology Hyper Backup, Active Backup for Business, USB Copy and Snapshot Replication mails."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from backend.app.parsers.base import Message
+from backend.app.parsers.normalize import normalize
+from backend.app.parsers.registry import parse_message, parse_raw
+
+HERE = os.path.dirname(__file__)
+OWN = os.path.join(HERE, "samples")
+CORPUS = "/work/shared/samples/emails/other"
+CET = timezone(timedelta(hours=1))
+
+
+def _samples():
+    return sorted(glob.glob(os.path.join(OWN, "synology_*.eml"))) + sorted(glob.glob(os.path.join(CORPUS, "syno_*.eml")))
+
+
+def _as_dict(r):
+    return {
+        "software": r.software, "backup_type": r.backup_type, "job_name": r.job_name,
+        "overall_status": r.overall_status,
+        "objects": [dict(name=o.name, type=o.type, status=o.status, message=o.message) for o in r.objects],
+    }
+
+
+@pytest.mark.parametrize("path", _samples(), ids=os.path.basename)
+def test_sample_matches_expected(path):
+    with open(path[:-4] + ".expected.json", encoding="utf-8") as fh:
+        expected = json.load(fh)
+    with open(path, "rb") as fh:
+        result = parse_raw(fh.read())
+    assert result.parsed, result.reason
+    assert _as_dict(result) == {k: expected.get(k) for k in
+                                ("software", "backup_type", "job_name", "overall_status", "objects")}
+
+
+def test_own_samples_cover_languages_and_outcomes():
+    names = [os.path.basename(p) for p in glob.glob(os.path.join(OWN, "synology_*.eml"))]
+    for needle in ("_de", "_nl", "_en", "failed", "success", "partial"):
+        assert any(needle in n for n in names), needle
+
+
+def _load(name):
+    with open(os.path.join(OWN, name), "rb") as fh:
+        return normalize(fh.read())
+
+
+def _msg(subject, text, sender="nas@example.invalid", date=datetime(2025, 3, 1, 2, 0, tzinfo=CET)):
+    return Message(from_address=sender, subject=subject, raw_subject=subject, date=date, text=text)
+
+
+def test_hyper_backup_times_from_start_and_duration():
+    r = parse_message(_load("synology_hyperbackup_success_de_htmlonly.eml"))
+    assert r.started_at == datetime(2025, 3, 5, 1, 0, 1, tzinfo=CET)
+    assert r.ended_at == datetime(2025, 3, 5, 2, 3, 13, tzinfo=CET)
+
+
+def test_task_name_with_failure_word_does_not_fail_a_successful_run():
+    text = ("Your backup task Failed-Disk-Archive is now complete.\n\nBackup Task: Failed-Disk-Archive\n"
+            "Backup Destination: usbshare1 / NAS_1.hbk\nStart Time: Sat, 01 Mar 2025 01:00:00\nDuration: 5 Minutes\n\nFrom NAS\n")
+    r = parse_message(_msg("[NAS] Local folder & USB backup - Failed-Disk-Archive successful on NAS", text))
+    assert (r.software, r.job_name, r.overall_status) == ("Synology Hyper Backup", "Failed-Disk-Archive", "Success")
+
+
+def test_hyper_backup_partial_german():
+    text = ("Ihre Datensicherungsaufgabe Server-Abzug ist teilweise abgeschlossen. Einige Dateien wurden nicht gesichert.\n\n"
+            "Datensicherungsaufgabe: Server-Abzug\nDatensicherungsziel: usbshare1 / DS_1.hbk\nStartzeit: Sa, 01 Mär 2025 01:00:00\n"
+            "Dauer: 2 Minuten\n\nVon DS\n")
+    r = parse_message(_msg("[DS] Local folder & USB backup - Server-Abzug teilweise abgeschlossen auf DS", text))
+    assert (r.job_name, r.overall_status) == ("Server-Abzug", "Warning")
+
+
+def test_hyper_backup_from_subject_when_body_has_no_task_line():
+    r = parse_message(_msg("[NAS9] Synology C2 Storage backup - Archive 2025 failed on NAS9",
+                           "The backup on NAS9 has failed.\n\nFrom NAS9\n", sender="sns@synologynotification.com"))
+    assert (r.software, r.job_name, r.overall_status) == ("Synology Hyper Backup", "Archive 2025", "Failed")
+
+
+def test_abb_ambiguous_us_date_is_not_placed_in_the_future():
+    r = parse_message(_load("synology_abb_vm_failed_en.eml"))
+    assert r.started_at == datetime(2025, 3, 11, 1, 0, tzinfo=CET)
+    assert r.ended_at == datetime(2025, 3, 11, 2, 17, tzinfo=CET)
+
+
+def test_abb_devices_carry_the_task_status():
+    r = parse_message(_load("synology_abb_pc_success_de.eml"))
+    assert [(o.name, o.status) for o in r.objects] == [("NB-VERTRIEB-01", "Success"), ("NB-VERTRIEB-02", "Success")]
+
+
+def test_non_backup_synology_mail_is_not_taken_as_backup():
+    r = parse_message(_msg("[NAS] Storage Pool 1 on NAS has degraded",
+                           "Storage Pool 1 on NAS has entered degraded mode.\n\nFrom NAS\n",
+                           sender="sns@synologynotification.com"))
+    assert r.software not in ("Synology Hyper Backup", "Synology Active Backup for Business", "Synology USB Copy",
+                              "Synology Snapshot Replication")
