@@ -1,0 +1,78 @@
+"""Backupchecks: the application factory.
+
+Imports of Flask and friends stay inside create_app so that the pure parts of
+the package (``backend.app.parsers``) load fast without them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping, Optional
+
+__all__ = ["create_app"]
+
+SRC_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _read_version() -> str:
+    candidates = [os.environ.get("APP_VERSION_FILE"),
+                  os.path.join(SRC_DIR, "version.txt"),
+                  os.path.join(SRC_DIR, "..", "..", "..", "version.txt"),
+                  "/app/version.txt"]
+    for path in candidates:
+        if path and os.path.isfile(path):
+            with open(path, encoding="utf-8") as fh:
+                return fh.read().strip()
+    return "unknown"
+
+
+def create_app(config: Optional[Mapping[str, Any]] = None):
+    from flask import Flask
+
+    from . import config as config_module
+    from .extensions import csrf, db, login_manager, migrate
+
+    app = Flask(
+        __name__,
+        template_folder=os.path.join(SRC_DIR, "templates"),
+        static_folder=os.path.join(SRC_DIR, "static"),
+        instance_path=os.environ.get("APP_INSTANCE_PATH") or os.path.join(SRC_DIR, "..", "..", "..", "instance"),
+    )
+    app.instance_path = os.path.abspath(app.instance_path)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(config_module.load_config(os.environ, app.instance_path))
+    if config:
+        app.config.update(config)
+    config_module.check_production(app.config)
+    app.config["APP_VERSION"] = _read_version()
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+    from . import web
+    web.init_app(app)
+
+    from .auth import auth_bp
+    from .main import main_bp
+    from .docs import doc_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+    app.register_blueprint(doc_bp)
+
+    from . import cli
+    cli.init_app(app)
+
+    if app.config.get("RUN_MIGRATIONS"):
+        from .services.migrations import upgrade_under_lock
+        upgrade_under_lock(app)
+
+    if app.config.get("BACKGROUND_JOBS"):
+        from .services.background import start_background_jobs
+        start_background_jobs(app)
+
+    return app

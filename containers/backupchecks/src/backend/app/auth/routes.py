@@ -1,0 +1,127 @@
+"""Login, logout, first-run setup, profile and role switching."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..extensions import db
+from ..security import EVERYONE, public, roles_required
+from ..services import accounts, audit
+from . import auth_bp
+from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
+
+
+def _client_ip() -> str:
+    return request.headers.get("X-Forwarded-For", request.remote_addr or "?").split(",")[0].strip()
+
+
+def _safe_next(target: str | None) -> str:
+    if target and not urlsplit(target).netloc and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("main.dashboard")
+
+
+@auth_bp.route("/setup", methods=["GET", "POST"])
+@public
+def setup():
+    """Create the first admin; once any user exists this page is closed."""
+    if accounts.has_users():
+        flash("Backupchecks is already set up. Log in, or ask an admin for an account.", "info")
+        return redirect(url_for("auth.login"))
+    form = SetupForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.create_user(form.username.data, form.password.data, ["admin"])
+            db.session.commit()
+        except accounts.AccountError as exc:
+            db.session.rollback()
+            form.password.errors.append(str(exc))
+        else:
+            login_user(user)
+            flash(f"Welcome, {user.username}. You are the first admin. Next: Settings → Mail.", "success")
+            return redirect(url_for("main.dashboard"))
+    return render_template("auth/setup.html", form=form)
+
+
+@auth_bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("main.dashboard"))
+    form = LoginForm()
+    error = None
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                user = accounts.authenticate(form.username.data, form.password.data, _client_ip())
+            except accounts.LoginThrottled as exc:
+                error, status = str(exc), 429
+            except accounts.AccountError as exc:
+                error, status = str(exc), 401
+            else:
+                login_user(user)
+                return redirect(_safe_next(request.args.get("next")))
+        else:
+            error, status = "Enter your user name and password.", 400
+    return render_template("auth/login.html", form=form, error=error), status
+
+
+@auth_bp.route("/logout", methods=["GET", "POST"])
+@public
+def logout():
+    if current_user.is_authenticated:
+        audit.record("logout", f"{current_user.username} logged out", commit=True)
+        logout_user()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@auth_bp.route("/profile", methods=["GET", "POST"])
+@roles_required(*EVERYONE)
+def profile():
+    pw_form = PasswordForm(prefix="pw")
+    theme_form = ThemeForm(prefix="theme", theme=current_user.theme)
+    if request.method == "POST":
+        section = request.form.get("section")
+        if section == "password" and pw_form.validate_on_submit():
+            if not accounts.verify_password(current_user, pw_form.current.data):
+                pw_form.current.errors.append("The current password is wrong.")
+            else:
+                try:
+                    accounts.set_password(current_user, pw_form.password.data, actor=current_user,
+                                          event="user.password_change")
+                    db.session.commit()
+                    flash("Your password was changed.", "success")
+                    return redirect(url_for("auth.profile"))
+                except accounts.AccountError as exc:
+                    db.session.rollback()
+                    pw_form.password.errors.append(str(exc))
+        elif section == "theme" and theme_form.validate_on_submit():
+            before = current_user.theme
+            current_user.theme = theme_form.theme.data
+            audit.record("user.theme", f"Theme {before} → {current_user.theme}", target_type="user",
+                         target_id=current_user.id, before={"theme": before}, after={"theme": current_user.theme})
+            db.session.commit()
+            flash(f"Theme set to {current_user.theme}.", "success")
+            return redirect(url_for("auth.profile"))
+    return render_template("auth/profile.html", pw_form=pw_form, theme_form=theme_form)
+
+
+@auth_bp.route("/switch-role", methods=["POST"])
+@login_required
+@roles_required(*EVERYONE)
+def switch_role():
+    form = RoleSwitchForm()
+    role = request.form.get("role", "")
+    if not form.validate_on_submit() or role not in current_user.role_list:
+        abort(400, "You don't hold that role.")
+    before = current_user.current_role
+    current_user.active_role = role
+    audit.record("user.switch_role", f"Active role {before} → {role}", target_type="user",
+                 target_id=current_user.id, before={"active_role": before}, after={"active_role": role})
+    db.session.commit()
+    flash(f"You now work as {role}.", "success")
+    return redirect(url_for("main.dashboard"))

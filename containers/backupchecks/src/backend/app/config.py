@@ -1,0 +1,120 @@
+"""Typed configuration from the environment.
+
+Every variable is documented in deploy/.env.example and docs/configuration.md.
+With no database settings at all the app uses SQLite in its instance folder
+(the embedded default for ``make run``); production refuses that.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional
+from urllib.parse import quote_plus
+
+EXAMPLE_SECRET_KEYS = {
+    "",
+    "change-me",
+    "changeme",
+    "set-me",
+    "set-me-to-a-long-random-string",
+    "dev",
+    "secret",
+}
+
+DB_VARS = ("DATABASE_URL", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "DB_HOST", "DB_PORT")
+GRAPH_ENV = {
+    "GRAPH_TENANT_ID": "graph_tenant_id",
+    "GRAPH_CLIENT_ID": "graph_client_id",
+    "GRAPH_CLIENT_SECRET": "graph_client_secret",
+    "GRAPH_MAILBOX": "graph_mailbox",
+    "GRAPH_INCOMING_FOLDER": "graph_incoming_folder",
+    "GRAPH_PROCESSED_FOLDER": "graph_processed_folder",
+}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message is one line for the operator."""
+
+
+def env_str(env: Mapping[str, str], name: str, default: Optional[str] = None) -> Optional[str]:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip()
+
+
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env_str(env, name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    value = env_str(env, name)
+    if value is None:
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+def database_url(env: Mapping[str, str], instance_path: str) -> str:
+    """DATABASE_URL wins; else the POSTGRES_*/DB_* variables; else SQLite in the instance folder."""
+    url = env_str(env, "DATABASE_URL")
+    if url:
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        return url
+    if any(env_str(env, name) for name in DB_VARS[1:]):
+        user = quote_plus(env_str(env, "POSTGRES_USER", "backupchecks"))
+        password = env_str(env, "POSTGRES_PASSWORD", "")
+        auth = f"{user}:{quote_plus(password)}" if password else user
+        host = env_str(env, "DB_HOST", "localhost")
+        port = env_int(env, "DB_PORT", 5432)
+        name = env_str(env, "POSTGRES_DB", "backupchecks")
+        return f"postgresql+psycopg://{auth}@{host}:{port}/{name}"
+    return "sqlite:///" + os.path.join(instance_path, "backupchecks.sqlite3")
+
+
+def load_config(env: Mapping[str, str], instance_path: str) -> dict:
+    """Build the Flask config mapping from the environment."""
+    app_env = (env_str(env, "APP_ENV", "development") or "development").lower()
+    secret = env_str(env, "APP_SECRET_KEY")
+    cfg = {
+        "APP_ENV": app_env,
+        "APP_PORT": env_int(env, "APP_PORT", 8080),
+        "SECRET_KEY": secret or "dev-only-not-for-production",
+        "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "GRAPH_AUTHORITY_HOST": env_str(env, "GRAPH_AUTHORITY_HOST", "https://login.microsoftonline.com"),
+        "GRAPH_API_BASE": env_str(env, "GRAPH_API_BASE", "https://graph.microsoft.com/v1.0"),
+        # GRAPH_* values set in the environment win over the Settings page.
+        "GRAPH_ENV_OVERRIDES": {key: env_str(env, var) for var, key in GRAPH_ENV.items() if env_str(env, var)},
+        "BACKGROUND_JOBS": env_bool(env, "BACKGROUND_JOBS", True),
+        "RUN_MIGRATIONS": env_bool(env, "RUN_MIGRATIONS", True),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env_bool(env, "SESSION_COOKIE_SECURE", app_env == "production"),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "MAX_CONTENT_LENGTH": env_int(env, "MAX_UPLOAD_MB", 50) * 1024 * 1024,
+        "LOGIN_THROTTLE_MAX": env_int(env, "LOGIN_THROTTLE_MAX", 5),
+        "LOGIN_THROTTLE_WINDOW_SECONDS": env_int(env, "LOGIN_THROTTLE_WINDOW_SECONDS", 900),
+    }
+    return cfg
+
+
+def check_production(cfg: Mapping) -> None:
+    """Refuse to start in production with a config that can't be safe. One-line reasons."""
+    if cfg.get("APP_ENV") != "production":
+        return
+    secret = cfg.get("SECRET_KEY") or ""
+    if secret.lower() in EXAMPLE_SECRET_KEYS or secret == "dev-only-not-for-production" or secret.lower().startswith("set-me"):
+        raise ConfigError("APP_SECRET_KEY is missing or still the example value; set a long random string (e.g. `openssl rand -hex 32`)")
+    if len(secret) < 16:
+        raise ConfigError("APP_SECRET_KEY is too short; use at least 16 random characters (e.g. `openssl rand -hex 32`)")
+    if str(cfg.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite"):
+        raise ConfigError("APP_ENV=production needs PostgreSQL: set DATABASE_URL or POSTGRES_DB/POSTGRES_USER/POSTGRES_PASSWORD/DB_HOST")

@@ -1,0 +1,67 @@
+"""User management (admin): create, roles, reset password, deactivate, delete."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import ROLES, User
+from ..security import roles_required
+from ..services import accounts
+from . import main_bp
+
+
+@main_bp.route("/settings/users")
+@roles_required("admin")
+def users():
+    rows = db.session.execute(select(User).order_by(User.username)).scalars().all()
+    return render_template("main/users.html", users=rows, section="users")
+
+
+@main_bp.route("/settings/users/new", methods=["POST"])
+@roles_required("admin")
+def user_create():
+    try:
+        user = accounts.create_user(request.form.get("username", ""), request.form.get("password", ""),
+                                    request.form.getlist("roles"), actor=current_user)
+        db.session.commit()
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        flash(f"User not created: {exc}", "danger")
+        return redirect(url_for("main.users"))
+    flash(f"User {user.username} created.", "success")
+    return redirect(url_for("main.users"))
+
+
+@main_bp.route("/settings/users/<int:user_id>", methods=["POST"])
+@roles_required("admin")
+def user_update(user_id: int):
+    user = db.get_or_404(User, user_id)
+    action = request.form.get("action")
+    try:
+        if action == "roles":
+            accounts.set_roles(user, request.form.getlist("roles"), actor=current_user)
+            message = f"Roles of {user.username} saved."
+        elif action == "password":
+            accounts.set_password(user, request.form.get("password", ""), actor=current_user)
+            message = f"Password of {user.username} reset."
+        elif action in ("deactivate", "activate"):
+            accounts.set_active(user, action == "activate", actor=current_user)
+            message = f"{user.username} {action}d."
+        elif action == "delete":
+            name = user.username
+            accounts.delete_user(user, actor=current_user)
+            message = f"User {name} deleted."
+        else:
+            raise accounts.AccountError("Unknown action.")
+        db.session.commit()
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        flash(f"Not changed: {exc}", "danger")
+        return redirect(url_for("main.users"))
+    flash(message, "success")
+    return redirect(url_for("main.users"))
+
+
+ROLE_CHOICES = ROLES

@@ -1,0 +1,517 @@
+"""The domain model. Table names are stable (see ARCHITECTURE.md).
+
+All timestamps are stored as timezone-aware UTC (``UTCDateTime``); pages
+convert them to the configured UI timezone.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from .extensions import db
+
+ROLES = ("admin", "operator", "reporter", "viewer")
+THEMES = ("light", "dark", "auto")
+STATUSES = ("Success", "Warning", "Failed", "Missed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A DateTime that is always timezone-aware UTC, on PostgreSQL and SQLite alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a timezone")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class TimestampMixin:
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    updated_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+# --- Accounts, settings, audit ---------------------------------------------------------
+
+class User(TimestampMixin, db.Model):
+    __tablename__ = "users"
+
+    id = db.Column(db.Integer, primary_key=True)
+    username = db.Column(db.String(80), nullable=False, unique=True)
+    password_hash = db.Column(db.String(255), nullable=False)
+    roles = db.Column(db.String(120), nullable=False, default="viewer")  # comma-separated
+    active_role = db.Column(db.String(20), nullable=True)  # remembered across logins
+    theme = db.Column(db.String(10), nullable=False, default="auto")
+    is_active_user = db.Column(db.Boolean, nullable=False, default=True)
+    last_login_at = db.Column(UTCDateTime(), nullable=True)
+    last_dashboard_date = db.Column(db.String(10), nullable=True)  # YYYY-MM-DD in UI timezone
+
+    # Flask-Login protocol -----------------------------------------------------
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.is_active_user)
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    # Roles ---------------------------------------------------------------------
+    @property
+    def role_list(self) -> list[str]:
+        return [r for r in (self.roles or "").split(",") if r in ROLES]
+
+    @role_list.setter
+    def role_list(self, value) -> None:
+        wanted = [r for r in ROLES if r in set(value)]
+        self.roles = ",".join(wanted)
+        if self.active_role not in wanted:
+            self.active_role = wanted[0] if wanted else None
+
+    @property
+    def current_role(self) -> str | None:
+        roles = self.role_list
+        if self.active_role in roles:
+            return self.active_role
+        return roles[0] if roles else None
+
+
+class SystemSettings(db.Model):
+    """One row (id=1) of settings kept in the database and edited on /settings."""
+
+    __tablename__ = "system_settings"
+
+    id = db.Column(db.Integer, primary_key=True)
+    # General
+    ui_timezone = db.Column(db.String(64), nullable=False, default="Europe/Amsterdam")
+    sandbox_mode = db.Column(db.Boolean, nullable=False, default=False)
+    dashboard_first = db.Column(db.Boolean, nullable=False, default=False)  # dashboard policy
+    daily_status_rule = db.Column(db.String(10), nullable=False, default="worst")  # worst|last|best
+    company_name = db.Column(db.String(200), nullable=False, default="")
+    # Mail (Microsoft Graph)
+    graph_tenant_id = db.Column(db.String(100), nullable=True)
+    graph_client_id = db.Column(db.String(100), nullable=True)
+    graph_client_secret = db.Column(db.Text, nullable=True)  # write-only in the UI
+    graph_mailbox = db.Column(db.String(255), nullable=True)
+    graph_incoming_folder = db.Column(db.String(500), nullable=True)
+    graph_processed_folder = db.Column(db.String(500), nullable=True)
+    # Imports
+    auto_import_enabled = db.Column(db.Boolean, nullable=False, default=False)
+    import_interval_minutes = db.Column(db.Integer, nullable=False, default=15)
+    import_batch_size = db.Column(db.Integer, nullable=False, default=50)
+    manual_import_batch_size = db.Column(db.Integer, nullable=False, default=50)
+    keep_raw_mails = db.Column(db.Boolean, nullable=False, default=True)
+    raw_retention_days = db.Column(db.Integer, nullable=False, default=90)
+    # Autotask
+    autotask_enabled = db.Column(db.Boolean, nullable=False, default=False)
+    autotask_environment = db.Column(db.String(20), nullable=False, default="sandbox")
+    autotask_api_user = db.Column(db.String(255), nullable=True)
+    autotask_secret = db.Column(db.Text, nullable=True)  # write-only in the UI
+    autotask_integration_code = db.Column(db.String(255), nullable=True)
+    autotask_base_url = db.Column(db.String(500), nullable=True)  # Backupchecks URL for deep links
+    autotask_default_queue_id = db.Column(db.Integer, nullable=True)
+    autotask_default_source_id = db.Column(db.Integer, nullable=True)
+    autotask_default_priority_id = db.Column(db.Integer, nullable=True)
+    autotask_default_status_id = db.Column(db.Integer, nullable=True)
+    autotask_reference_data = db.Column(db.JSON, nullable=True)
+    autotask_reference_refreshed_at = db.Column(UTCDateTime(), nullable=True)
+    # Reports
+    report_retention_days = db.Column(db.Integer, nullable=False, default=90)
+    updated_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class AuditLog(db.Model):
+    __tablename__ = "audit_logs"
+
+    id = db.Column(db.Integer, primary_key=True)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, index=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
+    username = db.Column(db.String(80), nullable=True)  # kept when the user is deleted
+    event = db.Column(db.String(80), nullable=False, index=True)
+    target_type = db.Column(db.String(50), nullable=True)
+    target_id = db.Column(db.String(50), nullable=True)
+    summary = db.Column(db.String(500), nullable=False, default="")
+    before = db.Column(db.JSON, nullable=True)
+    after = db.Column(db.JSON, nullable=True)
+    ip_address = db.Column(db.String(64), nullable=True)
+
+
+class LoginAttempt(db.Model):
+    """Failed logins, for throttling per user and per address across processes."""
+
+    __tablename__ = "login_attempts"
+
+    id = db.Column(db.Integer, primary_key=True)
+    username = db.Column(db.String(80), nullable=False)
+    ip_address = db.Column(db.String(64), nullable=False)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_login_attempts_username_created", "username", "created_at"),
+        Index("ix_login_attempts_ip_created", "ip_address", "created_at"),
+    )
+
+
+# --- Customers, jobs, mail, runs ------------------------------------------------------------
+
+class Customer(TimestampMixin, db.Model):
+    __tablename__ = "customers"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(200), nullable=False, unique=True)
+    active = db.Column(db.Boolean, nullable=False, default=True)
+    autotask_company_id = db.Column(db.Integer, nullable=True)
+    autotask_company_name = db.Column(db.String(255), nullable=True)
+    autotask_mapping_status = db.Column(db.String(20), nullable=True)  # ok|renamed|missing|invalid
+    autotask_checked_at = db.Column(UTCDateTime(), nullable=True)
+
+    jobs = db.relationship("Job", back_populates="customer", lazy="select")
+
+
+class Job(TimestampMixin, db.Model):
+    __tablename__ = "jobs"
+
+    id = db.Column(db.Integer, primary_key=True)
+    customer_id = db.Column(db.Integer, db.ForeignKey("customers.id"), nullable=False, index=True)
+    # Identity: sender + job name + software (normalised in identity_key).
+    sender = db.Column(db.String(320), nullable=False, default="")
+    job_name = db.Column(db.String(500), nullable=False)
+    software = db.Column(db.String(120), nullable=False, default="")
+    backup_type = db.Column(db.String(120), nullable=True)
+    identity_key = db.Column(db.String(1000), nullable=False)
+    archived = db.Column(db.Boolean, nullable=False, default=False)
+    archived_at = db.Column(UTCDateTime(), nullable=True)
+    # Schedule: learned from runs, or set by hand (the manual one wins).
+    schedule_kind = db.Column(db.String(20), nullable=False, default="unknown")  # daily|weekly|monthly|every_n_days|irregular|unknown
+    learned_schedule = db.Column(db.JSON, nullable=True)
+    learned_at = db.Column(UTCDateTime(), nullable=True)
+    manual_schedule = db.Column(db.JSON, nullable=True)
+    next_expected_at = db.Column(UTCDateTime(), nullable=True)  # slot + grace: when "missed" is decided
+    next_expected_slot = db.Column(UTCDateTime(), nullable=True)
+    last_run_at = db.Column(UTCDateTime(), nullable=True)
+    last_status = db.Column(db.String(20), nullable=True)
+
+    customer = db.relationship("Customer", back_populates="jobs")
+    runs = db.relationship("JobRun", back_populates="job", lazy="dynamic", passive_deletes=True)
+
+    __table_args__ = (
+        UniqueConstraint("identity_key", name="uq_jobs_identity_key"),
+        # The missed-run loop asks this index for expired deadlines only.
+        Index("ix_jobs_next_expected_due", "next_expected_at",
+              postgresql_where=text("archived = false AND next_expected_at IS NOT NULL")),
+    )
+
+
+class MailMessage(db.Model):
+    __tablename__ = "mail_messages"
+
+    id = db.Column(db.Integer, primary_key=True)
+    source = db.Column(db.String(20), nullable=False, default="upload")  # graph|upload|folder|cli
+    source_id = db.Column(db.String(500), nullable=True)
+    internet_message_id = db.Column(db.String(998), nullable=True)
+    from_address = db.Column(db.String(320), nullable=False, default="")
+    subject = db.Column(db.String(1000), nullable=False, default="")
+    received_at = db.Column(UTCDateTime(), nullable=True)  # the mail's Date
+    imported_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    raw = db.Column(db.LargeBinary, nullable=True)
+    raw_size = db.Column(db.Integer, nullable=True)
+    raw_sha256 = db.Column(db.String(64), nullable=True)
+    raw_purged_at = db.Column(UTCDateTime(), nullable=True)
+    body_text = db.Column(db.Text, nullable=True)
+    body_html = db.Column(db.Text, nullable=True)
+    # Parse result
+    parsed = db.Column(db.Boolean, nullable=False, default=False)
+    is_report = db.Column(db.Boolean, nullable=False, default=True)
+    parser_name = db.Column(db.String(100), nullable=True)
+    parse_reason = db.Column(db.String(1000), nullable=True)
+    parse_error = db.Column(db.Text, nullable=True)
+    software = db.Column(db.String(120), nullable=True)
+    backup_type = db.Column(db.String(120), nullable=True)
+    job_name = db.Column(db.String(500), nullable=True)
+    overall_status = db.Column(db.String(20), nullable=True)
+    parse_result = db.Column(db.JSON, nullable=True)  # objects, started_at, ended_at
+    # Workflow
+    state = db.Column(db.String(20), nullable=False, default="inbox")  # inbox|processed|ignored|error|deleted
+    job_id = db.Column(db.Integer, db.ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True, index=True)
+    deleted_at = db.Column(UTCDateTime(), nullable=True)
+    deleted_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+    job = db.relationship("Job")
+
+    __table_args__ = (
+        UniqueConstraint("source", "source_id", name="uq_mail_messages_source_source_id"),
+        UniqueConstraint("internet_message_id", name="uq_mail_messages_internet_message_id"),
+        Index("ix_mail_messages_state_received", "state", "received_at"),
+    )
+
+
+class JobRun(db.Model):
+    __tablename__ = "job_runs"
+
+    id = db.Column(db.Integer, primary_key=True)
+    job_id = db.Column(db.Integer, db.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    mail_message_id = db.Column(db.Integer, db.ForeignKey("mail_messages.id", ondelete="SET NULL"), nullable=True, index=True)
+    status = db.Column(db.String(20), nullable=False)  # Success|Warning|Failed|Missed
+    effective_status = db.Column(db.String(20), nullable=False)  # after overrides
+    override_id = db.Column(db.Integer, db.ForeignKey("overrides.id", ondelete="SET NULL"), nullable=True)
+    started_at = db.Column(UTCDateTime(), nullable=True)
+    ended_at = db.Column(UTCDateTime(), nullable=True)
+    missed = db.Column(db.Boolean, nullable=False, default=False)
+    missed_slot = db.Column(UTCDateTime(), nullable=True)  # the expected slot a missed run stands for
+    message = db.Column(db.Text, nullable=True)
+    reviewed_at = db.Column(UTCDateTime(), nullable=True)
+    reviewed_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    autotask_ticket_id = db.Column(db.Integer, nullable=True)
+    autotask_ticket_number = db.Column(db.String(50), nullable=True)
+    autotask_ticket_created_at = db.Column(UTCDateTime(), nullable=True)
+    autotask_ticket_created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    job = db.relationship("Job", back_populates="runs")
+    mail_message = db.relationship("MailMessage")
+    objects = db.relationship("RunObject", back_populates="run", cascade="all, delete-orphan",
+                              order_by="RunObject.id")
+    reviewed_by = db.relationship("User", foreign_keys=[reviewed_by_id])
+
+    __table_args__ = (
+        Index("ix_job_runs_job_started", "job_id", "started_at"),
+        Index("ix_job_runs_unreviewed", "job_id", postgresql_where=text("reviewed_at IS NULL")),
+        Index("ix_job_runs_started", "started_at"),
+        # At most one missed run per job and expected slot.
+        UniqueConstraint("job_id", "missed_slot", name="uq_job_runs_job_id_missed_slot"),
+    )
+
+
+class RunObject(db.Model):
+    __tablename__ = "run_objects"
+
+    id = db.Column(db.Integer, primary_key=True)
+    job_run_id = db.Column(db.Integer, db.ForeignKey("job_runs.id", ondelete="CASCADE"), nullable=False, index=True)
+    name = db.Column(db.String(500), nullable=False)
+    type = db.Column(db.String(100), nullable=True)
+    status = db.Column(db.String(20), nullable=True)
+    effective_status = db.Column(db.String(20), nullable=True)
+    message = db.Column(db.Text, nullable=True)
+    override_id = db.Column(db.Integer, db.ForeignKey("overrides.id", ondelete="SET NULL"), nullable=True)
+
+    run = db.relationship("JobRun", back_populates="objects")
+
+
+class Override(TimestampMixin, db.Model):
+    __tablename__ = "overrides"
+
+    id = db.Column(db.Integer, primary_key=True)
+    level = db.Column(db.String(10), nullable=False)  # global|job|object
+    software = db.Column(db.String(120), nullable=True)
+    backup_type = db.Column(db.String(120), nullable=True)
+    job_name_pattern = db.Column(db.String(500), nullable=True)
+    job_id = db.Column(db.Integer, db.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True)
+    object_name = db.Column(db.String(500), nullable=True)
+    match_status = db.Column(db.String(20), nullable=True)  # empty = any
+    match_text = db.Column(db.String(1000), nullable=True)
+    match_mode = db.Column(db.String(12), nullable=False, default="contains")  # contains|exact|starts|ends
+    valid_from = db.Column(UTCDateTime(), nullable=True)
+    valid_until = db.Column(UTCDateTime(), nullable=True)
+    treat_as_success = db.Column(db.Boolean, nullable=False, default=True)
+    comment = db.Column(db.String(1000), nullable=True)
+    active = db.Column(db.Boolean, nullable=False, default=True)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+    job = db.relationship("Job")
+
+
+# --- Tickets and remarks ---------------------------------------------------------------------
+
+class Ticket(TimestampMixin, db.Model):
+    __tablename__ = "tickets"
+
+    id = db.Column(db.Integer, primary_key=True)
+    code = db.Column(db.String(100), nullable=False, index=True)
+    description = db.Column(db.Text, nullable=False, default="")
+    active_from = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    resolved_at = db.Column(UTCDateTime(), nullable=True)
+    resolved_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    resolution_note = db.Column(db.Text, nullable=True)
+    autotask_ticket_id = db.Column(db.Integer, nullable=True, index=True)
+
+    scopes = db.relationship("TicketScope", back_populates="ticket", cascade="all, delete-orphan")
+
+
+class TicketScope(db.Model):
+    __tablename__ = "ticket_scopes"
+
+    id = db.Column(db.Integer, primary_key=True)
+    ticket_id = db.Column(db.Integer, db.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True)
+    scope_type = db.Column(db.String(10), nullable=False)  # customer|job|object
+    customer_id = db.Column(db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), nullable=True, index=True)
+    job_id = db.Column(db.Integer, db.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True)
+    object_name = db.Column(db.String(500), nullable=True)
+
+    ticket = db.relationship("Ticket", back_populates="scopes")
+
+
+class TicketJobRun(db.Model):
+    __tablename__ = "ticket_job_runs"
+
+    ticket_id = db.Column(db.Integer, db.ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    job_run_id = db.Column(db.Integer, db.ForeignKey("job_runs.id", ondelete="CASCADE"), primary_key=True, index=True)
+    linked_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class Remark(TimestampMixin, db.Model):
+    __tablename__ = "remarks"
+
+    id = db.Column(db.Integer, primary_key=True)
+    body = db.Column(db.Text, nullable=False, default="")
+    active_from = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    resolved_at = db.Column(UTCDateTime(), nullable=True)
+    resolved_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    resolution_note = db.Column(db.Text, nullable=True)
+
+    scopes = db.relationship("RemarkScope", back_populates="remark", cascade="all, delete-orphan")
+
+
+class RemarkScope(db.Model):
+    __tablename__ = "remark_scopes"
+
+    id = db.Column(db.Integer, primary_key=True)
+    remark_id = db.Column(db.Integer, db.ForeignKey("remarks.id", ondelete="CASCADE"), nullable=False, index=True)
+    scope_type = db.Column(db.String(10), nullable=False)
+    customer_id = db.Column(db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), nullable=True, index=True)
+    job_id = db.Column(db.Integer, db.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True)
+    object_name = db.Column(db.String(500), nullable=True)
+
+    remark = db.relationship("Remark", back_populates="scopes")
+
+
+class RemarkJobRun(db.Model):
+    __tablename__ = "remark_job_runs"
+
+    remark_id = db.Column(db.Integer, db.ForeignKey("remarks.id", ondelete="CASCADE"), primary_key=True)
+    job_run_id = db.Column(db.Integer, db.ForeignKey("job_runs.id", ondelete="CASCADE"), primary_key=True, index=True)
+    linked_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+# --- Feedback and news -------------------------------------------------------------------------
+
+class FeedbackItem(TimestampMixin, db.Model):
+    __tablename__ = "feedback_items"
+
+    id = db.Column(db.Integer, primary_key=True)
+    kind = db.Column(db.String(10), nullable=False, default="bug")  # bug|feature|question
+    title = db.Column(db.String(200), nullable=False)
+    description = db.Column(db.Text, nullable=False, default="")
+    status = db.Column(db.String(20), nullable=False, default="open")
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    deleted_at = db.Column(UTCDateTime(), nullable=True)
+    deleted_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
+class FeedbackVote(db.Model):
+    __tablename__ = "feedback_votes"
+
+    id = db.Column(db.Integer, primary_key=True)
+    item_id = db.Column(db.Integer, db.ForeignKey("feedback_items.id", ondelete="CASCADE"), nullable=False)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("item_id", "user_id", name="uq_feedback_votes_item_id_user_id"),)
+
+
+class FeedbackReply(db.Model):
+    __tablename__ = "feedback_replies"
+
+    id = db.Column(db.Integer, primary_key=True)
+    item_id = db.Column(db.Integer, db.ForeignKey("feedback_items.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    body = db.Column(db.Text, nullable=False)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class FeedbackAttachment(db.Model):
+    __tablename__ = "feedback_attachments"
+
+    id = db.Column(db.Integer, primary_key=True)
+    item_id = db.Column(db.Integer, db.ForeignKey("feedback_items.id", ondelete="CASCADE"), nullable=False, index=True)
+    reply_id = db.Column(db.Integer, db.ForeignKey("feedback_replies.id", ondelete="CASCADE"), nullable=True)
+    filename = db.Column(db.String(255), nullable=False)
+    content_type = db.Column(db.String(50), nullable=False)
+    size = db.Column(db.Integer, nullable=False)
+    data = db.Column(db.LargeBinary, nullable=False)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class NewsItem(TimestampMixin, db.Model):
+    __tablename__ = "news_items"
+
+    id = db.Column(db.Integer, primary_key=True)
+    title = db.Column(db.String(200), nullable=False)
+    body = db.Column(db.Text, nullable=False, default="")
+    visible_from = db.Column(UTCDateTime(), nullable=True)
+    visible_until = db.Column(UTCDateTime(), nullable=True)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
+# --- Background work ----------------------------------------------------------------------------
+
+class ImportCycle(db.Model):
+    """One run of the mail importer (automatic, manual or CLI), for Settings → Imports."""
+
+    __tablename__ = "import_cycles"
+
+    id = db.Column(db.Integer, primary_key=True)
+    trigger = db.Column(db.String(20), nullable=False, default="auto")  # auto|manual|cli|upload
+    started_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, index=True)
+    finished_at = db.Column(UTCDateTime(), nullable=True)
+    state = db.Column(db.String(20), nullable=False, default="running")  # running|done|failed
+    fetched = db.Column(db.Integer, nullable=False, default=0)
+    new = db.Column(db.Integer, nullable=False, default=0)
+    duplicates = db.Column(db.Integer, nullable=False, default=0)
+    auto_processed = db.Column(db.Integer, nullable=False, default=0)
+    to_inbox = db.Column(db.Integer, nullable=False, default=0)
+    failed = db.Column(db.Integer, nullable=False, default=0)
+    error = db.Column(db.Text, nullable=True)
+
+
+class BackgroundTask(db.Model):
+    """A long action (re-parse all, import now, report) with progress that survives a reload."""
+
+    __tablename__ = "background_tasks"
+
+    id = db.Column(db.Integer, primary_key=True)
+    kind = db.Column(db.String(40), nullable=False, index=True)
+    state = db.Column(db.String(20), nullable=False, default="queued")  # queued|running|done|failed
+    progress = db.Column(db.Integer, nullable=False, default=0)
+    total = db.Column(db.Integer, nullable=True)
+    message = db.Column(db.String(1000), nullable=True)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    started_at = db.Column(UTCDateTime(), nullable=True)
+    finished_at = db.Column(UTCDateTime(), nullable=True)

@@ -1,0 +1,1 @@
+"""Domain services: the rules of the product, one module per domain."""

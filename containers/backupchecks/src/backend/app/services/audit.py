@@ -1,0 +1,70 @@
+"""The audit log: every change a user makes, with who, when, what, before and after."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from flask import has_request_context, request
+from flask_login import current_user
+
+from ..extensions import db
+from ..models import AuditLog
+
+SECRET_FIELDS = {"graph_client_secret", "autotask_secret", "password", "password_hash", "client_secret", "secret"}
+MASK = "••••••"
+
+
+def mask_secrets(values: Optional[Mapping[str, Any]]) -> Optional[dict]:
+    if values is None:
+        return None
+    out = {}
+    for key, value in values.items():
+        if key in SECRET_FIELDS or key.endswith("_secret"):
+            out[key] = MASK if value else ""
+        else:
+            out[key] = value
+    return out
+
+
+def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Only the keys whose value changed, as (before, after)."""
+    keys = [k for k in after if before.get(k) != after.get(k)]
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+def record(event: str, summary: str = "", *, user=None, target_type: str | None = None,
+           target_id: Any = None, before: Optional[Mapping] = None, after: Optional[Mapping] = None,
+           username: str | None = None, commit: bool = False) -> AuditLog:
+    """Add an audit entry to the session (committed with the caller's change)."""
+    if user is None and has_request_context() and getattr(current_user, "is_authenticated", False):
+        user = current_user
+    ip = None
+    if has_request_context():
+        ip = request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip() or None
+    entry = AuditLog(
+        user_id=getattr(user, "id", None),
+        username=username or getattr(user, "username", None),
+        event=event,
+        target_type=target_type,
+        target_id=str(target_id) if target_id is not None else None,
+        summary=summary[:500],
+        before=_jsonable(mask_secrets(before)),
+        after=_jsonable(mask_secrets(after)),
+        ip_address=ip,
+    )
+    db.session.add(entry)
+    if commit:
+        db.session.commit()
+    return entry
+
+
+def _jsonable(values: Optional[dict]) -> Optional[dict]:
+    if values is None:
+        return None
+    out = {}
+    for k, v in values.items():
+        if hasattr(v, "isoformat"):
+            v = v.isoformat()
+        elif not isinstance(v, (str, int, float, bool, list, dict, type(None))):
+            v = str(v)
+        out[k] = v
+    return out

@@ -1,0 +1,44 @@
+"""System settings: one row, created on first use."""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, available_timezones
+from functools import lru_cache
+
+from flask import current_app, g
+
+from ..extensions import db
+from ..models import SystemSettings
+
+
+def get_settings() -> SystemSettings:
+    """The settings row (cached per request)."""
+    if "system_settings" in g:
+        return g.system_settings
+    row = db.session.get(SystemSettings, 1)
+    if row is None:
+        row = SystemSettings(id=1)
+        db.session.add(row)
+        try:
+            db.session.commit()
+        except Exception:  # another process created it first
+            db.session.rollback()
+            row = db.session.get(SystemSettings, 1)
+    g.system_settings = row
+    return row
+
+
+def ui_zone() -> ZoneInfo:
+    try:
+        return ZoneInfo(get_settings().ui_timezone or "Europe/Amsterdam")
+    except Exception:  # noqa: BLE001 - a bad value never breaks a page
+        return ZoneInfo("Europe/Amsterdam")
+
+
+@lru_cache(maxsize=1)
+def timezone_choices() -> list[str]:
+    return sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")))
+
+
+def graph_env_overrides() -> dict:
+    """Graph values set in the environment; they win over the Settings page."""
+    return dict(current_app.config.get("GRAPH_ENV_OVERRIDES") or {})
