@@ -355,8 +355,9 @@ def _split_forwarded_html(html: str, fields: dict) -> Optional[str]:
         return None
     subject_labels = "|".join(_SUBJECT_LABELS)
     from_labels = "|".join(_FROM_LABELS)
-    subj_rx = re.compile(r"(?:^|\n|\s)\**(?:" + subject_labels + r")\**\s?[:：]", re.IGNORECASE)
-    from_rx = re.compile(r"(?:^|\n|\s)\**(?:" + from_labels + r")\**\s?[:：]", re.IGNORECASE)
+    # <br> leaves no text behind, so labels may follow the previous value directly.
+    subj_rx = re.compile(r"(?<![^\W\d_])\**(?:" + subject_labels + r")\**\s?[:：]", re.IGNORECASE)
+    from_rx = re.compile(r"(?<![^\W\d_])\**(?:" + from_labels + r")\**\s?[:：]", re.IGNORECASE)
     target = None
     for el in doc.iter("div", "p", "table", "tbody", "td", "font", "span", "blockquote", "pre"):
         try:

@@ -72,6 +72,7 @@ _NAME_HEADERS = ("name", "vm name", "vm", "object", "object name", "machine", "c
 _STATUS_WORDS = {"success", "warning", "error", "failed", "pending", "in progress", "none", "skipped",
                  "successful", "succeeded", "erfolgreich", "warnung", "fehler", "geslaagd",
                  "waarschuwing", "mislukt", "fout"}
+_CREATED_BY_RE = re.compile(r"^\s*(?:created by|erstellt von|aangemaakt door|gemaakt door|créé par)\b", re.I)
 _LOG_LINE_RE = re.compile(r"^\s*\[[^\]]*\]\s*(?:<[^>]*>\s*)?[\w.\-]*\s*\|\s*(?P<level>[A-Z]+)\s*\|\s*(?P<msg>.*)$")
 
 
@@ -376,7 +377,7 @@ def _read_text(text: str) -> Optional[dict]:
     desc: list[str] = []
     while i < len(lines) and i < 8:
         ln = lines[i]
-        if parse_datetime(ln) and re.search(r"\d{4}", ln):
+        if not _CREATED_BY_RE.match(ln) and re.search(r"\d{4}", ln) and parse_datetime(ln):
             info["date"] = ln
             i += 1
             break
