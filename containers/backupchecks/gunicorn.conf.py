@@ -20,12 +20,13 @@ runs the migrations under a PostgreSQL advisory lock and starts the
 background loops, which take their own advisory lock so that only one process
 in the whole deployment runs them.
 
-Shutdown: on SIGTERM gunicorn stops accepting connections, lets the workers
-finish their requests for up to GUNICORN_GRACEFUL_TIMEOUT seconds, and each
-worker then calls ``backend.app.stop_background(timeout=...)`` when the
-package provides it, so a running import cycle can finish its transaction
-instead of being cut off. The container's stop grace period must be longer
-than GUNICORN_GRACEFUL_TIMEOUT (the compose stack uses 60 s).
+Shutdown: on SIGTERM gunicorn stops accepting connections and lets the
+workers finish their requests for up to GUNICORN_GRACEFUL_TIMEOUT seconds;
+each worker then asks the background loop to stop
+(``backend.app.services.background.stop()``) and waits for its thread
+("backupchecks-background") to finish the step it is in, so a running import
+cycle is not cut off. The container's stop grace period must be longer than
+GUNICORN_GRACEFUL_TIMEOUT (the compose stack uses 60 s).
 """
 from __future__ import annotations
 
@@ -74,15 +75,29 @@ proc_name = "backupchecks"
 
 
 # -- hooks ------------------------------------------------------------------
+BACKGROUND_THREAD = "backupchecks-background"
+
+
 def worker_exit(server, worker):
-    """Let the background loop finish its cycle before the worker process ends."""
-    try:
-        import backend.app as package  # noqa: WPS433 (imported lazily on purpose)
-    except Exception:  # pragma: no cover - the app failed to import; nothing runs
-        return
-    stop = getattr(package, "stop_background", None)
+    """Let the background loop finish its step before the worker process ends.
+
+    The loop thread is a daemon thread: without this it would be cut off when
+    the worker's interpreter exits. SIGTERM already asked it to stop (see
+    backend.app.services.background); here the worker waits for it, for at most
+    a little less than graceful_timeout, after which the master kills the worker.
+    """
+    import sys
+    import threading
+
+    background = sys.modules.get("backend.app.services.background")
+    stop = getattr(background, "stop", None)
     if callable(stop):
         try:
-            stop(timeout=max(1, graceful_timeout - 5))
+            stop()
         except Exception as exc:  # never let shutdown raise
-            server.log.warning("stop_background failed: %s", exc)
+            server.log.warning("background stop failed: %s", exc)
+    for thread in threading.enumerate():
+        if thread.name == BACKGROUND_THREAD and thread.is_alive():
+            thread.join(timeout=max(1, graceful_timeout - 2))
+            if thread.is_alive():
+                server.log.warning("background loop still busy at shutdown (pid %s)", worker.pid)
