@@ -1,6 +1,126 @@
-"""Parsers for this vendor (to be written)."""
+"""QNAP Hybrid Backup Sync (HBS 3) job events delivered by the QTS/QuTS Notification Center.
+
+Format (see the corpus samples' format_source): subject
+``[<Severity>] [Hybrid Backup Sync] Notification from your device: <NAS>``
+(German ``Benachrichtigung von Ihrem Gerät``, Italian ``Notifica dal dispositivo``,
+...), body lines in the device's language::
+
+    NAS Name: <NAS>            (NAS-Name / NAS-naam / Nome NAS)
+    Severity: Information      (Schweregrad: Fehler / Ernst: Fout / Gravità)
+    Date/Time: 2024/05/14 02:13:44
+    App Name: Hybrid Backup Sync
+    Category: Job Status
+    Message: [Hybrid Backup Sync] Finished Backup job: "Daily-to-S3".
+
+The message text carries the job type, the quoted job name and the outcome;
+labels are not relied upon (only the ``[Hybrid Backup Sync]`` message line).
+A "job started" event is recognised as not being a result.
+"""
 from __future__ import annotations
 
-from .base import Parser
+import re
+from datetime import timezone
+from typing import Optional
 
-PARSERS: list[Parser] = []
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, clean_text, parse_datetime
+
+SOFTWARE = "QNAP Hybrid Backup Sync"
+
+_HBS_RE = re.compile(r"Hybrid\s*Backup\s*Sync|\bHBS\s*3?\b", re.IGNORECASE)
+_MSG_RE = re.compile(r"\[(?:Hybrid Backup Sync|HBS ?3?)\]\s*(?P<m>[^\r\n]+)", re.IGNORECASE)
+_QUOTED_RE = re.compile(r"[\"“”„«»](?P<n>[^\"“”„«»]+)[\"“”„«»]|'(?P<s>[^']+)'|\[(?P<b>[^\]]+)\]")
+_DATE_RE = re.compile(r"(?<!\d)(\d{4}[/.-]\d{1,2}[/.-]\d{1,2}[ T]\d{1,2}:\d{2}(?::\d{2})?)")
+_SEVERITY_TAG_RE = re.compile(r"^\s*\[(?P<s>[^\]]+)\]\s*\[", re.IGNORECASE)
+
+_TYPES = (
+    (re.compile(r"restore|wiederherstell|herstel|ripristin|restaur", re.IGNORECASE), "Restore job"),
+    (re.compile(r"\bsync|synchron|sincronizz", re.IGNORECASE), "Sync job"),
+    (re.compile(r"backup|sicherung|back-up|\bRTRR\b|replicat|replikation", re.IGNORECASE), "Backup job"),
+)
+_STARTED_RE = re.compile(r"\b(?:started|starting|gestartet|gestart|avviat[oa]|démarré|begonnen)\b", re.IGNORECASE)
+_WARN_RE = re.compile(r"with warnings?|mit warnung|met waarschuwing|con avvis|partial|teilweise|gedeeltelijk|"
+                      r"skipped|übersprungen|overgeslagen", re.IGNORECASE)
+_FAIL_RE = re.compile(r"\bfail(?:ed|ure)?\b|fehlgeschlagen|\bfehler\b|konnte nicht|mislukt|kon niet|\bfout\b|"
+                      r"\berror\b|non riuscit|impossibile|\bstopped\b|gestoppt|gestopt|abgebrochen|\bcancel+ed\b|"
+                      r"geannuleerd|\baborted\b|interrotto|échoué", re.IGNORECASE)
+_OK_RE = re.compile(r"\bfinished\b|\bcompleted?\b|\bsuccess(?:ful(?:ly)?)?\b|abgeschlossen|beendet|erfolgreich|"
+                    r"voltooid|geslaagd|afgerond|completat|terminat|riuscit|terminé", re.IGNORECASE)
+_SEVERITY_WORDS = (
+    (re.compile(r"^(?:error|fehler|fout|errore|erreur|critical|kritisch)$", re.IGNORECASE), FAILED),
+    (re.compile(r"^(?:warn(?:ing)?|warnung|waarschuwing|avviso|avvertimento|avertissement)$", re.IGNORECASE), WARNING),
+)
+
+
+def _severity(msg: Message) -> Optional[str]:
+    m = _SEVERITY_TAG_RE.match(msg.raw_subject or msg.subject)
+    if m:
+        for rx, st in _SEVERITY_WORDS:
+            if rx.match(m.group("s").strip()):
+                return st
+    return None
+
+
+_WITH_ERRORS_RE = re.compile(r"(?:completed|finished|abgeschlossen|beendet|voltooid)\s+(?:with|mit|met)\s+"
+                             r"(?:errors?|fehlern?|fouten?|warnings?|warnungen|waarschuwingen)", re.IGNORECASE)
+
+
+def _status(message: str, job: Optional[str]) -> Optional[str]:
+    s = message.replace(job, " ") if job else message
+    if _WITH_ERRORS_RE.search(s):
+        return WARNING  # "completed with errors" is a warning, as everywhere in Backupchecks
+    if _FAIL_RE.search(s):
+        return FAILED
+    if _WARN_RE.search(s):
+        return WARNING
+    if _OK_RE.search(s):
+        return SUCCESS
+    return None
+
+
+class QnapHybridBackupSyncParser(Parser):
+    name = "qnap_hybrid_backup_sync"
+    product = SOFTWARE
+    types = ("Backup job", "Sync job", "Restore job")
+    subject_patterns = (r"\[Hybrid Backup Sync\]",)
+    body_markers = ("[Hybrid Backup Sync]",)
+    description = ("QNAP Notification Center mail for Hybrid Backup Sync (any language): subject "
+                   "'[<Severity>] [Hybrid Backup Sync] ...' or a '[Hybrid Backup Sync] <event>' message line "
+                   "naming a job in quotes.")
+
+    def matches(self, msg: Message) -> Optional[str]:
+        if not (_HBS_RE.search(msg.subject) or "hybrid backup sync" in msg.text.lower()):
+            return None
+        m = _MSG_RE.search(msg.text)
+        if m and _QUOTED_RE.search(m.group("m")):
+            return "Hybrid Backup Sync job event"
+        return None
+
+    def parse(self, msg: Message) -> ParseResult:
+        m = _MSG_RE.search(msg.text)
+        message = clean_text(m.group("m")) if m else ""
+        q = _QUOTED_RE.search(message)
+        job = None
+        if q:
+            job = clean_text(q.group("n") or q.group("s") or q.group("b"))
+        before = message[: q.start()] if q else message
+        backup_type = "Backup job"
+        for rx, name in _TYPES:
+            if rx.search(before) or (not q and rx.search(message)):
+                backup_type = name
+                break
+        outcome = message.replace(job, " ") if job else message
+        if _STARTED_RE.search(outcome) and not (_FAIL_RE.search(outcome) or _OK_RE.search(outcome)):
+            return ParseResult(software=None, backup_type=None, job_name=None, overall_status=None,
+                               is_report=False, parsed=True,
+                               reason=f"Hybrid Backup Sync job start event ({job}), not a result")
+        status = _status(message, job) or _severity(msg)
+        ended = None
+        d = _DATE_RE.search(msg.text)
+        if d:
+            tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo is not None else timezone.utc
+            ended = parse_datetime(d.group(1), default_tz=tz)
+        return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=job, overall_status=status,
+                           ended_at=ended, objects=[])
+
+
+PARSERS: list[Parser] = [QnapHybridBackupSyncParser()]

@@ -1,0 +1,71 @@
+"""QNAP Hybrid Backup Sync notifications (Notification Center mails)."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from backend.app.parsers.base import Message
+from backend.app.parsers.registry import parse_message, parse_raw
+
+HERE = os.path.dirname(__file__)
+OWN = os.path.join(HERE, "samples")
+CORPUS = "/work/shared/samples/emails/other"
+
+
+def _samples():
+    return sorted(glob.glob(os.path.join(OWN, "qnap_*.eml"))) + sorted(glob.glob(os.path.join(CORPUS, "qnap_*.eml")))
+
+
+@pytest.mark.parametrize("path", _samples(), ids=os.path.basename)
+def test_sample_matches_expected(path):
+    with open(path[:-4] + ".expected.json", encoding="utf-8") as fh:
+        expected = json.load(fh)
+    with open(path, "rb") as fh:
+        r = parse_raw(fh.read())
+    assert r.parsed, r.reason
+    got = {"software": r.software, "backup_type": r.backup_type, "job_name": r.job_name,
+           "overall_status": r.overall_status,
+           "objects": [dict(name=o.name, type=o.type, status=o.status, message=o.message) for o in r.objects]}
+    assert got == {k: expected.get(k) for k in got}
+
+
+def _msg(subject, message, severity="Information"):
+    text = (f"NAS Name: NAS-T\nSeverity: {severity}\nDate/Time: 2025/03/01 02:00:00\nApp Name: Hybrid Backup Sync\n"
+            f"Category: Job Status\nMessage: {message}\n")
+    return Message(from_address="nas-t@example.invalid", subject=subject, raw_subject=subject,
+                   date=datetime(2025, 3, 1, 2, 0, 5, tzinfo=timezone(timedelta(hours=1))), text=text)
+
+
+def test_event_time_in_mail_timezone():
+    r = parse_message(_msg("[Info] [Hybrid Backup Sync] Notification from your device: NAS-T",
+                           '[Hybrid Backup Sync] Finished Backup job: "Weekly".'))
+    assert r.ended_at == datetime(2025, 3, 1, 2, 0, tzinfo=timezone(timedelta(hours=1)))
+
+
+def test_completed_with_errors_is_a_warning():
+    r = parse_message(_msg("[Warning] [Hybrid Backup Sync] Notification from your device: NAS-T",
+                           '[Hybrid Backup Sync] Backup job "Weekly" completed with errors.', "Warning"))
+    assert (r.job_name, r.overall_status) == ("Weekly", "Warning")
+
+
+def test_job_name_with_failure_word_does_not_fail_success():
+    r = parse_message(_msg("[Info] [Hybrid Backup Sync] Notification from your device: NAS-T",
+                           '[Hybrid Backup Sync] Finished Backup job: "Error-Logs Archive".'))
+    assert (r.job_name, r.overall_status) == ("Error-Logs Archive", "Success")
+
+
+def test_start_event_is_not_a_result():
+    r = parse_message(_msg("[Info] [Hybrid Backup Sync] Notification from your device: NAS-T",
+                           '[Hybrid Backup Sync] Started Sync job: "Mirror".'))
+    assert r.parsed and not r.is_report and r.overall_status is None
+
+
+def test_other_qnap_notifications_are_not_taken():
+    msg = Message(from_address="nas-t@example.invalid",
+                  subject="[Warning] [Storage & Snapshots] Notification from your device: NAS-T",
+                  text="NAS Name: NAS-T\nMessage: [Storage & Snapshots] Volume \"DataVol1\" is almost full.\n")
+    assert parse_message(msg).software != "QNAP Hybrid Backup Sync"
