@@ -1,6 +1,179 @@
-"""Parsers for this vendor (to be written)."""
+"""Duplicati result mails (send-mail module), text and JSON formats.
+
+Format (public references: the dupReport project, which parses these mails,
+and Duplicati's send-mail defaults):
+
+* default subject ``Duplicati %OPERATIONNAME% report for %backup-name%``, e.g.
+  ``Duplicati Backup report for Docs-to-B2``; many installations append
+  `` - %PARSEDRESULT%`` or prefix the machine name, so the subject is only
+  used for the job name when the body does not carry it;
+* text body (``--send-mail-body=%RESULT%``): ``Key: value`` lines at column 0
+  (``DeletedFiles: 0`` ... ``MainOperation: Backup``, ``ParsedResult:
+  Success|Warning|Error|Fatal``, ``BeginTime: 5/14/2024 2:00:00 AM
+  (1715644800)``, ``EndTime: ...``), nested result blocks (``CompactResults:``,
+  ``DeleteResults:``, ``TestResults:`` ...) indented below them with their own
+  ``ParsedResult`` lines, which must not be mistaken for the top-level one;
+* a run that throws has ``Failed: <message>`` / ``Details: <stack>`` instead;
+* JSON body (``--send-mail-result-output-format=Json``) starting with
+  ``{"Data": {...}, "Extra": {"OperationName": ..., "backup-name": ...},
+  "LogLines": [...]}``.
+
+ParsedResult Success → Success, Warning → Warning, Error / Fatal → Failed.
+"""
 from __future__ import annotations
 
-from .base import Parser
+import json
+import re
+from datetime import datetime, timezone
+from typing import Optional
 
-PARSERS: list[Parser] = []
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status
+
+SOFTWARE = "Duplicati"
+
+_SUBJECT_RE = re.compile(r"\bDuplicati\s+(?P<op>[A-Za-z]+)\s+report\s+for\s+(?P<name>.+?)\s*"
+                         r"(?:\s[-–:]\s*(?:Success|Warning|Error|Fatal|Unknown|Failed)\s*)?$", re.IGNORECASE)
+_TOP_FIELD_RE = re.compile(r"^(?P<k>ParsedResult|MainOperation|BeginTime|EndTime|Failed|Version)\s*:\s*(?P<v>.*?)\s*$",
+                           re.MULTILINE)
+_RESULT_MARKER_RE = re.compile(r"^(?:ParsedResult|MainOperation)\s*:", re.MULTILINE)
+_EPOCH_RE = re.compile(r"\((\d{9,11})\)")
+_RESULT_MAP = {"success": SUCCESS, "warning": WARNING, "error": FAILED, "fatal": FAILED, "failed": FAILED,
+               "failure": FAILED}
+_OPERATION_TYPES = {"backup": "Backup", "restore": "Restore", "compact": "Compact", "test": "Test",
+                    "verify": "Test", "delete": "Delete", "repair": "Repair", "purge": "Purge",
+                    "list": "List", "vacuum": "Vacuum"}
+_DT_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%d/%m/%Y %H:%M:%S", "%d-%m-%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S",
+               "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M:%S")
+
+
+def _parse_time(value: str, msg: Message) -> Optional[datetime]:
+    if not value:
+        return None
+    m = _EPOCH_RE.search(value)
+    if m:
+        return datetime.fromtimestamp(int(m.group(1)), tz=timezone.utc)
+    v = value.strip()
+    try:  # JSON format: ISO 8601 with offset, e.g. 2024-05-14T02:00:00.123+02:00 / ...Z
+        iso = re.sub(r"(\.\d{6})\d+", r"\1", v.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(iso)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc)
+        return dt
+    except ValueError:
+        pass
+    v = re.sub(r"\s*\(.*$", "", v)
+    for fmt in _DT_FORMATS:
+        try:
+            dt = datetime.strptime(v, fmt)
+        except ValueError:
+            continue
+        return dt.replace(tzinfo=msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc)
+    return None
+
+
+def _map_result(word: Optional[str]) -> Optional[str]:
+    if not word:
+        return None
+    w = word.strip().lower()
+    if w in _RESULT_MAP:
+        return _RESULT_MAP[w]
+    if w == "unknown":
+        return None
+    return normalize_status(w)
+
+
+def _json_payload(text: str) -> Optional[dict]:
+    s = text.strip()
+    if not s.startswith("{"):
+        return None
+    start = s.find("{")
+    try:
+        data = json.loads(s[start:], strict=False)
+    except ValueError:
+        # trailing signature or footer after the JSON object: cut at the last closing brace
+        end = s.rfind("}")
+        try:
+            data = json.loads(s[start:end + 1], strict=False)
+        except ValueError:
+            return None
+    return data if isinstance(data, dict) else None
+
+
+class DuplicatiReportParser(Parser):
+    name = "duplicati_report"
+    product = SOFTWARE
+    types = ("Backup", "Restore", "Compact", "Test")
+    sender_contains = ("duplicati",)
+    subject_patterns = (_SUBJECT_RE.pattern,)
+    body_markers = ("ParsedResult:", '"ParsedResult"', "MainOperation:")
+    description = ("Duplicati send-mail result: subject 'Duplicati <Operation> report for <backup name>'; "
+                   "body 'ParsedResult: Success|Warning|Error|Fatal' (text, top-level lines) or the JSON "
+                   "result format; 'Failed:' bodies are failures.")
+
+    def matches(self, msg: Message) -> Optional[str]:
+        subj = msg.subject
+        if _SUBJECT_RE.search(subj):
+            return "subject 'Duplicati ... report for ...'"
+        text = msg.text or ""
+        if "duplicati" in subj.lower() or "duplicati" in msg.from_address:
+            if _RESULT_MARKER_RE.search(text) or '"ParsedResult"' in text or re.search(r"^Failed:", text, re.M):
+                return "Duplicati sender/subject and result fields in body"
+        if '"MainOperation"' in text[:20000] and '"ParsedResult"' in text[:20000] and text.lstrip().startswith("{"):
+            return "Duplicati JSON result body"
+        return None
+
+    def parse(self, msg: Message) -> ParseResult:
+        subj = msg.subject
+        text = (msg.text or "").replace("\r\n", "\n")
+        sm = _SUBJECT_RE.search(subj)
+        job = sm.group("name").strip() if sm else None
+        op_word = sm.group("op") if sm else None
+
+        status = None
+        started = ended = None
+        data = _json_payload(text)
+        if data is not None and ("Data" in data or "Extra" in data):
+            d = data.get("Data") or {}
+            extra = data.get("Extra") or {}
+            status = _map_result(d.get("ParsedResult"))
+            op_word = d.get("MainOperation") or extra.get("OperationName") or op_word
+            job = extra.get("backup-name") or job
+            started = _parse_time(str(d.get("BeginTime") or ""), msg)
+            ended = _parse_time(str(d.get("EndTime") or ""), msg)
+            if status is None and (d.get("Message") or d.get("Exception") or not d.get("ParsedResult")):
+                status = FAILED
+        else:
+            # Only column-0 lines are top-level.  Nested result blocks (DeleteResults, TestResults,
+            # ...) come between the top-level MainOperation and the top-level ParsedResult /
+            # BeginTime / EndTime; when the indentation was lost (HTML rendering) the first
+            # MainOperation and the last ParsedResult / times are still the top-level ones.
+            seen: dict[str, list[str]] = {}
+            for m in _TOP_FIELD_RE.finditer(text):
+                seen.setdefault(m.group("k"), []).append(m.group("v"))
+            fields = {k: (v[0] if k in ("MainOperation", "Failed") else v[-1]) for k, v in seen.items()}
+            status = _map_result(fields.get("ParsedResult"))
+            if fields.get("MainOperation"):
+                op_word = fields["MainOperation"]
+            if status is None and "Failed" in fields:
+                status = FAILED
+            started = _parse_time(fields.get("BeginTime", ""), msg)
+            ended = _parse_time(fields.get("EndTime", ""), msg)
+
+        if status is None and sm:
+            tail = re.search(r"\s[-–:]\s*(Success|Warning|Error|Fatal|Failed)\s*$", subj, re.IGNORECASE)
+            if tail:
+                status = _map_result(tail.group(1))
+
+        backup_type = _OPERATION_TYPES.get((op_word or "backup").strip().lower(), (op_word or "Backup").strip())
+        return ParseResult(
+            software=SOFTWARE,
+            backup_type=backup_type,
+            job_name=job,
+            overall_status=status,
+            started_at=started,
+            ended_at=ended,
+            objects=[],
+        )
+
+
+PARSERS: list[Parser] = [DuplicatiReportParser()]

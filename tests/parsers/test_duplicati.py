@@ -1,0 +1,60 @@
+"""Duplicati send-mail result reports (text and JSON)."""
+from __future__ import annotations
+
+import html
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from backend.app.parsers.registry import parse_message, parse_raw
+
+from backend.app.parsers.normalize import normalize
+
+from ._vendor_helpers import OWN, expected_for, load, parse_file, raw_mail, result_dict, samples
+
+SAMPLES = samples("duplicati_", ("duplicati_",))
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=os.path.basename)
+def test_sample_matches_expected(path):
+    result = parse_file(path)
+    assert result.parsed, result.reason
+    assert result_dict(result) == expected_for(path)
+
+
+def test_samples_cover_every_status():
+    assert {"Success", "Warning", "Failed"} <= {expected_for(p)["overall_status"] for p in SAMPLES}
+
+
+def test_nested_results_do_not_override_top_level_result():
+    r = parse_message(load("duplicati_backup_warning_nested_results.eml"))
+    assert r.overall_status == "Warning"
+    assert r.backup_type == "Backup"  # not the nested 'MainOperation: Delete' / 'Test'
+
+
+def test_times_come_from_the_epoch_in_the_report():
+    r = parse_message(load("duplicati_backup_warning_nested_results.eml"))
+    assert r.started_at == datetime(2024, 5, 14, 23, 0, 0, tzinfo=timezone.utc)
+    assert r.ended_at == datetime(2024, 5, 14, 23, 14, 2, tzinfo=timezone.utc)
+
+
+def test_json_times():
+    r = parse_message(load("duplicati_backup_success_json.eml"))
+    assert r.started_at.astimezone(timezone.utc).replace(microsecond=0) == datetime(2024, 5, 18, 2, 0, 0,
+                                                                                    tzinfo=timezone.utc)
+
+
+def test_html_rendering_without_indentation_still_uses_top_level_result():
+    with open(os.path.join(OWN, "duplicati_backup_warning_nested_results.eml"), "rb") as fh:
+        body = normalize(fh.read()).text
+    assert "    ParsedResult: Success" in body  # the nested result is there, indented
+    flat = "<html><body>" + "".join(f"<p>{html.escape(ln.strip())}</p>" for ln in body.splitlines()) + "</body></html>"
+    r = parse_raw(raw_mail("Duplicati Backup report for Office-Share-to-S3", flat, ctype="text/html"))
+    assert (r.job_name, r.overall_status, r.backup_type) == ("Office-Share-to-S3", "Warning", "Backup")
+
+
+def test_restore_report_type():
+    body = "MainOperation: Restore\nParsedResult: Success\nEndTime: 5/20/2024 9:00:00 AM (1716195600)\n"
+    r = parse_raw(raw_mail("Duplicati Restore report for Docs", body))
+    assert (r.backup_type, r.job_name, r.overall_status) == ("Restore", "Docs", "Success")
