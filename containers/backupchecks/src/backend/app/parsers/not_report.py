@@ -59,10 +59,12 @@ _MARKETING_RE = re.compile(
 )
 _UPDATES_RE = re.compile(
     r"new software packages available|has the following updates available|the following updates are "
-    r"available|\bupdates? (?:is |are )?available\b|\bnew (?:version|release|firmware|update)\b.{0,60}"
-    r"\b(?:is )?(?:now )?available\b|\bis now available\b|firmware update|new dsm (?:version|update)"
-    r"|neue (?:version|softwarepakete|firmware|updates?)\b.{0,60}\bverfügbar\b|\bupdates? verfügbar\b"
-    r"|\bnieuwe (?:versie|firmware|update)\b.{0,60}\bbeschikbaar\b|\bupdates? beschikbaar\b"
+    r"available|\bupdates? (?:is |are )?available\b|\bis now available\b|firmware update"
+    r"|\bnew\b[^.\n]{0,40}(?:version|release|firmware|update)s?\b[^.\n]{0,60}\bavailable\b"
+    r"|\bneue\b[^.\n]{0,40}(?:version|firmware|update|softwarepaket)\w*\b[^.\n]{0,60}\bverfügbar\b"
+    r"|\bupdates? (?:ist |sind )?verfügbar\b"
+    r"|\bnieuwe\b[^.\n]{0,40}(?:versie|firmware|update|softwarepakket)\w*\b[^.\n]{0,60}\bbeschikbaar\b"
+    r"|\bupdates? (?:is |zijn )?beschikbaar\b"
     r"|software update notification|security advisory",
     re.IGNORECASE,
 )
