@@ -1,6 +1,257 @@
-"""Parsers for this vendor (to be written)."""
+"""Cove Data Protection (formerly N-able Backup / SolarWinds Backup) session mails.
+
+The Backup Manager on a device mails a report per backup session (and,
+optionally, a periodic "backup dashboard"), in the language chosen in its
+general preferences.  No public copy of the mail template was found (the
+corpus sample is a reconstruction), so the parser works from the product's
+documented vocabulary rather than a fixed layout:
+
+* session statuses (as in the Backup Manager, the console and the event log):
+  ``Completed`` → Success, ``Completed with errors`` / ``Completed with
+  warnings`` → Warning, ``Failed`` / ``Aborted`` / ``Interrupted`` /
+  ``Over quota`` / ``Not started`` → Failed, ``In process`` / ``InProcess``
+  (still running) → Warning; German and Dutch equivalents through
+  ``normalize_status``;
+* the device is the job: a ``Device`` / ``Device name`` (``Gerät``,
+  ``Apparaat``) row or line, else the subject ``<status> - <device>
+  (<customer>)``;
+* each row of the data-source table (``Data source`` / ``Datenquelle`` /
+  ``Gegevensbron`` with a status column) becomes an object of type
+  ``Data source``; a non-zero error count is added to the message
+  (``Completed with errors (3 errors)``).
+"""
 from __future__ import annotations
 
-from .base import Parser
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Optional
 
-PARSERS: list[Parser] = []
+from .base import (
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status,
+    worst_status,
+)
+
+SOFTWARE = "Cove Data Protection"
+
+_SENDER_HINTS = ("backupmanager", "backup-manager", "cove", "n-able", "solarwinds", "iaso", "mspbackups")
+_BODY_HINTS_RE = re.compile(r"backup manager|cove data protection|n-able|solarwinds backup|data sources?\b|"
+                            r"datenquellen?|gegevensbronnen?", re.IGNORECASE)
+_SUBJECT_RE = re.compile(
+    r"^\s*(?:\[?backup manager\]?\s*[-:]?\s*)?"
+    r"(?P<kind>backup|restore|sicherung|back-up|datensicherung|wiederherstellung|herstel)\s+"
+    r"(?P<status>completed with errors|completed with warnings|completed|failed|aborted|interrupted|in ?process|"
+    r"in progress|over quota|not started|abgeschlossen mit fehlern|abgeschlossen mit warnungen|abgeschlossen|"
+    r"fehlgeschlagen|abgebrochen|unterbrochen|wird ausgeführt|voltooid met fouten|voltooid met waarschuwingen|"
+    r"voltooid|mislukt|afgebroken|onderbroken|bezig)\s*[-–:]\s*(?P<device>[^()]+?)\s*(?:\((?P<customer>[^()]*)\))?\s*$",
+    re.IGNORECASE)
+_STATUS_LINE_RE = re.compile(
+    r"^\s*(?:backup[\s-]*status|session\s+status|status|sicherungsstatus|back-upstatus)\s*:\s*(?P<v>\S.*?)\s*$",
+    re.IGNORECASE | re.MULTILINE)
+_DEVICE_KEYS = ("device", "device name", "gerät", "gerätename", "geraet", "apparaat", "apparaatnaam", "computer",
+                "computer name")
+_CUSTOMER_KEYS = ("customer", "kunde", "klant")
+_END_KEYS = ("session end", "end time", "finished", "sitzungsende", "endzeit", "einde sessie", "eindtijd")
+_START_KEYS = ("session start", "start time", "started", "sitzungsbeginn", "startzeit", "begin sessie",
+               "starttijd")
+_SOURCE_HEADERS = ("data source", "datasource", "data sources", "datenquelle", "gegevensbron", "source", "quelle",
+                   "bron", "plugin")
+_STATUS_HEADERS = ("status", "last session status", "session status", "zustand", "staat", "result")
+_ERROR_HEADERS = ("errors", "error", "fehler", "fouten", "errors count")
+_KV_LINE_RE = re.compile(r"^\s*(?P<k>[A-Za-zÄÖÜäöüß][A-Za-zÄÖÜäöüß ]{1,30}?)\s*(?::|\t)\s*(?P<v>\S.*?)\s*$",
+                         re.MULTILINE)
+_DT_RE = re.compile(r"(?P<dt>\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}(?::\d{2})?|\d{1,2}[./-]\d{1,2}[./-]\d{4}\s+"
+                    r"\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AP]M)?)\s*(?:\((?:UTC|GMT)\s*(?P<off>[+-]\d{1,2}(?::?\d{2})?)?\))?",
+                    re.IGNORECASE)
+
+
+def cove_status(word: str) -> Optional[str]:
+    """Cove session status word (EN/DE/NL) → Success / Warning / Failed."""
+    w = re.sub(r"\s+", " ", (word or "")).strip().lower()
+    if not w:
+        return None
+    if re.search(r"in ?process|in progress|running|wird ausgeführt|läuft|bezig|in uitvoering", w):
+        return WARNING
+    if re.search(r"with (?:errors|warnings)|mit (?:fehlern|warnungen)|met (?:fouten|waarschuwingen)", w):
+        return WARNING
+    if re.search(r"fail|abort|interrupt|over ?quota|not ?started|no ?selection|fehlgeschlagen|abgebrochen|"
+                 r"unterbrochen|mislukt|afgebroken|onderbroken|kontingent", w):
+        return FAILED
+    if re.search(r"^(?:completed|success|successful|abgeschlossen|erfolgreich|voltooid|geslaagd)\b", w):
+        return SUCCESS
+    return normalize_status(w)
+
+
+def _cell_text(cell) -> str:
+    return re.sub(r"\s+", " ", cell.text_content() or "").strip()
+
+
+def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
+    m = _DT_RE.search(value or "")
+    if not m:
+        return None
+    raw = m.group("dt").replace("T", " ")
+    dt = None
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
+                "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
+                "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p"):
+        try:
+            dt = datetime.strptime(raw, fmt)
+            break
+        except ValueError:
+            continue
+    if dt is None:
+        return None
+    off = m.group("off")
+    if off:
+        sign = -1 if off.startswith("-") else 1
+        digits = off[1:].replace(":", "")
+        hours = int(digits[:-2] or 0) if len(digits) > 2 else int(digits)
+        minutes = int(digits[-2:]) if len(digits) > 2 else 0
+        tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    elif "(utc)" in value.lower() or "(gmt)" in value.lower():
+        tz = timezone.utc
+    else:
+        tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc
+    return dt.replace(tzinfo=tz)
+
+
+def _error_suffix(count: Optional[int]) -> str:
+    if not count:
+        return ""
+    return f" ({count} error{'s' if count != 1 else ''})"
+
+
+class CoveSessionParser(Parser):
+    name = "cove_backup_session"
+    product = SOFTWARE
+    types = ("Backup", "Restore")
+    sender_contains = _SENDER_HINTS
+    subject_patterns = (_SUBJECT_RE.pattern,)
+    body_markers = ("Backup Manager", "Data sources", "Cove Data Protection")
+    description = ("Cove Data Protection / N-able Backup Manager session report: subject '<Backup status> - "
+                   "<device> (<customer>)' or a 'Backup status:' line plus a Device row; one 'Data source' "
+                   "object per row of the data-source table.")
+
+    def matches(self, msg: Message) -> Optional[str]:
+        subj = msg.subject
+        sender = msg.from_address
+        sender_hit = any(h in sender for h in _SENDER_HINTS) or "backup manager" in msg.from_name.lower()
+        if _SUBJECT_RE.match(subj):
+            if sender_hit:
+                return "Backup Manager sender and session subject"
+            if _BODY_HINTS_RE.search(msg.text[:4000] or ""):
+                return "session subject and Backup Manager body"
+            return None
+        if sender_hit and ("cove" in sender or "backupmanager" in sender or "backup manager" in msg.from_name.lower()
+                           or "n-able" in sender or "solarwinds" in sender):
+            if _STATUS_LINE_RE.search(msg.text or "") and _BODY_HINTS_RE.search(msg.text or ""):
+                return "Backup Manager sender and status line"
+        return None
+
+    def parse(self, msg: Message) -> ParseResult:
+        subj = msg.subject
+        text = msg.text or ""
+        sm = _SUBJECT_RE.match(subj)
+        kv = self._key_values(msg)
+
+        device = next((kv[k] for k in _DEVICE_KEYS if kv.get(k)), None)
+        if not device and sm:
+            device = sm.group("device").strip()
+
+        objects = self._sources(msg)
+
+        status = None
+        lm = _STATUS_LINE_RE.search(text)
+        if lm:
+            status = cove_status(lm.group("v"))
+        if status is None and sm:
+            status = cove_status(sm.group("status"))
+        if status is None:
+            status = worst_status(*(o.status for o in objects))
+
+        kind = (sm.group("kind").lower() if sm else "backup")
+        backup_type = "Restore" if kind in ("restore", "wiederherstellung", "herstel") else "Backup"
+
+        started = next((_parse_dt(kv[k], msg) for k in _START_KEYS if kv.get(k)), None)
+        ended = next((_parse_dt(kv[k], msg) for k in _END_KEYS if kv.get(k)), None)
+
+        return ParseResult(
+            software=SOFTWARE,
+            backup_type=backup_type,
+            job_name=device,
+            overall_status=status,
+            started_at=started,
+            ended_at=ended,
+            objects=objects,
+        )
+
+    @staticmethod
+    def _key_values(msg: Message) -> dict[str, str]:
+        """'Label: value' pairs from two-cell table rows and from text lines (first wins)."""
+        kv: dict[str, str] = {}
+        tree = msg.html_tree()
+        if tree is not None:
+            for row in tree.iter("tr"):
+                cells = [c for c in row if c.tag in ("td", "th")]
+                if len(cells) == 2:
+                    k = _cell_text(cells[0]).lower().rstrip(":").strip()
+                    v = _cell_text(cells[1])
+                    if k and v and len(k) <= 40:
+                        kv.setdefault(k, v)
+        for m in _KV_LINE_RE.finditer(msg.text or ""):
+            kv.setdefault(m.group("k").strip().lower(), m.group("v").strip())
+        return kv
+
+    @staticmethod
+    def _sources(msg: Message) -> list[ParsedObject]:
+        rows: list[list[str]] = []
+        tree = msg.html_tree()
+        if tree is not None:
+            for table in tree.iter("table"):
+                trs = list(table.iter("tr"))
+                for i, tr in enumerate(trs):
+                    header = [_cell_text(c).lower() for c in tr if c.tag in ("td", "th")]
+                    if header and header[0] in _SOURCE_HEADERS and any(h in _STATUS_HEADERS for h in header):
+                        rows = [header] + [[_cell_text(c) for c in r if c.tag in ("td", "th")] for r in trs[i + 1:]]
+                        break
+                if rows:
+                    break
+        if not rows:
+            lines = (msg.text or "").splitlines()
+            for i, ln in enumerate(lines):
+                cols = [c.strip() for c in re.split(r"\t+|\s{2,}|\s*\|\s*", ln.strip()) if c.strip()]
+                low = [c.lower() for c in cols]
+                if low and low[0] in _SOURCE_HEADERS and any(h in _STATUS_HEADERS for h in low):
+                    rows = [low]
+                    for nxt in lines[i + 1:]:
+                        if not nxt.strip():
+                            if len(rows) > 1:
+                                break
+                            continue
+                        rows.append([c.strip() for c in re.split(r"\t+|\s{2,}|\s*\|\s*", nxt.strip())])
+                    break
+        if not rows:
+            return []
+        header = rows[0]
+        st_i = next(i for i, h in enumerate(header) if h in _STATUS_HEADERS)
+        err_i = next((i for i, h in enumerate(header) if h in _ERROR_HEADERS), None)
+        out: list[ParsedObject] = []
+        for cells in rows[1:]:
+            if len(cells) <= st_i or not cells[0]:
+                continue
+            word = cells[st_i]
+            status = cove_status(word)
+            if status is None:
+                continue
+            errors = None
+            if err_i is not None and err_i < len(cells):
+                m = re.match(r"\s*(\d+)", cells[err_i])
+                errors = int(m.group(1)) if m else None
+            message = ""
+            if status != SUCCESS or errors:
+                message = f"{word}{_error_suffix(errors)}"
+            out.append(ParsedObject(name=cells[0], type="Data source", status=status, message=message))
+        return out
+
+
+PARSERS: list[Parser] = [CoveSessionParser()]
