@@ -1,0 +1,54 @@
+"""NAKIVO Backup & Replication job report mails."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from backend.app.parsers.base import Message
+from backend.app.parsers.normalize import normalize
+from backend.app.parsers.registry import parse_message, parse_raw
+
+HERE = os.path.dirname(__file__)
+OWN = os.path.join(HERE, "samples")
+CORPUS = "/work/shared/samples/emails/other"
+
+
+def _samples():
+    return sorted(glob.glob(os.path.join(OWN, "nakivo_*.eml"))) + sorted(glob.glob(os.path.join(CORPUS, "nakivo_*.eml")))
+
+
+@pytest.mark.parametrize("path", _samples(), ids=os.path.basename)
+def test_sample_matches_expected(path):
+    with open(path[:-4] + ".expected.json", encoding="utf-8") as fh:
+        expected = json.load(fh)
+    with open(path, "rb") as fh:
+        r = parse_raw(fh.read())
+    assert r.parsed, r.reason
+    got = {"software": r.software, "backup_type": r.backup_type, "job_name": r.job_name,
+           "overall_status": r.overall_status,
+           "objects": [dict(name=o.name, type=o.type, status=o.status, message=o.message) for o in r.objects]}
+    assert got == {k: expected.get(k) for k in got}
+
+
+def test_report_times_keep_the_zone_written_in_the_report():
+    with open(os.path.join(OWN, "nakivo_replication_failed.eml"), "rb") as fh:
+        r = parse_message(normalize(fh.read()))
+    assert r.started_at == datetime(2025, 3, 18, 1, 0, tzinfo=timezone.utc)
+    assert r.ended_at == datetime(2025, 3, 18, 2, 22, 4, tzinfo=timezone.utc)
+
+
+def test_subject_gives_job_and_status_when_body_has_no_table():
+    msg = Message(from_address="nbr@example.invalid", subject='NAKIVO Backup & Replication: Job "Nightly M365" failed',
+                  text="The job could not be completed. See the NAKIVO Backup & Replication web interface.")
+    r = parse_message(msg)
+    assert (r.software, r.job_name, r.overall_status) == ("NAKIVO Backup & Replication", "Nightly M365", "Failed")
+
+
+def test_mail_without_nakivo_is_not_taken():
+    msg = Message(from_address="backup@example.invalid", subject='Job "Nightly" completed successfully',
+                  text="Job name: Nightly\nStatus: Successful\n")
+    assert parse_message(msg).software != "NAKIVO Backup & Replication"
