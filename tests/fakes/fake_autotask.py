@@ -340,11 +340,13 @@ class FakeAutotask:
         self._lose_create.append((mode, delay))
 
     def fail_next(self, count: int = 1, *, status: int = 503, errors: list[str] | None = None,
-                  method: str | None = None, entity: str | None = None,
+                  method: str | None = None, entity: str | None = None, path_suffix: str | None = None,
                   headers: dict[str, str] | None = None) -> None:
-        """The next ``count`` matching entity calls fail before being processed."""
-        self._failures.append({"count": count, "status": status, "errors": errors,
-                               "method": method, "entity": entity, "headers": headers or {}})
+        """The next ``count`` matching entity calls fail before being processed.
+
+        ``path_suffix`` e.g. ``"/Tickets"`` matches only ticket creates/updates, not queries."""
+        self._failures.append({"count": count, "status": status, "errors": errors, "method": method,
+                               "entity": entity, "suffix": path_suffix, "headers": headers or {}})
 
     def complete_out_of_band(self, ticket_id: int) -> None:
         """Someone completes the ticket in Autotask itself."""
@@ -417,7 +419,7 @@ class FakeAutotask:
             entity = "ThresholdInformation"
 
         self._count_request(entity)
-        failure = self._take_failure(method, entity)
+        failure = self._take_failure(method, entity, path)
         if failure is not None:
             errs = failure["errors"]
             return failure["status"], ({"errors": errs} if errs is not None else None), failure["headers"], None
@@ -475,10 +477,11 @@ class FakeAutotask:
                     "API request threshold exceeded: the database has used more than "
                     f"{self.request_threshold} requests in the current timeframe."], hdrs)
 
-    def _take_failure(self, method: str, entity: str):
+    def _take_failure(self, method: str, entity: str, path: str):
         with self._lock:
             for f in self._failures:
-                if f["count"] > 0 and (f["method"] in (None, method)) and (f["entity"] in (None, entity)):
+                if (f["count"] > 0 and f["method"] in (None, method) and f["entity"] in (None, entity)
+                        and (f["suffix"] is None or path.rstrip("/").lower().endswith(f["suffix"].lower()))):
                     f["count"] -= 1
                     return f
         return None
