@@ -58,7 +58,7 @@ from datetime import datetime, timedelta, timezone
 from email import policy
 from email.utils import getaddresses, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterable, Optional, Union
+from typing import Iterable, Optional, Union
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from .tls import fake_tls
@@ -197,6 +197,7 @@ class FakeGraph:
         mails: Iterable[Union[bytes, tuple[bytes, datetime]]] = (),
         folders: Iterable[str] = DEFAULT_FOLDERS,
         incoming: str = "Inbox/Backup reports",
+        processed: str = "Inbox/Backup reports/Processed",
         *,
         mailbox: str = "backup-reports@contoso.example",
         permissions: Iterable[str] = ("Mail.ReadWrite", "Mail.Send"),
@@ -232,6 +233,7 @@ class FakeGraph:
             self.add_folder(path)
         self.messages: dict[str, FakeMessage] = {}
         self.incoming = incoming
+        self.processed = processed
         base = datetime(2026, 1, 5, 6, 0, tzinfo=timezone.utc)
         for index, mail in enumerate(mails):
             if isinstance(mail, tuple):
@@ -294,6 +296,26 @@ class FakeGraph:
         with self._lock:
             found = [m for m in self.messages.values() if m.folder_id == folder.id]
         return sorted(found, key=lambda m: m.received)
+
+    @property
+    def by_folder(self) -> dict[str, list[FakeMessage]]:
+        """Folder path -> its messages (oldest first), for every folder."""
+        return {f.path: self.messages_in(f.path) for f in self.folders.values()}
+
+    def config_values(self) -> dict:
+        """Keyword arguments for ``GraphConfig`` aimed at this fake."""
+        return {"tenant_id": self.tenant_id, "client_id": self.client_id,
+                "client_secret": self.client_secret, "mailbox": self.mailbox,
+                "incoming_folder": self.incoming, "processed_folder": self.processed,
+                "authority_host": self.authority_host, "api_base": self.api_base}
+
+    def env(self) -> dict[str, str]:
+        """Environment for an app process (e.g. gunicorn) that should read this fake mailbox."""
+        return {"GRAPH_TENANT_ID": self.tenant_id, "GRAPH_CLIENT_ID": self.client_id,
+                "GRAPH_CLIENT_SECRET": self.client_secret, "GRAPH_MAILBOX": self.mailbox,
+                "GRAPH_INCOMING_FOLDER": self.incoming, "GRAPH_PROCESSED_FOLDER": self.processed,
+                "GRAPH_AUTHORITY_HOST": self.authority_host, "GRAPH_API_BASE": self.api_base,
+                "REQUESTS_CA_BUNDLE": self.ca_bundle}
 
     @property
     def token_requests(self) -> int:

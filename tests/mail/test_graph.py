@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from backend.app.mail import GraphMailSource, MailSourceError, RemoteMessage
+from backend.app.mail import GraphConfig, GraphMailSource, MailSourceError, RemoteMessage
 from tests.fakes.fake_graph import FakeGraph, make_mime
 from tests.mail.conftest import graph_config
 
@@ -354,3 +354,29 @@ def test_config_repr_hides_the_secret(fake_graph):
     config = graph_config(fake_graph)
 
     assert fake_graph.client_secret not in repr(config)
+
+
+def test_short_lived_tokens_are_refreshed(monkeypatch):
+    with FakeGraph([make_mime()], expires_in=120) as fake:  # < 5 minutes: msal treats it as expired
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_bundle)
+        src = source(fake)
+        src.list_messages()
+        src.list_messages()
+
+    assert fake.token_requests >= 2
+    assert all(r.status == 200 for r in fake.graph_requests)
+
+
+def test_sign_in_service_outage(fake_graph):
+    fake_graph.fail(503, server="idp", path_contains="/token", times=5)
+
+    err = error_of(source(fake_graph).list_messages)
+
+    assert err.code == "unavailable" and "sign-in" in err.message
+
+
+def test_fake_env_and_config_values_match(fake_graph):
+    env = fake_graph.env()
+
+    assert env["GRAPH_API_BASE"] == fake_graph.api_base and env["REQUESTS_CA_BUNDLE"] == fake_graph.ca_bundle
+    assert len(GraphMailSource(GraphConfig(**fake_graph.config_values())).list_messages()) == 3

@@ -239,10 +239,15 @@ class GraphMailSource(MailSource):
                 f"No processed folder is set, so imported mail cannot be moved out of the incoming "
                 f"folder. Choose one under {SETTINGS_HINT} → Processed folder.", code="not_configured")
         folder_id = self.resolve_folder(self.config.processed_folder, setting="Processed folder")
-        resp = self._request("POST", f"{self._user_url}/messages/{_seg(source_id)}/move",
-                             json={"destinationId": folder_id}, expect=(200, 201), idempotent=False,
-                             what=f"move message {source_id!r} to the processed folder",
-                             permission="Mail.ReadWrite")
+        try:
+            resp = self._request("POST", f"{self._user_url}/messages/{_seg(source_id)}/move",
+                                 json={"destinationId": folder_id}, expect=(200, 201), idempotent=False,
+                                 what=f"move message {source_id!r} to the processed folder",
+                                 permission="Mail.ReadWrite")
+        except MailSourceError as exc:
+            if exc.code == "not_found":  # the folder may be gone: resolve it again next time
+                self._folder_ids.clear()
+            raise
         return _json(resp).get("id")
 
     # -- folders ---------------------------------------------------------------------
