@@ -297,24 +297,24 @@ def _find_header_blocks(lines: list[str]) -> list[_Block]:
                 last_kind = kind
                 j += 1
                 continue
-            if not line.strip():
+            bare = line.strip().lstrip(">").strip()
+            if not bare:
                 # Blank lines may separate header lines (Outlook HTML rendered as text).
                 k = j + 1
-                while k < n and not lines[k].strip() and k - j < 2:
+                while k < n and not lines[k].strip().lstrip(">").strip() and k - j < 2:
                     k += 1
                 if k < n and _HEADER_LINE_RE.match(lines[k]) and len(fields) < 4:
                     j = k
                     continue
                 break
-            # A wrapped header value (long To: lists, subjects) continues the last field.
-            if last_kind in ("to", "subject", "from") and j - start < 12 and len(line) < 200 \
-                    and not _SEPARATOR_RE.match(line) and last_kind != "subject":
+            # A wrapped recipient list (long To:/Cc:) continues the previous line.
+            if last_kind == "to" and j - start < 12 and ("@" in bare or ";" in bare) and ":" not in bare:
                 j += 1
                 continue
             break
         sep_above = False
         k = start - 1
-        while k >= 0 and not lines[k].strip() and start - k < 4:
+        while k >= 0 and not lines[k].strip().lstrip(">").strip() and start - k < 4:
             k -= 1
         if k >= 0 and _SEPARATOR_RE.match(lines[k]):
             sep_above = True
@@ -353,6 +353,9 @@ def _split_forwarded_html(html: str, fields: dict) -> Optional[str]:
         doc = lxml.html.document_fromstring(html)
     except Exception:  # noqa: BLE001
         return None
+    # Line breaks where the markup implies them, so labels start a "line" in text_content().
+    for el in doc.iter("br", "tr", "td", "th", "p", "div", "li"):
+        el.tail = "\n" + (el.tail or "")
     subject_labels = "|".join(_SUBJECT_LABELS)
     from_labels = "|".join(_FROM_LABELS)
     # <br> leaves no text behind, so labels may follow the previous value directly.
