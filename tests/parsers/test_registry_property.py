@@ -1,0 +1,86 @@
+"""parse_raw never raises, whatever the bytes; what nobody understands says so."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from backend.app.parsers.base import ParseResult
+from backend.app.parsers.registry import parse_raw
+
+HERE = Path(__file__).resolve().parent
+SAMPLE_ROOTS = (Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "emails", HERE / "samples")
+SAMPLES = [p.read_bytes() for root in SAMPLE_ROOTS if root.is_dir() for p in sorted(root.rglob("*.eml"))]
+
+
+def _check(result):
+    assert isinstance(result, ParseResult)
+    assert isinstance(result.reason, str)
+    assert result.overall_status in (None, "Success", "Warning", "Failed")
+    for o in result.objects:
+        assert isinstance(o.name, str)
+        assert o.status in (None, "Success", "Warning", "Failed")
+    result.to_dict()  # serialisable for the CLI and the database
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4000))
+def test_arbitrary_bytes_never_raise(raw):
+    _check(parse_raw(raw))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=3000))
+def test_arbitrary_text_never_raises(text):
+    _check(parse_raw(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=st.text(max_size=200), body=st.text(max_size=2000))
+def test_arbitrary_headers_and_bodies_never_raise(subject, body):
+    raw = ("From: x@example.com\r\nSubject: " + subject.replace("\r", " ").replace("\n", " ")
+           + "\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + body)
+    _check(parse_raw(raw.encode("utf-8", "surrogatepass")))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(idx=st.integers(min_value=0), seed=st.integers(min_value=0, max_value=2**32 - 1),
+       cut=st.floats(min_value=0.0, max_value=1.0), flips=st.integers(min_value=0, max_value=40))
+def test_mutated_real_samples_never_raise(idx, seed, cut, flips):
+    assert SAMPLES, "no samples found"
+    raw = bytearray(SAMPLES[idx % len(SAMPLES)])
+    rng = random.Random(seed)
+    raw = raw[: max(1, int(len(raw) * cut))] if cut < 0.95 else raw
+    for _ in range(flips):
+        if raw:
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+    _check(parse_raw(bytes(raw)))
+
+
+def test_message_no_parser_understands_is_unparsed_with_a_reason():
+    raw = (b"From: someone@example.org\r\nSubject: Lunch on Friday?\r\nContent-Type: text/plain\r\n\r\n"
+           b"Shall we meet at noon?\r\n")
+    result = parse_raw(raw)
+    assert result.parsed is False
+    assert result.software is None and result.objects == []
+    assert "no parser" in result.reason
+
+
+def test_a_parser_that_raises_is_reported_not_propagated(monkeypatch):
+    from backend.app.parsers import registry
+    from backend.app.parsers.base import Parser
+
+    class Boom(Parser):
+        name = "boom"
+
+        def matches(self, msg):
+            return "always"
+
+        def parse(self, msg):
+            raise ValueError("bad table")
+
+    monkeypatch.setattr(registry, "PARSERS", (Boom(),))
+    result = registry.parse_raw(b"Subject: x\r\n\r\nbody")
+    assert result.parsed is False and result.parser == "boom"
+    assert "ValueError" in result.error and "bad table" in result.reason
