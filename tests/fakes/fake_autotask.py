@@ -256,7 +256,7 @@ class FakeAutotask:
         self._pages: dict[str, dict[str, Any]] = {}
         self._zone_prefix = "/zone14/atservicesrest/"
         self._old_prefixes: set[str] = set()
-        self._lose_create: deque[tuple[str, float]] = deque()
+        self._lose: dict[str, deque[tuple[str, float]]] = {"ticket": deque(), "note": deque()}
         self._failures: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -329,15 +329,16 @@ class FakeAutotask:
             n = int(re.search(r"\d+", self._zone_prefix).group()) + 1
             self._zone_prefix = f"/zone{n}/atservicesrest/"
 
-    def lose_next_create_response(self, mode: str = "drop", delay: float = 2.0) -> None:
+    def lose_next_create_response(self, mode: str = "drop", delay: float = 2.0, what: str = "ticket") -> None:
         """The next ticket create is carried out, then its response is lost.
 
         ``drop``: the connection is closed without an answer; ``delay``: the
         answer comes after ``delay`` seconds (past the client's timeout);
         ``502``: a gateway error page comes back although the ticket exists.
+        ``what``: ``ticket`` or ``note`` (a ticket note create).
         """
-        assert mode in ("drop", "delay", "502")
-        self._lose_create.append((mode, delay))
+        assert mode in ("drop", "delay", "502") and what in ("ticket", "note")
+        self._lose[what].append((mode, delay))
 
     def fail_next(self, count: int = 1, *, status: int = 503, errors: list[str] | None = None,
                   method: str | None = None, entity: str | None = None, path_suffix: str | None = None,
@@ -347,6 +348,12 @@ class FakeAutotask:
         ``path_suffix`` e.g. ``"/Tickets"`` matches only ticket creates/updates, not queries."""
         self._failures.append({"count": count, "status": status, "errors": errors, "method": method,
                                "entity": entity, "suffix": path_suffix, "headers": headers or {}})
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+            for queue in self._lose.values():
+                queue.clear()
 
     def complete_out_of_band(self, ticket_id: int) -> None:
         """Someone completes the ticket in Autotask itself."""
@@ -588,14 +595,17 @@ class FakeAutotask:
         if row["status"] == COMPLETE:
             self._set_status(row, COMPLETE)
         self.tickets[row["id"]] = row
-        if self._lose_create:
-            mode, delay = self._lose_create.popleft()
+        return self._created(row["id"], "ticket")
+
+    def _created(self, item_id: int, what: str):
+        if self._lose[what]:
+            mode, delay = self._lose[what].popleft()
             if mode == "drop":
-                return 200, {"itemId": row["id"]}, {}, ("drop",)
+                return 200, {"itemId": item_id}, {}, ("drop",)
             if mode == "delay":
-                return 200, {"itemId": row["id"]}, {}, ("delay", delay)
+                return 200, {"itemId": item_id}, {}, ("delay", delay)
             return 502, None, {}, ("html",)
-        return 200, {"itemId": row["id"]}, {}, None
+        return 200, {"itemId": item_id}, {}, None
 
     def _update_ticket(self, body, *, replace: bool):
         self._require_writable("update this entity type")
@@ -661,7 +671,7 @@ class FakeAutotask:
         self.notes[nid] = {"id": nid, **values, "createDateTime": stamp, "lastActivityDate": stamp,
                            "creatorResourceID": None}
         self.tickets[ticket_id]["lastActivityDate"] = stamp
-        return 200, {"itemId": nid}, {}, None
+        return self._created(nid, "note")
 
     # validation ------------------------------------------------------------------
 

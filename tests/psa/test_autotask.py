@@ -1,6 +1,7 @@
 """The Autotask client against the fake Autotask REST API over real HTTP."""
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -306,6 +307,31 @@ def test_add_ticket_note_uses_the_note_picklists(fake_autotask, autotask):
     assert fake_autotask.violations == []
 
 
+def test_a_lost_note_response_never_makes_a_second_note(make_fake, make_client):
+    fake = make_fake()
+    client = make_client(fake, timeout=0.6)
+    t = new_ticket(client)
+    fake.lose_next_create_response("drop", what="note")
+    note = client.add_ticket_note(t.id, "Backup failed again", "details")
+    assert list(fake.notes) == [note.id]
+
+
+def test_when_autotask_stays_silent_the_error_says_a_retry_is_safe(make_fake, make_client):
+    fake = make_fake()
+    client = make_client(fake, timeout=0.6, retry_budget=0.2)
+    new_ticket(client, reference="bc-other")  # pre-create lookups work
+    fake.lose_next_create_response("drop")
+    fake.fail_next(100, status=503, method="POST", path_suffix="/Tickets/query")
+    with pytest.raises(psa.PsaUnavailableError, match="safe to try again") as err:
+        new_ticket(client, reference="bc-silent", check_existing=False)
+    assert "bc-silent" in err.value.message
+    assert len(fake.tickets) == 2
+    fake.clear_failures()
+    again = new_ticket(client, reference="bc-silent")  # the next attempt finds it
+    assert len(fake.tickets) == 2 and fake.tickets[again.id]["externalID"] == "bc-silent"
+    assert fake.violations == []
+
+
 def test_complete_ticket_adds_the_note_then_sets_complete(fake_autotask, autotask):
     t = new_ticket(autotask)
     done = autotask.complete_ticket(t.id, "Backups succeed again; resolved by J. Doe.")
@@ -429,6 +455,13 @@ def test_fake_records_blanking_and_nulls(fake_autotask):
                                                      "queueID": QUEUE, "contactID": None})
     assert r.status_code == 500 and r.json()["errors"]
     assert any("null sent for contactID" in v for v in fake_autotask.violations)
+    fake_autotask.violations.clear()
+    assert _raw(fake_autotask, "PATCH", "Tickets", json={"id": tid, "description": "back"}).status_code == 200
+    assert _raw(fake_autotask, "PATCH", "Tickets", json={"id": tid, "description": None}).status_code == 200
+    assert fake_autotask.tickets[tid]["description"] is None
+    assert any("null sent for description" in v for v in fake_autotask.violations)
+    assert any("description blanked" in v for v in fake_autotask.violations)
+    assert _raw(fake_autotask, "PATCH", "Tickets", json={"title": "no id"}).status_code == 500
 
 
 def test_fake_enforces_auth_and_query_grammar(fake_autotask):
@@ -444,6 +477,9 @@ def test_fake_enforces_auth_and_query_grammar(fake_autotask):
                                {"op": "in", "field": "id", "value": [175]}]}],
         "IncludeFields": ["companyName"]})
     assert [i["companyName"] for i in r.json()["items"]] == ["Example Logistics Ltd", "Sample Bakery"]
+    search = json.dumps({"filter": [{"op": "endsWith", "field": "companyName", "value": "BAKERY"}]})
+    r = _raw(fake_autotask, "GET", "Companies/query", params={"search": search})
+    assert [i["id"] for i in r.json()["items"]] == [176]
     r = _raw(fake_autotask, "POST", "Companies/query/count", json={"filter": [{"op": "gte", "field": "id",
                                                                                 "value": 0}]})
     assert r.json() == {"queryCount": 5}

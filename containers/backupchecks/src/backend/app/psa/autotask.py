@@ -576,18 +576,39 @@ class AutotaskClient(PsaClient):
             try:
                 data = self._request("POST", "Tickets", body=body, idempotent=False,
                                      action="Creating the Autotask ticket")
-                return self.get_ticket(int(data["itemId"]))
             except _MaybeProcessed as exc:
                 last = exc
                 log.warning("Autotask ticket create for %s had no clear answer; looking for it", reference)
-                for check in range(2):
-                    time.sleep(self.config.lost_create_recheck_delay * (check + 1))
-                    found = self._find_created(reference, body, created_since)
-                    if found is not None:
-                        return found
+                found = self._recover_create(reference, body, created_since, exc)
+                if found is not None:
+                    return found
+                continue
+            except PsaValidationError as exc:
+                if any(re.search(r"picklist|inactive|not a valid", e, re.IGNORECASE) for e in exc.errors):
+                    with self._fields_lock:
+                        self._fields.clear()  # picklists changed in Autotask: re-read them next time
+                raise
+            return self.get_ticket(int(data["itemId"]))
         raise PsaUnavailableError(
             "Creating the Autotask ticket failed: Autotask did not answer and no ticket with reference "
             f"{reference} exists there, so nothing was created. Try again later. ({last.message if last else ''})")
+
+    def _recover_create(self, reference: str, body: Mapping[str, Any], since: datetime,
+                        cause: PsaError) -> PsaTicket | None:
+        """After a create with no clear answer: the ticket if Autotask has it, else None."""
+        for check in range(2):
+            time.sleep(self.config.lost_create_recheck_delay * (check + 1))
+            try:
+                found = self._find_created(reference, body, since)
+            except PsaError as exc:
+                raise PsaUnavailableError(
+                    f"Autotask did not confirm the new ticket ({cause.message}) and could not be checked "
+                    f"afterwards ({exc.message}). The ticket may exist with reference {reference}; Backupchecks "
+                    "looks for it before creating another, so it is safe to try again later.",
+                    errors=exc.errors, status=exc.status) from exc
+            if found is not None:
+                return found
+        return None
 
     def _find_created(self, reference: str, body: Mapping[str, Any], since: datetime) -> PsaTicket | None:
         try:
