@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def first_run_setup():
         endpoint = request.endpoint or ""
-        if endpoint in ("static", "main.health", "auth.setup") or endpoint.startswith("docs."):
+        if endpoint in ("static", "main.health", "auth.setup"):
             return None
         from .services.accounts import has_users
         if not getattr(app, "_has_users", False):

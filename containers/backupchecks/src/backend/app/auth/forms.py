@@ -12,13 +12,13 @@ class LoginForm(FlaskForm):
 
 class SetupForm(FlaskForm):
     username = StringField("Admin user name", validators=[DataRequired(), Length(max=80)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=500)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=500, message="The password needs at least 10 characters.")])
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
 
 
 class PasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired()])
-    password = PasswordField("New password", validators=[DataRequired(), Length(min=10, max=500)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=10, max=500, message="The password needs at least 10 characters.")])
     confirm = PasswordField("Repeat new password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
 
 

@@ -1,0 +1,290 @@
+"""Shared fixtures: the app on a real database, clients, personas and data builders.
+
+Database choice (same rules as `make test`): TEST_DATABASE_URL if set, else the
+local PostgreSQL on 127.0.0.1:5432 as user postgres when it answers, else SQLite
+with a warning. With CI=true PostgreSQL is required: its absence fails the run.
+Each xdist worker gets its own database, migrated to head once per session; the
+tables are emptied after every test.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import warnings
+from datetime import datetime, timezone
+
+import pytest
+
+os.environ.setdefault("BACKGROUND_JOBS", "0")
+
+IS_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PASSWORD = "correct-horse-battery"  # test personas only
+
+_db_url_cache: dict[str, str] = {}
+
+
+def _pg_answers(host="127.0.0.1", port=5432) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _ensure_pg_database(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    admin = u.set(drivername="postgresql", database="postgres")
+    conninfo = admin.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{u.database}"')
+
+
+def resolve_test_database_url(worker_id: str = "master", tmp_dir: str = "/tmp") -> str:
+    if worker_id in _db_url_cache:
+        return _db_url_cache[worker_id]
+    suffix = "" if worker_id == "master" else f"_{worker_id}"
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base and _pg_answers():
+        base = "postgresql+psycopg://postgres@127.0.0.1:5432/backupchecks_test"
+    if base:
+        if base.startswith("postgresql://"):
+            base = "postgresql+psycopg://" + base[len("postgresql://"):]
+        url = base + suffix if base.startswith("postgresql") else base
+        if url.startswith("postgresql"):
+            _ensure_pg_database(url)
+    else:
+        if IS_CI:
+            pytest.exit("CI=true but PostgreSQL does not answer on 127.0.0.1:5432 and TEST_DATABASE_URL is "
+                        "not set: the suite must run on PostgreSQL in CI.", returncode=3)
+        warnings.warn("PostgreSQL not reachable: running the suite on SQLite (set TEST_DATABASE_URL).")
+        path = os.path.join(tmp_dir, f"backupchecks-test{suffix}.sqlite3")
+        if os.path.exists(path):
+            os.remove(path)
+        url = "sqlite:///" + path
+    _db_url_cache[worker_id] = url
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(worker_id, tmp_path_factory):
+    return resolve_test_database_url(worker_id, str(tmp_path_factory.getbasetemp()))
+
+
+_FreshGlobalsClient = None
+
+
+@pytest.fixture(scope="session")
+def _session_app(database_url, tmp_path_factory):
+    from backend.app import create_app
+
+    global _FreshGlobalsClient
+    _FreshGlobalsClient = _make_client_class()
+    instance = tmp_path_factory.mktemp("instance")
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "BACKGROUND_JOBS": False,
+        "RUN_MIGRATIONS": True,  # the schema comes from the migrations, as in production
+        "SERVER_NAME": None,
+    })
+    app.instance_path = str(instance)
+    app.test_client_class = _FreshGlobalsClient
+    return app
+
+
+def _make_client_class():
+    from flask import g
+    from flask.testing import FlaskClient
+
+    class FreshGlobalsClient(FlaskClient):
+        """The test holds an app context open (for db access); each request still starts with an
+        empty ``g`` as it would in production, so one client's login never leaks into another."""
+
+        def open(self, *args, **kwargs):
+            try:
+                g.__dict__.clear()
+            except RuntimeError:
+                pass
+            return super().open(*args, **kwargs)
+
+    return FreshGlobalsClient
+
+
+
+
+@pytest.fixture
+def app(_session_app):
+    from backend.app.extensions import db
+
+    app = _session_app
+    app._has_users = False
+    with app.app_context():
+        yield app
+        db.session.remove()
+        _empty_tables(db)
+    app._has_users = False
+
+
+def _empty_tables(db) -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+        else:
+            for t in tables:
+                conn.exec_driver_sql(f'DELETE FROM "{t}"')
+
+
+@pytest.fixture
+def db_session(app):
+    from backend.app.extensions import db
+    return db.session
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --- CSRF-aware helpers --------------------------------------------------------------
+
+_CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"|name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(client, path: str = "/auth/login") -> str:
+    html = client.get(path).get_data(as_text=True)
+    m = _CSRF_RE.search(html)
+    assert m, f"no CSRF token on {path}"
+    return m.group(1) or m.group(2)
+
+
+def post_form(client, path: str, data: dict | None = None, token_from: str | None = None, **kw):
+    data = dict(data or {})
+    data.setdefault("csrf_token", csrf_token(client, token_from or "/auth/profile"))
+    return client.post(path, data=data, **kw)
+
+
+# --- Builders -------------------------------------------------------------------------------
+
+_HASH_CACHE: dict[str, str] = {}
+
+
+def make_user(username: str = "user", roles=("viewer",), password: str = PASSWORD, active: bool = True):
+    from backend.app.extensions import db
+    from backend.app.models import User
+    from backend.app.services.accounts import hash_password
+
+    if password not in _HASH_CACHE:
+        _HASH_CACHE[password] = hash_password(password)
+    user = User(username=username, password_hash=_HASH_CACHE[password], is_active_user=active)
+    user.role_list = list(roles)
+    user.active_role = list(roles)[0]
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def make_customer(name: str = "Northwind Demo", active: bool = True):
+    from backend.app.extensions import db
+    from backend.app.models import Customer
+
+    c = Customer(name=name, active=active)
+    db.session.add(c)
+    db.session.commit()
+    return c
+
+
+def make_job(customer=None, job_name: str = "Daily VM Backup", software: str = "Veeam Backup & Replication",
+             sender: str = "veeam@example.test", backup_type: str = "Backup Job", **kw):
+    from backend.app.extensions import db
+    from backend.app.models import Job
+
+    customer = customer or make_customer()
+    key = "|".join(s.strip().lower() for s in (sender, job_name, software))
+    job = Job(customer_id=customer.id, job_name=job_name, software=software, sender=sender,
+              backup_type=backup_type, identity_key=key, **kw)
+    db.session.add(job)
+    db.session.commit()
+    return job
+
+
+def make_run(job=None, status: str = "Success", started_at: datetime | None = None, **kw):
+    from backend.app.extensions import db
+    from backend.app.models import JobRun
+
+    job = job or make_job()
+    run = JobRun(job_id=job.id, status=status, effective_status=kw.pop("effective_status", status),
+                 started_at=started_at or datetime.now(timezone.utc), **kw)
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+# --- Personas: one per role, so access tests read as sentences -----------------------------
+
+PERSONAS = {"admin": "alice", "operator": "oscar", "reporter": "rita", "viewer": "victor"}
+
+
+def login(client, username: str, password: str = PASSWORD):
+    token = csrf_token(client, "/auth/login")
+    return client.post("/auth/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+@pytest.fixture
+def personas(app):
+    return {role: make_user(name, roles=(role,)) for role, name in PERSONAS.items()}
+
+
+@pytest.fixture
+def as_user(app, personas):
+    """as_user("operator") -> a test client logged in as that persona."""
+    def _as(role: str):
+        c = app.test_client()
+        r = login(c, PERSONAS[role])
+        assert r.status_code == 302, r.get_data(as_text=True)[:500]
+        return c
+    return _as
+
+
+# --- Browser (Playwright + Debian's Chromium) ------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if IS_CI:
+            pytest.fail("Chromium missing at /usr/bin/chromium (apt-get install -y chromium)")
+        pytest.skip("Chromium not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                    "--disable-component-update", "--disable-sync", "--no-first-run",
+                                    "--disable-quic"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served on a real socket in a thread (for the browser)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()

@@ -1,0 +1,173 @@
+"""Accounts: first-run setup, login, throttling, logout, profile, roles, user management."""
+from sqlalchemy import select
+
+from backend.app.extensions import db
+from backend.app.models import AuditLog, User
+
+from .conftest import PASSWORD, csrf_token, login, make_user, post_form
+
+
+def events():
+    return [a.event for a in db.session.execute(select(AuditLog).order_by(AuditLog.id)).scalars()]
+
+
+def test_without_users_every_page_leads_to_setup(client):
+    for path in ("/", "/inbox", "/settings", "/auth/login"):
+        r = client.get(path)
+        assert r.status_code == 302 and r.headers["Location"].endswith("/auth/setup"), path
+
+
+def test_setup_creates_the_first_admin_once(client):
+    token = csrf_token(client, "/auth/setup")
+    r = client.post("/auth/setup", data={"username": "firstadmin", "password": PASSWORD, "confirm": PASSWORD,
+                                         "csrf_token": token})
+    assert r.status_code == 302
+    user = db.session.execute(select(User)).scalar_one()
+    assert user.username == "firstadmin" and user.role_list == ["admin"]
+    assert client.get("/").status_code == 200  # logged in straight away
+    # The page is closed now, even for a second visitor.
+    other = client.application.test_client()
+    r = other.get("/auth/setup")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/auth/login")
+    r = other.post("/auth/setup", data={"username": "intruder", "password": PASSWORD, "confirm": PASSWORD,
+                                        "csrf_token": csrf_token(other, "/auth/login")})
+    assert db.session.execute(select(User.username)).scalars().all() == ["firstadmin"]
+
+
+def test_setup_rejects_a_short_password_with_a_message(client):
+    token = csrf_token(client, "/auth/setup")
+    r = client.post("/auth/setup", data={"username": "a", "password": "short", "confirm": "short", "csrf_token": token})
+    assert r.status_code == 200
+    assert "at least 10" in r.get_data(as_text=True)
+    assert db.session.execute(select(User)).first() is None
+
+
+def test_login_wrong_password_and_unknown_user_get_the_same_clear_message(client):
+    make_user("alice", roles=("admin",))
+    r = login(client, "alice", "wrong-password-123")
+    assert r.status_code == 401 and "Unknown user name or wrong password" in r.get_data(as_text=True)
+    r = login(client, "nobody", "wrong-password-123")
+    assert r.status_code == 401 and "Unknown user name or wrong password" in r.get_data(as_text=True)
+    assert events().count("login.failed") == 2
+
+
+def test_login_is_throttled_per_user_after_repeated_failures(client, app):
+    make_user("alice", roles=("admin",))
+    for _ in range(app.config["LOGIN_THROTTLE_MAX"]):
+        login(client, "alice", "wrong-password-123")
+    r = login(client, "alice", PASSWORD)  # even the right password waits now
+    assert r.status_code == 429
+    assert "Too many failed logins" in r.get_data(as_text=True)
+    assert "login.throttled" in events()
+
+
+def test_login_then_logout(client):
+    make_user("alice", roles=("admin",))
+    r = login(client, "alice")
+    assert r.status_code == 302
+    assert client.get("/").status_code == 200
+    r = post_form(client, "/auth/logout", token_from="/")
+    assert r.status_code == 302
+    r = client.get("/")
+    assert r.status_code == 302 and "/auth/login" in r.headers["Location"]
+    assert {"login", "logout"} <= set(events())
+
+
+def test_deactivated_user_cannot_log_in(client):
+    make_user("gone", roles=("viewer",), active=False)
+    r = login(client, "gone")
+    assert r.status_code == 401 and "deactivated" in r.get_data(as_text=True)
+
+
+def test_login_rejects_a_post_without_csrf_token_and_changes_nothing(client):
+    make_user("alice", roles=("admin",))
+    r = client.post("/auth/login", data={"username": "alice", "password": PASSWORD})
+    assert r.status_code == 400
+    assert "security token" in r.get_data(as_text=True)
+    assert client.get("/").status_code == 302  # still logged out
+
+
+def test_login_redirects_only_to_local_next(client):
+    make_user("alice", roles=("admin",))
+    token = csrf_token(client, "/auth/login")
+    r = client.post("/auth/login?next=https://evil.example/x", data={"username": "alice", "password": PASSWORD, "csrf_token": token})
+    assert r.headers["Location"] == "/"
+
+
+def test_role_switch_changes_navigation_and_is_remembered(app):
+    make_user("multi", roles=("operator", "viewer"))
+    c = app.test_client()
+    login(c, "multi")
+    assert "Run Checks" in c.get("/").get_data(as_text=True)
+    r = post_form(c, "/auth/switch-role", {"role": "viewer"}, token_from="/")
+    assert r.status_code == 302
+    page = c.get("/").get_data(as_text=True)
+    assert 'href="/run-checks"' not in page
+    assert c.get("/run-checks").status_code == 403
+    # Remembered across logins.
+    c2 = app.test_client()
+    login(c2, "multi")
+    assert c2.get("/run-checks").status_code == 403
+    assert db.session.execute(select(User.active_role).where(User.username == "multi")).scalar_one() == "viewer"
+
+
+def test_cannot_switch_to_a_role_one_does_not_hold(as_user):
+    c = as_user("viewer")
+    r = post_form(c, "/auth/switch-role", {"role": "admin"}, token_from="/")
+    assert r.status_code == 400
+    assert c.get("/settings").status_code == 403
+
+
+def test_profile_password_change_needs_the_current_password(as_user):
+    c = as_user("viewer")
+    r = post_form(c, "/auth/profile", {"section": "password", "pw-current": "not-it-at-all",
+                                        "pw-password": "new-password-456", "pw-confirm": "new-password-456"})
+    assert r.status_code == 200 and "current password is wrong" in r.get_data(as_text=True)
+    r = post_form(c, "/auth/profile", {"section": "password", "pw-current": PASSWORD,
+                                        "pw-password": "new-password-456", "pw-confirm": "new-password-456"})
+    assert r.status_code == 302
+    fresh = c.application.test_client()
+    assert login(fresh, "victor", "new-password-456").status_code == 302
+
+
+def test_profile_theme_is_saved_and_applied(as_user):
+    c = as_user("reporter")
+    post_form(c, "/auth/profile", {"section": "theme", "theme-theme": "dark"})
+    assert 'data-bs-theme="dark"' in c.get("/").get_data(as_text=True)
+
+
+def test_admin_manages_users_and_the_last_admin_is_protected(as_user):
+    c = as_user("admin")
+    r = post_form(c, "/settings/users/new", {"username": "newbie", "password": "long-enough-pw", "roles": ["operator", "viewer"]})
+    assert r.status_code == 302
+    newbie = db.session.execute(select(User).where(User.username == "newbie")).scalar_one()
+    assert newbie.role_list == ["operator", "viewer"]
+    alice = db.session.execute(select(User).where(User.username == "alice")).scalar_one()
+    # Demoting, deactivating or deleting the last active admin is refused with a message.
+    for data in ({"action": "roles", "roles": ["viewer"]}, {"action": "deactivate"}, {"action": "delete"}):
+        r = post_form(c, f"/settings/users/{alice.id}", data, follow_redirects=True)
+        assert "last active admin" in r.get_data(as_text=True) or "own account" in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(User, alice.id).role_list == ["admin"]
+    # Bad input: a duplicate name and an unknown role.
+    r = post_form(c, "/settings/users/new", {"username": "NEWBIE", "password": "long-enough-pw", "roles": ["viewer"]}, follow_redirects=True)
+    assert "already exists" in r.get_data(as_text=True)
+    r = post_form(c, "/settings/users/new", {"username": "x2", "password": "long-enough-pw", "roles": ["root"]}, follow_redirects=True)
+    assert "Unknown role" in r.get_data(as_text=True)
+    # Reset password, deactivate, delete.
+    post_form(c, f"/settings/users/{newbie.id}", {"action": "password", "password": "another-long-pw"})
+    post_form(c, f"/settings/users/{newbie.id}", {"action": "deactivate"})
+    db.session.expire_all()
+    assert db.session.get(User, newbie.id).is_active_user is False
+    post_form(c, f"/settings/users/{newbie.id}", {"action": "delete"})
+    assert db.session.get(User, newbie.id) is None
+    assert {"user.create", "user.password_reset", "user.deactivate", "user.delete"} <= set(events())
+
+
+def test_expired_session_leads_back_to_login(app, personas):
+    c = app.test_client()
+    login(c, "alice")
+    with c.session_transaction() as s:
+        s.clear()
+    r = c.get("/settings")
+    assert r.status_code == 302 and "/auth/login" in r.headers["Location"]

@@ -1,0 +1,81 @@
+"""Every route in app.url_map is guarded by the active role, without anyone remembering.
+
+Anonymous → login (or setup with no users); a role without access → 403; a role
+with access → no 403 and no server error.
+"""
+import re
+
+import pytest
+
+from .conftest import PERSONAS, csrf_token, login
+
+PUBLIC_ENDPOINTS = {"static", "main.health", "auth.login", "auth.setup", "auth.logout"}
+
+
+def _routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        url = re.sub(r"<(?:int:)?[^>]+>", "1", rule.rule)
+        method = "GET" if "GET" in rule.methods else sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
+        yield rule.endpoint, url, method, app.view_functions[rule.endpoint]
+
+
+def test_every_view_declares_its_roles(app):
+    unguarded = [ep for ep, _, _, view in _routes(app) if not getattr(view, "allowed_roles", None)]
+    assert unguarded == [], f"routes without roles_required: {unguarded}"
+
+
+def test_anonymous_is_sent_to_setup_without_users(app):
+    client = app.test_client()
+    for endpoint, url, method, _ in _routes(app):
+        if method != "GET":
+            continue
+        r = client.get(url)
+        assert r.status_code == 302 and "/auth/setup" in r.headers["Location"], (endpoint, r.status_code)
+
+
+def test_role_matrix(app, personas):
+    anon = app.test_client()
+    clients = {}
+    for role, name in PERSONAS.items():
+        c = app.test_client()
+        assert login(c, name).status_code == 302
+        clients[role] = (c, csrf_token(c, "/auth/profile"))
+    checked = 0
+    for endpoint, url, method, view in _routes(app):
+        allowed = set(view.allowed_roles)
+        r = anon.open(url, method=method, data={"csrf_token": csrf_token(anon, "/auth/login")} if method != "GET" else None)
+        assert r.status_code in (302, 401), (endpoint, "anonymous", r.status_code)
+        if r.status_code == 302:
+            assert "/auth/login" in r.headers["Location"], (endpoint, r.headers["Location"])
+        for role, (c, token) in clients.items():
+            data = {"csrf_token": token} if method != "GET" else None
+            r = c.open(url, method=method, data=data)
+            if role in allowed:
+                assert r.status_code != 403 and r.status_code < 500, (endpoint, role, r.status_code)
+            else:
+                assert r.status_code == 403, (endpoint, role, r.status_code)
+            checked += 1
+    assert checked >= 4 * 20
+
+
+@pytest.mark.parametrize("role,path,expected", [
+    ("viewer", "/run-checks", 403),
+    ("reporter", "/inbox", 403),
+    ("operator", "/settings", 403),
+    ("operator", "/audit-log", 403),
+    ("viewer", "/daily-jobs", 200),
+    ("reporter", "/reports", 200),
+    ("admin", "/parsers", 200),
+    ("operator", "/run-checks", 200),
+])
+def test_access_reads_as_sentences(as_user, role, path, expected):
+    assert as_user(role).get(path).status_code == expected
+
+
+def test_forbidden_page_explains_what_to_do(as_user):
+    r = as_user("viewer").get("/run-checks")
+    text = r.get_data(as_text=True)
+    assert "Your active role (viewer) may not open this page" in text
+    assert "Traceback" not in text
