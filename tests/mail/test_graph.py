@@ -380,3 +380,35 @@ def test_fake_env_and_config_values_match(fake_graph):
 
     assert env["GRAPH_API_BASE"] == fake_graph.api_base and env["REQUESTS_CA_BUNDLE"] == fake_graph.ca_bundle
     assert len(GraphMailSource(GraphConfig(**fake_graph.config_values())).list_messages()) == 3
+
+
+def test_config_from_settings_mapping():
+    config = GraphConfig.from_settings({"graph_tenant_id": " t ", "graph_client_id": "c", "graph_client_secret": "s",
+                                        "graph_mailbox": "m@x.example", "graph_incoming_folder": "",
+                                        "graph_processed_folder": "Inbox/Done"}, timeout=7)
+
+    assert (config.tenant_id, config.incoming_folder, config.processed_folder) == ("t", "Inbox", "Inbox/Done")
+    assert config.authority_host == "https://login.microsoftonline.com" and config.timeout == 7
+    assert GraphConfig.from_settings({}).missing() == ["Tenant ID", "Client ID", "Client secret", "Mailbox"]
+
+
+def test_another_process_reaches_the_fake_through_its_env(fake_graph):
+    """How an app server started by a test (gunicorn) reads the fake mailbox: env only."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import os\n"
+        "from backend.app.mail.graph import GraphConfig, GraphMailSource\n"
+        "s = {k.lower(): v for k, v in os.environ.items() if k.startswith('GRAPH_')}\n"
+        "print(len(GraphMailSource(GraphConfig.from_settings(s)).list_messages()))\n"
+    )
+    src_dir = Path(__file__).resolve().parents[2] / "containers" / "backupchecks" / "src"
+    env = {**os.environ, **fake_graph.env(), "PYTHONPATH": str(src_dir)}
+    env.pop("CURL_CA_BUNDLE", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "3"

@@ -338,6 +338,9 @@ class GraphMailSource(MailSource):
             report["ok"] = True
         except MailSourceError as exc:
             report["error"], report["error_code"] = exc.message, exc.code
+        except Exception as exc:  # noqa: BLE001 - the settings page shows it instead of a 500
+            log.exception("Graph connection test failed unexpectedly")
+            report["error"], report["error_code"] = f"Unexpected error: {type(exc).__name__}.", "error"
         return report
 
     # -- sending -------------------------------------------------------------------------
