@@ -69,3 +69,17 @@ def test_other_qnap_notifications_are_not_taken():
                   subject="[Warning] [Storage & Snapshots] Notification from your device: NAS-T",
                   text="NAS Name: NAS-T\nMessage: [Storage & Snapshots] Volume \"DataVol1\" is almost full.\n")
     assert parse_message(msg).software != "QNAP Hybrid Backup Sync"
+
+
+def test_warning_severity_downgrades_a_plain_finished_message():
+    r = parse_message(_msg("[Warning] [Hybrid Backup Sync] Notification from your device: NAS-T",
+                           '[Hybrid Backup Sync] Finished Backup job: "Weekly".', "Warning"))
+    assert r.overall_status == "Warning"
+
+
+def test_forwarded_subject_keeps_severity():
+    msg = _msg("[Error] [Hybrid Backup Sync] Notification from your device: NAS-T",
+               '[Hybrid Backup Sync] Backup job "Weekly" ended.', "Error")
+    msg.raw_subject = "FW: " + msg.subject
+    msg.subject = "[Hybrid Backup Sync] Notification from your device: NAS-T"
+    assert parse_message(msg).overall_status == "Failed"

@@ -40,25 +40,26 @@ _ITEM_KINDS = {
     "workload": "Workload", "workloads": "Workload", "site": "Site", "onedrive": "OneDrive",
 }
 _MSG_COLS = ("message", "details", "detail", "error", "reason", "description", "info", "warnings", "notes")
-_STATUS_EXTRA = (
-    (re.compile(r"\bstopped\b|\bgestoppt\b|\bgestopt\b|\binterrupted\b|\btimed out\b", re.IGNORECASE), FAILED),
-    (re.compile(r"\bskipped\b|\bpartially\b|\bwith warnings?\b", re.IGNORECASE), WARNING),
-)
+
+
+_ST_WARN = re.compile(r"partial|with (?:warning|error|exception)|warning|skipped|teilweise|gedeeltelijk", re.IGNORECASE)
+_ST_FAIL = re.compile(r"fail|\berror|\berr\b|stopped|gestoppt|gestopt|cancel|abort|interrupted|timed out|not run|"
+                      r"fehlgeschlagen|mislukt", re.IGNORECASE)
+_ST_OK = re.compile(r"success|succeeded|complete|\bok\b|finished|\bdone\b|erfolgreich|geslaagd|voltooid",
+                    re.IGNORECASE)
 
 
 def _status(word: Optional[str]) -> Optional[str]:
+    """Status words as NAKIVO writes them (Successful, Failed, Stopped, ... with warnings)."""
     if not word:
         return None
-    for rx, st in _STATUS_EXTRA[1:]:
-        if rx.search(word):
-            return st
-    st = normalize_status(word)
-    if st:
-        return st
-    for rx, st in _STATUS_EXTRA:
-        if rx.search(word):
-            return st
-    return None
+    if _ST_WARN.search(word):
+        return WARNING
+    if _ST_FAIL.search(word):
+        return FAILED
+    if _ST_OK.search(word):
+        return SUCCESS
+    return normalize_status(word)
 
 
 def _key(label: str) -> Optional[str]:
@@ -84,7 +85,7 @@ def _short_row(cells, header) -> bool:
 
 
 def _cells(row) -> list[str]:
-    return [clean_text(c.text_content()) for c in row if c.tag in ("td", "th")]
+    return [" ".join(c.text_content().split()) for c in row if c.tag in ("td", "th")]
 
 
 class NakivoParser(Parser):

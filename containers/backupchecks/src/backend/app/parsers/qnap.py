@@ -30,7 +30,7 @@ _HBS_RE = re.compile(r"Hybrid\s*Backup\s*Sync|\bHBS\s*3?\b", re.IGNORECASE)
 _MSG_RE = re.compile(r"\[(?:Hybrid Backup Sync|HBS ?3?)\]\s*(?P<m>[^\r\n]+)", re.IGNORECASE)
 _QUOTED_RE = re.compile(r"[\"“”„«»](?P<n>[^\"“”„«»]+)[\"“”„«»]|'(?P<s>[^']+)'|\[(?P<b>[^\]]+)\]")
 _DATE_RE = re.compile(r"(?<!\d)(\d{4}[/.-]\d{1,2}[/.-]\d{1,2}[ T]\d{1,2}:\d{2}(?::\d{2})?)")
-_SEVERITY_TAG_RE = re.compile(r"^\s*\[(?P<s>[^\]]+)\]\s*\[", re.IGNORECASE)
+_SEVERITY_TAG_RE = re.compile(r"\[(?P<s>[^\]]+)\]\s*\[(?:Hybrid Backup Sync|HBS)", re.IGNORECASE)
 
 _TYPES = (
     (re.compile(r"restore|wiederherstell|herstel|ripristin|restaur", re.IGNORECASE), "Restore job"),
@@ -52,7 +52,8 @@ _SEVERITY_WORDS = (
 
 
 def _severity(msg: Message) -> Optional[str]:
-    m = _SEVERITY_TAG_RE.match(msg.raw_subject or msg.subject)
+    # the raw subject too: the normaliser strips a leading "[Warning]" like an external-mail tag
+    m = _SEVERITY_TAG_RE.search(msg.subject) or _SEVERITY_TAG_RE.search(msg.raw_subject or "")
     if m:
         for rx, st in _SEVERITY_WORDS:
             if rx.match(m.group("s").strip()):
@@ -113,7 +114,10 @@ class QnapHybridBackupSyncParser(Parser):
             return ParseResult(software=None, backup_type=None, job_name=None, overall_status=None,
                                is_report=False, parsed=True,
                                reason=f"Hybrid Backup Sync job start event ({job}), not a result")
-        status = _status(message, job) or _severity(msg)
+        status = _status(message, job)
+        severity = _severity(msg)
+        if status is None or (status == SUCCESS and severity is not None):
+            status = severity or status  # a warning/error notification does not report a clean success
         ended = None
         d = _DATE_RE.search(msg.text)
         if d:

@@ -395,9 +395,13 @@ class SynologySnapshotReplicationParser(Parser):
                    "'Snapshot Replication' in subject or body plus a replication/snapshot task sentence.")
 
     def matches(self, msg: Message) -> Optional[str]:
-        hay = msg.subject + "\n" + _first_sentences(msg, 4)
-        if not (_SR_RE.search(msg.subject) or _SR_RE.search(msg.text[:3000])):
+        head = msg.text[:3000]
+        low = (msg.subject + " " + head).lower()
+        if "snapshot" not in low and "momentopname" not in low:
             return None
+        if not (_SR_RE.search(msg.subject) or _SR_RE.search(head)):
+            return None
+        hay = msg.subject + "\n" + _first_sentences(msg, 4)
         if _SR_REPL_SENT_RE.search(hay) or _SR_SNAP_SENT_RE.search(hay) or _first_value(_SR_TASK_RE, msg.text):
             return "Snapshot Replication task notification"
         return None
