@@ -52,3 +52,11 @@ def raw_mail(subject: str, body: str, sender: str = "alerts@example.com",
     return (f"From: {sender}\nTo: ops@example.com\nSubject: {subject}\nDate: {date}\n"
             f"Message-ID: <t.{abs(hash(subject + body)) % 10**8}@example.com>\nMIME-Version: 1.0\n"
             f"Content-Type: {ctype}; charset=\"utf-8\"\nContent-Transfer-Encoding: 8bit\n\n{body}").encode("utf-8")
+
+
+def forwarded_text(subject: str, sender: str, body: str, date: str = "Tuesday, May 14, 2024 10:42 PM") -> bytes:
+    """An Outlook-style inline forward (text/plain) of a report mail by a colleague."""
+    fwd = (f"Please check this one.\n\n-----Original Message-----\nFrom: {sender}\nSent: {date}\n"
+           f"To: it-alerts@example.com\nSubject: {subject}\n\n{body}")
+    return raw_mail("FW: " + subject, fwd, sender="colleague@example.com",
+                    date="Wed, 15 May 2024 08:12:00 +0200")

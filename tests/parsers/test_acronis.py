@@ -60,3 +60,23 @@ def test_unrelated_acronis_mail_is_not_claimed():
                    "Dear partner, your subscription renews on June 1.", sender="no-reply@acronis.com")
     r = parse_raw(raw)
     assert r.parser != "acronis_alert"
+
+
+def test_older_notification_with_quoted_task_and_machine():
+    raw = raw_mail("Acronis Backup: Task 'Nightly SRV01' failed on machine 'SRV01'",
+                   "Task 'Nightly SRV01' failed.\nError: The backup location is not available.\n",
+                   sender="backup@corp.example")
+    r = parse_raw(raw)
+    assert (r.software, r.job_name, r.overall_status) == ("Acronis Cyber Protect", "Nightly SRV01", "Failed")
+    assert [(o.name, o.status, o.message) for o in r.objects] == [
+        ("SRV01", "Failed", "The backup location is not available.")]
+
+
+def test_forwarded_alert_keeps_original_subject():
+    from ._vendor_helpers import forwarded_text
+    raw = forwarded_text("BACKUP SUCCEEDED WITH WARNINGS (group: Fictive Corp)(backup account: fc)(machine: SRV-9)"
+                         "(plan: Servers)", "Acronis Cyber Protect Cloud <noreply-eu2@cloud.acronis.com>",
+                         "Backup succeeded with warnings\nSRV-9\nSome files were skipped.\nShow details\n")
+    r = parse_raw(raw)
+    assert (r.job_name, r.overall_status) == ("Servers", "Warning")
+    assert r.objects[0].message == "Some files were skipped."

@@ -50,3 +50,12 @@ def test_media_alert_is_not_a_job_run():
                    '(Server: "BE9") Media in drive is write-protected.')
     r = parse_raw(raw)
     assert r.parsed and not r.is_report and r.overall_status is None
+
+
+def test_forwarded_copy_is_parsed_like_the_original():
+    from ._vendor_helpers import forwarded_text
+    raw = forwarded_text('Backup Exec Alert: Job Failed (Server: "BE9") (Job: "Nightly Full")', "Backup Exec <be@example.com>",
+                         '(Server: "BE9") (Job: "Nightly Full") Nightly Full -- The job failed with the following error: '
+                         'The media is write-protected.\n')
+    r = parse_raw(raw)
+    assert (r.software, r.job_name, r.overall_status) == ("Veritas Backup Exec", "Nightly Full", "Failed")

@@ -58,3 +58,10 @@ def test_restore_report_type():
     body = "MainOperation: Restore\nParsedResult: Success\nEndTime: 5/20/2024 9:00:00 AM (1716195600)\n"
     r = parse_raw(raw_mail("Duplicati Restore report for Docs", body))
     assert (r.backup_type, r.job_name, r.overall_status) == ("Restore", "Docs", "Success")
+
+
+def test_forwarded_text_report():
+    from ._vendor_helpers import forwarded_text
+    body = "MainOperation: Backup\nParsedResult: Error\nEndTime: 5/20/2024 9:00:00 AM (1716195600)\n"
+    r = parse_raw(forwarded_text("Duplicati Backup report for Docs", "duplicati@nas.example", body))
+    assert (r.software, r.job_name, r.overall_status) == ("Duplicati", "Docs", "Failed")

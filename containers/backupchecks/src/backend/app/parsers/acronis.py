@@ -265,4 +265,74 @@ class AcronisAlertParser(Parser):
         return " ".join(out).strip()
 
 
-PARSERS: list[Parser] = [AcronisAlertParser()]
+_QUOTED_PLAN_RE = re.compile(
+    r"(?:backup\s+plan|protection\s+plan|plan|task|activity|sicherungsplan|schutzplan|aufgabe|taak)\s*"
+    r"[:]?\s*['\"\u2018\u201c\u201e](?P<name>[^'\"\u2019\u201d\u201c]{1,120})['\"\u2019\u201d\u201c]",
+    re.IGNORECASE)
+_QUOTED_MACHINE_RE = re.compile(
+    r"(?:machine|maschine|computer|rechner)\s*[:]?\s*['\"\u2018\u201c\u201e](?P<name>[^'\"\u2019\u201d\u201c]{1,80})"
+    r"['\"\u2019\u201d\u201c]", re.IGNORECASE)
+_LEGACY_STATUS_RE = re.compile(
+    r"succe|erfolgreich|fail|fehlgeschlagen|warn|error|fehler|mislukt|geslaagd|completed|abgeschlossen|"
+    r"did not start|cancel", re.IGNORECASE)
+
+
+class AcronisNotificationParser(Parser):
+    """Older / on-premises Acronis notifications without the '(key: value)' subject parts.
+
+    Acronis Backup (& Recovery) and on-premises Cyber Protect mail per task or
+    activity with the product name in the sender or subject and the plan/task
+    and machine quoted ("Task 'Nightly' ... machine 'SRV01' ... succeeded").
+    Only claimed when the product is named and both a status word and a
+    quoted plan/task are present.
+    """
+
+    name = "acronis_notification"
+    product = SOFTWARE
+    types = ("Backup",)
+    sender_contains = ("acronis",)
+    subject_patterns = (r"acronis.*(?:succe|fail|warn|error|erfolgreich|fehlgeschlagen)",)
+    body_markers = ()
+    description = ("Acronis Backup / on-premises notifications naming the product, with a quoted plan or task "
+                   "and a status word; the quoted machine becomes the object.")
+
+    def matches(self, msg: Message) -> Optional[str]:
+        subj = msg.subject
+        named = ("acronis" in msg.from_address or "acronis" in msg.from_name.lower()
+                 or "acronis" in subj.lower())
+        if not named or not _LEGACY_STATUS_RE.search(subj):
+            return None
+        if _QUOTED_PLAN_RE.search(subj) or _QUOTED_PLAN_RE.search((msg.text or "")[:3000]):
+            return "Acronis notification with a quoted plan/task and a status word"
+        return None
+
+    def parse(self, msg: Message) -> ParseResult:
+        subj = msg.subject
+        text = msg.text or ""
+        m = _QUOTED_PLAN_RE.search(subj) or _QUOTED_PLAN_RE.search(text[:3000])
+        plan = m.group("name").strip() if m else None
+        mm = _QUOTED_MACHINE_RE.search(subj) or _QUOTED_MACHINE_RE.search(text[:3000])
+        machine = mm.group("name").strip() if mm else None
+        head = _QUOTED_PLAN_RE.sub(" ", subj)
+        head = _QUOTED_MACHINE_RE.sub(" ", head)
+        status = _status_from_words(head)
+        objects = []
+        if machine:
+            message = ""
+            if status != SUCCESS:
+                em = re.search(r"^\s*(?:error|fehler|fout|reason|ursache|message|meldung)\s*:\s*(.+?)\s*$",
+                               text, re.IGNORECASE | re.MULTILINE)
+                message = em.group(1) if em else ""
+            objects.append(ParsedObject(name=machine, type="Machine", status=status, message=message))
+        started = ended = None
+        sm = _TIME_LINE_RE["start"].search(text)
+        if sm:
+            started = _parse_dt(sm.group(1), msg)
+        em2 = _TIME_LINE_RE["end"].search(text)
+        if em2:
+            ended = _parse_dt(em2.group(1), msg)
+        return ParseResult(software=SOFTWARE, backup_type="Backup", job_name=plan or machine,
+                           overall_status=status, started_at=started, ended_at=ended, objects=objects)
+
+
+PARSERS: list[Parser] = [AcronisAlertParser(), AcronisNotificationParser()]

@@ -34,6 +34,11 @@ from .base import (
 SOFTWARE = "Cove Data Protection"
 
 _SENDER_HINTS = ("backupmanager", "backup-manager", "cove", "n-able", "solarwinds", "iaso", "mspbackups")
+_SENDER_RE = re.compile(r"backupmanager|backup-manager|backup\.manager|\bcove\b|covedataprotection|n-able|"
+                        r"solarwinds|iaso|mspbackups")
+_COVE_SOURCES_RE = re.compile(r"^\s*(?:Files and Folders|System State|MS SQL|MS Exchange|VMware|Hyper-V|"
+                              r"Network shares|Dateien und Ordner|Systemstatus|Bestanden en mappen|Systeemstatus)\b",
+                              re.IGNORECASE | re.MULTILINE)
 _BODY_HINTS_RE = re.compile(r"backup manager|cove data protection|n-able|solarwinds backup|data sources?\b|"
                             r"datenquellen?|gegevensbronnen?", re.IGNORECASE)
 _SUBJECT_RE = re.compile(
@@ -134,18 +139,19 @@ class CoveSessionParser(Parser):
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject
-        sender = msg.from_address
-        sender_hit = any(h in sender for h in _SENDER_HINTS) or "backup manager" in msg.from_name.lower()
+        sender_hit = bool(_SENDER_RE.search(msg.from_address)) or "backup manager" in msg.from_name.lower()
         if _SUBJECT_RE.match(subj):
             if sender_hit:
                 return "Backup Manager sender and session subject"
-            if _BODY_HINTS_RE.search(msg.text[:4000] or ""):
+            if _BODY_HINTS_RE.search((msg.text or "")[:4000]):
                 return "session subject and Backup Manager body"
             return None
-        if sender_hit and ("cove" in sender or "backupmanager" in sender or "backup manager" in msg.from_name.lower()
-                           or "n-able" in sender or "solarwinds" in sender):
-            if _STATUS_LINE_RE.search(msg.text or "") and _BODY_HINTS_RE.search(msg.text or ""):
+        text = msg.text or ""
+        if ("status" in text[:3000].lower() or "Status" in text[:3000]) and _STATUS_LINE_RE.search(text[:3000]):
+            if sender_hit and _BODY_HINTS_RE.search(text):
                 return "Backup Manager sender and status line"
+            if _COVE_SOURCES_RE.search(text) and _BODY_HINTS_RE.search(text):
+                return "status line and Cove data-source table"
         return None
 
     def parse(self, msg: Message) -> ParseResult:

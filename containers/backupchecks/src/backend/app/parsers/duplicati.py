@@ -118,7 +118,8 @@ class DuplicatiReportParser(Parser):
         if "duplicati" in subj.lower() or "duplicati" in msg.from_address:
             if _RESULT_MARKER_RE.search(text) or '"ParsedResult"' in text or re.search(r"^Failed:", text, re.M):
                 return "Duplicati sender/subject and result fields in body"
-        if '"MainOperation"' in text[:20000] and '"ParsedResult"' in text[:20000] and text.lstrip().startswith("{"):
+        if text[:200].lstrip()[:1] == "{" and text.find('"ParsedResult"', 0, 20000) >= 0 and \
+                text.find('"MainOperation"', 0, 20000) >= 0:
             return "Duplicati JSON result body"
         return None
 

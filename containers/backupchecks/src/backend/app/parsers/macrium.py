@@ -34,16 +34,16 @@ _SUBJECT_STATUS_RE = re.compile(r"Macrium\s+Reflect\s*[-–:]\s*(?:Backup|Clone|
 _FACE_RE = re.compile(r"^\s*(?P<word>Success|Succeeded|Warning|Warnings|Failed|Failure|Error)\s*(?P<face>:\)|:\(|:\|)",
                       re.IGNORECASE | re.MULTILINE)
 _LABEL_RE = {
-    "computer": re.compile(r"^\s*(?:Computer\s*Name|Computer|Computername|Computername|Machine|Rechnername)\s*:\s*"
+    "computer": re.compile(r"^\s*(?:Computer\s*Name|Computer|Computername|Computername|Machine|Rechnername)\s*(?::|\t)\s*"
                            r"(?P<v>\S.*?)\s*$", re.IGNORECASE | re.MULTILINE),
     "definition": re.compile(r"^\s*(?:Backup\s+definition(?:\s+file)?|Definition(?:\s+file)?|"
-                             r"Sicherungsdefinition|Back-updefinitie)\s*[:=]\s*(?P<v>\S.*?)\s*$",
+                             r"Sicherungsdefinition|Back-updefinitie)\s*(?:[:=]|\t)\s*(?P<v>\S.*?)\s*$",
                              re.IGNORECASE | re.MULTILINE),
-    "type": re.compile(r"^\s*(?:Backup\s*Type|Backup-Typ|Sicherungstyp)\s*:\s*(?P<v>\S.*?)\s*$",
+    "type": re.compile(r"^\s*(?:Backup\s*Type|Backup-Typ|Sicherungstyp)\s*(?::|\t)\s*(?P<v>\S.*?)\s*$",
                        re.IGNORECASE | re.MULTILINE),
-    "start": re.compile(r"^\s*(?:Start\s*Time|Started|Backup\s+started|Startzeit)\s*:\s*(?P<v>\S.*?)\s*$",
+    "start": re.compile(r"^\s*(?:Start\s*Time|Started|Backup\s+started|Startzeit)\s*(?::|\t)\s*(?P<v>\S.*?)\s*$",
                         re.IGNORECASE | re.MULTILINE),
-    "end": re.compile(r"^\s*(?:End\s*Time|Finished|Completed|Backup\s+completed|Endzeit)\s*:\s*(?P<v>\d.*?)\s*$",
+    "end": re.compile(r"^\s*(?:End\s*Time|Finished|Completed|Backup\s+completed|Endzeit)\s*(?::|\t)\s*(?P<v>\d.*?)\s*$",
                       re.IGNORECASE | re.MULTILINE),
 }
 _FILE_BACKUP_RE = re.compile(r"\.mrbak\b|file\s*(?:and|&)\s*folder|file\s+backup|datei-?\s*und\s*ordner",
