@@ -100,3 +100,33 @@ def test_non_backup_synology_mail_is_not_taken_as_backup():
                            sender="sns@synologynotification.com"))
     assert r.software not in ("Synology Hyper Backup", "Synology Active Backup for Business", "Synology USB Copy",
                               "Synology Snapshot Replication")
+
+
+def test_abb_italian_structure():
+    r = parse_message(_msg("NAS-X Active Backup for Business - attività di backup PC-Ufficio su NAS-X completata",
+                           "L'attività di backup PC-Ufficio su NAS-X è stata completata.\nOra d’inizio: 17/02/2025 10:00\n"
+                           "Ora di fine: 17/02/2025 10:21\nDimensioni trasferite: 522.6 MB\nElenco dispositivi: PC-REC-01\n"))
+    assert (r.software, r.job_name, r.overall_status) == ("Synology Active Backup for Business", "PC-Ufficio", "Success")
+    assert [(o.name, o.status) for o in r.objects] == [("PC-REC-01", "Success")]
+    assert r.started_at == datetime(2025, 2, 17, 10, 0, tzinfo=CET)
+
+
+def test_abb_danish_subject_structure():
+    r = parse_message(_msg("nas-y.example.invalid Active Backup for Business - backupopgave Standard-PC på LAGER er fuldført",
+                           "Backupopgave Standard-PC på LAGER er fuldført.\n"))
+    assert (r.job_name, r.overall_status) == ("Standard-PC", "Success")
+
+
+def test_abb_devices_split_by_outcome():
+    r = parse_message(_msg("NAS Active Backup for Business - Backup task Servers on NAS was partially completed",
+                           "Backup task Servers on NAS was partially completed.\nSuccessful devices: SRV-A, SRV-B\n"
+                           "Failed devices: SRV-C\n\nFrom NAS\n"))
+    assert r.overall_status == "Warning"
+    assert sorted((o.name, o.status) for o in r.objects) == [("SRV-A", "Success"), ("SRV-B", "Success"),
+                                                             ("SRV-C", "Failed")]
+
+
+def test_hyper_backup_sentence_only_mail_with_log_hint():
+    r = parse_message(_msg("[NAS] Backup task status",
+                           "Backup task Photos-Weekly on NAS was cancelled.\n\nPlease check Hyper Backup > Log.\n\nFrom NAS\n"))
+    assert (r.software, r.job_name, r.overall_status) == ("Synology Hyper Backup", "Photos-Weekly", "Failed")

@@ -44,7 +44,7 @@ SR = "Synology Snapshot Replication"
 _WARN_RE = re.compile(
     r"partially\s+complete|partially\s+succe|partial\s+success|gedeeltelijk|teilweise|with\s+warnings?|"
     r"mit\s+warnung|met\s+waarschuwing|completed\s+with\s+(?:errors?|exceptions?)|some\s+files|einige\s+dateien|"
-    r"sommige\s+bestanden|partiellement|parzialmente|delvist",
+    r"sommige\s+bestanden|partiellement|parzialmente|delvist|\bskipped\b|übersprungen|overgeslagen",
     re.IGNORECASE)
 _FAIL_RE = re.compile(
     r"\bfail(?:ed|ure|s)?\b|fehlgeschlagen|fehler\b|mislukt|misluk|\bcould\s+not\b|\bcannot\b|konnte\s+nicht|"
@@ -214,6 +214,8 @@ class SynologyHyperBackupParser(Parser):
             return "body has Hyper Backup task and destination lines"
         if "hyper backup" in low_subj and _status_of(msg.subject):
             return "subject names Hyper Backup"
+        if "Hyper Backup" in text and _HB_SENTENCE_RE.search(_first_sentences(msg, 2)):
+            return "body names Hyper Backup with a backup task sentence"
         if _HB_SUBJECT_RE.search(msg.subject) and "synologynotification.com" in msg.from_address:
             return "Synology notification with a Hyper Backup subject"
         return None
@@ -266,7 +268,7 @@ _ABB_TASK_SENT_RE = re.compile(
     r"(?:backup\s*task|backup-?taak|back-uptaak|sicherungsaufgabe|datensicherungsaufgabe|backupaufgabe|"
     r"attivit[aà] di backup|backupopgave(?:n)?|t[aâ]che de sauvegarde|task)\s+\[?(?P<task>.+?)\]?\s+"
     r"(?:on|auf|op|su|p[aå]|sur)\s+\[?(?P<host>[^\s\]]+)\]?", re.IGNORECASE)
-_ABB_START_RE = _label_re("Start time", "Start Time", "Startzeit", "Starttijd", "Begintijd", "Ora d'inizio",
+_ABB_START_RE = _label_re("Start time", "Start Time", "Startzeit", "Starttijd", "Begintijd", "Ora d'inizio", "Ora d’inizio",
                           "Ora di inizio", "Starttidspunkt", "Heure de début")
 _ABB_END_RE = _label_re("End time", "End Time", "Endzeit", "Eindtijd", "Ora di fine", "Sluttidspunkt",
                         "Heure de fin")
@@ -276,6 +278,15 @@ _ABB_DEVICES_RE = _label_re("Device list", "Device List", "Devices", "Gerätelis
                             "Liste der virtuellen Maschinen", "Lijst met virtuele machines", "Server list",
                             "Serverliste", "Serverlijst", "Account list", "User list", "Benutzerliste",
                             "Gebruikerslijst")
+# Per-result device lists (when the mail splits devices by outcome).
+_ABB_RESULT_LISTS = (
+    (_label_re("Failed devices", "Failed device list", "Fehlgeschlagene Geräte", "Mislukte apparaten",
+               "Dispositivi non riusciti"), FAILED),
+    (_label_re("Partially completed devices", "Devices with warnings", "Teilweise abgeschlossene Geräte",
+               "Gedeeltelijk voltooide apparaten", "Apparaten met waarschuwingen"), WARNING),
+    (_label_re("Successful devices", "Succeeded devices", "Completed devices", "Erfolgreiche Geräte",
+               "Geslaagde apparaten", "Voltooide apparaten", "Dispositivi completati"), SUCCESS),
+)
 _ABB_KIND_HINTS = (
     (re.compile(r"Microsoft 365|Office 365", re.IGNORECASE), "Microsoft 365 backup task", "Account"),
     (re.compile(r"Google Workspace|G Suite", re.IGNORECASE), "Google Workspace backup task", "Account"),
@@ -321,8 +332,16 @@ class SynologyActiveBackupParser(Parser):
             if rx.search(hay):
                 backup_type, obj_type = bt, ot
                 break
-        objects = []
-        devices = _first_value(_ABB_DEVICES_RE, text)
+        found = []
+        for rx, st in _ABB_RESULT_LISTS:
+            lm = rx.search(text)
+            if not lm:
+                continue
+            for i, d in enumerate(re.split(r"\s*[,;]\s*", clean_text(lm.group("v")))):
+                if d and d not in ("-", "0"):
+                    found.append((lm.start(), i, ParsedObject(name=d, type=obj_type, status=st, message="")))
+        objects = [o for _, _, o in sorted(found, key=lambda t: (t[0], t[1]))]  # in the report's order
+        devices = None if objects else _first_value(_ABB_DEVICES_RE, text)
         if devices:
             for d in re.split(r"\s*[,;]\s*", devices):
                 d = d.strip()
