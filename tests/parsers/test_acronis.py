@@ -80,3 +80,23 @@ def test_forwarded_alert_keeps_original_subject():
     r = parse_raw(raw)
     assert (r.job_name, r.overall_status) == ("Servers", "Warning")
     assert r.objects[0].message == "Some files were skipped."
+
+
+def test_reason_found_when_body_spells_the_workload_differently():
+    raw = raw_mail("BACKUP FAILED (group: Fictive Corp)(backup account: fc)(machine: SRV-9)(plan: Servers)",
+                   "Backup failed\nsrv-9.fictive.local\nThe backup location is full.\nShow details\n",
+                   sender="noreply-eu2@cloud.acronis.com")
+    r = parse_raw(raw)
+    assert r.objects[0].message == "The backup location is full."
+
+
+def test_alert_date_line_gives_the_end_time():
+    r = parse_message(load("acronis_backup_succeeded_en.eml"))
+    assert r.ended_at == datetime(2024, 5, 15, 1, 12, 31, tzinfo=timezone(timedelta(hours=2)))
+
+
+def test_dutch_subject_parts_are_understood():
+    raw = raw_mail("BACK-UP MISLUKT (groep: Fictief Partner > Voorbeeld BV)(machine: WS-01)(plan: Werkstations)",
+                   "Back-up mislukt\nWS-01\nDe back-uplocatie is niet bereikbaar.\n", sender="noreply@cloud.acronis.com")
+    r = parse_raw(raw)
+    assert (r.job_name, r.overall_status, r.objects[0].name) == ("Werkstations", "Failed", "WS-01")

@@ -79,6 +79,8 @@ _TIME_LINE_RE = {
 }
 _SEVERITY_WORDS = {"critical", "error", "warning", "information", "kritisch", "fehler", "warnung",
                    "kritiek", "fout", "waarschuwing", "informatie"}
+_DATE_LINE_RE = re.compile(r"^\s*(?:date and time|date & time|datum und uhrzeit|datum en tijd)\s*:?\s+(.+?)\s*$",
+                           re.IGNORECASE | re.MULTILINE)
 _PLAN_LINE_RE = re.compile(r"^\s*(?:plan|plan-name|plan name|planname|schutzplan)\s*:?\s+(.+?)\s*$",
                            re.IGNORECASE | re.MULTILINE)
 
@@ -228,6 +230,10 @@ class AcronisAlertParser(Parser):
         m = _TIME_LINE_RE["end"].search(text)
         if m:
             ended = _parse_dt(m.group(1), msg)
+        if ended is None:
+            m = _DATE_LINE_RE.search(text)
+            if m:
+                ended = _parse_dt(m.group(1), msg)
 
         return ParseResult(
             software=SOFTWARE,
@@ -249,6 +255,17 @@ class AcronisAlertParser(Parser):
             if ln.lower() == target:
                 idx = i
                 break
+        if idx is None:
+            # The body may spell the workload differently (FQDN vs short name): take the
+            # line after the status heading ("Backup failed") as the workload instead.
+            heading = re.sub(r"\s+", " ", head).strip().lower()
+            for i, ln in enumerate(lines):
+                if heading and ln.lower() == heading:
+                    j = i + 1
+                    while j < len(lines) and not lines[j]:
+                        j += 1
+                    idx = j if j < len(lines) else None
+                    break
         if idx is None:
             return ""
         out: list[str] = []
