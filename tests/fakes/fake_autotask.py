@@ -234,6 +234,8 @@ class FakeAutotask:
         self.retry_after = retry_after
         self.latency = latency
         self.read_only = read_only
+        #: when True, zone discovery answers 503 (the lookup service is down)
+        self.zone_lookup_down = False
 
         self._lock = threading.RLock()
         self.fields = {name: make() for name, make in ENTITY_FIELDS.items()}
@@ -296,6 +298,8 @@ class FakeAutotask:
         assert self._server is not None, "start() the fake first"
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    url = origin
 
     @property
     def discovery_url(self) -> str:
@@ -451,6 +455,8 @@ class FakeAutotask:
                 self._in_flight[entity] -= 1
 
     def _zone_information(self, query):
+        if self.zone_lookup_down:
+            return 503, None, {}, ("html",)
         user = (query.get("user") or [""])[0].strip()
         if not user or user.lower() != self.api_user.lower():
             raise ApiError(500, ["Invalid user name or the user is not found in any zone."])

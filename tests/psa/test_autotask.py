@@ -69,10 +69,14 @@ def test_zone_discovery_falls_back_to_the_next_host(fake_autotask, make_client):
 
 
 def test_configured_base_url_is_used_when_no_discovery_host_answers(fake_autotask, make_client):
-    client = make_client(fake_autotask, zone_discovery_urls=(dead_url(),), fallback_base_url=fake_autotask.zone_url)
+    fake_autotask.zone_lookup_down = True
+    client = make_client(fake_autotask, zone_discovery_urls=(dead_url(), fake_autotask.discovery_url),
+                         fallback_base_url=fake_autotask.zone_url)
     zone = client.zone()
     assert zone.url == fake_autotask.zone_url and zone.discovered is False
     assert client.get_company(175).name == "Example Logistics Ltd"
+    client.get_company(176)
+    assert len(fake_autotask.calls("GET", "zoneInformation")) == 1, "discovery is not re-tried on every call"
 
 
 def test_discovery_unreachable_without_fallback_is_a_clear_error(fake_autotask, make_client):

@@ -72,6 +72,7 @@ ENVIRONMENTS = tuple(ZONE_DISCOVERY_URLS)
 
 STATUS_COMPLETE = 5  # the one fixed system status (autotask.md 2.3)
 ZONE_CACHE_SECONDS = 12 * 3600
+FALLBACK_CACHE_SECONDS = 15 * 60
 MAX_PAGE = 500
 
 #: reference-data name -> Tickets field holding the picklist
@@ -286,7 +287,10 @@ class AutotaskClient(PsaClient):
             )
         if self.config.fallback_base_url:
             log.warning("Autotask zone discovery failed (%s); using the configured base URL", "; ".join(problems))
-            return ZoneInfo(name="configured", url=_with_slash(self.config.fallback_base_url), discovered=False)
+            zone = ZoneInfo(name="configured", url=_with_slash(self.config.fallback_base_url), discovered=False)
+            with _zone_lock:  # try discovery again after FALLBACK_CACHE_SECONDS, not on every call
+                _zone_cache[key] = (zone, time.monotonic() - ZONE_CACHE_SECONDS + FALLBACK_CACHE_SECONDS)
+            return zone
         raise PsaUnavailableError(
             "Autotask zone discovery failed: " + "; ".join(problems + user_unknown)
             + ". Check the network connection to Autotask and try again.",
