@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any, Mapping, Optional
 
 __all__ = ["create_app"]
@@ -40,10 +41,15 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
     )
     app.instance_path = os.path.abspath(app.instance_path)
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config.update(config_module.load_config(os.environ, app.instance_path))
-    if config:
-        app.config.update(config)
-    config_module.check_production(app.config)
+    try:
+        app.config.update(config_module.load_config(os.environ, app.instance_path))
+        if config:
+            app.config.update(config)
+        config_module.check_production(app.config)
+    except config_module.ConfigError as exc:
+        # One line for the operator, no stack trace; the process stops.
+        print(f"Backupchecks cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     app.config["APP_VERSION"] = _read_version()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,56 @@
+"""Settings → General saves on its own, validates, and is audited with before/after."""
+from sqlalchemy import select
+
+from backend.app.extensions import db
+from backend.app.models import AuditLog, SystemSettings
+
+from .conftest import post_form
+
+
+def general(**over):
+    data = {"ui_timezone": "Europe/Amsterdam", "daily_status_rule": "worst", "company_name": ""}
+    data.update(over)
+    return data
+
+
+def test_saving_general_settings_is_audited_with_before_and_after(as_user):
+    c = as_user("admin")
+    r = post_form(c, "/settings/general", general(ui_timezone="America/New_York", sandbox_mode="on",
+                                                  company_name="Example IT Services"), follow_redirects=True)
+    assert "General settings saved" in r.get_data(as_text=True)
+    s = db.session.get(SystemSettings, 1)
+    db.session.refresh(s)
+    assert s.ui_timezone == "America/New_York" and s.sandbox_mode is True
+    entry = db.session.execute(select(AuditLog).where(AuditLog.event == "settings.general")).scalar_one()
+    assert entry.before["ui_timezone"] == "Europe/Amsterdam"
+    assert entry.after["ui_timezone"] == "America/New_York"
+    assert entry.username == "alice"
+    # The sandbox banner shows on every page now.
+    assert "SANDBOX" in c.get("/").get_data(as_text=True)
+
+
+def test_an_unknown_timezone_is_refused_and_nothing_is_saved(as_user):
+    c = as_user("admin")
+    r = post_form(c, "/settings/general", general(ui_timezone="Mars/Olympus", company_name="Kept?"))
+    assert r.status_code == 400
+    assert "not a known IANA timezone" in r.get_data(as_text=True)
+    db.session.expire_all()
+    s = db.session.get(SystemSettings, 1)
+    assert s.ui_timezone == "Europe/Amsterdam" and s.company_name == ""
+
+
+def test_saving_without_changes_writes_no_audit_entry(as_user):
+    c = as_user("admin")
+    r = post_form(c, "/settings/general", general(), follow_redirects=True)
+    assert "Nothing changed" in r.get_data(as_text=True)
+    assert db.session.execute(select(AuditLog).where(AuditLog.event == "settings.general")).first() is None
+
+
+def test_times_are_shown_in_the_configured_timezone(app, as_user):
+    from datetime import datetime, timezone
+
+    from backend.app.web import localtime
+    c = as_user("admin")
+    post_form(c, "/settings/general", general(ui_timezone="Asia/Tokyo"))
+    with app.test_request_context():
+        assert localtime(datetime(2026, 1, 1, 0, 30, tzinfo=timezone.utc)) == "2026-01-01 09:30"
