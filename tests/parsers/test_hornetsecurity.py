@@ -50,3 +50,12 @@ def test_release_announcement_naming_the_product_is_not_a_run():
     r = parse_raw(raw_mail("Hornetsecurity VM Backup V9.1 is now available", "Download the new version today.",
                            sender="news@hornetsecurity.com"))
     assert r.parser != "hornetsecurity_vm_backup"
+
+
+def test_single_vm_notification_with_labels():
+    body = ("Backup Failed\n\nVirtual Machine: FIC-SQL01\nHost: HV-FIC-09\nResult: Failed\n"
+            "Error: The backup location could not be reached.\n\nAltaro VM Backup\n")
+    r = parse_raw(raw_mail("Altaro VM Backup - Backup Failed", body, sender="altaro@fiction.example"))
+    assert (r.job_name, r.overall_status) == ("HV-FIC-09", "Failed")
+    assert [(o.name, o.type, o.status, o.message) for o in r.objects] == [
+        ("FIC-SQL01", "VM", "Failed", "The backup location could not be reached.")]

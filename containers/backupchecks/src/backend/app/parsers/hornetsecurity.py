@@ -34,6 +34,12 @@ _REPORT_WORDS_RE = re.compile(r"report|bericht|rapport|success|successful|warnin
                               r"fehlgeschlagen|geslaagd|mislukt|completed", re.IGNORECASE)
 _VM_TABLE_RE = re.compile(r"^\s*(?:virtual machine|vm name|virtuelle maschine|virtuele machine)\b.*"
                           r"(?:result|status|ergebnis|resultaat)", re.IGNORECASE | re.MULTILINE)
+_VM_LINE_RE = re.compile(r"^\s*(?:virtual machine|vm name|vm|virtuelle maschine|virtuele machine)\s*(?::|\t)\s*(\S.*?)\s*$",
+                         re.IGNORECASE | re.MULTILINE)
+_RESULT_LINE_RE = re.compile(r"^\s*(?:result|status|ergebnis|resultaat)\s*(?::|\t)\s*(\S.*?)\s*$",
+                             re.IGNORECASE | re.MULTILINE)
+_DETAIL_LINE_RE = re.compile(r"^\s*(?:error|errors|details?|notes?|message|reason|fehler|hinweise|foutmelding)\s*"
+                             r"(?::|\t)\s*(\S.*?)\s*$", re.IGNORECASE | re.MULTILINE)
 _HOST_SUBJECT_RE = re.compile(r"\(([^()]+)\)\s*$")
 _HOST_LINE_RE = re.compile(r"^\s*(?:Hyper-V\s+Host|VMware\s+Host|Host|Server|Host\s*name)\s*:\s*(\S.*?)\s*$",
                            re.IGNORECASE | re.MULTILINE)
@@ -105,7 +111,7 @@ class HornetsecurityVMBackupParser(Parser):
             if lm:
                 host = lm.group(1).strip()
 
-        objects = self._objects_from_html(msg) or self._objects_from_text(text)
+        objects = self._objects_from_html(msg) or self._objects_from_text(text) or self._object_from_labels(text)
 
         # Status from the subject words after the product name.
         tail = re.sub(r"(?:altaro|hornetsecurity)?\s*VM\s+Backup", " ", subj, flags=re.IGNORECASE)
@@ -198,6 +204,21 @@ class HornetsecurityVMBackupParser(Parser):
             message = cols[msg_i] if msg_i is not None and msg_i < len(cols) else ""
             out.append(ParsedObject(name=cols[0], type="VM", status=status, message=message))
         return out
+
+
+    @staticmethod
+    def _object_from_labels(text: str) -> list[ParsedObject]:
+        """Single-VM notifications: 'Virtual Machine: X' / 'Result: Y' / 'Error: ...' lines."""
+        vm = _VM_LINE_RE.search(text)
+        res = _RESULT_LINE_RE.search(text)
+        if not vm or not res:
+            return []
+        status = _status_word(res.group(1))
+        if status is None:
+            return []
+        em = _DETAIL_LINE_RE.search(text)
+        return [ParsedObject(name=vm.group(1).strip(), type="VM", status=status,
+                             message=em.group(1).strip() if em and status != SUCCESS else "")]
 
 
 PARSERS: list[Parser] = [HornetsecurityVMBackupParser()]
