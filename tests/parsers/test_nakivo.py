@@ -52,3 +52,13 @@ def test_mail_without_nakivo_is_not_taken():
     msg = Message(from_address="backup@example.invalid", subject='Job "Nightly" completed successfully',
                   text="Job name: Nightly\nStatus: Successful\n")
     assert parse_message(msg).software != "NAKIVO Backup & Replication"
+
+
+@pytest.mark.parametrize("subject,job,status", [
+    ('NAKIVO Backup & Replication: Job "Daily VMs" completed with warnings', "Daily VMs", "Warning"),
+    ('[NAKIVO] "File Share Copy" job failed', "File Share Copy", "Failed"),
+    ("NAKIVO job report: EC2-Nightly - Successful", "EC2-Nightly", "Success"),
+])
+def test_subject_forms(subject, job, status):
+    r = parse_message(Message(from_address="nbr@example.invalid", subject=subject, text="See the attached report."))
+    assert (r.job_name, r.overall_status) == (job, status)

@@ -130,3 +130,10 @@ def test_hyper_backup_sentence_only_mail_with_log_hint():
     r = parse_message(_msg("[NAS] Backup task status",
                            "Backup task Photos-Weekly on NAS was cancelled.\n\nPlease check Hyper Backup > Log.\n\nFrom NAS\n"))
     assert (r.software, r.job_name, r.overall_status) == ("Synology Hyper Backup", "Photos-Weekly", "Failed")
+
+
+def test_integrity_check_without_errors_is_success_and_typed():
+    text = ("The backup integrity check of task Offsite-C2 has completed. No errors were found.\n\n"
+            "Backup Task: Offsite-C2\nBackup Destination: Synology C2 Storage / NAS_1.hbk\n\nFrom NAS\n")
+    r = parse_message(_msg("[NAS] Synology C2 Storage backup - Offsite-C2 integrity check completed on NAS", text))
+    assert (r.backup_type, r.job_name, r.overall_status) == ("Integrity check", "Offsite-C2", "Success")

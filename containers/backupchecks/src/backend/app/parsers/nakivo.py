@@ -21,7 +21,19 @@ from .base import (FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult,
 SOFTWARE = "NAKIVO Backup & Replication"
 
 _NAKIVO_RE = re.compile(r"NAKIVO", re.IGNORECASE)
-_SUBJ_JOB_RE = re.compile(r"\bJob\s+[\"“'«](?P<job>[^\"”'»]+)[\"”'»]\s*(?P<rest>.*)$", re.IGNORECASE)
+_SUBJ_JOB_RES = (
+    re.compile(r"\bJob\s+[\"“'«](?P<job>[^\"”'»]+)[\"”'»]\s*(?P<rest>.*)$", re.IGNORECASE),
+    re.compile(r"[\"“«](?P<job>[^\"”»]+)[\"”»]\s*(?P<rest>.*)$"),
+    re.compile(r"\bJob(?:\s+report)?\s*:\s*(?P<job>.+?)\s*(?:\s[-–|]\s*(?P<rest>.*))?$", re.IGNORECASE),
+)
+
+
+def _subject_job(subject: str):
+    for rx in _SUBJ_JOB_RES:
+        m = rx.search(subject)
+        if m:
+            return clean_text(m.group("job")), (m.group("rest") or "")
+    return None, ""
 _KEYS = {
     "job": ("job name", "job", "name of job", "jobname", "auftragsname", "taaknaam", "job-name"),
     "type": ("job type", "type", "auftragstyp", "jobtyp", "taaktype", "jobtype"),
@@ -103,10 +115,10 @@ class NakivoParser(Parser):
                  or "NAKIVO Backup" in msg.text or "NAKIVO Backup" in msg.html)
         if not named:
             return None
-        if _SUBJ_JOB_RE.search(msg.subject):
+        if _subject_job(msg.subject)[0]:
             return "NAKIVO job notification subject"
         low = msg.text.lower()
-        if "job name" in low and "status" in low:
+        if ("job name" in low or "job report" in low) and "status" in low:
             return "NAKIVO job report body"
         return None
 
@@ -131,11 +143,11 @@ class NakivoParser(Parser):
                             props[k] = c[1]
         if not props or not objects:
             self._from_text(msg.text, props, objects)
-        sm = _SUBJ_JOB_RE.search(msg.subject)
-        job = props.get("job") or (clean_text(sm.group("job")) if sm else None)
+        subj_job, subj_rest = _subject_job(msg.subject)
+        job = props.get("job") or subj_job
         status = _status(props.get("status"))
-        if status is None and sm:
-            status = _status(sm.group("rest"))
+        if status is None and subj_job:
+            status = _status(subj_rest.replace(subj_job, " "))
         if status is None:
             status = worst_status(*(o.status for o in objects))
         backup_type = props.get("type") or self._type_from(msg.subject + " " + msg.text[:500])

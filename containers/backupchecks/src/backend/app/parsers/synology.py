@@ -58,10 +58,16 @@ _OK_RE = re.compile(
     re.IGNORECASE)
 
 
+_NEGATED_RE = re.compile(r"\b(?:no|zero|0)\s+(?:errors?|problems?|failures?|warnings?)\b|keine\s+(?:Fehler|Probleme)|"
+                         r"geen\s+(?:fouten|problemen)|without\s+errors?|ohne\s+Fehler|zonder\s+fouten",
+                         re.IGNORECASE)
+
+
 def _status_of(*texts: str, blank: Optional[str] = None) -> Optional[str]:
     joined = " | ".join(t for t in texts if t)
     if blank:
         joined = joined.replace(blank, " ")
+    joined = _NEGATED_RE.sub(" ", joined)
     if _WARN_RE.search(joined):
         return WARNING
     if _FAIL_RE.search(joined):
@@ -191,12 +197,14 @@ _HB_SENTENCE_RE = re.compile(
     r"(?:backup task|Datensicherungsaufgabe|Sicherungsaufgabe|back-uptaak|backuptaak)\s+\[?(?P<task>.+?)\]?\s+"
     r"(?:is|ist|has|was|wurde|werd|on|auf|op)\b", re.IGNORECASE)
 _HB_MARKERS = ("Hyper Backup", ".hbk")
+_INTEGRITY_RE = re.compile(r"integrity check|Integritätsprüfung|Integritätsprüfung|integriteitscontrole|"
+                           r"integriteitscheck|controllo di integrità", re.IGNORECASE)
 
 
 class SynologyHyperBackupParser(Parser):
     name = "synology_hyper_backup"
     product = HB
-    types = ("Backup task",)
+    types = ("Backup task", "Integrity check")
     sender_contains = ("synologynotification.com",)
     subject_patterns = (_HB_SUBJECT_RE.pattern,)
     body_markers = ("Backup Task:", "Datensicherungsaufgabe:", "Back-uptaak:", "Hyper Backup", ".hbk")
@@ -237,7 +245,8 @@ class SynologyHyperBackupParser(Parser):
         dur = _duration(_first_value(_HB_DUR_RE, text) or "")
         if started is not None and dur is not None:
             ended = started + dur
-        return ParseResult(software=HB, backup_type="Backup task", job_name=task, overall_status=status,
+        kind = "Integrity check" if _INTEGRITY_RE.search(msg.subject + " " + opening) else "Backup task"
+        return ParseResult(software=HB, backup_type=kind, job_name=task, overall_status=status,
                            started_at=started, ended_at=ended, objects=[])
 
     @staticmethod
