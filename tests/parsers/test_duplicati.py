@@ -65,3 +65,15 @@ def test_forwarded_text_report():
     body = "MainOperation: Backup\nParsedResult: Error\nEndTime: 5/20/2024 9:00:00 AM (1716195600)\n"
     r = parse_raw(forwarded_text("Duplicati Backup report for Docs", "duplicati@nas.example", body))
     assert (r.software, r.job_name, r.overall_status) == ("Duplicati", "Docs", "Failed")
+
+
+def test_customised_subject_still_gives_the_backup_name():
+    body = "MainOperation: Backup\nParsedResult: Warning\n"
+    r = parse_raw(raw_mail("[Duplicati] Backup of Family Photos: Warning", body, sender="duplicati@nas.example"))
+    assert (r.job_name, r.overall_status) == ("Family Photos", "Warning")
+
+
+def test_german_subject_template():
+    body = "MainOperation: Backup\nParsedResult: Success\n"
+    r = parse_raw(raw_mail("Duplicati Backup Bericht für Buchhaltung", body))
+    assert (r.software, r.job_name, r.overall_status) == ("Duplicati", "Buchhaltung", "Success")

@@ -31,8 +31,11 @@ from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normal
 
 SOFTWARE = "Duplicati"
 
-_SUBJECT_RE = re.compile(r"\bDuplicati\s+(?P<op>[A-Za-z]+)\s+report\s+for\s+(?P<name>.+?)\s*"
+_SUBJECT_RE = re.compile(r"\bDuplicati\s+(?P<op>[A-Za-z]+)\s+(?:report|bericht|rapport|rapporto|informe|raport)\s+"
+                         r"(?:for|für|fuer|voor|pour|per|para|dla)\s+(?P<name>.+?)\s*"
                          r"(?:\s[-–:]\s*(?:Success|Warning|Error|Fatal|Unknown|Failed)\s*)?$", re.IGNORECASE)
+_CUSTOM_SUBJECT_RE = re.compile(r"\b(?:report|backup|sicherung)\s+(?:for|of|für|von|voor|van)\s+(?P<name>.+?)"
+                                r"(?:\s*[-–:]\s*(?:Success|Warning|Error|Fatal|Failed|Unknown)\s*)?$", re.IGNORECASE)
 _TOP_FIELD_RE = re.compile(r"^(?P<k>ParsedResult|MainOperation|BeginTime|EndTime|Failed|Version)\s*:\s*(?P<v>.*?)\s*$",
                            re.MULTILINE)
 _RESULT_MARKER_RE = re.compile(r"^(?:ParsedResult|MainOperation)\s*:", re.MULTILINE)
@@ -128,6 +131,10 @@ class DuplicatiReportParser(Parser):
         text = (msg.text or "").replace("\r\n", "\n")
         sm = _SUBJECT_RE.search(subj)
         job = sm.group("name").strip() if sm else None
+        if job is None:
+            # customised subject, e.g. "[Duplicati] Backup of Docs: Warning"
+            cm = _CUSTOM_SUBJECT_RE.search(subj)
+            job = cm.group("name").strip() if cm else None
         op_word = sm.group("op") if sm else None
 
         status = None

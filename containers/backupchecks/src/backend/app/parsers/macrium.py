@@ -29,7 +29,7 @@ SOFTWARE = "Macrium Reflect"
 _SUBJECT_RE = re.compile(
     r"^(?:(?P<computer>[^\s()]+)\s*(?:\((?P<definition>[^)]*)\))?\s+)?Macrium\s+Reflect\b\s*[-–:]?\s*(?P<tail>.*)$",
     re.IGNORECASE)
-_SUBJECT_STATUS_RE = re.compile(r"Macrium\s+Reflect\s*[-–:]\s*(?:Backup|Clone|Image|File|Sicherung|Klon)",
+_SUBJECT_STATUS_RE = re.compile(r"Macrium\s+Reflect\s*[-–:]\s*(?:Back-?up|Clone|Image|File|Sicherung|Klon|Sauvegarde|Kloon)",
                                 re.IGNORECASE)
 _FACE_RE = re.compile(r"^\s*(?P<word>Success|Succeeded|Warning|Warnings|Failed|Failure|Error)\s*(?P<face>:\)|:\(|:\|)",
                       re.IGNORECASE | re.MULTILINE)
@@ -72,9 +72,9 @@ def _tail_status(tail: str) -> Optional[str]:
     t = tail.lower()
     if re.search(r"warn|with errors|mit fehlern|met fouten", t):
         return WARNING
-    if re.search(r"fail|error|abort|cancel|skipped|fehl|mislukt", t):
+    if re.search(r"fail|error|abort|cancel|skipped|fehl|mislukt|échec|echec|erreur", t):
         return FAILED
-    if re.search(r"success|succeeded|completed|erfolgreich|geslaagd", t):
+    if re.search(r"success|succeeded|completed|erfolgreich|geslaagd|réussi|reussi|voltooid", t):
         return SUCCESS
     return normalize_status(tail)
 
