@@ -81,39 +81,48 @@ class ParseResult:
         return d
 
 
+_WARNING_MARKERS = (
+    "partially completed", "partially", "partial", "with warning", "with exception",
+    "with error", "warning", "warn", "teilweise", "gedeeltelijk", "waarschuwing",
+    "warnung", "mit fehlern", "met fouten", "completed with", "exception",
+)
+_FAILED_MARKERS = (
+    "failed", "failure", "error", "err", "fehlgeschlagen", "fehler", "mislukt",
+    "fout", "abgebrochen", "aborted", "cancelled", "canceled", "missed", "not run",
+    "critical", "unsuccessful",
+)
+_SUCCESS_MARKERS = (
+    "success", "successful", "succeeded", "completed", "complete", "ok", "done",
+    "erfolgreich", "abgeschlossen", "geslaagd", "voltooid", "gelukt", "finished",
+    "passed",
+)
+# Same semantics as testing each marker in order with \b...\b, compiled once.
+_FAILED_RE = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in _FAILED_MARKERS) + r")\b")
+_SUCCESS_RE = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in _SUCCESS_MARKERS) + r")\b")
+_WS_RE = re.compile(r"\s+")
+_STATUS_CACHE: dict = {}
+
+
 def normalize_status(word: Optional[str]) -> Optional[str]:
     """Map a vendor status word (any of the supported languages) to Success/Warning/Failed."""
     if word is None:
         return None
-    w = re.sub(r"\s+", " ", str(word)).strip().lower().strip(".:!")
-    if not w:
-        return None
-    # Order matters: "completed with errors" is a warning, not a failure.
-    warning_markers = (
-        "partially completed", "partially", "partial", "with warning", "with exception",
-        "with error", "warning", "warn", "teilweise", "gedeeltelijk", "waarschuwing",
-        "warnung", "mit fehlern", "met fouten", "completed with", "exception",
-    )
-    failed_markers = (
-        "failed", "failure", "error", "err", "fehlgeschlagen", "fehler", "mislukt",
-        "fout", "abgebrochen", "aborted", "cancelled", "canceled", "missed", "not run",
-        "critical", "unsuccessful",
-    )
-    success_markers = (
-        "success", "successful", "succeeded", "completed", "complete", "ok", "done",
-        "erfolgreich", "abgeschlossen", "geslaagd", "voltooid", "gelukt", "finished",
-        "passed",
-    )
-    for m in warning_markers:
-        if m in w:
-            return WARNING
-    for m in failed_markers:
-        if re.search(r"\b" + re.escape(m) + r"\b", w):
-            return FAILED
-    for m in success_markers:
-        if re.search(r"\b" + re.escape(m) + r"\b", w):
-            return SUCCESS
-    return None
+    key = str(word)
+    if key in _STATUS_CACHE:
+        return _STATUS_CACHE[key]
+    w = _WS_RE.sub(" ", key).strip().lower().strip(".:!")
+    result = None
+    if w:
+        # Order matters: "completed with errors" is a warning, not a failure.
+        if any(m in w for m in _WARNING_MARKERS):
+            result = WARNING
+        elif _FAILED_RE.search(w):
+            result = FAILED
+        elif _SUCCESS_RE.search(w):
+            result = SUCCESS
+    if len(_STATUS_CACHE) < 4096 and len(key) < 200:
+        _STATUS_CACHE[key] = result
+    return result
 
 
 def worst_status(*statuses: Optional[str]) -> Optional[str]:
@@ -331,4 +340,4 @@ def combine_date_time(day: Optional[datetime], time_text: Optional[str]) -> Opti
 
 def clean_text(s: Optional[str]) -> str:
     """Collapse whitespace (including non-breaking spaces) and strip."""
-    return re.sub(r"\s+", " ", (s or "").replace("\xa0", " ")).strip()
+    return _WS_RE.sub(" ", (s or "").replace("\xa0", " ")).strip()

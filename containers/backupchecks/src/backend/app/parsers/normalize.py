@@ -21,7 +21,7 @@ registry catches that anyway.
 from __future__ import annotations
 
 import email
-import email.policy
+import email.parser
 import re
 from datetime import datetime
 from email.header import decode_header, make_header
@@ -170,35 +170,51 @@ def _decode_part(part, html: bool = False) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _decode_header_value(value) -> str:
+    """A header value (str, Header or with RFC 2047 encoded words, raw 8-bit) as text."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and "=?" not in value and value.isascii():
+        return value
+    try:
+        parts = decode_header(value)
+    except Exception:  # noqa: BLE001 - malformed encoded words: keep them as they are
+        return str(value)
+    out: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            if any("\udc80" <= ch <= "\udcff" for ch in chunk):  # raw 8-bit bytes in the header
+                chunk = _decode_bytes(chunk.encode("utf-8", "surrogateescape"), None)
+            out.append(chunk)
+        else:
+            cs = None if charset in (None, "unknown-8bit") else charset
+            out.append(_decode_bytes(chunk, cs))
+    return "".join(out)
+
+
 def _header_str(msg, name: str) -> str:
     try:
         value = msg.get(name)
-    except Exception:  # noqa: BLE001 - header the policy cannot parse
-        value = None
+    except Exception:  # noqa: BLE001
+        return ""
     if value is None:
         return ""
-    try:
-        return str(value)
-    except Exception:  # noqa: BLE001
-        pass
-    try:  # fall back to the raw header and a lenient RFC 2047 decode
-        raw = msg.get_all(name, [""])[0]
-        return str(make_header(decode_header(str(raw))))
-    except Exception:  # noqa: BLE001
-        return ""
+    return _decode_header_value(value)
 
 
 def _header_text(msg, name: str) -> str:
-    s = _header_str(msg, name)
-    if "=?" in s:  # encoded words the policy left alone (malformed spacing etc.)
-        try:
-            s = str(make_header(decode_header(s)))
-        except Exception:  # noqa: BLE001
-            pass
-    return re.sub(r"\s+", " ", s).strip()
+    return re.sub(r"\s+", " ", _header_str(msg, name)).strip()
+
+
+_SIMPLE_FROM_RE = re.compile(r'^\s*(?:"?(?P<name>[^"<>]*?)"?\s*)?<(?P<addr>[^<>@\s"]+@[^<>@\s"]+)>\s*$'
+                             r'|^\s*(?P<bare>[^<>@\s"]+@[^<>@\s"]+)\s*$')
+_HEADER_PARSER = email.parser.BytesHeaderParser()
 
 
 def _parse_from(value: str) -> tuple[str, str]:
+    m = _SIMPLE_FROM_RE.match(value or "")
+    if m:
+        return (m.group("name") or "").strip(), (m.group("addr") or m.group("bare")).strip().lower()
     try:
         addrs = getaddresses([value])
     except Exception:  # noqa: BLE001
@@ -435,11 +451,11 @@ def _collect(msg) -> tuple[list[str], list[str], list[str], Optional[object]]:
             continue
         if part.is_multipart():
             try:
-                stack[0:0] = list(part.iter_parts())
-            except Exception:  # noqa: BLE001
                 payload = part.get_payload()
-                if isinstance(payload, list):
-                    stack[0:0] = payload
+            except Exception:  # noqa: BLE001
+                payload = None
+            if isinstance(payload, list):
+                stack[0:0] = payload
             continue
         disp = None
         try:
@@ -462,9 +478,10 @@ def _collect(msg) -> tuple[list[str], list[str], list[str], Optional[object]]:
 
 def _safe_filename(part) -> str:
     try:
-        return part.get_filename() or ""
+        name = part.get_filename() or ""
     except Exception:  # noqa: BLE001
         return ""
+    return _decode_header_value(name) if "=?" in name else name
 
 
 def _join_html(parts: list[str]) -> str:
@@ -501,7 +518,7 @@ def _build(msg, depth: int) -> Message:
         try:
             if isinstance(attached, (bytes, str)):
                 raw = attached.encode("utf-8", "surrogateescape") if isinstance(attached, str) else attached
-                inner_msg = email.message_from_bytes(raw, policy=email.policy.default)
+                inner_msg = email.message_from_bytes(raw)
             else:
                 inner_msg = attached
             inner = _build(inner_msg, depth + 1)
@@ -557,5 +574,29 @@ def normalize(raw: bytes | str) -> Message:
     """A :class:`Message` from raw RFC 822 bytes (or text)."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    # compat32 parsing (the email package's default) is several times faster than
+    # policy.default; headers are decoded here with decode_header. Single-part
+    # mails (most reports) skip the line-by-line body parser altogether.
+    msg = _parse_single_part(raw)
+    if msg is None:
+        msg = email.message_from_bytes(raw)
     return _build(msg, 0)
+
+
+def _parse_single_part(raw: bytes):
+    """Headers parsed, body attached as is, for a mail that is not multipart; else None."""
+    a, b = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
+    cands = [(a, 4), (b, 2)]
+    cands = [c for c in cands if c[0] >= 0]
+    if not cands:
+        return None
+    pos, width = min(cands)
+    head, body = raw[: pos + width // 2], raw[pos + width:]
+    try:
+        msg = _HEADER_PARSER.parsebytes(head)
+    except Exception:  # noqa: BLE001
+        return None
+    if msg.defects or msg.get_content_maintype() in ("multipart", "message"):
+        return None
+    msg.set_payload(body.decode("ascii", "surrogateescape"))
+    return msg
