@@ -169,11 +169,7 @@ class ProxmoxVzdumpParser(Parser):
         sm = _VZDUMP_SUBJECT_RE.search(msg.subject)
         host = sm.group(1).strip() if sm else None
         subject_status = _ok_failed(sm.group(2)) if sm else None
-        text = msg.text
-        if msg.html and ("Starting Backup of VM" not in text):
-            # text derived from HTML only; logs are in the <pre>
-            text = text
-        logs = text
+        logs = msg.text  # text part, or the text of the HTML part (logs are in its <pre>)
         types = {m.group(1): m.group(2) for m in _START_RE.finditer(logs)}
         errors: dict[str, str] = {}
         for m in _ANY_ERR_RE.finditer(logs):
@@ -330,6 +326,8 @@ class ProxmoxBackupServerParser(Parser):
 
     def parse(self, msg: Message) -> ParseResult:
         kind, sm, bm = self._kind(msg)
+        if kind is None:
+            return ParseResult(parsed=False, reason="not a Proxmox Backup Server job notification")
         text = msg.text
         fields: dict[str, str] = {}
         for m in _FIELD_RE.finditer(text):
