@@ -40,8 +40,6 @@ _MACHINE_KEYS = {"machine", "maschine", "computer", "rechner", "ordinateur", "mÃ
 _RESOURCE_KEYS = {"resource", "ressource", "bron", "recurso", "risorsa"}
 _PLAN_KEYS = {"plan", "protection plan", "schutzplan", "backup plan", "backup-plan", "plano", "piano",
               "beschermingsplan"}
-_ACCOUNT_KEYS = {"backup account", "backup-konto", "back-upaccount", "back-up account", "backup-account",
-                 "compte de sauvegarde"}
 
 # Subject: status words then at least one "(key: value)" with a known key.
 _SUBJECT_RE = re.compile(
@@ -196,10 +194,6 @@ class AcronisAlertParser(Parser):
             return ParseResult(software=None, backup_type=None, is_report=False,
                                reason="Acronis daily status report (alert digest, not a backup run)")
         head, parts = split_parenthesised(subj)
-        values: dict[str, str] = {}
-        for k, v in parts:
-            values.setdefault(k, v)
-
         def pick(keys: set[str]) -> Optional[str]:
             for k, v in parts:
                 if k in keys and v:

@@ -33,7 +33,6 @@ SOFTWARE = "Veritas Backup Exec"
 
 _ALERT_RE = re.compile(r"^\s*(?:Backup Exec|BackupExec)\s+(?:Alert|Warnung|Waarschuwing|Alerte|Melding|Benachrichtigung)"
                        r"\s*:\s*(?P<category>[^(]*?)\s*(?=\(|$)", re.IGNORECASE)
-_SERVER_RE = re.compile(r"\(\s*Server\s*:\s*\"(?P<server>[^\"]*)\"\s*\)", re.IGNORECASE)
 # Greedy up to the last '")' so a job name with quotes or parentheses stays whole.
 _JOB_RE = re.compile(r"\(\s*(?:Job|Auftrag|Taak|Tâche|Trabajo)\s*:\s*\"(?P<job>.*)\"\s*\)", re.IGNORECASE)
 _COMPLETION_RE = re.compile(

@@ -54,7 +54,6 @@ _STATUS_LINE_RE = re.compile(
     re.IGNORECASE | re.MULTILINE)
 _DEVICE_KEYS = ("device", "device name", "gerät", "gerätename", "geraet", "apparaat", "apparaatnaam", "computer",
                 "computer name")
-_CUSTOMER_KEYS = ("customer", "kunde", "klant")
 _END_KEYS = ("session end", "end time", "finished", "sitzungsende", "endzeit", "einde sessie", "eindtijd")
 _START_KEYS = ("session start", "start time", "started", "sitzungsbeginn", "startzeit", "begin sessie",
                "starttijd")

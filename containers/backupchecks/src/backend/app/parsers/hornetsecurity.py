@@ -17,7 +17,6 @@ deliberately tolerant and keys on the product names rather than on layout:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from typing import Optional
 
 from .base import (
@@ -28,8 +27,6 @@ from .base import (
 SOFTWARE = "Hornetsecurity VM Backup"
 
 _PRODUCT_RE = re.compile(r"altaro\s+vm\s+backup|hornetsecurity\s+vm\s+backup|altaro", re.IGNORECASE)
-_SUBJECT_RE = re.compile(r"(?:altaro|hornetsecurity)?\s*VM\s+Backup\b.*?(?:report|backup|copy|restore|verification)",
-                         re.IGNORECASE)
 _REPORT_WORDS_RE = re.compile(r"report|bericht|rapport|success|successful|warning|fail|error|erfolgreich|warnung|"
                               r"fehlgeschlagen|geslaagd|mislukt|completed", re.IGNORECASE)
 _VM_TABLE_RE = re.compile(r"^\s*(?:virtual machine|vm name|virtuelle maschine|virtuele machine)\b.*"
@@ -47,7 +44,6 @@ _VM_HEADERS = ("virtual machine", "vm name", "vm", "virtuelle maschine", "virtue
 _STATUS_HEADERS = ("result", "status", "ergebnis", "resultaat", "state", "outcome")
 _MSG_HEADERS = ("notes", "note", "details", "detail", "message", "error", "errors", "warning", "warnings",
                 "remarks", "hinweise", "bemerkungen", "opmerkingen", "fehler", "meldung")
-_START_HEADERS = ("start", "start time", "started", "startzeit")
 _TYPE_WORDS = (
     ("offsite copy", "Offsite Copy"), ("offsite", "Offsite Copy"), ("verification", "Backup Verification"),
     ("sandbox", "Backup Verification"), ("restore", "Restore"), ("seed", "Seed to Disk"),
@@ -154,13 +150,19 @@ class HornetsecurityVMBackupParser(Parser):
             rows = [r for r in table.iter("tr")]
             if not rows:
                 continue
-            header = [_cell_text(c).lower().rstrip(":") for c in rows[0] if c.tag in ("th", "td")]
-            vm_i = next((i for i, h in enumerate(header) if h in _VM_HEADERS), None)
-            st_i = next((i for i, h in enumerate(header) if h in _STATUS_HEADERS), None)
+            vm_i = st_i = msg_i = None
+            start = 0
+            for k, hrow in enumerate(rows[:4]):  # a title row may precede the header row
+                header = [_cell_text(c).lower().rstrip(":") for c in hrow if c.tag in ("th", "td")]
+                vm_i = next((i for i, h in enumerate(header) if h in _VM_HEADERS), None)
+                st_i = next((i for i, h in enumerate(header) if h in _STATUS_HEADERS), None)
+                if vm_i is not None and st_i is not None:
+                    msg_i = next((i for i, h in enumerate(header) if h in _MSG_HEADERS), None)
+                    start = k + 1
+                    break
             if vm_i is None or st_i is None:
                 continue
-            msg_i = next((i for i, h in enumerate(header) if h in _MSG_HEADERS), None)
-            for row in rows[1:]:
+            for row in rows[start:]:
                 cells = [_cell_text(c) for c in row if c.tag in ("th", "td")]
                 if len(cells) <= max(vm_i, st_i):
                     continue
