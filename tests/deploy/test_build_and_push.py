@@ -340,3 +340,11 @@ def test_a_failing_docker_build_stops_before_any_push(repo, standins):
     done = run_script(repo, "t", env={**env, "DOCKER_FAIL": "build"})
     assert done.returncode != 0
     assert [row[1] for row in logged("docker")] == ["build"]
+
+
+def test_shellcheck_is_clean():
+    shellcheck = shutil.which("shellcheck")
+    if not shellcheck:
+        pytest.skip("shellcheck not installed (apt-get install shellcheck)")
+    done = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
