@@ -118,3 +118,18 @@ def test_unrelated_mail_with_similar_words_is_not_taken():
                   text="Datastore: none\nWe talked about backups.")
     r = parse_message(msg)
     assert r.software not in ("Proxmox VE", "Proxmox Backup Server")
+
+
+def test_vzdump_text_rows_with_status_like_guest_names():
+    text = ("VMID       NAME                 STATUS       TIME       SIZE  FILENAME\n"
+            "105        ok-proxy             ok       00:01:00     1.00GB  /mnt/dump/vzdump-lxc-105-2023_01_01-01_00_00.tar.zst\n"
+            "106        err-collector        err      00:00:02     0.00MB  -\n"
+            "107        VM 107               ok       00:02:00     2.00GB  /mnt/dump/vzdump-qemu-107-2023_01_01-01_01_02.vma.zst\n"
+            "\nDetailed backup logs:\n\n"
+            "106: 2023-01-01 01:01:00 INFO: Starting Backup of VM 106 (lxc)\n"
+            "106: 2023-01-01 01:01:02 ERROR: Backup of VM 106 failed - no space left on device\n")
+    r = parse_message(Message(from_address="root@pve.example.invalid",
+                              subject="vzdump backup status (pve.example.invalid) : backup failed", text=text))
+    assert [(o.name, o.type, o.status) for o in r.objects] == [
+        ("ok-proxy", "lxc", "Success"), ("err-collector", "lxc", "Failed"), ("VM 107", "qemu", "Success")]
+    assert r.objects[1].message == "no space left on device"

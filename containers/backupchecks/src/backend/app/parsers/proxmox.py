@@ -70,7 +70,7 @@ _VZDUMP_SUBJECT_RE = re.compile(r"vzdump backup status\s*\(([^)]*)\)\s*:\s*backu
                                 re.IGNORECASE)
 _VZDUMP_BODY_RE = re.compile(r"^\s*VMID\s+NAME\s+STATUS\s+TIME\s+SIZE\s+FILENAME\s*$", re.IGNORECASE | re.MULTILINE)
 _ROW_RE = re.compile(
-    r"^\s*(\d{2,})\s+(.*?)\s+(ok|err|error|todo|failed|aborted)(?:\s+(.*))?$", re.IGNORECASE)
+    r"^\s*(\d{2,})\s+(\S.*?)\s+(ok|err|error|todo|failed|aborted)(?=\s|$)(?:\s+(.*))?$", re.IGNORECASE)
 _START_RE = re.compile(r"^(\d+):\s+\S+ \S+\s+INFO: Starting Backup of VM \d+ \((qemu|lxc|openvz)\)", re.MULTILINE)
 _GUEST_ERR_RE = re.compile(r"^(\d+):\s+\S+ \S+\s+ERROR: Backup of VM \d+ failed - (.*?)\s*$", re.MULTILINE)
 _ANY_ERR_RE = re.compile(r"^(\d+):\s+\S+ \S+\s+ERROR: (.*?)\s*$", re.MULTILINE)

@@ -274,7 +274,7 @@ class SynologyHyperBackupParser(Parser):
 _ABB_SUBJECT_RE = re.compile(r"Active Backup for (?:Business|Microsoft 365|Office 365|Google Workspace|G Suite)",
                              re.IGNORECASE)
 _ABB_TASK_SENT_RE = re.compile(
-    r"(?:backup\s*task|backup-?taak|back-uptaak|sicherungsaufgabe|datensicherungsaufgabe|backupaufgabe|"
+    r"(?:backup\s*task|backup-?taak|back-uptaak|sicherungsaufgabe|datensicherungsaufgabe|backup-?aufgabe|"
     r"attivit[aà] di backup|backupopgave(?:n)?|t[aâ]che de sauvegarde|task)\s+\[?(?P<task>.+?)\]?\s+"
     r"(?:on|auf|op|su|p[aå]|sur)\s+\[?(?P<host>[^\s\]]+)\]?", re.IGNORECASE)
 _ABB_START_RE = _label_re("Start time", "Start Time", "Startzeit", "Starttijd", "Begintijd", "Ora d'inizio", "Ora d’inizio",
