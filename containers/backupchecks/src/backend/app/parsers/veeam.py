@@ -249,7 +249,11 @@ class VeeamSessionReportParser(Parser):
             if ended is not None and ended < started:
                 ended += timedelta(days=1)
 
+        reason = _looks_like_report(msg) or "Veeam session report"
+        if info.get("session_message"):
+            reason += f"; session message: {info['session_message'][:300]}"
         return ParseResult(
+            reason=reason,
             software=software,
             backup_type=backup_type,
             job_name=job_name or None,
@@ -337,7 +341,10 @@ def _read_html(tree) -> Optional[dict]:
             obj_table = next(tr.iterancestors("table"), None)
             continue
         if cols is None:
-            # Summary grid: label, value, label, value...
+            # Summary grid: label, value, label, value... and, in the first row, a cell
+            # spanning the grid with the session's own message (job-level errors).
+            if len(texts) % 2 == 1 and texts[-1] and "session_message" not in info:
+                info["session_message"] = _message_from_details(_details_text(cells[-1]))
             for i in range(0, len(texts) - 1, 2):
                 label = low[i]
                 if label and label not in info["summary"]:

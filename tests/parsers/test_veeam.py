@@ -1,0 +1,196 @@
+"""Veeam session reports: what an operator sees in the review queue."""
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+
+from backend.app.parsers.registry import parse_raw
+
+CELL = 'style="padding: 2px 3px;border: 1px solid #a7a9ac;font-family: Tahoma;font-size: 12px;"'
+
+
+def report_html(header: str, status: str, desc: str = "", date: str = "Saturday, 12 October 2024 22:00:13",
+                start: str = "22:00:13", end: str = "22:31:40", cols=("Name", "Status", "Start time", "End time", "Details"),
+                rows=(), session_message: str = "", cls: str = "") -> str:
+    grid = [["Success", "1", "Start time", start, "Total size", "10 GB"],
+            ["Warning", "0", "End time", end, "Data read", "1 GB"],
+            ["Error", "0", "Duration", "0:31:27", "Transferred", "1 GB"]]
+    out = ['<html><body><table><tr><td><table><tr>',
+           f'<td>{header}<div class="{cls}jobDescription">{desc}</div></td>',
+           f'<td>{status}<div class="{cls}jobDescription">1 of 1 VMs processed</div></td></tr>',
+           f'<tr><td colspan="2"><table class="{cls}inner">',
+           f'<tr><td colspan="{len(cols)}" class="{cls}sessionDetails"><span>{date}</span></td></tr>']
+    for i, r in enumerate(grid):
+        extra = f'<td rowspan="3"><span class="small_label">{session_message}</span></td>' if i == 0 else ""
+        out.append("<tr>" + "".join(f"<td nowrap {CELL}><b>{c}</b></td>" if j % 2 == 0 else f"<td nowrap {CELL}>{c}</td>"
+                                    for j, c in enumerate(r)) + extra + "</tr>")
+    out.append(f'<tr><td colspan="{len(cols)}">Details</td></tr>')
+    out.append(f'<tr class="{cls}processObjectsHeader">' + "".join(f"<td {CELL}><b>{c}</b></td>" for c in cols) + "</tr>")
+    for r in rows:
+        out.append("<tr>" + "".join(f"<td {CELL}>{c}</td>" for c in r) + "</tr>")
+    out.append("</table></td></tr></table></td></tr></table></body></html>")
+    return "\n".join(out)
+
+
+def mail(html: str, subject: str, sender: str = "Backup Server <backup@northwind-sample.example>",
+         date: str = "Sat, 12 Oct 2024 22:32:05 +0200", text: str | None = None) -> bytes:
+    m = EmailMessage()
+    m["From"] = sender
+    m["To"] = "reports@msp-sample.example"
+    m["Subject"] = subject
+    m["Date"] = date
+    if text is not None:
+        m.set_content(text)
+        if html:
+            m.add_alternative(html, subtype="html")
+    else:
+        m.set_content(html, subtype="html")
+    return m.as_bytes()
+
+
+def test_backup_job_with_failed_vm_gives_objects_in_report_order_and_failed_status():
+    rows = [("app-01", "Success", "22:00:20", "22:10:00", ""),
+            ("db-01", "Error", "22:00:21", "22:31:30", "Error: Failed to create snapshot<br>Retrying snapshot creation")]
+    r = parse_raw(mail(report_html("Backup job: Nightly SAN (Full)", "Failed", rows=rows),
+                       "[Failed] Nightly SAN (2 objects) 1 failed"))
+    assert (r.software, r.backup_type, r.job_name, r.overall_status) == (
+        "Veeam Backup & Replication", "Backup Job", "Nightly SAN", "Failed")
+    assert [(o.name, o.type, o.status) for o in r.objects] == [("app-01", "VM", "Success"), ("db-01", "VM", "Failed")]
+    assert r.objects[1].message == "Error: Failed to create snapshot Retrying snapshot creation"
+    assert r.objects[0].message == ""
+
+
+def test_times_come_from_the_report_in_the_mail_dates_zone_and_cross_midnight():
+    rows = [("vm1", "Success", "23:50:00", "00:20:00", "")]
+    r = parse_raw(mail(report_html("Backup job: Late", "Success", date="Saturday, 12 October 2024 23:50:00",
+                                   start="23:50:00", end="0:20:00", rows=rows), "[Success] Late (1 objects)"))
+    assert r.started_at.isoformat() == "2024-10-12T23:50:00+02:00"
+    assert r.ended_at.isoformat() == "2024-10-13T00:20:00+02:00"
+
+
+def test_us_formatted_report_date_and_12_hour_times():
+    rows = [("vm1", "Success", "10:00:41 PM", "10:06:12 PM", "")]
+    r = parse_raw(mail(report_html("Backup job: US", "Success", date="Tuesday, March 5, 2024 10:00:14 PM",
+                                   start="10:00:14 PM", end="10:32:40 PM", rows=rows),
+                       "[Success] US (1 objects)", date="Tue, 05 Mar 2024 22:32:51 -0600"))
+    assert r.started_at.isoformat() == "2024-03-05T22:00:14-06:00"
+    assert r.ended_at.isoformat() == "2024-03-05T22:32:40-06:00"
+
+
+@pytest.mark.parametrize("header, backup_type, obj_type", [
+    ("Backup job: J", "Backup Job", "VM"),
+    ("Backup Copy job: J", "Backup Copy Job", "VM"),
+    ("Replication job: J", "Replication Job", "VM"),
+    ("Agent Backup job: J", "Agent Backup Job", "Computer"),
+    ("Agent backup policy: J", "Agent Backup Policy", "Computer"),
+    ("File Backup job: J", "File Share Backup Job", "File Share"),
+    ("NAS Backup job: J", "File Share Backup Job", "File Share"),
+    ("Configuration Backup job: J", "Configuration Backup", "Server"),
+    ("SureBackup job: J", "SureBackup Job", "VM"),
+    ("Backup to Tape job: J", "Tape Job", "Backup"),
+    ("File to Tape job: J", "File to Tape Job", "File"),
+    ("VM Copy job: J", "VM Copy Job", "VM"),
+    ("Object Storage Backup job: J", "Object Storage Backup Job", "Object Storage"),
+])
+def test_job_kinds_map_to_backup_types_and_object_types(header, backup_type, obj_type):
+    rows = [("thing-1", "Success", "22:00:20", "22:10:00", "")]
+    r = parse_raw(mail(report_html(header, "Success", rows=rows), "[Success] J (1 objects)"))
+    assert (r.backup_type, r.job_name) == (backup_type, "J")
+    assert r.objects[0].type == obj_type
+
+
+@pytest.mark.parametrize("desc, software", [
+    ("Veeam Agent for Microsoft Windows", "Veeam Agent for Microsoft Windows"),
+    ("Veeam Agent for Linux", "Veeam Agent for Linux"),
+    ("Veeam Backup for Microsoft 365", "Veeam Backup for Microsoft 365"),
+    ("Created by CORP\\admin at 1/1/2024 9:00 AM.", "Veeam Backup & Replication"),
+])
+def test_product_comes_from_the_description_line(desc, software):
+    rows = [("x1", "Success", "22:00:20", "22:10:00", "")]
+    r = parse_raw(mail(report_html("Agent Backup job: Laptop", "Success", desc=desc, rows=rows), "[Success] Laptop"))
+    assert r.software == software
+
+
+def test_job_name_keeps_its_own_parentheses_but_drops_the_run_kind():
+    rows = [("vm1", "Success", "1", "2", "")]
+    r = parse_raw(mail(report_html("Backup job: Web (DMZ) (Retry 2)", "Success", rows=rows),
+                       "[Success] Web (DMZ) (1 objects) (Retry 2)"))
+    assert r.job_name == "Web (DMZ)"
+
+
+def test_outlook_rewritten_class_names_do_not_matter():
+    rows = [("vm1", "Warning", "1", "2", "Changed block tracking is disabled")]
+    r = parse_raw(mail(report_html("Backup job: Fwd", "Warning", rows=rows, cls="x_"), "[Warning] Fwd (1 objects) 1 warning"))
+    assert r.overall_status == "Warning"
+    assert r.objects[0].message == "Changed block tracking is disabled"
+
+
+def test_vb365_type_column_is_used_per_object():
+    cols = ("Name", "Type", "Status", "Start time", "End time", "Details")
+    rows = [("Sales", "Group", "Success", "1", "2", ""), ("Projects", "Site", "Warning", "1", "2", "Item skipped")]
+    r = parse_raw(mail(report_html("Backup job: M365", "Warning", desc="Veeam Backup for Microsoft 365", cols=cols,
+                                   rows=rows), "[Warning] tenant.onmicrosoft.com - M365 (2 objects), 1 issues"))
+    assert r.software == "Veeam Backup for Microsoft 365"
+    assert [(o.name, o.type, o.status, o.message) for o in r.objects] == [
+        ("Sales", "Group", "Success", ""), ("Projects", "Site", "Warning", "Item skipped")]
+
+
+def test_job_level_failure_without_objects_keeps_the_session_message():
+    r = parse_raw(mail(report_html("Backup job: Offline", "Failed", rows=(),
+                                   session_message="Error: Failed to connect to host esx01.sample.example"),
+                       "[Failed] Offline (0 objects)"))
+    assert r.overall_status == "Failed" and r.objects == []
+    assert "Failed to connect to host esx01" in r.reason
+
+
+def test_status_falls_back_to_the_subject_tag():
+    rows = [("vm1", "Success", "1", "2", "")]
+    html = report_html("Backup job: Tagless", "", rows=rows)
+    r = parse_raw(mail(html, "[Warning] Tagless (1 objects) 1 warning"))
+    assert r.overall_status == "Warning"
+
+
+def test_text_only_rendering_is_read_when_html_is_gone():
+    text = ("Backup job: Text Only (Incremental)\nCreated by CORP\\svc at 1/1/2024 9:00 AM.\n\nWarning\n"
+            "2 of 2 VMs processed\n\nSaturday, 12 October 2024 22:00:13\n\nSuccess\t1\tStart time\t22:00:13\n"
+            "Warning\t1\tEnd time\t22:31:40\nError\t0\tDuration\t0:31:27\n\nDetails\n"
+            "Name\tStatus\tStart time\tEnd time\tDetails\n"
+            "srv-a\tSuccess\t22:00:20\t22:10:00\n"
+            "srv-b\tWarning\t22:00:21\t22:31:30\tLow free space on datastore\n")
+    r = parse_raw(mail("", "[Warning] Text Only (2 objects) 1 warning", text=text))
+    assert (r.job_name, r.overall_status) == ("Text Only", "Warning")
+    assert [(o.name, o.status, o.message) for o in r.objects] == [
+        ("srv-a", "Success", ""), ("srv-b", "Warning", "Low free space on datastore")]
+    assert r.started_at.isoformat() == "2024-10-12T22:00:13+02:00"
+
+
+def test_subject_only_mail_from_veeam_still_gives_job_and_status():
+    r = parse_raw(mail("<html><body><p>See attachment.</p></body></html>", "[Failed] Exchange DAG (3 objects) 2 failed",
+                       sender="Veeam Backup <veeam@northwind-sample.example>"))
+    assert (r.software, r.job_name, r.overall_status) == ("Veeam Backup & Replication", "Exchange DAG", "Failed")
+
+
+@pytest.mark.parametrize("subject, body", [
+    ("Backup job: Files completed", "<html><body><p>Backup job: Files completed at 22:00. Everything fine.</p></body></html>"),
+    ("NAKIVO Backup & Replication: Job \"Daily\" completed", "<html><body><table><tr><td>Job: Daily</td><td>Successful</td>"
+     "</tr><tr><td>Start time</td><td>22:00</td></tr></table></body></html>"),
+    ("[Success] Lunch order", "<html><body>Your lunch order (3 objects) is ready</body></html>"),
+])
+def test_other_mail_is_not_taken_for_veeam(subject, body):
+    r = parse_raw(mail(body, subject, sender="nas@fabrikam-sample.example"))
+    assert r.parser != "veeam"
+
+
+def test_vee_mail_log_lines_become_the_object_message():
+    html = report_html("Agent Backup job: web01 nightly", "Failed", desc="Veeam Agent for Linux",
+                       cols=("Name", "Status", "Start time", "End time"),
+                       rows=[("web01", "Failed", "02:00:01", "02:03:52")])
+    html = html.replace("</table></td></tr></table></td></tr></table>",
+                        '<tr class="processObjectsHeader"><td colspan="4"><b>Details</b></td></tr>'
+                        '<tr><td colspan="4"><span class="small_label">[12.10.2024 02:03:51] &lt;1398&gt; lpbcore| WARN |Retrying'
+                        '<br>[12.10.2024 02:03:51] &lt;1398&gt; lpbcore| ERR |Repository unreachable.</span></td></tr>'
+                        "</table></td></tr><tr><td>Vee-Mail footer 1.0</td></tr></table></td></tr></table>", 1)
+    r = parse_raw(mail(html, "[Failed] WEB01 - Saturday, 12 October 2024 02:00:01", sender="root@web01.sample.example"))
+    assert r.software == "Veeam Agent for Linux"
+    assert r.objects[0].message == "Retrying Repository unreachable."
