@@ -72,11 +72,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _advisory_locks(db_url: str) -> int:
+def _advisory_locks(db_url: str, name: str = "backupchecks-background") -> int:
+    """Holders of the named advisory lock (a bigint key: classid = high, objid = low 32 bits)."""
+    from backend.app.services.locks import lock_key
+
+    key = lock_key(name)
+    high, low = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
     with psycopg.connect(db_url, autocommit=True) as conn:
         return conn.execute(
             "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
-            "WHERE l.locktype = 'advisory' AND l.granted AND d.datname = %s", (DB_NAME,)
+            "WHERE l.locktype = 'advisory' AND l.granted AND d.datname = %s "
+            "AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1",
+            (DB_NAME, high, low),
         ).fetchone()[0]
 
 
