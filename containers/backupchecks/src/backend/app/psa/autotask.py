@@ -256,7 +256,7 @@ class AutotaskClient(PsaClient):
             url = base.rstrip("/") + "/v1.0/zoneInformation"
             try:
                 resp = self._session.get(url, params={"user": self.config.api_user},
-                                         headers={"Accept": "application/json"}, timeout=self.config.timeout)
+                                         headers={"Accept": "application/json"}, timeout=self._timeout())
             except requests.RequestException as exc:
                 problems.append(f"{_host(base)} unreachable ({type(exc).__name__})")
                 continue
@@ -296,6 +296,10 @@ class AutotaskClient(PsaClient):
             + ". Check the network connection to Autotask and try again.",
             errors=user_unknown,
         )
+
+    def _timeout(self) -> tuple[float, float]:
+        """(connect, read): a dead host is given up on quickly, a slow answer is waited for."""
+        return (min(10.0, self.config.timeout), self.config.timeout)
 
     def _forget_zone(self) -> None:
         key = (self.config.discovery_urls(), self.config.api_user.lower())
@@ -342,7 +346,7 @@ class AutotaskClient(PsaClient):
             try:
                 with self._limits.slot(entity, deadline - time.monotonic()):
                     resp = self._session.request(method, url, data=data, headers=self._headers(),
-                                                 timeout=cfg.timeout)
+                                                 timeout=self._timeout())
             except requests.RequestException as exc:
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
                 log.warning("Autotask %s %s %s after %.1fs", method, _loggable(path), kind,
