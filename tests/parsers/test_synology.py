@@ -137,3 +137,10 @@ def test_integrity_check_without_errors_is_success_and_typed():
             "Backup Task: Offsite-C2\nBackup Destination: Synology C2 Storage / NAS_1.hbk\n\nFrom NAS\n")
     r = parse_message(_msg("[NAS] Synology C2 Storage backup - Offsite-C2 integrity check completed on NAS", text))
     assert (r.backup_type, r.job_name, r.overall_status) == ("Integrity check", "Offsite-C2", "Success")
+
+
+def test_abb_device_names_do_not_decide_the_task_kind():
+    r = parse_message(_msg("NAS Active Backup for Business - Backup task Clients on NAS has completed",
+                           "Backup task Clients on NAS has completed.\nDevice list: VM-HOST-LAPTOP, SMB-PC\n\nFrom NAS\n"))
+    assert r.backup_type == "PC backup task"
+    assert [o.type for o in r.objects] == ["PC", "PC"]

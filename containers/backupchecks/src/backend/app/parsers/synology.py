@@ -299,9 +299,9 @@ _ABB_RESULT_LISTS = (
 _ABB_KIND_HINTS = (
     (re.compile(r"Microsoft 365|Office 365", re.IGNORECASE), "Microsoft 365 backup task", "Account"),
     (re.compile(r"Google Workspace|G Suite", re.IGNORECASE), "Google Workspace backup task", "Account"),
-    (re.compile(r"virtual machine|virtuelle maschine|virtuele machine|\bVM\b|hypervisor|vmware|hyper-v",
+    (re.compile(r"virtual machine|virtuelle maschine|virtuele machine|\bVM list|\bVM-Liste|hypervisor",
                 re.IGNORECASE), "VM backup task", "VM"),
-    (re.compile(r"file server|dateiserver|bestandsserver|\bSMB\b|\brsync\b", re.IGNORECASE),
+    (re.compile(r"file server|dateiserver|bestandsserver|file-server", re.IGNORECASE),
      "File server backup task", "File server"),
     (re.compile(r"physical server|physischer server|fysieke server|server list|serverliste|serverlijst",
                 re.IGNORECASE), "Physical server backup task", "Server"),
@@ -335,7 +335,9 @@ class SynologyActiveBackupParser(Parser):
         m = _ABB_TASK_SENT_RE.search(subj_tail) or _ABB_TASK_SENT_RE.search(opening)
         task = m.group("task").strip() if m else None
         status = _status_of(subj_tail, opening, blank=task)
-        hay = subj + "\n" + text
+        # The kind of task from the subject, the opening and the label names, never from device names.
+        labels = " ".join(line.split(":", 1)[0] for line in text.splitlines() if ":" in line)
+        hay = subj + "\n" + _first_sentences(msg, 1) + "\n" + labels
         backup_type, obj_type = "PC backup task", "PC"
         for rx, bt, ot in _ABB_KIND_HINTS:
             if rx.search(hay):
