@@ -54,3 +54,13 @@ def test_product_news_mail_is_not_claimed():
     r = parse_raw(raw_mail("Macrium Reflect X is here - upgrade today", "New features inside.",
                            sender="news@macrium.com"))
     assert r.parser != "macrium_reflect"
+
+
+def test_labels_in_html_table_cells():
+    html = ("<html><body><h2>Warning :|</h2><table>"
+            "<tr><td>Computer Name</td><td>PC-FIC-05</td></tr>"
+            "<tr><td>Backup Definition File</td><td>C:\\Reflect\\Daily Docs.xml</td></tr>"
+            "<tr><td>Destination</td><td>E:\\Backups\\0A1B2C3D4E5F6071-00-00.mrbak</td></tr>"
+            "</table></body></html>")
+    r = parse_raw(raw_mail("PC-FIC-05 Macrium Reflect - Backup with Warnings", html, ctype="text/html"))
+    assert (r.job_name, r.backup_type, r.overall_status) == ("Daily Docs", "File backup", "Warning")

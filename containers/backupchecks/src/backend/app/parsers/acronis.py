@@ -79,7 +79,7 @@ _SEVERITY_WORDS = {"critical", "error", "warning", "information", "kritisch", "f
                    "kritiek", "fout", "waarschuwing", "informatie"}
 _DATE_LINE_RE = re.compile(r"^\s*(?:date and time|date & time|datum und uhrzeit|datum en tijd)\s*:?\s+(.+?)\s*$",
                            re.IGNORECASE | re.MULTILINE)
-_PLAN_LINE_RE = re.compile(r"^\s*(?:plan|plan-name|plan name|planname|schutzplan)\s*:?\s+(.+?)\s*$",
+_PLAN_LINE_RE = re.compile(r"^\s*(?:plan-name|plan name|planname|schutzplan|plan)\s*:?\s+(.+?)\s*$",
                            re.IGNORECASE | re.MULTILINE)
 
 _DT_FORMATS = (

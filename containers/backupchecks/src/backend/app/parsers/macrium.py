@@ -87,6 +87,22 @@ def _definition_name(value: str) -> str:
     return v.strip()
 
 
+def _html_label_text(msg: Message) -> str:
+    """'label: value' lines built from two-cell HTML table rows ('' when there are none)."""
+    tree = msg.html_tree()
+    if tree is None:
+        return ""
+    out = []
+    for row in tree.iter("tr"):
+        cells = [c for c in row if c.tag in ("td", "th")]
+        if len(cells) == 2:
+            k = re.sub(r"\s+", " ", cells[0].text_content() or "").strip().rstrip(":")
+            v = re.sub(r"\s+", " ", cells[1].text_content() or "").strip()
+            if k and v and len(k) <= 40:
+                out.append(f"{k}: {v}")
+    return "\n".join(out)
+
+
 class MacriumReflectParser(Parser):
     name = "macrium_reflect"
     product = SOFTWARE
@@ -131,6 +147,10 @@ class MacriumReflectParser(Parser):
         if status is None and _FAIL_BODY_RE.search(text):
             status = FAILED
 
+        # HTML bodies may put label and value in two table cells; read those rows too.
+        cells = _html_label_text(msg)
+        if cells:
+            text = text + "\n" + cells
         definition = None
         dm = _LABEL_RE["definition"].search(text)
         if dm:
