@@ -59,3 +59,11 @@ def test_single_vm_notification_with_labels():
     assert (r.job_name, r.overall_status) == ("HV-FIC-09", "Failed")
     assert [(o.name, o.type, o.status, o.message) for o in r.objects] == [
         ("FIC-SQL01", "VM", "Failed", "The backup location could not be reached.")]
+
+
+def test_host_from_two_cell_html_row():
+    html = ("<html><body><h2>Backup Successful</h2><table><tr><td>Host</td><td>HV-FIC-05</td></tr></table>"
+            "<table><tr><th>Virtual Machine</th><th>Result</th></tr><tr><td>VM-1</td><td>Success</td></tr></table>"
+            "</body></html>")
+    r = parse_raw(raw_mail("Hornetsecurity VM Backup - Backup Report - Success", html, ctype="text/html"))
+    assert (r.job_name, r.overall_status, [o.name for o in r.objects]) == ("HV-FIC-05", "Success", ["VM-1"])
