@@ -194,3 +194,41 @@ def test_vee_mail_log_lines_become_the_object_message():
     r = parse_raw(mail(html, "[Failed] WEB01 - Saturday, 12 October 2024 02:00:01", sender="root@web01.sample.example"))
     assert r.software == "Veeam Agent for Linux"
     assert r.objects[0].message == "Retrying Repository unreachable."
+
+
+# --- forwarded reports (HTML bodies of common mail clients) ------------------------------
+
+_FWD_SUBJECT = "[Failed] Nightly Files (2 objects) 1 failed"
+_FWD_BLOCKS = {
+    "gmail": ('<div dir="ltr">fyi<br><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">'
+              '---------- Forwarded message ---------<br>From: <strong class="gmail_sendername" dir="auto">Veeam Backup'
+              '</strong> <span dir="auto">&lt;<a href="mailto:vbr@orig-sample.example">vbr@orig-sample.example</a>&gt;'
+              '</span><br>Date: Sat, Oct 12, 2024 at 10:32 PM<br>Subject: ' + _FWD_SUBJECT + '<br>To: &lt;<a href="'
+              'mailto:m@orig-sample.example">m@orig-sample.example</a>&gt;<br></div><br><br>{report}</div></div>'),
+    "thunderbird": ('<p>see below</p><div class="moz-forward-container"><br><br>-------- Forwarded Message --------\n'
+                    '<table class="moz-email-headers-table"><tbody><tr><th nowrap align="RIGHT">Subject: </th><td>'
+                    + _FWD_SUBJECT + '</td></tr><tr><th nowrap align="RIGHT">Date: </th><td>Sat, 12 Oct 2024 22:32:00 +0200'
+                    '</td></tr><tr><th nowrap align="RIGHT">From: </th><td>Veeam Backup <a href="mailto:vbr@orig-sample.example">'
+                    '&lt;vbr@orig-sample.example&gt;</a></td></tr><tr><th nowrap align="RIGHT">To: </th><td>m@orig-sample.example'
+                    '</td></tr></tbody></table><br><br>{report}</div>'),
+    "outlook_web": ('<div>please check</div><hr tabindex="-1"><div id="divRplyFwdMsg" dir="ltr"><font face="Calibri">'
+                    '<b>From:</b> Veeam Backup &lt;vbr@orig-sample.example&gt;<br><b>Sent:</b> Saturday, October 12, 2024 '
+                    '10:32 PM<br><b>To:</b> Monitoring &lt;m@orig-sample.example&gt;<br><b>Subject:</b> ' + _FWD_SUBJECT
+                    + '</font><div>&nbsp;</div></div>{report}'),
+    "outlook_nl": ('<p class=MsoNormal>Graag controleren.</p><div style="border:none;border-top:solid #E1E1E1 1.0pt">'
+                   '<p class=MsoNormal><b>Van:</b> Veeam Backup &lt;vbr@orig-sample.example&gt;<br><b>Verzonden:</b> '
+                   'zaterdag 12 oktober 2024 22:32<br><b>Aan:</b> Monitoring &lt;m@orig-sample.example&gt;<br>'
+                   '<b>Onderwerp:</b> ' + _FWD_SUBJECT + '</p></div>{report}'),
+}
+
+
+@pytest.mark.parametrize("client", sorted(_FWD_BLOCKS))
+def test_report_forwarded_inline_in_html_parses_like_the_original(client):
+    rows = [("vm-a", "Error", "22:00:20", "22:31:00", "Disk full"), ("vm-b", "Success", "22:00:21", "22:10:00", "")]
+    report = report_html("Backup job: Nightly Files", "Failed", rows=rows).split("<body>")[1].split("</body>")[0]
+    html = "<html><body>" + _FWD_BLOCKS[client].replace("{report}", report) + "</body></html>"
+    r = parse_raw(mail(html, "Fwd: " + _FWD_SUBJECT, sender="Desk <desk@msp-sample.example>",
+                       date="Sun, 13 Oct 2024 09:00:00 +0200"))
+    assert (r.parser, r.job_name, r.overall_status) == ("veeam", "Nightly Files", "Failed")
+    assert [(o.name, o.status, o.message) for o in r.objects] == [("vm-a", "Failed", "Disk full"), ("vm-b", "Success", "")]
+    assert r.started_at.isoformat() == "2024-10-12T22:00:13+02:00"
