@@ -236,6 +236,8 @@ class FakeAutotask:
         self.read_only = read_only
         #: when True, zone discovery answers 503 (the lookup service is down)
         self.zone_lookup_down = False
+        #: when True, PATCH on Tickets answers 405 (a tenant said to refuse it; clients fall back to PUT)
+        self.patch_unsupported = False
 
         self._lock = threading.RLock()
         self.fields = {name: make() for name, make in ENTITY_FIELDS.items()}
@@ -556,7 +558,7 @@ class FakeAutotask:
         if len(parts) == 0 and entity == "Tickets":
             if method == "POST":
                 return self._create_ticket(body)
-            if method == "PATCH":
+            if method == "PATCH" and not self.patch_unsupported:
                 return self._update_ticket(body, replace=False)
             if method == "PUT":
                 return self._update_ticket(body, replace=True)

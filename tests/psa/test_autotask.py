@@ -300,6 +300,17 @@ def test_update_sends_only_changed_fields_and_never_blanks_the_description(fake_
     assert fake_autotask.violations == []
 
 
+def test_a_tenant_refusing_patch_gets_a_full_put_that_keeps_every_field(fake_autotask, autotask):
+    t = new_ticket(autotask, extra={"issueType": 10, "subIssueType": 200, "source": 8})
+    fake_autotask.patch_unsupported = True
+    done = autotask.update_ticket(t.id, {"status": 5})
+    assert done.completed and done.description == t.description
+    row = fake_autotask.tickets[t.id]
+    assert (row["issueType"], row["subIssueType"], row["source"]) == (10, 200, 8)
+    assert len(fake_autotask.calls("PUT")) == 1
+    assert fake_autotask.violations == []
+
+
 def test_add_ticket_note_uses_the_note_picklists(fake_autotask, autotask):
     t = new_ticket(autotask)
     note = autotask.add_ticket_note(t.id, "Backup failed again 2026-11-26", "Object X: error 5")

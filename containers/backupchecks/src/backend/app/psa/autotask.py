@@ -561,14 +561,14 @@ class AutotaskClient(PsaClient):
             raise ValueError("reference must be 1-50 characters")
         if not (title or "").strip():
             raise PsaValidationError("A ticket needs a title.")
-        body: dict[str, Any] = dict(extra or {})
+        body: dict[str, Any] = {k: v for k, v in (extra or {}).items() if v is not None}
+        named = {"queueID": queue_id, "source": source, "status": status, "priority": priority}
+        body.update({k: v for k, v in named.items() if v is not None})  # named arguments win over extra
+        body.setdefault("status", self._default("status"))
+        body.setdefault("priority", self._default("priority"))
         body.update({
             "companyID": int(company_id),
             "title": _clip(title.strip(), self._max_length("title") or 255),
-            "status": status if status is not None else self._default("status"),
-            "priority": priority if priority is not None else self._default("priority"),
-            "queueID": queue_id,
-            "source": source,
             "externalID": reference,
         })
         if (description or "").strip():
