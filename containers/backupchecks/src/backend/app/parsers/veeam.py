@@ -61,6 +61,8 @@ _RUN_KIND_RE = re.compile(
     re.IGNORECASE,
 )
 _SIGNATURE_WORDS = ("start time", "end time", "duration")
+# The session grid's counters: "Success 3", "Warning 0", "Error 1" (cells on lines or tab-separated).
+_COUNTERS_RE = re.compile(r"^[ \t]*(success|warning|error)[ \t]*(?:\n[ \t]*)?\d+\b", re.MULTILINE)
 _AGENT_PRODUCTS = (
     ("veeam agent for microsoft windows", VAW), ("veeam agent for windows", VAW),
     ("veeam endpoint backup", VAW), ("veeam agent for linux", VAL), ("veeam agent for mac", VAM),
@@ -178,7 +180,7 @@ def _looks_like_report(msg: Message) -> Optional[str]:
         if before.count("\n") > 12:
             head = None
     if head:
-        signature = all(w in low for w in _SIGNATURE_WORDS)
+        signature = all(w in low for w in _SIGNATURE_WORDS) and len(set(_COUNTERS_RE.findall(low))) >= 2
         if signature and (subj or veeam or "details" in low):
             return f"Veeam session report ('{clean_text(head.group('kind'))}:' header with summary grid)"
         if subj and veeam:
