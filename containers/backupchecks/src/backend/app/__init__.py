@@ -27,6 +27,26 @@ def _read_version() -> str:
     return "unknown"
 
 
+def _running_cli_command() -> bool:
+    """True under `flask <command>`: a CLI command never starts the background loops."""
+    try:
+        import click
+        return click.get_current_context(silent=True) is not None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _register_background_loops(app) -> None:
+    from .services import importer
+    importer.start_auto_importer(app)
+    try:
+        from .services import missed_runs
+    except ImportError:  # pragma: no cover
+        return
+    if hasattr(missed_runs, "register"):
+        missed_runs.register(app)
+
+
 def create_app(config: Optional[Mapping[str, Any]] = None):
     from flask import Flask
 
@@ -77,7 +97,13 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
         from .services.migrations import upgrade_under_lock
         upgrade_under_lock(app)
 
-    if app.config.get("BACKGROUND_JOBS"):
+    if app.config.get("APP_BEHIND_PROXY"):
+        # Trust one proxy's X-Forwarded-* headers (client address, scheme, host).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    _register_background_loops(app)
+    if app.config.get("BACKGROUND_JOBS") and not _running_cli_command():
         from .services.background import start_background_jobs
         start_background_jobs(app)
 

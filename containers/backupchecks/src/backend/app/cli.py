@@ -11,6 +11,45 @@ from .extensions import db
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_user_cmd)
+    app.cli.add_command(import_mail_cmd)
+    app.cli.add_command(import_eml_cmd)
+
+
+@click.command("import-mail")
+@click.option("--batch-size", type=int, default=None, help="Messages to fetch (default: the Imports setting).")
+def import_mail_cmd(batch_size):
+    """Run one mail import cycle from Microsoft Graph and print the counts."""
+    from .services.importer import ImportBusy, run_import_cycle
+
+    try:
+        cycle = run_import_cycle(trigger="cli", batch_size=batch_size)
+    except ImportBusy as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"fetched={cycle.fetched} new={cycle.new} duplicates={cycle.duplicates} "
+               f"auto_processed={cycle.auto_processed} to_inbox={cycle.to_inbox} failed={cycle.failed}")
+    if cycle.error:
+        click.echo(f"error: {cycle.error}", err=True)
+    if cycle.state == "failed":
+        sys.exit(1)
+
+
+@click.command("import-eml")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def import_eml_cmd(files):
+    """Import .eml files through the same pipeline as the mailbox (duplicates are skipped)."""
+    from .services.importer import import_raw_files
+
+    loaded = []
+    for path in files:
+        with open(path, "rb") as fh:
+            loaded.append((path, fh.read()))
+    result = import_raw_files(loaded, source="cli")
+    for name, state, error in result["files"]:
+        click.echo(f"{name}: {state}{' - ' + error if error else ''}")
+    click.echo(f"new={result['new']} duplicates={result['duplicates']} auto_processed={result['auto_processed']} "
+               f"to_inbox={result['to_inbox']} failed={result['failed']}")
+    if result["failed"]:
+        sys.exit(1)
 
 
 @click.command("create-user")

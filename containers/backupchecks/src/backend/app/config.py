@@ -94,6 +94,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         # GRAPH_* values set in the environment win over the Settings page.
         "GRAPH_ENV_OVERRIDES": {key: env_str(env, var) for var, key in GRAPH_ENV.items() if env_str(env, var)},
         "BACKGROUND_JOBS": env_bool(env, "BACKGROUND_JOBS", True),
+        "APP_BEHIND_PROXY": env_bool(env, "APP_BEHIND_PROXY", False),
         "RUN_MIGRATIONS": env_bool(env, "RUN_MIGRATIONS", True),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

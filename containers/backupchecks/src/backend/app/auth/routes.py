@@ -14,7 +14,7 @@ from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
 
 
 def _client_ip() -> str:
-    return request.headers.get("X-Forwarded-For", request.remote_addr or "?").split(",")[0].strip()
+    return (request.remote_addr or "?")
 
 
 def _safe_next(target: str | None) -> str:

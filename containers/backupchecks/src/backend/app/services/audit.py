@@ -39,7 +39,7 @@ def record(event: str, summary: str = "", *, user=None, target_type: str | None 
         user = current_user
     ip = None
     if has_request_context():
-        ip = request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip() or None
+        ip = request.remote_addr or None
     entry = AuditLog(
         user_id=getattr(user, "id", None),
         username=username or getattr(user, "username", None),

@@ -1,0 +1,259 @@
+"""The mail importer: one cycle fetches a batch from the mail source and ingests it.
+
+A message is moved to the processed folder only after the transaction that
+stored it committed. One failing message never stops the batch; a failing
+cycle records its error and the next one runs. Across workers and containers
+only one process imports at a time (a PostgreSQL advisory lock).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Callable, Optional
+
+from flask import Flask, current_app
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..mail import MailSourceError
+from ..mail.graph import GraphConfig, GraphMailSource
+from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
+from .ingest import ingest_message
+from .locks import LeaderLock
+from .settings import get_settings
+
+log = logging.getLogger(__name__)
+
+IMPORT_LOCK = "backupchecks-import"
+
+
+class ImportBusy(RuntimeError):
+    """Another process is importing right now."""
+
+
+def graph_settings_mapping() -> dict:
+    """Graph settings: the Settings page's values, with environment values winning."""
+    s = get_settings()
+    values = {
+        "graph_tenant_id": s.graph_tenant_id, "graph_client_id": s.graph_client_id,
+        "graph_client_secret": s.graph_client_secret, "graph_mailbox": s.graph_mailbox,
+        "graph_incoming_folder": s.graph_incoming_folder, "graph_processed_folder": s.graph_processed_folder,
+    }
+    values.update(current_app.config.get("GRAPH_ENV_OVERRIDES") or {})
+    values["graph_authority_host"] = current_app.config.get("GRAPH_AUTHORITY_HOST")
+    values["graph_api_base"] = current_app.config.get("GRAPH_API_BASE")
+    return values
+
+
+def graph_source() -> GraphMailSource:
+    cfg = GraphConfig.from_settings(graph_settings_mapping(), **(current_app.config.get("GRAPH_CLIENT_OPTIONS") or {}))
+    missing = cfg.missing()
+    if missing:
+        raise MailSourceError(f"Mail import is not configured: fill in {', '.join(missing)} under Settings → Mail.",
+                              code="not_configured")
+    if not cfg.processed_folder:
+        raise MailSourceError("Choose a processed folder under Settings → Mail, so imported mails can be moved "
+                              "out of the incoming folder.", code="not_configured")
+    return GraphMailSource(cfg)
+
+
+@dataclass
+class CycleCounts:
+    fetched: int = 0
+    new: int = 0
+    duplicates: int = 0
+    auto_processed: int = 0
+    to_inbox: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def run_import_cycle(source=None, *, trigger: str = "auto", batch_size: Optional[int] = None,
+                     progress: Optional[Callable[[int, int], None]] = None) -> ImportCycle:
+    """One import cycle under the import lock. Raises ImportBusy when another process imports."""
+    lock = LeaderLock(db.engine, IMPORT_LOCK)
+    if not lock.try_acquire():
+        raise ImportBusy("Another import is running right now; try again in a minute.")
+    try:
+        return _cycle(source, trigger, batch_size, progress)
+    finally:
+        lock.release()
+
+
+def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
+    settings = get_settings()
+    keep_raw = bool(settings.keep_raw_mails)
+    if batch_size is None:
+        batch_size = settings.manual_import_batch_size if trigger == "manual" else settings.import_batch_size
+    cycle = ImportCycle(trigger=trigger, started_at=utcnow(), state="running")
+    db.session.add(cycle)
+    db.session.commit()
+    counts = CycleCounts()
+    try:
+        if source is None:
+            source = graph_source()
+        remote = source.list_messages(limit=batch_size)
+        counts.fetched = len(remote)
+        for i, rm in enumerate(remote):
+            _import_one(source, rm.source_id, counts, keep_raw)
+            if progress:
+                progress(i + 1, len(remote))
+        purge_raw_mails(settings.raw_retention_days)
+        cycle.state = "failed" if counts.failed and not (counts.new or counts.duplicates) else "done"
+        cycle.error = "; ".join(counts.errors[:5])[:4000] or None
+    except MailSourceError as exc:
+        db.session.rollback()
+        cycle.state, cycle.error = "failed", exc.message
+    except Exception as exc:  # noqa: BLE001 - record and let the next cycle run
+        log.exception("import cycle failed")
+        db.session.rollback()
+        cycle.state, cycle.error = "failed", f"Unexpected error: {type(exc).__name__}: {exc}"
+    finally:
+        try:
+            close = getattr(source, "close", None)
+            if close:
+                close()
+        except Exception:  # noqa: BLE001
+            pass
+    for attr in ("fetched", "new", "duplicates", "auto_processed", "to_inbox", "failed"):
+        setattr(cycle, attr, getattr(counts, attr))
+    cycle.finished_at = utcnow()
+    db.session.add(cycle)
+    db.session.commit()
+    return cycle
+
+
+def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool) -> None:
+    try:
+        raw = source.fetch_raw(source_id)
+    except MailSourceError as exc:
+        counts.failed += 1
+        counts.errors.append(exc.message)
+        return  # stays in the mailbox; the next cycle tries again
+    try:
+        outcome = ingest_message(raw, source=getattr(source, "name", "graph") or "graph",
+                                 source_id=source_id, keep_raw=keep_raw)
+    except Exception as exc:  # noqa: BLE001 - the database refused it: leave it in the mailbox
+        db.session.rollback()
+        log.exception("storing message %s failed", source_id)
+        counts.failed += 1
+        counts.errors.append(f"Storing a message failed: {type(exc).__name__}")
+        return
+    if outcome.state == "duplicate":
+        counts.duplicates += 1
+    else:
+        counts.new += 1
+        if outcome.state == "processed":
+            counts.auto_processed += 1
+        else:
+            counts.to_inbox += 1
+    # Only now, after the commit, move it out of the incoming folder.
+    try:
+        new_id = source.mark_processed(source_id)
+    except MailSourceError as exc:
+        counts.errors.append(f"Stored but not moved: {exc.message}")
+        return
+    if new_id and new_id != source_id and outcome.message_id:
+        db.session.execute(update(MailMessage).where(MailMessage.id == outcome.message_id,
+                                                     MailMessage.source_id == source_id)
+                           .values(source_id=new_id))
+        db.session.commit()
+
+
+def import_raw_files(files: list[tuple[str, bytes]], *, source: str = "upload", keep_raw: Optional[bool] = None) -> dict:
+    """Import uploaded or CLI-given .eml files through the same pipeline. Returns counts and per-file results."""
+    if keep_raw is None:
+        keep_raw = bool(get_settings().keep_raw_mails)
+    result = {"new": 0, "duplicates": 0, "auto_processed": 0, "to_inbox": 0, "failed": 0, "files": []}
+    for name, raw in files:
+        try:
+            outcome = ingest_message(raw, source=source, keep_raw=keep_raw)
+        except Exception as exc:  # noqa: BLE001
+            db.session.rollback()
+            result["failed"] += 1
+            result["files"].append((name, "failed", f"{type(exc).__name__}: {exc}"))
+            continue
+        if outcome.state == "duplicate":
+            result["duplicates"] += 1
+        else:
+            result["new"] += 1
+            result["auto_processed" if outcome.state == "processed" else "to_inbox"] += 1
+        result["files"].append((name, outcome.state, outcome.error or ""))
+    return result
+
+
+def purge_raw_mails(retention_days: int) -> int:
+    """Drop raw bytes older than the retention; parsed data and runs stay."""
+    if not retention_days or retention_days <= 0:
+        return 0
+    cutoff = utcnow() - timedelta(days=retention_days)
+    res = db.session.execute(update(MailMessage).where(MailMessage.raw.is_not(None), MailMessage.imported_at < cutoff)
+                             .values(raw=None, raw_purged_at=utcnow()))
+    db.session.commit()
+    return res.rowcount or 0
+
+
+# --- Background: the automatic importer and "Import now" ------------------------------------
+
+def _interval(app: Flask) -> float:
+    return max(1, get_settings().import_interval_minutes or 15) * 60.0
+
+
+def _auto_step(app: Flask) -> None:
+    settings = get_settings()
+    if not settings.auto_import_enabled:
+        return
+    try:
+        run_import_cycle(trigger="auto")
+    except ImportBusy:
+        log.info("import skipped: another process is importing")
+
+
+def start_auto_importer(app: Flask) -> None:
+    """Register the importer with the single background runner (one process imports)."""
+    from .background import register_loop
+    register_loop("mail-import", _auto_step, _interval)
+
+
+def start_import_now(app: Flask, actor_id: Optional[int]) -> BackgroundTask:
+    """'Import now': a cycle in a background thread with progress stored for the page to poll."""
+    task = BackgroundTask(kind="import", state="queued", created_by_id=actor_id, message="Waiting to start")
+    db.session.add(task)
+    db.session.commit()
+    task_id = task.id
+
+    def work():
+        with app.app_context():
+            t = db.session.get(BackgroundTask, task_id)
+            t.state, t.started_at, t.message = "running", utcnow(), "Connecting to the mailbox"
+            db.session.commit()
+
+            def progress(done, total):
+                db.session.execute(update(BackgroundTask).where(BackgroundTask.id == task_id)
+                                   .values(progress=done, total=total, message=f"Imported {done} of {total}"))
+                db.session.commit()
+            try:
+                cycle = run_import_cycle(trigger="manual", progress=progress)
+                state = "failed" if cycle.state == "failed" else "done"
+                msg = (f"{cycle.fetched} fetched, {cycle.new} new, {cycle.auto_processed} became runs, "
+                       f"{cycle.to_inbox} to the Inbox, {cycle.failed} failed"
+                       + (f" — {cycle.error}" if cycle.error else ""))
+            except ImportBusy as exc:
+                state, msg = "failed", str(exc)
+            except Exception as exc:  # noqa: BLE001
+                db.session.rollback()
+                state, msg = "failed", f"{type(exc).__name__}: {exc}"
+            db.session.execute(update(BackgroundTask).where(BackgroundTask.id == task_id)
+                               .values(state=state, message=msg[:1000], finished_at=utcnow()))
+            db.session.commit()
+            db.session.remove()
+
+    threading.Thread(target=work, name=f"import-now-{task_id}", daemon=True).start()
+    return task
+
+
+def recent_cycles(limit: int = 20) -> list[ImportCycle]:
+    return db.session.execute(select(ImportCycle).order_by(ImportCycle.started_at.desc()).limit(limit)).scalars().all()

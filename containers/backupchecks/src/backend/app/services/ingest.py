@@ -1,0 +1,314 @@
+"""Ingest: one raw mail in, stored once, parsed, and turned into a run when its job is known.
+
+Invariants (ARCHITECTURE.md): a message is imported once (same Internet
+Message-ID or same source id adds nothing, backed by unique constraints);
+nothing is lost (a mail that fails to parse is stored with its error and shown
+in the Inbox); a message never stops the batch it is in.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Customer, Job, JobRun, MailMessage, RunObject, utcnow
+from ..parsers.base import ParseResult
+from ..parsers.normalize import normalize
+from ..parsers.registry import parse_message
+from . import audit
+
+log = logging.getLogger(__name__)
+
+MAX_SUMMARY = 2000
+
+
+@dataclass
+class IngestOutcome:
+    state: str                 # duplicate | processed | inbox | failed
+    message_id: Optional[int] = None
+    run_id: Optional[int] = None
+    error: Optional[str] = None
+
+
+def _norm(value: Optional[str]) -> str:
+    return re.sub(r"\s+", " ", (value or "")).strip().lower()
+
+
+def job_identity_key(sender: Optional[str], job_name: Optional[str], software: Optional[str]) -> str:
+    """Sender + job name + software, normalised for case and spacing."""
+    return "|".join(_norm(v) for v in (sender, job_name, software))
+
+
+def message_identity_key(msg: MailMessage) -> Optional[str]:
+    if not (msg.parsed and msg.is_report and msg.job_name and msg.software):
+        return None
+    return job_identity_key(msg.from_address, msg.job_name, msg.software)
+
+
+def _internet_message_id(value: Optional[str]) -> Optional[str]:
+    value = (value or "").strip()
+    return value[:998] or None
+
+
+def _find_duplicate(source: str, source_id: Optional[str], imid: Optional[str]) -> Optional[MailMessage]:
+    conds = []
+    if source_id:
+        conds.append((MailMessage.source == source) & (MailMessage.source_id == source_id))
+    if imid:
+        conds.append(MailMessage.internet_message_id == imid)
+    if not conds:
+        return None
+    return db.session.execute(select(MailMessage).where(or_(*conds)).limit(1)).scalar_one_or_none()
+
+
+def _apply_parse(msg: MailMessage, result: ParseResult) -> None:
+    msg.parsed = bool(result.parsed)
+    msg.is_report = bool(result.is_report)
+    msg.parser_name = result.parser
+    msg.parse_reason = (result.reason or "")[:1000] or None
+    msg.parse_error = result.error
+    msg.software = result.software
+    msg.backup_type = result.backup_type
+    msg.job_name = (result.job_name or None) and result.job_name[:500]
+    msg.overall_status = result.overall_status
+    msg.parse_result = {
+        "started_at": result.started_at.isoformat() if result.started_at else None,
+        "ended_at": result.ended_at.isoformat() if result.ended_at else None,
+        "objects": [{"name": o.name, "type": o.type, "status": o.status, "message": o.message}
+                    for o in result.objects],
+    }
+
+
+def parse_into(msg: MailMessage, raw: bytes) -> None:
+    """(Re-)parse raw bytes into the message's parse fields. Never raises."""
+    try:
+        nm = normalize(raw)
+    except Exception as exc:  # noqa: BLE001
+        msg.parsed, msg.parse_error = False, f"{type(exc).__name__}: {exc}"
+        msg.parse_reason = "the mail could not be read"
+        return
+    _apply_parse(msg, parse_message(nm))
+
+
+def find_job_for(msg: MailMessage) -> Optional[Job]:
+    key = message_identity_key(msg)
+    if not key:
+        return None
+    return db.session.execute(
+        select(Job).where(Job.identity_key == key, Job.archived.is_(False))
+    ).scalar_one_or_none()
+
+
+def _parse_iso(value: Optional[str]) -> Optional[datetime]:
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
+    """A job run with its objects from a parsed message; overrides applied, tickets linked."""
+    pr = msg.parse_result or {}
+    started = _parse_iso(pr.get("started_at")) or msg.received_at or msg.imported_at or utcnow()
+    status = msg.overall_status or "Warning"
+    objects = pr.get("objects") or []
+    problems = [f"{o.get('name')}: {o.get('message')}" for o in objects
+                if o.get("status") not in (None, "Success") and o.get("message")]
+    run = JobRun(job_id=job.id, mail_message_id=msg.id, status=status, effective_status=status,
+                 started_at=started, ended_at=_parse_iso(pr.get("ended_at")),
+                 message="\n".join(problems)[:MAX_SUMMARY] or None)
+    run.objects = [RunObject(name=(o.get("name") or "")[:500] or "(unnamed)", type=o.get("type"),
+                             status=o.get("status"), effective_status=o.get("status"),
+                             message=o.get("message")) for o in objects]
+    db.session.add(run)
+    db.session.flush()
+    msg.job_id = job.id
+    msg.state = "processed"
+    if job.backup_type is None and msg.backup_type:
+        job.backup_type = msg.backup_type
+    if job.last_run_at is None or (started and started >= job.last_run_at):
+        job.last_run_at, job.last_status = started, status
+    after_run_created(run)
+    return run
+
+
+def after_run_created(run: JobRun) -> None:
+    """Hooks every new real run goes through: late-run reconciliation, overrides, tickets."""
+    try:
+        from .missed_runs import reconcile_late_run
+    except ImportError:  # pragma: no cover - service not present in this build
+        reconcile_late_run = None
+    if reconcile_late_run:
+        reconcile_late_run(run)
+    try:
+        from .overrides import apply_overrides
+    except ImportError:  # pragma: no cover
+        apply_overrides = None
+    if apply_overrides:
+        apply_overrides(run)
+    try:
+        from ..ticketing_utils import link_open_internal_tickets_to_run
+    except ImportError:  # pragma: no cover
+        link_open_internal_tickets_to_run = None
+    if link_open_internal_tickets_to_run:
+        link_open_internal_tickets_to_run(run)
+
+
+def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[str] = None,
+                   keep_raw: bool = True) -> IngestOutcome:
+    """Store one mail exactly once, parse it, and process it when its job is known. Commits."""
+    try:
+        nm = normalize(raw)
+        imid = _internet_message_id(nm.message_id)
+    except Exception:  # noqa: BLE001 - unreadable: still stored, with its error
+        nm, imid = None, None
+    if _find_duplicate(source, source_id, imid):
+        return IngestOutcome("duplicate")
+    msg = MailMessage(source=source, source_id=source_id, internet_message_id=imid, imported_at=utcnow(),
+                      raw=raw if keep_raw else None, raw_size=len(raw),
+                      raw_sha256=hashlib.sha256(raw).hexdigest(), state="inbox")
+    if nm is not None:
+        msg.from_address = (nm.from_address or "")[:320]
+        msg.subject = (nm.subject or nm.raw_subject or "")[:1000]
+        msg.received_at = nm.date.astimezone(timezone.utc) if nm.date and nm.date.tzinfo else None
+        msg.body_text = nm.text
+        msg.body_html = nm.html or None
+        try:
+            _apply_parse(msg, parse_message(nm))
+        except Exception as exc:  # noqa: BLE001 - registry never raises, but be safe
+            msg.parsed, msg.parse_error = False, str(exc)
+    else:
+        msg.parsed, msg.parse_reason = False, "the mail could not be read (not RFC 822?)"
+    try:
+        with db.session.begin_nested():
+            db.session.add(msg)
+            db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return IngestOutcome("duplicate")  # a concurrent import stored it first
+    run_id = None
+    try:
+        with db.session.begin_nested():
+            job = find_job_for(msg)
+            if job is not None and job.customer is not None:
+                run = create_run_from_message(msg, job)
+                run_id = run.id
+    except Exception as exc:  # noqa: BLE001 - keep the message, show the error
+        log.exception("creating a run for message %s failed", msg.id)
+        msg.state = "inbox"
+        msg.parse_error = f"Creating the run failed: {type(exc).__name__}: {exc}"
+    db.session.commit()
+    return IngestOutcome(msg.state, message_id=msg.id, run_id=run_id)
+
+
+# --- Inbox actions --------------------------------------------------------------------------
+
+class InboxError(ValueError):
+    pass
+
+
+def get_or_create_customer(name: str, actor) -> Customer:
+    name = re.sub(r"\s+", " ", (name or "")).strip()
+    if not name:
+        raise InboxError("Choose a customer or type the name of a new one.")
+    if len(name) > 200:
+        raise InboxError("A customer name may have at most 200 characters.")
+    customer = db.session.execute(select(Customer).where(func.lower(Customer.name) == name.lower())).scalar_one_or_none()
+    if customer is None:
+        customer = Customer(name=name)
+        db.session.add(customer)
+        db.session.flush()
+        audit.record("customer.create", f"Created customer {name} (from the Inbox)", user=actor,
+                     target_type="customer", target_id=customer.id, after={"name": name})
+    return customer
+
+
+def approve_message(msg: MailMessage, customer: Customer, actor) -> tuple[Job, int]:
+    """Create (or find) the job for this mail under the customer, make its run, then process the
+    other Inbox mails of the same job. Returns the job and how many mails became runs."""
+    if msg.state != "inbox":
+        raise InboxError("This mail is no longer in the Inbox (someone else may have handled it).")
+    key = message_identity_key(msg)
+    if key is None:
+        raise InboxError("Only a parsed backup report can be approved: this mail has no software and "
+                         "job name. Re-parse it after a parser update, or delete it.")
+    job = db.session.execute(select(Job).where(Job.identity_key == key)).scalar_one_or_none()
+    if job is not None and job.archived:
+        raise InboxError(f"The job '{job.job_name}' exists but is archived; unarchive it under Jobs first.")
+    if job is None:
+        job = Job(customer_id=customer.id, sender=msg.from_address, job_name=msg.job_name, software=msg.software,
+                  backup_type=msg.backup_type, identity_key=key)
+        db.session.add(job)
+        db.session.flush()
+        audit.record("job.create", f"Approved job {msg.job_name} ({msg.software}) for {customer.name}",
+                     user=actor, target_type="job", target_id=job.id,
+                     after={"customer": customer.name, "job_name": job.job_name, "software": job.software,
+                            "sender": job.sender})
+    elif job.customer_id != customer.id:
+        raise InboxError(f"This job already belongs to customer '{job.customer.name}'.")
+    processed = process_inbox_for_job(job)
+    return job, processed
+
+
+def process_inbox_for_job(job: Job) -> int:
+    """Turn every Inbox mail of this job into a run (oldest first). One query for the candidates."""
+    candidates = db.session.execute(
+        select(MailMessage).where(MailMessage.state == "inbox", MailMessage.parsed.is_(True),
+                                  func.lower(MailMessage.job_name) == job.job_name.lower(),
+                                  MailMessage.software == job.software)
+        .order_by(MailMessage.received_at.asc().nulls_last(), MailMessage.id)
+    ).scalars().all()
+    count = 0
+    for m in candidates:
+        if message_identity_key(m) == job.identity_key:
+            create_run_from_message(m, job)
+            count += 1
+    return count
+
+
+def delete_message(msg: MailMessage, actor) -> None:
+    if msg.state == "deleted":
+        return
+    before = msg.state
+    msg.state, msg.deleted_at, msg.deleted_by_id = "deleted", utcnow(), getattr(actor, "id", None)
+    audit.record("inbox.delete", f"Deleted mail '{msg.subject[:120]}'", user=actor, target_type="mail",
+                 target_id=msg.id, before={"state": before}, after={"state": "deleted"})
+
+
+def restore_message(msg: MailMessage, actor) -> None:
+    if msg.state != "deleted":
+        raise InboxError("Only deleted mails can be restored.")
+    msg.state, msg.deleted_at, msg.deleted_by_id = "inbox", None, None
+    audit.record("inbox.restore", f"Restored mail '{msg.subject[:120]}'", user=actor, target_type="mail",
+                 target_id=msg.id, before={"state": "deleted"}, after={"state": "inbox"})
+
+
+def purge_message(msg: MailMessage, actor) -> None:
+    if msg.state != "deleted":
+        raise InboxError("Delete the mail first; only deleted mails can be removed permanently.")
+    audit.record("inbox.purge", f"Permanently removed mail '{msg.subject[:120]}'", user=actor,
+                 target_type="mail", target_id=msg.id)
+    db.session.delete(msg)
+
+
+def reparse_message(msg: MailMessage) -> bool:
+    """Re-run the parsers over the stored raw mail; an Inbox mail of a known job becomes a run."""
+    if msg.raw is None:
+        raise InboxError("The raw mail is no longer stored (raw-mail retention), so it can't be re-parsed.")
+    parse_into(msg, msg.raw)
+    if msg.state == "inbox":
+        job = find_job_for(msg)
+        if job is not None:
+            create_run_from_message(msg, job)
+            return True
+    return False
