@@ -232,3 +232,11 @@ def test_report_forwarded_inline_in_html_parses_like_the_original(client):
     assert (r.parser, r.job_name, r.overall_status) == ("veeam", "Nightly Files", "Failed")
     assert [(o.name, o.status, o.message) for o in r.objects] == [("vm-a", "Failed", "Disk full"), ("vm-b", "Success", "")]
     assert r.started_at.isoformat() == "2024-10-12T22:00:13+02:00"
+
+
+def test_without_a_session_date_times_are_anchored_to_the_mail_date():
+    rows = [("vm1", "Success", "23:10:00", "00:05:00", "")]
+    html = report_html("Backup job: No Date", "Success", date="", start="23:10:00", end="0:05:00", rows=rows)
+    r = parse_raw(mail(html, "[Success] No Date (1 objects)", date="Sun, 13 Oct 2024 00:05:30 +0200"))
+    assert r.started_at.isoformat() == "2024-10-12T23:10:00+02:00"
+    assert r.ended_at.isoformat() == "2024-10-13T00:05:00+02:00"

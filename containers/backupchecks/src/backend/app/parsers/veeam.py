@@ -244,12 +244,22 @@ class VeeamSessionReportParser(Parser):
 
         started = ended = None
         day = parse_datetime(info.get("date"), default_tz=tz) if info.get("date") else None
+        summary = info.get("summary", {})
         if day is not None:
-            summary = info.get("summary", {})
             started = combine_date_time(day, summary.get("start time")) or day
             ended = combine_date_time(day, summary.get("end time"))
             if ended is not None and ended < started:
                 ended += timedelta(days=1)
+        elif msg.date is not None and summary.get("start time"):
+            # No session date in the report: the run ended before the mail was sent.
+            ended = combine_date_time(msg.date, summary.get("end time"))
+            if ended is not None and ended > msg.date + timedelta(minutes=5):
+                ended -= timedelta(days=1)
+            started = combine_date_time(msg.date, summary.get("start time"))
+            if started is not None:
+                limit = ended or msg.date
+                if started > limit + timedelta(minutes=5):
+                    started -= timedelta(days=1)
 
         reason = _looks_like_report(msg) or "Veeam session report"
         if info.get("session_message"):
