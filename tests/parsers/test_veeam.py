@@ -240,3 +240,15 @@ def test_without_a_session_date_times_are_anchored_to_the_mail_date():
     r = parse_raw(mail(html, "[Success] No Date (1 objects)", date="Sun, 13 Oct 2024 00:05:30 +0200"))
     assert r.started_at.isoformat() == "2024-10-12T23:10:00+02:00"
     assert r.ended_at.isoformat() == "2024-10-13T00:05:00+02:00"
+
+
+def test_text_rendering_with_cells_joined_by_spaces():
+    text = ("Backup job: Spaces Job (Incremental)\nCreated by CORP\\svc at 1/1/2024 9:00 AM.\nFailed\n2 of 2 VMs processed\n"
+            "Saturday, 12 October 2024 22:00:13\nSuccess 1 Start time 22:00:13 Total size 10 GB\n"
+            "Warning 0 End time 22:31:40 Data read 1 GB\nError 1 Duration 0:31:27 Transferred 1 GB\nDetails\n"
+            "Name Status Start time End time Size Read Transferred Duration Details\n"
+            "file server 01 Success 22:00:20 22:10:00 80 GB 3.1 GB 1.2 GB 0:09:40\n"
+            "sql-02 Error 22:00:21 22:31:30 420 GB 0 B 0 B 0:31:09 Failed to quiesce: 2 snapshots exist\n")
+    r = parse_raw(mail("", "[Failed] Spaces Job (2 objects) 1 failed", text=text))
+    assert [(o.name, o.status, o.message) for o in r.objects] == [
+        ("file server 01", "Success", ""), ("sql-02", "Failed", "Failed to quiesce: 2 snapshots exist")]

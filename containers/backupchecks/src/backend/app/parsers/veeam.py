@@ -144,8 +144,9 @@ def _cell_text(el) -> str:
 def _message_from_details(raw: str) -> str:
     """A readable object message from a Details cell or vee-mail log lines."""
     lines = [ln.strip() for ln in raw.split("\n") if ln.strip()]
-    logs = [_LOG_LINE_RE.match(ln) for ln in lines]
-    if lines and all(logs):
+    logs = [m for m in (_LOG_LINE_RE.match(ln) for ln in lines) if m]
+    if logs:
+        # vee-mail: keep the errors and warnings of the log (else all of it), drop footers.
         picked = [m.group("msg").strip() for m in logs if m.group("level") in ("ERR", "ERROR", "WARN", "WARNING")]
         if not picked:
             picked = [m.group("msg").strip() for m in logs]
@@ -418,6 +419,7 @@ def _read_text(text: str) -> Optional[dict]:
             if label in ("start time", "end time", "duration") and label not in info["summary"]:
                 info["summary"][label] = lines[j + 1]
     if header_at is None:
+        _read_text_rows(text[m.end():], info)
         return info
     known = ("status", "type", "start time", "end time", "size", "read", "transferred", "duration",
              "details", "heartbeat test", "ping test", "script test", "processed", "rate", "tape",
@@ -449,6 +451,57 @@ def _read_text(text: str) -> Optional[dict]:
             row["message"] = _message_from_details("\n".join(extra))
         info["objects"].append(row)
     return info
+
+
+_ROW_HEADER_RE = re.compile(r"^(?:vm name|name|object|machine|computer)\s+(?P<type>type\s+)?status\b(?P<rest>.*)$",
+                            re.IGNORECASE)
+_ROW_RE = re.compile(
+    r"^(?P<lead>.+?)\s+(?P<status>success|warning|error|failed|pending|in progress|none)\b\s*(?P<rest>.*)$",
+    re.IGNORECASE)
+_VALUE_TOKEN_RE = re.compile(
+    r"\s*(?:\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AP]M)?|\d+(?:[.,]\d+)?\s*(?:B|KB|MB|GB|TB|PB)(?:/s)?|\d+(?:[.,]\d+)?x"
+    r"|passed|failed|not run|skipped|\d+%?)(?=\s|$)", re.IGNORECASE)
+
+
+_VALUE_COLUMNS_RE = re.compile(
+    r"\b(?:start time|end time|size|read|transferred|duration|heartbeat test|ping test|script test|"
+    r"processing rate|rate|backup size|data read)\b", re.IGNORECASE)
+
+
+def _read_text_rows(text: str, info: dict) -> None:
+    """Object rows whose cells a mail client joined with spaces on one line each."""
+    lines = [clean_text(ln) for ln in text.split("\n")]
+    lines = [ln for ln in lines if ln]
+    try:
+        h = next(i for i, ln in enumerate(lines) if _ROW_HEADER_RE.match(ln))
+    except StopIteration:
+        return
+    hm = _ROW_HEADER_RE.match(lines[h])
+    has_type = bool(hm.group("type"))
+    has_details = lines[h].lower().rstrip().endswith("details")
+    n_values = len(_VALUE_COLUMNS_RE.findall(hm.group("rest")))
+    for ln in lines[h + 1:]:
+        m = _ROW_RE.match(ln)
+        if not m:
+            if info["objects"] and has_details and not _ROW_HEADER_RE.match(ln):
+                last = info["objects"][-1]
+                msg = _message_from_details(ln)
+                last["message"] = (last["message"] + " " + msg).strip()
+                continue
+            break
+        lead, rest = m.group("lead"), m.group("rest")
+        row = {"name": lead, "status": m.group("status"), "message": ""}
+        if has_type and " " in lead:
+            row["name"], row["type"] = lead.rsplit(" ", 1)
+        pos = 0
+        for _ in range(n_values):
+            t = _VALUE_TOKEN_RE.match(rest, pos)
+            if not t or t.end() == pos:
+                break
+            pos = t.end()
+        if has_details:
+            row["message"] = _message_from_details(rest[pos:])
+        info["objects"].append(row)
 
 
 PARSERS: list[Parser] = [VeeamSessionReportParser()]

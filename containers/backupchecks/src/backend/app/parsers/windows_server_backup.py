@@ -195,8 +195,6 @@ def _objects_from_text(text: str) -> list[ParsedObject]:
         return objects
     for ln in lines[start + 1:]:
         if not ln:
-            if objects:
-                break
             continue
         m = re.match(r"^(?P<name>.+?)\s+(?P<status>Completed|CompletedWithWarnings|Failed|Unknown|InProgress|"
                      r"Succeeded|Success|Error)\b", ln, re.IGNORECASE)
