@@ -1,0 +1,161 @@
+"""The status rules shared by Daily Jobs, Run Checks, the dashboard and reports.
+
+- Severity: Failed is worst, then Missed, Warning, and Success (an overridden
+  success sorts just above a plain one, so "worst" shows the override).
+- A run's shown status is its *effective* status (after overrides); an
+  overridden success reads "Success (override)".
+- A run belongs to the day its backup started, in the UI timezone.
+- The status of a job on a day with several runs follows the Settings rule:
+  "worst" (default), "last" (the run that started last) or "best".
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable, Optional, Sequence, Union
+from zoneinfo import ZoneInfo
+
+SUCCESS = "Success"
+WARNING = "Warning"
+FAILED = "Failed"
+MISSED = "Missed"
+EXPECTED = "Expected"  # Daily Jobs: expected today, no run yet (never stored on a run)
+OVERRIDE_SUCCESS = "Success (override)"
+
+# Worst first: sort keys, "worst first" lists and the queue order use this.
+STATUS_ORDER: tuple[str, ...] = (FAILED, MISSED, WARNING, OVERRIDE_SUCCESS, SUCCESS, EXPECTED)
+DAY_RULES: tuple[str, ...] = ("worst", "last", "best")
+
+# Bootstrap badge classes; the colours mean the same on every page (UX.md).
+BADGE_CLASSES = {
+    SUCCESS: "text-bg-success",
+    WARNING: "text-bg-warning",
+    FAILED: "text-bg-danger",
+    MISSED: "border border-danger text-danger",
+    EXPECTED: "text-bg-secondary",
+    OVERRIDE_SUCCESS: "text-bg-primary",
+}
+
+_RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
+_CANONICAL = {s.lower(): s for s in STATUS_ORDER}
+# An unknown status word is treated like a warning: shown, never hidden as a success.
+_UNKNOWN_RANK = _RANK[WARNING]
+
+Zone = Union[ZoneInfo, str]
+
+
+def normalise_status(status: Optional[str]) -> Optional[str]:
+    """'failed ' -> 'Failed'; unknown words come back stripped, None stays None."""
+    if status is None:
+        return None
+    s = str(status).strip()
+    return _CANONICAL.get(s.lower(), s)
+
+
+def severity(status: Optional[str]) -> int:
+    """0 is worst. Unknown words rank like Warning; None (no run) ranks as Expected."""
+    if status is None:
+        return _RANK[EXPECTED]
+    return _RANK.get(normalise_status(status), _UNKNOWN_RANK)
+
+
+def worst(statuses: Iterable[Optional[str]]) -> Optional[str]:
+    """The worst of the given statuses (None when there are none)."""
+    items = [s for s in statuses if s is not None]
+    if not items:
+        return None
+    return normalise_status(min(items, key=severity))
+
+
+def best(statuses: Iterable[Optional[str]]) -> Optional[str]:
+    items = [s for s in statuses if s is not None]
+    if not items:
+        return None
+    return normalise_status(max(items, key=severity))
+
+
+def display_status(run) -> str:
+    """The word a page shows for a run or a run object: its effective status, and
+    "Success (override)" when an override made it a success."""
+    status = normalise_status(getattr(run, "effective_status", None) or getattr(run, "status", None)) or EXPECTED
+    if status == SUCCESS and getattr(run, "override_id", None):
+        return OVERRIDE_SUCCESS
+    return status
+
+
+def badge_class(status: Optional[str]) -> str:
+    """CSS classes of the badge for a shown status ("Success (override)" included)."""
+    return BADGE_CLASSES.get(normalise_status(status) or EXPECTED, BADGE_CLASSES[WARNING])
+
+
+def _run_time(run) -> datetime:
+    t = getattr(run, "started_at", None) or getattr(run, "missed_slot", None) or getattr(run, "created_at", None)
+    return t or datetime.min.replace(tzinfo=timezone.utc)
+
+
+def day_run(runs: Sequence, rule: str = "worst"):
+    """The run whose status stands for the day under ``rule`` (None without runs).
+
+    worst: the most severe effective status (ties: the later run);
+    last: the run that started last (ties: the higher id);
+    best: the least severe effective status (ties: the later run).
+    """
+    if rule not in DAY_RULES:
+        raise ValueError(f"Unknown day-status rule '{rule}': use one of {', '.join(DAY_RULES)}.")
+    runs = list(runs)
+    if not runs:
+        return None
+    def when(r) -> tuple[float, int]:
+        return (_run_time(r).timestamp(), getattr(r, "id", None) or 0)
+
+    if rule == "last":
+        return max(runs, key=when)
+    if rule == "worst":
+        # Lowest rank is worst; among equals the later run.
+        return max(runs, key=lambda r: (-severity(display_status(r)), when(r)))
+    return max(runs, key=lambda r: (severity(display_status(r)), when(r)))
+
+
+def day_status(runs: Sequence, rule: str = "worst") -> Optional[str]:
+    """The shown status of a job's runs on one day (effective statuses, "Success (override)"
+    included), or None without runs (the page then shows Expected or Missed)."""
+    chosen = day_run(runs, rule)
+    return display_status(chosen) if chosen is not None else None
+
+
+# --- Days in the UI timezone --------------------------------------------------------------
+
+def _zone(zone: Zone) -> ZoneInfo:
+    return zone if isinstance(zone, ZoneInfo) else ZoneInfo(str(zone))
+
+
+def local_day(dt_utc: datetime, zone: Zone) -> date:
+    """The calendar day (in ``zone``) of a moment: a run belongs to the day its backup started."""
+    if dt_utc.tzinfo is None:
+        raise ValueError("local_day needs a timezone-aware datetime (times are stored in UTC)")
+    return dt_utc.astimezone(_zone(zone)).date()
+
+
+def day_bounds_utc(day: date, zone: Zone) -> tuple[datetime, datetime]:
+    """[start, end) of a local calendar day as UTC datetimes; 23 or 25 hours long on DST days."""
+    z = _zone(zone)
+    start = datetime.combine(day, time.min, tzinfo=z)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=z)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def parse_day(value: Optional[str], zone: Zone, today: Optional[date] = None) -> date:
+    """A YYYY-MM-DD from a URL (empty -> today in ``zone``); ValueError with a clear message."""
+    if value is None or not str(value).strip():
+        return today or datetime.now(_zone(zone)).date()
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"'{str(value)[:40]}' is not a date: use YYYY-MM-DD, e.g. 2026-03-29.") from None
+
+
+def configured_day_rule() -> str:
+    """The day-status rule chosen in Settings (an unknown value falls back to "worst")."""
+    from .settings import get_settings
+
+    rule = (get_settings().daily_status_rule or "worst").strip().lower()
+    return rule if rule in DAY_RULES else "worst"

@@ -1,0 +1,134 @@
+"""Status rules: severity, the day's status of several runs, days in the UI timezone across DST."""
+from datetime import date, datetime, timedelta, timezone
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from backend.app.extensions import db
+from backend.app.services import status as st
+from backend.app.services.settings import get_settings
+
+from ..conftest import make_job, make_run
+
+AMS = ZoneInfo("Europe/Amsterdam")
+UTC = timezone.utc
+
+
+def at(h, m=0, day=date(2026, 3, 10)):
+    return datetime(day.year, day.month, day.day, h, m, tzinfo=UTC)
+
+
+def run(status, started_at, override_id=None, effective=None, id=None):
+    return SimpleNamespace(status=status, effective_status=effective or status, override_id=override_id,
+                           started_at=started_at, id=id)
+
+
+def test_worst_orders_failed_missed_warning_success():
+    assert st.worst(["Success", "Warning", "Failed", "Missed"]) == "Failed"
+    assert st.worst(["Success", "Missed", "Warning"]) == "Missed"
+    assert st.worst(["Success", "warning "]) == "Warning"
+    assert st.worst([]) is None and st.worst([None]) is None
+    # An unknown word is never mistaken for a success.
+    assert st.worst(["Success", "Partial"]) == "Partial"
+    assert list(st.STATUS_ORDER[:3]) == ["Failed", "Missed", "Warning"]
+
+
+def test_display_status_shows_overridden_success_as_such():
+    assert st.display_status(run("Failed", at(1), override_id=7, effective="Success")) == "Success (override)"
+    assert st.display_status(run("Success", at(1))) == "Success"
+    # A rule that matched without "treat as success" leaves the word alone.
+    assert st.display_status(run("Warning", at(1), override_id=7)) == "Warning"
+    assert st.badge_class("Success (override)") != st.badge_class("Success")
+    assert st.badge_class("Missed") != st.badge_class("Failed")
+
+
+def test_day_status_rules_on_several_runs_of_one_day():
+    runs = [run("Failed", at(1), id=1), run("Success", at(9), id=2), run("Warning", at(5), id=3)]
+    assert st.day_status(runs) == "Failed"
+    assert st.day_status(runs, "worst") == "Failed"
+    assert st.day_status(runs, "last") == "Success"
+    assert st.day_status(runs, "best") == "Success"
+    assert st.day_status([], "worst") is None
+
+
+def test_day_status_uses_effective_statuses_and_names_the_override():
+    runs = [run("Failed", at(1), override_id=3, effective="Success", id=1), run("Success", at(9), id=2)]
+    assert st.day_status(runs, "worst") == "Success (override)"
+    assert st.day_status(runs, "best") == "Success"
+    assert st.day_status(runs, "last") == "Success"
+    assert st.day_run(runs, "worst").id == 1
+
+
+def test_day_status_rejects_an_unknown_rule():
+    with pytest.raises(ValueError, match="worst, last, best"):
+        st.day_status([run("Success", at(1))], "median")
+
+
+def test_day_status_on_real_rows_and_the_configured_rule(app):
+    job = make_job()
+    r1 = make_run(job, "Warning", at(2))
+    r2 = make_run(job, "Success", at(2))  # same start: the later id counts as last
+    assert st.day_status([r1, r2], "last") == "Success"
+    assert st.configured_day_rule() == "worst"
+    settings = get_settings()
+    settings.daily_status_rule = "last"
+    db.session.commit()
+    assert st.configured_day_rule() == "last"
+    settings.daily_status_rule = "bogus"
+    db.session.commit()
+    assert st.configured_day_rule() == "worst"
+
+
+def test_a_run_belongs_to_the_local_day_it_started():
+    # 23:50 Amsterdam (22:50 UTC in winter) is that day, even when the mail arrives after midnight.
+    assert st.local_day(datetime(2026, 1, 14, 22, 50, tzinfo=UTC), AMS) == date(2026, 1, 14)
+    assert st.local_day(datetime(2026, 1, 14, 23, 10, tzinfo=UTC), AMS) == date(2026, 1, 15)
+    # Summer: UTC+2.
+    assert st.local_day(datetime(2026, 7, 1, 22, 30, tzinfo=UTC), "Europe/Amsterdam") == date(2026, 7, 2)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        st.local_day(datetime(2026, 1, 14, 22, 50), AMS)
+
+
+def test_day_bounds_on_an_ordinary_day():
+    start, end = st.day_bounds_utc(date(2026, 1, 14), AMS)
+    assert start == datetime(2026, 1, 13, 23, 0, tzinfo=UTC)
+    assert end == datetime(2026, 1, 14, 23, 0, tzinfo=UTC)
+
+
+def test_day_bounds_on_the_spring_dst_day_is_23_hours():
+    start, end = st.day_bounds_utc(date(2026, 3, 29), AMS)
+    assert start == datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
+    assert end == datetime(2026, 3, 29, 22, 0, tzinfo=UTC)
+    assert end - start == timedelta(hours=23)
+    # 02:30 local does not exist that night; 03:30 CEST (01:30 UTC) belongs to the day.
+    assert st.local_day(datetime(2026, 3, 29, 1, 30, tzinfo=UTC), AMS) == date(2026, 3, 29)
+
+
+def test_day_bounds_on_the_autumn_dst_day_is_25_hours():
+    start, end = st.day_bounds_utc(date(2026, 10, 25), AMS)
+    assert start == datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
+    assert end == datetime(2026, 10, 25, 23, 0, tzinfo=UTC)
+    assert end - start == timedelta(hours=25)
+    # Both 02:30s (00:30 and 01:30 UTC) are on the 25th; the bounds meet the next day exactly.
+    for utc_hour in (0, 1):
+        assert st.local_day(datetime(2026, 10, 25, utc_hour, 30, tzinfo=UTC), AMS) == date(2026, 10, 25)
+    assert st.day_bounds_utc(date(2026, 10, 26), AMS)[0] == end
+
+
+def test_every_moment_falls_in_exactly_its_own_day_across_both_changes():
+    for day in (date(2026, 3, 28), date(2026, 3, 29), date(2026, 10, 25)):
+        start, end = st.day_bounds_utc(day, AMS)
+        t = start
+        while t < end:
+            assert st.local_day(t, AMS) == day
+            t += timedelta(minutes=30)
+        assert st.local_day(end, AMS) == day + timedelta(days=1)
+        assert st.local_day(start - timedelta(seconds=1), AMS) == day - timedelta(days=1)
+
+
+def test_parse_day_gives_a_clear_message_for_a_wrong_format():
+    assert st.parse_day("2026-03-29", AMS) == date(2026, 3, 29)
+    assert st.parse_day("", AMS, today=date(2026, 1, 1)) == date(2026, 1, 1)
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        st.parse_day("29-03-2026", AMS)
