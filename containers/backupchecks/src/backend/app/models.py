@@ -515,3 +515,58 @@ class BackgroundTask(db.Model):
     created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
     started_at = db.Column(UTCDateTime(), nullable=True)
     finished_at = db.Column(UTCDateTime(), nullable=True)
+
+
+# --- Reports ---------------------------------------------------------------------------------------
+
+class ReportDefinition(TimestampMixin, db.Model):
+    """What a report contains and, optionally, when it is mailed to whom."""
+
+    __tablename__ = "report_definitions"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(200), nullable=False)
+    all_customers = db.Column(db.Boolean, nullable=False, default=True)
+    customer_ids = db.Column(db.JSON, nullable=True)  # list of ids when not all customers
+    period = db.Column(db.String(20), nullable=False, default="last_month")  # last_7_days|last_month|custom
+    custom_start = db.Column(db.Date, nullable=True)  # inclusive, UI timezone
+    custom_end = db.Column(db.Date, nullable=True)    # inclusive, UI timezone
+    content = db.Column(db.JSON, nullable=True)  # {"summary": true, "success_rate": true, "failures": true, ...}
+    intro_markdown = db.Column(db.Text, nullable=False, default="")
+    schedule = db.Column(db.String(10), nullable=False, default="none")  # none|weekly|monthly
+    schedule_day = db.Column(db.Integer, nullable=True)  # weekday 0-6 (weekly) or day of month 1-28 (monthly)
+    schedule_time = db.Column(db.String(5), nullable=True)  # HH:MM in the UI timezone
+    recipients = db.Column(db.Text, nullable=True)  # comma-separated addresses
+    next_delivery_at = db.Column(UTCDateTime(), nullable=True, index=True)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
+class ReportRun(db.Model):
+    """One generated report (PDF or CSV), stored for download until the retention passes."""
+
+    __tablename__ = "report_runs"
+
+    id = db.Column(db.Integer, primary_key=True)
+    definition_id = db.Column(db.Integer, db.ForeignKey("report_definitions.id", ondelete="CASCADE"),
+                              nullable=False, index=True)
+    trigger = db.Column(db.String(20), nullable=False, default="manual")  # manual|scheduled
+    fmt = db.Column(db.String(10), nullable=False, default="pdf")  # pdf|csv
+    state = db.Column(db.String(20), nullable=False, default="queued")  # queued|running|done|failed
+    progress = db.Column(db.Integer, nullable=False, default=0)
+    total = db.Column(db.Integer, nullable=True)
+    period_start = db.Column(UTCDateTime(), nullable=True)
+    period_end = db.Column(UTCDateTime(), nullable=True)
+    filename = db.Column(db.String(255), nullable=True)
+    content_type = db.Column(db.String(100), nullable=True)
+    data = db.Column(db.LargeBinary, nullable=True)
+    size = db.Column(db.Integer, nullable=True)
+    error = db.Column(db.Text, nullable=True)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, index=True)
+    finished_at = db.Column(UTCDateTime(), nullable=True)
+    # Delivery by mail (scheduled reports)
+    delivery_state = db.Column(db.String(20), nullable=True)  # pending|sent|failed
+    delivery_attempts = db.Column(db.Integer, nullable=False, default=0)
+    delivery_error = db.Column(db.Text, nullable=True)
+    delivered_at = db.Column(UTCDateTime(), nullable=True)
+    next_attempt_at = db.Column(UTCDateTime(), nullable=True)
