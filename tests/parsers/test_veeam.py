@@ -252,3 +252,9 @@ def test_text_rendering_with_cells_joined_by_spaces():
     r = parse_raw(mail("", "[Failed] Spaces Job (2 objects) 1 failed", text=text))
     assert [(o.name, o.status, o.message) for o in r.objects] == [
         ("file server 01", "Success", ""), ("sql-02", "Failed", "Failed to quiesce: 2 snapshots exist")]
+
+
+def test_custom_subject_and_unknown_layout_still_gives_product_status_and_job():
+    body = "<html><body><p>Veeam Backup for Microsoft 365</p><p>Job finished.</p></body></html>"
+    r = parse_raw(mail(body, "[Warning] contoso.onmicrosoft.com - Teams Backup", sender="m365@contoso-sample.example"))
+    assert (r.software, r.job_name, r.overall_status) == ("Veeam Backup for Microsoft 365", "Teams Backup", "Warning")

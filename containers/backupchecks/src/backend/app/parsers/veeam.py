@@ -188,6 +188,8 @@ def _looks_like_report(msg: Message) -> Optional[str]:
             return "Veeam subject '[Result] ...' and session header"
     if subj and veeam and _SUBJECT_COUNT_RE.search(subj.group("rest")):
         return "Veeam subject '[Result] Job (N objects)' from a Veeam sender"
+    if subj and any(p in low for p in ("veeam backup", "veeam agent")):
+        return "Veeam subject '[Result] ...' and a Veeam product named in the body"
     return None
 
 
