@@ -1,0 +1,238 @@
+"""Missed runs: one run with status Missed per job and expected slot that passed without a report.
+
+The loop asks the indexed ``jobs.next_expected_at`` (slot + grace) for expired
+deadlines only. For each due job it checks the slot(s) against the real runs
+that belong to them (``schedules.slot_window``: the nearest slot, at most 12 h
+early or 24 h late), creates a Missed run for each slot without one, links
+open tickets and remarks to it, and moves the job on to its next slot.
+
+Races: a job is claimed with a conditional UPDATE (``WHERE next_expected_slot =
+<the slot we read>``), so of two runners only one acts on it; the unique
+constraint ``uq_job_runs_job_id_missed_slot`` (inserted under a savepoint) is
+the last guard against a second missed run for the same slot.
+
+A real run that arrives late (``reconcile_late_run``, called by the import
+flow) replaces an unreviewed missed run of its slot; a reviewed one stays.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ..extensions import db
+from ..models import Customer, Job, JobRun, RemarkJobRun, TicketJobRun, utcnow
+from .schedules import (
+    EARLY_LIMIT,
+    LATE_LIMIT,
+    effective_schedule,
+    grace_of,
+    is_scheduled,
+    next_slot,
+    recompute_all_schedules,
+    slot_window,
+)
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_LIMIT = timedelta(days=7)       # after downtime, slots older than this get no missed run
+INTERVAL_SECONDS = 300
+RELEARN_AFTER = timedelta(hours=6)       # the loop relearns a job's schedule at most this often
+MISSED_MESSAGE = "No report received for the run expected at {hhmm}"
+
+
+def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
+    if zone is not None:
+        return zone
+    from .settings import ui_zone
+    return ui_zone()
+
+
+def _link_tickets(run_ids: list[int]) -> None:
+    if not run_ids:
+        return
+    try:
+        from .. import ticketing_utils
+    except ImportError:  # pragma: no cover - ticketing not present in this build
+        return
+    batch = getattr(ticketing_utils, "link_open_internal_tickets_to_runs", None)
+    if batch is not None:
+        batch(run_ids)
+        return
+    single = getattr(ticketing_utils, "link_open_internal_tickets_to_run", None)
+    if single is not None:  # pragma: no cover - older ticketing module
+        for run in db.session.execute(select(JobRun).where(JobRun.id.in_(run_ids))).scalars():
+            single(run)
+
+
+def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
+    """Create the missed runs that are due at ``now``; returns how many were created. Commits.
+
+    Reads only jobs whose ``next_expected_at`` has passed, that are not archived, whose customer is
+    active and whose schedule is Daily/Weekly/Monthly/every N days. A constant number of reads
+    (due jobs, their runs around the due slots, existing missed runs) plus one claim per due job.
+    """
+    zone = _zone(zone)
+    due_jobs = db.session.execute(
+        select(Job).join(Customer, Customer.id == Job.customer_id)
+        .where(Job.next_expected_at.is_not(None), Job.next_expected_at <= now,
+               Job.archived.is_(False), Customer.active.is_(True))
+        .order_by(Job.id)
+    ).scalars().all()
+    if not due_jobs:
+        return 0
+
+    plans = []  # (job, old_slot, [(slot, lo, hi)], new_slot, new_deadline, schedule)
+    for job in due_jobs:
+        sched = effective_schedule(job)
+        old_slot = job.next_expected_slot
+        if not is_scheduled(sched):
+            plans.append((job, old_slot, [], None, None, sched))
+            continue
+        grace = grace_of(sched)
+        slot = old_slot
+        if slot is None or slot < now - CATCH_UP_LIMIT:
+            slot = next_slot(sched, now - CATCH_UP_LIMIT - timedelta(microseconds=1), zone)
+        due = []
+        while slot is not None and slot + grace <= now:
+            lo, hi = slot_window(sched, slot, zone)
+            due.append((slot, lo, hi))
+            slot = next_slot(sched, slot, zone)
+        plans.append((job, old_slot, due, slot, slot + grace if slot else None, sched))
+
+    # Real runs near the due slots and missed runs already made, for all due jobs at once.
+    windows = [w for p in plans for w in p[2]]
+    real: dict[int, list[datetime]] = defaultdict(list)
+    existing: set[tuple[int, datetime]] = set()
+    if windows:
+        ids = sorted({p[0].id for p in plans if p[2]})
+        lo_all = min(w[1] for w in windows)
+        hi_all = max(w[2] for w in windows)
+        for job_id, started in db.session.execute(
+                select(JobRun.job_id, JobRun.started_at)
+                .where(JobRun.job_id.in_(ids), JobRun.missed.is_(False),
+                       JobRun.started_at >= lo_all, JobRun.started_at < hi_all)):
+            real[job_id].append(started)
+        slots = sorted({w[0] for w in windows})
+        for job_id, slot in db.session.execute(
+                select(JobRun.job_id, JobRun.missed_slot)
+                .where(JobRun.job_id.in_(ids), JobRun.missed_slot.in_(slots))):
+            existing.add((job_id, slot))
+
+    created: list[JobRun] = []
+    for job, old_slot, due, new_slot, new_deadline, sched in plans:
+        # Claim: only the runner whose UPDATE changes the row goes on.
+        cond = Job.next_expected_slot.is_(None) if old_slot is None else Job.next_expected_slot == old_slot
+        res = db.session.execute(
+            update(Job).where(Job.id == job.id, cond)
+            .values(next_expected_slot=new_slot, next_expected_at=new_deadline)
+            .execution_options(synchronize_session=False))
+        if res.rowcount != 1:
+            continue
+        set_committed_value(job, "next_expected_slot", new_slot)
+        set_committed_value(job, "next_expected_at", new_deadline)
+        for slot, lo, hi in due:
+            if (job.id, slot) in existing:
+                continue
+            if any(lo <= t < hi for t in real.get(job.id, ())):
+                continue
+            hhmm = slot.astimezone(zone).strftime("%H:%M")
+            run = JobRun(job_id=job.id, status="Missed", effective_status="Missed", missed=True,
+                         missed_slot=slot, started_at=slot, message=MISSED_MESSAGE.format(hhmm=hhmm))
+            try:
+                with db.session.begin_nested():
+                    db.session.add(run)
+                    db.session.flush()
+            except IntegrityError:  # another runner made it first
+                log.info("missed run for job %s at %s already exists", job.id, slot)
+                continue
+            created.append(run)
+    _link_tickets([r.id for r in created])
+    db.session.commit()
+    if created:
+        log.info("created %d missed run(s)", len(created))
+    return len(created)
+
+
+def reconcile_late_run(run: JobRun, zone: Optional[ZoneInfo] = None) -> Optional[JobRun]:
+    """A real run arrived: if an UNREVIEWED missed run stands for the slot it belongs to, delete
+    that missed run (its ticket and remark links, and an Autotask ticket made from it, move to the
+    real run) and return it. A reviewed missed run stays (the late run is simply added): None.
+    The caller commits.
+    """
+    if run.missed or run.started_at is None or run.job_id is None:
+        return None
+    zone = _zone(zone)
+    job = run.job if run.job is not None else db.session.get(Job, run.job_id)
+    sched = effective_schedule(job) if job is not None else None
+    usable = is_scheduled(sched)
+    t = run.started_at
+    back = max(LATE_LIMIT, grace_of(sched)) if usable else LATE_LIMIT
+    candidates = db.session.execute(
+        select(JobRun).where(JobRun.job_id == run.job_id, JobRun.missed.is_(True),
+                             JobRun.missed_slot >= t - back, JobRun.missed_slot <= t + EARLY_LIMIT)
+    ).scalars().all()
+    fitting = []
+    for m in candidates:
+        if m.id == run.id:
+            continue
+        if usable:
+            lo, hi = slot_window(sched, m.missed_slot, zone)
+            if not lo <= t < hi:
+                continue
+        fitting.append(m)
+    if not fitting:
+        return None
+    missed = min(fitting, key=lambda m: abs((t - m.missed_slot).total_seconds()))
+    if missed.reviewed_at is not None:
+        return None
+    if run.id is None:
+        db.session.flush()
+    for link in (TicketJobRun, RemarkJobRun):
+        fk = "ticket_id" if link is TicketJobRun else "remark_id"
+        other = aliased(link)
+        db.session.execute(
+            insert(link).from_select(
+                [fk, "job_run_id", "linked_at"],
+                select(getattr(link, fk), literal(run.id), link.linked_at)
+                .where(link.job_run_id == missed.id,
+                       ~exists().where(and_(getattr(other, fk) == getattr(link, fk),
+                                            other.job_run_id == run.id)))))
+    if missed.autotask_ticket_id is not None and run.autotask_ticket_id is None:
+        run.autotask_ticket_id = missed.autotask_ticket_id
+        run.autotask_ticket_number = missed.autotask_ticket_number
+        run.autotask_ticket_created_at = missed.autotask_ticket_created_at
+        run.autotask_ticket_created_by_id = missed.autotask_ticket_created_by_id
+    db.session.delete(missed)
+    db.session.flush()
+    return missed
+
+
+def run_missed_run_check(now: Optional[datetime] = None, zone: Optional[ZoneInfo] = None) -> int:
+    """One pass of the loop: relearn stale schedules, then detect. Returns missed runs created."""
+    now = now or utcnow()
+    recompute_all_schedules(now, zone, stale_after=RELEARN_AFTER)
+    db.session.commit()
+    return detect_missed_runs(now, zone)
+
+
+def _step(app) -> None:
+    run_missed_run_check(datetime.now(timezone.utc))
+
+
+def _interval(app) -> float:
+    return float(app.config.get("MISSED_RUNS_INTERVAL_SECONDS", INTERVAL_SECONDS))
+
+
+def register(app) -> None:
+    """Register the missed-run loop (every 5 minutes, one runner across processes)."""
+    from .background import register_loop
+
+    register_loop("missed-runs", _step, _interval)
