@@ -143,3 +143,27 @@ def test_update_notice_with_backup_status_lines_is_left_to_the_report_parsers():
     body = "Backup job: Nightly\nStatus: Failed\nStart time: 22:00\nNote: updates are available for this NAS.\n"
     r = parse_raw(mail(body, "Backup job Nightly failed"))
     assert r.parser != "not_report"
+
+
+def test_reply_quoting_a_report_reads_the_quoted_report():
+    body = ("Thanks, we will look at it.\n\n-----Original Message-----\nFrom: FS01 <fs01@contoso-sample.example>\n"
+            "Sent: Thursday, March 7, 2024 6:30 AM\nTo: reports@msp-sample.example\nSubject: Failed Backup on FS01\n\n"
+            "Backup Result: Failed\nStart time last backup: 07/03/2024 01:00:04\n")
+    r = parse_raw(mail(body, "RE: Failed Backup on FS01"))
+    assert (r.software, r.job_name, r.overall_status) == ("Microsoft Windows Server Backup", "FS01", "Failed")
+
+
+def test_bounce_carrying_a_report_is_not_a_report():
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.message import MIMEMessage
+    from email.mime.text import MIMEText
+    import email as email_pkg
+    original = email_pkg.message_from_bytes(mail(script_report("Failed", [("C:", "Failed")]),
+                                                  "Failed Backup on FS01", subtype="html"))
+    dsn = MIMEMultipart("report", report_type="delivery-status")
+    dsn["From"] = "postmaster@msp-sample.example"
+    dsn["Subject"] = "Returned to sender: delivery problem"
+    dsn.attach(MIMEText("Your message could not be delivered.", "plain"))
+    dsn.attach(MIMEMessage(original))
+    r = parse_raw(dsn.as_bytes())
+    assert (r.is_report, r.software) == (False, None)

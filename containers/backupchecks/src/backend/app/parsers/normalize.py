@@ -409,7 +409,7 @@ def _split_forwarded_html(html: str, fields: dict) -> Optional[str]:
     return "<html><body>" + rest + "</body></html>"
 
 
-_KEPT_HEADERS = ("list-unsubscribe", "list-id", "precedence", "auto-submitted", "x-auto-response-suppress",
+_KEPT_HEADERS = ("content-type", "list-unsubscribe", "list-id", "precedence", "auto-submitted", "x-auto-response-suppress",
                  "x-autoreply", "x-autorespond", "x-mailer", "user-agent", "content-language",
                  "x-campaign", "x-mailgun-tag", "feedback-id", "x-ms-exchange-generated-message-source")
 
@@ -513,8 +513,10 @@ def _build(msg, depth: int) -> Message:
         headers=_kept_headers(msg),
     )
 
-    # Forwarded as an attachment: the attached message is the report.
-    if attached is not None and depth < 3:
+    # Forwarded as an attachment: the attached message is the report. Not for delivery
+    # reports: bounces carry the bounced mail as an attachment.
+    is_dsn = (msg.get_content_type() or "").lower() == "multipart/report"
+    if attached is not None and depth < 3 and not is_dsn:
         try:
             if isinstance(attached, (bytes, str)):
                 raw = attached.encode("utf-8", "surrogateescape") if isinstance(attached, str) else attached
@@ -531,8 +533,10 @@ def _build(msg, depth: int) -> Message:
                 inner.date = date
             return inner
 
-    # Forwarded (or replied-to) inline: find the innermost quoted header block.
-    if depth < 3 and (_FORWARD_SUBJECT_RE.match(raw_subject or "") or _QUICK_RE.search(text or "")):
+    # Forwarded (or quoted in a reply) inline: the innermost quoted header block. A reply
+    # that quotes a report is read as that report, like a forward (stable with the
+    # subject prefixes people add); the job matcher sees the original job and times.
+    if depth < 3 and not is_dsn and (_FORWARD_SUBJECT_RE.match(raw_subject or "") or _QUICK_RE.search(text or "")):
         _unwrap_inline(result)
     return result
 

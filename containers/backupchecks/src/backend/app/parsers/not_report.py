@@ -9,7 +9,8 @@ reason) so the Inbox can file them away instead of showing "unparsed":
   packages available", DSM/QTS/firmware and product update announcements
   (English, German, Dutch);
 * automatic replies and delivery failures (out of office, undeliverable);
-* test messages sent from a product's notification settings.
+* test messages sent from a product's notification settings;
+* delivery status reports (bounces), even when they carry a report.
 
 This parser runs first, so it is conservative: it never claims a mail that
 carries backup-report markers (a result tag in the subject, status/job/start/
@@ -109,6 +110,8 @@ class NotAReportParser(Parser):
         if auto or msg.headers.get("auto-submitted", "").lower().startswith("auto-replied"):
             # An automatic reply or bounce: never a report, whatever it quotes.
             return f"automatic reply or delivery notice ('{(auto.group(0) if auto else 'Auto-Submitted')}')"
+        if msg.headers.get("content-type", "").lower().startswith("multipart/report"):
+            return "delivery status report (bounce), not a backup report"
         if _has_report_markers(msg):
             return None
         updates = _UPDATES_RE.search(subject) or _UPDATES_RE.search(head[:3000])
