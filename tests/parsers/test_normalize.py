@@ -228,3 +228,15 @@ def test_garbage_never_raises():
     for raw in (b"", b"\x00\xff\xfe", b"Subject: =?utf-8?b?####?=\r\n\r\n\xff", "text \udcff".encode("utf-8", "surrogateescape")):
         msg = normalize(raw)
         assert isinstance(msg.text, str)
+
+
+def test_stub_text_part_is_replaced_by_text_from_the_html():
+    m = MIMEMultipart("alternative")
+    m["From"] = "nas@example.com"
+    m["Subject"] = "report"
+    m.attach(MIMEText("This message requires an HTML capable mail client.", "plain"))
+    m.attach(MIMEText("<html><body><table><tr><td>Task</td><td>Nightly</td></tr><tr><td>Result</td><td>Failed</td></tr>"
+                      "<tr><td>Details</td><td>The destination share could not be reached in time.</td></tr>"
+                      "</table></body></html>", "html"))
+    msg = normalize(m.as_bytes())
+    assert "Task Nightly" in msg.text and "Result Failed" in msg.text

@@ -494,8 +494,11 @@ def _build(msg, depth: int) -> Message:
     text_parts, html_parts, attachments, attached = _collect(msg)
     html = _join_html(html_parts)
     text = "\n".join(t for t in text_parts if t is not None)
-    if not text.strip() and html:
-        text = html_to_text(html)
+    if html and len(text.strip()) < 200:
+        # No text part, or a stub ("This is an HTML message..."): derive it from the HTML.
+        derived = html_to_text(html)
+        if not text.strip() or len(derived) > 1.5 * len(text.strip()):
+            text = derived
     from_name, from_address = _parse_from(_header_text(msg, "From"))
     raw_subject = _header_text(msg, "Subject")
     date = _parse_date_header(_header_str(msg, "Date"))
