@@ -167,3 +167,13 @@ def test_bounce_carrying_a_report_is_not_a_report():
     dsn.attach(MIMEMessage(original))
     r = parse_raw(dsn.as_bytes())
     assert (r.is_report, r.software) == (False, None)
+
+
+def test_event_5_text_alone_is_a_failed_wsb_run_with_its_start_time():
+    body = ("The backup operation that started at '\u200e2024\u200e-\u200e03\u200e-\u200e07T00:00:04.512000000Z' has failed "
+            "with following error code '0x807800C5' (There was a failure in preparing the backup image of one of the "
+            "volumes in the backup set.). Please rerun backup once issue is resolved.")
+    r = parse_raw(mail(body, "Backup failure on HV07"))
+    assert (r.software, r.job_name, r.overall_status) == ("Microsoft Windows Server Backup", "HV07", "Failed")
+    assert r.started_at.isoformat() == "2024-03-07T00:00:04+00:00"
+    assert "0x807800C5" in r.reason

@@ -259,7 +259,7 @@ def parse_datetime(text: Optional[str], default_tz=None, dayfirst: Optional[bool
     from datetime import timezone
     if not text:
         return None
-    s = str(text).replace("\xa0", " ")
+    s = str(text).replace("\xa0", " ").replace("\u200e", "").replace("\u200f", "")
     if len(s) > 400:
         s = s[:400]
     found = None

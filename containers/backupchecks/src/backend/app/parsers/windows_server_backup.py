@@ -35,7 +35,7 @@ _REPORT_FOR_RE = re.compile(r"backup report for\s+(?P<host>[A-Za-z0-9][\w.-]*)",
 
 # wbadmin / event log sentences (EN, DE, NL)
 _OP_SUCCESS = re.compile(
-    r"the backup operation (?:successfully completed|has finished successfully|completed successfully)"
+    r"the backup operation (?:successfully completed|has finished successfully|completed successfully|has completed\.)"
     r"|der sicherungsvorgang wurde erfolgreich (?:abgeschlossen|beendet)"
     r"|de back-?upbewerking is (?:voltooid|geslaagd|met succes voltooid)",
     re.IGNORECASE)
@@ -57,6 +57,10 @@ _VOLUME_RE = re.compile(
     r"|de back-?up van volume\s+\(?(?P<nl>[^()\n]+?)\)?\s+(?P<nl_res>is voltooid|is geslaagd|is mislukt|"
     r"is voltooid met waarschuwingen)",
     re.IGNORECASE)
+# Event log texts specific enough on their own (Microsoft-Windows-Backup events 4 and 5/8/9/...).
+_EVENT_ONLY_RE = re.compile(
+    r"the backup operation has finished successfully"
+    r"|the backup operation that started at\s*['‘’\"]?[^'’\"\n]{6,60}['’\"]?\s*has failed", re.IGNORECASE)
 _HR_RE = re.compile(r"LastBackupResultHR\s*:\s*(?P<hr>-?\w+)", re.IGNORECASE)
 _WB_MARKERS = ("windows server backup", "wbadmin", "windows-sicherung", "windows server-back-up",
                "get-wbsummary", "lastbackupresulthr", "summary of the backup operation",
@@ -223,6 +227,9 @@ class WbadminOutputParser(Parser):
             return "Get-WBSummary output (LastBackupResultHR)"
         if op and (marker or _VOLUME_RE.search(text) or "windows" in (msg.subject or "").lower()):
             return f"Windows Server Backup result text ('{op.group(0)[:60]}')"
+        ev = _EVENT_ONLY_RE.search(text)
+        if ev:
+            return f"Windows Server Backup event text ('{ev.group(0)[:60]}')"
         return None
 
     def parse(self, msg: Message) -> ParseResult:
