@@ -12,13 +12,13 @@ CELL = 'style="padding: 2px 3px;border: 1px solid #a7a9ac;font-family: Tahoma;fo
 
 def report_html(header: str, status: str, desc: str = "", date: str = "Saturday, 12 October 2024 22:00:13",
                 start: str = "22:00:13", end: str = "22:31:40", cols=("Name", "Status", "Start time", "End time", "Details"),
-                rows=(), session_message: str = "", cls: str = "") -> str:
+                rows=(), session_message: str = "", cls: str = "", processed: str = "1 of 1 VMs processed") -> str:
     grid = [["Success", "1", "Start time", start, "Total size", "10 GB"],
             ["Warning", "0", "End time", end, "Data read", "1 GB"],
             ["Error", "0", "Duration", "0:31:27", "Transferred", "1 GB"]]
     out = ['<html><body><table><tr><td><table><tr>',
            f'<td>{header}<div class="{cls}jobDescription">{desc}</div></td>',
-           f'<td>{status}<div class="{cls}jobDescription">1 of 1 VMs processed</div></td></tr>',
+           f'<td>{status}<div class="{cls}jobDescription">{processed}</div></td></tr>',
            f'<tr><td colspan="2"><table class="{cls}inner">',
            f'<tr><td colspan="{len(cols)}" class="{cls}sessionDetails"><span>{date}</span></td></tr>']
     for i, r in enumerate(grid):
@@ -258,3 +258,10 @@ def test_custom_subject_and_unknown_layout_still_gives_product_status_and_job():
     body = "<html><body><p>Veeam Backup for Microsoft 365</p><p>Job finished.</p></body></html>"
     r = parse_raw(mail(body, "[Warning] contoso.onmicrosoft.com - Teams Backup", sender="m365@contoso-sample.example"))
     assert (r.software, r.job_name, r.overall_status) == ("Veeam Backup for Microsoft 365", "Teams Backup", "Warning")
+
+
+def test_backup_copy_of_agent_backups_lists_computers():
+    rows = [("laptop-07", "Success", "1", "2", "")]
+    r = parse_raw(mail(report_html("Backup Copy job: Agents Offsite", "Success", rows=rows,
+                                   processed="1 of 1 machines processed"), "[Success] Agents Offsite (1 objects)"))
+    assert (r.backup_type, r.objects[0].type) == ("Backup Copy Job", "Computer")

@@ -225,6 +225,12 @@ class VeeamSessionReportParser(Parser):
         software = _software_from(" ".join([description, info.get("kind", ""), msg.text[:4000]]))
         kind = info.get("kind") or "Backup job"
         backup_type, default_obj_type = _kind_to_type(kind, software)
+        if backup_type in ("Backup Copy Job", "Backup Job") and software == VBR:
+            # "2 of 2 machines processed": a copy (or backup) of agent backups holds computers.
+            processed = re.search(r"\bof \d+ (\w+) processed", description, re.IGNORECASE)
+            if processed and processed.group(1).lower() in ("machines", "machine", "computers", "computer",
+                                                             "endpoints", "servers", "workstations"):
+                default_obj_type = "Computer"
         # Object type: VB365 gives it per row; "N of N VMs processed" confirms VMs.
         job_name = _strip_run_kind(info.get("name") or "")
         if not job_name and subj:
