@@ -17,8 +17,8 @@ Learning (``infer_schedule``) — the rules the documentation page describes:
   on those weekdays (Mon–Fri is "weekdays"). Runs on OFF days may be at most
   ``MAX_OUTLIER_SHARE`` of all run days. A weekly pattern needs a window of at
   least ``MIN_WEEKLY_SPAN_DAYS`` days and ``MIN_HITS_PER_WEEKDAY`` runs on every
-  ON weekday; a young job (shorter window) is Daily when it ran on at least
-  ``YOUNG_DAILY_RATIO`` of its days.
+  ON weekday; a young job (shorter window) is Daily when it ran on every day
+  but at most ``YOUNG_DAILY_MAX_GAPS``, else it stays Unknown.
 * Monthly: the same with days of the month over ``MONTHLY_WINDOW_DAYS`` (at
   least ``MIN_MONTHLY_SPAN_DAYS`` observed, ``MIN_HITS_PER_MONTHDAY`` per day).
 * Fewer than ``MIN_OCCURRENCES`` days with a run → Unknown; enough runs but no
@@ -58,7 +58,7 @@ OFF_RATIO = 0.3                  # ... with <= 30 % it is not (an odd extra run)
 MAX_OUTLIER_SHARE = 0.2          # runs on unscheduled days: at most 20 % of all run days
 MIN_WEEKLY_SPAN_DAYS = 14
 MIN_HITS_PER_WEEKDAY = 2
-YOUNG_DAILY_RATIO = 0.8
+YOUNG_DAILY_MAX_GAPS = 1          # a young job is Daily when it ran on all its days but at most one
 MIN_MONTHLY_SPAN_DAYS = 45
 MIN_HITS_PER_MONTHDAY = 2
 MAX_MONTHDAYS = 10
@@ -192,7 +192,7 @@ def _infer_weekly(days: dict[date, int], last_day: date) -> Optional[dict]:
     span = (last_day - span_from).days + 1
     if span < MIN_WEEKLY_SPAN_DAYS:
         # A young job: daily when it ran on (nearly) every day so far.
-        if len(days) >= MIN_OCCURRENCES and len(days) / span >= YOUNG_DAILY_RATIO:
+        if len(days) >= MIN_OCCURRENCES and span - len(days) <= YOUNG_DAILY_MAX_GAPS:
             return _schedule("daily", list(range(7)), None, list(days.values()), len(days),
                              span_from, last_day, f"Ran on {len(days)} of its first {span} days.")
         return None
