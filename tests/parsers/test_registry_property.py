@@ -84,3 +84,30 @@ def test_a_parser_that_raises_is_reported_not_propagated(monkeypatch):
     result = registry.parse_raw(b"Subject: x\r\n\r\nbody")
     assert result.parsed is False and result.parser == "boom"
     assert "ValueError" in result.error and "bad table" in result.reason
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(idx=st.integers(min_value=0), seed=st.integers(min_value=0, max_value=2**32 - 1),
+       cut=st.floats(min_value=0.0, max_value=1.0), flips=st.integers(min_value=0, max_value=40))
+def test_normalize_itself_never_raises_so_mutated_mail_still_reaches_the_parsers(idx, seed, cut, flips):
+    from backend.app.parsers.normalize import normalize
+
+    raw = bytearray(SAMPLES[idx % len(SAMPLES)])
+    rng = random.Random(seed)
+    raw = raw[: max(1, int(len(raw) * cut))] if cut < 0.95 else raw
+    for _ in range(flips):
+        if raw:
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+    msg = normalize(bytes(raw))
+    assert isinstance(msg.text, str) and isinstance(msg.subject, str)
+    result = parse_raw(bytes(raw))
+    assert not result.reason.startswith("unreadable message"), result.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000))
+def test_normalize_never_raises_on_arbitrary_bytes(raw):
+    from backend.app.parsers.normalize import normalize
+
+    msg = normalize(b"From: a@example.com\r\nSubject: x\r\n\r\n" + raw)
+    assert isinstance(msg.text, str)

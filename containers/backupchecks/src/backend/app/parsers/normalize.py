@@ -99,11 +99,13 @@ def html_to_text(html: str) -> str:
     if not html or not html.strip():
         return ""
     import lxml.html
+    if _CONTROL_RE.search(html):
+        html = _CONTROL_RE.sub("", html)
     try:
         doc = lxml.html.document_fromstring(html)
+        return _tree_to_text(doc)
     except Exception:  # noqa: BLE001 - unparsable markup: crude fallback
         return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
-    return _tree_to_text(doc)
 
 
 # --- decoding ---------------------------------------------------------------------
@@ -113,6 +115,7 @@ _CHARSET_ALIASES = {
     "unknown-8bit": "", "unknown": "", "default": "", "charset": "", "iso-8859-8-i": "iso-8859-8",
     "ks_c_5601-1987": "cp949", "x-sjis": "shift_jis", "windows-874": "cp874", "latin1": "latin-1",
 }
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 
 
@@ -167,7 +170,9 @@ def _decode_part(part, html: bool = False) -> str:
     except Exception:  # noqa: BLE001
         charset = None
     text = _decode_bytes(_part_payload(part), charset, html=html)
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # NUL and other control characters: never meaningful in a report, fatal to lxml.
+    return _CONTROL_RE.sub("", text) if _CONTROL_RE.search(text) else text
 
 
 def _decode_header_value(value) -> str:
