@@ -47,7 +47,8 @@ def _ensure_pg_database(url: str) -> None:
 def resolve_test_database_url(worker_id: str = "master", tmp_dir: str = "/tmp") -> str:
     if worker_id in _db_url_cache:
         return _db_url_cache[worker_id]
-    suffix = "" if worker_id == "master" else f"_{worker_id}"
+    # A database per process, so parallel runs (xdist workers, several checkouts) never share one.
+    suffix = f"_{worker_id}_{os.getpid()}"
     base = os.environ.get("TEST_DATABASE_URL")
     if not base and _pg_answers():
         base = "postgresql+psycopg://postgres@127.0.0.1:5432/backupchecks_test"
@@ -72,7 +73,30 @@ def resolve_test_database_url(worker_id: str = "master", tmp_dir: str = "/tmp") 
 
 @pytest.fixture(scope="session")
 def database_url(worker_id, tmp_path_factory):
-    return resolve_test_database_url(worker_id, str(tmp_path_factory.getbasetemp()))
+    url = resolve_test_database_url(worker_id, str(tmp_path_factory.getbasetemp()))
+    yield url
+    if url.startswith("postgresql"):
+        _drop_pg_database(url)
+
+
+def _drop_pg_database(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    try:
+        from backend.app.extensions import db
+        for engine in list(getattr(db, "_app_engines", {}).values()):
+            for e in engine.values():
+                e.dispose()
+    except Exception:  # noqa: BLE001
+        pass
+    u = make_url(url)
+    conninfo = u.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
+    except Exception:  # noqa: BLE001 - best effort
+        pass
 
 
 _FreshGlobalsClient = None

@@ -31,3 +31,46 @@
     if (msg && !window.confirm(msg)) { ev.preventDefault(); }
   });
 })();
+
+// Background task progress: poll until done, then offer a reload.
+(function () {
+  document.querySelectorAll('[data-task-url]').forEach(function (box) {
+    var url = box.getAttribute('data-task-url');
+    var bar = box.querySelector('.progress-bar');
+    var msg = box.querySelector('.task-message');
+    function tick() {
+      fetch(url, {headers: {'Accept': 'application/json'}, credentials: 'same-origin'})
+        .then(function (r) { return r.json(); })
+        .then(function (t) {
+          msg.textContent = t.message || t.state;
+          if (t.percent !== null && t.percent !== undefined) { bar.style.width = t.percent + '%'; }
+          if (t.state === 'done' || t.state === 'failed') {
+            bar.style.width = '100%';
+            bar.classList.add(t.state === 'done' ? 'bg-success' : 'bg-danger');
+            box.setAttribute('data-task-state', t.state);
+            return;
+          }
+          setTimeout(tick, 1000);
+        })
+        .catch(function () { setTimeout(tick, 3000); });
+    }
+    tick();
+  });
+  // Select-all checkboxes and shift-click ranges for bulk actions.
+  document.querySelectorAll('[data-select-all]').forEach(function (master) {
+    master.addEventListener('change', function () {
+      document.querySelectorAll(master.getAttribute('data-select-all')).forEach(function (cb) { cb.checked = master.checked; });
+    });
+  });
+  var last = null;
+  document.addEventListener('click', function (ev) {
+    var cb = ev.target;
+    if (!(cb instanceof HTMLInputElement) || cb.type !== 'checkbox' || !cb.hasAttribute('data-row-check')) return;
+    if (ev.shiftKey && last) {
+      var all = Array.prototype.slice.call(document.querySelectorAll('[data-row-check]'));
+      var a = all.indexOf(last), b = all.indexOf(cb);
+      all.slice(Math.min(a, b), Math.max(a, b) + 1).forEach(function (x) { x.checked = cb.checked; });
+    }
+    last = cb;
+  });
+})();

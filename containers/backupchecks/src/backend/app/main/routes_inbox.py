@@ -1,16 +1,231 @@
-from flask import render_template
+"""The Inbox: mails that wait for a person, their detail, approve, delete, upload, re-parse."""
+from __future__ import annotations
 
-from ..security import roles_required
+import nh3
+from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from markupsafe import escape
+
+from ..extensions import db
+from ..models import BackgroundTask, MailMessage
+from ..security import EVERYONE, roles_required
+from ..services import ingest
+from ..services import inbox as inbox_svc
+from ..services.importer import import_raw_files
+from ..services.tasks import running_task, task_json
 from . import main_bp
+
+READERS = ("admin", "operator", "viewer")
+ACTORS = ("admin", "operator")
+MAX_UPLOAD_FILES = 200
+
+BODY_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
+            "form-action 'none'; frame-ancestors 'self'; sandbox")
+_BODY_TAGS = set(nh3.ALLOWED_TAGS) | {"table", "thead", "tbody", "tfoot", "tr", "td", "th", "font", "center",
+                                       "span", "div", "p", "br", "hr", "b", "i", "u", "h1", "h2", "h3", "h4",
+                                       "h5", "h6", "pre", "code", "small", "strong", "em", "caption", "col", "colgroup"}
+_BODY_ATTRS = {"*": {"style", "class", "align", "valign", "width", "height", "bgcolor", "color", "colspan",
+                     "rowspan", "border", "cellpadding", "cellspacing", "face", "size"}}
+
+
+def _filters() -> inbox_svc.InboxFilters:
+    return inbox_svc.InboxFilters(software=request.args.get("software", "").strip(),
+                              status=request.args.get("status", "").strip(),
+                              q=request.args.get("q", "").strip()[:200],
+                              parsed=request.args.get("parsed", "").strip(),
+                              page=max(1, request.args.get("page", 1, type=int) or 1))
 
 
 @main_bp.route("/inbox")
-@roles_required("admin", "operator", "viewer")
+@roles_required(*READERS)
 def inbox():
-    return render_template("main/placeholder.html", title="Inbox", doc="inbox")
+    f = _filters()
+    rows, total, software = inbox_svc.list_messages(f)
+    return render_template("main/inbox.html", rows=rows, total=total, software=software, f=f,
+                           per_page=inbox_svc.PER_PAGE, customers=inbox_svc.customer_names(), deleted_view=False)
 
 
 @main_bp.route("/inbox/deleted")
 @roles_required("admin")
 def inbox_deleted():
-    return render_template("main/placeholder.html", title="Deleted mails", doc="inbox")
+    f = _filters()
+    rows, total, software = inbox_svc.list_messages(f, state="deleted")
+    return render_template("main/inbox.html", rows=rows, total=total, software=software, f=f,
+                           per_page=inbox_svc.PER_PAGE, customers=[], deleted_view=True)
+
+
+@main_bp.route("/inbox/<int:msg_id>")
+@roles_required(*READERS)
+def inbox_message(msg_id: int):
+    msg = db.get_or_404(MailMessage, msg_id)
+    if msg.state == "deleted" and current_user.current_role != "admin":
+        abort(404)
+    return render_template("main/inbox_message.html", msg=msg, customers=inbox_svc.customer_names(),
+                           objects=(msg.parse_result or {}).get("objects") or [])
+
+
+@main_bp.route("/inbox/<int:msg_id>/body")
+@roles_required(*READERS)
+def inbox_message_body(msg_id: int):
+    """The mail body for the sandboxed iframe: sanitised HTML, no scripts, no remote loads."""
+    msg = db.get_or_404(MailMessage, msg_id)
+    if msg.body_html:
+        body = nh3.clean(msg.body_html, tags=_BODY_TAGS, attributes=_BODY_ATTRS, url_schemes={"mailto"},
+                         strip_comments=True)
+    else:
+        body = f"<pre style='white-space:pre-wrap;font-family:monospace'>{escape(msg.body_text or '')}</pre>"
+    html = f"<!doctype html><html><head><meta charset='utf-8'></head><body>{body}</body></html>"
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = BODY_CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+@main_bp.route("/inbox/<int:msg_id>/eml")
+@roles_required(*READERS)
+def inbox_message_eml(msg_id: int):
+    msg = db.get_or_404(MailMessage, msg_id)
+    if msg.raw is None:
+        flash("The original mail is no longer stored (raw-mail retention); its parsed data is kept.", "warning")
+        return redirect(url_for("main.inbox_message", msg_id=msg.id))
+    resp = Response(msg.raw, mimetype="message/rfc822")
+    resp.headers["Content-Disposition"] = f'attachment; filename="mail-{msg.id}.eml"'
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+def _back(default_id: int | None = None):
+    target = request.form.get("next") or ""
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect(url_for("main.inbox"))
+
+
+@main_bp.route("/inbox/approve", methods=["POST"])
+@roles_required(*ACTORS)
+def inbox_approve():
+    """Approve one or several mails to one customer (created when new)."""
+    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    if not ids:
+        flash("Select at least one mail to approve.", "warning")
+        return _back()
+    try:
+        customer = ingest.get_or_create_customer(request.form.get("customer", ""), current_user)
+        done_jobs, total_runs, skipped = [], 0, []
+        for msg in inbox_svc.messages_by_ids(ids):
+            if msg.state != "inbox":
+                continue  # already processed as another mail of the same job
+            try:
+                with db.session.begin_nested():
+                    job, n = ingest.approve_message(msg, customer, current_user)
+                done_jobs.append(job.job_name)
+                total_runs += n
+            except ingest.InboxError as exc:
+                skipped.append(f"{msg.subject[:60]}: {exc}")
+        db.session.commit()
+    except ingest.InboxError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return _back()
+    if done_jobs:
+        names = ", ".join(sorted(set(done_jobs))[:5])
+        flash(f"Approved for {customer.name}: {names}. {total_runs} mail(s) became runs.", "success")
+    for s in skipped[:5]:
+        flash(f"Not approved — {s}", "warning")
+    return _back()
+
+
+@main_bp.route("/inbox/delete", methods=["POST"])
+@roles_required(*ACTORS)
+def inbox_delete():
+    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    msgs = inbox_svc.messages_by_ids(ids, state="inbox")
+    for msg in msgs:
+        ingest.delete_message(msg, current_user)
+    db.session.commit()
+    flash(f"{len(msgs)} mail(s) deleted. Admins can restore them under Deleted mails." if msgs
+          else "Select at least one mail to delete.", "success" if msgs else "warning")
+    return _back()
+
+
+@main_bp.route("/inbox/deleted/action", methods=["POST"])
+@roles_required("admin")
+def inbox_deleted_action():
+    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    action = request.form.get("action")
+    msgs = inbox_svc.messages_by_ids(ids, state="deleted")
+    if action not in ("restore", "purge") or not msgs:
+        flash("Select deleted mails and an action.", "warning")
+        return redirect(url_for("main.inbox_deleted"))
+    for msg in msgs:
+        (ingest.restore_message if action == "restore" else ingest.purge_message)(msg, current_user)
+    db.session.commit()
+    flash(f"{len(msgs)} mail(s) {'restored to the Inbox' if action == 'restore' else 'removed permanently'}.", "success")
+    return redirect(url_for("main.inbox_deleted"))
+
+
+@main_bp.route("/inbox/<int:msg_id>/reparse", methods=["POST"])
+@roles_required(*ACTORS)
+def inbox_reparse(msg_id: int):
+    msg = db.get_or_404(MailMessage, msg_id)
+    try:
+        became_run = ingest.reparse_message(msg)
+        db.session.commit()
+    except ingest.InboxError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return redirect(url_for("main.inbox_message", msg_id=msg_id))
+    if became_run:
+        flash("Re-parsed: the mail matches a known job and became a run.", "success")
+    elif msg.parsed:
+        flash(f"Re-parsed with {msg.parser_name}: {msg.software or 'not a backup report'}.", "success")
+    else:
+        flash(f"Re-parsed, still not understood: {msg.parse_reason}", "warning")
+    return redirect(url_for("main.inbox_message", msg_id=msg_id))
+
+
+@main_bp.route("/inbox/reparse-all", methods=["POST"])
+@roles_required(*ACTORS)
+def inbox_reparse_all():
+    running = running_task("reparse_all")
+    if running:
+        flash("Re-parsing is already running; its progress is shown below.", "info")
+        return redirect(url_for("main.inbox", task=running.id))
+    task = inbox_svc.start_reparse_all(current_app._get_current_object(), current_user)
+    flash("Re-parsing all stored mails in the background.", "info")
+    return redirect(url_for("main.inbox", task=task.id))
+
+
+@main_bp.route("/inbox/upload", methods=["POST"])
+@roles_required(*ACTORS)
+def inbox_upload():
+    files = [f for f in request.files.getlist("files") if f and f.filename]
+    if not files:
+        flash("Choose one or more .eml files to upload.", "warning")
+        return redirect(url_for("main.inbox"))
+    if len(files) > MAX_UPLOAD_FILES:
+        flash(f"At most {MAX_UPLOAD_FILES} files per upload; nothing was imported.", "danger")
+        return redirect(url_for("main.inbox"))
+    loaded = [(f.filename, f.read()) for f in files]
+    empty = [name for name, raw in loaded if not raw.strip()]
+    result = import_raw_files([(n, r) for n, r in loaded if r.strip()], source="upload")
+    from ..services import audit
+    audit.record("inbox.upload", f"Uploaded {len(loaded)} file(s): {result['new']} new, "
+                                 f"{result['duplicates']} already imported", user=current_user)
+    db.session.commit()
+    flash(f"{result['new']} new mail(s): {result['auto_processed']} became runs of known jobs, "
+          f"{result['to_inbox']} wait in the Inbox; {result['duplicates']} were already imported.", "success")
+    for name in empty[:5]:
+        flash(f"{name} is empty; skipped.", "warning")
+    for name, state, error in result["files"]:
+        if state == "failed":
+            flash(f"{name} could not be imported: {error}", "danger")
+    return redirect(url_for("main.inbox"))
+
+
+@main_bp.route("/tasks/<int:task_id>")
+@roles_required(*EVERYONE)
+def task_status(task_id: int):
+    task = db.get_or_404(BackgroundTask, task_id)
+    return jsonify(task_json(task))
