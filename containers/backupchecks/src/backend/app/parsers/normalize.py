@@ -68,44 +68,76 @@ _BLOCK_TAGS = ("tr", "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tabl
                "tbody", "thead", "center", "form", "address")
 
 
+_BLOCK_SET = frozenset(_BLOCK_TAGS)
+_LEADING_NL = frozenset(("p", "div", "tr", "li", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6"))
+_SKIP_TAGS = frozenset(("script", "style", "head", "title"))
+_SPACES_RE = re.compile(r"[ \t\xa0\u200b]+")
+
+
 def _tree_to_text(doc) -> str:
-    for bad in doc.xpath("//script|//style|//head|//title"):
-        bad.drop_tree()
-    for br in doc.iter("br"):
-        br.tail = "\n" + (br.tail or "")
-    for cell in doc.xpath("//td|//th"):
-        cell.tail = "\t" + (cell.tail or "")
-    for blk in doc.iter(*_BLOCK_TAGS):
-        blk.tail = "\n" + (blk.tail or "")
-        if blk.tag in ("p", "div", "tr", "li", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6"):
-            blk.text = "\n" + (blk.text or "")
-    text = doc.text_content()
-    lines = [re.sub(r"[ \t\xa0\u200b]+", " ", ln).strip() for ln in text.splitlines()]
+    """Text of an lxml tree: line breaks at <br> and blocks, cells separated. Leaves the tree as it is."""
     out: list[str] = []
+    stack = [(doc, False)]
+    while stack:
+        el, closing = stack.pop()
+        tag = el.tag if isinstance(el.tag, str) else None
+        if closing:
+            if tag in ("td", "th"):
+                out.append("\t")
+            if tag in _BLOCK_SET:
+                out.append("\n")
+            if el.tail:
+                out.append(el.tail)
+            continue
+        if tag is None or tag in _SKIP_TAGS:  # comments, processing instructions, scripts
+            if el.tail and el is not doc:
+                out.append(el.tail)
+            continue
+        if tag == "br":
+            out.append("\n")
+        elif tag in _LEADING_NL:
+            out.append("\n")
+        if el.text:
+            out.append(el.text)
+        stack.append((el, True))
+        stack.extend((child, False) for child in reversed(el))
+    lines = [_SPACES_RE.sub(" ", ln).strip() for ln in "".join(out).splitlines()]
+    result: list[str] = []
     blank = False
     for ln in lines:
         if not ln:
-            if not blank and out:
-                out.append("")
+            if not blank and result:
+                result.append("")
             blank = True
             continue
-        out.append(ln)
+        result.append(ln)
         blank = False
-    return "\n".join(out).strip()
+    return "\n".join(result).strip()
+
+
+def _parse_html(html: str):
+    import lxml.html
+    if _CONTROL_RE.search(html):
+        html = _CONTROL_RE.sub("", html)
+    return lxml.html.document_fromstring(html)
 
 
 def html_to_text(html: str) -> str:
     """Readable text from HTML, with table cells separated and rows on lines."""
     if not html or not html.strip():
         return ""
-    import lxml.html
-    if _CONTROL_RE.search(html):
-        html = _CONTROL_RE.sub("", html)
+    return _html_text_and_tree(html)[0]
+
+
+def _html_text_and_tree(html: str):
+    """(text, lxml tree or None) of an HTML body; the tree is reused as Message.html_tree()."""
+    if not html or not html.strip():
+        return "", None
     try:
-        doc = lxml.html.document_fromstring(html)
-        return _tree_to_text(doc)
+        doc = _parse_html(html)
+        return _tree_to_text(doc), doc
     except Exception:  # noqa: BLE001 - unparsable markup: crude fallback
-        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip(), None
 
 
 # --- decoding ---------------------------------------------------------------------
@@ -499,9 +531,10 @@ def _build(msg, depth: int) -> Message:
     text_parts, html_parts, attachments, attached = _collect(msg)
     html = _join_html(html_parts)
     text = "\n".join(t for t in text_parts if t is not None)
+    tree = None
     if html and len(text.strip()) < 200:
         # No text part, or a stub ("This is an HTML message..."): derive it from the HTML.
-        derived = html_to_text(html)
+        derived, tree = _html_text_and_tree(html)
         if not text.strip() or len(derived) > 1.5 * len(text.strip()):
             text = derived
     from_name, from_address = _parse_from(_header_text(msg, "From"))
@@ -520,6 +553,8 @@ def _build(msg, depth: int) -> Message:
         message_id=message_id,
         headers=_kept_headers(msg),
     )
+    if tree is not None:
+        result._tree = tree  # parsed once, shared with the parsers through html_tree()
 
     # Forwarded as an attachment: the attached message is the report. Not for delivery
     # reports: bounces carry the bounced mail as an attachment.
