@@ -62,6 +62,9 @@ _EVENT_ONLY_RE = re.compile(
     r"the backup operation has finished successfully"
     r"|the backup operation that started at\s*['‘’\"]?[^'’\"\n]{6,60}['’\"]?\s*has failed", re.IGNORECASE)
 _HR_RE = re.compile(r"LastBackupResultHR\s*:\s*(?P<hr>-?\w+)", re.IGNORECASE)
+# Every sentence or field this parser reads contains one of these (cheap pre-check).
+_CHEAP_KEYS = ("backup operation", "sicherungsvorgang", "back-upbewerking", "backupbewerking",
+               "lastbackupresulthr", "backup of volume", "sicherung des volume", "back-up van volume")
 _WB_MARKERS = ("windows server backup", "wbadmin", "windows-sicherung", "windows server-back-up",
                "get-wbsummary", "lastbackupresulthr", "summary of the backup operation",
                "zusammenfassung des sicherungsvorgangs", "samenvatting van de back-upbewerking")
@@ -221,6 +224,8 @@ class WbadminOutputParser(Parser):
     def matches(self, msg: Message) -> Optional[str]:
         text = msg.text[:20000]
         low = text.lower()
+        if not any(k in low for k in _CHEAP_KEYS):
+            return None
         marker = next((m for m in _WB_MARKERS if m in low), None)
         op = _OP_SUCCESS.search(text) or _OP_WARNING.search(text) or _OP_FAILED.search(text)
         if _HR_RE.search(text) and marker:
