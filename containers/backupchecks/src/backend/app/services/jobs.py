@@ -1,0 +1,436 @@
+"""Jobs: the grouped list, the detail with its run history, archive, delete, JSON export and import.
+
+Lists filter, sort and page in the database with a constant number of queries per page. Every
+change is audited; the caller commits (or rolls back on ``JobError``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import case, delete, func, or_, select
+from sqlalchemy.orm import aliased, contains_eager, selectinload
+
+from ..extensions import db
+from ..models import Customer, Job, JobRun, RunObject, User
+from . import audit
+from .customers import NAME_MAX, _escape_like
+from .ingest import job_identity_key
+
+UTC = timezone.utc
+PER_PAGE = 50
+RUNS_PER_PAGE = 20
+EXPORT_FORMAT = "backupchecks-jobs"
+EXPORT_VERSION = 1
+MAX_IMPORT_JOBS = 10000
+SORTS = ("customer", "job", "software", "type", "schedule", "last_run", "status")
+# Status filter values: the last run's status as shown (override included) or "none" (no run yet).
+STATUS_FILTERS = ("Success", "Success (override)", "Warning", "Failed", "Missed", "none")
+
+
+class JobError(ValueError):
+    """A rule was broken; the message is shown to the user as is."""
+
+
+# --- The list --------------------------------------------------------------------------------------
+
+@dataclass
+class JobRow:
+    job: Job
+    customer_name: str
+    last_started: Optional[datetime]
+    last_status: Optional[str]
+    last_override: bool
+
+    @property
+    def customer_id(self) -> int:
+        return self.job.customer_id
+
+
+@dataclass
+class JobPage:
+    rows: list[JobRow]
+    total: int
+    page: int
+    per_page: int
+
+
+def _last_run_alias():
+    """The newest run of each job (by start, then id), as an outer-joinable alias."""
+    last = aliased(JobRun, name="last_run")
+    newest_id = (select(JobRun.id).where(JobRun.job_id == Job.id)
+                 .order_by(JobRun.started_at.desc().nullslast(), JobRun.id.desc())
+                 .limit(1).correlate(Job).scalar_subquery())
+    return last, newest_id
+
+
+def list_jobs(*, archived: bool = False, customer_id: Optional[int] = None, software: str = "",
+              status: str = "", q: str = "", sort: str = "customer", direction: str = "asc",
+              page: int = 1, per_page: int = PER_PAGE) -> JobPage:
+    """One page of jobs, grouped by customer (customer name is always the first order key; the sort
+    orders the customers by name or the jobs inside each customer). Two queries whatever the size."""
+    last, newest_id = _last_run_alias()
+    stmt = (select(Job, Customer.name, last.started_at, last.effective_status, last.override_id)
+            .join(Customer, Customer.id == Job.customer_id)
+            .outerjoin(last, last.id == newest_id)
+            .where(Job.archived.is_(archived)))
+    if customer_id:
+        stmt = stmt.where(Job.customer_id == customer_id)
+    if software:
+        stmt = stmt.where(Job.software == software)
+    if status == "none":
+        stmt = stmt.where(last.id.is_(None))
+    elif status == "Success (override)":
+        stmt = stmt.where(last.effective_status == "Success", last.override_id.is_not(None))
+    elif status == "Success":
+        stmt = stmt.where(last.effective_status == "Success", last.override_id.is_(None))
+    elif status in STATUS_FILTERS:
+        stmt = stmt.where(last.effective_status == status)
+    if q:
+        like = f"%{_escape_like(q.strip())}%"
+        stmt = stmt.where(or_(Customer.name.ilike(like, escape="\\"), Job.job_name.ilike(like, escape="\\")))
+    total = db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+
+    severity = case((last.effective_status == "Failed", 0), (last.effective_status == "Missed", 1),
+                    (last.effective_status == "Warning", 2), (last.effective_status == "Success", 3), else_=4)
+    keys = {"job": func.lower(Job.job_name), "software": func.lower(Job.software),
+            "type": func.lower(Job.backup_type), "schedule": Job.schedule_kind,
+            "last_run": last.started_at, "status": severity}
+    desc = direction == "desc"
+    customer_key = func.lower(Customer.name)
+    order = [customer_key.desc() if desc and sort == "customer" else customer_key.asc(), Job.customer_id]
+    if sort in keys:
+        k = keys[sort]
+        order.append(k.desc().nullslast() if desc else k.asc().nullslast())
+    order += [func.lower(Job.job_name), Job.id]
+    page = max(1, page)
+    result = db.session.execute(stmt.order_by(*order).limit(per_page).offset((page - 1) * per_page)).all()
+    rows = [JobRow(job, cname, started, st, bool(ov) and st == "Success") for job, cname, started, st, ov in result]
+    return JobPage(rows, total, page, per_page)
+
+
+def filter_choices() -> tuple[list, list[str]]:
+    """(customers [(id, name)], software names) for the filter controls; two queries."""
+    customers = db.session.execute(select(Customer.id, Customer.name).order_by(func.lower(Customer.name))).all()
+    software = db.session.execute(select(Job.software).where(Job.software != "").distinct()
+                                  .order_by(Job.software)).scalars().all()
+    return customers, software
+
+
+# --- The detail ------------------------------------------------------------------------------------
+
+@dataclass
+class RunHistory:
+    runs: list[JobRun]
+    total: int
+    page: int
+    per_page: int
+    tickets: dict[int, list] = field(default_factory=dict)
+    remarks: dict[int, list] = field(default_factory=dict)
+
+
+def get_job(job_id: int) -> Optional[Job]:
+    """The job with its customer; one query."""
+    return db.session.execute(
+        select(Job).join(Customer, Customer.id == Job.customer_id).options(contains_eager(Job.customer))
+        .where(Job.id == job_id)
+    ).unique().scalar_one_or_none()
+
+
+def run_history(job: Job, page: int = 1, per_page: int = RUNS_PER_PAGE) -> RunHistory:
+    """A page of the job's runs, newest first, with objects, reviewer, tickets and remarks.
+
+    Count, runs (+ reviewer), objects, tickets, remarks: five queries whatever the page holds.
+    """
+    total = db.session.execute(select(func.count(JobRun.id)).where(JobRun.job_id == job.id)).scalar_one()
+    page = max(1, page)
+    runs = db.session.execute(
+        select(JobRun).where(JobRun.job_id == job.id)
+        .outerjoin(User, User.id == JobRun.reviewed_by_id).options(contains_eager(JobRun.reviewed_by),
+                                                                   selectinload(JobRun.objects))
+        .order_by(JobRun.started_at.desc().nullslast(), JobRun.id.desc())
+        .limit(per_page).offset((page - 1) * per_page)
+    ).unique().scalars().all()
+    history = RunHistory(list(runs), total, page, per_page)
+    ids = [r.id for r in runs]
+    try:  # ticketing_utils is another engineer's module; the page still works without it
+        from ..ticketing_utils import remarks_for_runs, tickets_for_runs
+    except ImportError:  # pragma: no cover
+        return history
+    if ids:
+        history.tickets = tickets_for_runs(ids)
+        history.remarks = remarks_for_runs(ids)
+    return history
+
+
+def schedule_of(job: Job) -> tuple[Optional[dict], str]:
+    """(effective schedule, one-line description); no query."""
+    try:
+        from .schedules import describe_schedule, effective_schedule
+    except ImportError:  # pragma: no cover
+        return None, (job.schedule_kind or "unknown").capitalize()
+    sched = effective_schedule(job)
+    return sched, describe_schedule(sched)
+
+
+# --- Changing --------------------------------------------------------------------------------------
+
+def archive_job(job: Job, actor, now: Optional[datetime] = None) -> bool:
+    """Archive: the job leaves /jobs, gets no new runs (ingest skips it) and no missed runs."""
+    if job.archived:
+        return False
+    now = now or datetime.now(UTC)
+    job.archived, job.archived_at = True, now
+    job.next_expected_at = job.next_expected_slot = None
+    audit.record("job.archive", f"Archived job {job.job_name}", user=actor, target_type="job",
+                 target_id=job.id, before={"archived": False}, after={"archived": True})
+    return True
+
+
+def unarchive_job(job: Job, actor, now: Optional[datetime] = None) -> bool:
+    """Unarchive: the schedule is learned again from now on, so the archived period gets no missed runs."""
+    if not job.archived:
+        return False
+    now = now or datetime.now(UTC)
+    job.archived, job.archived_at = False, None
+    try:
+        from .schedules import recompute_job_schedule
+    except ImportError:  # pragma: no cover
+        recompute_job_schedule = None
+    if recompute_job_schedule is not None:
+        recompute_job_schedule(job, now)
+    audit.record("job.unarchive", f"Unarchived job {job.job_name}", user=actor, target_type="job",
+                 target_id=job.id, before={"archived": True}, after={"archived": False})
+    return True
+
+
+def run_count(job: Job) -> int:
+    return db.session.execute(select(func.count(JobRun.id)).where(JobRun.job_id == job.id)).scalar_one()
+
+
+def delete_job(job: Job, actor, confirm_runs: Optional[int]) -> int:
+    """Delete a job with its runs. ``confirm_runs`` must equal the number of runs the confirmation
+    named (a run that arrived since then makes it refuse). Returns the number of runs deleted."""
+    runs = run_count(job)
+    if confirm_runs is None:
+        raise JobError(f"Confirm deleting job {job.job_name} and its {runs} run{'s' if runs != 1 else ''}.")
+    if confirm_runs != runs:
+        raise JobError(f"Job {job.job_name} now has {runs} runs, not the {confirm_runs} you confirmed. "
+                       f"Nothing was deleted: check again.")
+    name, jid, customer = job.job_name, job.id, job.customer.name if job.customer else ""
+    # Runs, objects, ticket/remark links and job overrides go by ON DELETE CASCADE; mails stay.
+    db.session.execute(delete(Job).where(Job.id == jid).execution_options(synchronize_session=False))
+    db.session.expunge(job)
+    audit.record("job.delete", f"Deleted job {name} of {customer} with {runs} runs", user=actor,
+                 target_type="job", target_id=jid,
+                 before={"job_name": name, "customer": customer, "sender": job.sender, "software": job.software,
+                         "runs": runs})
+    return runs
+
+
+def set_schedule(job: Job, data: dict, actor) -> dict:
+    """The manual schedule form: services.schedules validates, stores and audits it."""
+    from .schedules import set_manual_schedule
+    try:
+        return set_manual_schedule(job, data, actor)
+    except ValueError as exc:
+        raise JobError(f"Schedule not saved: {exc}") from None
+
+
+def clear_schedule(job: Job, actor) -> None:
+    from .schedules import clear_manual_schedule
+    clear_manual_schedule(job, actor)
+
+
+# --- JSON export and import -------------------------------------------------------------------------
+
+def export_json() -> dict:
+    """All jobs (archived included) as a JSON-able document; one query."""
+    rows = db.session.execute(
+        select(Job, Customer.name).join(Customer, Customer.id == Job.customer_id)
+        .order_by(func.lower(Customer.name), func.lower(Job.job_name), Job.id)
+    ).all()
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "jobs": [{"customer": cname, "sender": j.sender, "job_name": j.job_name, "software": j.software,
+                  "backup_type": j.backup_type, "manual_schedule": j.manual_schedule, "archived": bool(j.archived)}
+                 for j, cname in rows],
+    }
+
+
+@dataclass
+class JobImportLine:
+    row: int
+    customer: str
+    job_name: str
+    action: str  # created | skipped
+    detail: str = ""
+
+
+@dataclass
+class JobImportReport:
+    lines: list[JobImportLine] = field(default_factory=list)
+    customers_created: list[str] = field(default_factory=list)
+
+    def count(self, action: str) -> int:
+        return sum(1 for x in self.lines if x.action == action)
+
+    @property
+    def summary(self) -> str:
+        text = f"{self.count('created')} jobs created, {self.count('skipped')} skipped"
+        if self.customers_created:
+            text += f", {len(self.customers_created)} customers created"
+        return text
+
+
+class JobImportError(JobError):
+    """The file was refused; ``errors`` lists every problem by job number. Nothing was imported."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__(f"Nothing was imported: {len(errors)} problem{'s' if len(errors) != 1 else ''} in the file.")
+
+
+def _text(item: dict, key: str, required: bool, limit: int, problems: list[str]) -> str:
+    value = item.get(key)
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        problems.append(f"{key} must be text")
+        return ""
+    value = " ".join(value.split())
+    if required and not value:
+        problems.append(f"{key} is missing")
+    if len(value) > limit:
+        problems.append(f"{key} is longer than {limit} characters")
+    return value
+
+
+def parse_jobs_json(data: bytes) -> list[dict]:
+    """Validate the whole document; clean rows, or JobImportError naming every bad job by number."""
+    if not data or not data.strip():
+        raise JobImportError(["The file is empty."])
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise JobImportError(["The file is not UTF-8 text."]) from None
+    except json.JSONDecodeError as exc:
+        raise JobImportError([f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."]) from None
+    if isinstance(doc, dict):
+        if doc.get("format") not in (None, EXPORT_FORMAT):
+            raise JobImportError([f"This is not a Backupchecks jobs export (format '{doc.get('format')}')."])
+        items = doc.get("jobs")
+    else:
+        items = doc
+    if not isinstance(items, list):
+        raise JobImportError(["The file must hold a list of jobs (a 'jobs' list, as the export writes)."])
+    if not items:
+        raise JobImportError(["The file holds no jobs."])
+    if len(items) > MAX_IMPORT_JOBS:
+        raise JobImportError([f"The file holds more than {MAX_IMPORT_JOBS} jobs; split it."])
+    try:
+        from .schedules import validate_manual_schedule
+    except ImportError:  # pragma: no cover
+        validate_manual_schedule = None
+    today = datetime.now(UTC).date()
+    errors, clean = [], []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            errors.append(f"Job {number}: must be an object with customer, job_name, sender, software.")
+            continue
+        problems: list[str] = []
+        customer = _text(item, "customer", True, NAME_MAX, problems)
+        job_name = _text(item, "job_name", True, 500, problems)
+        sender = _text(item, "sender", False, 320, problems)
+        software = _text(item, "software", False, 120, problems)
+        backup_type = _text(item, "backup_type", False, 120, problems) or None
+        archived = item.get("archived", False)
+        if not isinstance(archived, bool):
+            problems.append("archived must be true or false")
+        manual = item.get("manual_schedule")
+        if manual is not None:
+            if validate_manual_schedule is None:
+                problems.append("manual schedules cannot be imported in this version")
+            else:
+                try:
+                    manual = validate_manual_schedule(manual, today=today)
+                except ValueError as exc:
+                    problems.append(f"manual_schedule: {exc}")
+        if problems:
+            label = f" ({job_name})" if job_name else ""
+            errors.append(f"Job {number}{label}: " + "; ".join(problems) + ".")
+            continue
+        clean.append({"row": number, "customer": customer, "job_name": job_name, "sender": sender,
+                      "software": software, "backup_type": backup_type, "archived": archived,
+                      "manual_schedule": manual,
+                      "identity_key": job_identity_key(sender, job_name, software)})
+    if errors:
+        raise JobImportError(errors)
+    return clean
+
+
+def import_jobs_json(data: bytes, actor, now: Optional[datetime] = None) -> JobImportReport:
+    """Validate everything first; then create missing customers and the jobs whose identity (sender,
+    job name, software) does not exist yet, skipping the others with a reason. The caller commits."""
+    rows = parse_jobs_json(data)
+    now = now or datetime.now(UTC)
+    keys = {r["identity_key"] for r in rows}
+    existing = dict(db.session.execute(
+        select(Job.identity_key, Customer.name).join(Customer, Customer.id == Job.customer_id)
+        .where(Job.identity_key.in_(keys))).all())
+    names = {r["customer"].lower() for r in rows}
+    customers = {c.name.lower(): c for c in db.session.execute(
+        select(Customer).where(func.lower(Customer.name).in_(names))).scalars()}
+    report = JobImportReport()
+    seen: dict[str, int] = {}
+    new_jobs: list[Job] = []
+    for r in rows:
+        key = r["identity_key"]
+        if key in existing:
+            report.lines.append(JobImportLine(r["row"], r["customer"], r["job_name"], "skipped",
+                                              f"already exists (customer {existing[key]})"))
+            continue
+        if key in seen:
+            report.lines.append(JobImportLine(r["row"], r["customer"], r["job_name"], "skipped",
+                                              f"same job as job {seen[key]} in this file"))
+            continue
+        seen[key] = r["row"]
+        customer = customers.get(r["customer"].lower())
+        created_customer = customer is None
+        if customer is None:
+            customer = Customer(name=r["customer"], active=True)
+            db.session.add(customer)
+            customers[r["customer"].lower()] = customer
+            report.customers_created.append(r["customer"])
+        job = Job(customer=customer, sender=r["sender"], job_name=r["job_name"], software=r["software"],
+                  backup_type=r["backup_type"], identity_key=key, archived=r["archived"],
+                  archived_at=now if r["archived"] else None, manual_schedule=r["manual_schedule"])
+        _apply_imported_schedule(job, now)
+        db.session.add(job)
+        new_jobs.append(job)
+        detail = "customer created" if created_customer else ""
+        report.lines.append(JobImportLine(r["row"], r["customer"], r["job_name"], "created", detail))
+    db.session.flush()
+    audit.record("job.import", f"Imported jobs from JSON: {report.summary}", user=actor, target_type="job",
+                 after={"jobs_created": [j.id for j in new_jobs][:500],
+                        "customers_created": report.customers_created[:200]})
+    return report
+
+
+def _apply_imported_schedule(job: Job, now: datetime) -> None:
+    """Kind and next expected slot from an imported manual schedule (no query)."""
+    if not job.manual_schedule:
+        return
+    from .schedules import effective_schedule, first_open_slot, is_scheduled
+    from .settings import ui_zone
+    sched = effective_schedule(job)
+    job.schedule_kind = (sched or {}).get("kind") or "unknown"
+    if job.archived or not is_scheduled(sched):
+        return
+    nxt = first_open_slot(sched, now, ui_zone())
+    if nxt:
+        job.next_expected_slot, job.next_expected_at = nxt
