@@ -332,7 +332,7 @@ def _read_html(tree) -> Optional[dict]:
             continue
         if obj_table is not None and next(tr.iterancestors("table"), None) is not obj_table:
             break  # past the object table (footers, signatures)
-        if any(c.find(".//tr") is not None for c in cells):
+        if tr.find(".//table") is not None:
             continue  # layout row around nested tables
         texts = [_cell_text(c) for c in cells]
         low = [t.lower().rstrip(":") for t in texts]
