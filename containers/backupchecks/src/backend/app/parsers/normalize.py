@@ -24,7 +24,7 @@ import email
 import email.parser
 import re
 from datetime import datetime
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Optional
 

@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
+    Message, ParsedObject, ParseResult, Parser, clean_text,
     combine_date_time, normalize_status, parse_datetime, worst_status,
 )
 
