@@ -72,6 +72,13 @@ def _link_tickets(run_ids: list[int]) -> None:
             single(run)
 
 
+def _existing_missed(job_ids: list[int], slots: list[datetime]) -> set[tuple[int, datetime]]:
+    """(job id, slot) of the missed runs that already exist for these jobs and slots."""
+    return {(job_id, slot) for job_id, slot in db.session.execute(
+        select(JobRun.job_id, JobRun.missed_slot)
+        .where(JobRun.job_id.in_(job_ids), JobRun.missed_slot.in_(slots)))}
+
+
 def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     """Create the missed runs that are due at ``now``; returns how many were created. Commits.
 
@@ -120,11 +127,7 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
                 .where(JobRun.job_id.in_(ids), JobRun.missed.is_(False),
                        JobRun.started_at >= lo_all, JobRun.started_at < hi_all)):
             real[job_id].append(started)
-        slots = sorted({w[0] for w in windows})
-        for job_id, slot in db.session.execute(
-                select(JobRun.job_id, JobRun.missed_slot)
-                .where(JobRun.job_id.in_(ids), JobRun.missed_slot.in_(slots))):
-            existing.add((job_id, slot))
+        existing = _existing_missed(ids, sorted({w[0] for w in windows}))
 
     created: list[JobRun] = []
     for job, old_slot, due, new_slot, new_deadline, sched in plans:
