@@ -132,3 +132,45 @@ def test_parse_day_gives_a_clear_message_for_a_wrong_format():
     assert st.parse_day("", AMS, today=date(2026, 1, 1)) == date(2026, 1, 1)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         st.parse_day("29-03-2026", AMS)
+
+
+def test_objects_without_a_status_are_not_shown_as_expected():
+    obj = SimpleNamespace(status=None, effective_status=None, override_id=None)
+    assert st.display_status(obj) == "Unknown"
+
+
+def test_worst_first_ordering_in_the_database(app):
+    from sqlalchemy import func, select
+
+    from backend.app.models import JobRun
+
+    from ..conftest import make_customer
+
+    cust = make_customer()
+    jobs = {name: make_job(cust, job_name=name) for name in ("ok", "overridden", "warn", "missed", "failed")}
+    make_run(jobs["ok"], "Success", at(1))
+    make_run(jobs["overridden"], "Success", at(1))
+    make_run(jobs["overridden"], "Failed", at(2), effective_status="Success")
+    make_run(jobs["warn"], "Warning", at(1))
+    make_run(jobs["warn"], "Success", at(2))
+    make_run(jobs["missed"], "Missed", at(1))
+    make_run(jobs["failed"], "Failed", at(1))
+    make_run(jobs["failed"], "Missed", at(2))
+    from backend.app.models import Override
+
+    rule = Override(level="job", job_id=jobs["overridden"].id)
+    db.session.add(rule)
+    db.session.flush()
+    db.session.execute(JobRun.__table__.update().where(JobRun.status == "Failed", JobRun.effective_status == "Success")
+                       .values(override_id=rule.id))
+    db.session.commit()
+    rank = func.min(st.status_rank_sql(JobRun.effective_status)).label("rank")
+    rows = db.session.execute(
+        select(JobRun.job_id, rank).group_by(JobRun.job_id).order_by(rank, JobRun.job_id)).all()
+    names = {j.id: n for n, j in jobs.items()}
+    assert [(names[j], st.status_from_rank(r)) for j, r in rows] == [
+        ("failed", "Failed"), ("missed", "Missed"), ("warn", "Warning"), ("ok", "Success"), ("overridden", "Success")]
+    with_override = func.min(st.status_rank_sql(JobRun.effective_status, JobRun.override_id))
+    per_job = dict(db.session.execute(select(JobRun.job_id, with_override).group_by(JobRun.job_id)).all())
+    assert st.status_from_rank(per_job[jobs["overridden"].id]) == "Success (override)"
+    assert st.status_from_rank(per_job[jobs["ok"].id]) == "Success"

@@ -428,15 +428,21 @@ def _snapshot(rule: Override) -> dict:
     return {f: getattr(rule, f) for f in _FIELDS}
 
 
-def _scope_job_ids(*snapshots: Mapping[str, Any]) -> Optional[list[int]]:
-    """The jobs a rule (before and after a change) can touch; None = any job."""
-    ids = []
+def _scope_job_ids(*snapshots: Mapping[str, Any]) -> list[int]:
+    """The jobs a rule (before and after a change) can touch: its job, or for a global
+    rule every job of its software (one query)."""
+    ids: set[int] = set()
+    softwares = set()
     for snap in snapshots:
         if snap.get("level") == "global":
-            return None
-        if snap.get("job_id") is not None:
-            ids.append(snap["job_id"])
-    return ids
+            softwares.add((snap.get("software") or "").strip().lower())
+        elif snap.get("job_id") is not None:
+            ids.add(snap["job_id"])
+    if softwares:
+        ids.update(db.session.execute(
+            select(Job.id).where(func.lower(func.trim(Job.software)).in_(sorted(softwares)))
+        ).scalars())
+    return sorted(ids)
 
 
 def create_override(data: Mapping[str, Any], actor, zone: Optional[ZoneInfo] = None) -> Override:

@@ -19,6 +19,7 @@ WARNING = "Warning"
 FAILED = "Failed"
 MISSED = "Missed"
 EXPECTED = "Expected"  # Daily Jobs: expected today, no run yet (never stored on a run)
+UNKNOWN = "Unknown"  # an object whose report gave no status
 OVERRIDE_SUCCESS = "Success (override)"
 
 # Worst first: sort keys, "worst first" lists and the queue order use this.
@@ -33,6 +34,7 @@ BADGE_CLASSES = {
     MISSED: "border border-danger text-danger",
     EXPECTED: "text-bg-secondary",
     OVERRIDE_SUCCESS: "text-bg-primary",
+    UNKNOWN: "text-bg-light border",
 }
 
 _RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
@@ -76,10 +78,30 @@ def best(statuses: Iterable[Optional[str]]) -> Optional[str]:
 def display_status(run) -> str:
     """The word a page shows for a run or a run object: its effective status, and
     "Success (override)" when an override made it a success."""
-    status = normalise_status(getattr(run, "effective_status", None) or getattr(run, "status", None)) or EXPECTED
+    status = normalise_status(getattr(run, "effective_status", None) or getattr(run, "status", None)) or UNKNOWN
     if status == SUCCESS and getattr(run, "override_id", None):
         return OVERRIDE_SUCCESS
     return status
+
+
+def status_rank_sql(status_col, override_col=None):
+    """A SQL expression ranking a status column like ``severity`` (0 = worst), for sorting
+    "worst first" and taking MIN() per job in the database. With ``override_col`` an
+    overridden success ranks as "Success (override)"."""
+    from sqlalchemy import and_, case
+
+    whens = [(status_col == s, _RANK[s]) for s in (FAILED, MISSED, WARNING)]
+    if override_col is not None:
+        whens.append((and_(status_col == SUCCESS, override_col.is_not(None)), _RANK[OVERRIDE_SUCCESS]))
+    whens.append((status_col == SUCCESS, _RANK[SUCCESS]))
+    return case(*whens, else_=_UNKNOWN_RANK)
+
+
+def status_from_rank(rank: Optional[int]) -> Optional[str]:
+    """The status word for a rank from ``status_rank_sql`` (e.g. MIN() of a job's runs)."""
+    if rank is None:
+        return None
+    return STATUS_ORDER[rank] if 0 <= rank < len(STATUS_ORDER) else WARNING
 
 
 def badge_class(status: Optional[str]) -> str:
