@@ -119,6 +119,8 @@ def test_mail_that_merely_mentions_windows_server_backup_is_not_a_wsb_report():
     ("Automatic reply: [Failed] Daily (1 objects) 1 failed", "I am out of the office until Monday.", {}),
     ("Undeliverable: [Success] Daily", "Delivery has failed to these recipients.", {}),
     ("Test message from NAS-01", "This is a test message.", {}),
+    ("Veeam Backup & Replication: license expiration", "Your license will expire in 14 days. Renew it soon.", {}),
+    ("Lizenzhinweis", "Ihre Lizenz läuft in 30 Tagen ab.", {}),
 ])
 def test_not_a_report_is_recognised_with_a_reason(subject, body, headers):
     m = EmailMessage()

@@ -6,8 +6,8 @@ reason) so the Inbox can file them away instead of showing "unparsed":
 * newsletters and vendor marketing (an unsubscribe link or List-Unsubscribe
   header, webinar/register wording);
 * "updates available" notices: Proxmox VE / Backup Server "New software
-  packages available", DSM/QTS/firmware and product update announcements
-  (English, German, Dutch);
+  packages available", DSM/QTS/firmware and product update announcements,
+  licence/support expiry notices (English, German, Dutch);
 * automatic replies and delivery failures (out of office, undeliverable);
 * test messages sent from a product's notification settings;
 * delivery status reports (bounces), even when they carry a report.
@@ -66,7 +66,9 @@ _UPDATES_RE = re.compile(
     r"|\bupdates? (?:ist |sind )?verfügbar\b"
     r"|\bnieuwe\b[^.\n]{0,40}(?:versie|firmware|update|softwarepakket)\w*\b[^.\n]{0,60}\bbeschikbaar\b"
     r"|\bupdates? (?:is |zijn )?beschikbaar\b"
-    r"|software update notification|security advisory",
+    r"|software update notification|security advisory"
+    r"|\blicen[cs]e\b[^.\n]{0,60}\b(?:expir\w*|will expire|has expired|renew\w*)\b|support contract\b[^.\n]{0,40}expir"
+    r"|\blizenz\b[^.\n]{0,60}\b(?:läuft|lauft|abgelaufen|verlängern)|\blicentie\b[^.\n]{0,60}\b(?:verloopt|verlopen|verlengen)",
     re.IGNORECASE,
 )
 _AUTOREPLY_SUBJECT_RE = re.compile(
