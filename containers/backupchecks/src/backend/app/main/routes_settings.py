@@ -1,14 +1,52 @@
 """Settings (admin): each section saves on its own."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select, text
 
 from ..extensions import db
+from ..mail import MailSourceError
+from ..models import MailMessage
 from ..security import roles_required
-from ..services import settings_service
+from ..services import audit, importer, settings_service
+from ..services.tasks import running_task
 from . import main_bp
 
 SECTIONS = ("general", "mail", "imports", "integrations", "users", "maintenance")
+
+
+def _env_overrides() -> dict:
+    return dict(current_app.config.get("GRAPH_ENV_OVERRIDES") or {})
+
+
+def _render(section: str, status: int = 200, **extra):
+    ctx = {"section": section, "timezones": settings_service.timezone_choices(),
+           "general": settings_service.general_form_values(),
+           "mail": settings_service.mail_form_values(_env_overrides()),
+           "env_overrides": _env_overrides(),
+           "imports": settings_service.imports_form_values()}
+    if section == "imports":
+        ctx["cycles"] = importer.recent_cycles(20)
+    if section == "maintenance":
+        ctx["maintenance"] = _maintenance_info()
+    ctx.update(extra)
+    return render_template("main/settings.html", **ctx), status
+
+
+def _maintenance_info() -> dict:
+    engine = db.engine
+    try:
+        version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # noqa: BLE001
+        db.session.rollback()
+        version = None
+    counts = db.session.execute(select(func.count(MailMessage.id), func.count(MailMessage.raw),
+                                       func.coalesce(func.sum(MailMessage.raw_size), 0))).one()
+    return {"dialect": engine.dialect.name, "server": getattr(engine.dialect, "server_version_info", None),
+            "database": engine.url.database, "host": engine.url.host, "schema_revision": version,
+            "app_version": current_app.config.get("APP_VERSION"), "mails": counts[0], "raw_kept": counts[1],
+            "raw_bytes": counts[2]}
 
 
 @main_bp.route("/settings")
@@ -19,21 +57,118 @@ def settings():
         section = "general"
     if section == "users":
         return redirect(url_for("main.users"))
-    return render_template("main/settings.html", section=section,
-                           general=settings_service.general_form_values(),
-                           timezones=settings_service.timezone_choices())
+    return _render(section)
+
+
+def _save(section: str, fn, *args):
+    try:
+        changed = fn(request.form, *args)
+    except settings_service.SettingsError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return _render(section, 400, **{f"{section}_form": request.form})
+    db.session.commit()
+    flash(f"{section.capitalize()} settings saved." if changed else "Nothing changed.", "success" if changed else "info")
+    return redirect(url_for("main.settings", section=section))
 
 
 @main_bp.route("/settings/general", methods=["POST"])
 @roles_required("admin")
 def settings_general():
+    return _save("general", settings_service.save_general)
+
+
+@main_bp.route("/settings/mail", methods=["POST"])
+@roles_required("admin")
+def settings_mail():
+    return _save("mail", settings_service.save_mail, _env_overrides())
+
+
+@main_bp.route("/settings/imports", methods=["POST"])
+@roles_required("admin")
+def settings_imports():
+    return _save("imports", settings_service.save_imports)
+
+
+@main_bp.route("/settings/mail/test", methods=["POST"])
+@roles_required("admin")
+def settings_mail_test():
+    """Test the saved Graph settings: token, mailbox, folders, message count."""
     try:
-        changed = settings_service.save_general(request.form)
-    except settings_service.SettingsError as exc:
-        db.session.rollback()
-        flash(str(exc), "danger")
-        return render_template("main/settings.html", section="general", general=request.form,
-                               timezones=settings_service.timezone_choices()), 400
-    db.session.commit()
-    flash("General settings saved." if changed else "Nothing changed.", "success" if changed else "info")
-    return redirect(url_for("main.settings", section="general"))
+        source = importer.graph_source()
+        result = source.test_connection()
+    except MailSourceError as exc:
+        result = {"ok": False, "error": exc.message}
+    audit.record("settings.mail_test", "Tested the mail connection: " + ("ok" if result.get("ok") else "failed"),
+                 after={"ok": bool(result.get("ok"))}, commit=True)
+    if result.get("ok"):
+        flash(f"Connection works: the incoming folder holds {result.get('message_count', 0)} message(s).", "success")
+    else:
+        flash(f"Connection failed: {result.get('error')}", "danger")
+    return redirect(url_for("main.settings", section="mail"))
+
+
+@main_bp.route("/settings/mail/folders")
+@roles_required("admin")
+def settings_mail_folders():
+    """The mailbox's live folder tree for the folder pickers (JSON)."""
+    try:
+        source = importer.graph_source_unchecked()
+        tree = source.folder_tree()
+    except MailSourceError as exc:
+        return jsonify({"ok": False, "error": exc.message}), 502
+    paths: list[str] = []
+
+    def walk(nodes):
+        for n in nodes:
+            paths.append(n["path"])
+            walk(n.get("children") or [])
+    walk(tree)
+    return jsonify({"ok": True, "folders": paths})
+
+
+@main_bp.route("/settings/imports/run", methods=["POST"])
+@roles_required("admin")
+def settings_import_now():
+    running = running_task("import")
+    if running:
+        flash("An import is already running; its progress is shown below.", "info")
+        return redirect(url_for("main.settings", section="imports", task=running.id))
+    task = importer.start_import_now(current_app._get_current_object(), current_user.id)
+    audit.record("import.manual", "Started an import now", commit=True)
+    flash("Import started in the background.", "info")
+    return redirect(url_for("main.settings", section="imports", task=task.id))
+
+
+@main_bp.route("/settings/maintenance", methods=["POST"])
+@roles_required("admin")
+def settings_maintenance():
+    action = request.form.get("action")
+    if action == "reparse_all":
+        from ..services.inbox import start_reparse_all
+        task = start_reparse_all(current_app._get_current_object(), current_user)
+        flash("Re-parsing all stored mails in the background.", "info")
+        return redirect(url_for("main.settings", section="maintenance", task=task.id))
+    if action == "purge_raw":
+        raw = (request.form.get("days") or "").strip()
+        if not raw.isdigit() or int(raw) < 1:
+            flash("Give the number of days (1 or more) of raw mails to keep. Nothing was purged.", "danger")
+            return redirect(url_for("main.settings", section="maintenance"))
+        n = importer.purge_raw_mails(int(raw))
+        audit.record("maintenance.purge_raw", f"Purged raw mails older than {raw} days ({n} mails)", commit=True)
+        flash(f"Removed the raw bytes of {n} mail(s) older than {raw} days; their parsed data and runs stay.", "success")
+        return redirect(url_for("main.settings", section="maintenance"))
+    if action == "recompute_schedules":
+        try:
+            from ..services.schedules import recompute_all_schedules
+        except ImportError:
+            flash("Schedule learning is not available in this version.", "warning")
+            return redirect(url_for("main.settings", section="maintenance"))
+        from ..models import utcnow
+        result = recompute_all_schedules(utcnow())
+        audit.record("maintenance.recompute_schedules", f"Recomputed schedules ({result})", commit=True)
+        db.session.commit()
+        flash(f"Schedules recomputed: {result}.", "success")
+        return redirect(url_for("main.settings", section="maintenance"))
+    flash("Unknown maintenance action.", "warning")
+    return redirect(url_for("main.settings", section="maintenance"))

@@ -48,6 +48,15 @@ def graph_settings_mapping() -> dict:
     return values
 
 
+def graph_source_unchecked() -> GraphMailSource:
+    """A Graph source from the settings without requiring the folders (for the folder picker)."""
+    cfg = GraphConfig.from_settings(graph_settings_mapping(), **(current_app.config.get("GRAPH_CLIENT_OPTIONS") or {}))
+    missing = [m for m in cfg.missing() if m != "Incoming folder"]
+    if missing:
+        raise MailSourceError(f"Fill in {', '.join(missing)} under Settings → Mail and save first.", code="not_configured")
+    return GraphMailSource(cfg)
+
+
 def graph_source() -> GraphMailSource:
     cfg = GraphConfig.from_settings(graph_settings_mapping(), **(current_app.config.get("GRAPH_CLIENT_OPTIONS") or {}))
     missing = cfg.missing()

@@ -53,3 +53,79 @@ def save_general(form: Mapping[str, str]) -> bool:
         "daily_status_rule": rule,
         "company_name": name,
     })
+
+
+# --- Mail (Microsoft Graph) ---------------------------------------------------------------------
+
+MAIL_FIELDS = ("graph_tenant_id", "graph_client_id", "graph_mailbox", "graph_incoming_folder", "graph_processed_folder")
+_GUID = __import__("re").compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def mail_form_values(env_overrides: Mapping[str, str]) -> dict:
+    s = get_settings()
+    values = {f: getattr(s, f) or "" for f in MAIL_FIELDS}
+    values.update({k: v for k, v in env_overrides.items() if k in MAIL_FIELDS})
+    values["secret_set"] = bool(s.graph_client_secret or env_overrides.get("graph_client_secret"))
+    return values
+
+
+def save_mail(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> bool:
+    """Save the Graph settings. Values set in the environment are not editable here.
+    The client secret is write-only: an empty field keeps the stored one."""
+    values = {}
+    for f in MAIL_FIELDS:
+        if f in env_overrides:
+            continue
+        values[f] = (form.get(f) or "").strip() or None
+    for f in ("graph_tenant_id", "graph_client_id"):
+        v = values.get(f)
+        if v and not _GUID.match(v) and not (f == "graph_tenant_id" and "." in v):
+            label = "Tenant ID" if f == "graph_tenant_id" else "Client ID"
+            raise SettingsError(f"{label} must be a GUID like 0a1b2c3d-…-… (copy it from the app registration's "
+                                "Overview page). Nothing was saved.")
+    mailbox = values.get("graph_mailbox")
+    if mailbox and "@" not in mailbox:
+        raise SettingsError("Mailbox must be an address like backups@example.com. Nothing was saved.")
+    for f in ("graph_incoming_folder", "graph_processed_folder"):
+        if values.get(f) and len(values[f]) > 500:
+            raise SettingsError("A folder path may have at most 500 characters. Nothing was saved.")
+    if values.get("graph_incoming_folder") and values.get("graph_incoming_folder") == values.get("graph_processed_folder"):
+        raise SettingsError("The processed folder must differ from the incoming folder. Nothing was saved.")
+    secret = (form.get("graph_client_secret") or "").strip()
+    if secret and "graph_client_secret" not in env_overrides:
+        values["graph_client_secret"] = secret
+    if form.get("clear_secret") == "on" and "graph_client_secret" not in env_overrides:
+        values["graph_client_secret"] = None
+    return _apply("mail", values)
+
+
+# --- Imports -----------------------------------------------------------------------------------------
+
+def imports_form_values() -> dict:
+    s = get_settings()
+    return {"auto_import_enabled": s.auto_import_enabled, "import_interval_minutes": s.import_interval_minutes,
+            "import_batch_size": s.import_batch_size, "manual_import_batch_size": s.manual_import_batch_size,
+            "keep_raw_mails": s.keep_raw_mails, "raw_retention_days": s.raw_retention_days}
+
+
+def _int_field(form, name: str, label: str, lo: int, hi: int) -> int:
+    raw = (form.get(name) or "").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{label} must be a whole number between {lo} and {hi}, not '{raw}'. Nothing was saved.")
+    if not lo <= value <= hi:
+        raise SettingsError(f"{label} must be between {lo} and {hi}. Nothing was saved.")
+    return value
+
+
+def save_imports(form: Mapping[str, str]) -> bool:
+    values = {
+        "auto_import_enabled": form.get("auto_import_enabled") == "on",
+        "import_interval_minutes": _int_field(form, "import_interval_minutes", "Interval (minutes)", 1, 1440),
+        "import_batch_size": _int_field(form, "import_batch_size", "Batch size", 1, 1000),
+        "manual_import_batch_size": _int_field(form, "manual_import_batch_size", "Manual batch size", 1, 1000),
+        "keep_raw_mails": form.get("keep_raw_mails") == "on",
+        "raw_retention_days": _int_field(form, "raw_retention_days", "Retention (days)", 0, 3650),
+    }
+    return _apply("imports", values)
