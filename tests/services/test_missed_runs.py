@@ -284,10 +284,22 @@ def test_a_missed_run_that_already_exists_is_not_made_twice(app, monkeypatch):
     # the unique constraint and the savepoint keep it at one, and the job still moves on.
     job.next_expected_slot, job.next_expected_at = L(2026, 10, 10, 22), L(2026, 10, 11, 0)
     db.session.commit()
-    monkeypatch.setattr(missed_runs, "_existing_missed", lambda ids, slots: set())
+    monkeypatch.setattr(missed_runs, "_existing_missed", lambda ids, lo, hi: {})
     assert detect_missed_runs(L(2026, 10, 11, 1), AMS) == 0
     assert len(missed_of(job)) == 1
     assert db.session.get(Job, job.id).next_expected_slot == L(2026, 10, 11, 22)
+
+
+def test_a_relearned_time_does_not_make_a_second_missed_run_for_the_same_day(app):
+    job = manual_daily(make_job(), "22:00")
+    assert detect_missed_runs(L(2026, 10, 11, 0, 5), AMS) == 1
+    # Relearning moved the expected time 10 minutes later: the same evening is due again.
+    job.manual_schedule = {**job.manual_schedule, "time": "22:10"}
+    job.next_expected_slot, job.next_expected_at = L(2026, 10, 10, 22, 10), L(2026, 10, 11, 0, 10)
+    db.session.commit()
+    assert detect_missed_runs(L(2026, 10, 11, 0, 15), AMS) == 0
+    assert len(missed_of(job)) == 1
+    assert db.session.get(Job, job.id).next_expected_slot == L(2026, 10, 11, 22, 10)
 
 
 def test_two_runners_at_once_make_one_missed_run(app):

@@ -72,11 +72,15 @@ def _link_tickets(run_ids: list[int]) -> None:
             single(run)
 
 
-def _existing_missed(job_ids: list[int], slots: list[datetime]) -> set[tuple[int, datetime]]:
-    """(job id, slot) of the missed runs that already exist for these jobs and slots."""
-    return {(job_id, slot) for job_id, slot in db.session.execute(
-        select(JobRun.job_id, JobRun.missed_slot)
-        .where(JobRun.job_id.in_(job_ids), JobRun.missed_slot.in_(slots)))}
+def _existing_missed(job_ids: list[int], lo: datetime, hi: datetime) -> dict[int, list[datetime]]:
+    """The slots of the missed runs that already exist for these jobs between lo and hi."""
+    out: dict[int, list[datetime]] = defaultdict(list)
+    for job_id, slot in db.session.execute(
+            select(JobRun.job_id, JobRun.missed_slot)
+            .where(JobRun.job_id.in_(job_ids), JobRun.missed.is_(True),
+                   JobRun.missed_slot >= lo, JobRun.missed_slot < hi)):
+        out[job_id].append(slot)
+    return out
 
 
 def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
@@ -117,7 +121,7 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     # Real runs near the due slots and missed runs already made, for all due jobs at once.
     windows = [w for p in plans for w in p[2]]
     real: dict[int, list[datetime]] = defaultdict(list)
-    existing: set[tuple[int, datetime]] = set()
+    existing: dict[int, list[datetime]] = {}
     if windows:
         ids = sorted({p[0].id for p in plans if p[2]})
         lo_all = min(w[1] for w in windows)
@@ -127,7 +131,7 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
                 .where(JobRun.job_id.in_(ids), JobRun.missed.is_(False),
                        JobRun.started_at >= lo_all, JobRun.started_at < hi_all)):
             real[job_id].append(started)
-        existing = _existing_missed(ids, sorted({w[0] for w in windows}))
+        existing = _existing_missed(ids, lo_all, hi_all)
 
     created: list[JobRun] = []
     for job, old_slot, due, new_slot, new_deadline, sched in plans:
@@ -142,7 +146,8 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
         set_committed_value(job, "next_expected_slot", new_slot)
         set_committed_value(job, "next_expected_at", new_deadline)
         for slot, lo, hi in due:
-            if (job.id, slot) in existing:
+            # One missed run per slot window: also when a relearned time moved the slot a little.
+            if any(lo <= s < hi for s in existing.get(job.id, ())):
                 continue
             if any(lo <= t < hi for t in real.get(job.id, ())):
                 continue
