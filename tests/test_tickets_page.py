@@ -194,3 +194,38 @@ def test_the_list_pages_in_the_database_with_constant_queries(as_user, app):
     assert html2.count("data-copy=") == 10
     few_rows, _ = queries_for("/tickets?state=resolved")
     assert n1 == n2 and n1 <= few_rows + 1  # the rows' scopes come in one query, not one per row
+
+
+def test_partials_for_run_pages_show_links_from_the_link_table_and_post_a_linked_ticket(app, as_user):
+    """The integrator includes tickets_run_badges.html and tickets_from_run_form.html in Run Checks."""
+    import re
+
+    from flask import render_template
+
+    from backend.app.models import RunObject
+
+    job = make_job()
+    run = make_run(job, status="Failed")
+    db.session.add(RunObject(job_run_id=run.id, name="SQL01", status="Failed"))
+    seed_ticket("OPEN-1", job)
+    done = seed_ticket("DONE-1", job)
+    tk.link_open_internal_tickets_to_run(run)
+    tk.resolve_ticket(done, None, "fixed")
+    db.session.commit()
+    with app.test_request_context("/run-checks"):
+        badges = render_template("main/tickets_run_badges.html", run_tickets=tk.tickets_for_runs([run.id])[run.id],
+                                 run_remarks=[])
+        form = render_template("main/tickets_from_run_form.html", run=run, next_url="/run-checks")
+    assert 'data-copy="OPEN-1"' in badges and 'data-copy="DONE-1"' in badges
+    assert "text-decoration-line-through" in badges.split("DONE-1")[0].rsplit("<span", 1)[1]
+    assert '<option value="object">' in form and "<option>SQL01</option>" in form
+    # Post the form as a browser would: hidden fields plus what the operator typed.
+    ticket_form = form.split('action="/tickets/remarks/new"')[0]
+    fields = dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', ticket_form))
+    fields.pop("csrf_token")
+    fields.update(code="OBJ-9", scope_type="object", object_name="SQL01")
+    r = post_form(as_user("operator"), "/tickets/new", fields)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/run-checks")
+    t = db.session.execute(select(Ticket).where(Ticket.code == "OBJ-9")).scalar_one()
+    assert [(s.scope_type, s.job_id, s.object_name) for s in t.scopes] == [("object", job.id, "SQL01")]
+    assert "OBJ-9" in [x.code for x in tk.tickets_for_runs([run.id])[run.id]]
