@@ -424,3 +424,68 @@ def test_mark_as_success_on_a_reviewed_run_shows_it_at_once(app, oscar):
     r = make_run(job, "Warning", T0, reviewed_at=T0 + timedelta(hours=1), reviewed_by_id=oscar.id)
     ov.override_from_run(r, oscar, future=False)
     assert reload(r).effective_status == "Success"
+
+
+# --- races -----------------------------------------------------------------------------------
+
+def test_a_run_reviewed_while_a_new_rule_is_applied_keeps_what_the_reviewer_saw(app, oscar):
+    import threading
+
+    from sqlalchemy import text
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    job = make_job()
+    seen_by_reviewer = make_run(job, "Failed", T0, message="VSS timeout")
+    still_open = make_run(job, "Failed", T0 + timedelta(days=1), message="VSS timeout")
+    job_id, oscar_id, reviewed_id, open_id = job.id, oscar.id, seen_by_reviewer.id, still_open.id
+
+    # Olga's review of the first run is in flight (row locked, not committed) ...
+    olga = db.engine.connect()
+    tx = olga.begin()
+    olga.execute(text("UPDATE job_runs SET reviewed_at = now() WHERE id = :id"), {"id": reviewed_id})
+
+    # ... while Oscar creates a rule that would clear both runs.
+    result = {}
+
+    def create():
+        from backend.app.models import User
+        with app.app_context():
+            try:
+                result["rule"] = ov.create_override(job_rule_dict(job_id), db.session.get(User, oscar_id)).id
+            except BaseException as exc:  # noqa: BLE001
+                result["error"] = exc
+            finally:
+                db.session.remove()
+
+    t = threading.Thread(target=create)
+    t.start()
+    try:
+        for _ in range(100):
+            with db.engine.connect() as probe:
+                waiting = probe.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'")).scalar()
+            if waiting:
+                break
+            threading.Event().wait(0.05)
+        assert waiting, "the re-evaluation should wait for the review in flight"
+    finally:
+        tx.commit()
+        olga.close()
+    t.join(10)
+    assert "error" not in result, result.get("error")
+    assert reload(seen_by_reviewer).effective_status == "Failed"  # reviewed as Failed: stays Failed
+    assert reload(still_open).effective_status == "Success"
+
+
+def job_rule_dict(job_id):
+    return {"level": "job", "job_id": job_id, "match_text": "vss"}
+
+
+def test_reevaluation_walks_every_chunk(app, oscar, monkeypatch):
+    monkeypatch.setattr(ov, "REEVALUATE_CHUNK", 2)
+    job = make_job()
+    runs = [make_run(job, "Failed", T0 + timedelta(hours=i)) for i in range(5)]
+    ov.create_override(job_rule(job), oscar)
+    assert [reload(r).effective_status for r in runs] == ["Success"] * 5

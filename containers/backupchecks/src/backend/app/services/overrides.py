@@ -397,9 +397,9 @@ def reevaluate_unreviewed_runs(job_ids: Optional[Iterable[int]] = None) -> int:
             if (run.effective_status, run.override_id) != before:
                 changed += 1
         db.session.flush()
+        # Not "fewer than a chunk = done": a run reviewed while we waited for its lock is
+        # left out of a chunk, so only an empty chunk means the end.
         last_id = runs[-1].id
-        if len(runs) < REEVALUATE_CHUNK:
-            break
     return changed
 
 
