@@ -23,6 +23,7 @@ from ..parsers.base import ParseResult
 from ..parsers.normalize import normalize
 from ..parsers.registry import parse_message
 from . import audit
+from .settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,9 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
         nm, imid = None, None
     if _find_duplicate(source, source_id, imid):
         return IngestOutcome("duplicate")
+    # The run hooks read settings (the UI timezone); get_settings() commits when it has to create
+    # the row, which must not happen inside the savepoints below.
+    get_settings()
     msg = MailMessage(source=source, source_id=source_id, internet_message_id=imid, imported_at=utcnow(),
                       raw=raw if keep_raw else None, raw_size=len(raw),
                       raw_sha256=hashlib.sha256(raw).hexdigest(), state="inbox")
@@ -261,11 +265,16 @@ def approve_message(msg: MailMessage, customer: Customer, actor) -> tuple[Job, i
 
 
 def process_inbox_for_job(job: Job) -> int:
-    """Turn every Inbox mail of this job into a run (oldest first). One query for the candidates."""
+    """Turn every Inbox mail of this job into a run (oldest first). One query for the candidates.
+
+    The identity is normalised for case and spacing, so the query narrows by sender and software
+    (case-insensitive) and the normalised key decides; a job name compared in SQL would miss
+    "Daily  VM Backup" for "Daily VM Backup"."""
     candidates = db.session.execute(
         select(MailMessage).where(MailMessage.state == "inbox", MailMessage.parsed.is_(True),
-                                  func.lower(MailMessage.job_name) == job.job_name.lower(),
-                                  MailMessage.software == job.software)
+                                  MailMessage.is_report.is_(True),
+                                  func.lower(MailMessage.from_address) == _norm(job.sender),
+                                  func.lower(MailMessage.software) == _norm(job.software))
         .order_by(MailMessage.received_at.asc().nulls_last(), MailMessage.id)
     ).scalars().all()
     count = 0

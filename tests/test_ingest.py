@@ -1,0 +1,284 @@
+"""Ingest: store once, parse, match a known job (normalised identity), create the run; Inbox approval.
+
+Real sample reports from ../shared/samples/emails go through ingest_message on the test database.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from backend.app.extensions import db
+from backend.app.models import AuditLog, Job, JobRun, MailMessage, RunObject
+from backend.app.services.ingest import (InboxError, approve_message, ingest_message, job_identity_key,
+                                         process_inbox_for_job, reparse_message)
+from tests.conftest import make_customer, make_job, make_user
+from tests.test_importer import SAMPLES, _with_message_id
+
+V01 = "veeam/v01_vbr_backup_vmware_success.eml"        # Veeam B&R, started_at in the report
+V01_SENDER = "veeam-vbr01@northwind-logistics.example"
+ACRONIS = "other/acronis_backup_failed.eml"            # job name 'Servers - nightly' in plain HTML
+ACRONIS_SENDER = "noreply-abc@cloud.acronis.com"
+QNAP = "other/qnap_hbs_success_en.eml"                 # no start time in the report
+NEWSLETTER = "veeam/v15_vendor_newsletter_not_report.eml"
+PBS_UPDATES = "other/pbs_package_updates_not_backup.eml"
+
+
+def sample(name: str, message_id: str | None = None, replace: tuple[bytes, bytes] | None = None) -> bytes:
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"sample {path} missing")
+    raw = path.read_bytes()
+    if replace:
+        raw = raw.replace(*replace)
+    return _with_message_id(raw, message_id) if message_id else raw
+
+
+def count(model) -> int:
+    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def job_with_identity(sender: str, job_name: str, software: str, **kw) -> Job:
+    """A job stored the way the app stores them (identity_key from job_identity_key)."""
+    job = Job(customer_id=make_customer(kw.pop("customer_name", "Identity Test")).id, sender=sender,
+              job_name=job_name, software=software, identity_key=job_identity_key(sender, job_name, software), **kw)
+    db.session.add(job)
+    db.session.commit()
+    return job
+
+
+# --- matching a known job ------------------------------------------------------------------------
+
+def test_a_known_jobs_report_becomes_a_run_with_its_objects(app):
+    job = make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication")
+
+    outcome = ingest_message(sample(V01), source="upload")
+
+    assert outcome.state == "processed" and outcome.run_id
+    run = db.session.get(JobRun, outcome.run_id)
+    assert run.job_id == job.id and run.status == run.effective_status == "Success"
+    assert sorted(o.name for o in run.objects) == ["nwl-app03", "nwl-dc01", "nwl-sql02"]
+    msg = db.session.get(MailMessage, outcome.message_id)
+    assert (msg.state, msg.job_id, msg.parsed, msg.is_report) == ("processed", job.id, True, True)
+    assert db.session.get(Job, job.id).last_status == "Success"
+
+
+def test_identity_matching_ignores_case_and_spacing_of_sender_job_name_and_software(app):
+    job = job_with_identity("  VEEAM-vbr01@Northwind-Logistics.EXAMPLE ", "daily   vm  BACKUP",
+                            "veeam  backup & REPLICATION")
+
+    outcome = ingest_message(sample(V01))
+
+    assert outcome.state == "processed"
+    assert db.session.get(JobRun, outcome.run_id).job_id == job.id
+
+
+def test_a_report_whose_job_name_differs_in_case_matches_the_same_job(app):
+    job = job_with_identity(ACRONIS_SENDER, "Servers - nightly", "Acronis Cyber Protect")
+
+    outcome = ingest_message(sample(ACRONIS, replace=(b"Servers - nightly", b"SERVERS - NIGHTLY")))
+
+    assert outcome.state == "processed"
+    assert db.session.get(MailMessage, outcome.message_id).job_name == "SERVERS - NIGHTLY"
+    assert db.session.get(JobRun, outcome.run_id).job_id == job.id
+
+
+def test_another_sender_or_software_is_another_job(app):
+    make_job(sender="someone-else@example.test", job_name="Daily VM Backup", software="Veeam Backup & Replication")
+    make_job(customer=make_customer("Other"), sender=V01_SENDER, job_name="Daily VM Backup",
+             software="Veeam Agent for Microsoft Windows")
+
+    outcome = ingest_message(sample(V01))
+
+    assert outcome.state == "inbox" and outcome.run_id is None
+    assert count(JobRun) == 0
+
+
+def test_archived_jobs_do_not_match(app):
+    make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication", archived=True,
+             archived_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+    outcome = ingest_message(sample(V01))
+
+    assert outcome.state == "inbox" and outcome.run_id is None
+    msg = db.session.get(MailMessage, outcome.message_id)
+    assert msg.job_id is None and count(JobRun) == 0
+    with pytest.raises(InboxError, match="archived"):
+        approve_message(msg, make_customer("Someone"), actor=None)
+
+
+# --- when a run happened ---------------------------------------------------------------------------
+
+def test_started_at_comes_from_the_report_in_utc(app):
+    make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication")
+
+    run = db.session.get(JobRun, ingest_message(sample(V01)).run_id)
+
+    # the report says 22:00:14 -06:00; the mail's Date header says 22:32:51 -06:00
+    assert run.started_at == datetime(2024, 3, 6, 4, 0, 14, tzinfo=timezone.utc)
+    assert run.ended_at == datetime(2024, 3, 6, 4, 32, 40, tzinfo=timezone.utc)
+
+
+def test_started_at_falls_back_to_the_date_header(app):
+    make_job(sender="qnap-fs01@example.com", job_name="Daily-to-S3", software="QNAP Hybrid Backup Sync")
+
+    outcome = ingest_message(sample(QNAP))
+
+    assert outcome.state == "processed"
+    run = db.session.get(JobRun, outcome.run_id)
+    # Date: 2024-05-14 02:13:46 +02:00 (the report has an end time but no start time)
+    assert run.started_at == datetime(2024, 5, 14, 0, 13, 46, tzinfo=timezone.utc)
+    assert run.started_at != db.session.get(MailMessage, outcome.message_id).imported_at
+
+
+# --- not-a-report and unreadable mails --------------------------------------------------------------
+
+@pytest.mark.parametrize("name, sender", [(NEWSLETTER, "news@vendor-news.example"),
+                                          (PBS_UPDATES, "root@pbs01.example.com")])
+def test_mails_that_are_not_reports_never_become_runs(app, name, sender):
+    make_job(sender=sender, job_name="store-main", software="Proxmox Backup Server")
+
+    outcome = ingest_message(sample(name))
+
+    assert outcome.state == "inbox" and outcome.run_id is None
+    msg = db.session.get(MailMessage, outcome.message_id)
+    assert msg.is_report is False and msg.job_id is None
+    with pytest.raises(InboxError, match="Only a parsed backup report"):
+        approve_message(msg, make_customer("Someone"), actor=None)
+    assert count(JobRun) == 0 and count(Job) == 1
+
+
+def test_garbage_bytes_are_stored_with_their_reason(app):
+    garbage = b"\x00\x01\xff\xfe" * 200
+
+    first = ingest_message(garbage, source="graph", source_id="AAMk-garbage")
+    again = ingest_message(garbage, source="graph", source_id="AAMk-garbage")
+
+    assert first.state == "inbox" and again.state == "duplicate"
+    msg = db.session.get(MailMessage, first.message_id)
+    assert not msg.parsed and (msg.parse_reason or msg.parse_error) and msg.raw == garbage
+
+
+# --- stored once --------------------------------------------------------------------------------
+
+def test_the_same_message_again_adds_nothing(app):
+    make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication")
+    raw = sample(V01)
+
+    first = ingest_message(raw, source="graph", source_id="AAMk-1")
+    same_id_elsewhere = ingest_message(raw, source="upload")
+    same_source_id = ingest_message(sample(V01, message_id="<other@example.test>"), source="graph",
+                                    source_id="AAMk-1")
+
+    assert first.state == "processed"
+    assert same_id_elsewhere.state == same_source_id.state == "duplicate"
+    assert count(MailMessage) == 1 and count(JobRun) == 1
+
+
+def test_keep_raw_off_keeps_the_hash_and_parsed_data_only(app):
+    outcome = ingest_message(sample(V01), keep_raw=False)
+
+    msg = db.session.get(MailMessage, outcome.message_id)
+    assert msg.raw is None and len(msg.raw_sha256) == 64 and msg.raw_size > 1000
+    assert msg.job_name == "Daily VM Backup" and msg.body_html
+    with pytest.raises(InboxError, match="no longer stored"):
+        reparse_message(msg)
+
+
+# --- the Inbox: approve -------------------------------------------------------------------------
+
+def test_approve_creates_the_job_and_processes_the_other_inbox_mails_of_that_job(app):
+    admin = make_user("alice", roles=("admin",))
+    same_job = [ingest_message(sample(ACRONIS, f"<acr-{i}@example.test>")) for i in range(3)]
+    shouting = ingest_message(sample(ACRONIS, "<acr-upper@example.test>",
+                                     replace=(b"Servers - nightly", b"SERVERS - NIGHTLY")))
+    other_job = ingest_message(sample(V01))
+    assert {o.state for o in same_job + [shouting, other_job]} == {"inbox"}
+    customer = make_customer("Contoso")
+    msg = db.session.get(MailMessage, same_job[1].message_id)
+
+    job, processed = approve_message(msg, customer, actor=admin)
+    db.session.commit()
+
+    assert (job.customer_id, job.job_name, job.software, job.sender) == (
+        customer.id, "Servers - nightly", "Acronis Cyber Protect", ACRONIS_SENDER)
+    assert processed == 4
+    states = {o.message_id: db.session.get(MailMessage, o.message_id).state
+              for o in same_job + [shouting, other_job]}
+    assert [states[o.message_id] for o in same_job + [shouting]] == ["processed"] * 4
+    assert states[other_job.message_id] == "inbox"
+    runs = db.session.execute(select(JobRun).where(JobRun.job_id == job.id)).scalars().all()
+    assert len(runs) == 4 and {r.status for r in runs} == {"Failed"}
+    assert count(RunObject) >= 4
+    audit = db.session.execute(select(AuditLog).where(AuditLog.event == "job.create")).scalar_one()
+    assert audit.user_id == admin.id
+
+    # a later report of the approved job needs no human
+    later = ingest_message(sample(ACRONIS, "<acr-later@example.test>"))
+    assert later.state == "processed"
+
+
+def test_approve_matches_inbox_mails_whose_job_name_differs_only_in_spacing(app):
+    """Identity is normalised for spacing, so the Inbox sweep after approval must be too."""
+    first = ingest_message(sample(ACRONIS, "<acr-a@example.test>"))
+    spaced = ingest_message(sample(ACRONIS, "<acr-b@example.test>"))
+    m = db.session.get(MailMessage, spaced.message_id)
+    m.job_name = "Servers  -  nightly"   # as a text-format report may render it
+    db.session.commit()
+
+    job, processed = approve_message(db.session.get(MailMessage, first.message_id), make_customer("C"), actor=None)
+    db.session.commit()
+
+    assert processed == 2
+    assert db.session.get(MailMessage, spaced.message_id).state == "processed"
+
+
+def test_approve_twice_is_refused(app):
+    outcome = ingest_message(sample(V01))
+    msg = db.session.get(MailMessage, outcome.message_id)
+    approve_message(msg, make_customer("A"), actor=None)
+    db.session.commit()
+
+    with pytest.raises(InboxError, match="no longer in the Inbox"):
+        approve_message(msg, make_customer("B"), actor=None)
+
+
+def test_approve_to_a_different_customer_than_the_existing_job_is_refused(app):
+    make_job(customer=make_customer("Owner"), sender=V01_SENDER, job_name="Daily VM Backup",
+             software="Veeam Backup & Replication")
+    outcome = ingest_message(sample(V01))
+    assert outcome.state == "processed"
+    # an Inbox mail of that job (e.g. it arrived while the job was archived)
+    second = ingest_message(sample(V01, "<v01-again@example.test>"))
+    msg = db.session.get(MailMessage, second.message_id)
+    msg.state, msg.job_id = "inbox", None
+    db.session.execute(JobRun.__table__.delete().where(JobRun.mail_message_id == msg.id))
+    db.session.commit()
+
+    with pytest.raises(InboxError, match="already belongs to customer 'Owner'"):
+        approve_message(msg, make_customer("Intruder"), actor=None)
+
+
+def test_process_inbox_for_job_after_unarchiving(app):
+    job = make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication",
+                   archived=True)
+    outcome = ingest_message(sample(V01))
+    assert outcome.state == "inbox"
+    job.archived = False
+    db.session.commit()
+
+    assert process_inbox_for_job(job) == 1
+    db.session.commit()
+    assert db.session.get(MailMessage, outcome.message_id).state == "processed"
+
+
+def test_reparse_turns_an_inbox_mail_of_a_known_job_into_a_run(app):
+    outcome = ingest_message(sample(V01))
+    assert outcome.state == "inbox"
+    make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication")
+    msg = db.session.get(MailMessage, outcome.message_id)
+
+    assert reparse_message(msg) is True
+    db.session.commit()
+    assert msg.state == "processed" and count(JobRun) == 1
