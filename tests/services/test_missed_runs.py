@@ -277,6 +277,19 @@ def test_the_detector_reads_a_constant_number_of_rows_sets(app, counter):
     assert selects3 == selects9 <= 3
 
 
+def test_the_detector_asks_the_due_index(app):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("partial indexes are checked on PostgreSQL")
+    from sqlalchemy import text
+
+    query = missed_runs._due_jobs_query(L(2026, 10, 11, 1))
+    sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(db.session.execute(text("EXPLAIN " + sql)).scalars())
+    db.session.rollback()
+    assert "ix_jobs_next_expected_due" in plan, plan
+
+
 def test_a_missed_run_that_already_exists_is_not_made_twice(app, monkeypatch):
     job = manual_daily(make_job())
     assert detect_missed_runs(L(2026, 10, 11, 1), AMS) == 1

@@ -83,6 +83,14 @@ def _existing_missed(job_ids: list[int], lo: datetime, hi: datetime) -> dict[int
     return out
 
 
+def _due_jobs_query(now: datetime):
+    # "archived = false" (not "IS false") so PostgreSQL can use the partial index ix_jobs_next_expected_due.
+    return (select(Job).join(Customer, Customer.id == Job.customer_id)
+            .where(Job.next_expected_at.is_not(None), Job.next_expected_at <= now,
+                   Job.archived == False, Customer.active.is_(True))  # noqa: E712
+            .order_by(Job.id))
+
+
 def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     """Create the missed runs that are due at ``now``; returns how many were created. Commits.
 
@@ -91,12 +99,7 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     (due jobs, their runs around the due slots, existing missed runs) plus one claim per due job.
     """
     zone = _zone(zone)
-    due_jobs = db.session.execute(
-        select(Job).join(Customer, Customer.id == Job.customer_id)
-        .where(Job.next_expected_at.is_not(None), Job.next_expected_at <= now,
-               Job.archived.is_(False), Customer.active.is_(True))
-        .order_by(Job.id)
-    ).scalars().all()
+    due_jobs = db.session.execute(_due_jobs_query(now)).scalars().all()
     if not due_jobs:
         return 0
 
