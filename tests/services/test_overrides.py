@@ -489,3 +489,25 @@ def test_reevaluation_walks_every_chunk(app, oscar, monkeypatch):
     runs = [make_run(job, "Failed", T0 + timedelta(hours=i)) for i in range(5)]
     ov.create_override(job_rule(job), oscar)
     assert [reload(r).effective_status for r in runs] == ["Success"] * 5
+
+
+def test_missed_runs_made_in_bulk_get_their_rules_in_constant_queries(app, oscar):
+    cust = make_customer()
+    jobs = [make_job(cust, job_name=f"Nightly {i}") for i in range(8)]
+    for j in jobs[::2]:
+        ov.create_override(job_rule(j, match_status="Missed", valid_from="2026-01-01T00:00"), oscar)
+    ov.create_override({"level": "global", "software": jobs[0].software}, oscar)  # never clears a Missed run
+    made = []
+    for j in jobs:
+        r = JobRun(job_id=j.id, status="Missed", effective_status="Missed", missed=True, missed_slot=T0,
+                   started_at=T0, message="No report received")
+        db.session.add(r)
+        made.append(r)
+    db.session.flush()
+    db.session.expire_all()  # as after the generator's flushes: nothing loaded
+    made = [db.session.get(JobRun, r.id) for r in made]
+    with count_queries() as seen:
+        ov.apply_overrides_to_runs(made)
+    assert len(seen) <= 3
+    db.session.commit()
+    assert [reload(r).effective_status for r in made] == ["Success", "Missed"] * 4

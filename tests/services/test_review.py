@@ -239,3 +239,20 @@ def test_many_operators_racing_on_overlapping_jobs(app):
     assert db.session.execute(select(func.count()).select_from(JobRun).where(JobRun.reviewed_at.is_(None))).scalar() == 0
     per_user = dict(db.session.execute(select(JobRun.reviewed_by_id, func.count()).group_by(JobRun.reviewed_by_id)).all())
     assert {u.id: per_user.get(u.id, 0) for u in users} == {u.id: r["value"] for u, r in zip(users, results)}
+
+
+def test_an_unreviewed_run_shows_what_the_current_rules_say(app, oscar):
+    from backend.app.services import overrides as ov
+
+    alice = make_user("alice", roles=("admin",))
+    job = make_job()
+    r = make_run(job, "Failed", T0)
+    rule = ov.create_override({"level": "job", "job_id": job.id}, oscar)
+    review.mark_job_reviewed(job, oscar)
+    ov.delete_override(rule, alice)
+    db.session.expire_all()
+    assert db.session.get(JobRun, r.id).effective_status == "Success"  # reviewed: kept
+    review.unreview_run(db.session.get(JobRun, r.id), alice)
+    db.session.expire_all()
+    r = db.session.get(JobRun, r.id)
+    assert r.reviewed_at is None and r.effective_status == "Failed"

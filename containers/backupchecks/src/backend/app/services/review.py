@@ -97,8 +97,9 @@ def bulk_mark_jobs_reviewed(job_ids: Iterable, actor) -> int:
 
 
 def unreview_run(run: JobRun, actor) -> bool:
-    """Put a reviewed run back in the queue (admins; the page checks the role). False when
-    it was not reviewed. Audited with who had reviewed it and when. Commits."""
+    """Put a reviewed run back in the queue (admins; the page checks the role) and re-apply the
+    current overrides to it. False when it was not reviewed. Audited with who had reviewed it
+    and when. Commits."""
     row = db.session.execute(
         select(JobRun.reviewed_at, JobRun.reviewed_by_id).where(JobRun.id == run.id)
     ).one_or_none()
@@ -110,6 +111,10 @@ def unreview_run(run: JobRun, actor) -> bool:
         .execution_options(synchronize_session="fetch")
     ).all()
     if changed:
+        # Back in the queue it shows what today's rules say (a rule may have changed since).
+        from .overrides import apply_overrides_to_runs
+
+        apply_overrides_to_runs([run])
         job = db.session.get(Job, run.job_id)
         before = {"reviewed_at": row[0], "reviewed_by_id": row[1]} if row else None
         audit.record("run.unreview", f"Run {run.id} of '{job.job_name if job else run.job_id}' back in Run Checks",
