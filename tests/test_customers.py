@@ -74,6 +74,7 @@ def _count_queries(client, path):
     def before(conn, cursor, statement, *a):
         statements.append(statement)
 
+    db.session.expire_all()  # the test holds one session: start each request as production would
     event.listen(db.engine, "before_cursor_execute", before)
     try:
         r = client.get(path)

@@ -378,6 +378,8 @@ def import_jobs_json(data: bytes, actor, now: Optional[datetime] = None) -> JobI
     job name, software) does not exist yet, skipping the others with a reason. The caller commits."""
     rows = parse_jobs_json(data)
     now = now or datetime.now(UTC)
+    from .settings import ui_zone
+    zone = ui_zone()
     keys = {r["identity_key"] for r in rows}
     existing = dict(db.session.execute(
         select(Job.identity_key, Customer.name).join(Customer, Customer.id == Job.customer_id)
@@ -409,8 +411,8 @@ def import_jobs_json(data: bytes, actor, now: Optional[datetime] = None) -> JobI
         job = Job(customer=customer, sender=r["sender"], job_name=r["job_name"], software=r["software"],
                   backup_type=r["backup_type"], identity_key=key, archived=r["archived"],
                   archived_at=now if r["archived"] else None, manual_schedule=r["manual_schedule"])
-        _apply_imported_schedule(job, now)
         db.session.add(job)
+        _apply_imported_schedule(job, now, zone)
         new_jobs.append(job)
         detail = "customer created" if created_customer else ""
         report.lines.append(JobImportLine(r["row"], r["customer"], r["job_name"], "created", detail))
@@ -421,16 +423,15 @@ def import_jobs_json(data: bytes, actor, now: Optional[datetime] = None) -> JobI
     return report
 
 
-def _apply_imported_schedule(job: Job, now: datetime) -> None:
+def _apply_imported_schedule(job: Job, now: datetime, zone) -> None:
     """Kind and next expected slot from an imported manual schedule (no query)."""
     if not job.manual_schedule:
         return
     from .schedules import effective_schedule, first_open_slot, is_scheduled
-    from .settings import ui_zone
     sched = effective_schedule(job)
     job.schedule_kind = (sched or {}).get("kind") or "unknown"
     if job.archived or not is_scheduled(sched):
         return
-    nxt = first_open_slot(sched, now, ui_zone())
+    nxt = first_open_slot(sched, now, zone)
     if nxt:
         job.next_expected_slot, job.next_expected_at = nxt
