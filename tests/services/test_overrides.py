@@ -68,6 +68,8 @@ def job_rule(job, **kw):
     ({"level": "job"}, "needs a job"),
     ({"level": "job", "job_id": "abc"}, "Unknown job"),
     ({"level": "job", "job_id": 999999}, "Unknown job 999999"),
+    ({"level": "job", "job_id": "99999999999999"}, "Unknown job 99999999999999"),
+    ({"level": "job", "job_id": -1}, "Unknown job -1"),
     ({"level": "global", "software": "Veeam", "match_mode": "regex"}, "contains, exact, starts or ends"),
     ({"level": "global", "software": "Veeam", "match_status": "Success"}, "cannot be matched"),
     ({"level": "global", "software": "Veeam", "match_status": "Missed"}, "Only a job-level"),

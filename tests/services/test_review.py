@@ -89,6 +89,7 @@ def test_bulk_mark_several_jobs(app, oscar):
         runs_of(j, n)
     assert review.bulk_mark_jobs_reviewed([jobs[0].id, str(jobs[1].id), 999999], oscar) == 5
     assert review.bulk_mark_jobs_reviewed([], oscar) == 0
+    assert review.bulk_mark_jobs_reviewed([99999999999999, -5], oscar) == 0  # no such jobs, no error
     left = db.session.execute(select(JobRun.job_id).where(JobRun.reviewed_at.is_(None))).scalars().all()
     assert left == [jobs[2].id]
     entries = audit_entries("job.review")

@@ -175,6 +175,8 @@ def validate_override(data: Mapping[str, Any], zone: Optional[ZoneInfo] = None) 
             job_id = int(str(raw_job).strip())
         except ValueError:
             raise ValueError(f"Unknown job '{str(raw_job)[:40]}'.") from None
+        if not 0 < job_id < 2 ** 31:
+            raise ValueError(f"Unknown job {job_id}.")
 
     pattern = _text(data, "job_name_pattern")
     if level == "global":

@@ -39,9 +39,12 @@ def _ids(values: Iterable) -> list[int]:
     out = set()
     for v in values:
         try:
-            out.add(int(v))
+            n = int(v)
         except (TypeError, ValueError):
             raise ValueError(f"'{str(v)[:40]}' is not a run or job id.") from None
+        if not 0 < n < 2 ** 31:  # no such row; also keeps PostgreSQL's integer column happy
+            continue
+        out.add(n)
     return sorted(out)
 
 
