@@ -1,10 +1,146 @@
-from flask import render_template
+"""Run Checks: work the review queue to empty (admin and operator)."""
+from __future__ import annotations
 
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from ..extensions import db
+from ..models import Job
 from ..security import roles_required
+from ..services import review
+from ..services import run_checks as rc_svc
+from ..services.overrides import override_from_run
+from ..services.status import display_status
+from ..ticketing_utils import TicketingError, create_remark, create_ticket
 from . import main_bp
+
+REVIEWERS = ("admin", "operator")
+
+
+def _include_reviewed() -> bool:
+    return request.values.get("include_reviewed") == "1" and current_user.current_role == "admin"
+
+
+def _queue_url(job_id=None, **extra):
+    args = {"include_reviewed": "1"} if _include_reviewed() else {}
+    if job_id:
+        args["job"] = job_id
+    args.update(extra)
+    return url_for("main.run_checks", **args)
 
 
 @main_bp.route("/run-checks")
-@roles_required("admin", "operator")
+@roles_required(*REVIEWERS)
 def run_checks():
-    return render_template("main/placeholder.html", title="Run Checks", doc="run_checks")
+    include_reviewed = _include_reviewed()
+    groups = rc_svc.queue(include_reviewed)
+    order = rc_svc.flat_order(groups)
+    job_id = request.args.get("job", type=int)
+    if request.args.get("job") and job_id is None:
+        abort(400, "The job in the address is not a number.")
+    if job_id is None and order:
+        job_id = order[0]
+    panel = rc_svc.job_panel(job_id, include_reviewed) if job_id else None
+    if job_id and panel is None:
+        flash("That job no longer exists; here is the queue.", "warning")
+        return redirect(_queue_url())
+    pos = order.index(job_id) if job_id in order else -1
+    prev_id = order[pos - 1] if pos > 0 else None
+    next_id = order[pos + 1] if 0 <= pos < len(order) - 1 else None
+    return render_template("main/run_checks.html", groups=groups, panel=panel, selected=job_id,
+                           prev_id=prev_id, next_id=next_id, include_reviewed=include_reviewed,
+                           last_import=rc_svc.last_import(), display_status=display_status,
+                           total=sum(g.count for g in groups))
+
+
+@main_bp.route("/run-checks/review", methods=["POST"])
+@roles_required(*REVIEWERS)
+def run_checks_review():
+    """Mark a job reviewed (all its unreviewed runs, or the selected ones) and move to the next job."""
+    job = db.get_or_404(Job, request.form.get("job_id", type=int) or 0)
+    run_ids = [int(i) for i in request.form.getlist("run_ids") if i.isdigit()]
+    n = review.mark_job_reviewed(job, current_user, run_ids or None)
+    if n:
+        flash(f"{n} run{'s' if n != 1 else ''} of '{job.job_name}' marked reviewed.", "success")
+    else:
+        flash(f"Nothing to mark: the runs of '{job.job_name}' were already reviewed (perhaps by a colleague).", "info")
+    next_id = request.form.get("next_job", type=int)
+    return redirect(_queue_url(next_id))
+
+
+@main_bp.route("/run-checks/bulk-review", methods=["POST"])
+@roles_required(*REVIEWERS)
+def run_checks_bulk_review():
+    job_ids = [int(i) for i in request.form.getlist("job_ids") if i.isdigit()]
+    if not job_ids:
+        flash("Select one or more jobs in the queue first.", "warning")
+        return redirect(_queue_url())
+    n = review.bulk_mark_jobs_reviewed(job_ids, current_user)
+    flash(f"{n} run{'s' if n != 1 else ''} of {len(job_ids)} job{'s' if len(job_ids) != 1 else ''} marked reviewed.", "success")
+    return redirect(_queue_url())
+
+
+@main_bp.route("/run-checks/unreview", methods=["POST"])
+@roles_required("admin")
+def run_checks_unreview():
+    run = rc_svc.get_run(request.form.get("run_id", type=int) or 0)
+    if run is None:
+        abort(404)
+    if review.unreview_run(run, current_user):
+        flash(f"Run {run.id} is back in the queue.", "success")
+    else:
+        flash("That run was not reviewed.", "info")
+    return redirect(_queue_url(run.job_id))
+
+
+@main_bp.route("/run-checks/mark-success", methods=["POST"])
+@roles_required(*REVIEWERS)
+def run_checks_mark_success():
+    """'Mark as success': an override from this run, for this run only or for future runs too."""
+    run = rc_svc.get_run(request.form.get("run_id", type=int) or 0)
+    if run is None:
+        abort(404)
+    future = request.form.get("future") == "yes"
+    try:
+        rule = override_from_run(run, current_user, future=future, comment=(request.form.get("comment") or None))
+    except ValueError as exc:
+        db.session.rollback()
+        flash(f"Not marked: {exc}", "danger")
+        return redirect(_queue_url(run.job_id))
+    scope = "this run and future runs" if future else "this run only"
+    flash(f"Marked as success ({scope}): override #{rule.id} created; see Overrides.", "success")
+    return redirect(_queue_url(run.job_id))
+
+
+def _scopes_from_form(run) -> list[dict]:
+    scope = request.form.get("scope", "job")
+    if scope == "customer":
+        return [{"type": "customer", "customer_id": run.job.customer_id}]
+    if scope == "object":
+        return [{"type": "object", "job_id": run.job_id, "object_name": request.form.get("object_name", "")}]
+    return [{"type": "job", "job_id": run.job_id}]
+
+
+@main_bp.route("/run-checks/ticket", methods=["POST"])
+@roles_required(*REVIEWERS)
+def run_checks_ticket():
+    """A new internal ticket or remark from a run: linked to it, following the job's next runs."""
+    run = rc_svc.get_run(request.form.get("run_id", type=int) or 0)
+    if run is None:
+        abort(404)
+    kind = request.form.get("kind", "ticket")
+    try:
+        if kind == "remark":
+            item = create_remark(request.form.get("body", ""), _scopes_from_form(run), current_user, run=run)
+            what = "Remark"
+        else:
+            item = create_ticket(request.form.get("code", ""), request.form.get("description", ""),
+                                 _scopes_from_form(run), current_user, run=run)
+            what = f"Ticket {item.code}"
+        db.session.commit()
+    except TicketingError as exc:
+        db.session.rollback()
+        flash(f"Not saved: {exc}", "danger")
+        return redirect(_queue_url(run.job_id))
+    flash(f"{what} added; it will follow this job's next runs until resolved.", "success")
+    return redirect(_queue_url(run.job_id))

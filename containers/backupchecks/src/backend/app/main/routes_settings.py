@@ -116,7 +116,7 @@ def settings_mail_folders():
         source = importer.graph_source_unchecked()
         tree = source.folder_tree()
     except MailSourceError as exc:
-        return jsonify({"ok": False, "error": exc.message}), 502
+        return jsonify({"ok": False, "error": exc.message}), (400 if exc.code == "not_configured" else 502)
     paths: list[str] = []
 
     def walk(nodes):

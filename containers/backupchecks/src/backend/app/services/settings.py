@@ -16,12 +16,14 @@ def get_settings() -> SystemSettings:
         return g.system_settings
     row = db.session.get(SystemSettings, 1)
     if row is None:
-        row = SystemSettings(id=1)
-        db.session.add(row)
+        # Created inside a savepoint: it is committed with the caller's transaction, and
+        # never commits the caller's half-done work.
+        from sqlalchemy.exc import IntegrityError
         try:
-            db.session.commit()
-        except Exception:  # another process created it first
-            db.session.rollback()
+            with db.session.begin_nested():
+                row = SystemSettings(id=1)
+                db.session.add(row)
+        except IntegrityError:  # another process created it first
             row = db.session.get(SystemSettings, 1)
     g.system_settings = row
     return row

@@ -1,0 +1,104 @@
+"""Run Checks: the review queue (jobs with unreviewed runs, worst first, grouped by customer)
+and the selected job's panel. A constant number of queries whatever the queue size."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..models import Customer, ImportCycle, Job, JobRun, RunObject
+from .status import severity, status_from_rank, status_rank_sql
+
+RUNS_IN_PANEL = 50
+
+
+@dataclass
+class QueueRow:
+    job_id: int
+    job_name: str
+    software: str
+    backup_type: Optional[str]
+    customer_id: int
+    customer_name: str
+    count: int
+    worst: str
+    latest: Optional[datetime]
+
+
+@dataclass
+class QueueGroup:
+    customer_id: int
+    customer_name: str
+    worst: str
+    rows: list[QueueRow] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(r.count for r in self.rows)
+
+
+def queue(include_reviewed: bool = False) -> list[QueueGroup]:
+    """Jobs with unreviewed runs (or, for admins, all runs of the last days) grouped by customer.
+    Groups and jobs are ordered worst first, then by name. One query."""
+    rank = status_rank_sql(JobRun.effective_status, JobRun.override_id)
+    q = (select(Job.id, Job.job_name, Job.software, Job.backup_type, Customer.id, Customer.name,
+                func.count(JobRun.id), func.min(rank), func.max(JobRun.started_at))
+         .join(Job, Job.id == JobRun.job_id).join(Customer, Customer.id == Job.customer_id)
+         .group_by(Job.id, Job.job_name, Job.software, Job.backup_type, Customer.id, Customer.name))
+    if not include_reviewed:
+        q = q.where(JobRun.reviewed_at.is_(None))
+    groups: dict[int, QueueGroup] = {}
+    for job_id, name, software, btype, cid, cname, count, worst_rank, latest in db.session.execute(q):
+        row = QueueRow(job_id, name, software, btype, cid, cname, count, status_from_rank(worst_rank), latest)
+        g = groups.setdefault(cid, QueueGroup(cid, cname, row.worst))
+        if severity(row.worst) < severity(g.worst):
+            g.worst = row.worst
+        g.rows.append(row)
+    for g in groups.values():
+        g.rows.sort(key=lambda r: (severity(r.worst), r.job_name.lower()))
+    return sorted(groups.values(), key=lambda g: (severity(g.worst), g.customer_name.lower()))
+
+
+def flat_order(groups: list[QueueGroup]) -> list[int]:
+    return [r.job_id for g in groups for r in g.rows]
+
+
+@dataclass
+class JobPanel:
+    job: Job
+    runs: list[JobRun]
+    tickets: dict
+    remarks: dict
+    open_tickets: list
+    open_remarks: list
+
+
+def job_panel(job_id: int, include_reviewed: bool = False) -> Optional[JobPanel]:
+    job = db.session.execute(select(Job).options(selectinload(Job.customer)).where(Job.id == job_id)).scalar_one_or_none()
+    if job is None:
+        return None
+    q = (select(JobRun).where(JobRun.job_id == job_id)
+         .options(selectinload(JobRun.objects), selectinload(JobRun.reviewed_by))
+         .order_by(JobRun.started_at.desc().nulls_last(), JobRun.id.desc()).limit(RUNS_IN_PANEL))
+    if not include_reviewed:
+        q = q.where(JobRun.reviewed_at.is_(None))
+    runs = db.session.execute(q).scalars().all()
+    for run in runs:  # failed and warning objects on top
+        run.sorted_objects = sorted(run.objects, key=lambda o: (severity(o.effective_status or o.status), o.name.lower()))
+    from ..ticketing_utils import open_remarks_for_job, open_tickets_for_job, remarks_for_runs, tickets_for_runs
+    ids = [r.id for r in runs]
+    return JobPanel(job=job, runs=runs, tickets=tickets_for_runs(ids), remarks=remarks_for_runs(ids),
+                    open_tickets=open_tickets_for_job(job_id), open_remarks=open_remarks_for_job(job_id))
+
+
+def last_import() -> Optional[ImportCycle]:
+    return db.session.execute(select(ImportCycle).order_by(ImportCycle.started_at.desc()).limit(1)).scalar_one_or_none()
+
+
+def get_run(run_id: int) -> Optional[JobRun]:
+    return db.session.execute(select(JobRun).options(selectinload(JobRun.objects), selectinload(JobRun.job))
+                              .where(JobRun.id == run_id)).scalar_one_or_none()
