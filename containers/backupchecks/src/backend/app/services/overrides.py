@@ -38,7 +38,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..extensions import db
 from ..models import STATUSES, Job, JobRun, Override, RunObject, utcnow
 from . import audit
-from .status import FAILED, MISSED, SUCCESS, WARNING, normalise_status
+from .status import MISSED, SUCCESS, normalise_status
 
 LEVELS = ("global", "job", "object")
 MATCH_MODES = ("contains", "exact", "starts", "ends")
