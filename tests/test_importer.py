@@ -83,7 +83,7 @@ def _vary_sender(raw: bytes, sender: str, k: int) -> bytes:
     return raw.replace(sender.encode(), f"{local}+n{k}@{domain}".encode())
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=1)
 def _base_results() -> tuple:
     out = []
     for path in sample_files():
@@ -93,26 +93,34 @@ def _base_results() -> tuple:
     return tuple(out)
 
 
-def build_mail(index: int, tag: str = "imp", check: bool = True) -> CorpusMail:
-    """Mail number ``index``: sample ``index % 33``; copies (k >= 1) get a varied job name, else a varied
-    sender, kept only when the parser still reads the same software, status and the new identity."""
-    base = _base_results()
-    name, raw, sender, res = base[index % len(base)]
-    k = index // len(base)
-    message_id = f"<{tag}-{index:05d}.{name.split('.')[0]}@corpus.backupchecks.test>"
-    raw = _with_message_id(raw, message_id)
+@lru_cache(maxsize=8192)
+def _variant(sample_index: int, k: int) -> tuple:
+    """Variant ``k`` of a sample: k = 0 is the sample itself; k >= 1 gets a varied job name, else a
+    varied sender, kept only when the parser still reads the same software and status and the new
+    identity. Returns (name, raw, sender, job_name, software, status, is_report)."""
+    name, raw, sender, res = _base_results()[sample_index]
     job_name, software, status = res.job_name, res.software, res.overall_status
     if k and res.is_report and res.job_name:
+        new_sender = _vary_sender(sender.encode(), sender, k).decode()
         for candidate, want in ((_vary_job(raw, res.job_name, k), (sender, f"{res.job_name}-n{k}")),
-                                (_vary_sender(raw, sender, k), (_vary_sender(sender.encode(), sender, k).decode(),
-                                                                res.job_name))):
-            nm2, res2 = _parse(candidate) if check else (None, None)
-            if res2 is not None and (nm2.from_address, res2.job_name) == want and res2.software == software \
+                                (_vary_sender(raw, sender, k), (new_sender, res.job_name))):
+            nm2, res2 = _parse(candidate)
+            if (nm2.from_address, res2.job_name) == want and res2.software == software \
                     and res2.overall_status == status and res2.is_report:
                 raw, (sender, job_name) = candidate, want
                 break
-    return CorpusMail(raw=raw, message_id=message_id, sender=sender, software=software, job_name=job_name,
-                      status=status, is_report=bool(res.is_report and res.parsed),
+    return name, raw, sender, job_name, software, status, bool(res.is_report and res.parsed)
+
+
+def build_mail(index: int, tag: str = "imp", variant: Optional[int] = None) -> CorpusMail:
+    """Mail number ``index``: sample ``index % 33`` in variant ``index // 33`` (or ``variant``), with a
+    unique Message-ID and a received time ``index`` minutes after T0."""
+    count = len(_base_results())
+    k = index // count if variant is None else variant
+    name, raw, sender, job_name, software, status, is_report = _variant(index % count, k)
+    message_id = f"<{tag}-{index:05d}.{name.split('.')[0]}@corpus.backupchecks.test>"
+    return CorpusMail(raw=_with_message_id(raw, message_id), message_id=message_id, sender=sender,
+                      software=software, job_name=job_name, status=status, is_report=is_report,
                       received=T0 + timedelta(minutes=index))
 
 
