@@ -399,3 +399,14 @@ def test_bad_json_imports_nothing(as_user, content, message):
 def test_import_without_file_asks_for_one(as_user):
     r = post_form(as_user("operator"), "/jobs/import", {}, follow_redirects=True)
     assert "Choose a JSON file" in r.get_data(as_text=True)
+
+
+def test_archived_job_gets_no_new_runs(as_user):
+    from backend.app.services.ingest import find_job_for
+    j = make_job(job_name="Nightly", software="Veeam", sender="veeam@example.test")
+    msg = MailMessage(from_address="veeam@example.test", subject="report", parsed=True, is_report=True,
+                      job_name="Nightly", software="Veeam")
+    assert find_job_for(msg).id == j.id
+    post_form(as_user("admin"), f"/jobs/{j.id}/archive", {})
+    db.session.expire_all()
+    assert find_job_for(msg) is None  # the report goes to the Inbox instead of becoming a run

@@ -58,24 +58,22 @@ class JobPage:
 
 
 def _last_run_alias():
-    """The newest run of each job (by start, then id), as an outer-joinable alias."""
+    """The newest run of each job (by start, then id), as an outer-joinable alias.
+
+    ``started_at DESC`` (runs always have a start: the report's, the mail's date, or the missed slot)
+    lets PostgreSQL read ix_job_runs_job_started backwards and stop at the first row per job.
+    """
     last = aliased(JobRun, name="last_run")
-    newest_id = (select(JobRun.id).where(JobRun.job_id == Job.id)
-                 .order_by(JobRun.started_at.desc().nullslast(), JobRun.id.desc())
+    newest_id = (select(JobRun.id).where(JobRun.job_id == Job.id, JobRun.started_at.is_not(None))
+                 .order_by(JobRun.started_at.desc(), JobRun.id.desc())
                  .limit(1).correlate(Job).scalar_subquery())
     return last, newest_id
 
 
-def list_jobs(*, archived: bool = False, customer_id: Optional[int] = None, software: str = "",
-              status: str = "", q: str = "", sort: str = "customer", direction: str = "asc",
-              page: int = 1, per_page: int = PER_PAGE) -> JobPage:
-    """One page of jobs, grouped by customer (customer name is always the first order key; the sort
-    orders the customers by name or the jobs inside each customer). Two queries whatever the size."""
-    last, newest_id = _last_run_alias()
-    stmt = (select(Job, Customer.name, last.started_at, last.effective_status, last.override_id)
-            .join(Customer, Customer.id == Job.customer_id)
-            .outerjoin(last, last.id == newest_id)
-            .where(Job.archived.is_(archived)))
+def _filtered(stmt, last, newest_id, *, archived, customer_id, software, status, q, with_last: bool):
+    stmt = stmt.join(Customer, Customer.id == Job.customer_id).where(Job.archived.is_(archived))
+    if with_last or status:
+        stmt = stmt.outerjoin(last, last.id == newest_id)
     if customer_id:
         stmt = stmt.where(Job.customer_id == customer_id)
     if software:
@@ -91,7 +89,20 @@ def list_jobs(*, archived: bool = False, customer_id: Optional[int] = None, soft
     if q:
         like = f"%{_escape_like(q.strip())}%"
         stmt = stmt.where(or_(Customer.name.ilike(like, escape="\\"), Job.job_name.ilike(like, escape="\\")))
-    total = db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    return stmt
+
+
+def list_jobs(*, archived: bool = False, customer_id: Optional[int] = None, software: str = "",
+              status: str = "", q: str = "", sort: str = "customer", direction: str = "asc",
+              page: int = 1, per_page: int = PER_PAGE) -> JobPage:
+    """One page of jobs, grouped by customer (customer name is always the first order key; the sort
+    orders the customers by name or the jobs inside each customer). Two queries whatever the size."""
+    last, newest_id = _last_run_alias()
+    filters = dict(archived=archived, customer_id=customer_id, software=software, status=status, q=q)
+    stmt = _filtered(select(Job, Customer.name, last.started_at, last.effective_status, last.override_id),
+                     last, newest_id, with_last=True, **filters)
+    total = db.session.execute(_filtered(select(func.count(Job.id)).select_from(Job), last, newest_id, with_last=False,
+                                         **filters)).scalar_one()
 
     severity = case((last.effective_status == "Failed", 0), (last.effective_status == "Missed", 1),
                     (last.effective_status == "Warning", 2), (last.effective_status == "Success", 3), else_=4)
