@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import event, func, select
 
 from backend.app.extensions import db
-from backend.app.models import AuditLog, FeedbackAttachment, FeedbackItem, FeedbackReply, FeedbackVote, User
+from backend.app.models import AuditLog, FeedbackAttachment, FeedbackItem, FeedbackReply, FeedbackVote
 from backend.app.services import feedback as fb
 
-from .conftest import make_user, post_form
+from .conftest import post_form
 
 
 # --- Image builders (tiny, valid by construction) ----------------------------------------------
@@ -80,10 +80,6 @@ def make_item(user, title="Item", deleted=False, **kw):
     db.session.add(item)
     db.session.commit()
     return item
-
-
-def user(name):
-    return db.session.execute(select(User).where(User.username == name)).scalar_one()
 
 
 # --- Creating, with attachments checked by content --------------------------------------------
@@ -485,3 +481,27 @@ def test_every_role_can_use_feedback(as_user):
         assert create(c, title=f"from {role}").status_code == 302
     assert counts()[0] == 4
     assert events().count("feedback.create") == 4
+
+
+def test_a_vote_that_races_another_gives_a_message_not_an_error(as_user, personas, monkeypatch):
+    item = make_item(personas["admin"])
+    c = as_user("viewer")
+    db.session.add(FeedbackVote(item_id=item.id, user_id=personas["viewer"].id))
+    db.session.commit()
+    # Simulate the race: the check for an existing vote sees none, the insert hits the unique constraint.
+    real = fb.toggle_vote
+
+    def racing(actor, it):
+        db.session.add(FeedbackVote(item_id=it.id, user_id=actor.id))
+        return True
+    monkeypatch.setattr(fb, "toggle_vote", racing)
+    r = post_form(c, f"/feedback/{item.id}/vote", {}, follow_redirects=True)
+    assert r.status_code == 200 and "nothing was changed" in r.get_data(as_text=True)
+    monkeypatch.setattr(fb, "toggle_vote", real)
+    assert db.session.execute(select(func.count(FeedbackVote.id))).scalar_one() == 1
+
+
+def test_an_unknown_format_is_refused_in_plain_words():
+    ico = b"\x00\x00\x01\x00\x03\x0000\x00\x00\x01\x00 \x00\xa8%" + b"\x00" * 64
+    with pytest.raises(fb.FeedbackError, match='"favicon.png" was refused: its content is in no image format we recognise'):
+        fb.check_uploads([fb.Upload("favicon.png", ico)])

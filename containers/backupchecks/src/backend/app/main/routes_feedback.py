@@ -8,6 +8,7 @@ import io
 
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..security import EVERYONE, has_role, roles_required
@@ -119,6 +120,11 @@ def _change(item_id: int, action) -> bool:
     except fb.FeedbackError as exc:
         db.session.rollback()
         flash(str(exc), "danger")
+        return False
+    except IntegrityError:  # e.g. a double-clicked vote: the unique constraint keeps one
+        db.session.rollback()
+        flash("That change crossed another one made at the same moment, so nothing was changed. "
+              "Reload the page to see the current state.", "warning")
         return False
     flash(message, "success")
     return True

@@ -105,7 +105,7 @@ def _what_it_looks_like(data: bytes) -> str:
         return "a PDF document"
     if data[:4] == b"PK\x03\x04":
         return "a ZIP archive or Office document"
-    return "not an image we recognise"
+    return "in no image format we recognise"
 
 
 def _png(data: bytes) -> tuple[int, int]:
@@ -227,7 +227,8 @@ def sniff_image(data: bytes) -> tuple[str, int, int]:
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             ctype, parse = "image/webp", _webp
         else:
-            raise ValueError(f"its content is {_what_it_looks_like(data)}, not an image")
+            what = _what_it_looks_like(data)
+            raise ValueError(f"its content is {what}" if what.startswith("in ") else f"its content is {what}, not an image")
     try:
         width, height = parse(data)
     except struct.error:
