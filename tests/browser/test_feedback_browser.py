@@ -62,6 +62,14 @@ def test_create_feedback_with_a_screenshot_and_see_it_rendered(browser, live_ser
     img.scroll_into_view_if_needed()
     page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle())
     assert img.evaluate("el => el.naturalWidth") == 1280
+    # Opened on its own (the link around the thumbnail), it shows as an image with safe headers.
+    src = img.get_attribute("src")
+    viewer = ctx.new_page()
+    response = viewer.goto(live_server + src)
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert viewer.evaluate("document.images.length && document.images[0].naturalWidth") == 1280
+    viewer.close()
 
     # Vote, and see it counted.
     submit(page, "#feedback-meta .vote-form button")
