@@ -282,3 +282,34 @@ def test_reparse_turns_an_inbox_mail_of_a_known_job_into_a_run(app):
     assert reparse_message(msg) is True
     db.session.commit()
     assert msg.state == "processed" and count(JobRun) == 1
+
+
+def test_nul_characters_in_headers_do_not_stop_the_mail_from_being_stored(app):
+    """PostgreSQL text can't hold NUL; a mail with one in its subject is still stored (not lost)."""
+    raw = (b"From: backup@customer.example\r\nTo: reports@msp.example\r\nSubject: Backup \x00 report\r\n"
+           b"Message-ID: <nul-subject@example.test>\r\nDate: Tue, 05 Mar 2024 22:32:51 -0600\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\nJob: x\x00y\r\nresult ok\r\n")
+
+    outcome = ingest_message(raw, source="graph", source_id="AAMk-nul")
+
+    assert outcome.state == "inbox"
+    msg = db.session.get(MailMessage, outcome.message_id)
+    assert msg.subject == "Backup  report" and msg.raw == raw
+    assert ingest_message(raw, source="graph", source_id="AAMk-nul").state == "duplicate"
+
+
+def test_a_mail_the_database_refuses_to_store_parsed_is_kept_raw_with_its_error(app, monkeypatch):
+    """Nothing is lost: if storing the parsed fields fails (here: NUL cleaning switched off), the raw
+    mail is stored with the error, so it shows in the Inbox and can be re-parsed later."""
+    from backend.app.services import ingest
+
+    monkeypatch.setattr(ingest, "_clean_text_fields", lambda msg: None)
+    raw = (b"From: backup@customer.example\r\nSubject: Backup \x00 report\r\nMessage-ID: <refused@example.test>\r\n"
+           b"Content-Type: text/plain\r\n\r\nhello\r\n")
+
+    outcome = ingest_message(raw, source="graph", source_id="AAMk-refused")
+
+    assert outcome.state == "inbox" and "Storing the parsed mail failed" in outcome.error
+    msg = db.session.get(MailMessage, outcome.message_id)
+    assert msg.raw == raw and not msg.parsed and msg.internet_message_id == "<refused@example.test>"
+    assert ingest_message(raw, source="graph", source_id="AAMk-refused").state == "duplicate"

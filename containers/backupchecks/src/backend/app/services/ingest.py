@@ -54,8 +54,24 @@ def message_identity_key(msg: MailMessage) -> Optional[str]:
 
 
 def _internet_message_id(value: Optional[str]) -> Optional[str]:
-    value = (value or "").strip()
+    value = _no_nul(value or "").strip()
     return value[:998] or None
+
+
+def _no_nul(value):
+    """PostgreSQL text can't hold NUL characters (a mail may carry them, e.g. in a header)."""
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
+_TEXT_FIELDS = ("from_address", "subject", "body_text", "body_html", "parser_name", "parse_reason", "parse_error",
+                "software", "backup_type", "job_name", "overall_status")
+
+
+def _clean_text_fields(msg: MailMessage) -> None:
+    for attr in _TEXT_FIELDS:
+        value = getattr(msg, attr)
+        if isinstance(value, str) and "\x00" in value:
+            setattr(msg, attr, _no_nul(value))
 
 
 def _find_duplicate(source: str, source_id: Optional[str], imid: Optional[str]) -> Optional[MailMessage]:
@@ -82,9 +98,10 @@ def _apply_parse(msg: MailMessage, result: ParseResult) -> None:
     msg.parse_result = {
         "started_at": result.started_at.isoformat() if result.started_at else None,
         "ended_at": result.ended_at.isoformat() if result.ended_at else None,
-        "objects": [{"name": o.name, "type": o.type, "status": o.status, "message": o.message}
-                    for o in result.objects],
+        "objects": [{"name": _no_nul(o.name), "type": _no_nul(o.type), "status": o.status,
+                     "message": _no_nul(o.message)} for o in result.objects],
     }
+    _clean_text_fields(msg)
 
 
 def parse_into(msg: MailMessage, raw: bytes) -> None:
@@ -92,7 +109,7 @@ def parse_into(msg: MailMessage, raw: bytes) -> None:
     try:
         nm = normalize(raw)
     except Exception as exc:  # noqa: BLE001
-        msg.parsed, msg.parse_error = False, f"{type(exc).__name__}: {exc}"
+        msg.parsed, msg.parse_error = False, _no_nul(f"{type(exc).__name__}: {exc}")
         msg.parse_reason = "the mail could not be read"
         return
     _apply_parse(msg, parse_message(nm))
@@ -193,6 +210,7 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
             msg.parsed, msg.parse_error = False, str(exc)
     else:
         msg.parsed, msg.parse_reason = False, "the mail could not be read (not RFC 822?)"
+    _clean_text_fields(msg)
     try:
         with db.session.begin_nested():
             db.session.add(msg)
@@ -200,6 +218,11 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     except IntegrityError:
         db.session.rollback()
         return IngestOutcome("duplicate")  # a concurrent import stored it first
+    except Exception as exc:  # noqa: BLE001 - the database refused a parsed field: keep the mail anyway
+        db.session.rollback()
+        log.exception("storing the parsed fields of a mail failed; storing it with the error")
+        return _store_unparsed(raw, source, source_id, imid, keep_raw,
+                               f"Storing the parsed mail failed ({type(exc).__name__}); re-parse it after an update.")
     run_id = None
     try:
         with db.session.begin_nested():
@@ -210,9 +233,26 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     except Exception as exc:  # noqa: BLE001 - keep the message, show the error
         log.exception("creating a run for message %s failed", msg.id)
         msg.state = "inbox"
-        msg.parse_error = f"Creating the run failed: {type(exc).__name__}: {exc}"
+        msg.parse_error = _no_nul(f"Creating the run failed: {type(exc).__name__}: {exc}")
     db.session.commit()
     return IngestOutcome(msg.state, message_id=msg.id, run_id=run_id)
+
+
+def _store_unparsed(raw: bytes, source: str, source_id: Optional[str], imid: Optional[str], keep_raw: bool,
+                    error: str) -> IngestOutcome:
+    """Nothing is lost: the raw mail with its error only, shown in the Inbox."""
+    msg = MailMessage(source=source, source_id=source_id, internet_message_id=imid, imported_at=utcnow(),
+                      raw=raw if keep_raw else None, raw_size=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(),
+                      state="inbox", parsed=False, parse_error=error)
+    try:
+        with db.session.begin_nested():
+            db.session.add(msg)
+            db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return IngestOutcome("duplicate")
+    db.session.commit()
+    return IngestOutcome("inbox", message_id=msg.id, error=error)
 
 
 # --- Inbox actions --------------------------------------------------------------------------
