@@ -176,7 +176,8 @@ def test_after_the_last_attempt_it_stays_failed_until_retried_by_hand(data, grap
     [run] = _runs()
     assert run.delivery_state == "failed" and run.next_attempt_at is None
     assert "no more retries" in _audit("report.delivery_failed")[-1].summary
-    assert "Gave up after" in as_user("viewer").get(f"/reports/{run.definition_id}").get_data(as_text=True)
+    detail = as_user("viewer").get(f"/reports/{run.definition_id}").get_data(as_text=True)
+    assert "Gave up after" in detail and "2026-10-01 – 2026-10-31" in detail
 
     graph_without_send.permissions.add("Mail.Send")
     graph_module.reset_token_cache()

@@ -44,6 +44,7 @@ def test_reporter_generates_and_downloads_a_pdf(browser, live_server, app, tmp_p
     download.save_as(path)
     assert download.suggested_filename.startswith("weekly-for-northwind_") and path.read_bytes().startswith(b"%PDF")
 
+    page.screenshot(path="/tmp/backupchecks-report-detail.png", full_page=True)
     page.click("#preview-report")
     text = page.inner_text("main")
     assert "Northwind Demo" in text and "all is well" in text and "disk full" in text

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import date
 from html.parser import HTMLParser
 from typing import Callable, Optional
 from xml.sax.saxutils import escape
@@ -31,7 +30,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from .reports import BUCKETS, CONTENT_LABELS, ReportData, period_label
+from .reports import BUCKETS, ReportData
 from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING
 
 # Status colours mean the same as on the pages (UX.md); a word is always printed beside them.
@@ -493,5 +492,3 @@ def render_pdf(data: ReportData, progress: Optional[Callable[[int], None]] = Non
     doc.build(flow, canvasmaker=_numbered_canvas(data))
     return buf.getvalue()
 
-
-__all__ = ["render_pdf", "daily_chart", "intro_flowables", "CONTENT_LABELS", "period_label"]

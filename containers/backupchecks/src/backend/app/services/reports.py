@@ -53,21 +53,18 @@ from ..models import (
 from . import audit
 from .settings import get_settings, ui_zone
 
-try:  # the shared rules; see the module docstring
-    from .status import (
-        FAILED,
-        MISSED,
-        OVERRIDE_SUCCESS,
-        SUCCESS,
-        WARNING,
-        configured_day_rule,
-        day_bounds_utc,
-        day_status,
-        display_status,
-        local_day,
-    )
-except ImportError:  # pragma: no cover - status rules always ship with this module
-    raise
+from .status import (  # the shared rules; see the module docstring
+    FAILED,
+    MISSED,
+    OVERRIDE_SUCCESS,
+    SUCCESS,
+    WARNING,
+    configured_day_rule,
+    day_bounds_utc,
+    day_status,
+    display_status,
+    local_day,
+)
 
 log = logging.getLogger(__name__)
 
@@ -1001,12 +998,22 @@ def recent_runs(definition_id: Optional[int] = None, limit: int = 50) -> list:
     q = select(*RUN_COLUMNS)
     if definition_id is not None:
         q = q.where(ReportRun.definition_id == definition_id)
-    return db.session.execute(q.order_by(ReportRun.created_at.desc(), ReportRun.id.desc()).limit(limit)).all()
+    rows = db.session.execute(q.order_by(ReportRun.created_at.desc(), ReportRun.id.desc()).limit(limit)).all()
+    return [_run_view(r) for r in rows]
+
+
+def _run_view(row) -> dict:
+    """A row for the pages, with the period's last day (the stored end is exclusive)."""
+    out = row._asdict()
+    end = out.get("period_end")
+    out["period_last"] = end - timedelta(seconds=1) if end else None
+    return out
 
 
 def failed_deliveries() -> list:
-    return db.session.execute(select(*RUN_COLUMNS).where(ReportRun.delivery_state == "failed")
+    rows = db.session.execute(select(*RUN_COLUMNS).where(ReportRun.delivery_state == "failed")
                               .order_by(ReportRun.created_at.desc()).limit(20)).all()
+    return [_run_view(r) for r in rows]
 
 
 def run_status(run_id: int) -> Optional[dict]:
