@@ -567,3 +567,26 @@ def test_import_now_runs_in_the_background_and_records_progress(app, graph_app):
     assert (task.progress, task.total) == (7, 7)
     assert "7 new" in task.message
     assert len(_mail_rows()) == 7
+
+
+def test_a_failed_move_is_retried_next_cycle_and_the_row_follows_the_new_id(app, graph_app):
+    from backend.app.services.importer import run_import_cycle
+
+    mails = corpus_mails(4)
+    with _fake(mails) as fake:
+        graph_app(fake)
+        stuck_id = fake.messages_in(fake.incoming)[2].id
+        fake.fail(504, method="POST", path_contains=f"/messages/{stuck_id}/move")
+
+        first = run_import_cycle(trigger="cli")
+        assert (first.new, first.failed, first.state) == (4, 0, "done")
+        assert "Stored but not moved" in first.error
+        assert [m.id for m in fake.messages_in(fake.incoming)] == [stuck_id]
+        assert stuck_id in {r.source_id for r in _mail_rows()}
+
+        second = run_import_cycle(trigger="cli")
+        assert (second.fetched, second.new, second.duplicates, second.error) == (1, 0, 1, None)
+        assert fake.messages_in(fake.incoming) == []
+        processed_ids = {p.id for p in fake.messages_in(fake.processed)}
+    rows = _mail_rows()
+    assert len(rows) == 4 and {r.source_id for r in rows} == processed_ids

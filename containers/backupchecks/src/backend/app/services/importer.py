@@ -165,8 +165,11 @@ def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool) -> 
     except MailSourceError as exc:
         counts.errors.append(f"Stored but not moved: {exc.message}")
         return
-    if new_id and new_id != source_id and outcome.message_id:
-        db.session.execute(update(MailMessage).where(MailMessage.id == outcome.message_id,
+    if new_id and new_id != source_id:
+        # Also for a duplicate: a mail stored by an earlier cycle whose move failed then is moved
+        # now, and its row must follow the new id.
+        source_name = getattr(source, "name", "graph") or "graph"
+        db.session.execute(update(MailMessage).where(MailMessage.source == source_name,
                                                      MailMessage.source_id == source_id)
                            .values(source_id=new_id))
         db.session.commit()
