@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import case, delete, func, or_, select
-from sqlalchemy.orm import aliased, contains_eager, selectinload
+from sqlalchemy.orm import contains_eager, selectinload
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun, RunObject, User
@@ -57,35 +57,42 @@ class JobPage:
     per_page: int
 
 
-def _last_run_alias():
-    """The newest run of each job (by start, then id), as an outer-joinable alias.
+def _last_run_columns():
+    """The newest run's start, effective status and override id as correlated scalar subqueries.
 
-    ``started_at DESC`` (runs always have a start: the report's, the mail's date, or the missed slot)
-    lets PostgreSQL read ix_job_runs_job_started backwards and stop at the first row per job.
+    Each one is an index lookup per job (``ix_job_runs_job_started`` read backwards, first row); with
+    the default sort PostgreSQL evaluates them for the page's rows only (after ORDER BY ... LIMIT).
+    A join on "the newest run id" instead made PostgreSQL hash every run of every job.
     """
-    last = aliased(JobRun, name="last_run")
-    newest_id = (select(JobRun.id).where(JobRun.job_id == Job.id, JobRun.started_at.is_not(None))
-                 .order_by(JobRun.started_at.desc(), JobRun.id.desc())
-                 .limit(1).correlate(Job).scalar_subquery())
-    return last, newest_id
+    def newest(column):
+        return (select(column).where(JobRun.job_id == Job.id, JobRun.started_at.is_not(None))
+                .order_by(JobRun.started_at.desc(), JobRun.id.desc())
+                .limit(1).correlate(Job).scalar_subquery())
+    return newest(JobRun.started_at), newest(JobRun.effective_status), newest(JobRun.override_id)
 
 
-def _filtered(stmt, last, newest_id, *, archived, customer_id, software, status, q, with_last: bool):
+def _last_severity():
+    """The newest run's severity (Failed 0, Missed 1, Warning 2, Success 3), for sorting; one lookup."""
+    st = JobRun.effective_status
+    rank = case((st == "Failed", 0), (st == "Missed", 1), (st == "Warning", 2), (st == "Success", 3), else_=4)
+    return (select(rank).where(JobRun.job_id == Job.id, JobRun.started_at.is_not(None))
+            .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1).correlate(Job).scalar_subquery())
+
+
+def _filtered(stmt, last_status, last_override, *, archived, customer_id, software, status, q):
     stmt = stmt.join(Customer, Customer.id == Job.customer_id).where(Job.archived.is_(archived))
-    if with_last or status:
-        stmt = stmt.outerjoin(last, last.id == newest_id)
     if customer_id:
         stmt = stmt.where(Job.customer_id == customer_id)
     if software:
         stmt = stmt.where(Job.software == software)
     if status == "none":
-        stmt = stmt.where(last.id.is_(None))
+        stmt = stmt.where(~select(JobRun.id).where(JobRun.job_id == Job.id).correlate(Job).exists())
     elif status == "Success (override)":
-        stmt = stmt.where(last.effective_status == "Success", last.override_id.is_not(None))
+        stmt = stmt.where(last_status == "Success", last_override.is_not(None))
     elif status == "Success":
-        stmt = stmt.where(last.effective_status == "Success", last.override_id.is_(None))
+        stmt = stmt.where(last_status == "Success", last_override.is_(None))
     elif status in STATUS_FILTERS:
-        stmt = stmt.where(last.effective_status == status)
+        stmt = stmt.where(last_status == status)
     if q:
         like = f"%{_escape_like(q.strip())}%"
         stmt = stmt.where(or_(Customer.name.ilike(like, escape="\\"), Job.job_name.ilike(like, escape="\\")))
@@ -97,18 +104,17 @@ def list_jobs(*, archived: bool = False, customer_id: Optional[int] = None, soft
               page: int = 1, per_page: int = PER_PAGE) -> JobPage:
     """One page of jobs, grouped by customer (customer name is always the first order key; the sort
     orders the customers by name or the jobs inside each customer). Two queries whatever the size."""
-    last, newest_id = _last_run_alias()
+    last_started, last_status, last_override = _last_run_columns()
     filters = dict(archived=archived, customer_id=customer_id, software=software, status=status, q=q)
-    stmt = _filtered(select(Job, Customer.name, last.started_at, last.effective_status, last.override_id),
-                     last, newest_id, with_last=True, **filters)
-    total = db.session.execute(_filtered(select(func.count(Job.id)).select_from(Job), last, newest_id, with_last=False,
+    stmt = _filtered(select(Job, Customer.name, last_started, last_status, last_override),
+                     last_status, last_override, **filters)
+    total = db.session.execute(_filtered(select(func.count(Job.id)).select_from(Job), last_status, last_override,
                                          **filters)).scalar_one()
 
-    severity = case((last.effective_status == "Failed", 0), (last.effective_status == "Missed", 1),
-                    (last.effective_status == "Warning", 2), (last.effective_status == "Success", 3), else_=4)
+    severity = func.coalesce(_last_severity(), 5)  # no run yet: after every status
     keys = {"job": func.lower(Job.job_name), "software": func.lower(Job.software),
             "type": func.lower(Job.backup_type), "schedule": Job.schedule_kind,
-            "last_run": last.started_at, "status": severity}
+            "last_run": last_started, "status": severity}
     desc = direction == "desc"
     customer_key = func.lower(Customer.name)
     order = [customer_key.desc() if desc and sort == "customer" else customer_key.asc(), Job.customer_id]
