@@ -590,3 +590,19 @@ def test_a_failed_move_is_retried_next_cycle_and_the_row_follows_the_new_id(app,
         processed_ids = {p.id for p in fake.messages_in(fake.processed)}
     rows = _mail_rows()
     assert len(rows) == 4 and {r.source_id for r in rows} == processed_ids
+
+
+def test_the_same_file_without_a_message_id_uploaded_twice_is_stored_once(app, tmp_path):
+    from backend.app.models import MailMessage
+
+    no_id = b"From: nas@customer.example\r\nSubject: Backup finished\r\n\r\nThe backup finished.\r\n"
+    path = tmp_path / "no-id.eml"
+    path.write_bytes(no_id)
+    runner = app.test_cli_runner()
+
+    first = runner.invoke(args=["import-eml", str(path)])
+    second = runner.invoke(args=["import-eml", str(path), str(path)])
+
+    assert "new=1 duplicates=0" in first.output
+    assert "new=0 duplicates=2" in second.output, second.output
+    assert _count(MailMessage) == 1

@@ -7,6 +7,7 @@ only one process imports at a time (a PostgreSQL advisory lock).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -182,7 +183,10 @@ def import_raw_files(files: list[tuple[str, bytes]], *, source: str = "upload", 
     result = {"new": 0, "duplicates": 0, "auto_processed": 0, "to_inbox": 0, "failed": 0, "files": []}
     for name, raw in files:
         try:
-            outcome = ingest_message(raw, source=source, keep_raw=keep_raw)
+            # The file's hash is its source id: the same file uploaded again is a duplicate even
+            # when it has no Message-ID header.
+            outcome = ingest_message(raw, source=source, source_id="sha256:" + hashlib.sha256(raw).hexdigest(),
+                                     keep_raw=keep_raw)
         except Exception as exc:  # noqa: BLE001
             db.session.rollback()
             result["failed"] += 1
