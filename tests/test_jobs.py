@@ -346,7 +346,7 @@ def test_import_creates_customers_and_skips_existing(as_user):
     r = _upload(as_user("operator"), json.dumps(doc).encode())
     html = r.get_data(as_text=True)
     assert r.status_code == 200
-    assert "2 jobs created, 2 skipped, 1 customers created" in html
+    assert "2 jobs created, 2 skipped, 1 customer created" in html
     assert "already exists (customer Acme)" in html and "same job as job 3 in this file" in html
     db.session.expire_all()
     weekly = db.session.execute(select(Job).where(Job.job_name == "Weekly")).scalar_one()
@@ -367,7 +367,7 @@ def test_export_then_import_round_trip(as_user):
     db.session.execute(Customer.__table__.delete())
     db.session.commit()
     html = _upload(c, exported).get_data(as_text=True)
-    assert "1 jobs created, 0 skipped, 1 customers created" in html
+    assert "1 job created, 0 skipped, 1 customer created" in html
     db.session.expire_all()
     job = db.session.execute(select(Job)).scalar_one()
     assert job.manual_schedule["monthdays"] == [1]

@@ -298,9 +298,10 @@ class JobImportReport:
 
     @property
     def summary(self) -> str:
-        text = f"{self.count('created')} jobs created, {self.count('skipped')} skipped"
-        if self.customers_created:
-            text += f", {len(self.customers_created)} customers created"
+        created, customers = self.count("created"), len(self.customers_created)
+        text = f"{created} job{'s' if created != 1 else ''} created, {self.count('skipped')} skipped"
+        if customers:
+            text += f", {customers} customer{'s' if customers != 1 else ''} created"
         return text
 
 
