@@ -1,0 +1,148 @@
+"""Run Checks: the queue, reviewing, overrides from a run, tickets from a run, access."""
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import event, func, select
+
+from backend.app.extensions import db
+from backend.app.models import AuditLog, JobRun, Override, RunObject, Ticket, TicketJobRun
+
+from .conftest import make_customer, make_job, make_run, post_form
+
+NOW = datetime.now(timezone.utc)
+
+
+def run_with_objects(job, status, objects, minutes_ago=60, message=None):
+    run = make_run(job, status=status, started_at=NOW - timedelta(minutes=minutes_ago), message=message)
+    for name, st, msg in objects:
+        db.session.add(RunObject(job_run_id=run.id, name=name, type="VM", status=st, effective_status=st, message=msg))
+    db.session.commit()
+    return run
+
+
+def seed():
+    a, b = make_customer("Alpha Testing"), make_customer("Beta Testing")
+    ok = make_job(a, "Nightly OK", sender="a@example.test")
+    bad = make_job(b, "Nightly Broken", sender="b@example.test")
+    warn = make_job(a, "Nightly Warn", sender="c@example.test")
+    make_run(ok, "Success", NOW - timedelta(hours=2))
+    run_with_objects(bad, "Failed", [("VM-A", "Failed", "Disk full"), ("VM-B", "Success", "")], message="VM-A: Disk full")
+    run_with_objects(warn, "Warning", [("VM-C", "Warning", "Snapshot took long")], message="VM-C: Snapshot took long")
+    return ok, bad, warn
+
+
+def test_queue_is_worst_first_and_grouped_by_customer(as_user):
+    ok, bad, warn = seed()
+    html = as_user("operator").get("/run-checks").get_data(as_text=True)
+    # Beta (a failure) comes before Alpha (a warning and a success); within Alpha the warning first.
+    assert html.index("Beta Testing") < html.index("Alpha Testing")
+    assert html.index("Nightly Warn") < html.index("Nightly OK")
+    assert "3 unreviewed runs" in html
+    # The worst job is opened by default, failed objects on top.
+    assert html.index("Disk full") < html.index("VM-B")
+
+
+def test_mark_job_reviewed_moves_on_and_records_who(as_user):
+    ok, bad, warn = seed()
+    c = as_user("operator")
+    r = post_form(c, "/run-checks/review", {"job_id": bad.id, "next_job": warn.id})
+    assert r.headers["Location"].endswith(f"job={warn.id}")
+    run = db.session.execute(select(JobRun).where(JobRun.job_id == bad.id)).scalar_one()
+    db.session.refresh(run)
+    assert run.reviewed_at is not None and run.reviewed_by.username == "oscar"
+    assert f'data-job-id="{bad.id}"' not in c.get("/run-checks").get_data(as_text=True)
+    # A second operator reviewing the same job finds nothing left and is told so.
+    r = post_form(as_user("admin"), "/run-checks/review", {"job_id": bad.id}, follow_redirects=True)
+    assert "already reviewed" in r.get_data(as_text=True)
+    assert db.session.execute(select(func.count(AuditLog.id)).where(AuditLog.event == "job.review")).scalar_one() == 1
+
+
+def test_bulk_review_empties_the_queue(as_user):
+    seed()
+    c = as_user("operator")
+    ids = [j for (j,) in db.session.execute(select(JobRun.job_id))]
+    r = post_form(c, "/run-checks/bulk-review", {"job_ids": ids}, follow_redirects=True)
+    text = r.get_data(as_text=True)
+    assert "3 runs of 3 jobs marked reviewed" in text
+    assert "All runs reviewed" in text
+
+
+def test_mark_as_success_creates_an_override_and_shows_the_run_as_overridden(as_user):
+    ok, bad, warn = seed()
+    c = as_user("operator")
+    run = db.session.execute(select(JobRun).where(JobRun.job_id == warn.id)).scalar_one()
+    r = post_form(c, "/run-checks/mark-success", {"run_id": run.id, "future": "yes"}, follow_redirects=True)
+    assert "Marked as success (this run and future runs)" in r.get_data(as_text=True)
+    rule = db.session.execute(select(Override)).scalar_one()
+    assert rule.job_id == warn.id and rule.valid_until is None
+    db.session.refresh(run)
+    assert run.effective_status == "Success" and run.override_id == rule.id
+    page = c.get(f"/run-checks?job={warn.id}").get_data(as_text=True)
+    assert "Success (override)" in page
+
+
+def test_ticket_from_a_run_is_linked_and_follows_the_job(as_user):
+    ok, bad, warn = seed()
+    c = as_user("operator")
+    run = db.session.execute(select(JobRun).where(JobRun.job_id == bad.id)).scalar_one()
+    r = post_form(c, "/run-checks/ticket", {"run_id": run.id, "kind": "ticket", "code": "T-20261126-01",
+                                            "description": "Disk full on the repository", "scope": "job"},
+                  follow_redirects=True)
+    assert "Ticket T-20261126-01 added" in r.get_data(as_text=True)
+    ticket = db.session.execute(select(Ticket)).scalar_one()
+    assert db.session.execute(select(TicketJobRun).where(TicketJobRun.ticket_id == ticket.id)).scalar_one().job_run_id == run.id
+    assert 'data-copy="T-20261126-01"' in c.get(f"/run-checks?job={bad.id}").get_data(as_text=True)
+    # An empty code is refused with a message.
+    r = post_form(c, "/run-checks/ticket", {"run_id": run.id, "kind": "ticket", "code": " "}, follow_redirects=True)
+    assert "Not saved" in r.get_data(as_text=True)
+
+
+def test_include_reviewed_and_unreview_are_for_admins(as_user):
+    ok, bad, warn = seed()
+    op, admin = as_user("operator"), as_user("admin")
+    post_form(op, "/run-checks/review", {"job_id": bad.id})
+    op.get("/run-checks")  # consume the flash
+    assert f'data-job-id="{bad.id}"' not in op.get("/run-checks?include_reviewed=1").get_data(as_text=True)
+    assert f'data-job-id="{bad.id}"' in admin.get("/run-checks?include_reviewed=1").get_data(as_text=True)
+    run = db.session.execute(select(JobRun).where(JobRun.job_id == bad.id)).scalar_one()
+    assert post_form(op, "/run-checks/unreview", {"run_id": run.id}).status_code == 403
+    post_form(admin, "/run-checks/unreview", {"run_id": run.id})
+    db.session.refresh(run)
+    assert run.reviewed_at is None
+
+
+def test_bad_input_gets_clear_answers(as_user):
+    c = as_user("operator")
+    assert "All runs reviewed" in c.get("/run-checks").get_data(as_text=True)
+    assert c.get("/run-checks?job=abc").status_code == 400
+    r = c.get("/run-checks?job=999999", follow_redirects=True)
+    assert "no longer exists" in r.get_data(as_text=True)
+    assert post_form(c, "/run-checks/review", {"job_id": "999999"}).status_code == 404
+    assert as_user("viewer").get("/run-checks").status_code == 403
+
+
+def _queries(fn):
+    n = [0]
+
+    def count(*a, **k):
+        n[0] += 1
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        fn()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return n[0]
+
+
+def test_constant_number_of_queries_whatever_the_queue_size(as_user):
+    c = as_user("operator")
+    cust = make_customer("Gamma Testing")
+    jobs = [make_job(cust, f"Job {i}", sender=f"j{i}@example.test") for i in range(3)]
+    for j in jobs:
+        run_with_objects(j, "Failed", [("X", "Failed", "boom")])
+    small = _queries(lambda: c.get(f"/run-checks?job={jobs[0].id}"))
+    more = [make_job(cust, f"Job {i}", sender=f"k{i}@example.test") for i in range(3, 25)]
+    for j in more + jobs[:1]:
+        for k in range(3):
+            run_with_objects(j, "Warning", [("Y", "Warning", "slow"), ("Z", "Success", "")], minutes_ago=30 + k)
+    large = _queries(lambda: c.get(f"/run-checks?job={jobs[0].id}"))
+    assert small == large, (small, large)
