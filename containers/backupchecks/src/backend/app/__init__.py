@@ -45,6 +45,12 @@ def _register_background_loops(app) -> None:
         return
     if hasattr(missed_runs, "register"):
         missed_runs.register(app)
+    try:
+        from .services import autotask_service
+    except ImportError:  # pragma: no cover - not in this build
+        return
+    if hasattr(autotask_service, "register"):
+        autotask_service.register(app)
 
 
 def create_app(config: Optional[Mapping[str, Any]] = None):

@@ -5,6 +5,7 @@ main_bp = Blueprint("main", __name__)
 # One module per page.
 from . import (  # noqa: E402,F401
     routes_audit_log,
+    routes_autotask,
     routes_customers,
     routes_daily_jobs,
     routes_dashboard,
