@@ -225,17 +225,18 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
                                f"Storing the parsed mail failed ({type(exc).__name__}); re-parse it after an update.")
     run_id = None
     try:
-        with db.session.begin_nested():
-            job = find_job_for(msg)
-            if job is not None and job.customer is not None:
+        job = find_job_for(msg)
+        if job is not None:
+            with db.session.begin_nested():
                 run = create_run_from_message(msg, job)
                 run_id = run.id
     except Exception as exc:  # noqa: BLE001 - keep the message, show the error
         log.exception("creating a run for message %s failed", msg.id)
         msg.state = "inbox"
         msg.parse_error = _no_nul(f"Creating the run failed: {type(exc).__name__}: {exc}")
+    state, message_id = msg.state, msg.id   # read before the commit expires them (no reload of the row)
     db.session.commit()
-    return IngestOutcome(msg.state, message_id=msg.id, run_id=run_id)
+    return IngestOutcome(state, message_id=message_id, run_id=run_id)
 
 
 def _store_unparsed(raw: bytes, source: str, source_id: Optional[str], imid: Optional[str], keep_raw: bool,
