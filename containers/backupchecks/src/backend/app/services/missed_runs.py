@@ -156,7 +156,8 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
                 continue
             hhmm = slot.astimezone(zone).strftime("%H:%M")
             run = JobRun(job_id=job.id, status="Missed", effective_status="Missed", missed=True,
-                         missed_slot=slot, started_at=slot, message=MISSED_MESSAGE.format(hhmm=hhmm))
+                         missed_slot=slot, started_at=slot, message=MISSED_MESSAGE.format(hhmm=hhmm),
+                         objects=[])
             try:
                 with db.session.begin_nested():
                     db.session.add(run)
@@ -165,6 +166,10 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
                 log.info("missed run for job %s at %s already exists", job.id, slot)
                 continue
             created.append(run)
+    if created:
+        # Job-level rules that match status Missed (e.g. a known holiday) apply like to any run.
+        from .overrides import apply_overrides_to_runs
+        apply_overrides_to_runs(created)
     _link_tickets([r.id for r in created])
     db.session.commit()
     if created:
