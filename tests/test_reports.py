@@ -408,3 +408,24 @@ def test_delete_removes_files(as_user, month):
     db.session.commit()
     assert post_form(as_user("reporter"), f"/reports/{defn.id}/delete").status_code == 302
     assert db.session.execute(select(func.count(ReportRun.id))).scalar_one() == 0
+
+
+def test_pdf_without_system_fonts_falls_back_to_helvetica(app, monkeypatch):
+    from backend.app.services import report_pdf
+
+    monkeypatch.setattr(report_pdf, "_FONT_DIRS", ())
+    monkeypatch.setattr(report_pdf, "_fonts", None)
+    _settings(company="Ünïcode & Co <b>")
+    make_run(make_job(make_customer("Zürich Ölwerke – 日本")), status="Failed", message="<script>x</script> & more",
+             started_at=datetime(2026, 10, 5, 3, tzinfo=UTC))
+    pdf = report_pdf.render_pdf(svc.build_report(_definition(intro_markdown="# Title\n\n1. one\n2. two"), today=TODAY))
+    assert pdf.startswith(b"%PDF") and b"/Helvetica" in pdf
+    monkeypatch.setattr(report_pdf, "_fonts", None)  # the next render registers the system fonts again
+
+
+def test_empty_report_still_renders(app):
+    _settings()
+    data = svc.build_report(_definition(all_customers=False, customer_ids=[999]), today=TODAY)
+    from backend.app.services.report_pdf import render_pdf
+    assert data.customers == [] and render_pdf(data).startswith(b"%PDF")
+    assert svc.render_csv(data).decode("utf-8-sig").strip() == ",".join(svc.CSV_COLUMNS)
