@@ -32,6 +32,14 @@ check-parsers: $(VENV)/.installed
 bench-parsers: $(VENV)/.installed
 	$(PY) scripts/bench_parsers.py
 
+## Mails per second through the whole pipeline (parse + store + runs) on PostgreSQL.
+bench-import: $(VENV)/.installed
+	$(PY) scripts/bench_import.py
+
+## A one-month PDF for 100 customers and 1,000 jobs on PostgreSQL.
+bench-reports: $(VENV)/.installed
+	$(PY) scripts/bench_reports.py
+
 migrate: $(VENV)/.installed
 	$(VENV)/bin/flask --app backend.app db upgrade
 
