@@ -3,17 +3,18 @@ and the selected job's panel. A constant number of queries whatever the queue si
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import Customer, ImportCycle, Job, JobRun, RunObject
+from ..models import Customer, ImportCycle, Job, JobRun, utcnow
 from .status import severity, status_from_rank, status_rank_sql
 
 RUNS_IN_PANEL = 50
+REVIEWED_DAYS = 7  # "include reviewed" shows the reviewed runs of the last week
 
 
 @dataclass
@@ -49,7 +50,10 @@ def queue(include_reviewed: bool = False) -> list[QueueGroup]:
                 func.count(JobRun.id), func.min(rank), func.max(JobRun.started_at))
          .join(Job, Job.id == JobRun.job_id).join(Customer, Customer.id == Job.customer_id)
          .group_by(Job.id, Job.job_name, Job.software, Job.backup_type, Customer.id, Customer.name))
-    if not include_reviewed:
+    if include_reviewed:
+        since = utcnow() - timedelta(days=REVIEWED_DAYS)
+        q = q.where(or_(JobRun.reviewed_at.is_(None), JobRun.started_at >= since))
+    else:
         q = q.where(JobRun.reviewed_at.is_(None))
     groups: dict[int, QueueGroup] = {}
     for job_id, name, software, btype, cid, cname, count, worst_rank, latest in db.session.execute(q):
