@@ -1,10 +1,34 @@
-from flask import render_template
+"""Daily Jobs: every job expected on a day (UI timezone) and every job that ran that day."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import abort, render_template, request
 
 from ..security import roles_required
+from ..services import daily_jobs as svc
+from ..services.settings import ui_zone
+from ..services.status import configured_day_rule, display_status, parse_day
 from . import main_bp
 
 
 @main_bp.route("/daily-jobs")
 @roles_required("admin", "operator", "viewer")
 def daily_jobs():
-    return render_template("main/placeholder.html", title="Daily Jobs", doc="daily_jobs")
+    zone = ui_zone()
+    now = datetime.now(timezone.utc)
+    try:
+        day = parse_day(request.args.get("date"), zone, today=now.astimezone(zone).date())
+        status = svc.parse_status_filter(request.args.get("status"))
+    except ValueError as exc:
+        abort(400, f"Daily Jobs: {exc}")
+    raw_customer = (request.args.get("customer") or "").strip()
+    if raw_customer and not raw_customer.isdigit():
+        abort(400, f"Daily Jobs: the customer '{raw_customer[:30]}' is not a customer number; "
+                   "choose one from the list.")
+    page = request.args.get("page", 1, type=int) or 1
+    view = svc.build_day(day, zone, now, rule=configured_day_rule(),
+                         customer_id=(int(raw_customer) if int(raw_customer) < 2 ** 31 else 0) if raw_customer else None,
+                         status_filter=status, page=page)
+    return render_template("main/daily_jobs.html", v=view, status_labels=svc.STATUS_FILTER_LABELS,
+                           run_status=display_status)

@@ -1,0 +1,248 @@
+"""Daily Jobs: every job expected on one day (in the UI timezone) and every job that ran that day,
+with the day's status. The rules (documented on the Daily Jobs help page):
+
+* A job is **expected** on a day when its effective schedule (manual, else learned) has a slot on
+  that local day: daily, the right weekday, the right day of the month, every N days. Jobs of
+  inactive customers, archived jobs and days before the job was added are never expected.
+* A run belongs to the day its backup **started** (``started_at``) in the UI timezone; a generated
+  Missed run starts at its slot.
+* The day's status of a job with runs that day follows the Settings rule (worst/last/best, see
+  ``status.day_run``); an overridden run shows "Success (override)".
+* An expected job without a run that day is **Missed** once slot + grace has passed, else
+  **Expected**. A real run of the slot that started just across midnight (within the slot's window,
+  ``schedules.slot_window``) counts for the slot: its status is shown with a note.
+
+Queries per page, whatever the number of jobs or runs: the candidate jobs, the runs around the
+day, the customers for the filter, the tickets and the remarks of the shown runs.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import defer
+
+from ..extensions import db
+from ..models import Customer, Job, JobRun
+from .schedules import (
+    EARLY_LIMIT,
+    LATE_LIMIT,
+    describe_schedule,
+    effective_schedule,
+    grace_of,
+    next_slot,
+    slot_window,
+)
+from .status import (
+    EXPECTED,
+    FAILED,
+    MISSED,
+    OVERRIDE_SUCCESS,
+    STATUS_ORDER,
+    SUCCESS,
+    WARNING,
+    day_bounds_utc,
+    day_run,
+    display_status,
+    local_day,
+)
+
+PER_PAGE = 200
+# The status filter: a word in the URL -> the shown statuses it selects.
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    "failed": (FAILED,),
+    "missed": (MISSED,),
+    "warning": (WARNING,),
+    "success": (SUCCESS, OVERRIDE_SUCCESS),
+    "override": (OVERRIDE_SUCCESS,),
+    "expected": (EXPECTED,),
+}
+STATUS_FILTER_LABELS = {"failed": "Failed", "missed": "Missed", "warning": "Warning",
+                        "success": "Success (incl. override)", "override": "Success (override) only",
+                        "expected": "Expected"}
+MESSAGE_PREVIEW = 300
+
+
+@dataclass
+class DayRow:
+    job: Job
+    customer_id: int
+    customer_name: str
+    schedule_text: str
+    expected: bool                      # the schedule has a slot on this day
+    slot: Optional[datetime]            # UTC
+    deadline: Optional[datetime]        # slot + grace, UTC
+    runs: list[JobRun]                  # the runs that started on this day, oldest first
+    status: str                         # the day's shown status
+    status_run: Optional[JobRun] = None  # the run whose status stands for the day
+    note: Optional[str] = None
+    previews: dict = field(default_factory=dict)  # run id -> first characters of its message
+
+
+@dataclass
+class DayGroup:
+    customer_id: int
+    customer_name: str
+    rows: list[DayRow] = field(default_factory=list)
+
+
+@dataclass
+class DailyJobsView:
+    day: date
+    today: date
+    rule: str
+    zone: ZoneInfo
+    groups: list[DayGroup]
+    counts: dict[str, int]       # shown status -> number of jobs (before the status filter)
+    total: int                   # rows after the filters (all pages)
+    page: int
+    per_page: int
+    customers: list[tuple[int, str]]
+    customer_id: Optional[int]
+    status_filter: Optional[str]
+    tickets: dict = field(default_factory=dict)
+    remarks: dict = field(default_factory=dict)
+
+    @property
+    def prev_day(self) -> date:
+        return self.day - timedelta(days=1)
+
+    @property
+    def next_day(self) -> date:
+        return self.day + timedelta(days=1)
+
+    @property
+    def shown_rows(self) -> int:
+        return sum(len(g.rows) for g in self.groups)
+
+
+def parse_status_filter(value: Optional[str]) -> Optional[str]:
+    """The status word from the URL (case-insensitive); ValueError with the allowed words."""
+    if value is None or not str(value).strip():
+        return None
+    key = str(value).strip().lower()
+    if key == "success (override)":
+        key = "override"
+    if key not in STATUS_FILTERS:
+        raise ValueError(f"Unknown status '{str(value)[:30]}': use one of {', '.join(STATUS_FILTERS)}.")
+    return key
+
+
+def slot_on(schedule: Optional[dict], day_start: datetime, day_end: datetime, zone: ZoneInfo
+            ) -> Optional[datetime]:
+    """The schedule's slot (UTC) on the local day [day_start, day_end), or None when it has none."""
+    slot = next_slot(schedule, day_start - timedelta(microseconds=1), zone)
+    return slot if slot is not None and slot < day_end else None
+
+
+def _candidate_filter(q, customer_id: Optional[int]):
+    q = q.where(Job.archived.is_(False), Customer.active.is_(True))
+    if customer_id is not None:
+        q = q.where(Job.customer_id == customer_id)
+    return q
+
+
+def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", customer_id: Optional[int] = None,
+              status_filter: Optional[str] = None, page: int = 1, per_page: int = PER_PAGE,
+              with_links: bool = True) -> DailyJobsView:
+    """Everything the Daily Jobs page shows for ``day`` (a local calendar day in ``zone``) as seen
+    at ``now`` (UTC; tests pass a frozen moment). Raises ValueError for a bad status filter or rule."""
+    if status_filter is not None and status_filter not in STATUS_FILTERS:
+        raise ValueError(f"Unknown status filter '{status_filter}'.")
+    day_start, day_end = day_bounds_utc(day, zone)
+
+    # 1. Candidate jobs: not archived, of active customers.
+    jobs_q = _candidate_filter(select(Job, Customer.name).join(Customer, Customer.id == Job.customer_id),
+                               customer_id).order_by(func.lower(Customer.name), Customer.id,
+                                                     func.lower(Job.job_name), Job.id)
+    candidates = db.session.execute(jobs_q).all()
+
+    # 2. Their runs around the day (the day itself, plus the reach of a slot's window across midnight).
+    runs_q = _candidate_filter(
+        select(JobRun, func.substr(JobRun.message, 1, MESSAGE_PREVIEW))
+        .join(Job, Job.id == JobRun.job_id).join(Customer, Customer.id == Job.customer_id)
+        .where(JobRun.started_at >= day_start - EARLY_LIMIT, JobRun.started_at < day_end + LATE_LIMIT)
+        .options(defer(JobRun.message)),
+        customer_id).order_by(JobRun.started_at, JobRun.id)
+    on_day: dict[int, list[JobRun]] = defaultdict(list)
+    nearby: dict[int, list[JobRun]] = defaultdict(list)
+    previews: dict[int, str] = {}
+    for run, preview in db.session.execute(runs_q).all():
+        if day_start <= run.started_at < day_end:
+            on_day[run.job_id].append(run)
+            if preview:
+                previews[run.id] = preview
+        elif not run.missed:
+            nearby[run.job_id].append(run)
+
+    rows: list[DayRow] = []
+    for job, customer_name in candidates:
+        schedule = effective_schedule(job)
+        slot = slot_on(schedule, day_start, day_end, zone)
+        if slot is not None and job.created_at is not None and local_day(job.created_at, zone) > day:
+            slot = None  # not expected before the job was added to Backupchecks
+        runs = on_day.get(job.id, [])
+        if slot is None and not runs:
+            continue
+        deadline = slot + grace_of(schedule) if slot is not None else None
+        row = DayRow(job=job, customer_id=job.customer_id, customer_name=customer_name,
+                     schedule_text=describe_schedule(schedule), expected=slot is not None, slot=slot,
+                     deadline=deadline, runs=runs, status=EXPECTED,
+                     previews={r.id: previews[r.id] for r in runs if r.id in previews})
+        if runs:
+            row.status_run = day_run(runs, rule)
+            row.status = display_status(row.status_run)
+        elif now >= deadline:
+            lo, hi = slot_window(schedule, slot, zone)
+            across = [r for r in nearby.get(job.id, []) if lo <= r.started_at < hi]
+            if across:
+                row.status_run = day_run(across, rule)
+                row.status = display_status(row.status_run)
+                when = row.status_run.started_at.astimezone(zone)
+                row.note = f"ran {when:%Y-%m-%d %H:%M} (across midnight), counted for this day's slot"
+            else:
+                row.status = MISSED
+                row.note = "no run arrived; due by " + deadline.astimezone(zone).strftime("%H:%M")
+        else:
+            row.note = ("expected at " + slot.astimezone(zone).strftime("%H:%M")
+                        + (", late but within grace until " + deadline.astimezone(zone).strftime("%H:%M")
+                           if now >= slot else ""))
+        rows.append(row)
+
+    counts = {s: 0 for s in STATUS_ORDER}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    if status_filter:
+        wanted = STATUS_FILTERS[status_filter]
+        rows = [r for r in rows if r.status in wanted]
+
+    total = len(rows)
+    last_page = max(1, (total + per_page - 1) // per_page)
+    page = min(max(1, page), last_page)
+    page_rows = rows[(page - 1) * per_page: page * per_page]
+    groups: list[DayGroup] = []
+    for row in page_rows:
+        if not groups or groups[-1].customer_id != row.customer_id:
+            groups.append(DayGroup(row.customer_id, row.customer_name))
+        groups[-1].rows.append(row)
+
+    # 3. Customers for the filter; 4./5. tickets and remarks of the shown runs (two queries).
+    customers = [(cid, name) for cid, name in db.session.execute(
+        select(Customer.id, Customer.name).where(Customer.active.is_(True)).order_by(func.lower(Customer.name)))]
+    tickets: dict = {}
+    remarks: dict = {}
+    if with_links:
+        from ..ticketing_utils import remarks_for_runs, tickets_for_runs
+        run_ids = [r.id for row in page_rows for r in row.runs]
+        run_ids += [row.status_run.id for row in page_rows if row.status_run is not None and not row.runs]
+        tickets = tickets_for_runs(run_ids)
+        remarks = remarks_for_runs(run_ids)
+
+    return DailyJobsView(day=day, today=now.astimezone(zone).date(), rule=rule, zone=zone, groups=groups,
+                         counts=counts, total=total, page=page, per_page=per_page, customers=customers,
+                         customer_id=customer_id, status_filter=status_filter, tickets=tickets, remarks=remarks)
+
