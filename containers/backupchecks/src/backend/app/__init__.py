@@ -37,8 +37,9 @@ def _running_cli_command() -> bool:
 
 
 def _register_background_loops(app) -> None:
-    from .services import importer
+    from .services import importer, reports
     importer.start_auto_importer(app)
+    reports.register(app)
     try:
         from .services import missed_runs
     except ImportError:  # pragma: no cover
