@@ -1,11 +1,76 @@
-from flask import render_template
+"""The dashboard (/): today's counts, the 30-day success rate, the last import and news.
+Admins post, edit and delete news here."""
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
-from ..security import EVERYONE, roles_required
+from ..extensions import db
+from ..security import EVERYONE, has_role, roles_required
+from ..services import dashboard as dashboard_svc
+from ..services import news as news_svc
+from ..services.settings import ui_zone
 from . import main_bp
+
+
+def _render_dashboard(status: int = 200, form: dict | None = None, errors: dict | None = None):
+    data = dashboard_svc.dashboard_data(include_all_news=has_role("admin"))
+    return render_template("main/dashboard.html", data=data, news_form=form or {}, news_errors=errors or {},
+                           to_local_input=lambda v: news_svc.to_local_input(v, ui_zone())), status
 
 
 @main_bp.route("/")
 @roles_required(*EVERYONE)
 def dashboard():
-    from ..services.dashboard import dashboard_data
-    return render_template("main/dashboard.html", data=dashboard_data())
+    return _render_dashboard()
+
+
+@main_bp.route("/news", methods=["POST"])
+@roles_required("admin")
+def news_create():
+    try:
+        data = news_svc.parse_form(request.form, ui_zone())
+    except news_svc.NewsError as exc:
+        flash("The news item was not posted: " + str(exc), "danger")
+        return _render_dashboard(400, form=request.form, errors=exc.errors)
+    item = news_svc.create(data, current_user)
+    db.session.commit()
+    flash(f"News '{item.title}' posted.", "success")
+    return redirect(url_for("main.dashboard") + "#news")
+
+
+def _item_or_404(news_id: int):
+    item = news_svc.get(news_id)
+    if item is None:
+        abort(404, description="That news item no longer exists. It may have been deleted.")
+    return item
+
+
+@main_bp.route("/news/<int:news_id>/edit", methods=["GET", "POST"])
+@roles_required("admin")
+def news_edit(news_id: int):
+    item = _item_or_404(news_id)
+    zone = ui_zone()
+    if request.method == "POST":
+        try:
+            data = news_svc.parse_form(request.form, zone)
+        except news_svc.NewsError as exc:
+            flash("Nothing was saved: " + str(exc), "danger")
+            return render_template("main/news_form.html", item=item, form=request.form, errors=exc.errors), 400
+        changed = news_svc.update(item, data, current_user)
+        db.session.commit()
+        flash(f"News '{item.title}' saved." if changed else "Nothing changed.", "success" if changed else "info")
+        return redirect(url_for("main.dashboard") + "#news")
+    form = {"title": item.title, "body": item.body,
+            "visible_from": news_svc.to_local_input(item.visible_from, zone),
+            "visible_until": news_svc.to_local_input(item.visible_until, zone)}
+    return render_template("main/news_form.html", item=item, form=form, errors={})
+
+
+@main_bp.route("/news/<int:news_id>/delete", methods=["POST"])
+@roles_required("admin")
+def news_delete(news_id: int):
+    item = _item_or_404(news_id)
+    title = item.title
+    news_svc.delete(item, current_user)
+    db.session.commit()
+    flash(f"News '{title}' deleted.", "success")
+    return redirect(url_for("main.dashboard") + "#news")

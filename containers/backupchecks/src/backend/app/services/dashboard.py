@@ -1,40 +1,187 @@
-"""Figures for the dashboard: today's counts, the last import, news."""
+"""Figures for the dashboard: today's counts, the 30-day success rate, the last import, news.
+
+The rules match Run Checks and Daily Jobs (services/status.py):
+
+- A run belongs to the local day (UI timezone) its backup started; a missed run to the
+  day of its expected slot (its ``started_at``).
+- Counts use the *effective* status: a run an override made a success counts as a success.
+- The success rate of a day is successes (overrides included) / all runs (missed included);
+  a day without runs has no rate (a gap in the chart, "—" in the table).
+- Today's cards and the chart come from ONE grouped query over the last 30 local days,
+  so they always agree; the page runs a fixed number of queries whatever the data size.
+"""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Optional
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Date, cast, func, literal, select
 
 from ..extensions import db
-from ..models import ImportCycle, JobRun, NewsItem, utcnow
-from .settings import ui_zone
+from ..models import ImportCycle, JobRun, utcnow
+from . import news as news_svc
+from .settings import get_settings, ui_zone
+from .status import FAILED, MISSED, SUCCESS, WARNING, day_bounds_utc, local_day
+
+CHART_DAYS = 30
+CARD_STATUSES = (SUCCESS, WARNING, FAILED, MISSED)
 
 
-def today_bounds_utc() -> tuple[datetime, datetime]:
+@dataclass
+class DayFigures:
+    day: date
+    counts: Counter = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def success(self) -> int:
+        return self.counts.get(SUCCESS, 0)
+
+    @property
+    def rate(self) -> Optional[float]:
+        """Success rate in percent (one decimal), None without runs."""
+        return round(100.0 * self.success / self.total, 1) if self.total else None
+
+
+def _groups_in_sql() -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+def day_status_counts(zone: ZoneInfo, first: date, last: date) -> dict[date, Counter]:
+    """{local day: Counter(effective status -> runs)} for the days first..last, in ONE query.
+
+    PostgreSQL groups by local day in SQL (``timezone(:tz, started_at)``); other databases
+    (SQLite in a quick local run) read a narrow (started_at, effective_status) list and group
+    in Python with the same rule."""
+    lo, _ = day_bounds_utc(first, zone)
+    _, hi = day_bounds_utc(last, zone)
+    in_range = (JobRun.started_at >= lo, JobRun.started_at < hi)
+    out: dict[date, Counter] = {}
+    if _groups_in_sql():
+        local = cast(func.timezone(literal(zone.key), JobRun.started_at), Date)
+        rows = db.session.execute(
+            select(local.label("day"), JobRun.effective_status, func.count(JobRun.id))
+            .where(*in_range).group_by(local, JobRun.effective_status)).all()
+        for day, status, n in rows:
+            out.setdefault(day, Counter())[status] += n
+    else:
+        for started, status in db.session.execute(
+                select(JobRun.started_at, JobRun.effective_status).where(*in_range)):
+            out.setdefault(local_day(started, zone), Counter())[status] += 1
+    return out
+
+
+def chart_days(zone: ZoneInfo, today: date, days: int = CHART_DAYS) -> list[DayFigures]:
+    """The last ``days`` local days ending today, oldest first, each with its counts."""
+    first = today - timedelta(days=days - 1)
+    counts = day_status_counts(zone, first, today)
+    return [DayFigures(d, counts.get(d, Counter())) for d in (first + timedelta(days=i) for i in range(days))]
+
+
+def chart_summary(series: list[DayFigures]) -> dict:
+    """Overall figures for the heading and the chart's text alternative."""
+    total = sum(d.total for d in series)
+    success = sum(d.success for d in series)
+    with_runs = [d for d in series if d.total]
+    lowest = min(with_runs, key=lambda d: (d.rate, d.day)) if with_runs else None
+    return {"total": total, "success": success,
+            "rate": round(100.0 * success / total, 1) if total else None,
+            "lowest": lowest, "days_with_runs": len(with_runs)}
+
+
+def run_totals() -> tuple[int, bool]:
+    """(unreviewed runs, whether any run exists at all) in one query."""
+    unreviewed = select(func.count(JobRun.id)).where(JobRun.reviewed_at.is_(None)).scalar_subquery()
+    any_run = select(JobRun.id).exists()
+    n, has = db.session.execute(select(unreviewed, any_run)).one()
+    return int(n or 0), bool(has)
+
+
+@dataclass
+class ImportStatus:
+    cycle: Optional[ImportCycle]
+    level: str  # success|info|warning|danger
+    headline: str
+    error: Optional[str] = None
+    advice: Optional[str] = None
+
+
+def import_status(cycle: Optional[ImportCycle], now: Optional[datetime] = None) -> ImportStatus:
+    """What the last import cycle means for the reader, with what to do when it went wrong."""
+    now = now or utcnow()
+    settings = get_settings()
+    if cycle is None:
+        return ImportStatus(None, "info", "No mail has been imported yet.",
+                            advice="Connect the mailbox under Settings → Mail, or upload .eml files in the Inbox.")
+    if cycle.state == "running":
+        return ImportStatus(cycle, "info", "An import is running.")
+    if cycle.state == "failed":
+        return ImportStatus(
+            cycle, "danger", "The last import failed.", error=cycle.error or "No reason was recorded.",
+            advice="Nothing was lost: mails stay in the mailbox and the next import tries them again. "
+                   "Check Settings → Mail (tenant, client ID, client secret, mailbox, folders) and press "
+                   "\"Test connection\"; the Troubleshooting page lists common causes.")
+    if cycle.failed or cycle.error:
+        n = cycle.failed
+        return ImportStatus(
+            cycle, "warning", f"{n} mail{'s' if n != 1 else ''} could not be imported." if n else "The last import reported a problem.",
+            error=cycle.error,
+            advice="Those mails stay in the mailbox and the next import tries them again. If the same "
+                   "error repeats, check Settings → Mail and the Troubleshooting page.")
+    if settings.auto_import_enabled:
+        interval = max(1, settings.import_interval_minutes or 15)
+        stale_after = timedelta(minutes=max(60, 3 * interval))
+        if cycle.started_at and now - cycle.started_at > stale_after:
+            return ImportStatus(
+                cycle, "warning", "No import for a while.",
+                advice=f"Automatic import every {interval} min is on, but the last one started longer ago "
+                       "than that. Check that the app container runs (Troubleshooting), or import now "
+                       "under Settings → Imports.")
+    return ImportStatus(cycle, "success", "The last import went well.")
+
+
+def last_import() -> Optional[ImportCycle]:
+    return db.session.execute(
+        select(ImportCycle).order_by(ImportCycle.started_at.desc(), ImportCycle.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def dashboard_data(include_all_news: bool = False, today: Optional[date] = None) -> dict:
+    """Everything the dashboard shows, in a fixed number of queries: the 30-day counts (1),
+    run totals (1), the last import (1), visible news (1), and for admins all news (1)."""
     zone = ui_zone()
-    today = datetime.now(zone).date()
-    start = datetime.combine(today, time.min, tzinfo=zone)
-    end = datetime.combine(today + timedelta(days=1), time.min, tzinfo=zone)
-    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
-
-
-def dashboard_data() -> dict:
-    start, end = today_bounds_utc()
-    rows = db.session.execute(
-        select(JobRun.effective_status, func.count(JobRun.id))
-        .where(JobRun.started_at >= start, JobRun.started_at < end)
-        .group_by(JobRun.effective_status)
-    ).all()
-    counts = {"Success": 0, "Warning": 0, "Failed": 0, "Missed": 0}
-    for status, n in rows:
-        counts[status] = counts.get(status, 0) + n
-    unreviewed = db.session.execute(select(func.count(JobRun.id)).where(JobRun.reviewed_at.is_(None))).scalar_one()
-    last_cycle = db.session.execute(select(ImportCycle).order_by(ImportCycle.started_at.desc()).limit(1)).scalar_one_or_none()
     now = utcnow()
-    news = db.session.execute(
-        select(NewsItem).where(
-            or_(NewsItem.visible_from.is_(None), NewsItem.visible_from <= now),
-            or_(NewsItem.visible_until.is_(None), NewsItem.visible_until > now),
-        ).order_by(NewsItem.created_at.desc()).limit(10)
-    ).scalars().all()
-    return {"counts": counts, "unreviewed": unreviewed, "last_cycle": last_cycle, "news": news}
+    today = today or now.astimezone(zone).date()
+    series = chart_days(zone, today)
+    today_counts = series[-1].counts
+    counts = {s: today_counts.get(s, 0) for s in CARD_STATUSES}
+    unreviewed, has_runs = run_totals()
+    cycle = last_import()
+    visible = news_svc.visible_news(now)
+    managed = news_svc.all_news() if include_all_news else []
+    return {
+        "today": today,
+        "counts": counts,
+        "today_total": series[-1].total,
+        "unreviewed": unreviewed,
+        "has_runs": has_runs,
+        "last_cycle": cycle,
+        "import": import_status(cycle, now),
+        "series": series,
+        "summary": chart_summary(series),
+        "chart": {
+            "labels": [d.day.strftime("%d %b") for d in series],
+            "days": [d.day.isoformat() for d in series],
+            "rates": [d.rate for d in series],
+            "success": [d.success for d in series],
+            "totals": [d.total for d in series],
+        },
+        "news": [(item, news_svc.render_body(item.body)) for item in visible],
+        "all_news": [(item, news_svc.state(item, now)) for item in managed],
+    }
