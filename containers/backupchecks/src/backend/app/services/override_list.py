@@ -1,0 +1,138 @@
+"""The Overrides page: the list of rules (filtered, sorted and paged in the database; two queries
+per page whatever the number of rules) and the choices its form offers. The rules themselves —
+validation, matching, re-evaluation — live in ``services/overrides.py``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import and_, func, or_, select
+
+from ..extensions import db
+from ..models import Customer, Job, Override, User
+from .overrides import LEVELS
+
+PER_PAGE = 50
+STATES = {"current": "In force (active, not expired)", "expired": "Expired", "inactive": "Switched off",
+          "upcoming": "Not yet valid"}
+SORTS = {"created": Override.created_at, "level": Override.level, "until": Override.valid_until,
+         "updated": Override.updated_at}
+
+
+@dataclass
+class OverrideRow:
+    rule: Override
+    job_name: Optional[str]
+    customer_name: Optional[str]
+    created_by: Optional[str]
+    state: str   # current | expired | inactive | upcoming
+
+
+@dataclass
+class OverrideFilters:
+    level: Optional[str] = None
+    state: Optional[str] = None
+    q: str = ""
+    sort: str = "created"
+    direction: str = "desc"
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> "OverrideFilters":
+        """Unknown values are ignored (the list shows everything), never an error."""
+        level = (args.get("level") or "").strip().lower()
+        state = (args.get("state") or "").strip().lower()
+        sort = (args.get("sort") or "created").strip().lower()
+        direction = (args.get("dir") or "").strip().lower()
+        try:
+            page = max(1, int(args.get("page") or 1))
+        except ValueError:
+            page = 1
+        return cls(level=level if level in LEVELS else None, state=state if state in STATES else None,
+                   q=(args.get("q") or "").strip()[:200], sort=sort if sort in SORTS else "created",
+                   direction=direction if direction in ("asc", "desc") else ("desc" if sort in ("created", "updated") else "asc"),
+                   page=min(page, 10 ** 6))
+
+
+def _state_of(rule: Override, now: datetime) -> str:
+    if not rule.active:
+        return "inactive"
+    if rule.valid_until is not None and rule.valid_until <= now:
+        return "expired"
+    if rule.valid_from is not None and rule.valid_from > now:
+        return "upcoming"
+    return "current"
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def list_overrides(filters: OverrideFilters, now: datetime, per_page: int = PER_PAGE
+                   ) -> tuple[list[OverrideRow], int, int]:
+    """(rows of this page, total rows, page) — one count query and one page query."""
+    base = (select(Override, Job.job_name, Customer.name, User.username)
+            .outerjoin(Job, Job.id == Override.job_id)
+            .outerjoin(Customer, Customer.id == Job.customer_id)
+            .outerjoin(User, User.id == Override.created_by_id))
+    conds = []
+    if filters.level:
+        conds.append(Override.level == filters.level)
+    if filters.state == "current":
+        conds += [Override.active.is_(True), or_(Override.valid_until.is_(None), Override.valid_until > now),
+                  or_(Override.valid_from.is_(None), Override.valid_from <= now)]
+    elif filters.state == "expired":
+        conds += [Override.active.is_(True), Override.valid_until <= now]
+    elif filters.state == "inactive":
+        conds.append(Override.active.is_(False))
+    elif filters.state == "upcoming":
+        conds += [Override.active.is_(True), Override.valid_from > now]
+    if filters.q:
+        pattern = _like(filters.q)
+        conds.append(or_(*[col.ilike(pattern, escape="\\") for col in (
+            Override.software, Override.backup_type, Override.job_name_pattern, Override.object_name,
+            Override.match_text, Override.comment, Job.job_name, Customer.name)]))
+    if conds:
+        base = base.where(and_(*conds))
+    total = db.session.execute(select(func.count()).select_from(base.with_only_columns(Override.id).subquery())
+                               ).scalar_one()
+    last = max(1, (total + per_page - 1) // per_page)
+    page = min(filters.page, last)
+    col = SORTS[filters.sort]
+    order = col.asc().nulls_last() if filters.direction == "asc" else col.desc().nulls_last()
+    q = base.order_by(order, Override.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    rows = [OverrideRow(rule, job_name, customer_name, username, _state_of(rule, now))
+            for rule, job_name, customer_name, username in db.session.execute(q).all()]
+    return rows, total, page
+
+
+def job_choices(include_id: Optional[int] = None) -> list[tuple[int, str, str]]:
+    """(job id, customer name, job name) of every job that is not archived (plus ``include_id``, the
+    rule's own job) for the form's job picker; one query."""
+    keep = Job.archived.is_(False)
+    if include_id:
+        keep = or_(keep, Job.id == include_id)
+    return [tuple(r) for r in db.session.execute(
+        select(Job.id, Customer.name, Job.job_name).join(Customer, Customer.id == Job.customer_id)
+        .where(keep).order_by(func.lower(Customer.name), func.lower(Job.job_name), Job.id))]
+
+
+def unreviewed_runs_using(rule_id: int) -> int:
+    """How many unreviewed runs the rule currently decides (the run itself or one of its objects)."""
+    from ..models import JobRun, RunObject
+    by_object = select(RunObject.job_run_id).where(RunObject.override_id == rule_id)
+    return db.session.execute(
+        select(func.count(JobRun.id)).where(JobRun.reviewed_at.is_(None),
+                                            or_(JobRun.override_id == rule_id, JobRun.id.in_(by_object)))
+    ).scalar_one()
+
+
+def software_choices() -> list[str]:
+    return list(db.session.execute(select(Job.software).where(Job.software != "").distinct()
+                                   .order_by(Job.software)).scalars())
+
+
+def backup_type_choices() -> list[str]:
+    return list(db.session.execute(select(Job.backup_type).where(Job.backup_type.is_not(None), Job.backup_type != "")
+                                   .distinct().order_by(Job.backup_type)).scalars())
