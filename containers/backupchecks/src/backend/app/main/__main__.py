@@ -1,12 +1,14 @@
 """Entry point: `python -m backend.app.main` serves on APP_PORT (default 8080).
 
-For production the Docker image runs gunicorn with `backend.app:create_app()`.
+(`backend.app.main` is also the package of the main blueprint's pages; this
+``__main__`` module is what `python -m` runs.) For production the Docker image
+runs gunicorn with `backend.app:create_app()`.
 """
 from __future__ import annotations
 
 import os
 
-from . import create_app
+from .. import create_app
 
 
 def main() -> None:
