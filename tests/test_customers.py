@@ -294,3 +294,12 @@ def test_non_utf8_csv_is_refused(as_user):
 def test_import_without_file_asks_for_one(as_user):
     r = post_form(as_user("operator"), "/customers/import", {}, follow_redirects=True)
     assert "Choose a CSV file to import." in r.get_data(as_text=True)
+
+
+def test_export_defuses_spreadsheet_formulas_and_import_restores_the_name(as_user):
+    make_customer("=HYPERLINK(1)")
+    c = as_user("admin")
+    exported = c.get("/customers/export.csv").get_data()
+    assert b"'=HYPERLINK(1)" in exported
+    html = _upload(c, "/customers/import", exported).get_data(as_text=True)
+    assert "0 created, 0 updated, 1 unchanged" in html

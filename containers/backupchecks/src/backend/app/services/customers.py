@@ -21,6 +21,7 @@ PER_PAGE = 50
 # The CSV columns, in this order, exactly (export writes them; import requires them).
 CSV_COLUMNS = ("name", "active", "job_count", "autotask_company_id")
 MAX_IMPORT_LINES = 10000
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # spreadsheets run cells that start like this
 _TRUE = {"1", "true", "yes", "y", "active"}
 _FALSE = {"0", "false", "no", "n", "inactive"}
 
@@ -182,8 +183,18 @@ def export_csv() -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for name, active, n, at_id in rows:
-        writer.writerow([name, "true" if active else "false", n, "" if at_id is None else at_id])
+        writer.writerow([_safe_cell(name), "true" if active else "false", n, "" if at_id is None else at_id])
     return out.getvalue()
+
+
+def _safe_cell(value: str) -> str:
+    """A name that a spreadsheet would run as a formula is written with a leading apostrophe
+    (the import strips it again)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _unsafe_cell(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value
 
 
 @dataclass
@@ -268,7 +279,7 @@ def parse_csv(data: bytes) -> list[dict]:
             continue
         problems = []
         try:
-            name = clean_name(row[0])
+            name = clean_name(_unsafe_cell(row[0].strip()))
         except CustomerError as exc:
             problems.append(str(exc).rstrip("."))
             name = None
