@@ -303,3 +303,12 @@ def test_export_defuses_spreadsheet_formulas_and_import_restores_the_name(as_use
     assert b"'=HYPERLINK(1)" in exported
     html = _upload(c, "/customers/import", exported).get_data(as_text=True)
     assert "0 created, 0 updated, 1 unchanged" in html
+
+
+def test_simultaneous_add_of_the_same_name_is_a_message_not_an_error(as_user, monkeypatch):
+    from backend.app.services import customers as svc
+    make_customer("Acme")
+    monkeypatch.setattr(svc, "_name_taken", lambda name, exclude_id=None: None)  # the other add wins the race
+    r = post_form(as_user("operator"), "/customers/new", {"name": "Acme"}, follow_redirects=True)
+    assert r.status_code == 200 and "was just added by someone else" in r.get_data(as_text=True)
+    assert db.session.execute(select(func.count(Customer.id))).scalar_one() == 1

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Customer
@@ -52,6 +53,10 @@ def customer_create():
         db.session.rollback()
         flash(f"Customer not added: {exc}", "danger")
         return redirect(url_for("main.customers"))
+    except IntegrityError:  # someone added the same name at the same moment
+        db.session.rollback()
+        flash("Customer not added: a customer with that name was just added by someone else.", "danger")
+        return redirect(url_for("main.customers"))
     flash(f"Customer {customer.name} added.", "success")
     return redirect(url_for("main.customers", q=customer.name))
 
@@ -83,9 +88,10 @@ def customer_update(customer_id: int):
         else:
             raise svc.CustomerError("Unknown action.")
         db.session.commit()
-    except svc.CustomerError as exc:
+    except (svc.CustomerError, IntegrityError) as exc:
         db.session.rollback()
-        flash(f"Not changed: {exc}", "danger")
+        reason = exc if isinstance(exc, svc.CustomerError) else "another customer was just given that name."
+        flash(f"Not changed: {reason}", "danger")
         return redirect(url_for("main.customer_edit", customer_id=customer_id) if action == "rename" else back)
     flash(message, "success")
     return redirect(back)
@@ -143,6 +149,10 @@ def customers_import():
         db.session.rollback()
         return render_template("main/customers_import.html", errors=exc.errors, message=str(exc),
                                filename=upload.filename, csv_columns=svc.CSV_COLUMNS), 400
+    except IntegrityError:  # a customer of the file was added elsewhere meanwhile
+        db.session.rollback()
+        flash("Nothing was imported: customers changed while the file was imported. Upload it again.", "danger")
+        return redirect(url_for("main.customers"))
     flash(f"Customers imported from {upload.filename}: {report.summary}.", "success")
     return render_template("main/customers_import.html", report=report, filename=upload.filename,
                            csv_columns=svc.CSV_COLUMNS)

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Job
@@ -192,5 +193,10 @@ def jobs_import():
         db.session.rollback()
         return render_template("main/jobs_import.html", errors=exc.errors, message=str(exc),
                                filename=upload.filename), 400
+    except IntegrityError:  # a job or customer of the file was created elsewhere meanwhile
+        db.session.rollback()
+        flash("Nothing was imported: jobs or customers changed while the file was imported. Upload it again.",
+              "danger")
+        return redirect(url_for("main.jobs"))
     flash(f"Jobs imported from {upload.filename}: {report.summary}.", "success")
     return render_template("main/jobs_import.html", report=report, filename=upload.filename)
