@@ -365,6 +365,7 @@ def test_two_importers_started_at_once_only_one_imports(app, graph_app):
     assert _count(ImportCycle) == 1
 
 
+@pytest.mark.slow
 def test_two_import_mail_processes_at_once_only_one_imports(app, graph_app, database_url, tmp_path):
     """Two real `flask import-mail` processes on the same database: one imports, the other is told
     another import is running; every mail is stored once."""
@@ -376,7 +377,7 @@ def test_two_import_mail_processes_at_once_only_one_imports(app, graph_app, data
         pytest.skip("the advisory lock needs PostgreSQL")
     mails = corpus_mails(8)
     with _fake(mails) as fake:
-        fake.fail(429, method="GET", path_contains="/messages", retry_after="0", delay=3)
+        fake.fail(429, method="GET", path_contains="/messages", retry_after="0", delay=8)  # covers start-up jitter
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPH_", "PYTEST"))}
         env.update(fake.env(), DATABASE_URL=database_url.replace("+psycopg", ""), BACKGROUND_JOBS="0",
                    RUN_MIGRATIONS="0", PYTHONPATH=str(REPO_ROOT / "containers" / "backupchecks" / "src"),
