@@ -33,7 +33,7 @@ def dead_url() -> str:
 
 
 def _overrides(fake: FakeAutotask, **extra) -> dict:
-    values = {"zone_discovery_urls": (fake.discovery_url,), "timeout": 2.0, "retry_budget": 4.0,
+    values = {"zone_discovery_urls": (fake.discovery_url,), "timeout": 2.0, "retry_budget": 1.5,
               "backoff_base": 0.05, "max_backoff": 0.5, "lost_create_recheck_delay": 0.05}
     values.update(extra)
     return values
@@ -454,7 +454,6 @@ def test_poll_resolves_tickets_completed_in_autotask(at_app, as_user, fake, monk
     assert tickets[second].resolved_at is None
     assert "no longer exists" in tickets[third].resolution_note
     # Resolved tickets stop following the job; their old links stay.
-    job_id = runs[0].job_id
     nxt = make_run(db.session.get(JobRun, runs[0].id).job, "Failed", NOW)
     link_open_internal_tickets_to_run(nxt)
     db.session.commit()

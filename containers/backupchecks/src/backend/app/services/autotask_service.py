@@ -35,10 +35,9 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import select
 
 from ..extensions import db
@@ -492,7 +491,10 @@ def reference_for_run(run: JobRun) -> str:
 
 
 def deep_link(job_id: int) -> Optional[str]:
+    """/run-checks?job=<id> on the configured Backupchecks address (else the address of this request)."""
     base = (get_settings().autotask_base_url or "").strip().rstrip("/")
+    if not base and has_request_context():
+        base = request.host_url.rstrip("/")
     return f"{base}/run-checks?job={job_id}" if base else None
 
 
@@ -504,7 +506,7 @@ def ticket_text(run: JobRun) -> tuple[str, str]:
     title = f"Backup {status.lower()}: {job.job_name} ({customer.name})"
     when = run.started_at or run.missed_slot
     lines = [
-        f"Backupchecks reports a backup that needs attention.",
+        "Backupchecks reports a backup that needs attention.",
         "",
         f"Customer: {customer.name}",
         f"Job: {job.job_name}" + (f" ({job.software}" + (f" · {job.backup_type}" if job.backup_type else "") + ")"
