@@ -562,3 +562,52 @@ def test_switched_off_integration_hides_the_block_and_refuses(at_app, as_user, f
     r = post_form(c, "/run-checks/autotask/create", {"run_id": run.id}, follow_redirects=True)
     assert "switched off" in r.get_data(as_text=True)
     assert fake.requests == []
+
+
+def test_two_operators_creating_for_two_runs_of_one_job_make_one_ticket(at_app, fake):
+    """Both requests at once (Autotask slow to answer): the job lock makes the second link to the first's ticket."""
+    import threading
+
+    configure(fake)
+    job, run = failed_run(mapped_customer())
+    other = make_run(job, "Failed", NOW - timedelta(minutes=30))
+    fake.latency = 0.2
+    results, errors = [], []
+
+    def create(run_id):
+        with at_app.app_context():
+            try:
+                results.append(svc.create_ticket_for_run(run_id, None).created)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=create, args=(rid,)) for rid in (run.id, other.id)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and sorted(results) == [False, True]
+    assert len(fake.tickets) == 1 and len(ticket_creates(fake)) == 1
+    assert db.session.execute(select(func.count(Ticket.id))).scalar_one() == 1
+    assert db.session.execute(select(func.count()).select_from(TicketJobRun)).scalar_one() == 2
+    no_violations(fake)
+
+
+def test_a_run_already_following_the_ticket_shows_no_link_button(at_app, as_user, fake):
+    configure(fake)
+    job, run = failed_run(mapped_customer())
+    svc.create_ticket_for_run(run.id, None)
+    number = db.session.execute(select(Ticket.code)).scalar_one()
+    nxt = make_run(job, "Failed", NOW)
+    link_open_internal_tickets_to_run(nxt)
+    unlinked = make_run(job, "Warning", NOW - timedelta(days=2))  # older than the ticket: not linked
+    db.session.commit()
+    html = as_user("operator").get(f"/run-checks?job={job.id}").get_data(as_text=True)
+    assert html.count(f"Link to Autotask {number}") == 1  # only the unlinked run offers it
+    assert html.count(f"Resolve {number}") == 1  # once per job, on the newest run
+    assert "Create Autotask ticket" not in html
+    r = post_form(as_user("operator"), "/run-checks/autotask/create", {"run_id": unlinked.id}, follow_redirects=True)
+    assert "this run is now linked to it" in r.get_data(as_text=True)
+    assert len(fake.tickets) == 1
