@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from backend.app.extensions import db
-from backend.app.models import AuditLog, ImportCycle, NewsItem, User
+from backend.app.models import AuditLog, ImportCycle, NewsItem, Override, User
 from backend.app.services import dashboard as dashboard_svc
 from backend.app.services import news as news_svc
 from backend.app.services.settings import get_settings
@@ -44,6 +44,13 @@ def _kpis(html: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r'data-kpi="(\w+)">(\d+)<', html)}
 
 
+def _override() -> Override:
+    ov = Override(level="global", software="Veeam Backup & Replication", match_status="Failed")
+    db.session.add(ov)
+    db.session.commit()
+    return ov
+
+
 def _today() -> date:
     return datetime.now(AMS).date()
 
@@ -55,7 +62,7 @@ def test_todays_counts_follow_the_local_day(as_user):
     job = make_job()
     make_run(job, "Success", _local(today, 0, 10))
     make_run(job, "Success", _local(today, 0, 20), effective_status="Success")
-    make_run(job, "Failed", _local(today, 0, 30), effective_status="Success")  # overridden: a success
+    make_run(job, "Failed", _local(today, 0, 30), effective_status="Success", override_id=_override().id)
     make_run(job, "Warning", _local(today, 0, 40))
     make_run(job, "Failed", _local(today, 0, 50))
     make_run(job, "Missed", _local(today, 0, 55), missed=True)
@@ -65,6 +72,7 @@ def test_todays_counts_follow_the_local_day(as_user):
 
     html = as_user("viewer").get("/").get_data(as_text=True)
     assert _kpis(html) == {"success": 3, "warning": 1, "failed": 1, "missed": 1, "unreviewed": 8}
+    assert "incl. 1 by override" in html  # an overridden failure counts as a success, said so
 
 
 def test_cards_link_to_the_pages_that_list_them_for_roles_that_may_open_them(as_user):
@@ -96,7 +104,7 @@ def test_chart_groups_by_local_day_across_dst_in_one_query(app):
     make_run(job, "Success", _local(spring - timedelta(days=1), 23, 50))  # Saturday
     make_run(job, "Success", _local(spring, 0, 30))
     make_run(job, "Success", _local(spring, 3, 30), effective_status="Success")
-    make_run(job, "Failed", _local(spring, 4, 0), effective_status="Success")  # overridden
+    make_run(job, "Failed", _local(spring, 4, 0), effective_status="Success", override_id=_override().id)
     make_run(job, "Missed", _local(spring, 23, 30), missed=True)
     make_run(job, "Warning", _local(spring + timedelta(days=1), 0, 10))
     make_run(job, "Failed", _local(date(2026, 2, 1), 12))  # before the window
@@ -106,6 +114,7 @@ def test_chart_groups_by_local_day_across_dst_in_one_query(app):
     assert len(series) == 30 and series[0].day == date(2026, 3, 12) and series[-1].day == date(2026, 4, 10)
     by_day = {d.day: d for d in series}
     assert (by_day[spring].success, by_day[spring].total, by_day[spring].rate) == (3, 4, 75.0)
+    assert by_day[spring].by_override == 1
     assert (by_day[date(2026, 3, 28)].total, by_day[date(2026, 3, 28)].rate) == (1, 100.0)
     assert (by_day[date(2026, 3, 30)].total, by_day[date(2026, 3, 30)].rate) == (1, 0.0)
     assert by_day[date(2026, 4, 1)].rate is None  # no runs: a gap, not 0 %
@@ -117,13 +126,18 @@ def test_chart_groups_by_local_day_across_dst_in_one_query(app):
 def test_sql_and_python_grouping_agree(app, monkeypatch):
     job = make_job()
     base = date(2026, 10, 20)
+    ov = _override()
     for i in range(12):
-        make_run(job, ("Success", "Warning", "Failed", "Missed")[i % 4], _local(base, 0, 0) + timedelta(hours=7 * i))
+        status = ("Success", "Warning", "Failed", "Missed")[i % 4]
+        overridden = i % 5 == 0
+        make_run(job, status, _local(base, 0, 0) + timedelta(hours=7 * i),
+                 effective_status="Success" if overridden else status, override_id=ov.id if overridden else None)
     first, last = date(2026, 10, 15), date(2026, 10, 28)  # autumn DST on 25 October
     in_sql = dashboard_svc.day_status_counts(AMS, first, last)
     monkeypatch.setattr(dashboard_svc, "_groups_in_sql", lambda: False)
     in_python = dashboard_svc.day_status_counts(AMS, first, last)
     assert in_sql == in_python and sum(sum(c.values()) for c in in_sql.values()) == 12
+    assert sum(c["Success (override)"] for c in in_sql.values()) == 3
 
 
 def test_chart_has_a_text_alternative_with_the_figures(as_user):

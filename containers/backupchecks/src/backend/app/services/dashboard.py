@@ -24,7 +24,7 @@ from ..extensions import db
 from ..models import ImportCycle, JobRun, utcnow
 from . import news as news_svc
 from .settings import get_settings, ui_zone
-from .status import FAILED, MISSED, SUCCESS, WARNING, day_bounds_utc, local_day
+from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, day_bounds_utc, local_day
 
 CHART_DAYS = 30
 CARD_STATUSES = (SUCCESS, WARNING, FAILED, MISSED)
@@ -41,7 +41,12 @@ class DayFigures:
 
     @property
     def success(self) -> int:
-        return self.counts.get(SUCCESS, 0)
+        """Successes, overrides included."""
+        return self.counts.get(SUCCESS, 0) + self.counts.get(OVERRIDE_SUCCESS, 0)
+
+    @property
+    def by_override(self) -> int:
+        return self.counts.get(OVERRIDE_SUCCESS, 0)
 
     @property
     def rate(self) -> Optional[float]:
@@ -54,7 +59,8 @@ def _groups_in_sql() -> bool:
 
 
 def day_status_counts(zone: ZoneInfo, first: date, last: date) -> dict[date, Counter]:
-    """{local day: Counter(effective status -> runs)} for the days first..last, in ONE query.
+    """{local day: Counter(status -> runs)} for the days first..last, in ONE query. The status is
+    the effective one, with overridden successes apart as "Success (override)".
 
     PostgreSQL groups by local day in SQL (``timezone(:tz, started_at)``); other databases
     (SQLite in a quick local run) read a narrow (started_at, effective_status) list and group
@@ -65,16 +71,22 @@ def day_status_counts(zone: ZoneInfo, first: date, last: date) -> dict[date, Cou
     out: dict[date, Counter] = {}
     if _groups_in_sql():
         local = cast(func.timezone(literal(zone.key), JobRun.started_at), Date)
+        overridden = JobRun.override_id.is_not(None)
         rows = db.session.execute(
-            select(local.label("day"), JobRun.effective_status, func.count(JobRun.id))
-            .where(*in_range).group_by(local, JobRun.effective_status)).all()
-        for day, status, n in rows:
-            out.setdefault(day, Counter())[status] += n
+            select(local.label("day"), JobRun.effective_status, overridden, func.count())
+            .where(*in_range).group_by(local, JobRun.effective_status, overridden)).all()
+        for day, status, by_override, n in rows:
+            out.setdefault(day, Counter())[_key(status, by_override)] += n
     else:
-        for started, status in db.session.execute(
-                select(JobRun.started_at, JobRun.effective_status).where(*in_range)):
-            out.setdefault(local_day(started, zone), Counter())[status] += 1
+        for started, status, override_id in db.session.execute(
+                select(JobRun.started_at, JobRun.effective_status, JobRun.override_id).where(*in_range)):
+            out.setdefault(local_day(started, zone), Counter())[_key(status, override_id is not None)] += 1
     return out
+
+
+def _key(status: str, by_override: bool) -> str:
+    """The counter key: the effective status, "Success (override)" for an overridden success."""
+    return OVERRIDE_SUCCESS if status == SUCCESS and by_override else status
 
 
 def chart_days(zone: ZoneInfo, today: date, days: int = CHART_DAYS) -> list[DayFigures]:
@@ -161,6 +173,7 @@ def dashboard_data(include_all_news: bool = False, today: Optional[date] = None)
     series = chart_days(zone, today)
     today_counts = series[-1].counts
     counts = {s: today_counts.get(s, 0) for s in CARD_STATUSES}
+    counts[SUCCESS] = series[-1].success
     unreviewed, has_runs = run_totals()
     cycle = last_import()
     visible = news_svc.visible_news(now)
@@ -169,6 +182,7 @@ def dashboard_data(include_all_news: bool = False, today: Optional[date] = None)
         "today": today,
         "counts": counts,
         "today_total": series[-1].total,
+        "today_by_override": series[-1].by_override,
         "unreviewed": unreviewed,
         "has_runs": has_runs,
         "last_cycle": cycle,
