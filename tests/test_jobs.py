@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select
 from backend.app.extensions import db
 from backend.app.models import AuditLog, Customer, Job, JobRun, MailMessage, Override, RunObject
 
-from .conftest import make_customer, make_job, make_run, make_user, post_form
+from .conftest import make_customer, make_job, make_run, post_form
 
 NOW = datetime.now(timezone.utc)
 

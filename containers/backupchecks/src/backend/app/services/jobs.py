@@ -14,7 +14,7 @@ from sqlalchemy import case, delete, func, or_, select
 from sqlalchemy.orm import contains_eager, selectinload
 
 from ..extensions import db
-from ..models import Customer, Job, JobRun, RunObject, User
+from ..models import Customer, Job, JobRun, User
 from . import audit
 from .customers import NAME_MAX, _escape_like
 from .ingest import job_identity_key
