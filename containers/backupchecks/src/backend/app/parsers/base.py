@@ -39,13 +39,28 @@ class Message:
     _tree: object = field(default=None, repr=False, compare=False)
 
     def html_tree(self):
-        """The HTML body parsed with lxml (cached); None when there is no HTML."""
+        """The HTML body parsed with lxml (cached); None when there is no HTML.
+
+        A text-only message whose text holds tables (a report forwarded as plain
+        text) gets a tree built from them, so HTML table readers work on it too.
+        """
         if self._tree is None and self.html:
             import lxml.html
             try:
                 self._tree = lxml.html.document_fromstring(self.html)
             except Exception:  # noqa: BLE001 - malformed markup: no tree
                 self._tree = False
+        elif self._tree is None and self.text:
+            # No HTML (forwarded as plain text, HTML part dropped): the tables of the
+            # text rendering (tab-separated rows, or one cell per line) as a tree.
+            from .texttables import has_tables, tables_html
+            self._tree = False
+            if has_tables(self.text):
+                import lxml.html
+                try:
+                    self._tree = lxml.html.document_fromstring(tables_html(self.text))
+                except Exception:  # noqa: BLE001
+                    self._tree = False
         if self._tree is None or self._tree is False:
             return None
         return self._tree

@@ -213,6 +213,10 @@ def _decode_header_value(value) -> str:
         return ""
     if isinstance(value, str) and "=?" not in value and value.isascii():
         return value
+    if isinstance(value, str) and "\n" in value:
+        # Unfold first (RFC 5322: drop the line break, keep the space): decode_header would
+        # otherwise lose the space between plain text and an encoded word on the next line.
+        value = re.sub(r"\r?\n(?=[ \t])", "", value)
     try:
         parts = decode_header(value)
     except Exception:  # noqa: BLE001 - malformed encoded words: keep them as they are

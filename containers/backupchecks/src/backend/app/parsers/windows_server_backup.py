@@ -157,10 +157,14 @@ class WsbScriptReportParser(Parser):
                 rows = [r for r in table.iter("tr")]
                 if not rows:
                     continue
-                head = [clean_text(c.text_content()).lower() for c in rows[0] if c.tag in ("td", "th")]
-                if "name" in head and "status" in head:
+                # The header row is usually the first; in a table rebuilt from a text
+                # rendering other rows may precede it.
+                hi = next((x for x, r in enumerate(rows[:12]) if {"name", "status"} <= {
+                    clean_text(c.text_content()).lower() for c in r if c.tag in ("td", "th")}), None)
+                if hi is not None:
+                    head = [clean_text(c.text_content()).lower() for c in rows[hi] if c.tag in ("td", "th")]
                     ni, si = head.index("name"), head.index("status")
-                    for r in rows[1:]:
+                    for r in rows[hi + 1:]:
                         cells = [clean_text(c.text_content()) for c in r if c.tag in ("td", "th")]
                         if len(cells) > max(ni, si) and cells[ni]:
                             objects.append(ParsedObject(cells[ni], "Volume", _item_status(cells[si]), ""))

@@ -1,0 +1,439 @@
+"""Mutation harness: every sample of both corpora, delivered the ways real mail arrives.
+
+For each ``NAME.eml`` with its ``NAME.expected.json`` this builds realistic
+variants and checks that the parse result (software, backup_type, job_name,
+overall_status, objects) still equals the expected one:
+
+* ``fwd_html_en`` / ``fwd_html_de``: forwarded inline by Outlook in HTML (the
+  report's HTML after Outlook's "From:/Sent:/To:/Subject:" resp.
+  "Von:/Gesendet:/An:/Betreff:" block, with Outlook's text/plain alternative);
+* ``fwd_text_tabs`` / ``fwd_text_lines``: forwarded inline as TEXT only, the
+  HTML rendered to plain text the way Outlook does it (table cells separated
+  by tabs on one line per row, or every cell on a line of its own);
+* ``fwd_attachment``: forwarded as a message/rfc822 attachment;
+* ``prefix_*``: subject prefixes added by people and mail systems;
+* ``enc_*``: bodies re-encoded (quoted-printable windows-1252, base64
+  ISO-8859-1, 8bit UTF-8) and CRLF / LF line endings;
+* ``no_date``: the Date header missing;
+* ``html_only`` / ``text_only``: one half of a text+HTML mail dropped.
+
+Some variants cannot carry everything: ``LOSSY`` lists them per sample with
+the reason; for those only software, job name and status are compared (plus
+whatever the entry keeps). Nothing is skipped silently: a variant that cannot
+be built for a sample (e.g. a report with characters Latin-1 cannot encode)
+is not generated, and the list of those is itself tested below.
+"""
+from __future__ import annotations
+
+import base64
+import email
+import email.charset
+import email.policy
+import html as htmlmod
+import json
+import quopri
+import re
+from email.mime.message import MIMEMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import getaddresses, parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+
+from backend.app.parsers.registry import parse_raw
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED = REPO_ROOT.parent / "shared" / "samples" / "emails"
+LOCAL = HERE / "samples"
+KEYS = ("software", "backup_type", "job_name", "overall_status", "objects")
+CORE_KEYS = ("software", "job_name", "overall_status")
+OBJECT_KEYS = ("name", "type", "status", "message")
+
+
+def _samples() -> list[Path]:
+    found: list[Path] = []
+    for root in (SHARED, LOCAL):
+        if root.is_dir():
+            found += sorted(root.rglob("*.eml"))
+    return found
+
+
+# --- reading a sample ---------------------------------------------------------------
+
+class Original:
+    """The parts of a sample a mail client works with when it forwards or re-encodes it."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        self.msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        pol = email.message_from_bytes(raw, policy=email.policy.default)
+        self.subject = str(pol.get("Subject", "") or "")
+        self.from_ = str(pol.get("From", "") or "")
+        self.to = str(pol.get("To", "") or "ops@example.invalid")
+        self.date = str(pol.get("Date", "") or "")
+        self.text = None
+        self.html = None
+        self.other_parts = 0
+        self.nested = False
+        for part in pol.walk():
+            if part.get_content_type() == "message/rfc822":
+                self.nested = True
+            if part.is_multipart():
+                continue
+            ctype = part.get_content_type()
+            if part.get_filename() or part.get_content_disposition() == "attachment":
+                self.other_parts += 1
+                continue
+            try:
+                content = part.get_content()
+            except Exception:  # noqa: BLE001
+                content = None
+            if not isinstance(content, str):
+                self.other_parts += 1
+                continue
+            if ctype == "text/html" and self.html is None:
+                self.html = content
+            elif ctype == "text/plain" and self.text is None:
+                self.text = content
+            else:
+                self.other_parts += 1
+
+    @property
+    def both(self) -> bool:
+        return bool(self.text and self.text.strip()) and bool(self.html and self.html.strip())
+
+    def from_name_addr(self) -> tuple[str, str]:
+        pairs = getaddresses([self.from_])
+        return pairs[0] if pairs else ("", "")
+
+    def sent(self):
+        try:
+            return parsedate_to_datetime(self.date)
+        except Exception:  # noqa: BLE001
+            return None
+
+
+# --- how Outlook renders things ----------------------------------------------------
+
+_BLOCKS = {"p", "div", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "pre",
+           "blockquote", "hr", "tbody", "thead", "center", "dl", "dt", "dd"}
+
+
+def outlook_text(html: str, cells: str) -> str:
+    """Plain-text rendering of an HTML body, as Outlook's "forward as plain text" does.
+
+    ``cells='tabs'``: the cells of a table row on one line, separated by a tab;
+    ``cells='lines'``: every cell on a line of its own (an empty cell an empty
+    line), rows following each other. Whitespace in the markup collapses as a
+    browser shows it. Written independently of normalize.html_to_text on purpose.
+    """
+    import lxml.html
+    doc = lxml.html.document_fromstring(html)
+    for bad in doc.xpath("//script|//style|//head|//title"):
+        bad.drop_tree()
+    out: list[str] = []
+
+    def put(s, pre):
+        if s:
+            out.append(s if pre else re.sub(r"\s+", " ", s))
+
+    def walk(el, pre=False):
+        tag = el.tag if isinstance(el.tag, str) else None
+        if tag is None:
+            put(el.tail, pre)
+            return
+        pre = pre or tag == "pre"
+        if tag == "br":
+            out.append("\n")
+        elif tag in _BLOCKS and tag not in ("tr", "tbody", "thead") and not (cells == "lines" and tag == "table"):
+            out.append("\n")
+        put(el.text, pre)
+        for child in el:
+            walk(child, pre)
+        if tag in ("td", "th"):
+            out.append("\t" if cells == "tabs" else "\n")
+        elif tag == "tr":
+            out.append("\n" if cells == "tabs" else "")
+        elif tag in _BLOCKS and tag not in ("tbody", "thead") and not (cells == "lines" and tag == "table"):
+            out.append("\n")
+        if el.getparent() is not None:
+            put(el.tail, pre and el.getparent().tag == "pre")
+
+    body = doc.find("body")
+    walk(body if body is not None else doc)
+    text = "".join(out).replace("\xa0", " ")
+    lines = []
+    for ln in text.split("\n"):
+        ln = re.sub(r" *\t *", "\t", re.sub(r"[ ]+", " ", ln)).strip(" ").rstrip("\t")
+        lines.append(ln)
+    text = "\n".join(lines)
+    if cells == "tabs":
+        text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip("\n")
+
+
+_DAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAYS_DE = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
+_MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+              "October", "November", "December")
+_MONTHS_DE = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
+              "Oktober", "November", "Dezember")
+
+
+def sent_line(orig: Original, lang: str) -> str:
+    d = orig.sent()
+    if d is None:
+        return "Tuesday, March 18, 2025 3:22 AM" if lang == "en" else "Dienstag, 18. März 2025 03:22"
+    if lang == "en":
+        h12 = d.hour % 12 or 12
+        return (f"{_DAYS_EN[d.weekday()]}, {_MONTHS_EN[d.month - 1]} {d.day}, {d.year} "
+                f"{h12}:{d.minute:02d} {'PM' if d.hour >= 12 else 'AM'}")
+    return f"{_DAYS_DE[d.weekday()]}, {d.day}. {_MONTHS_DE[d.month - 1]} {d.year} {d.hour:02d}:{d.minute:02d}"
+
+
+def header_block(orig: Original, lang: str) -> list[tuple[str, str]]:
+    name, addr = orig.from_name_addr()
+    if lang == "en":
+        frm = f"{name} <{addr}>" if name else addr
+        return [("From", frm), ("Sent", sent_line(orig, "en")), ("To", orig.to), ("Subject", orig.subject)]
+    frm = f"{name} [mailto:{addr}]" if name else addr
+    return [("Von", frm), ("Gesendet", sent_line(orig, "de")), ("An", orig.to), ("Betreff", orig.subject)]
+
+
+def original_as_html(orig: Original) -> str:
+    """The original body as HTML: its own HTML, or its text the way Outlook shows plain text."""
+    if orig.html and orig.html.strip():
+        return orig.html
+    lines = (orig.text or "").split("\n")
+    return "".join(
+        f"<p class=MsoPlainText>{htmlmod.escape(ln) if ln.strip() else '<o:p>&nbsp;</o:p>'}</p>\n"
+        for ln in lines)
+
+
+def original_as_text(orig: Original, cells: str) -> str:
+    if orig.html and orig.html.strip():
+        return outlook_text(orig.html, cells)
+    return (orig.text or "").replace("\r\n", "\n")
+
+
+def _inner_body(html: str) -> str:
+    m = re.search(r"<body[^>]*>(.*)</body>", html, re.IGNORECASE | re.DOTALL)
+    if m:
+        return m.group(1)
+    return re.sub(r"</?html[^>]*>|<head>.*?</head>", "", html, flags=re.IGNORECASE | re.DOTALL)
+
+
+def _qp(charset: str = "utf-8"):
+    cs = email.charset.Charset(charset)
+    cs.body_encoding = email.charset.QP
+    return cs
+
+
+def _outer_headers(m, orig: Original, subject: str):
+    m["From"] = "Service Desk <servicedesk@example.invalid>"
+    m["To"] = "backups@example.invalid"
+    m["Subject"] = subject
+    m["Date"] = "Wed, 19 Mar 2025 09:14:02 +0100"
+    m["Message-ID"] = "<fwd-variant@example.invalid>"
+    m["X-Mailer"] = "Microsoft Outlook 16.0"
+    return m
+
+
+def build_fwd_html(orig: Original, lang: str) -> bytes:
+    block = header_block(orig, lang)
+    intro = "FYI" if lang == "en" else "Zur Info"
+    hb = "<br>\n".join(f"<b>{k}:</b> {htmlmod.escape(v)}" for k, v in block)
+    html = (
+        '<html xmlns:o="urn:schemas-microsoft-com:office:office"><head>'
+        '<meta http-equiv="Content-Type" content="text/html; charset=utf-8">'
+        '<style><!-- p.MsoNormal {margin:0cm;} --></style></head>'
+        '<body lang="EN-US" link="#0563C1"><div class="WordSection1">'
+        f'<p class="MsoNormal">{intro}<o:p></o:p></p>'
+        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p>'
+        '<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm">'
+        f'<p class="MsoNormal">{hb}<o:p></o:p></p></div>'
+        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p>'
+        + _inner_body(original_as_html(orig)) +
+        '</div></body></html>'
+    )
+    text = (intro + "\n\n" + "\n".join(f"{k}: {v}" for k, v in block) + "\n\n"
+            + original_as_text(orig, "tabs") + "\n")
+    m = MIMEMultipart("alternative")
+    m.attach(MIMEText(text, "plain", _qp()))
+    m.attach(MIMEText(html, "html", _qp()))
+    prefix = "FW: " if lang == "en" else "WG: "
+    return _outer_headers(m, orig, prefix + orig.subject).as_bytes()
+
+
+def build_fwd_text(orig: Original, cells: str, lang: str) -> bytes:
+    block = header_block(orig, lang)
+    sep = "-----Original Message-----" if lang == "en" else "-----Ursprüngliche Nachricht-----"
+    text = ("Please check.\n\n" + sep + "\n" + "\n".join(f"{k}: {v}" for k, v in block) + "\n\n"
+            + original_as_text(orig, cells) + "\n")
+    m = MIMEText(text, "plain", _qp())
+    prefix = "FW: " if lang == "en" else "WG: "
+    return _outer_headers(m, orig, prefix + orig.subject).as_bytes()
+
+
+def build_fwd_attachment(orig: Original) -> bytes:
+    m = MIMEMultipart("mixed")
+    m.attach(MIMEText("See the attached report.\n", "plain", _qp()))
+    inner = email.message_from_bytes(orig.raw, policy=email.policy.compat32)
+    att = MIMEMessage(inner)
+    att.add_header("Content-Disposition", "attachment", filename="report.eml")
+    m.attach(att)
+    return _outer_headers(m, orig, "FW: " + orig.subject).as_bytes()
+
+
+def build_prefix(orig: Original, prefix: str) -> bytes:
+    msg = email.message_from_bytes(orig.raw, policy=email.policy.default)
+    del msg["Subject"]
+    msg["Subject"] = prefix + orig.subject
+    return msg.as_bytes()
+
+
+def _reencode_part(part, charset: str, cte: str) -> bool:
+    """Re-encode one text leaf in place; False when the text cannot be written in ``charset``."""
+    content = email.message_from_bytes(part.as_bytes(), policy=email.policy.default).get_content()
+    if part.get_content_type() == "text/html":
+        content = re.sub(r'(<meta[^>]+charset\s*=\s*["\']?)[\w-]+', lambda mm: mm.group(1) + charset,
+                         content, flags=re.IGNORECASE)
+    try:
+        data = content.encode(charset)
+    except UnicodeEncodeError:
+        return False
+    if cte == "quoted-printable":
+        payload = quopri.encodestring(data.replace(b"\r\n", b"\n")).decode("ascii")
+    elif cte == "base64":
+        payload = base64.encodebytes(data).decode("ascii")
+    else:
+        payload = data.decode("ascii", "surrogateescape")  # written back as the raw 8-bit bytes
+    del part["Content-Transfer-Encoding"]
+    part["Content-Transfer-Encoding"] = cte
+    part.set_param("charset", charset)
+    part.set_payload(payload)
+    return True
+
+
+def build_reencoded(orig: Original, charset: str, cte: str):
+    msg = email.message_from_bytes(orig.raw, policy=email.policy.compat32)
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        if part.get_filename():
+            continue
+        if not _reencode_part(part, charset, cte):
+            return None
+    if cte == "8bit":
+        return msg.as_bytes(policy=email.policy.compat32.clone(cte_type="8bit"))
+    return msg.as_bytes()
+
+
+def build_line_endings(orig: Original, crlf: bool) -> bytes:
+    lf = orig.raw.replace(b"\r\n", b"\n")
+    return lf.replace(b"\n", b"\r\n") if crlf else lf
+
+
+def build_no_date(orig: Original) -> bytes:
+    raw = orig.raw
+    head_end = min(p for p in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n"), len(raw)) if p >= 0)
+    head = re.sub(rb"(?im)^Date:[^\n]*\n(?:[ \t][^\n]*\n)*", b"", raw[:head_end + 1])
+    return head + raw[head_end + 1:]
+
+
+def build_single(orig: Original, which: str) -> bytes:
+    pol = email.message_from_bytes(orig.raw, policy=email.policy.default)
+    body = orig.html if which == "html" else orig.text
+    m = MIMEText(body, which, _qp())
+    for name in ("From", "To", "Subject", "Date", "Message-ID"):
+        if pol.get(name) is not None:
+            m[name] = str(pol.get(name))
+    return m.as_bytes()
+
+
+PREFIXES = {"prefix_re": "RE: ", "prefix_fw": "FW: ", "prefix_external": "[EXTERNAL] ",
+            "prefix_wg_aw": "WG: AW: "}
+
+
+def variants_for(orig: Original) -> dict:
+    out = {
+        "fwd_html_en": lambda: build_fwd_html(orig, "en"),
+        "fwd_html_de": lambda: build_fwd_html(orig, "de"),
+        "fwd_text_tabs": lambda: build_fwd_text(orig, "tabs", "en"),
+        "fwd_text_lines": lambda: build_fwd_text(orig, "lines", "de"),
+        "fwd_attachment": lambda: build_fwd_attachment(orig),
+        "enc_qp_cp1252": lambda: build_reencoded(orig, "windows-1252", "quoted-printable"),
+        "enc_b64_latin1": lambda: build_reencoded(orig, "iso-8859-1", "base64"),
+        "enc_8bit_utf8": lambda: build_reencoded(orig, "utf-8", "8bit"),
+        "crlf": lambda: build_line_endings(orig, True),
+        "lf": lambda: build_line_endings(orig, False),
+        "no_date": lambda: build_no_date(orig),
+    }
+    for key, prefix in PREFIXES.items():
+        out[key] = (lambda p: (lambda: build_prefix(orig, p)))(prefix)
+    if orig.both and orig.other_parts == 0 and not orig.nested:
+        out["html_only"] = lambda: build_single(orig, "html")
+        out["text_only"] = lambda: build_single(orig, "plain")
+    return out
+
+
+# --- what a variant may lose, per sample (with the reason) -------------------------
+# key: (sample file name, variant) -> (reason, keys compared besides CORE_KEYS)
+LOSSY: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+
+ALL_VARIANTS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_attachment",
+                "enc_qp_cp1252", "enc_b64_latin1", "enc_8bit_utf8", "crlf", "lf", "no_date",
+                *PREFIXES, "html_only", "text_only")
+
+
+def _cases():
+    cases = []
+    for path in _samples():
+        for variant in ALL_VARIANTS:
+            cases.append(pytest.param(path, variant, id=f"{path.stem}-{variant}"))
+    return cases
+
+
+def _expected(path: Path) -> dict:
+    exp = json.loads(path.with_name(path.name[:-4] + ".expected.json").read_text(encoding="utf-8"))
+    want = {k: exp[k] for k in KEYS}
+    want["objects"] = [{k: o.get(k) for k in OBJECT_KEYS} for o in want["objects"]]
+    return want
+
+
+def _got(raw: bytes):
+    r = parse_raw(raw)
+    got = r.to_dict()
+    got["objects"] = [{k: o[k] for k in OBJECT_KEYS} for o in got["objects"]]
+    return r, {k: got[k] for k in KEYS}
+
+
+_ORIGINALS: dict = {}
+
+
+def _original(path: Path) -> Original:
+    if path not in _ORIGINALS:
+        _ORIGINALS[path] = Original(path.read_bytes())
+    return _ORIGINALS[path]
+
+
+@pytest.mark.parametrize("path,variant", _cases())
+def test_variant_parses_as_expected(path: Path, variant: str):
+    orig = _original(path)
+    builders = variants_for(orig)
+    if variant not in builders:
+        pytest.skip("not applicable: the sample does not carry both a text and an HTML part")
+    raw = builders[variant]()
+    if raw is None:
+        pytest.skip("not applicable: the report holds characters this charset cannot encode")
+    want = _expected(path)
+    result, got = _got(raw)
+    lossy = LOSSY.get((path.name, variant))
+    if lossy:
+        reason, extra = lossy
+        keys = CORE_KEYS + tuple(extra)
+        assert {k: got[k] for k in keys} == {k: want[k] for k in keys}, f"{result.parser}: {result.reason}"
+    else:
+        assert got == want, f"{result.parser}: {result.reason}"
