@@ -607,3 +607,20 @@ def test_the_same_file_without_a_message_id_uploaded_twice_is_stored_once(app, t
     assert "new=1 duplicates=0" in first.output
     assert "new=0 duplicates=2" in second.output, second.output
     assert _count(MailMessage) == 1
+
+
+def test_a_cycle_cut_off_by_a_dying_process_is_marked_failed_by_the_next_cycle(app, graph_app):
+    from backend.app.extensions import db
+    from backend.app.models import ImportCycle
+    from backend.app.services.importer import run_import_cycle
+
+    stale = ImportCycle(trigger="auto", state="running", started_at=datetime.now(timezone.utc) - timedelta(hours=1))
+    db.session.add(stale)
+    db.session.commit()
+    with _fake(corpus_mails(2)) as fake:
+        graph_app(fake)
+        cycle = run_import_cycle(trigger="auto")
+
+    db.session.refresh(stale)
+    assert (cycle.state, cycle.new) == ("done", 2)
+    assert stale.state == "failed" and "Interrupted" in stale.error and stale.finished_at is not None

@@ -98,6 +98,11 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
     keep_raw = bool(settings.keep_raw_mails)
     if batch_size is None:
         batch_size = settings.manual_import_batch_size if trigger == "manual" else settings.import_batch_size
+    # We hold the import lock, so a cycle still marked running was cut off (the process died).
+    db.session.execute(update(ImportCycle).where(ImportCycle.state == "running")
+                       .values(state="failed", finished_at=utcnow(),
+                               error="Interrupted: the process stopped during this cycle; the next cycle "
+                                     "imported what was left."))
     cycle = ImportCycle(trigger=trigger, started_at=utcnow(), state="running")
     db.session.add(cycle)
     db.session.commit()
