@@ -97,3 +97,27 @@ def test_chart_renders_and_admin_posts_news(browser, live_server):
     assert viewer.locator("#news-post").count() == 0
     viewer.close()
     page.close()
+
+
+def test_empty_dashboard_says_what_to_do_and_shows_a_failed_import(browser, live_server):
+    make_user("alice", roles=("admin",))
+    db.session.add(ImportCycle(state="failed", started_at=datetime.now(timezone.utc) - timedelta(minutes=3),
+                               error="Graph refused the client secret (AADSTS7000215): it may have expired."))
+    db.session.commit()
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    page.goto(live_server + "/auth/login")
+    page.fill("#username", "alice")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(live_server + "/")
+    empty = page.inner_text("#empty-state")
+    assert "No backup runs yet" in empty and "Settings → Mail" in empty and "Inbox → Upload" in empty
+    problem = page.inner_text("#import-problem")
+    assert "The last import failed." in problem and "AADSTS7000215" in problem and "What to do" in problem
+    assert page.locator("#success-chart").count() == 0  # no empty grid: a sentence instead
+    assert "the chart appears once backup reports are imported" in page.inner_text("#success-rate")
+    page.click("#empty-state a[href='/settings?section=mail']")
+    page.wait_for_url("**/settings?section=mail")
+    page.go_back()
+    page.screenshot(path="/tmp/backupchecks-dashboard-empty.png", full_page=True)
+    page.close()
