@@ -295,3 +295,10 @@ def test_constant_number_of_queries_whatever_the_day_size(as_user):
     assert html.count("data-job=") == 123
     assert small == large, (small, large)
     assert _queries(lambda: c.get(url + "&status=failed")) == small
+
+
+def test_dates_out_of_range_are_refused(as_user):
+    c = as_user("viewer")
+    for value in ("0001-01-01", "9999-12-31"):
+        r = c.get(f"/daily-jobs?date={value}")
+        assert r.status_code == 400 and "is out of range" in r.get_data(as_text=True)

@@ -222,3 +222,12 @@ def test_constant_number_of_queries_whatever_the_number_of_rules(as_user):
     for i in range(30):
         make_job(make_customer(f"Many {i} Testing"), f"Job {i}", sender=f"m{i}@example.test")
     assert _queries(lambda: c.get("/overrides/new")) == form_small
+
+
+def test_delete_comes_back_to_the_same_filtered_view(as_user):
+    seed_rules(4, "Alpha")
+    admin = as_user("admin")
+    page = admin.get("/overrides?level=job&rule_id=3&q=alpha").get_data(as_text=True)
+    assert 'action="/overrides/1/delete?level=job&amp;q=alpha"' in page
+    r = post_form(admin, "/overrides/1/delete?q=alpha&level=job")
+    assert r.headers["Location"].endswith("/overrides?q=alpha&level=job")

@@ -1,7 +1,7 @@
 """Daily Jobs: every job expected on a day (UI timezone) and every job that ran that day."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from flask import abort, render_template, request
 
@@ -10,6 +10,9 @@ from ..services import daily_jobs as svc
 from ..services.settings import ui_zone
 from ..services.status import configured_day_rule, display_status, parse_day
 from . import main_bp
+
+# Far outside this the calendar maths overflows; no backup report is dated there.
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2999, 12, 31)
 
 
 @main_bp.route("/daily-jobs")
@@ -22,6 +25,9 @@ def daily_jobs():
         status = svc.parse_status_filter(request.args.get("status"))
     except ValueError as exc:
         abort(400, f"Daily Jobs: {exc}")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        abort(400, f"Daily Jobs: {day.isoformat()} is out of range; choose a date between "
+                   f"{FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}.")
     raw_customer = (request.args.get("customer") or "").strip()
     if raw_customer and not raw_customer.isdigit():
         abort(400, f"Daily Jobs: the customer '{raw_customer[:30]}' is not a customer number; "

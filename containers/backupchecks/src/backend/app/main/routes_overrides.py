@@ -26,6 +26,7 @@ from . import main_bp
 EDITORS = ("admin", "operator")
 FIELDS = ("level", "software", "backup_type", "job_name_pattern", "job_id", "object_name", "match_status",
           "match_text", "match_mode", "valid_from", "valid_until", "comment")
+LIST_ARGS = ("q", "level", "state", "sort", "dir", "page")
 LEVEL_LABELS = {"object": "Object (one object of a job)", "job": "Job (one job)",
                 "global": "Global (a software, optionally a type and job-name pattern)"}
 
@@ -75,6 +76,11 @@ def _render_form(values: dict, rule: Override | None = None, error: str | None =
     ), status
 
 
+def _list_args() -> dict:
+    """The list's filters from the address, so a delete comes back to the same view."""
+    return {k: v for k, v in request.args.items() if k in LIST_ARGS}
+
+
 def _saved_message(rule: Override, verb: str) -> str:
     n = svc.unreviewed_runs_using(rule.id)
     tail = (f" Unreviewed runs were re-checked: it now decides {n} of them." if n
@@ -90,7 +96,7 @@ def overrides():
     rows, total, page = svc.list_overrides(filters, now)
     return render_template("main/overrides.html", rows=rows, total=total, page=page, per_page=svc.PER_PAGE,
                            filters=filters, levels=LEVELS, states=svc.STATES, match_mode_labels=MATCH_MODE_LABELS,
-                           can_edit=has_role(*EDITORS), can_delete=has_role("admin"))
+                           can_edit=has_role(*EDITORS), can_delete=has_role("admin"), list_args=_list_args())
 
 
 @main_bp.route("/overrides/new", methods=["GET", "POST"])
@@ -141,4 +147,4 @@ def overrides_delete(rule_id: int):
     tail = (f" {n} unreviewed run{'s' if n != 1 else ''} it decided were re-checked against the other rules."
             if n else "")
     flash(f"Override #{rule_id} deleted: {text}.{tail}", "success")
-    return redirect(url_for("main.overrides", **{k: v for k, v in request.args.items() if k != "csrf_token"}))
+    return redirect(url_for("main.overrides", **_list_args()))
