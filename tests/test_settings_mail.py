@@ -152,3 +152,19 @@ def test_maintenance_purge_and_info(as_user):
     assert "Nothing was purged" in r.get_data(as_text=True)
     r = post_form(c, "/settings/maintenance", {"action": "purge_raw", "days": "30"}, follow_redirects=True)
     assert "Removed the raw bytes of 0 mail(s)" in r.get_data(as_text=True)
+
+
+def test_maintenance_recompute_schedules_learns_from_runs(as_user):
+    from datetime import datetime, timedelta, timezone
+
+    from backend.app.models import Job
+
+    from .conftest import make_customer, make_job, make_run
+    job = make_job(make_customer("Schedule Testing"), "Nightly")
+    start = datetime.now(timezone.utc).replace(hour=20, minute=0, second=0, microsecond=0)
+    for d in range(1, 15):
+        make_run(job, "Success", start - timedelta(days=d))
+    r = post_form(as_user("admin"), "/settings/maintenance", {"action": "recompute_schedules"}, follow_redirects=True)
+    assert "Schedules recomputed" in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Job, job.id).schedule_kind == "daily"

@@ -159,12 +159,8 @@ def settings_maintenance():
         flash(f"Removed the raw bytes of {n} mail(s) older than {raw} days; their parsed data and runs stay.", "success")
         return redirect(url_for("main.settings", section="maintenance"))
     if action == "recompute_schedules":
-        try:
-            from ..services.schedules import recompute_all_schedules
-        except ImportError:
-            flash("Schedule learning is not available in this version.", "warning")
-            return redirect(url_for("main.settings", section="maintenance"))
         from ..models import utcnow
+        from ..services.schedules import recompute_all_schedules
         result = recompute_all_schedules(utcnow())
         audit.record("maintenance.recompute_schedules", f"Recomputed schedules ({result})", commit=True)
         db.session.commit()

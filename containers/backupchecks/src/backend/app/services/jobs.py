@@ -18,6 +18,8 @@ from ..models import Customer, Job, JobRun, User
 from . import audit
 from .customers import NAME_MAX, _escape_like
 from .ingest import job_identity_key
+from .schedules import describe_schedule, effective_schedule, recompute_job_schedule
+from ..ticketing_utils import remarks_for_runs, tickets_for_runs
 
 UTC = timezone.utc
 PER_PAGE = 50
@@ -172,10 +174,6 @@ def run_history(job: Job, page: int = 1, per_page: int = RUNS_PER_PAGE) -> RunHi
     ).unique().scalars().all()
     history = RunHistory(list(runs), total, page, per_page)
     ids = [r.id for r in runs]
-    try:  # ticketing_utils is another engineer's module; the page still works without it
-        from ..ticketing_utils import remarks_for_runs, tickets_for_runs
-    except ImportError:  # pragma: no cover
-        return history
     if ids:
         history.tickets = tickets_for_runs(ids)
         history.remarks = remarks_for_runs(ids)
@@ -184,10 +182,6 @@ def run_history(job: Job, page: int = 1, per_page: int = RUNS_PER_PAGE) -> RunHi
 
 def schedule_of(job: Job) -> tuple[Optional[dict], str]:
     """(effective schedule, one-line description); no query."""
-    try:
-        from .schedules import describe_schedule, effective_schedule
-    except ImportError:  # pragma: no cover
-        return None, (job.schedule_kind or "unknown").capitalize()
     sched = effective_schedule(job)
     return sched, describe_schedule(sched)
 
@@ -212,12 +206,7 @@ def unarchive_job(job: Job, actor, now: Optional[datetime] = None) -> bool:
         return False
     now = now or datetime.now(UTC)
     job.archived, job.archived_at = False, None
-    try:
-        from .schedules import recompute_job_schedule
-    except ImportError:  # pragma: no cover
-        recompute_job_schedule = None
-    if recompute_job_schedule is not None:
-        recompute_job_schedule(job, now)
+    recompute_job_schedule(job, now)
     audit.record("job.unarchive", f"Unarchived job {job.job_name}", user=actor, target_type="job",
                  target_id=job.id, before={"archived": True}, after={"archived": False})
     return True
