@@ -10,7 +10,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Optional
 from zoneinfo import ZoneInfo
@@ -99,7 +99,6 @@ class NewsInput:
     body: str
     visible_from: Optional[datetime]
     visible_until: Optional[datetime]
-    raw: dict = field(default_factory=dict)
 
 
 def parse_local(value: Optional[str], zone: ZoneInfo, label: str) -> Optional[datetime]:
