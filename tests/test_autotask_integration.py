@@ -611,3 +611,28 @@ def test_a_run_already_following_the_ticket_shows_no_link_button(at_app, as_user
     r = post_form(as_user("operator"), "/run-checks/autotask/create", {"run_id": unlinked.id}, follow_redirects=True)
     assert "this run is now linked to it" in r.get_data(as_text=True)
     assert len(fake.tickets) == 1
+
+
+def test_create_after_the_jobs_ticket_was_completed_in_autotask_makes_a_new_one(at_app, as_user, fake):
+    """The poll has not run yet: "create" notices the completed ticket, resolves it here, and creates anew."""
+    configure(fake)
+    job, run = failed_run(mapped_customer())
+    svc.create_ticket_for_run(run.id, None)
+    first = db.session.execute(select(Ticket)).scalar_one()
+    fake.complete_out_of_band(first.autotask_ticket_id)
+    later = make_run(job, "Failed", NOW)
+    r = post_form(as_user("operator"), "/run-checks/autotask/create", {"run_id": later.id}, follow_redirects=True)
+    assert "created for SQL01 nightly" in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert first.resolved_at is not None and "Completed in Autotask" in first.resolution_note
+    assert len(fake.tickets) == 2
+    assert {t["externalID"] for t in fake.tickets.values()} == {
+        f"BC-run-{run.id}", f"BC-run-{later.id}"}
+    no_violations(fake)
+
+
+def test_interactive_calls_give_up_sooner_than_the_poll(app, fake):
+    configure(fake, reference=False)
+    assert svc.build_config().retry_budget == svc.INTERACTIVE_RETRY_BUDGET
+    assert svc.build_config(interactive=False).retry_budget > svc.INTERACTIVE_RETRY_BUDGET
+    assert "secret" not in repr(svc.build_config()).lower() or fake.secret not in repr(svc.build_config())

@@ -62,6 +62,7 @@ POLL_BATCH = 200
 REFRESH_BATCH = 100
 MAX_OBJECTS_IN_DESCRIPTION = 30
 DEFAULT_POLL_SECONDS = 300
+INTERACTIVE_RETRY_BUDGET = 15.0
 
 #: settings field -> reference-data list it must be chosen from
 DEFAULT_FIELDS = {
@@ -93,8 +94,11 @@ def is_configured(settings=None) -> bool:
     return all((v or "").strip() for v in (s.autotask_api_user, s.autotask_secret, s.autotask_integration_code))
 
 
-def build_config(settings=None) -> AutotaskConfig:
+def build_config(settings=None, *, interactive: bool = True) -> AutotaskConfig:
     """The client config from the settings row.
+
+    ``interactive``: someone waits for the answer, so throttling and server errors are retried
+    for at most INTERACTIVE_RETRY_BUDGET seconds (the poll uses the client's longer default).
 
     ``AUTOTASK_CONFIG_OVERRIDES`` (app config, a mapping of AutotaskConfig fields)
     is applied last: tests point the discovery URLs at the fake with it.
@@ -109,6 +113,8 @@ def build_config(settings=None) -> AutotaskConfig:
             environment=s.autotask_environment or "sandbox",
             fallback_base_url=zone or None,
         )
+        if interactive:
+            config = replace(config, retry_budget=INTERACTIVE_RETRY_BUDGET)
         overrides = dict(current_app.config.get("AUTOTASK_CONFIG_OVERRIDES") or {})
         return replace(config, **overrides) if overrides else config
     except PsaError as exc:
@@ -116,11 +122,12 @@ def build_config(settings=None) -> AutotaskConfig:
 
 
 @contextmanager
-def autotask_client(settings=None, *, require_enabled: bool = True) -> Iterator[AutotaskClient]:
+def autotask_client(settings=None, *, require_enabled: bool = True,
+                    interactive: bool = True) -> Iterator[AutotaskClient]:
     s = settings or get_settings()
     if require_enabled and not s.autotask_enabled:
         raise AutotaskServiceError("The Autotask integration is switched off (Settings → Integrations → Autotask).")
-    client = AutotaskClient(build_config(s))
+    client = AutotaskClient(build_config(s, interactive=interactive))
     try:
         yield client
     finally:
@@ -436,7 +443,7 @@ def refresh_all_mappings(actor: Optional[User], progress=None) -> dict[str, int]
     counts = {s: 0 for s in MAPPING_STATUSES}
     if progress:
         progress(0, total, f"Checking {total} mapped customers")
-    with autotask_client() as client:
+    with autotask_client(interactive=progress is None) as client:
         for start in range(0, total, REFRESH_BATCH):
             batch = db.session.execute(select(Customer).where(Customer.id.in_(ids[start:start + REFRESH_BATCH]))
                                        ).scalars().all()
@@ -590,7 +597,7 @@ def create_ticket_for_run(run_id: int, actor: Optional[User]) -> TicketOutcome:
         raise AutotaskServiceError("The Autotask integration is switched off (Settings → Integrations → Autotask).")
     run = _load_run(run_id)
     job = run.job
-    existing = open_autotask_tickets_for_job(job.id)
+    existing = _still_open(s, open_autotask_tickets_for_job(job.id))
     if existing:
         ticket = existing[0]
         new = _link_run(run, ticket, actor, ticket.code)
@@ -727,6 +734,56 @@ def resolve_ticket(ticket_id: int, actor: Optional[User], note: str = "") -> str
 # ----------------------------------------------------------------------------- poll
 
 
+def _closed_note(client: AutotaskClient, at_id: int, at: Optional[PsaTicket]) -> Optional[str]:
+    """The resolution note when Autotask ticket ``at_id`` is completed or gone; None while it is open.
+
+    ``at`` is the ticket as a batch read returned it (None: not returned, so it is read once more on
+    its own and counts as gone only when Autotask says it doesn't exist). Other errors propagate.
+    """
+    if at is None:
+        try:
+            at = client.get_ticket(at_id)
+        except PsaNotFoundError:
+            return f"Autotask ticket {at_id} no longer exists in Autotask (deleted or merged)."
+    if not at.completed:
+        return None
+    when = at.completed_at.astimezone(ui_zone()).strftime("%Y-%m-%d %H:%M") if at.completed_at else ""
+    return f"Completed in Autotask ({at.number}, status {at.status_label or at.status}{', ' + when if when else ''})."
+
+
+def _resolve_closed(ticket: Ticket, note: str) -> bool:
+    """Resolve the internal ticket of a closed Autotask ticket (actor: none, the poll); False if already done."""
+    from ..ticketing_utils import TicketingError, resolve_ticket as resolve_internal
+
+    try:
+        with db.session.begin_nested():
+            resolve_internal(ticket, None, note)
+        return True
+    except TicketingError:
+        return False  # resolved meanwhile (by a user or another poll): nothing to do
+
+
+def _still_open(s, tickets: list[Ticket]) -> list[Ticket]:
+    """Of the job's open Autotask-backed tickets, those still open in Autotask (the others are resolved
+    now, as the poll would). When Autotask can't be asked, all count as open."""
+    if not tickets:
+        return tickets
+    try:
+        with autotask_client(s) as client:
+            found = client.get_tickets([t.autotask_ticket_id for t in tickets])
+            still = []
+            for t in tickets:
+                note = _closed_note(client, t.autotask_ticket_id, found.get(t.autotask_ticket_id))
+                if note is None:
+                    still.append(t)
+                else:
+                    _resolve_closed(t, note)
+            return still
+    except PsaError as exc:
+        log.info("Autotask: could not check the job's open tickets (%s); treating them as open", exc.message)
+        return tickets
+
+
 def poll_open_tickets(batch_size: int = POLL_BATCH) -> dict[str, int]:
     """Resolve internal tickets whose Autotask ticket is completed (or gone). Commits per batch.
 
@@ -734,8 +791,6 @@ def poll_open_tickets(batch_size: int = POLL_BATCH) -> dict[str, int]:
     (``get_tickets``); a ticket Autotask doesn't return is read once more on its
     own and counts as gone only when Autotask says it doesn't exist.
     """
-    from ..ticketing_utils import TicketingError, resolve_ticket as resolve_internal
-
     counts = {"checked": 0, "resolved": 0, "gone": 0, "errors": 0}
     s = get_settings()
     if not (s.autotask_enabled and is_configured(s)):
@@ -745,7 +800,7 @@ def poll_open_tickets(batch_size: int = POLL_BATCH) -> dict[str, int]:
                               .order_by(Ticket.id)).all()
     if not rows:
         return counts
-    with autotask_client(s) as client:
+    with autotask_client(s, interactive=False) as client:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
             try:
@@ -756,30 +811,18 @@ def poll_open_tickets(batch_size: int = POLL_BATCH) -> dict[str, int]:
                 break  # Autotask is not answering: try again next time
             for ticket_id, at_id in chunk:
                 counts["checked"] += 1
-                at = found.get(at_id)
-                note = None
-                if at is None:
-                    try:
-                        at = client.get_ticket(at_id)
-                    except PsaNotFoundError:
-                        note = f"Autotask ticket {at_id} no longer exists in Autotask (deleted or merged)."
-                        counts["gone"] += 1
-                    except PsaError as exc:
-                        log.warning("Autotask poll, ticket %s: %s", at_id, exc.message)
-                        counts["errors"] += 1
-                        continue
-                if note is None and at is not None and at.completed:
-                    when = at.completed_at.astimezone(ui_zone()).strftime("%Y-%m-%d %H:%M") if at.completed_at else ""
-                    note = f"Completed in Autotask ({at.number}, status {at.status_label or at.status}{', ' + when if when else ''})."
+                try:
+                    note = _closed_note(client, at_id, found.get(at_id))
+                except PsaError as exc:
+                    log.warning("Autotask poll, ticket %s: %s", at_id, exc.message)
+                    counts["errors"] += 1
+                    continue
                 if note is None:
                     continue
-                ticket = db.session.get(Ticket, ticket_id)
-                try:
-                    with db.session.begin_nested():
-                        resolve_internal(ticket, None, note)
+                if found.get(at_id) is None:
+                    counts["gone"] += 1
+                if _resolve_closed(db.session.get(Ticket, ticket_id), note):
                     counts["resolved"] += 1
-                except TicketingError:
-                    pass  # resolved meanwhile (by a user): nothing to do
             db.session.commit()
     if counts["resolved"]:
         log.info("Autotask poll: %s of %s open tickets resolved", counts["resolved"], counts["checked"])
