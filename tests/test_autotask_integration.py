@@ -268,8 +268,12 @@ def test_refresh_all_checks_every_mapped_customer_in_batches(at_app, as_user, fa
                         "Customer 3": "invalid", "Customer 4": "missing"}
     company_queries = [q for q in fake.calls("POST", "Companies/query")]
     assert len(company_queries) == 3  # 5 customers in batches of 2
-    html = as_user("viewer").get("/customers/autotask").get_data(as_text=True)
+    viewer = as_user("viewer")
+    html = viewer.get("/customers/autotask").get_data(as_text=True)
     assert "Missing" in html and "Renamed" in html and "refresh-all" not in html
+    html = viewer.get("/customers/autotask?state=problems").get_data(as_text=True)
+    assert "Customer 3" in html and "Customer 4" in html and "Customer 0" not in html
+    assert viewer.get("/customers/autotask?state=bogus").status_code == 400
 
 
 # -------------------------------------------------------------------------------- tickets

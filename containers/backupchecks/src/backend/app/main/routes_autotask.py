@@ -111,9 +111,13 @@ def autotask_settings_poll():
 @roles_required(*READERS)
 def autotask_customers():
     task_id = request.args.get("task", type=int)
-    return render_template("main/autotask_customers.html", customers=svc.mapping_overview(),
+    state = request.args.get("state", "")
+    if state not in svc.MAPPING_FILTERS:
+        abort(400, "Unknown filter: use the links above the list.")
+    listing = svc.mapping_overview(state, max(1, request.args.get("page", 1, type=int) or 1))
+    return render_template("main/autotask_customers.html", listing=listing, state=state,
                            enabled=svc.is_enabled(), can_edit=has_role(*ACTORS), task_id=task_id,
-                           statuses=svc.MAPPING_STATUSES)
+                           page=listing.page, per_page=listing.per_page, total=listing.total)
 
 
 @main_bp.route("/customers/autotask/refresh", methods=["POST"])

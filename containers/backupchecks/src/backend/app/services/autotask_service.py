@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from flask import Flask, current_app, has_request_context, request
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun, Ticket, TicketJobRun, User, utcnow
@@ -163,7 +163,7 @@ def settings_view() -> dict:
         "zone": ref.get("zone") or {},
         "configured": is_configured(s),
         "open_tickets": db.session.execute(
-            select(db.func.count(Ticket.id)).where(Ticket.resolved_at.is_(None),
+            select(func.count(Ticket.id)).where(Ticket.resolved_at.is_(None),
                                                    Ticket.autotask_ticket_id.is_not(None))).scalar_one(),
     }
 
@@ -866,7 +866,39 @@ def run_checks_view(job: Job) -> RunView:
     return RunView(True, ticket_block_reason(job.customer), open_autotask_tickets_for_job(job.id))
 
 
-def mapping_overview() -> list[Customer]:
-    return db.session.execute(select(Customer).order_by(Customer.autotask_company_id.is_(None),
-                                                        db.func.lower(Customer.name))).scalars().all()
+MAPPING_FILTERS = ("", "ok", "renamed", "missing", "invalid", "unchecked", "unmapped", "problems")
+
+
+@dataclass
+class MappingPage:
+    customers: list[Customer]
+    total: int
+    page: int
+    per_page: int
+    counts: dict[str, int]
+
+
+def _mapping_state():
+    """ok|renamed|missing|invalid, 'unchecked' (an id never checked) or 'unmapped', in SQL."""
+    return case((Customer.autotask_company_id.is_(None), "unmapped"),
+                   (Customer.autotask_mapping_status.is_(None), "unchecked"),
+                   else_=Customer.autotask_mapping_status)
+
+
+def mapping_overview(state: str = "", page: int = 1, per_page: int = 100) -> MappingPage:
+    """One page of customers with their mapping, filtered by state; three queries whatever the size."""
+    if state not in MAPPING_FILTERS:
+        raise AutotaskServiceError("Unknown filter.")
+    st = _mapping_state()
+    counts = dict(db.session.execute(select(st, func.count(Customer.id)).group_by(st)).all())
+    q = select(Customer)
+    if state == "problems":
+        q = q.where(st.in_(("missing", "invalid", "unchecked")))
+    elif state:
+        q = q.where(st == state)
+    total = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    page = max(1, page)
+    rows = db.session.execute(q.order_by(Customer.autotask_company_id.is_(None), func.lower(Customer.name))
+                              .limit(per_page).offset((page - 1) * per_page)).scalars().all()
+    return MappingPage(rows, total, page, per_page, counts)
 
