@@ -640,3 +640,41 @@ def test_interactive_calls_give_up_sooner_than_the_poll(app, fake):
     assert svc.build_config().retry_budget == svc.INTERACTIVE_RETRY_BUDGET
     assert svc.build_config(interactive=False).retry_budget > svc.INTERACTIVE_RETRY_BUDGET
     assert "secret" not in repr(svc.build_config()).lower() or fake.secret not in repr(svc.build_config())
+
+
+def test_the_autotask_ticket_follows_generated_missed_runs_until_completed(at_app, fake):
+    from zoneinfo import ZoneInfo
+
+    from backend.app.services.missed_runs import detect_missed_runs
+    from backend.app.services.schedules import recompute_job_schedule
+
+    ams = ZoneInfo("Europe/Amsterdam")
+
+    def local(d, hh, mm=0):
+        return datetime(2026, 10, d, hh, mm, tzinfo=ams).astimezone(timezone.utc)
+
+    configure(fake)
+    cust = mapped_customer()
+    job = make_job(cust, "Nightly file backup", sender="files@example.test")
+    run = make_run(job, "Failed", local(10, 22, 1), message="Share unreachable")
+    job.manual_schedule = {"kind": "weekdays", "weekdays": list(range(7)), "time": "22:00", "grace_minutes": 120}
+    recompute_job_schedule(job, local(10, 23), ams)
+    db.session.commit()
+    svc.create_ticket_for_run(run.id, None)
+    ticket = db.session.execute(select(Ticket)).scalar_one()
+
+    assert detect_missed_runs(local(12, 0, 30), ams) == 1  # the 11th at 22:00 never reported
+    missed = db.session.execute(select(JobRun).where(JobRun.missed.is_(True))).scalar_one()
+    assert [t.id for t in tickets_for_runs([missed.id])[missed.id]] == [ticket.id]
+    # "Create" on the missed run links it to the same Autotask ticket.
+    outcome = svc.create_ticket_for_run(missed.id, None)
+    assert outcome.created is False and len(fake.tickets) == 1
+
+    fake.complete_out_of_band(ticket.autotask_ticket_id)
+    assert svc.poll_open_tickets()["resolved"] == 1
+    assert detect_missed_runs(local(13, 0, 30), ams) == 1
+    newest = db.session.execute(select(JobRun).where(JobRun.missed.is_(True)).order_by(JobRun.missed_slot.desc())
+                                .limit(1)).scalar_one()
+    assert tickets_for_runs([newest.id])[newest.id] == []  # resolved: no longer follows
+    assert [t.id for t in tickets_for_runs([missed.id])[missed.id]] == [ticket.id]  # old link stays
+    no_violations(fake)
