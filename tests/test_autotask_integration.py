@@ -678,3 +678,31 @@ def test_the_autotask_ticket_follows_generated_missed_runs_until_completed(at_ap
     assert tickets_for_runs([newest.id])[newest.id] == []  # resolved: no longer follows
     assert [t.id for t in tickets_for_runs([missed.id])[missed.id]] == [ticket.id]  # old link stays
     no_violations(fake)
+
+
+def test_a_company_deleted_since_the_last_check_is_reported_and_marked_missing(at_app, as_user, fake):
+    configure(fake)
+    cust = mapped_customer()
+    job, run = failed_run(cust)
+    del fake.companies[174]
+    r = post_form(as_user("operator"), "/run-checks/autotask/create", {"run_id": run.id}, follow_redirects=True)
+    assert "no longer exists in Autotask" in r.get_data(as_text=True)
+    db.session.refresh(cust)
+    assert cust.autotask_mapping_status == "missing"
+    assert fake.tickets == {} and db.session.execute(select(func.count(Ticket.id))).scalar_one() == 0
+
+
+def test_a_run_whose_ticket_was_resolved_can_get_a_new_one(at_app, fake):
+    configure(fake)
+    job, run = failed_run(mapped_customer())
+    svc.create_ticket_for_run(run.id, None)
+    first = db.session.execute(select(Ticket)).scalar_one()
+    svc.resolve_ticket(first.id, None, "Fixed")
+    fake.lose_next_create_response("drop")  # and the answer of the new create is lost
+    outcome = svc.create_ticket_for_run(run.id, None)
+    assert outcome.created is True and outcome.number != first.code
+    assert sorted(t["externalID"] for t in fake.tickets.values()) == [f"BC-run-{run.id}", f"BC-run-{run.id}-2"]
+    db.session.refresh(run)
+    assert run.autotask_ticket_number == outcome.number
+    assert outcome.ticket.resolved_at is None and outcome.ticket.autotask_ticket_id != first.autotask_ticket_id
+    no_violations(fake)

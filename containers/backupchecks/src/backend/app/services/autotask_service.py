@@ -49,6 +49,7 @@ from ..psa import (
     PsaError,
     PsaNotFoundError,
     PsaTicket,
+    PsaValidationError,
 )
 from ..psa.autotask import ENVIRONMENTS, REFERENCE_FIELDS
 from . import audit
@@ -494,7 +495,19 @@ class TicketOutcome:
 
 
 def reference_for_run(run: JobRun) -> str:
-    return f"BC-run-{run.id}"
+    """The stable reference (Autotask externalID) of the ticket to create for ``run``.
+
+    ``BC-run-<id>``; when the run already followed Autotask tickets that are resolved now,
+    ``BC-run-<id>-<n>`` with n = those tickets + 1. It only changes once a ticket is saved, so a
+    retry after a lost answer or a failed commit asks for the same reference and finds its ticket.
+    """
+    previous = db.session.execute(
+        select(func.count(func.distinct(Ticket.autotask_ticket_id)))
+        .join(TicketJobRun, TicketJobRun.ticket_id == Ticket.id)
+        .where(TicketJobRun.job_run_id == run.id, Ticket.autotask_ticket_id.is_not(None))).scalar_one()
+    if previous == 0 and run.autotask_ticket_id is not None:
+        previous = 1
+    return f"BC-run-{run.id}" if previous == 0 else f"BC-run-{run.id}-{previous + 1}"
 
 
 def deep_link(job_id: int) -> Optional[str]:
@@ -590,6 +603,20 @@ def _new_internal_ticket(run: JobRun, at: PsaTicket, description: str, actor: Op
     return ticket
 
 
+def _company_refused(s, customer: Customer, exc: PsaError) -> AutotaskServiceError:
+    """Autotask refused the customer's company: check the mapping again and say why."""
+    db.session.rollback()
+    customer = db.session.get(Customer, customer.id)
+    try:
+        with autotask_client(s) as client:
+            check_customers([customer], client, None)
+        db.session.commit()
+    except PsaError:
+        db.session.rollback()
+    reason = ticket_block_reason(customer)
+    return AutotaskServiceError(f"No Autotask ticket made: {reason}" if reason else exc.message)
+
+
 def create_ticket_for_run(run_id: int, actor: Optional[User]) -> TicketOutcome:
     """Create the Autotask ticket for a run (or link the job's open one). Commits."""
     s = get_settings()
@@ -609,12 +636,9 @@ def create_ticket_for_run(run_id: int, actor: Optional[User]) -> TicketOutcome:
         return TicketOutcome(ticket, ticket.code, False,
                              f"{job.job_name} already has open Autotask ticket {ticket.code}; "
                              + ("this run is now linked to it." if new else "this run was already linked to it."))
-    if run.autotask_ticket_id is not None:
-        raise AutotaskServiceError(
-            f"This run already had Autotask ticket {run.autotask_ticket_number}, which is resolved. Create the "
-            "ticket from a newer run, or link an existing ticket by its number.")
     customer = job.customer
     title, description = ticket_text(run)
+    reference = reference_for_run(run)
     try:
         with autotask_client(s) as client:
             if customer.autotask_company_id is not None and customer.autotask_mapping_status is None:
@@ -625,16 +649,20 @@ def create_ticket_for_run(run_id: int, actor: Optional[User]) -> TicketOutcome:
                 raise AutotaskServiceError(f"No Autotask ticket made: {reason}")
             at = client.create_ticket(
                 company_id=customer.autotask_company_id, title=title, description=description,
-                reference=reference_for_run(run), queue_id=s.autotask_default_queue_id,
+                reference=reference, queue_id=s.autotask_default_queue_id,
                 priority=s.autotask_default_priority_id, status=s.autotask_default_status_id,
                 source=s.autotask_default_source_id)
+    except PsaValidationError as exc:
+        if any("companyid" in e.lower() for e in exc.errors):
+            raise _company_refused(s, customer, exc) from None
+        raise _fail(exc, f"ticket for run {run_id}") from None
     except PsaError as exc:
         raise _fail(exc, f"ticket for run {run_id}") from None
     ticket = _new_internal_ticket(run, at, title if not description else f"{title}\n\n{description}", actor)
     audit.record("autotask.ticket_created", f"Created Autotask ticket {at.number} for run {run.id} of "
                  f"{job.job_name} ({customer.name})", user=actor, target_type="job_run", target_id=run.id,
                  after={"autotask_ticket_id": at.id, "ticket_number": at.number, "ticket_id": ticket.id,
-                        "company_id": customer.autotask_company_id, "reference": reference_for_run(run)})
+                        "company_id": customer.autotask_company_id, "reference": reference})
     db.session.commit()
     return TicketOutcome(ticket, at.number, True,
                          f"Autotask ticket {at.number} created for {job.job_name}; it follows this job's next runs "
