@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import base64
 import email
+import copy
 import email.charset
+import email.header
 import email.policy
 import html as htmlmod
 import json
@@ -137,7 +139,7 @@ def outlook_text(html: str, cells: str) -> str:
 
     def put(s, pre):
         if s:
-            out.append(s if pre else re.sub(r"\s+", " ", s))
+            out.append(s if pre else re.sub(r"[ \t\r\n]+", " ", s))  # &nbsp; is kept
 
     def walk(el, pre=False):
         tag = el.tag if isinstance(el.tag, str) else None
@@ -147,6 +149,8 @@ def outlook_text(html: str, cells: str) -> str:
         pre = pre or tag == "pre"
         if tag == "br":
             out.append("\n")
+        elif tag == "p" and "Mso" in (el.get("class") or ""):
+            pass  # Outlook's margin-less paragraphs: one line each
         elif tag in _BLOCKS and tag not in ("tr", "tbody", "thead") and not (cells == "lines" and tag == "table"):
             out.append("\n")
         put(el.text, pre)
@@ -163,10 +167,10 @@ def outlook_text(html: str, cells: str) -> str:
 
     body = doc.find("body")
     walk(body if body is not None else doc)
-    text = "".join(out).replace("\xa0", " ")
+    text = "".join(out)
     lines = []
     for ln in text.split("\n"):
-        ln = re.sub(r" *\t *", "\t", re.sub(r"[ ]+", " ", ln)).strip(" ").rstrip("\t")
+        ln = re.sub(r" *\t *", "\t", re.sub(r"[ ]+", " ", ln)).replace("\xa0", " ").strip(" ").rstrip("\t")
         lines.append(ln)
     text = "\n".join(lines)
     if cells == "tabs":
@@ -182,6 +186,11 @@ _MONTHS_DE = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "Aug
               "Oktober", "November", "Dezember")
 
 
+_DAYS_NL = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
+_MONTHS_NL = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september",
+              "oktober", "november", "december")
+
+
 def sent_line(orig: Original, lang: str) -> str:
     d = orig.sent()
     if d is None:
@@ -190,6 +199,10 @@ def sent_line(orig: Original, lang: str) -> str:
         h12 = d.hour % 12 or 12
         return (f"{_DAYS_EN[d.weekday()]}, {_MONTHS_EN[d.month - 1]} {d.day}, {d.year} "
                 f"{h12}:{d.minute:02d} {'PM' if d.hour >= 12 else 'AM'}")
+    if lang == "nl":
+        return f"{_DAYS_NL[d.weekday()]} {d.day} {_MONTHS_NL[d.month - 1]} {d.year} {d.hour:02d}:{d.minute:02d}"
+    if lang == "mac":
+        return f"{_DAYS_EN[d.weekday()]}, {d.day} {_MONTHS_EN[d.month - 1]} {d.year} at {d.hour:02d}:{d.minute:02d}"
     return f"{_DAYS_DE[d.weekday()]}, {d.day}. {_MONTHS_DE[d.month - 1]} {d.year} {d.hour:02d}:{d.minute:02d}"
 
 
@@ -198,6 +211,13 @@ def header_block(orig: Original, lang: str) -> list[tuple[str, str]]:
     if lang == "en":
         frm = f"{name} <{addr}>" if name else addr
         return [("From", frm), ("Sent", sent_line(orig, "en")), ("To", orig.to), ("Subject", orig.subject)]
+    if lang == "nl":
+        frm = f"{name} <{addr}>" if name else addr
+        return [("Van", frm), ("Verzonden", sent_line(orig, "nl")), ("Aan", orig.to),
+                ("Onderwerp", orig.subject)]
+    if lang == "mac":  # Outlook for Mac / new Outlook: Date before To, "at" in the date
+        frm = f"{name} <{addr}>" if name else addr
+        return [("From", frm), ("Date", sent_line(orig, "mac")), ("To", orig.to), ("Subject", orig.subject)]
     frm = f"{name} [mailto:{addr}]" if name else addr
     return [("Von", frm), ("Gesendet", sent_line(orig, "de")), ("An", orig.to), ("Betreff", orig.subject)]
 
@@ -207,8 +227,11 @@ def original_as_html(orig: Original) -> str:
     if orig.html and orig.html.strip():
         return orig.html
     lines = (orig.text or "").split("\n")
+    def keep_spaces(ln: str) -> str:  # Outlook keeps runs of spaces as &nbsp;, tabs as tab spans
+        ln = re.sub(r" {2,}", lambda m: " " + "&nbsp;" * (len(m.group(0)) - 1), htmlmod.escape(ln))
+        return ln.replace("\t", "<span style='mso-tab-count:1'>&nbsp;&nbsp;&nbsp;&nbsp;&nbsp;&nbsp; </span>")
     return "".join(
-        f"<p class=MsoPlainText>{htmlmod.escape(ln) if ln.strip() else '<o:p>&nbsp;</o:p>'}</p>\n"
+        f"<p class=MsoPlainText>{keep_spaces(ln) if ln.strip() else '<o:p>&nbsp;</o:p>'}</p>\n"
         for ln in lines)
 
 
@@ -243,7 +266,7 @@ def _outer_headers(m, orig: Original, subject: str):
 
 def build_fwd_html(orig: Original, lang: str) -> bytes:
     block = header_block(orig, lang)
-    intro = "FYI" if lang == "en" else "Zur Info"
+    intro = {"de": "Zur Info", "nl": "Ter info"}.get(lang, "FYI")
     hb = "<br>\n".join(f"<b>{k}:</b> {htmlmod.escape(v)}" for k, v in block)
     html = (
         '<html xmlns:o="urn:schemas-microsoft-com:office:office"><head>'
@@ -265,6 +288,90 @@ def build_fwd_html(orig: Original, lang: str) -> bytes:
     m.attach(MIMEText(html, "html", _qp()))
     prefix = "FW: " if lang == "en" else "WG: "
     return _outer_headers(m, orig, prefix + orig.subject).as_bytes()
+
+
+def wordize(html: str) -> str:
+    """The report's HTML as Outlook's Word engine re-renders it when forwarding.
+
+    Cell contents wrapped in ``<p class=MsoNormal><span style=...>``, header cells
+    turned into bold data cells, classes prefixed ``x_``.
+    """
+    import lxml.html
+    doc = lxml.html.document_fromstring(html)
+    for el in doc.iter():
+        if not isinstance(el.tag, str):
+            continue
+        cls = el.get("class")
+        if cls:
+            el.set("class", " ".join("x_" + c for c in cls.split()))
+    for cell in list(doc.iter("td", "th")):
+        p = lxml.html.Element("p")
+        p.set("class", "MsoNormal")
+        span = lxml.html.Element("span")
+        span.set("style", "font-size:9.0pt;font-family:Tahoma")
+        p.append(span)
+        span.text = cell.text
+        cell.text = None
+        for child in list(cell):
+            span.append(child)
+        if cell.tag == "th":
+            cell.tag = "td"
+            b = lxml.html.Element("b")
+            b.text, span.text = span.text, None
+            for child in list(span):
+                b.append(child)
+            span.append(b)
+        cell.append(p)
+    return lxml.html.tostring(doc, encoding="unicode")
+
+
+def build_fwd_html_word(orig: Original, lang: str) -> bytes:
+    if not (orig.html and orig.html.strip()):
+        return build_fwd_html(orig, lang)
+    clone = copy.copy(orig)
+    clone.html = wordize(orig.html)
+    return build_fwd_html(clone, lang)
+
+
+def build_fwd_gmail(orig: Original) -> bytes:
+    name, addr = orig.from_name_addr()
+    d = orig.sent()
+    date = (f"{_DAYS_EN[d.weekday()][:3]}, {_MONTHS_EN[d.month - 1][:3]} {d.day}, {d.year} at "
+            f"{d.hour % 12 or 12}:{d.minute:02d}\u202f{'PM' if d.hour >= 12 else 'AM'}") if d else "Tue, Mar 18, 2025"
+    html = (
+        '<div dir="ltr"><br><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">'
+        '---------- Forwarded message ---------<br>'
+        f'From: <strong class="gmail_sendername" dir="auto">{htmlmod.escape(name)}</strong> '
+        f'<span dir="auto">&lt;<a href="mailto:{addr}">{addr}</a>&gt;</span><br>'
+        f'Date: {date}<br>Subject: {htmlmod.escape(orig.subject)}<br>To: &lt;{htmlmod.escape(orig.to)}&gt;<br>'
+        '</div><br><br>' + _inner_body(original_as_html(orig)) + '</div></div>'
+    )
+    text = ("\n\n---------- Forwarded message ---------\n"
+            f"From: {name} <{addr}>\nDate: {date}\nSubject: {orig.subject}\nTo: <{orig.to}>\n\n\n"
+            + original_as_text(orig, "lines") + "\n")
+    m = MIMEMultipart("alternative")
+    m.attach(MIMEText(text, "plain", _qp()))
+    m.attach(MIMEText(html, "html", _qp()))
+    return _outer_headers(m, orig, "Fwd: " + orig.subject).as_bytes()
+
+
+def build_fwd_twice(orig: Original) -> bytes:
+    first = Original(build_fwd_html(orig, "en"))
+    return build_fwd_html(first, "nl")
+
+
+def build_subject_encoded(orig: Original) -> bytes:
+    """The subject as UTF-8 base64 encoded words, folded (as Exchange writes it)."""
+    msg = email.message_from_bytes(orig.raw, policy=email.policy.compat32)
+    del msg["Subject"]
+    words = []
+    data = orig.subject
+    while data:
+        chunk, data = data[:20], data[20:]
+        words.append("=?utf-8?B?" + base64.b64encode(chunk.encode("utf-8")).decode("ascii") + "?=")
+    msg["Subject"] = email.header.Header("\r\n ".join(words) if words else "")
+    raw = msg.as_bytes()
+    return raw
 
 
 def build_fwd_text(orig: Original, cells: str, lang: str) -> bytes:
@@ -364,6 +471,11 @@ def variants_for(orig: Original) -> dict:
         "fwd_text_tabs": lambda: build_fwd_text(orig, "tabs", "en"),
         "fwd_text_lines": lambda: build_fwd_text(orig, "lines", "de"),
         "fwd_attachment": lambda: build_fwd_attachment(orig),
+        "fwd_html_nl_word": lambda: build_fwd_html_word(orig, "nl"),
+        "fwd_html_mac_word": lambda: build_fwd_html_word(orig, "mac"),
+        "fwd_gmail": lambda: build_fwd_gmail(orig),
+        "fwd_twice": lambda: build_fwd_twice(orig),
+        "subject_encoded": lambda: build_subject_encoded(orig),
         "enc_qp_cp1252": lambda: build_reencoded(orig, "windows-1252", "quoted-printable"),
         "enc_b64_latin1": lambda: build_reencoded(orig, "iso-8859-1", "base64"),
         "enc_8bit_utf8": lambda: build_reencoded(orig, "utf-8", "8bit"),
@@ -384,6 +496,7 @@ def variants_for(orig: Original) -> dict:
 LOSSY: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
 ALL_VARIANTS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_attachment",
+                "fwd_html_nl_word", "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "subject_encoded",
                 "enc_qp_cp1252", "enc_b64_latin1", "enc_8bit_utf8", "crlf", "lf", "no_date",
                 *PREFIXES, "html_only", "text_only")
 

@@ -74,6 +74,17 @@ _SKIP_TAGS = frozenset(("script", "style", "head", "title"))
 _SPACES_RE = re.compile(r"[ \t\xa0\u200b]+")
 
 
+_NBSP_RUN_RE = re.compile(r"[ \xa0]*\xa0[ \xa0]*")
+_PLAIN_SPACES_RE = re.compile(r"[ \t\u200b]+")
+
+
+def _spaces_keep_columns(line: str) -> str:
+    """Collapse spaces, but keep a run with non-breaking spaces as two spaces: that is how
+    mail clients keep the columns of a plain-text table they turned into HTML."""
+    line = _PLAIN_SPACES_RE.sub(" ", line)
+    return _NBSP_RUN_RE.sub(lambda m: "  " if len(m.group(0)) > 1 else " ", line)
+
+
 def _tree_to_text(doc) -> str:
     """Text of an lxml tree: line breaks at <br> and blocks, cells separated. Leaves the tree as it is."""
     out: list[str] = []
@@ -84,7 +95,9 @@ def _tree_to_text(doc) -> str:
         if closing:
             if tag in ("td", "th"):
                 out.append("\t")
-            if tag in _BLOCK_SET:
+            if tag in _BLOCK_SET and not (tag == "p" and "Mso" in (el.get("class") or "")):
+                # Outlook's MsoNormal / MsoPlainText paragraphs have no margins: one line
+                # each, no blank line between them (a plain-text mail forwarded as HTML).
                 out.append("\n")
             if el.tail:
                 out.append(el.tail)
@@ -101,7 +114,8 @@ def _tree_to_text(doc) -> str:
             out.append(el.text)
         stack.append((el, True))
         stack.extend((child, False) for child in reversed(el))
-    lines = [_SPACES_RE.sub(" ", ln).strip() for ln in "".join(out).splitlines()]
+    lines = [(_SPACES_RE.sub(" ", ln) if "\xa0" not in ln else _spaces_keep_columns(ln)).strip()
+             for ln in "".join(out).splitlines()]
     result: list[str] = []
     blank = False
     for ln in lines:

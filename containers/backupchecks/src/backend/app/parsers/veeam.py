@@ -61,8 +61,9 @@ _RUN_KIND_RE = re.compile(
     re.IGNORECASE,
 )
 _SIGNATURE_WORDS = ("start time", "end time", "duration")
-# The session grid's counters: "Success 3", "Warning 0", "Error 1" (cells on lines or tab-separated).
-_COUNTERS_RE = re.compile(r"^[ \t]*(success|warning|error)[ \t]*(?:\n[ \t]*)?\d+\b", re.MULTILINE)
+# The session grid's counters: "Success 3", "Warning 0", "Error 1" (cells on lines, maybe with a
+# blank line between them as Outlook renders Word paragraphs, or tab-separated).
+_COUNTERS_RE = re.compile(r"^[ \t]*(success|warning|error)[ \t]*(?:\n[ \t]*){0,2}\d+\b", re.MULTILINE)
 _AGENT_PRODUCTS = (
     ("veeam agent for microsoft windows", VAW), ("veeam agent for windows", VAW),
     ("veeam endpoint backup", VAW), ("veeam agent for linux", VAL), ("veeam agent for mac", VAM),
