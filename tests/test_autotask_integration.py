@@ -706,3 +706,18 @@ def test_a_run_whose_ticket_was_resolved_can_get_a_new_one(at_app, fake):
     assert run.autotask_ticket_number == outcome.number
     assert outcome.ticket.resolved_at is None and outcome.ticket.autotask_ticket_id != first.autotask_ticket_id
     no_violations(fake)
+
+
+def test_autotask_over_its_request_threshold_gives_a_clear_message_and_saves_nothing(at_app, as_user, fake):
+    configure(fake)
+    job, run = failed_run(mapped_customer())
+    fake.request_threshold = len(fake._hits)  # every further call is refused with 429
+    r = post_form(as_user("operator"), "/run-checks/autotask/create", {"run_id": run.id}, follow_redirects=True)
+    text = r.get_data(as_text=True)
+    assert "No Autotask ticket" in text and "Traceback" not in text
+    assert fake.throttled and fake.tickets == {}
+    assert db.session.execute(select(func.count(Ticket.id))).scalar_one() == 0
+    fake.request_threshold = None
+    r = post_form(as_user("operator"), "/run-checks/autotask/create", {"run_id": run.id}, follow_redirects=True)
+    assert "created for SQL01 nightly" in r.get_data(as_text=True) and len(fake.tickets) == 1
+    no_violations(fake)
