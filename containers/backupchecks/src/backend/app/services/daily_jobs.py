@@ -23,8 +23,8 @@ from datetime import date, datetime, timedelta
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import defer
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun
@@ -67,20 +67,50 @@ STATUS_FILTER_LABELS = {"failed": "Failed", "missed": "Missed", "warning": "Warn
 MESSAGE_PREVIEW = 300
 
 
+_JOB_COLUMNS = ("id", "customer_id", "job_name", "software", "backup_type", "manual_schedule",
+                "learned_schedule", "created_at")
+
+
+@dataclass(slots=True)
+class DayJob:
+    """The columns of a job the page reads (``schedules.effective_schedule`` accepts it)."""
+    id: int
+    customer_id: int
+    job_name: str
+    software: str
+    backup_type: Optional[str]
+    manual_schedule: Optional[dict]
+    learned_schedule: Optional[dict]
+    created_at: Optional[datetime]
+
+
+@dataclass(slots=True)
+class DayRun:
+    """The columns of a run the page reads (``status.display_status``/``day_run`` accept it)."""
+    id: int
+    job_id: int
+    status: str
+    effective_status: str
+    override_id: Optional[int]
+    started_at: datetime
+    missed: bool
+    reviewed: bool
+    preview: Optional[str] = None   # the first characters of its message
+
+
 @dataclass
 class DayRow:
-    job: Job
+    job: DayJob
     customer_id: int
     customer_name: str
     schedule_text: str
     expected: bool                      # the schedule has a slot on this day
     slot: Optional[datetime]            # UTC
     deadline: Optional[datetime]        # slot + grace, UTC
-    runs: list[JobRun]                  # the runs that started on this day, oldest first
+    runs: list[DayRun]                  # the runs that started on this day, oldest first
     status: str                         # the day's shown status
-    status_run: Optional[JobRun] = None  # the run whose status stands for the day
+    status_run: Optional[DayRun] = None  # the run whose status stands for the day
     note: Optional[str] = None
-    previews: dict = field(default_factory=dict)  # run id -> first characters of its message
 
 
 @dataclass
@@ -155,28 +185,35 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
         raise ValueError(f"Unknown status filter '{status_filter}'.")
     day_start, day_end = day_bounds_utc(day, zone)
 
-    # 1. Candidate jobs: not archived, of active customers.
-    jobs_q = _candidate_filter(select(Job, Customer.name).join(Customer, Customer.id == Job.customer_id),
-                               customer_id).order_by(func.lower(Customer.name), Customer.id,
-                                                     func.lower(Job.job_name), Job.id)
-    candidates = db.session.execute(jobs_q).all()
+    # 1. Candidate jobs: not archived, of active customers. Plain rows, not ORM entities: a large
+    # service provider has thousands of jobs and the page only reads a few columns.
+    jobs_q = _candidate_filter(
+        select(*[getattr(Job, f) for f in _JOB_COLUMNS], Customer.name).join(Customer, Customer.id == Job.customer_id),
+        customer_id).order_by(func.lower(Customer.name), Customer.id, func.lower(Job.job_name), Job.id)
+    candidates = [(DayJob(*row[:-1]), row[-1]) for row in db.session.execute(jobs_q)]
 
-    # 2. Their runs around the day (the day itself, plus the reach of a slot's window across midnight).
+    # 2. Their runs of the day, plus — for jobs without a run that day — real runs within reach of a
+    # slot's window across midnight. Only the columns the page reads.
+    in_day = and_(JobRun.started_at >= day_start, JobRun.started_at < day_end)
+    other = aliased(JobRun)
     runs_q = _candidate_filter(
-        select(JobRun, func.substr(JobRun.message, 1, MESSAGE_PREVIEW))
+        select(JobRun.id, JobRun.job_id, JobRun.status, JobRun.effective_status, JobRun.override_id,
+               JobRun.started_at, JobRun.missed, JobRun.reviewed_at.is_not(None),
+               func.substr(JobRun.message, 1, MESSAGE_PREVIEW))
         .join(Job, Job.id == JobRun.job_id).join(Customer, Customer.id == Job.customer_id)
         .where(JobRun.started_at >= day_start - EARLY_LIMIT, JobRun.started_at < day_end + LATE_LIMIT)
-        .options(defer(JobRun.message)),
+        .where(or_(in_day, and_(
+            JobRun.missed.is_(False),
+            ~exists().where(other.job_id == JobRun.job_id, other.started_at >= day_start,
+                            other.started_at < day_end)))),
         customer_id).order_by(JobRun.started_at, JobRun.id)
-    on_day: dict[int, list[JobRun]] = defaultdict(list)
-    nearby: dict[int, list[JobRun]] = defaultdict(list)
-    previews: dict[int, str] = {}
-    for run, preview in db.session.execute(runs_q).all():
+    on_day: dict[int, list[DayRun]] = defaultdict(list)
+    nearby: dict[int, list[DayRun]] = defaultdict(list)
+    for row in db.session.execute(runs_q):
+        run = DayRun(*row)
         if day_start <= run.started_at < day_end:
             on_day[run.job_id].append(run)
-            if preview:
-                previews[run.id] = preview
-        elif not run.missed:
+        else:
             nearby[run.job_id].append(run)
 
     rows: list[DayRow] = []
@@ -191,8 +228,7 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
         deadline = slot + grace_of(schedule) if slot is not None else None
         row = DayRow(job=job, customer_id=job.customer_id, customer_name=customer_name,
                      schedule_text=describe_schedule(schedule), expected=slot is not None, slot=slot,
-                     deadline=deadline, runs=runs, status=EXPECTED,
-                     previews={r.id: previews[r.id] for r in runs if r.id in previews})
+                     deadline=deadline, runs=runs, status=EXPECTED)
         if runs:
             row.status_run = day_run(runs, rule)
             row.status = display_status(row.status_run)
