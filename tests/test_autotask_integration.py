@@ -721,3 +721,29 @@ def test_autotask_over_its_request_threshold_gives_a_clear_message_and_saves_not
     r = post_form(as_user("operator"), "/run-checks/autotask/create", {"run_id": run.id}, follow_redirects=True)
     assert "created for SQL01 nightly" in r.get_data(as_text=True) and len(fake.tickets) == 1
     no_violations(fake)
+
+
+def test_the_background_loop_step_resolves_completed_tickets(at_app, fake):
+    from backend.app.services import background
+
+    configure(fake)
+    job, run = failed_run(mapped_customer())
+    svc.create_ticket_for_run(run.id, None)
+    fake.complete_out_of_band(next(iter(fake.tickets)))
+    loop = next(loop for loop in background.LOOPS if loop.name == "autotask_poll")
+    assert loop.interval_seconds(at_app) == svc.DEFAULT_POLL_SECONDS
+    loop.step(at_app)
+    db.session.expire_all()
+    assert db.session.execute(select(Ticket)).scalar_one().resolved_at is not None
+
+
+def test_the_stored_secret_can_be_removed(at_app, as_user, fake):
+    configure(fake, reference=False)
+    c = as_user("admin")
+    post_form(c, "/settings/autotask", {"autotask_environment": "production", "autotask_api_user": fake.api_user,
+                                        "autotask_integration_code": fake.integration_code, "clear_secret": "on"})
+    s = db.session.get(SystemSettings, 1)
+    db.session.refresh(s)
+    assert s.autotask_secret is None and s.autotask_enabled is False
+    r = post_form(c, "/settings/autotask/test", {}, follow_redirects=True)
+    assert "secret missing" in r.get_data(as_text=True)
