@@ -374,6 +374,57 @@ def build_subject_encoded(orig: Original) -> bytes:
     return raw
 
 
+_BANNER_TEXT = ("CAUTION: This email originated from outside of the organization. Do not click links or "
+                "open attachments unless you recognize the sender and know the content is safe.")
+_FOOTER_TEXT = "This message has been scanned for viruses and dangerous content by MailGuard."
+
+
+def build_external_banner(orig: Original) -> bytes:
+    """A mail gateway's external-sender banner on top and a scan notice below, subject tagged."""
+    msg = email.message_from_bytes(orig.raw, policy=email.policy.compat32)
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text" or part.get_filename():
+            continue
+        content = email.message_from_bytes(part.as_bytes(), policy=email.policy.default).get_content()
+        if part.get_content_type() == "text/html":
+            banner = ('<table style="border:1px solid #c00"><tr><td style="background:#fee;padding:4px">'
+                      f'<b>{_BANNER_TEXT}</b></td></tr></table>')
+            footer = f'<p style="font-size:8pt;color:#888">{_FOOTER_TEXT}</p>'
+            if re.search(r"<body[^>]*>", content, re.IGNORECASE):
+                content = re.sub(r"(<body[^>]*>)", lambda mm: mm.group(1) + banner, content, count=1,
+                                 flags=re.IGNORECASE)
+            else:
+                content = banner + content
+            if re.search(r"</body>", content, re.IGNORECASE):
+                content = re.sub(r"</body>", lambda mm: footer + "</body>", content, count=1, flags=re.IGNORECASE)
+            else:
+                content += footer
+        elif part.get_content_type() == "text/plain":
+            content = _BANNER_TEXT + "\n\n" + content.rstrip("\n") + "\n\n-- \n" + _FOOTER_TEXT + "\n"
+        else:
+            continue
+        del part["Content-Transfer-Encoding"]
+        part["Content-Transfer-Encoding"] = "base64"
+        part.set_param("charset", "utf-8")
+        part.set_payload(base64.encodebytes(content.encode("utf-8")).decode("ascii"))
+    del msg["Subject"]
+    msg["Subject"] = email.header.Header("[EXTERNAL] " + orig.subject, "utf-8")
+    return msg.as_bytes()
+
+
+def build_reply_quoted(orig: Original) -> bytes:
+    """A plain-text reply quoting the report with '> ' (a colleague answering the alert)."""
+    name, addr = orig.from_name_addr()
+    d = orig.sent()
+    when = f"{_DAYS_EN[d.weekday()][:3]}, {d.day} {_MONTHS_EN[d.month - 1][:3]} {d.year} {d.hour:02d}:{d.minute:02d}" \
+        if d else "Tue, 18 Mar 2025 03:22"
+    quoted = "\n".join(("> " + ln) if ln else ">" for ln in original_as_text(orig, "tabs").split("\n"))
+    text = ("I will look into this today.\n\n-----Original Message-----\n"
+            f"From: {name} <{addr}>\nSent: {when}\nTo: {orig.to}\nSubject: {orig.subject}\n\n{quoted}\n")
+    m = MIMEText(text, "plain", _qp())
+    return _outer_headers(m, orig, "RE: " + orig.subject).as_bytes()
+
+
 def build_fwd_text(orig: Original, cells: str, lang: str) -> bytes:
     block = header_block(orig, lang)
     sep = "-----Original Message-----" if lang == "en" else "-----Ursprüngliche Nachricht-----"
@@ -476,6 +527,8 @@ def variants_for(orig: Original) -> dict:
         "fwd_gmail": lambda: build_fwd_gmail(orig),
         "fwd_twice": lambda: build_fwd_twice(orig),
         "subject_encoded": lambda: build_subject_encoded(orig),
+        "external_banner": lambda: build_external_banner(orig),
+        "reply_quoted": lambda: build_reply_quoted(orig),
         "enc_qp_cp1252": lambda: build_reencoded(orig, "windows-1252", "quoted-printable"),
         "enc_b64_latin1": lambda: build_reencoded(orig, "iso-8859-1", "base64"),
         "enc_8bit_utf8": lambda: build_reencoded(orig, "utf-8", "8bit"),
@@ -497,6 +550,7 @@ LOSSY: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
 ALL_VARIANTS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_attachment",
                 "fwd_html_nl_word", "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "subject_encoded",
+                "external_banner", "reply_quoted",
                 "enc_qp_cp1252", "enc_b64_latin1", "enc_8bit_utf8", "crlf", "lf", "no_date",
                 *PREFIXES, "html_only", "text_only")
 

@@ -88,10 +88,15 @@ def _map_result(word: Optional[str]) -> Optional[str]:
 def _json_payload(text: str) -> Optional[dict]:
     s = text.strip()
     if not s.startswith("{"):
-        return None
-    start = s.find("{")
+        # A banner line or a forwarder's note above the JSON (mail gateways add one): the
+        # JSON report starts at the first line that is just "{".
+        m = re.search(r"^[ \t]*\{[ \t]*$", s, re.MULTILINE)
+        if not m or m.start() > 2000:
+            return None
+        s = s[m.start():].strip()
+    start = 0
     try:
-        data = json.loads(s[start:], strict=False)
+        data, _ = json.JSONDecoder(strict=False).raw_decode(s)
     except ValueError:
         # trailing signature or footer after the JSON object: cut at the last closing brace
         end = s.rfind("}")

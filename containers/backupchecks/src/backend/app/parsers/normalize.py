@@ -545,6 +545,16 @@ def _join_html(parts: list[str]) -> str:
     return "\n".join(parts)
 
 
+def _strip_signature(text: str) -> str:
+    """The text without a short trailing signature block (a line "-- " and at most 12 lines after it):
+    disclaimers and scan notices that mail gateways append, never part of the report."""
+    pos = text.rfind("\n-- \n")
+    tail = text[pos + 5:]
+    if tail.count("\n") > 12 or len(tail) > 2000:
+        return text
+    return text[:pos].rstrip("\n") + "\n"
+
+
 def _build(msg, depth: int) -> Message:
     text_parts, html_parts, attachments, attached = _collect(msg)
     html = _join_html(html_parts)
@@ -555,6 +565,8 @@ def _build(msg, depth: int) -> Message:
         derived, tree = _html_text_and_tree(html)
         if not text.strip() or len(derived) > 1.5 * len(text.strip()):
             text = derived
+    if "\n-- \n" in text:
+        text = _strip_signature(text)
     from_name, from_address = _parse_from(_header_text(msg, "From"))
     raw_subject = _header_text(msg, "Subject")
     date = _parse_date_header(_header_str(msg, "Date"))
