@@ -104,13 +104,23 @@ _WARNING_MARKERS = (
 _FAILED_MARKERS = (
     "failed", "failure", "error", "err", "fehlgeschlagen", "fehler", "mislukt",
     "fout", "abgebrochen", "aborted", "cancelled", "canceled", "missed", "not run",
-    "critical", "unsuccessful",
+    "critical", "unsuccessful", "stopped", "timed out", "timeout", "killed", "interrupted", "unterbrochen",
+    "onderbroken", "geannuleerd", "gestopt", "gestoppt", "not started", "nicht gestartet", "niet gestart",
+    "did not start", "not completed", "nicht abgeschlossen", "niet voltooid",
 )
 _SUCCESS_MARKERS = (
     "success", "successful", "succeeded", "completed", "complete", "ok", "done",
     "erfolgreich", "abgeschlossen", "geslaagd", "voltooid", "gelukt", "finished",
-    "passed",
+    "passed", "erfolg", "succes", "succesvol", "ok",
 )
+# "0 errors", "no warnings", "keine Fehler", "zonder waarschuwingen": not a warning or failure.
+_NEGATED_COUNT_RE = re.compile(
+    r"(?:\b(?:with|mit|met)\s+)?\b(?:no|0|zero|without|keine|kein|ohne|geen|zonder)\s+(?:errors?|warnings?|failures?|problems?|issues?|"
+    r"fehlern?|warnungen|probleme|fouten|waarschuwingen|problemen)\b|\((?:0|no)\s+(?:errors?|warnings?)\)")
+# "not successful", "nicht erfolgreich", "niet geslaagd": a failure, whatever the success word says.
+_NEGATED_SUCCESS_RE = re.compile(
+    r"\b(?:not|nicht|niet|never|nie|nooit)\s+(?:\w+\s+)?(?:successful(?:ly)?|succeeded|completed?|erfolgreich|"
+    r"abgeschlossen|geslaagd|gelukt|succesvol|voltooid|finished|beendet)\b")
 # Same semantics as testing each marker in order with \b...\b, compiled once.
 _FAILED_RE = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in _FAILED_MARKERS) + r")\b")
 _SUCCESS_RE = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in _SUCCESS_MARKERS) + r")\b")
@@ -127,7 +137,11 @@ def normalize_status(word: Optional[str]) -> Optional[str]:
         return _STATUS_CACHE[key]
     w = _WS_RE.sub(" ", key).strip().lower().strip(".:!")
     result = None
-    if w:
+    if w and ("no" in w or "0" in w or "out" in w or "kein" in w or "ohne" in w or "geen" in w or "zonder" in w):
+        w = _NEGATED_COUNT_RE.sub(" ", w).strip()
+    if w and _NEGATED_SUCCESS_RE.search(w):
+        result = FAILED
+    elif w:
         # Order matters: "completed with errors" is a warning, not a failure.
         if any(m in w for m in _WARNING_MARKERS):
             result = WARNING
