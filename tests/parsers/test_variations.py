@@ -195,7 +195,7 @@ def sent_line(orig: Original, lang: str) -> str:
     d = orig.sent()
     if d is None:
         return "Tuesday, March 18, 2025 3:22 AM" if lang == "en" else "Dienstag, 18. März 2025 03:22"
-    if lang == "en":
+    if lang in ("en", "exchange"):
         h12 = d.hour % 12 or 12
         return (f"{_DAYS_EN[d.weekday()]}, {_MONTHS_EN[d.month - 1]} {d.day}, {d.year} "
                 f"{h12}:{d.minute:02d} {'PM' if d.hour >= 12 else 'AM'}")
@@ -215,6 +215,9 @@ def header_block(orig: Original, lang: str) -> list[tuple[str, str]]:
         frm = f"{name} <{addr}>" if name else addr
         return [("Van", frm), ("Verzonden", sent_line(orig, "nl")), ("Aan", orig.to),
                 ("Onderwerp", orig.subject)]
+    if lang == "exchange":  # an internal sender: Outlook shows the display name only
+        return [("From", name or addr.split("@")[0]), ("Sent", sent_line(orig, "en")), ("To", orig.to),
+                ("Subject", orig.subject)]
     if lang == "mac":  # Outlook for Mac / new Outlook: Date before To, "at" in the date
         frm = f"{name} <{addr}>" if name else addr
         return [("From", frm), ("Date", sent_line(orig, "mac")), ("To", orig.to), ("Subject", orig.subject)]
@@ -481,6 +484,17 @@ def build_fwd_attachment(orig: Original) -> bytes:
     return _outer_headers(m, orig, "FW: " + orig.subject).as_bytes()
 
 
+def build_fwd_attachment_octet(orig: Original) -> bytes:
+    """Forwarded as an .eml file: application/octet-stream, base64 (how some clients attach it)."""
+    from email.mime.application import MIMEApplication
+    m = MIMEMultipart("mixed")
+    m.attach(MIMEText("Report attached.\n", "plain", _qp()))
+    att = MIMEApplication(orig.raw, "octet-stream", name="Backup report.eml")
+    att.add_header("Content-Disposition", "attachment", filename="Backup report.eml")
+    m.attach(att)
+    return _outer_headers(m, orig, "FW: " + orig.subject).as_bytes()
+
+
 def build_prefix(orig: Original, prefix: str) -> bytes:
     msg = email.message_from_bytes(orig.raw, policy=email.policy.default)
     del msg["Subject"]
@@ -509,6 +523,18 @@ def _reencode_part(part, charset: str, cte: str) -> bool:
     part.set_param("charset", charset)
     part.set_payload(payload)
     return True
+
+
+def build_undeclared_cp1252(orig: Original):
+    """Windows-1252 bytes with no charset declared at all (scripts and old tools send that)."""
+    raw = build_reencoded(orig, "windows-1252", "8bit")
+    if raw is None:
+        return None
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    for part in msg.walk():
+        if not part.is_multipart() and part.get_content_maintype() == "text":
+            part.del_param("charset")
+    return msg.as_bytes(policy=email.policy.compat32.clone(cte_type="8bit"))
 
 
 def build_reencoded(orig: Original, charset: str, cte: str):
@@ -565,6 +591,7 @@ def variants_for(orig: Original) -> dict:
         "fwd_html_nl_word": lambda: build_fwd_html_word(orig, "nl"),
         "fwd_html_mac_word": lambda: build_fwd_html_word(orig, "mac"),
         "fwd_gmail": lambda: build_fwd_gmail(orig),
+        "fwd_display_name_only": lambda: build_fwd_html(orig, "exchange"),
         "fwd_twice": lambda: build_fwd_twice(orig),
         "subject_encoded": lambda: build_subject_encoded(orig),
         "external_banner": lambda: build_external_banner(orig),
@@ -572,6 +599,8 @@ def variants_for(orig: Original) -> dict:
         "enc_qp_cp1252": lambda: build_reencoded(orig, "windows-1252", "quoted-printable"),
         "enc_b64_latin1": lambda: build_reencoded(orig, "iso-8859-1", "base64"),
         "enc_8bit_utf8": lambda: build_reencoded(orig, "utf-8", "8bit"),
+        "enc_undeclared_cp1252": lambda: build_undeclared_cp1252(orig),
+        "fwd_attachment_octet": lambda: build_fwd_attachment_octet(orig),
         "crlf": lambda: build_line_endings(orig, True),
         "lf": lambda: build_line_endings(orig, False),
         "no_date": lambda: build_no_date(orig),
@@ -593,7 +622,8 @@ LOSSY: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
 ALL_VARIANTS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_attachment",
                 "fwd_html_nl_word", "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "subject_encoded",
-                "external_banner", "reply_quoted", "job_renamed",
+                "external_banner", "reply_quoted", "job_renamed", "fwd_display_name_only",
+                "enc_undeclared_cp1252", "fwd_attachment_octet",
                 "enc_qp_cp1252", "enc_b64_latin1", "enc_8bit_utf8", "crlf", "lf", "no_date",
                 *PREFIXES, "html_only", "text_only")
 
