@@ -71,7 +71,7 @@ def test_operator_creates_a_ticket_for_a_job_and_it_follows_new_runs(as_user, pe
     t = db.session.execute(select(Ticket)).scalar_one()
     assert t.code == "PSA-4711" and t.created_by_id == personas["operator"].id
     assert [(s.scope_type, s.job_id) for s in t.scopes] == [("job", job.id)]
-    run = make_run(job, started_at=NOW + timedelta(minutes=5))
+    run = make_run(job, started_at=datetime.now(timezone.utc) + timedelta(minutes=5))
     assert tk.link_open_internal_tickets_to_run(run) == (1, 0)
     entry = db.session.execute(select(AuditLog).where(AuditLog.event == "ticket.created")).scalar_one()
     assert entry.username == "oscar" and entry.target_id == str(t.id)
