@@ -60,6 +60,7 @@ def test_a_day_with_every_status(browser, live_server):
     page.fill("#username", "victor")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/auth/login" not in url)  # the login has landed
     page.goto(f"{live_server}/daily-jobs?date={day.isoformat()}")
 
     def status_of(name):

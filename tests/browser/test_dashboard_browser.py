@@ -44,6 +44,7 @@ def test_chart_renders_and_admin_posts_news(browser, live_server):
     page.fill("#username", "alice")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/auth/login" not in url)  # the login has landed
     page.goto(live_server + "/")
 
     # The chart: Chart.js drew on the canvas with 30 days of rates.
@@ -109,6 +110,7 @@ def test_empty_dashboard_says_what_to_do_and_shows_a_failed_import(browser, live
     page.fill("#username", "alice")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/auth/login" not in url)  # the login has landed
     page.goto(live_server + "/")
     empty = page.inner_text("#empty-state")
     assert "No backup runs yet" in empty and "Settings → Mail" in empty and "Inbox → Upload" in empty

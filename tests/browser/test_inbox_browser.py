@@ -32,6 +32,7 @@ def test_upload_and_approve_in_the_browser(browser, live_server, tmp_path):
     page.fill("#username", "oscar")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/auth/login" not in url)  # the login has landed
     page.goto(live_server + "/inbox")
     assert "The Inbox is empty" in page.inner_text("main")
     page.set_input_files("#upload-files", files)

@@ -18,6 +18,7 @@ def login(page, live_server, name):
     page.fill("#username", name)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/auth/login" not in url)  # the login has landed
 
 
 def test_create_edit_and_delete_an_override(browser, live_server):
@@ -77,7 +78,7 @@ def test_create_edit_and_delete_an_override(browser, live_server):
     login(page, live_server, "alice")
     page.goto(live_server + "/overrides")
     page.once("dialog", lambda d: d.accept())
-    page.click(".delete-override button")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click(".delete-override button")
     assert "deleted" in page.inner_text("main")
     assert db.session.execute(select(func.count(Override.id))).scalar_one() == 0

@@ -37,6 +37,7 @@ def test_work_the_queue_to_empty(browser, live_server):
     page.fill("#username", "oscar")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/auth/login" not in url)  # the login has landed
     page.goto(live_server + "/run-checks")
     assert page.locator("#job-panel h2").inner_text() == "SQL Backup"  # the worst job first
     page.screenshot(path="/tmp/backupchecks-run-checks.png", full_page=True)
