@@ -147,6 +147,10 @@ def outlook_text(html: str, cells: str) -> str:
             put(el.tail, pre)
             return
         pre = pre or tag == "pre"
+        if tag == "span" and "mso-tab-count" in (el.get("style") or ""):
+            out.append("\t")  # Outlook's tab in a plain-text mail it turned into HTML
+            put(el.tail, pre)
+            return
         if tag == "br":
             out.append("\n")
         elif tag == "p" and "Mso" in (el.get("class") or ""):

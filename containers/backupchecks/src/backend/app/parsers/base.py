@@ -50,6 +50,15 @@ class Message:
                 self._tree = lxml.html.document_fromstring(self.html)
             except Exception:  # noqa: BLE001 - malformed markup: no tree
                 self._tree = False
+            if self._tree is not False and self.text and self._tree.find(".//table") is None:
+                # HTML without a single table (a plain-text report forwarded in HTML by
+                # Outlook): the tables of its text, as for a text-only message.
+                from .texttables import has_tables, tables_html
+                if has_tables(self.text):
+                    try:
+                        self._tree = lxml.html.document_fromstring(tables_html(self.text))
+                    except Exception:  # noqa: BLE001
+                        pass
         elif self._tree is None and self.text:
             # No HTML (forwarded as plain text, HTML part dropped): the tables of the
             # text rendering (tab-separated rows, or one cell per line) as a tree.

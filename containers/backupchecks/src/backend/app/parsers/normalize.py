@@ -95,9 +95,13 @@ def _tree_to_text(doc) -> str:
         if closing:
             if tag in ("td", "th"):
                 out.append("\t")
-            if tag in _BLOCK_SET and not (tag == "p" and "Mso" in (el.get("class") or "")):
+            if tag == "p" and "Mso" in (el.get("class") or ""):
                 # Outlook's MsoNormal / MsoPlainText paragraphs have no margins: one line
                 # each, no blank line between them (a plain-text mail forwarded as HTML).
+                if el.tail and not el.tail.isspace():
+                    out.append(el.tail)
+                continue
+            if tag in _BLOCK_SET:
                 out.append("\n")
             if el.tail:
                 out.append(el.tail)
@@ -110,6 +114,12 @@ def _tree_to_text(doc) -> str:
             out.append("\n")
         elif tag in _LEADING_NL:
             out.append("\n")
+        elif tag == "span" and "mso-tab-count" in (el.get("style") or ""):
+            # Outlook writes a tab of a plain-text mail it turned into HTML as such a span.
+            out.append("\t")
+            if el.tail:
+                out.append(el.tail)
+            continue
         if el.text:
             out.append(el.text)
         stack.append((el, True))

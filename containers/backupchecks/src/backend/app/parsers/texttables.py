@@ -66,6 +66,9 @@ _PAIR_HEADERS = frozenset(("property", "value", "eigenschaft", "wert", "eigensch
                            "setting", "parameter", "item"))
 
 
+_LABEL_VALUE_RE = re.compile(r"^\s*[^\W\d][^:]{0,40}:\s+\S")
+
+
 def _shape(cell: str) -> str:
     c = cell.strip()
     if not c:
@@ -101,9 +104,13 @@ def _cells_table(lines: list[str], i: int, j: int):
                     break
                 if _header_like(group[0]) and not any(c.strip() for c in group[1:]):
                     break
+                if _LABEL_VALUE_RE.match(group[0]):
+                    break  # "Total running time: 4m 42s": the text after the table
                 rows.append(group)
                 k += width
-            if not rows or not (k >= n or not lines[k].strip()):
+            # Clean end: a blank line (or the end) after the rows; or the last row's last cell
+            # is empty, which took the blank line that ended the table.
+            if not rows or not (k >= n or not lines[k].strip() or not lines[k - 1].strip()):
                 continue
             if len(rows) == 1:
                 score = 0.75
@@ -115,6 +122,8 @@ def _cells_table(lines: list[str], i: int, j: int):
                 score = agree / (width * len(rows))
             if end == j:
                 score += 0.2  # by default every header-like line of the run is a header
+            if k < n and lines[k].strip():
+                score -= 0.1  # ended only by an empty last cell: weaker evidence
             if width == 2:
                 score += 0.3  # "Property / Value": a key-value table, whatever the keys look like
             if score > best_score:
