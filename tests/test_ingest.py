@@ -313,3 +313,18 @@ def test_a_mail_the_database_refuses_to_store_parsed_is_kept_raw_with_its_error(
     msg = db.session.get(MailMessage, outcome.message_id)
     assert msg.raw == raw and not msg.parsed and msg.internet_message_id == "<refused@example.test>"
     assert ingest_message(raw, source="graph", source_id="AAMk-refused").state == "duplicate"
+
+
+def test_the_same_report_in_another_mail_adds_no_second_run(app):
+    """A colleague forwards (or replies to) a report that was already imported: the copy is a new
+    mail, but the report started at the same time, so the job keeps one run."""
+    job = make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication")
+    first = ingest_message(sample(V01), source="upload")
+    copy = sample(V01, message_id="<forwarded-copy@example.test>").replace(b"Subject: ", b"Subject: FW: ", 1)
+    second = ingest_message(copy, source="upload")
+    assert second.state == "processed" and second.run_id == first.run_id
+    assert count(JobRun) == 1 and count(MailMessage) == 2
+    assert "same report as run" in db.session.get(MailMessage, second.message_id).parse_reason
+    # The report itself sent again by the product (not a copy) stays a separate mail and run.
+    resent = ingest_message(sample(V01, message_id="<resent@example.test>"), source="upload")
+    assert resent.run_id != first.run_id and count(JobRun) == 2

@@ -85,7 +85,15 @@ def _find_duplicate(source: str, source_id: Optional[str], imid: Optional[str]) 
     return db.session.execute(select(MailMessage).where(or_(*conds)).limit(1)).scalar_one_or_none()
 
 
-def _apply_parse(msg: MailMessage, result: ParseResult) -> None:
+_COPY_PREFIX = re.compile(r"^\s*(?:re|fw|fwd|wg|aw|tr|sv|vs|antw|doorst|rif|r|i)\s*(?:\[\d+\])?\s*:", re.I)
+
+
+def is_copy(nm) -> bool:
+    """A forwarded copy of a report or a reply quoting it (not the report as the product sent it)."""
+    return bool(getattr(nm, "forwarded", False) or _COPY_PREFIX.match(getattr(nm, "raw_subject", "") or ""))
+
+
+def _apply_parse(msg: MailMessage, result: ParseResult, copy: bool = False) -> None:
     msg.parsed = bool(result.parsed)
     msg.is_report = bool(result.is_report)
     msg.parser_name = result.parser
@@ -100,6 +108,7 @@ def _apply_parse(msg: MailMessage, result: ParseResult) -> None:
         "ended_at": result.ended_at.isoformat() if result.ended_at else None,
         "objects": [{"name": _no_nul(o.name), "type": _no_nul(o.type), "status": o.status,
                      "message": _no_nul(o.message)} for o in result.objects],
+        "copy": copy,  # a forwarded copy or a reply: see create_run_from_message
     }
     _clean_text_fields(msg)
 
@@ -112,7 +121,7 @@ def parse_into(msg: MailMessage, raw: bytes) -> None:
         msg.parsed, msg.parse_error = False, _no_nul(f"{type(exc).__name__}: {exc}")
         msg.parse_reason = "the mail could not be read"
         return
-    _apply_parse(msg, parse_message(nm))
+    _apply_parse(msg, parse_message(nm), copy=is_copy(nm))
 
 
 def find_job_for(msg: MailMessage) -> Optional[Job]:
@@ -137,8 +146,18 @@ def _parse_iso(value: Optional[str]) -> Optional[datetime]:
 def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
     """A job run with its objects from a parsed message; overrides applied, tickets linked."""
     pr = msg.parse_result or {}
-    started = _parse_iso(pr.get("started_at")) or msg.received_at or msg.imported_at or utcnow()
+    reported_start = _parse_iso(pr.get("started_at"))
+    started = reported_start or msg.received_at or msg.imported_at or utcnow()
     status = msg.overall_status or "Warning"
+    if reported_start is not None and pr.get("copy"):
+        # The same report seen again in a forwarded copy or a reply quoting it: when the job
+        # already has a run that started at exactly this time, no second run is made.
+        same = db.session.execute(select(JobRun).where(JobRun.job_id == job.id, JobRun.missed.is_(False),
+                                                       JobRun.started_at == reported_start).limit(1)).scalar_one_or_none()
+        if same is not None:
+            msg.job_id, msg.state = job.id, "processed"
+            msg.parse_reason = ((msg.parse_reason or "") + f" — same report as run {same.id}; no second run")[:1000]
+            return same
     objects = pr.get("objects") or []
     problems = [f"{o.get('name')}: {o.get('message')}" for o in objects
                 if o.get("status") not in (None, "Success") and o.get("message")]
@@ -162,24 +181,13 @@ def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
 
 def after_run_created(run: JobRun) -> None:
     """Hooks every new real run goes through: late-run reconciliation, overrides, tickets."""
-    try:
-        from .missed_runs import reconcile_late_run
-    except ImportError:  # pragma: no cover - service not present in this build
-        reconcile_late_run = None
-    if reconcile_late_run:
-        reconcile_late_run(run)
-    try:
-        from .overrides import apply_overrides
-    except ImportError:  # pragma: no cover
-        apply_overrides = None
-    if apply_overrides:
-        apply_overrides(run)
-    try:
-        from ..ticketing_utils import link_open_internal_tickets_to_run
-    except ImportError:  # pragma: no cover
-        link_open_internal_tickets_to_run = None
-    if link_open_internal_tickets_to_run:
-        link_open_internal_tickets_to_run(run)
+    from ..ticketing_utils import link_open_internal_tickets_to_run
+    from .missed_runs import reconcile_late_run
+    from .overrides import apply_overrides
+
+    reconcile_late_run(run)
+    apply_overrides(run)
+    link_open_internal_tickets_to_run(run)
 
 
 def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[str] = None,
@@ -205,7 +213,7 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
         msg.body_text = nm.text
         msg.body_html = nm.html or None
         try:
-            _apply_parse(msg, parse_message(nm))
+            _apply_parse(msg, parse_message(nm), copy=is_copy(nm))
         except Exception as exc:  # noqa: BLE001 - registry never raises, but be safe
             msg.parsed, msg.parse_error = False, str(exc)
     else:
