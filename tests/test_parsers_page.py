@@ -1,0 +1,46 @@
+"""The Parsers page (admin): every parser in order with its criteria; "try a message" stores nothing."""
+import io
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from backend.app.extensions import db
+from backend.app.models import MailMessage
+from backend.app.parsers.registry import all_parsers
+
+from .conftest import post_form
+
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "emails"
+
+
+def test_lists_every_parser_in_order_with_its_criteria(as_user):
+    html = as_user("admin").get("/parsers").get_data(as_text=True)
+    names = [p.name for p in all_parsers()]
+    assert len(names) >= 15
+    positions = [html.index(f"<code>{n}</code>") for n in names]
+    assert positions == sorted(positions)
+    assert "Sender contains" in html or "Subject matches" in html
+
+
+def test_try_a_message_shows_the_result_and_stores_nothing(as_user):
+    c = as_user("admin")
+    raw = next(SAMPLES.rglob("v03_vbr_backup_failed.eml")).read_bytes()
+    r = post_form(c, "/parsers", {"eml": (io.BytesIO(raw), "failed.eml")}, content_type="multipart/form-data")
+    html = r.get_data(as_text=True)
+    assert "SQL Tier Backup" in html and "Failed" in html and "Veeam Backup &amp; Replication" in html
+    assert db.session.execute(select(func.count(MailMessage.id))).scalar_one() == 0
+
+
+def test_try_a_message_that_no_parser_understands(as_user):
+    r = post_form(as_user("admin"), "/parsers", {"eml": (io.BytesIO(b"Subject: hello\r\n\r\nhi"), "x.eml")},
+                  content_type="multipart/form-data")
+    assert "Not understood" in r.get_data(as_text=True)
+
+
+def test_try_without_a_file_asks_for_one(as_user):
+    r = post_form(as_user("admin"), "/parsers", {}, follow_redirects=True)
+    assert "Choose an .eml file" in r.get_data(as_text=True)
+
+
+def test_only_admins_open_the_parsers_page(as_user):
+    assert as_user("operator").get("/parsers").status_code == 403
