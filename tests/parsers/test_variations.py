@@ -2,26 +2,36 @@
 
 For each ``NAME.eml`` with its ``NAME.expected.json`` this builds realistic
 variants and checks that the parse result (software, backup_type, job_name,
-overall_status, objects) still equals the expected one:
+overall_status, objects) still equals the expected one, and that the report's
+own start/end times are the same instants as for the original:
 
-* ``fwd_html_en`` / ``fwd_html_de``: forwarded inline by Outlook in HTML (the
-  report's HTML after Outlook's "From:/Sent:/To:/Subject:" resp.
-  "Von:/Gesendet:/An:/Betreff:" block, with Outlook's text/plain alternative);
-* ``fwd_text_tabs`` / ``fwd_text_lines``: forwarded inline as TEXT only, the
-  HTML rendered to plain text the way Outlook does it (table cells separated
-  by tabs on one line per row, or every cell on a line of its own);
-* ``fwd_attachment``: forwarded as a message/rfc822 attachment;
-* ``prefix_*``: subject prefixes added by people and mail systems;
-* ``enc_*``: bodies re-encoded (quoted-printable windows-1252, base64
-  ISO-8859-1, 8bit UTF-8) and CRLF / LF line endings;
+* forwarded inline by Outlook in HTML: ``fwd_html_en`` (From/Sent/To/Subject),
+  ``fwd_html_de`` (Von/Gesendet/An/Betreff), ``fwd_html_nl_word`` (Dutch,
+  and the report re-rendered by Outlook's Word engine: MsoNormal paragraphs
+  in every cell, header cells as bold data cells, classes prefixed ``x_``),
+  ``fwd_html_mac_word`` (Outlook for Mac wording), ``fwd_display_name_only``
+  (an internal sender shown without its address), ``fwd_gmail``,
+  ``fwd_twice`` (forwarded, then forwarded again);
+* forwarded inline as TEXT only: ``fwd_text_tabs`` (table cells separated
+  by tabs, one row per line), ``fwd_text_lines`` (every cell on a line of its
+  own, an empty cell an empty line); ``reply_quoted`` (a reply quoting it
+  with "> ");
+* forwarded as an attachment: ``fwd_attachment`` (message/rfc822),
+  ``fwd_attachment_octet`` (an .eml file as application/octet-stream);
+* subjects: ``prefix_*`` (RE:, FW:, [EXTERNAL], WG: AW:), ``subject_encoded``
+  (UTF-8 encoded words, folded), ``external_banner`` (a gateway's banner on
+  top, a "-- " scan notice below, [EXTERNAL] tag);
+* encodings: ``enc_qp_cp1252``, ``enc_b64_latin1``, ``enc_8bit_utf8``,
+  ``enc_undeclared_cp1252`` (no charset declared), ``crlf``, ``lf``;
 * ``no_date``: the Date header missing;
-* ``html_only`` / ``text_only``: one half of a text+HTML mail dropped.
+* ``html_only`` / ``text_only``: one half of a text+HTML mail dropped;
+* ``job_renamed``: the same report for a job called "Büro Sicherung Nacht 2".
 
-Some variants cannot carry everything: ``LOSSY`` lists them per sample with
-the reason; for those only software, job name and status are compared (plus
-whatever the entry keeps). Nothing is skipped silently: a variant that cannot
-be built for a sample (e.g. a report with characters Latin-1 cannot encode)
-is not generated, and the list of those is itself tested below.
+A variant that cannot be built for a sample is skipped with the reason
+(a report with characters Latin-1 cannot encode; html_only/text_only for a
+mail without both parts; job_renamed for a job name without a space). A
+variant that legitimately loses information would be listed in ``LOSSY``
+with its reason (none needed so far).
 """
 from __future__ import annotations
 
@@ -35,6 +45,8 @@ import html as htmlmod
 import json
 import quopri
 import re
+from datetime import timedelta
+import email.utils
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -265,7 +277,10 @@ def _outer_headers(m, orig: Original, subject: str):
     m["From"] = "Service Desk <servicedesk@example.invalid>"
     m["To"] = "backups@example.invalid"
     m["Subject"] = subject
-    m["Date"] = "Wed, 19 Mar 2025 09:14:02 +0100"
+    sent = orig.sent()
+    # Forwarded the next morning from the same zone as the report was sent in.
+    m["Date"] = email.utils.format_datetime(sent + timedelta(hours=9, minutes=14)) if sent else \
+        "Wed, 19 Mar 2025 09:14:02 +0100"
     m["Message-ID"] = "<fwd-variant@example.invalid>"
     m["X-Mailer"] = "Microsoft Outlook 16.0"
     return m
@@ -676,6 +691,7 @@ def test_variant_parses_as_expected(path: Path, variant: str):
     if raw is None:
         pytest.skip("not applicable: the report holds characters this charset cannot encode")
     want = _expected(path)
+    base = _base_result(path)
     if variant == "job_renamed":
         want = renamed_expected(want, orig.expected_job)
     result, got = _got(raw)
@@ -686,3 +702,23 @@ def test_variant_parses_as_expected(path: Path, variant: str):
         assert {k: got[k] for k in keys} == {k: want[k] for k in keys}, f"{result.parser}: {result.reason}"
     else:
         assert got == want, f"{result.parser}: {result.reason}"
+    if variant not in NO_TIME_CHECK and not (orig.nested and variant in INLINE_FORWARDS):
+        # The report's own times survive (same instants; a forward cannot move the run).
+        assert (result.started_at, result.ended_at) == (base.started_at, base.ended_at), \
+            f"times {result.started_at} / {result.ended_at} instead of {base.started_at} / {base.ended_at}"
+
+
+# Without a Date header a report that writes no zone is read as UTC: the instant moves.
+NO_TIME_CHECK = ("no_date",)
+# A sample that is itself a forward-as-attachment, forwarded again inline: the inline header
+# carries the outer forward's Sent time and zone, not the attached report's; times written
+# without a zone are then read in the forwarder's zone.
+INLINE_FORWARDS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_html_nl_word",
+                   "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "fwd_display_name_only", "reply_quoted")
+_BASE: dict = {}
+
+
+def _base_result(path: Path):
+    if path not in _BASE:
+        _BASE[path] = parse_raw(path.read_bytes())
+    return _BASE[path]

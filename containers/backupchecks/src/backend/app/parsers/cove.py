@@ -26,6 +26,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
+from .texttables import label_lines
 from .base import (
     FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status,
     worst_status,
@@ -205,6 +206,9 @@ class CoveSessionParser(Parser):
                         kv.setdefault(k, v)
         for m in _KV_LINE_RE.finditer(msg.text or ""):
             kv.setdefault(m.group("k").strip().lower(), m.group("v").strip())
+        # Forwarded as text with one cell per line: "Session end" / "2024-05-16 13:05".
+        for k, v in label_lines(msg.text or "", _START_KEYS + _END_KEYS + _DEVICE_KEYS).items():
+            kv.setdefault(k, v)
         return kv
 
     @staticmethod

@@ -173,3 +173,18 @@ def tables_html(text: str) -> str:
         i += 1
     out.append("</body></html>")
     return "".join(out)
+
+
+def label_lines(text: str, labels) -> dict:
+    """{label: value} where a line is exactly one of ``labels`` (lower case, an optional
+    colon) and the next line holds its value: a two-cell row rendered one cell per line."""
+    wanted = set(labels)
+    out: dict = {}
+    lines = text.split("\n")
+    for i in range(len(lines) - 1):
+        key = lines[i].strip().rstrip(":").strip().lower()
+        if key in wanted and key not in out:
+            value = lines[i + 1].strip()
+            if value and value.lower().rstrip(":") not in wanted:
+                out[key] = value
+    return out
