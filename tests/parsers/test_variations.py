@@ -11,6 +11,7 @@ own start/end times are the same instants as for the original:
   in every cell, header cells as bold data cells, classes prefixed ``x_``),
   ``fwd_html_mac_word`` (Outlook for Mac wording), ``fwd_display_name_only``
   (an internal sender shown without its address), ``fwd_gmail``,
+  ``fwd_thunderbird`` (header table), ``fwd_apple`` (blockquote, CET/CEST),
   ``fwd_twice`` (forwarded, then forwarded again);
 * forwarded inline as TEXT only: ``fwd_text_tabs`` (table cells separated
   by tabs, one row per line), ``fwd_text_lines`` (every cell on a line of its
@@ -377,6 +378,51 @@ def build_fwd_gmail(orig: Original) -> bytes:
     return _outer_headers(m, orig, "Fwd: " + orig.subject).as_bytes()
 
 
+def build_fwd_thunderbird(orig: Original) -> bytes:
+    """Thunderbird's inline forward: a header table (th label, td value) above the report."""
+    name, addr = orig.from_name_addr()
+    frm = f"{name} <{addr}>" if name else addr
+    rows = [("Subject", orig.subject), ("Date", orig.date or "Tue, 18 Mar 2025 03:22:10 +0100"),
+            ("From", frm), ("To", orig.to)]
+    table = ('<table class="moz-email-headers-table" cellspacing="0" cellpadding="0" border="0"><tbody>'
+             + "".join(f'<tr><th valign="BASELINE" nowrap="nowrap" align="RIGHT">{k}: </th>'
+                       f'<td>{htmlmod.escape(v)}</td></tr>' for k, v in rows) + '</tbody></table>')
+    html = ('<html><head><meta http-equiv="content-type" content="text/html; charset=UTF-8"></head><body>'
+            '<p><br></p><div class="moz-forward-container"><br><br>-------- Forwarded Message --------'
+            + table + '<br>' + _inner_body(original_as_html(orig)) + '</div></body></html>')
+    text = ("\n\n\n-------- Forwarded Message --------\n" + "\n".join(f"{k}: \t{v}" for k, v in rows)
+            + "\n\n\n" + original_as_text(orig, "tabs") + "\n")
+    m = MIMEMultipart("alternative")
+    m.attach(MIMEText(text, "plain", _qp()))
+    m.attach(MIMEText(html, "html", _qp()))
+    m = _outer_headers(m, orig, "Fwd: " + orig.subject)
+    m.replace_header("X-Mailer", "Mozilla Thunderbird")
+    return m.as_bytes()
+
+
+def build_fwd_apple(orig: Original) -> bytes:
+    """Apple Mail: 'Begin forwarded message:' and a blockquote with bold labels, zone as CET/CEST."""
+    name, addr = orig.from_name_addr()
+    d = orig.sent()
+    when = (f"{d.day} {_MONTHS_EN[d.month - 1]} {d.year} at {d.hour:02d}:{d.minute:02d}:{d.second:02d} "
+            f"{'CEST' if d.utcoffset() == timedelta(hours=2) else 'CET'}") if d else "18 March 2025 at 03:22:10 CET"
+    rows = [("From", f"{name} <{addr}>" if name else addr), ("Subject", orig.subject), ("Date", when),
+            ("To", orig.to)]
+    head = "".join(f'<div style="margin:0px;"><span style="font-family:-apple-system;"><b>{k}: </b></span>'
+                   f'<span style="font-family:-apple-system;">{htmlmod.escape(v)}</span></div>' for k, v in rows)
+    html = ('<html><body style="word-wrap:break-word;"><div><br><blockquote type="cite">'
+            '<div>Begin forwarded message:</div><br>' + head + '<br><div>'
+            + _inner_body(original_as_html(orig)) + '</div></blockquote></div><br></body></html>')
+    text = ("\n\nBegin forwarded message:\n\n" + "\n".join(f"{k}: {v}" for k, v in rows) + "\n\n"
+            + original_as_text(orig, "lines") + "\n")
+    m = MIMEMultipart("alternative")
+    m.attach(MIMEText(text, "plain", _qp()))
+    m.attach(MIMEText(html, "html", _qp()))
+    m = _outer_headers(m, orig, "Fwd: " + orig.subject)
+    m.replace_header("X-Mailer", "Apple Mail (2.3774)")
+    return m.as_bytes()
+
+
 def build_fwd_twice(orig: Original) -> bytes:
     first = Original(build_fwd_html(orig, "en"))
     return build_fwd_html(first, "nl")
@@ -612,6 +658,8 @@ def variants_for(orig: Original) -> dict:
         "fwd_gmail": lambda: build_fwd_gmail(orig),
         "fwd_display_name_only": lambda: build_fwd_html(orig, "exchange"),
         "fwd_twice": lambda: build_fwd_twice(orig),
+        "fwd_thunderbird": lambda: build_fwd_thunderbird(orig),
+        "fwd_apple": lambda: build_fwd_apple(orig),
         "subject_encoded": lambda: build_subject_encoded(orig),
         "external_banner": lambda: build_external_banner(orig),
         "reply_quoted": lambda: build_reply_quoted(orig),
@@ -642,7 +690,7 @@ LOSSY: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 ALL_VARIANTS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_attachment",
                 "fwd_html_nl_word", "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "subject_encoded",
                 "external_banner", "reply_quoted", "job_renamed", "fwd_display_name_only",
-                "enc_undeclared_cp1252", "fwd_attachment_octet",
+                "enc_undeclared_cp1252", "fwd_attachment_octet", "fwd_thunderbird", "fwd_apple",
                 "enc_qp_cp1252", "enc_b64_latin1", "enc_8bit_utf8", "crlf", "lf", "no_date",
                 *PREFIXES, "html_only", "text_only")
 
@@ -714,7 +762,8 @@ NO_TIME_CHECK = ("no_date",)
 # carries the outer forward's Sent time and zone, not the attached report's; times written
 # without a zone are then read in the forwarder's zone.
 INLINE_FORWARDS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_html_nl_word",
-                   "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "fwd_display_name_only", "reply_quoted")
+                   "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "fwd_display_name_only", "reply_quoted",
+                   "fwd_thunderbird", "fwd_apple")
 _BASE: dict = {}
 
 
