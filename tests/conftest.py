@@ -312,3 +312,28 @@ def live_server(app):
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+
+
+# --- Query counting (constant queries per page) ---------------------------------------------------
+
+def count_queries(fn, log: list | None = None) -> int:
+    """How many SQL statements ``fn()`` sends; their text is appended to ``log`` when given.
+    The session is expired first so every measurement starts from the same (empty) cache."""
+    from sqlalchemy import event
+
+    from backend.app.extensions import db
+
+    n = [0]
+
+    def before(conn, cursor, statement, *args, **kwargs):
+        n[0] += 1
+        if log is not None:
+            log.append(statement)
+
+    db.session.expire_all()
+    event.listen(db.engine, "before_cursor_execute", before)
+    try:
+        fn()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+    return n[0]

@@ -5,14 +5,13 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event
 
 from backend.app.extensions import db
 from backend.app.models import Override, Ticket, TicketJobRun
 from backend.app.services.daily_jobs import build_day
 from backend.app.services.settings import get_settings
 
-from .conftest import make_customer, make_job, make_run
+from .conftest import count_queries, make_customer, make_job, make_run
 
 AMS = ZoneInfo("Europe/Amsterdam")
 UTC = timezone.utc
@@ -268,18 +267,6 @@ def test_access(as_user):
         assert as_user(role).get("/daily-jobs").status_code == code
 
 
-def _queries(fn):
-    n = [0]
-
-    def count(*a, **k):
-        n[0] += 1
-    db.session.expire_all()  # the same start for every measurement (nothing cached in the session)
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    return n[0]
 
 
 def test_constant_number_of_queries_whatever_the_day_size(as_user):
@@ -287,14 +274,14 @@ def test_constant_number_of_queries_whatever_the_day_size(as_user):
     seed_page_day(3)
     url = "/daily-jobs?date=2026-11-20"
     c.get(url)
-    small = _queries(lambda: c.get(url))
+    small = count_queries(lambda: c.get(url))
     for k in range(4):
         seed_page_day(30, f"Bulk {k} Testing")
-    large = _queries(lambda: c.get(url))
+    large = count_queries(lambda: c.get(url))
     html = c.get(url).get_data(as_text=True)
     assert html.count("data-job=") == 123
     assert small == large, (small, large)
-    assert _queries(lambda: c.get(url + "&status=failed")) == small
+    assert count_queries(lambda: c.get(url + "&status=failed")) == small
 
 
 def test_dates_out_of_range_are_refused(as_user):

@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog, ImportCycle, NewsItem, Override, User
@@ -16,24 +16,11 @@ from backend.app.services import dashboard as dashboard_svc
 from backend.app.services import news as news_svc
 from backend.app.services.settings import get_settings
 
-from .conftest import make_customer, make_job, make_run, post_form
+from .conftest import count_queries, make_customer, make_job, make_run, post_form
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
 
-def _queries(fn, log=None):
-    n = [0]
-
-    def count(conn, cursor, statement, *a, **k):
-        n[0] += 1
-        if log is not None:
-            log.append(statement)
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    return n[0]
 
 
 def _local(d: date, hh: int, mm: int = 0) -> datetime:
@@ -109,7 +96,7 @@ def test_chart_groups_by_local_day_across_dst_in_one_query(app):
     make_run(job, "Warning", _local(spring + timedelta(days=1), 0, 10))
     make_run(job, "Failed", _local(date(2026, 2, 1), 12))  # before the window
     series = []
-    n = _queries(lambda: series.extend(dashboard_svc.chart_days(AMS, today=date(2026, 4, 10))))
+    n = count_queries(lambda: series.extend(dashboard_svc.chart_days(AMS, today=date(2026, 4, 10))))
     assert n == 1
     assert len(series) == 30 and series[0].day == date(2026, 3, 12) and series[-1].day == date(2026, 4, 10)
     by_day = {d.day: d for d in series}
@@ -152,12 +139,12 @@ def test_chart_has_a_text_alternative_with_the_figures(as_user):
     assert "50.0%" in row
 
 
-def test_dashboard_runs_a_constant_number_of_queries(as_user):
+def test_dashboard_runs_a_constant_number_ofcount_queries(as_user):
     admin = as_user("admin")
     make_run(make_job(), "Success")
     admin.get("/")  # warm-up (settings row, first-day hook)
     db.session.expire_all()  # the logged-in user is loaded by both requests alike
-    few = _queries(lambda: admin.get("/"))
+    few = count_queries(lambda: admin.get("/"))
     customer = make_customer("Many Runs Testing")
     jobs = [make_job(customer, f"Job {i}", sender=f"j{i}@example.test") for i in range(10)]
     now = datetime.now(timezone.utc)
@@ -169,7 +156,7 @@ def test_dashboard_runs_a_constant_number_of_queries(as_user):
     db.session.commit()
     db.session.expire_all()
     log: list[str] = []
-    many = _queries(lambda: admin.get("/"), log)
+    many = count_queries(lambda: admin.get("/"), log)
     assert few == many, "\n".join(s[:90] for s in log)
     assert many <= 10, many
 

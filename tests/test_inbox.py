@@ -4,12 +4,12 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog, Customer, Job, JobRun, MailMessage
 
-from .conftest import post_form
+from .conftest import count_queries, post_form
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "emails"
 
@@ -158,26 +158,15 @@ def test_filters_and_unknown_id(as_user):
     assert c.get("/inbox/999999").status_code == 404
 
 
-def _count_queries(fn):
-    n = [0]
-
-    def count(*a, **k):
-        n[0] += 1
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    return n[0]
 
 
 def test_inbox_list_uses_a_constant_number_of_queries(as_user):
     c = as_user("operator")
     raw = sample(V01)
     upload(c, [(f"{i}.eml", variant(raw, i)) for i in range(3)])
-    small = _count_queries(lambda: c.get("/inbox"))
+    small = count_queries(lambda: c.get("/inbox"))
     upload(c, [(f"{i}.eml", variant(raw, i)) for i in range(3, 40)])
-    large = _count_queries(lambda: c.get("/inbox"))
+    large = count_queries(lambda: c.get("/inbox"))
     assert small == large, (small, large)
 
 

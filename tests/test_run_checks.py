@@ -1,12 +1,12 @@
 """Run Checks: the queue, reviewing, overrides from a run, tickets from a run, access."""
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog, JobRun, Override, RunObject, Ticket, TicketJobRun
 
-from .conftest import make_customer, make_job, make_run, post_form
+from .conftest import count_queries, make_customer, make_job, make_run, post_form
 
 NOW = datetime.now(timezone.utc)
 
@@ -120,17 +120,6 @@ def test_bad_input_gets_clear_answers(as_user):
     assert as_user("viewer").get("/run-checks").status_code == 403
 
 
-def _queries(fn):
-    n = [0]
-
-    def count(*a, **k):
-        n[0] += 1
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    return n[0]
 
 
 def test_constant_number_of_queries_whatever_the_queue_size(as_user):
@@ -139,10 +128,10 @@ def test_constant_number_of_queries_whatever_the_queue_size(as_user):
     jobs = [make_job(cust, f"Job {i}", sender=f"j{i}@example.test") for i in range(3)]
     for j in jobs:
         run_with_objects(j, "Failed", [("X", "Failed", "boom")])
-    small = _queries(lambda: c.get(f"/run-checks?job={jobs[0].id}"))
+    small = count_queries(lambda: c.get(f"/run-checks?job={jobs[0].id}"))
     more = [make_job(cust, f"Job {i}", sender=f"k{i}@example.test") for i in range(3, 25)]
     for j in more + jobs[:1]:
         for k in range(3):
             run_with_objects(j, "Warning", [("Y", "Warning", "slow"), ("Z", "Success", "")], minutes_ago=30 + k)
-    large = _queries(lambda: c.get(f"/run-checks?job={jobs[0].id}"))
+    large = count_queries(lambda: c.get(f"/run-checks?job={jobs[0].id}"))
     assert small == large, (small, large)
