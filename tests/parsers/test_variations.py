@@ -166,8 +166,8 @@ def outlook_text(html: str, cells: str) -> str:
             return
         if tag == "br":
             out.append("\n")
-        elif tag == "p" and "Mso" in (el.get("class") or ""):
-            pass  # Outlook's margin-less paragraphs: one line each
+        elif tag == "p" and ("Mso" in (el.get("class") or "") or el.getparent().tag in ("td", "th")):
+            pass  # Outlook's margin-less paragraphs: one line each; a cell's paragraph: no break
         elif tag in _BLOCKS and tag not in ("tr", "tbody", "thead") and not (cells == "lines" and tag == "table"):
             out.append("\n")
         put(el.text, pre)
@@ -177,6 +177,8 @@ def outlook_text(html: str, cells: str) -> str:
             out.append("\t" if cells == "tabs" else "\n")
         elif tag == "tr":
             out.append("\n" if cells == "tabs" else "")
+        elif tag == "p" and el.getparent().tag in ("td", "th"):
+            pass
         elif tag in _BLOCKS and tag not in ("tbody", "thead") and not (cells == "lines" and tag == "table"):
             out.append("\n")
         if el.getparent() is not None:

@@ -5,7 +5,7 @@ What a parser can rely on after :func:`normalize`:
 * bodies decoded from any transfer encoding and charset (a missing, wrong or
   unknown charset falls back to UTF-8, then Windows-1252);
 * ``text`` always filled when the mail has a body: from text/plain, else
-  derived from the HTML with lxml (table cells separated by tabs, rows on lines);
+  derived from the HTML with lxml (table cells separated by a space, rows on lines);
 * the subject without the prefixes mail systems and people add (FW:, Fwd:,
   WG:, AW:, RE:, TR:, SV:, Antw:, Doorst:, [EXTERNAL], *** EXTERNAL ***,
   "Caution: External", ..., repeated and mixed);
@@ -88,6 +88,7 @@ def _spaces_keep_columns(line: str) -> str:
 def _tree_to_text(doc) -> str:
     """Text of an lxml tree: line breaks at <br> and blocks, cells separated. Leaves the tree as it is."""
     out: list[str] = []
+    tabs = False
     stack = [(doc, False)]
     while stack:
         el, closing = stack.pop()
@@ -115,8 +116,10 @@ def _tree_to_text(doc) -> str:
         elif tag in _LEADING_NL:
             out.append("\n")
         elif tag == "span" and "mso-tab-count" in (el.get("style") or ""):
-            # Outlook writes a tab of a plain-text mail it turned into HTML as such a span.
-            out.append("\t")
+            # Outlook writes a tab of a plain-text mail it turned into HTML as such a span;
+            # a marker survives the space collapsing below and becomes a tab again.
+            out.append("\ue000")
+            tabs = True
             if el.tail:
                 out.append(el.tail)
             continue
@@ -126,6 +129,8 @@ def _tree_to_text(doc) -> str:
         stack.extend((child, False) for child in reversed(el))
     lines = [(_SPACES_RE.sub(" ", ln) if "\xa0" not in ln else _spaces_keep_columns(ln)).strip()
              for ln in "".join(out).splitlines()]
+    if tabs:
+        lines = [re.sub(r" ?\ue000 ?", "\t", ln).strip(" ") for ln in lines]
     result: list[str] = []
     blank = False
     for ln in lines:
