@@ -396,7 +396,12 @@ def _read_text(text: str) -> Optional[dict]:
     info: dict = {"kind": clean_text(m.group("kind")), "name": clean_text(m.group("name")),
                   "objects": [], "summary": {}, "description": ""}
     lines: list[str] = []
+    # The cells after which a blank line follows: for tab-separated rows, text after the
+    # table (a disclaimer, a forwarder's footer) is no row's details.
+    blank_after: set = set()
     for raw in text[m.end():].split("\n"):
+        if not raw.strip() and lines:
+            blank_after.add(len(lines) - 1)
         for cell in raw.split("\t"):
             c = clean_text(cell)
             if c:
@@ -448,8 +453,13 @@ def _read_text(text: str) -> Optional[dict]:
         if body[k + status_off].lower() in _STATUS_WORDS and body[k].lower() not in _STATUS_WORDS:
             if not starts or k >= starts[-1] + fixed:
                 starts.append(k)
+    tabbed = "\t" in text
     for n, s in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(body)
+        if tabbed and n + 1 == len(starts):
+            # The last tab-separated row ends at the first blank line after it.
+            stop = next((x + 1 for x in range(j + s, j + end) if x in blank_after), j + end)
+            end = max(min(end, stop - j), min(end, s + fixed))
         chunk = body[s:end]
         row = {"name": chunk[0], "status": chunk[status_off], "message": ""}
         if has_type:
