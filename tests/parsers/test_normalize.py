@@ -240,3 +240,14 @@ def test_stub_text_part_is_replaced_by_text_from_the_html():
                       "</table></body></html>", "html"))
     msg = normalize(m.as_bytes())
     assert "Task Nightly" in msg.text and "Result Failed" in msg.text
+
+
+def test_format_flowed_text_is_unwrapped():
+    from backend.app.parsers.normalize import normalize
+    raw = (b"From: a@example.com\nSubject: x\nContent-Type: text/plain; charset=utf-8; format=flowed\n\n"
+           b"Unable to truncate the transaction logs. Details: Failed to call RPC \nfunction: Access is denied.\n"
+           b" From here on\nnext line\n")
+    msg = normalize(raw)
+    assert msg.text.splitlines() == [
+        "Unable to truncate the transaction logs. Details: Failed to call RPC function: Access is denied.",
+        "From here on", "next line"]

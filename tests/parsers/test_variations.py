@@ -15,11 +15,12 @@ own start/end times are the same instants as for the original:
   ``fwd_twice`` (forwarded, then forwarded again);
 * forwarded inline as TEXT only: ``fwd_text_tabs`` (table cells separated
   by tabs, one row per line), ``fwd_text_lines`` (every cell on a line of its
-  own, an empty cell an empty line); ``reply_quoted`` (a reply quoting it
+  own, an empty cell an empty line), ``fwd_text_flowed`` (format=flowed,
+  long lines wrapped at 72 characters); ``reply_quoted`` (a reply quoting it
   with "> ");
 * forwarded as an attachment: ``fwd_attachment`` (message/rfc822),
   ``fwd_attachment_octet`` (an .eml file as application/octet-stream);
-* subjects: ``prefix_*`` (RE:, FW:, [EXTERNAL], WG: AW:), ``subject_encoded``
+* subjects: ``prefix_*`` (RE:, FW:, [EXTERNAL], WG: AW:, Doorst: Antw:, [EXT] Fwd:), ``subject_encoded``
   (UTF-8 encoded words, folded), ``external_banner`` (a gateway's banner on
   top, a "-- " scan notice below, [EXTERNAL] tag);
 * encodings: ``enc_qp_cp1252``, ``enc_b64_latin1``, ``enc_8bit_utf8``,
@@ -531,6 +532,30 @@ def renamed_expected(want: dict, job: str) -> dict:
     return out
 
 
+def flow(text: str, width: int = 72) -> str:
+    """RFC 3676 format=flowed: long lines wrapped at spaces, each soft break a trailing space."""
+    out = []
+    for line in text.split("\n"):
+        if line.startswith((" ", "From ", ">")):
+            line = " " + line if not line.startswith(">") else line  # space-stuffing
+        while len(line) > width and " " in line[1:width]:
+            cut = line.rfind(" ", 1, width)
+            out.append(line[:cut + 1])
+            line = line[cut + 1:]
+        out.append(line.rstrip(" "))  # a hard line break never ends in a space
+    return "\n".join(out)
+
+
+def build_fwd_text_flowed(orig: Original) -> bytes:
+    """Forwarded as plain text by a client that sends format=flowed (Thunderbird, Apple Mail)."""
+    block = header_block(orig, "en")
+    text = ("-------- Forwarded Message --------\n" + "\n".join(f"{k}: {v}" for k, v in block) + "\n\n"
+            + original_as_text(orig, "tabs") + "\n")
+    m = MIMEText(flow(text), "plain", _qp())
+    m.set_param("format", "flowed")
+    return _outer_headers(m, orig, "Fwd: " + orig.subject).as_bytes()
+
+
 def build_fwd_text(orig: Original, cells: str, lang: str) -> bytes:
     block = header_block(orig, lang)
     sep = "-----Original Message-----" if lang == "en" else "-----Ursprüngliche Nachricht-----"
@@ -641,7 +666,7 @@ def build_single(orig: Original, which: str) -> bytes:
 
 
 PREFIXES = {"prefix_re": "RE: ", "prefix_fw": "FW: ", "prefix_external": "[EXTERNAL] ",
-            "prefix_wg_aw": "WG: AW: "}
+            "prefix_wg_aw": "WG: AW: ", "prefix_nl": "Doorst: Antw: ", "prefix_ext_fwd": "[EXT] Fwd: "}
 
 
 def _expected_job(orig: Original):
@@ -654,6 +679,7 @@ def variants_for(orig: Original) -> dict:
         "fwd_html_de": lambda: build_fwd_html(orig, "de"),
         "fwd_text_tabs": lambda: build_fwd_text(orig, "tabs", "en"),
         "fwd_text_lines": lambda: build_fwd_text(orig, "lines", "de"),
+        "fwd_text_flowed": lambda: build_fwd_text_flowed(orig),
         "fwd_attachment": lambda: build_fwd_attachment(orig),
         "fwd_html_nl_word": lambda: build_fwd_html_word(orig, "nl"),
         "fwd_html_mac_word": lambda: build_fwd_html_word(orig, "mac"),
@@ -692,7 +718,7 @@ LOSSY: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 ALL_VARIANTS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_attachment",
                 "fwd_html_nl_word", "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "subject_encoded",
                 "external_banner", "reply_quoted", "job_renamed", "fwd_display_name_only",
-                "enc_undeclared_cp1252", "fwd_attachment_octet", "fwd_thunderbird", "fwd_apple",
+                "enc_undeclared_cp1252", "fwd_attachment_octet", "fwd_thunderbird", "fwd_apple", "fwd_text_flowed",
                 "enc_qp_cp1252", "enc_b64_latin1", "enc_8bit_utf8", "crlf", "lf", "no_date",
                 *PREFIXES, "html_only", "text_only")
 
@@ -765,7 +791,7 @@ NO_TIME_CHECK = ("no_date",)
 # without a zone are then read in the forwarder's zone.
 INLINE_FORWARDS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_html_nl_word",
                    "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "fwd_display_name_only", "reply_quoted",
-                   "fwd_thunderbird", "fwd_apple")
+                   "fwd_thunderbird", "fwd_apple", "fwd_text_flowed")
 _BASE: dict = {}
 
 

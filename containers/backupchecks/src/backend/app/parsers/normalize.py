@@ -223,6 +223,33 @@ def _part_payload(part) -> bytes:
     return payload
 
 
+_QUOTE_PREFIX_RE = re.compile(r"^>+ ?")
+
+
+def _unflow(text: str, delsp: bool) -> str:
+    """RFC 3676 format=flowed: join soft-broken lines (ending in a space), undo space-stuffing."""
+    out: list[str] = []
+    pending = None  # (quote prefix, text so far) of a paragraph still flowing
+    for line in text.split("\n"):
+        m = _QUOTE_PREFIX_RE.match(line)
+        quote = m.group(0).rstrip(" ") if m else ""
+        body = line[m.end():] if m else line
+        if body.startswith(" "):
+            body = body[1:]  # space-stuffed
+        if pending is not None and pending[0] == quote:
+            body = pending[1] + body
+        elif pending is not None:
+            out.append((pending[0] + " " if pending[0] else "") + pending[1])
+        pending = None
+        if body.endswith(" ") and body.strip() and body != "-- ":
+            pending = (quote, body[:-1] if delsp else body)
+            continue
+        out.append((quote + " " if quote else "") + body)
+    if pending is not None:
+        out.append((pending[0] + " " if pending[0] else "") + pending[1])
+    return "\n".join(out)
+
+
 def _decode_part(part, html: bool = False) -> str:
     try:
         charset = part.get_param("charset")
@@ -232,6 +259,14 @@ def _decode_part(part, html: bool = False) -> str:
         charset = None
     text = _decode_bytes(_part_payload(part), charset, html=html)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not html:
+        try:
+            fmt = (part.get_param("format") or "")
+            delsp = (part.get_param("delsp") or "")
+        except Exception:  # noqa: BLE001
+            fmt = delsp = ""
+        if isinstance(fmt, str) and fmt.lower() == "flowed":
+            text = _unflow(text, isinstance(delsp, str) and delsp.lower() == "yes")
     # NUL and other control characters: never meaningful in a report, fatal to lxml.
     return _CONTROL_RE.sub("", text) if _CONTROL_RE.search(text) else text
 
