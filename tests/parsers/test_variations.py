@@ -16,7 +16,8 @@ own start/end times are the same instants as for the original:
 * forwarded inline as TEXT only: ``fwd_text_tabs`` (table cells separated
   by tabs, one row per line), ``fwd_text_lines`` (every cell on a line of its
   own, an empty cell an empty line), ``fwd_text_flowed`` (format=flowed,
-  long lines wrapped at 72 characters); ``reply_quoted`` (a reply quoting it
+  long lines wrapped at 72 characters), ``fwd_text_hardwrap`` (hard-wrapped at
+  76 columns: objects not compared, see VARIANT_LOSSY); ``reply_quoted`` (a reply quoting it
   with "> ");
 * forwarded as an attachment: ``fwd_attachment`` (message/rfc822),
   ``fwd_attachment_octet`` (an .eml file as application/octet-stream);
@@ -32,8 +33,9 @@ own start/end times are the same instants as for the original:
 A variant that cannot be built for a sample is skipped with the reason
 (a report with characters Latin-1 cannot encode; html_only/text_only for a
 mail without both parts; job_renamed for a job name without a space). A
-variant that legitimately loses information would be listed in ``LOSSY``
-with its reason (none needed so far).
+variant that legitimately loses information is listed in ``VARIANT_LOSSY``
+(all samples) or ``LOSSY`` (one sample) with its reason; only the keys named
+there are compared besides software, job name and status.
 """
 from __future__ import annotations
 
@@ -556,6 +558,16 @@ def build_fwd_text_flowed(orig: Original) -> bytes:
     return _outer_headers(m, orig, "Fwd: " + orig.subject).as_bytes()
 
 
+def build_fwd_text_hardwrap(orig: Original) -> bytes:
+    """Forwarded as plain text by a client that hard-wraps at 76 columns (no format=flowed)."""
+    block = header_block(orig, "en")
+    text = ("-----Original Message-----\n" + "\n".join(f"{k}: {v}" for k, v in block) + "\n\n"
+            + original_as_text(orig, "tabs") + "\n")
+    wrapped = "\n".join(ln.rstrip(" ") for ln in flow(text, 76).split("\n"))
+    m = MIMEText(wrapped, "plain", _qp())
+    return _outer_headers(m, orig, "FW: " + orig.subject).as_bytes()
+
+
 def build_fwd_text(orig: Original, cells: str, lang: str) -> bytes:
     block = header_block(orig, lang)
     sep = "-----Original Message-----" if lang == "en" else "-----Ursprüngliche Nachricht-----"
@@ -680,6 +692,7 @@ def variants_for(orig: Original) -> dict:
         "fwd_text_tabs": lambda: build_fwd_text(orig, "tabs", "en"),
         "fwd_text_lines": lambda: build_fwd_text(orig, "lines", "de"),
         "fwd_text_flowed": lambda: build_fwd_text_flowed(orig),
+        "fwd_text_hardwrap": lambda: build_fwd_text_hardwrap(orig),
         "fwd_attachment": lambda: build_fwd_attachment(orig),
         "fwd_html_nl_word": lambda: build_fwd_html_word(orig, "nl"),
         "fwd_html_mac_word": lambda: build_fwd_html_word(orig, "mac"),
@@ -715,10 +728,20 @@ def variants_for(orig: Original) -> dict:
 # key: (sample file name, variant) -> (reason, keys compared besides CORE_KEYS)
 LOSSY: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
+# Variants that lose information for every sample, with the reason and the keys still compared
+# besides software, job_name and overall_status.
+VARIANT_LOSSY: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fwd_text_hardwrap": (
+        "a client that hard-wraps plain text at 76 columns without format=flowed splits long table rows "
+        "and messages over several lines: a row's continuation cannot be told from the next row, so the "
+        "objects are not compared; product, type, job, status and times must survive", ("backup_type",)),
+}
+
 ALL_VARIANTS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_attachment",
                 "fwd_html_nl_word", "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "subject_encoded",
                 "external_banner", "reply_quoted", "job_renamed", "fwd_display_name_only",
                 "enc_undeclared_cp1252", "fwd_attachment_octet", "fwd_thunderbird", "fwd_apple", "fwd_text_flowed",
+                "fwd_text_hardwrap",
                 "enc_qp_cp1252", "enc_b64_latin1", "enc_8bit_utf8", "crlf", "lf", "no_date",
                 *PREFIXES, "html_only", "text_only")
 
@@ -771,7 +794,7 @@ def test_variant_parses_as_expected(path: Path, variant: str):
     if variant == "job_renamed":
         want = renamed_expected(want, orig.expected_job)
     result, got = _got(raw)
-    lossy = LOSSY.get((path.name, variant))
+    lossy = LOSSY.get((path.name, variant)) or VARIANT_LOSSY.get(variant)
     if lossy:
         reason, extra = lossy
         keys = CORE_KEYS + tuple(extra)
@@ -791,7 +814,7 @@ NO_TIME_CHECK = ("no_date",)
 # without a zone are then read in the forwarder's zone.
 INLINE_FORWARDS = ("fwd_html_en", "fwd_html_de", "fwd_text_tabs", "fwd_text_lines", "fwd_html_nl_word",
                    "fwd_html_mac_word", "fwd_gmail", "fwd_twice", "fwd_display_name_only", "reply_quoted",
-                   "fwd_thunderbird", "fwd_apple", "fwd_text_flowed")
+                   "fwd_thunderbird", "fwd_apple", "fwd_text_flowed", "fwd_text_hardwrap")
 _BASE: dict = {}
 
 

@@ -154,7 +154,13 @@ class MacriumReflectParser(Parser):
         definition = None
         dm = _LABEL_RE["definition"].search(text)
         if dm:
-            definition = _definition_name(dm.group("v"))
+            value = dm.group("v")
+            if re.search(r"[\\/]", value) and not value.lower().endswith(".xml"):
+                # A plain-text client wrapped the path: the next line ends the file name.
+                nxt = text[dm.end():].lstrip("\r").split("\n", 2)
+                if len(nxt) > 1 and nxt[1].strip().lower().endswith(".xml") and ":" not in nxt[1]:
+                    value = value + " " + nxt[1].strip()
+            definition = _definition_name(value)
         if not definition and sm and sm.group("definition"):
             definition = sm.group("definition").strip()
         computer = None

@@ -408,6 +408,7 @@ def _find_header_blocks(lines: list[str]) -> list[_Block]:
         fields: dict = {}
         j = i
         last_kind = None
+        wrapped = 0
         while j < n:
             line = lines[j]
             hm = _HEADER_LINE_RE.match(line)
@@ -430,6 +431,13 @@ def _find_header_blocks(lines: list[str]) -> list[_Block]:
                 break
             # A wrapped recipient list (long To:/Cc:) continues the previous line.
             if last_kind == "to" and j - start < 12 and ("@" in bare or ";" in bare) and ":" not in bare:
+                j += 1
+                continue
+            # A long subject hard-wrapped by a plain-text client (76 columns) continues on
+            # the next line, before the blank line that ends the header block.
+            if last_kind == "subject" and len(lines[j - 1].rstrip()) >= 60 and wrapped < 2:
+                fields["subject"] = fields["subject"].rstrip() + " " + bare
+                wrapped += 1
                 j += 1
                 continue
             break

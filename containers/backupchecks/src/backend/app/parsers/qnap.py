@@ -78,6 +78,23 @@ def _status(message: str, job: Optional[str]) -> Optional[str]:
     return None
 
 
+def _event_message(text: str) -> str:
+    """The '[Hybrid Backup Sync] ...' event line; when a plain-text client wrapped it (the
+    line ends with ':', leaves a quote open or fills the 76 columns), the next line
+    continues it unless that is a 'Label: value' line of its own."""
+    m = _MSG_RE.search(text)
+    if not m:
+        return ""
+    line = m.group("m").rstrip()
+    full = len(text[text.rfind("\n", 0, m.start()) + 1:m.end()].rstrip())
+    if line.endswith(":") or line.count('"') % 2 == 1 or full >= 66:
+        rest = text[m.end():].lstrip("\r").split("\n", 2)
+        nxt = rest[1].strip() if len(rest) > 1 else ""
+        if nxt and "\t" not in nxt and not re.match(r"^[\w /-]{1,30}:\s", nxt):
+            line = line + " " + nxt
+    return line
+
+
 class QnapHybridBackupSyncParser(Parser):
     name = "qnap_hybrid_backup_sync"
     product = SOFTWARE
@@ -91,14 +108,13 @@ class QnapHybridBackupSyncParser(Parser):
     def matches(self, msg: Message) -> Optional[str]:
         if not (_HBS_RE.search(msg.subject) or "hybrid backup sync" in msg.text.lower()):
             return None
-        m = _MSG_RE.search(msg.text)
-        if m and _QUOTED_RE.search(m.group("m")):
+        message = _event_message(msg.text)
+        if message and _QUOTED_RE.search(message):
             return "Hybrid Backup Sync job event"
         return None
 
     def parse(self, msg: Message) -> ParseResult:
-        m = _MSG_RE.search(msg.text)
-        message = clean_text(m.group("m")) if m else ""
+        message = clean_text(_event_message(msg.text))
         q = _QUOTED_RE.search(message)
         job = None
         if q:
