@@ -251,3 +251,24 @@ def test_format_flowed_text_is_unwrapped():
     assert msg.text.splitlines() == [
         "Unable to truncate the transaction logs. Details: Failed to call RPC function: Access is denied.",
         "From here on", "next line"]
+
+
+def test_forwarded_subject_hard_wrapped_over_two_lines():
+    from backend.app.parsers.normalize import normalize
+    raw = (b"From: desk@example.com\nSubject: FW: x\nContent-Type: text/plain; charset=utf-8\n\n"
+           b"-----Original Message-----\nFrom: NAS <nas@example.com>\nSent: Tuesday, March 18, 2025 3:22 AM\n"
+           b"To: ops@example.com\nSubject: [Warning] [Hybrid Backup Sync] Notification from your device:\n"
+           b"NAS-01 about the job Nightly\n\nbody line\n")
+    msg = normalize(raw)
+    assert msg.subject == "[Warning] [Hybrid Backup Sync] Notification from your device: NAS-01 about the job Nightly"
+    assert msg.text == "body line"
+
+
+def test_forwarded_long_subject_followed_by_body_without_blank_line_is_not_extended():
+    from backend.app.parsers.normalize import normalize
+    raw = (b"From: desk@example.com\nSubject: FW: x\nContent-Type: text/plain; charset=utf-8\n\n"
+           b"-----Original Message-----\nFrom: NAS <nas@example.com>\nSent: Tuesday, March 18, 2025 3:22 AM\n"
+           b"To: ops@example.com\nSubject: [Warning] [Hybrid Backup Sync] Notification from your device: NAS\n"
+           b"Line one of the body\nLine two of the body\nLine three\n")
+    msg = normalize(raw)
+    assert msg.subject == "[Warning] [Hybrid Backup Sync] Notification from your device: NAS"

@@ -435,11 +435,18 @@ def _find_header_blocks(lines: list[str]) -> list[_Block]:
                 continue
             # A long subject hard-wrapped by a plain-text client (76 columns) continues on
             # the next line, before the blank line that ends the header block.
-            if last_kind == "subject" and len(lines[j - 1].rstrip()) >= 60 and wrapped < 2:
-                fields["subject"] = fields["subject"].rstrip() + " " + bare
-                wrapped += 1
-                j += 1
-                continue
+            if last_kind == "subject" and len(lines[j - 1].rstrip()) >= 60 and not wrapped:
+                # At most two continuation lines, and the header block must end right after them.
+                k = j
+                while k < n and k - j < 2 and lines[k].strip().lstrip(">").strip() \
+                        and not _HEADER_LINE_RE.match(lines[k]):
+                    k += 1
+                if k >= n or not lines[k].strip().lstrip(">").strip() or _HEADER_LINE_RE.match(lines[k]):
+                    more = [ln.strip().lstrip(">").strip() for ln in lines[j:k]]
+                    fields["subject"] = " ".join([fields["subject"].rstrip()] + more)
+                    wrapped = 1
+                    j = k
+                    continue
             break
         sep_above = False
         k = start - 1
