@@ -37,39 +37,32 @@ class Message:
     headers: dict = field(default_factory=dict)
     # Internal cache for the parsed HTML tree; filled lazily by html_tree().
     _tree: object = field(default=None, repr=False, compare=False)
+    _tree_done: bool = field(default=False, repr=False, compare=False)
 
     def html_tree(self):
         """The HTML body parsed with lxml (cached); None when there is no HTML.
 
         A text-only message whose text holds tables (a report forwarded as plain
-        text) gets a tree built from them, so HTML table readers work on it too.
+        text), or one whose HTML has no table at all (a plain-text report that
+        Outlook forwarded as HTML), gets a tree built from its text's tables, so
+        HTML table readers work on it too.
         """
-        if self._tree is None and self.html:
+        if not self._tree_done:
+            self._tree_done = True
             import lxml.html
-            try:
-                self._tree = lxml.html.document_fromstring(self.html)
-            except Exception:  # noqa: BLE001 - malformed markup: no tree
-                self._tree = False
-            if self._tree is not False and self.text and self._tree.find(".//table") is None:
-                # HTML without a single table (a plain-text report forwarded in HTML by
-                # Outlook): the tables of its text, as for a text-only message.
+            if self._tree is None and self.html:
+                try:
+                    self._tree = lxml.html.document_fromstring(self.html)
+                except Exception:  # noqa: BLE001 - malformed markup: no tree
+                    self._tree = False
+            if self.text and (self._tree is None or self._tree is False and not self.html
+                              or self._tree is not False and self._tree.find(".//table") is None):
                 from .texttables import has_tables, tables_html
                 if has_tables(self.text):
                     try:
                         self._tree = lxml.html.document_fromstring(tables_html(self.text))
                     except Exception:  # noqa: BLE001
                         pass
-        elif self._tree is None and self.text:
-            # No HTML (forwarded as plain text, HTML part dropped): the tables of the
-            # text rendering (tab-separated rows, or one cell per line) as a tree.
-            from .texttables import has_tables, tables_html
-            self._tree = False
-            if has_tables(self.text):
-                import lxml.html
-                try:
-                    self._tree = lxml.html.document_fromstring(tables_html(self.text))
-                except Exception:  # noqa: BLE001
-                    self._tree = False
         if self._tree is None or self._tree is False:
             return None
         return self._tree

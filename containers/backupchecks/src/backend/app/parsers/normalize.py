@@ -259,7 +259,7 @@ def _decode_part(part, html: bool = False) -> str:
         charset = None
     text = _decode_bytes(_part_payload(part), charset, html=html)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not html:
+    if not html and "flowed" in str(part.get("Content-Type", "")).lower():
         try:
             fmt = (part.get_param("format") or "")
             delsp = (part.get_param("delsp") or "")
@@ -687,12 +687,13 @@ def _unwrap_inline(result: Message) -> None:
     if not body_text.strip():
         return
     html = ""
+    tree = None
     if result.html:
         html = _split_forwarded_html(result.html, fields) or ""
         if html:
-            derived = html_to_text(html)
+            derived, tree = _html_text_and_tree(html)
             if not derived.strip():
-                html = ""
+                html, tree = "", None
     from_name, from_address = _parse_from(fields.get("from", ""))
     subject = fields.get("subject", "")
     tz = result.date.tzinfo if result.date is not None else None
@@ -708,7 +709,7 @@ def _unwrap_inline(result: Message) -> None:
     result.date = date or result.date
     result.text = body_text.strip()
     result.html = html
-    result._tree = None
+    result._tree = tree  # parsed once here, reused by html_tree()
     result.forwarded = True
 
 
