@@ -497,15 +497,26 @@ def _split_forwarded_html(html: str, fields: dict) -> Optional[str]:
     # <br> leaves no text behind, so labels may follow the previous value directly.
     subj_rx = re.compile(r"(?<![^\W\d_])\**(?:" + subject_labels + r")\**\s?[:：]", re.IGNORECASE)
     from_rx = re.compile(r"(?<![^\W\d_])\**(?:" + from_labels + r")\**\s?[:：]", re.IGNORECASE)
+    # Only an ancestor of a text node naming a subject label can hold a header block:
+    # checking those alone keeps this linear on large (Outlook Word) bodies.
+    holders: set = set()
+    for node in doc.iter():
+        if not isinstance(node.tag, str):
+            continue
+        for piece, owner in ((node.text, node), (node.tail, node.getparent())):
+            if piece and owner is not None and owner not in holders:
+                low = piece.lower()
+                if any(w in low for w in _SUBJECT_LABELS):
+                    holders.add(owner)
+                    holders.update(owner.iterancestors())
     target = None
     for el in doc.iter("div", "p", "table", "tbody", "td", "font", "span", "blockquote", "pre"):
+        if el not in holders:
+            continue
         try:
             content = el.text_content()
         except Exception:  # noqa: BLE001
             continue
-        if len(content) > 20000 and el.tag in ("div", "td", "table", "tbody", "blockquote"):
-            # Large containers hold the whole body; their descendants are checked too.
-            pass
         if subj_rx.search(content) and from_rx.search(content):
             target = el
     if target is None:
