@@ -23,12 +23,12 @@ recognised but is not a backup run (``is_report=False``).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Optional
 
 from .base import (
     FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser,
-    normalize_status,
+    normalize_status, parse_with_formats,
 )
 
 SOFTWARE = "Acronis Cyber Protect"
@@ -93,14 +93,7 @@ _DT_FORMATS = (
 def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
     value = re.sub(r"\s+", " ", value or "").strip()
     value = re.sub(r"\s*\((?:UTC|GMT)?[^)]*\)\s*$", "", value)
-    for fmt in _DT_FORMATS:
-        try:
-            dt = datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-        tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc
-        return dt.replace(tzinfo=tz)
-    return None
+    return parse_with_formats(value, _DT_FORMATS, msg)
 
 
 def split_parenthesised(subject: str) -> tuple[str, list[tuple[str, str]]]:

@@ -24,10 +24,10 @@ alerts) are recognised with ``is_report=False``.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status, parse_with_formats
 
 SOFTWARE = "Veritas Backup Exec"
 
@@ -60,15 +60,7 @@ _DT_FORMATS = (
 
 
 def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
-    value = re.sub(r"\s+", " ", value or "").strip()
-    for fmt in _DT_FORMATS:
-        try:
-            dt = datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-        tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc
-        return dt.replace(tzinfo=tz)
-    return None
+    return parse_with_formats(value, _DT_FORMATS, msg)
 
 
 def _category_status(category: str) -> tuple[Optional[str], bool]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, asdict
-from datetime import datetime
-from typing import ClassVar, Optional
+from datetime import datetime, timezone
+from typing import ClassVar, Iterable, Optional
 
 SUCCESS = "Success"
 WARNING = "Warning"
@@ -348,6 +348,20 @@ def parse_datetime(text: Optional[str], default_tz=None, dayfirst: Optional[bool
         return datetime(y, mo, d, hh, mm, ss, tzinfo=tz or default_tz or timezone.utc)
     except (ValueError, KeyError, OverflowError):
         return None
+
+
+def parse_with_formats(value: Optional[str], formats: Iterable[str], msg: "Message") -> Optional[datetime]:
+    """The first of ``formats`` (strptime) that reads ``value`` (whitespace collapsed); a time
+    without a zone takes the zone of the mail's Date header, else UTC. None when none fits."""
+    value = re.sub(r"\s+", " ", value or "").strip()
+    for fmt in formats:
+        try:
+            dt = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc
+        return dt.replace(tzinfo=tz)
+    return None
 
 
 def combine_date_time(day: Optional[datetime], time_text: Optional[str]) -> Optional[datetime]:

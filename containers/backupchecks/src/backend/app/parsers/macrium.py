@@ -19,10 +19,10 @@ the backup type comes from the body (default: image backup).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status, parse_with_formats
 
 SOFTWARE = "Macrium Reflect"
 
@@ -57,15 +57,7 @@ _DT_FORMATS = (
 
 
 def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
-    value = re.sub(r"\s+", " ", value or "").strip()
-    for fmt in _DT_FORMATS:
-        try:
-            dt = datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-        tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc
-        return dt.replace(tzinfo=tz)
-    return None
+    return parse_with_formats(value, _DT_FORMATS, msg)
 
 
 def _tail_status(tail: str) -> Optional[str]:
