@@ -1,7 +1,7 @@
 """Daily Jobs: expected / missed / expected-not-yet at a frozen now, several runs on a day under
 worst/last/best, the day a run belongs to (23:50, DST), filters, bad input, access, query counts."""
 from html import unescape
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest

@@ -1,7 +1,6 @@
 """In-app documentation: every page links to its documentation page, and those pages exist."""
 import re
 
-from .conftest import PERSONAS
 
 SKIP = {"static", "main.health", "auth.login", "auth.setup", "auth.logout"}
 

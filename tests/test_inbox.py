@@ -3,7 +3,6 @@ import io
 import re
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from backend.app.extensions import db

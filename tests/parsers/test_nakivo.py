@@ -4,7 +4,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
