@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import and_, exists, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from .extensions import db
@@ -277,26 +277,20 @@ def resolve_remark(remark: Remark, actor: Optional[User], note: Optional[str] = 
 
 # --- Propagation to runs -------------------------------------------------------------------
 
-def _insert_ignore(link_model):
-    """INSERT … ON CONFLICT DO NOTHING where the dialect has it (a concurrent import linking the
-    same run can't fail); elsewhere the NOT EXISTS in the SELECT still prevents duplicates."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover
-        from sqlalchemy import insert
-        return insert(link_model)
-    return insert(link_model).on_conflict_do_nothing()
+_LINK_STATEMENTS: dict[str, object] = {}
 
 
-def _link_open(kind: _Kind, run_ids: list[int], now: datetime) -> int:
-    """One INSERT … SELECT: every open item whose scope covers one of the runs, not yet linked."""
+def _link_statement(kind: _Kind):
+    """The INSERT … SELECT for one kind, built once: the run ids and the time are bound parameters,
+    so SQLAlchemy's statement cache serves every later call without building or compiling again."""
+    key = kind.name
+    if key in _LINK_STATEMENTS:
+        return _LINK_STATEMENTS[key]
     item, scope, link = kind.model, kind.scope_model, kind.link_model
     run = aliased(JobRun)
     job = aliased(Job)
     item_fk = getattr(scope, kind.fk)
+    now = bindparam("now", type_=JobRun.started_at.type)
     object_named = exists().where(RunObject.job_run_id == run.id,
                                   func.lower(RunObject.name) == func.lower(scope.object_name)
                                   ).correlate_except(RunObject)
@@ -309,17 +303,29 @@ def _link_open(kind: _Kind, run_ids: list[int], now: datetime) -> int:
         ),
     ).correlate_except(scope)
     already = exists().where(getattr(link, kind.fk) == item.id, link.job_run_id == run.id).correlate_except(link)
-    reference = func.coalesce(run.started_at, run.missed_slot, literal(now, JobRun.started_at.type))
+    reference = func.coalesce(run.started_at, run.missed_slot, now)
     rows = (
-        select(item.id, run.id, literal(now, link.linked_at.type))
+        select(item.id, run.id, bindparam("linked_at", type_=link.linked_at.type))
         .select_from(item)
-        .join(run, run.id.in_(run_ids))
+        .join(run, run.id.in_(bindparam("run_ids", expanding=True)))
         .join(job, job.id == run.job_id)
         .where(item.resolved_at.is_(None), item.active_from <= reference, covers, ~already)
     )
-    stmt = _insert_ignore(link).from_select([kind.fk, "job_run_id", "linked_at"], rows)
+    stmt = insert(link).from_select([kind.fk, "job_run_id", "linked_at"], rows)
     # preserve_rowcount: SQLAlchemy keeps an INSERT's rowcount only when asked.
-    result = db.session.connection().execute(stmt.execution_options(preserve_rowcount=True))
+    stmt = stmt.execution_options(preserve_rowcount=True)
+    _LINK_STATEMENTS[key] = stmt
+    return stmt
+
+
+def _link_open(kind: _Kind, run_ids: list[int], now: datetime) -> int:
+    """One INSERT … SELECT: every open item whose scope covers one of the runs, not yet linked.
+
+    The NOT EXISTS skips existing links. The runs linked here are new ones of the caller's own,
+    uncommitted transaction (a run from mail, a generated missed run), so no other transaction can
+    link them at the same time."""
+    params = {"run_ids": list(run_ids), "now": now, "linked_at": now}
+    result = db.session.connection().execute(_link_statement(kind), params)
     return max(result.rowcount or 0, 0)
 
 

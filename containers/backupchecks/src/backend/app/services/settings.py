@@ -30,10 +30,16 @@ def get_settings() -> SystemSettings:
 
 
 def ui_zone() -> ZoneInfo:
+    """The UI timezone; read once per request or background step (a commit would otherwise make
+    every call reload the settings row)."""
+    if "ui_zone" in g:
+        return g.ui_zone
     try:
-        return ZoneInfo(get_settings().ui_timezone or "Europe/Amsterdam")
+        zone = ZoneInfo(get_settings().ui_timezone or "Europe/Amsterdam")
     except Exception:  # noqa: BLE001 - a bad value never breaks a page
-        return ZoneInfo("Europe/Amsterdam")
+        zone = ZoneInfo("Europe/Amsterdam")
+    g.ui_zone = zone
+    return zone
 
 
 @lru_cache(maxsize=1)

@@ -23,6 +23,9 @@ def _apply(section: str, values: dict) -> bool:
     for key, value in values.items():
         setattr(row, key, value)
     b, a = audit.changed_fields(before, values)
+    if "ui_timezone" in a:
+        from flask import g
+        g.pop("ui_zone", None)  # the cached zone of this request is stale now
     if not a:
         return False
     audit.record(f"settings.{section}", f"Settings → {section.capitalize()}: {', '.join(sorted(a))}",
