@@ -747,3 +747,9 @@ def test_the_stored_secret_can_be_removed(at_app, as_user, fake):
     assert s.autotask_secret is None and s.autotask_enabled is False
     r = post_form(c, "/settings/autotask/test", {}, follow_redirects=True)
     assert "secret missing" in r.get_data(as_text=True)
+
+
+def test_the_customers_page_links_to_the_mapping_pages(at_app, as_user):
+    cust = make_customer("Linked Co")
+    html = as_user("operator").get("/customers").get_data(as_text=True)
+    assert f'href="/customers/{cust.id}/autotask"' in html and 'href="/customers/autotask"' in html
