@@ -753,3 +753,19 @@ def test_the_customers_page_links_to_the_mapping_pages(at_app, as_user):
     cust = make_customer("Linked Co")
     html = as_user("operator").get("/customers").get_data(as_text=True)
     assert f'href="/customers/{cust.id}/autotask"' in html and 'href="/customers/autotask"' in html
+
+
+def test_resolving_an_autotask_ticket_on_the_tickets_page_completes_it_in_autotask(at_app, as_user, fake):
+    configure(fake)
+    job, run = failed_run(mapped_customer())
+    svc.create_ticket_for_run(run.id, None)
+    ticket = db.session.execute(select(Ticket)).scalar_one()
+    at_id = ticket.autotask_ticket_id
+    r = post_form(as_user("operator"), f"/tickets/{ticket.id}/resolve", {"note": "Fixed the repository"},
+                  follow_redirects=True)
+    assert "completed in Autotask" in r.get_data(as_text=True)
+    assert fake.tickets[at_id]["status"] == 5
+    assert [n for n in fake.notes.values() if n["ticketID"] == at_id]
+    db.session.refresh(ticket)
+    assert ticket.resolved_at is not None
+    no_violations(fake)

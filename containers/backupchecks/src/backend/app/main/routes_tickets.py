@@ -144,6 +144,17 @@ def ticket_update(ticket_id: int):
 @roles_required(*EDITORS)
 def ticket_resolve(ticket_id: int):
     ticket = db.get_or_404(Ticket, ticket_id)
+    if ticket.autotask_ticket_id is not None:
+        # An Autotask-backed ticket gets the note and is completed in Autotask too.
+        from ..services import autotask_service
+        try:
+            message = autotask_service.resolve_ticket(ticket.id, current_user, request.form.get("note", ""))
+        except autotask_service.AutotaskServiceError as exc:
+            db.session.rollback()
+            flash(f"Ticket not resolved: {exc}", "danger")
+            return _back("tickets")
+        flash(message + " It links to no new run from now on.", "success")
+        return _back("tickets")
     try:
         tk.resolve_ticket(ticket, current_user, request.form.get("note", ""))
         db.session.commit()
