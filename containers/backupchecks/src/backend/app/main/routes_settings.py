@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select, text
 
 from ..extensions import db
 from ..mail import MailSourceError
-from ..models import MailMessage
 from ..security import roles_required
 from ..services import audit, importer, settings_service
 from ..services.tasks import running_task
@@ -29,24 +27,9 @@ def _render(section: str, status: int = 200, **extra):
     if section == "imports":
         ctx["cycles"] = importer.recent_cycles(20)
     if section == "maintenance":
-        ctx["maintenance"] = _maintenance_info()
+        ctx["maintenance"] = settings_service.maintenance_info(current_app.config.get("APP_VERSION"))
     ctx.update(extra)
     return render_template("main/settings.html", **ctx), status
-
-
-def _maintenance_info() -> dict:
-    engine = db.engine
-    try:
-        version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except Exception:  # noqa: BLE001
-        db.session.rollback()
-        version = None
-    counts = db.session.execute(select(func.count(MailMessage.id), func.count(MailMessage.raw),
-                                       func.coalesce(func.sum(MailMessage.raw_size), 0))).one()
-    return {"dialect": engine.dialect.name, "server": getattr(engine.dialect, "server_version_info", None),
-            "database": engine.url.database, "host": engine.url.host, "schema_revision": version,
-            "app_version": current_app.config.get("APP_VERSION"), "mails": counts[0], "raw_kept": counts[1],
-            "raw_bytes": counts[2]}
 
 
 @main_bp.route("/settings")

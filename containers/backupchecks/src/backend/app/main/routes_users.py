@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from ..extensions import db
-from ..models import ROLES, User
+from ..models import User
 from ..security import roles_required
 from ..services import accounts
 from . import main_bp
@@ -15,7 +14,7 @@ from . import main_bp
 @main_bp.route("/settings/users")
 @roles_required("admin")
 def users():
-    rows = db.session.execute(select(User).order_by(User.username)).scalars().all()
+    rows = accounts.list_users()
     return render_template("main/users.html", users=rows, section="users")
 
 
@@ -63,5 +62,3 @@ def user_update(user_id: int):
     flash(message, "success")
     return redirect(url_for("main.users"))
 
-
-ROLE_CHOICES = ROLES

@@ -164,3 +164,7 @@ def authenticate(username: str, password: str, ip: str) -> User:
     audit.record("login", f"{user.username} logged in", user=user)
     db.session.commit()
     return user
+
+
+def list_users() -> list[User]:
+    return db.session.execute(select(User).order_by(User.username)).scalars().all()

@@ -68,3 +68,35 @@ def _jsonable(values: Optional[dict]) -> Optional[dict]:
             v = str(v)
         out[k] = v
     return out
+
+
+# --- Listing (the Audit log page) ------------------------------------------------------------
+
+AUDIT_PER_PAGE = 50
+
+
+def list_entries(user: str = "", event: str = "", date_from=None, date_to=None, page: int = 1,
+                 per_page: int = AUDIT_PER_PAGE) -> tuple[list[AuditLog], int, list[str]]:
+    """One page of entries, newest first, filtered by user name, event prefix and local dates
+    (inclusive, in the UI timezone): a count, a page and the list of event names."""
+    from datetime import datetime, time, timedelta
+
+    from sqlalchemy import func, select
+
+    from .settings import ui_zone
+
+    q = select(AuditLog)
+    if user:
+        q = q.where(func.lower(AuditLog.username) == user.lower())
+    if event:
+        q = q.where(AuditLog.event.like(f"{event}%"))
+    zone = ui_zone()
+    if date_from:
+        q = q.where(AuditLog.created_at >= datetime.combine(date_from, time.min, tzinfo=zone))
+    if date_to:
+        q = q.where(AuditLog.created_at < datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=zone))
+    total = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    rows = db.session.execute(q.order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+                              .limit(per_page).offset((max(1, page) - 1) * per_page)).scalars().all()
+    events = db.session.execute(select(AuditLog.event).distinct().order_by(AuditLog.event)).scalars().all()
+    return rows, total, events

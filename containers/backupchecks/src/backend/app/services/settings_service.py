@@ -132,3 +132,25 @@ def save_imports(form: Mapping[str, str]) -> bool:
         "raw_retention_days": _int_field(form, "raw_retention_days", "Retention (days)", 0, 3650),
     }
     return _apply("imports", values)
+
+
+# --- Maintenance -------------------------------------------------------------------------------------
+
+def maintenance_info(app_version) -> dict:
+    """Database and version information for Settings → Maintenance."""
+    from sqlalchemy import func, select, text
+
+    from ..extensions import db
+    from ..models import MailMessage
+
+    engine = db.engine
+    try:
+        revision = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # noqa: BLE001 - a database without the table still shows the rest
+        db.session.rollback()
+        revision = None
+    mails, raw_kept, raw_bytes = db.session.execute(select(
+        func.count(MailMessage.id), func.count(MailMessage.raw), func.coalesce(func.sum(MailMessage.raw_size), 0))).one()
+    return {"dialect": engine.dialect.name, "server": getattr(engine.dialect, "server_version_info", None),
+            "database": engine.url.database, "host": engine.url.host, "schema_revision": revision,
+            "app_version": app_version, "mails": mails, "raw_kept": raw_kept, "raw_bytes": raw_bytes}
