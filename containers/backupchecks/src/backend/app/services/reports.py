@@ -366,16 +366,10 @@ class RunRow:
     day: Optional[date] = None
 
 
-@dataclass
-class JobStats:
-    id: int
-    name: str
-    software: str
-    backup_type: str
-    archived: bool
-    runs: list[RunRow] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
-    day_statuses: dict[date, str] = field(default_factory=dict)
+class _Rates:
+    """Totals of a ``counts`` Counter of shown statuses: runs, successes (overrides included), rate."""
+
+    counts: Counter
 
     @property
     def total(self) -> int:
@@ -388,6 +382,19 @@ class JobStats:
     @property
     def success_rate(self) -> Optional[float]:
         return (100.0 * self.ok / self.total) if self.total else None
+
+
+@dataclass
+class JobStats(_Rates):
+    id: int
+    name: str
+    software: str
+    backup_type: str
+    archived: bool
+    runs: list[RunRow] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    day_statuses: dict[date, str] = field(default_factory=dict)
+
 
     @property
     def days_total(self) -> int:
@@ -433,7 +440,7 @@ class TicketInfo:
 
 
 @dataclass
-class CustomerReport:
+class CustomerReport(_Rates):
     id: int
     name: str
     jobs: list[JobStats] = field(default_factory=list)
@@ -444,17 +451,6 @@ class CustomerReport:
     overrides: list[OverrideUse] = field(default_factory=list)
     tickets: list[TicketInfo] = field(default_factory=list)
 
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def ok(self) -> int:
-        return self.counts[SUCCESS] + self.counts[OVERRIDE_SUCCESS]
-
-    @property
-    def success_rate(self) -> Optional[float]:
-        return (100.0 * self.ok / self.total) if self.total else None
 
     @property
     def days_total(self) -> int:
@@ -466,7 +462,7 @@ class CustomerReport:
 
 
 @dataclass
-class ReportData:
+class ReportData(_Rates):
     definition_id: Optional[int]
     name: str
     company: str
@@ -481,17 +477,6 @@ class ReportData:
     counts: Counter = field(default_factory=Counter)
     daily: dict[date, Counter] = field(default_factory=dict)
 
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def ok(self) -> int:
-        return self.counts[SUCCESS] + self.counts[OVERRIDE_SUCCESS]
-
-    @property
-    def success_rate(self) -> Optional[float]:
-        return (100.0 * self.ok / self.total) if self.total else None
 
     @property
     def job_count(self) -> int:
