@@ -28,13 +28,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.pg import fresh_database
+
 from tests.test_importer import corpus_mails
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
 GUNICORN_CONF = REPO_ROOT / "containers" / "backupchecks" / "gunicorn.conf.py"
 DB_NAME = "backupchecks_e2e_import"
-IS_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 N_MAILS = 40
 ADMIN, ADMIN_PASSWORD = "e2e-admin", "e2e-" + secrets.token_hex(12)
 
@@ -43,35 +44,9 @@ psycopg = pytest.importorskip("psycopg")
 pytest.importorskip("gunicorn")
 
 
-def _admin_conninfo() -> str:
-    from sqlalchemy.engine import make_url
-
-    base = os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    if not base.startswith("postgres"):
-        if IS_CI:
-            pytest.fail("CI=true: TEST_DATABASE_URL must be PostgreSQL for the end-to-end test")
-        pytest.skip("TEST_DATABASE_URL is not PostgreSQL")
-    url = make_url(base.replace("postgresql+psycopg://", "postgresql://"))
-    return url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-
-
 @pytest.fixture
 def database():
-    conninfo = _admin_conninfo()
-    try:
-        admin = psycopg.connect(conninfo, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if IS_CI:
-            pytest.fail(f"PostgreSQL is required in CI: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    from sqlalchemy.engine import make_url
-
-    yield make_url(conninfo).set(database=DB_NAME).render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    yield from fresh_database(DB_NAME)
 
 
 @pytest.fixture

@@ -23,47 +23,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.pg import fresh_database
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
 GUNICORN_CONF = REPO_ROOT / "containers" / "backupchecks" / "gunicorn.conf.py"
 VERSION = (REPO_ROOT / "version.txt").read_text().strip()
 DB_NAME = "backupchecks_gunicorn_e2e"
-IS_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 pytestmark = pytest.mark.slow
 psycopg = pytest.importorskip("psycopg")
 pytest.importorskip("gunicorn")
 
 
-def _admin_conninfo() -> str:
-    """libpq conninfo for the server's `postgres` database."""
-    from sqlalchemy.engine import make_url
-
-    base = os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    if not base.startswith("postgres"):
-        pytest.skip("TEST_DATABASE_URL is not PostgreSQL")
-    url = make_url(base.replace("postgresql+psycopg://", "postgresql://"))
-    return url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-
-
 @pytest.fixture
 def database():
-    conninfo = _admin_conninfo()
-    try:
-        admin = psycopg.connect(conninfo, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if IS_CI:
-            pytest.fail(f"PostgreSQL is required in CI: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    from sqlalchemy.engine import make_url
-
-    db_url = make_url(conninfo).set(database=DB_NAME).render_as_string(hide_password=False)
-    yield db_url
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    yield from fresh_database(DB_NAME)
 
 
 def _free_port() -> int:
