@@ -10,7 +10,9 @@ from backend.app.parsers.registry import parse_raw
 
 HERE = os.path.dirname(__file__)
 OWN = os.path.join(HERE, "samples")
-CORPUS = "/work/shared/samples/emails/other"
+# The shared corpus lies beside the repository (../shared), in CI as in a checkout.
+CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(HERE)))),
+                      "shared", "samples", "emails", "other")
 KEYS = ("software", "backup_type", "job_name", "overall_status", "objects")
 
 
@@ -40,6 +42,15 @@ def expected_for(path: str) -> dict:
 def parse_file(path: str):
     with open(path, "rb") as fh:
         return parse_raw(fh.read())
+
+
+def assert_sample_matches(path: str) -> None:
+    """The parse of a sample file equals its NAME.expected.json (the five compared keys)."""
+    with open(path[:-4] + ".expected.json", encoding="utf-8") as fh:
+        expected = json.load(fh)
+    result = parse_file(path)
+    assert result.parsed, result.reason
+    assert result_dict(result) == {k: expected.get(k) for k in KEYS}
 
 
 def load(name: str):

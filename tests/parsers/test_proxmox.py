@@ -2,46 +2,23 @@
 from __future__ import annotations
 
 import glob
-import json
 import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from backend.app.parsers.base import Message
+from tests.parsers._vendor_helpers import CORPUS, assert_sample_matches, samples
 from backend.app.parsers.normalize import normalize
 from backend.app.parsers.registry import parse_message, parse_raw
 
 HERE = os.path.dirname(__file__)
 OWN = os.path.join(HERE, "samples")
-CORPUS = "/work/shared/samples/emails/other"
 
 
-def _samples():
-    files = sorted(glob.glob(os.path.join(OWN, "proxmox_*.eml")))
-    files += sorted(glob.glob(os.path.join(CORPUS, "pve_*.eml")) + glob.glob(os.path.join(CORPUS, "pbs_*.eml")))
-    return files
-
-
-def _result_dict(r):
-    return {
-        "software": r.software,
-        "backup_type": r.backup_type,
-        "job_name": r.job_name,
-        "overall_status": r.overall_status,
-        "objects": [dict(name=o.name, type=o.type, status=o.status, message=o.message) for o in r.objects],
-    }
-
-
-@pytest.mark.parametrize("path", _samples(), ids=os.path.basename)
+@pytest.mark.parametrize("path", samples('proxmox_', ('pve_', 'pbs_')), ids=os.path.basename)
 def test_sample_matches_expected(path):
-    with open(path[:-4] + ".expected.json", encoding="utf-8") as fh:
-        expected = json.load(fh)
-    with open(path, "rb") as fh:
-        result = parse_raw(fh.read())
-    assert result.parsed, result.reason
-    want = {k: expected.get(k) for k in ("software", "backup_type", "job_name", "overall_status", "objects")}
-    assert _result_dict(result) == want
+    assert_sample_matches(path)
 
 
 def test_own_samples_present():

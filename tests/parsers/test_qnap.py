@@ -1,36 +1,22 @@
 """QNAP Hybrid Backup Sync notifications (Notification Center mails)."""
 from __future__ import annotations
 
-import glob
-import json
 import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from backend.app.parsers.base import Message
-from backend.app.parsers.registry import parse_message, parse_raw
+from tests.parsers._vendor_helpers import assert_sample_matches, samples
+from backend.app.parsers.registry import parse_message
 
 HERE = os.path.dirname(__file__)
 OWN = os.path.join(HERE, "samples")
-CORPUS = "/work/shared/samples/emails/other"
 
 
-def _samples():
-    return sorted(glob.glob(os.path.join(OWN, "qnap_*.eml"))) + sorted(glob.glob(os.path.join(CORPUS, "qnap_*.eml")))
-
-
-@pytest.mark.parametrize("path", _samples(), ids=os.path.basename)
+@pytest.mark.parametrize("path", samples('qnap_', ('qnap_',)), ids=os.path.basename)
 def test_sample_matches_expected(path):
-    with open(path[:-4] + ".expected.json", encoding="utf-8") as fh:
-        expected = json.load(fh)
-    with open(path, "rb") as fh:
-        r = parse_raw(fh.read())
-    assert r.parsed, r.reason
-    got = {"software": r.software, "backup_type": r.backup_type, "job_name": r.job_name,
-           "overall_status": r.overall_status,
-           "objects": [dict(name=o.name, type=o.type, status=o.status, message=o.message) for o in r.objects]}
-    assert got == {k: expected.get(k) for k in got}
+    assert_sample_matches(path)
 
 
 def _msg(subject, message, severity="Information"):
