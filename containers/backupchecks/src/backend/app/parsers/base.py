@@ -350,6 +350,22 @@ def parse_datetime(text: Optional[str], default_tz=None, dayfirst: Optional[bool
         return None
 
 
+def html_label_text(msg: "Message") -> str:
+    """'label: value' lines built from the two-cell rows of the mail's HTML tables ('' when none)."""
+    tree = msg.html_tree()
+    if tree is None:
+        return ""
+    out = []
+    for row in tree.iter("tr"):
+        cells = [c for c in row if c.tag in ("td", "th")]
+        if len(cells) == 2:
+            k = re.sub(r"\s+", " ", cells[0].text_content() or "").strip().rstrip(":")
+            v = re.sub(r"\s+", " ", cells[1].text_content() or "").strip()
+            if k and v and len(k) <= 40:
+                out.append(f"{k}: {v}")
+    return "\n".join(out)
+
+
 def parse_with_formats(value: Optional[str], formats: Iterable[str], msg: "Message") -> Optional[datetime]:
     """The first of ``formats`` (strptime) that reads ``value`` (whitespace collapsed); a time
     without a zone takes the zone of the mail's Date header, else UTC. None when none fits."""

@@ -21,7 +21,7 @@ from typing import Optional
 
 from .base import (
     FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status,
-    worst_status,
+    worst_status, html_label_text,
 )
 
 SOFTWARE = "Hornetsecurity VM Backup"
@@ -54,19 +54,6 @@ def _cell_text(cell) -> str:
     return re.sub(r"\s+", " ", cell.text_content() or "").strip()
 
 
-def _html_label_text(msg: Message) -> str:
-    """'label: value' lines built from two-cell HTML table rows ('' when there are none)."""
-    tree = msg.html_tree()
-    if tree is None:
-        return ""
-    out = []
-    for row in tree.iter("tr"):
-        cells = [c for c in row if c.tag in ("td", "th")]
-        if len(cells) == 2:
-            k, v = _cell_text(cells[0]).rstrip(":"), _cell_text(cells[1])
-            if k and v and len(k) <= 40:
-                out.append(f"{k}: {v}")
-    return "\n".join(out)
 
 
 def _status_word(word: str) -> Optional[str]:
@@ -118,7 +105,7 @@ class HornetsecurityVMBackupParser(Parser):
         if hm:
             host = hm.group(1).strip()
         if not host:
-            lm = _HOST_LINE_RE.search(text) or _HOST_LINE_RE.search(_html_label_text(msg))
+            lm = _HOST_LINE_RE.search(text) or _HOST_LINE_RE.search(html_label_text(msg))
             if lm:
                 host = lm.group(1).strip()
 

@@ -22,7 +22,7 @@ import re
 from datetime import datetime
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status, parse_with_formats
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status, parse_with_formats, html_label_text
 
 SOFTWARE = "Macrium Reflect"
 
@@ -79,20 +79,6 @@ def _definition_name(value: str) -> str:
     return v.strip()
 
 
-def _html_label_text(msg: Message) -> str:
-    """'label: value' lines built from two-cell HTML table rows ('' when there are none)."""
-    tree = msg.html_tree()
-    if tree is None:
-        return ""
-    out = []
-    for row in tree.iter("tr"):
-        cells = [c for c in row if c.tag in ("td", "th")]
-        if len(cells) == 2:
-            k = re.sub(r"\s+", " ", cells[0].text_content() or "").strip().rstrip(":")
-            v = re.sub(r"\s+", " ", cells[1].text_content() or "").strip()
-            if k and v and len(k) <= 40:
-                out.append(f"{k}: {v}")
-    return "\n".join(out)
 
 
 class MacriumReflectParser(Parser):
@@ -140,7 +126,7 @@ class MacriumReflectParser(Parser):
             status = FAILED
 
         # HTML bodies may put label and value in two table cells; read those rows too.
-        cells = _html_label_text(msg)
+        cells = html_label_text(msg)
         if cells:
             text = text + "\n" + cells
         definition = None
