@@ -2,7 +2,7 @@
 
 Two HTTPS servers (random free ports, background threads, a throw-away test
 CA from :mod:`tests.fakes.tls`) that enforce the protocol described in
-``/work/shared/protocols/graph.md``:
+``../shared/protocols/graph.md``:
 
 identity (``authority_host``)
     ``GET /{tenant}/v2.0/.well-known/openid-configuration`` (unknown tenant ->

@@ -1,4 +1,4 @@
-"""Autotask PSA REST client (protocol: /work/shared/protocols/autotask.md).
+"""Autotask PSA REST client (protocol: ../shared/protocols/autotask.md).
 
 What it guarantees to the rest of the app:
 
