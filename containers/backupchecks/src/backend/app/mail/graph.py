@@ -7,7 +7,7 @@ works (one token request per hour, not one per call). Graph is called with
 ``requests``; TLS is verified the standard way, so ``REQUESTS_CA_BUNDLE``
 applies to both endpoints.
 
-Protocol notes: ``/work/shared/protocols/graph.md`` (and docs/). In short:
+Protocol notes: ``../shared/protocols/graph.md`` (and docs/). In short:
 
 * folders are configured as paths of display names from the mailbox root
   (``Inbox/Backup reports``) and resolved to ids once per source object;
