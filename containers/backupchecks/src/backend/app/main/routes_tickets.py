@@ -10,11 +10,10 @@ from typing import Optional
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from .. import ticketing_utils as tk
 from ..extensions import db
-from ..models import Customer, Job, JobRun, Remark, Ticket
+from ..models import JobRun, Remark, Ticket
 from ..security import has_role, roles_required
 from ..services.settings import ui_zone
 from . import main_bp
@@ -37,14 +36,8 @@ def tickets():
     customer_id = request.args.get("customer", type=int)
     page = max(1, request.args.get("page", 1, type=int) or 1)
     listing = tk.list_items("ticket" if tab == "tickets" else "remark", state, customer_id, page, PER_PAGE)
-    customers = db.session.execute(select(Customer.id, Customer.name).order_by(Customer.name)).all()
     can_edit = has_role(*EDITORS)
-    jobs = []
-    if can_edit:
-        jobs = db.session.execute(
-            select(Job.id, Job.job_name, Customer.name).join(Customer, Customer.id == Job.customer_id)
-            .where(Job.archived.is_(False)).order_by(Customer.name, Job.job_name)
-        ).all()
+    customers, jobs = tk.scope_choices(include_jobs=can_edit)
     return render_template("main/tickets.html", tab=tab, state=state, customer_id=customer_id,
                            listing=listing, customers=customers, jobs=jobs, can_edit=can_edit,
                            page=listing.page, per_page=PER_PAGE, total=listing.total)
