@@ -42,7 +42,8 @@ def inbox():
     f = _filters()
     rows, total, software = inbox_svc.list_messages(f)
     return render_template("main/inbox.html", rows=rows, total=total, software=software, f=f,
-                           per_page=inbox_svc.PER_PAGE, customers=inbox_svc.customer_names(), deleted_view=False)
+                           per_page=inbox_svc.PER_PAGE, customers=inbox_svc.customer_names(), deleted_view=False,
+                           task_id=request.args.get("task", type=int))
 
 
 @main_bp.route("/inbox/deleted")

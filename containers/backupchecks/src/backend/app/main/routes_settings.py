@@ -23,7 +23,8 @@ def _render(section: str, status: int = 200, **extra):
            "general": settings_service.general_form_values(),
            "mail": settings_service.mail_form_values(_env_overrides()),
            "env_overrides": _env_overrides(),
-           "imports": settings_service.imports_form_values()}
+           "imports": settings_service.imports_form_values(),
+           "task_id": request.args.get("task", type=int)}
     if section == "imports":
         ctx["cycles"] = importer.recent_cycles(20)
     if section == "maintenance":
