@@ -18,6 +18,8 @@ import pytest
 
 os.environ.setdefault("BACKGROUND_JOBS", "0")
 
+from tests.clock import TEST_NOW  # noqa: E402
+
 IS_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PASSWORD = "correct-horse-battery"  # test personas only
 
@@ -97,6 +99,21 @@ def _drop_pg_database(url: str) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
     except Exception:  # noqa: BLE001 - best effort
         pass
+
+
+# --- The clock: frozen at TEST_NOW for every test (see tests/clock.py) ----------------------
+
+@pytest.fixture(autouse=True)
+def clock(request):
+    """The clock starts at TEST_NOW in every test and ticks on from there; ``clock.move_to(dt)``
+    and ``clock.shift(delta)`` move it. ``@pytest.mark.real_clock`` opts a test about the clock out."""
+    if request.node.get_closest_marker("real_clock"):
+        yield None
+        return
+    import time_machine
+
+    with time_machine.travel(TEST_NOW, tick=True) as traveller:
+        yield traveller
 
 
 _FreshGlobalsClient = None

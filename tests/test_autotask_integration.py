@@ -18,10 +18,11 @@ from backend.app.ticketing_utils import link_open_internal_tickets_to_run, ticke
 from tests.fakes.fake_autotask import FakeAutotask
 
 from .conftest import make_customer, make_job, make_run, post_form
+from tests.clock import TEST_NOW
 
 QUEUE = 29683482  # "Monitoring Alert" in the fake's picklist
 INACTIVE_QUEUE = 29683490
-NOW = datetime.now(timezone.utc)
+NOW = TEST_NOW
 
 
 def dead_url() -> str:

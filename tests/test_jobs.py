@@ -13,8 +13,9 @@ from backend.app.extensions import db
 from backend.app.models import AuditLog, Customer, Job, JobRun, MailMessage, Override, RunObject
 
 from .conftest import make_customer, make_job, make_run, post_form
+from tests.clock import TEST_NOW
 
-NOW = datetime.now(timezone.utc)
+NOW = TEST_NOW
 
 
 def _job(job_id):

@@ -7,8 +7,9 @@ from backend.app.extensions import db
 from backend.app.models import AuditLog, JobRun, Override, RunObject, Ticket, TicketJobRun
 
 from .conftest import count_queries, make_customer, make_job, make_run, post_form
+from tests.clock import TEST_NOW
 
-NOW = datetime.now(timezone.utc)
+NOW = TEST_NOW
 
 
 def run_with_objects(job, status, objects, minutes_ago=60, message=None):

@@ -10,8 +10,9 @@ from backend.app.extensions import db
 from backend.app.models import AuditLog, Remark, RemarkJobRun, Ticket, TicketJobRun
 
 from .conftest import make_customer, make_job, make_run, post_form
+from tests.clock import TEST_NOW
 
-NOW = datetime.now(timezone.utc)
+NOW = TEST_NOW
 
 
 def audit_events():

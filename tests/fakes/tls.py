@@ -50,7 +50,10 @@ def fake_tls() -> TLSMaterial:
 def _make() -> TLSMaterial:
     folder = Path(tempfile.mkdtemp(prefix="fake-tls-"))
     atexit.register(shutil.rmtree, folder, True)
-    now = dt.datetime.now(dt.timezone.utc)
+    # Valid over a fixed, wide window: the tests freeze the clock at any date (tests/clock.py)
+    # while OpenSSL checks validity against the real clock, so neither may fall outside it.
+    not_before = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    not_after = dt.datetime(2099, 12, 31, tzinfo=dt.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Backupchecks test CA (fake)")])
     ca_cert = (
@@ -59,8 +62,8 @@ def _make() -> TLSMaterial:
         .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -80,8 +83,8 @@ def _make() -> TLSMaterial:
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]

@@ -12,8 +12,9 @@ from backend.app.extensions import db
 from backend.app.models import AuditLog, Remark, RemarkJobRun, RunObject, Ticket, TicketJobRun, TicketScope
 
 from ..conftest import make_customer, make_job, make_run, make_user
+from tests.clock import TEST_NOW
 
-NOW = datetime.now(timezone.utc)
+NOW = TEST_NOW
 EARLIER = NOW - timedelta(days=2)
 
 
