@@ -3,12 +3,20 @@
 Each process starts one daemon thread. The thread tries to take a leader lock
 (a PostgreSQL advisory lock kept on its own connection); only the process that
 holds it runs the loops. If that process dies its connection closes, the lock
-frees, and another process takes over on its next try. On SIGTERM the thread
-finishes the step it is in and stops (no half-written cycle).
+frees, and another process takes over on its next try.
+
+On SIGTERM the thread finishes the step it is in and stops (no half-written
+cycle), and the process ends: under gunicorn the worker's own handler is
+chained (gunicorn ends the worker and its ``worker_exit`` hook waits for the
+thread); anywhere else (``python -m backend.app.main``, ``make run``) the
+handler ends the server with ``SystemExit`` and an exit hook waits for the
+thread, at most ``SHUTDOWN_WAIT_SECONDS``.
 """
 from __future__ import annotations
 
+import atexit
 import logging
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,8 +38,11 @@ class Loop:
 
 
 LOOPS: list[Loop] = []
+THREAD_NAME = "backupchecks-background"
+SHUTDOWN_WAIT_SECONDS = 25.0
 _stop = threading.Event()
 _started = False
+_thread: threading.Thread | None = None
 
 
 def register_loop(name: str, step: Callable[[Flask], None], interval_seconds: Callable[[Flask], float]) -> None:
@@ -42,6 +53,19 @@ def register_loop(name: str, step: Callable[[Flask], None], interval_seconds: Ca
 
 def stop() -> None:
     _stop.set()
+
+
+def stop_and_wait(timeout: float = SHUTDOWN_WAIT_SECONDS) -> bool:
+    """Ask the loop to stop and wait for the step it is in; True when the thread has ended."""
+    _stop.set()
+    thread = _thread
+    if thread is None or thread is threading.current_thread():
+        return True
+    thread.join(timeout)
+    if thread.is_alive():
+        log.warning("background loop still busy after %.0f s; stopping without it", timeout)
+        return False
+    return True
 
 
 def run_due_loops(app: Flask, now: float | None = None) -> list[str]:
@@ -85,22 +109,37 @@ def _runner(app: Flask) -> None:
     lock.release()
 
 
+def _install_sigterm_handler() -> None:
+    """SIGTERM stops the loop; the process then ends as it would have without us.
+
+    A handler that was there before (gunicorn's worker) is called and decides. With the default
+    action (end the process) the handler raises SystemExit in the main thread, so the server's
+    loop ends, and the exit hook waits for the background step. An ignored SIGTERM stays ignored.
+    """
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except ValueError:
+        return
+
+    def _on_term(signum, frame):
+        _stop.set()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            raise SystemExit(0)
+
+    try:
+        signal.signal(signal.SIGTERM, _on_term)
+    except ValueError:  # not in the main thread: whoever owns the main thread handles signals
+        pass
+
+
 def start_background_jobs(app: Flask) -> None:
-    global _started
+    global _started, _thread
     if _started:
         return
     _started = True
-    import signal
-
-    def _on_term(signum, frame):  # gunicorn installs its own handlers in workers; chain them
-        _stop.set()
-        if callable(previous) and previous not in (signal.SIG_DFL, signal.SIG_IGN):
-            previous(signum, frame)
-
-    try:
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, _on_term)
-    except ValueError:  # not in the main thread
-        pass
-    thread = threading.Thread(target=_runner, args=(app,), name="backupchecks-background", daemon=True)
-    thread.start()
+    _install_sigterm_handler()
+    atexit.register(stop_and_wait)
+    _thread = threading.Thread(target=_runner, args=(app,), name=THREAD_NAME, daemon=True)
+    _thread.start()
