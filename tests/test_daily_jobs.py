@@ -21,6 +21,12 @@ DAY = date(2026, 11, 25)  # a Wednesday
 pytestmark = pytest.mark.usefixtures("app")
 
 
+@pytest.fixture(autouse=True)
+def _evening_of_day(clock):
+    """The pages here look at days in November 2026: the clock stands on the evening of DAY."""
+    clock.move_to(datetime(2026, 11, 25, 21, 30, tzinfo=AMS))
+
+
 def local(y, mo, d, h, mi=0):
     return datetime(y, mo, d, h, mi, tzinfo=AMS).astimezone(UTC)
 
