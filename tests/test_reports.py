@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -18,6 +19,8 @@ from backend.app.models import AuditLog, JobRun, Override, ReportDefinition, Rep
 from backend.app.services import reports as svc
 from backend.app.services.settings import get_settings
 from backend.app.services.status import day_status
+
+from tests.clock import TEST_NOW
 
 from .conftest import make_customer, make_job, make_run, post_form
 
@@ -272,7 +275,7 @@ def test_pdf_opens_and_reads_right(month, tmp_path):
     assert "Failures and missed runs" in text and "T-1010" in text and "Known: tape offline" in text
     n = len([p for p in pages if p.strip()])
     assert f"Page 1 of {n}" in pages[0] and f"Page {n} of {n}" in pages[n - 1]
-    assert "Generated 2026-" in pages[1]
+    assert f"Generated {TEST_NOW.astimezone(ZoneInfo('Europe/Amsterdam')):%Y-%m-%d}" in pages[1]
 
 
 def test_intro_markdown_is_sanitised():
