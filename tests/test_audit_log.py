@@ -3,6 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog
+from backend.app.services.settings import ui_zone
 
 from .conftest import login
 
@@ -24,7 +25,7 @@ def test_filters_and_paging(as_user):
     assert "change 55" in page2
     by_event = c.get("/audit-log?event=user.create").get_data(as_text=True)
     assert "old one" in by_event and "change 1" not in by_event
-    day = (now - timedelta(days=10)).strftime("%Y-%m-%d")
+    day = (now - timedelta(days=10)).astimezone(ui_zone()).strftime("%Y-%m-%d")  # filters are in the UI zone
     dated = c.get(f"/audit-log?from={day}&to={day}").get_data(as_text=True)
     assert "old one" in dated and "change 1" not in dated
 
