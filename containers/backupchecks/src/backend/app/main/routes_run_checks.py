@@ -50,6 +50,7 @@ def run_checks():
     next_id = order[pos + 1] if 0 <= pos < len(order) - 1 else None
     return render_template("main/run_checks.html", groups=groups, panel=panel, selected=job_id,
                            prev_id=prev_id, next_id=next_id, include_reviewed=include_reviewed, job_chosen=job_chosen,
+                           reviewed_days=rc_svc.REVIEWED_DAYS,
                            last_import=rc_svc.last_import(), display_status=display_status,
                            total=sum(g.count for g in groups))
 
