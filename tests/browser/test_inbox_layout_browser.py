@@ -95,3 +95,14 @@ def test_a_viewer_is_not_told_to_approve_or_delete(browser, live_server):
     assert "approve a job, or delete" not in text
     page.screenshot(path="/tmp/backupchecks-inbox-viewer.png")
     page.close()
+
+
+def test_on_a_phone_the_inbox_scrolls_only_inside_its_table(browser, live_server):
+    make_user("oscar", roles=("operator",))
+    _fill_inbox(5)
+    page = _login(browser, live_server, "oscar", {"width": 390, "height": 844})
+    page.goto(live_server + "/inbox")
+    assert page.locator("main h1").bounding_box()["y"] < 844
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path="/tmp/backupchecks-inbox-390.png")
+    page.close()
