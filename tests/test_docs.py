@@ -32,3 +32,17 @@ def test_docs_sidebar_lists_sections(as_user):
     html = as_user("reporter").get("/docs/").get_data(as_text=True)
     for title in ("Getting started", "Run Checks", "Troubleshooting", "Command line"):
         assert title in html
+
+
+def test_search_snippets_are_plain_text_with_the_match_marked(as_user):
+    html = as_user("operator").get("/docs/search?q=mark+job+reviewed").get_data(as_text=True)
+    snippet = html[html.index('class="small text-body-secondary doc-snippet"'):]
+    snippet = snippet[:snippet.index("</div>")]
+    assert "<mark>Mark job reviewed</mark> (r)" in snippet  # the Markdown "**Mark job reviewed** (`r`)"
+    assert "**" not in snippet and "`" not in snippet and "|" not in snippet
+
+
+def test_search_marks_the_match_safely(as_user):
+    html = as_user("viewer").get("/docs/search?q=<script>").get_data(as_text=True)
+    assert "<mark>&lt;script&gt;</mark>" in html and "<mark><script>" not in html
+    assert "Search: &lt;script&gt;" in html

@@ -180,3 +180,25 @@ def test_reparse_all_runs_in_the_background_with_progress(as_user, app):
     task_id = int(re.search(r"task=(\d+)", r.headers["Location"]).group(1))
     status = c.get(f"/tasks/{task_id}").json
     assert status["state"] == "done" and status["progress"] == 2 and "Re-parsed 2 mails" in status["message"]
+
+
+def duplicati_report(job: str, n: int) -> bytes:
+    return (f"From: duplicati@example.test\r\nTo: ops@example.test\r\nSubject: Duplicati Backup report for {job}\r\n"
+            f"Message-ID: <dup-{n}@example.test>\r\nDate: Tue, 05 Mar 2024 22:00:00 +0000\r\n\r\n"
+            "ParsedResult: Success\r\nMainOperation: Backup\r\n").encode()
+
+
+def test_bulk_approve_names_five_jobs_and_says_how_many_more(as_user):
+    c = as_user("operator")
+    upload(c, [(f"{i}.eml", duplicati_report(f"Job {i}", i)) for i in range(1, 8)])
+    ids = db.session.execute(select(MailMessage.id)).scalars().all()
+    r = post_form(c, "/inbox/approve", {"ids": ids, "customer": "Fabrikam Testing BV"}, follow_redirects=True)
+    assert "Approved for Fabrikam Testing BV: Job 1, Job 2, Job 3, Job 4, Job 5 and 2 more. 7 mail(s) became runs." \
+        in r.get_data(as_text=True)
+
+
+def test_filtered_count_says_how_many_of_all_match(as_user):
+    c = as_user("viewer")
+    upload(as_user("operator"), [("1.eml", sample(V01)), ("2.eml", sample("v03_vbr_backup_failed.eml"))])
+    assert "2 mails wait for an admin or operator to approve or delete them" in c.get("/inbox").get_data(as_text=True)
+    assert "1 of 2 mails match these filters" in c.get("/inbox?status=Failed").get_data(as_text=True)

@@ -44,3 +44,26 @@ def test_try_without_a_file_asks_for_one(as_user):
 
 def test_only_admins_open_the_parsers_page(as_user):
     assert as_user("operator").get("/parsers").status_code == 403
+
+
+def test_try_a_message_says_why_the_parser_matched(as_user):
+    raw = next(SAMPLES.rglob("v03_vbr_backup_failed.eml")).read_bytes()
+    r = post_form(as_user("admin"), "/parsers", {"eml": (io.BytesIO(raw), "failed.eml")},
+                  content_type="multipart/form-data")
+    html = r.get_data(as_text=True)
+    why = html[html.index('id="why"'):html.index("</dl>", html.index('id="why"'))]
+    assert "<code>veeam</code>" in why and "Why it matched" in why
+    assert "Veeam session report (&#39;Backup job:&#39; header with summary grid)" in why  # the parser's own words
+    # ... and what in the mail met its listed criteria
+    assert 'the sender <span class="found">“noreply-veeam@wideworldimporters.example”</span> contains <code>veeam</code>' in why
+    assert 'the subject <span class="found">“[Failed] SQL Tier Backup (2 objects) 1 failed”</span> matches the pattern' in why
+    assert "the body has the marker <code>Start time</code>" in why
+
+
+def test_a_message_recognised_as_not_a_report_says_why_too(as_user):
+    raw = next(SAMPLES.rglob("v15_vendor_newsletter_not_report.eml")).read_bytes()
+    r = post_form(as_user("admin"), "/parsers", {"eml": (io.BytesIO(raw), "news.eml")},
+                  content_type="multipart/form-data")
+    html = r.get_data(as_text=True)
+    assert "Recognised as not a backup report" in html
+    assert "<code>not_report</code>" in html and "Why it matched" in html

@@ -136,3 +136,14 @@ def test_constant_number_of_queries_whatever_the_queue_size(as_user):
             run_with_objects(j, "Warning", [("Y", "Warning", "slow"), ("Z", "Success", "")], minutes_ago=30 + k)
     large = count_queries(lambda: c.get(f"/run-checks?job={jobs[0].id}"))
     assert small == large, (small, large)
+
+
+def test_every_reviewer_is_told_about_the_keys_and_admins_see_the_reviewed_window(as_user):
+    make_run(make_job(), "Failed", datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc))
+    admin, operator = as_user("admin").get("/run-checks"), as_user("operator").get("/run-checks")
+    for r in (admin, operator):
+        assert "press <kbd>?</kbd> for the keys" in r.get_data(as_text=True)
+    assert "Include the reviewed runs of the last 7 days" in admin.get_data(as_text=True)
+    assert 'id="include-reviewed"' not in operator.get_data(as_text=True)
+    shown = as_user("admin").get("/run-checks?include_reviewed=1").get_data(as_text=True)
+    assert "Including the reviewed runs of the last 7 days" in shown

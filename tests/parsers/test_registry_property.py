@@ -111,3 +111,17 @@ def test_normalize_never_raises_on_arbitrary_bytes(raw):
 
     msg = normalize(b"From: a@example.com\r\nSubject: x\r\n\r\n" + raw)
     assert isinstance(msg.text, str)
+
+
+def test_explain_lists_the_criteria_the_message_meets_and_the_import_leaves_it_off():
+    raw = (b"From: Veeam B&R <backup@veeam.example>\r\nSubject: [Failed] SQL Tier Backup (2 objects)\r\n"
+           b"Message-ID: <x@example.test>\r\n\r\nBackup job: SQL Tier Backup\r\nStart time 22:00\r\n")
+    plain = parse_raw(raw)
+    assert plain.match_reason and plain.evidence == []
+    explained = parse_raw(raw, explain=True)
+    assert explained.parser == plain.parser == "veeam"
+    found = {(e.on, e.criterion): e.found for e in explained.evidence}
+    assert found[("sender", "veeam")] == "backup@veeam.example"
+    assert found[("body", "Start time")] == "Start time 22:00"
+    assert any(on == "subject" and text == "[Failed] SQL Tier Backup (2 objects)" for (on, _), text in found.items())
+    explained.to_dict()  # still serialisable

@@ -1,6 +1,7 @@
 """In-app documentation: Markdown pages shipped with the app, rendered with a sidebar and search."""
 from __future__ import annotations
 
+import html
 import os
 import re
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from functools import lru_cache
 import markdown
 import nh3
 from flask import Blueprint, abort, render_template, request
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ..security import EVERYONE, roles_required
 
@@ -31,7 +32,20 @@ SECTIONS = [
 class DocPage:
     slug: str
     title: str
-    text: str
+    text: str       # the Markdown source
+    plain: str = ""  # the page as plain text (what a reader sees), for search
+
+
+_BLOCK_TAG_RE = re.compile(r"</?(?:p|h[1-6]|li|ul|ol|pre|table|thead|tbody|tr|td|th|blockquote|div|hr|br)\b[^>]*>", re.I)
+_TAG_RE = re.compile(r"<[^>]+>")
+_SPACE_RE = re.compile(r"\s+")
+
+
+def plain_text(md: str) -> str:
+    """The Markdown as the reader sees it, without markup: rendered, tags dropped, entities decoded."""
+    rendered = markdown.markdown(md, extensions=["tables", "fenced_code"])
+    text = _TAG_RE.sub("", _BLOCK_TAG_RE.sub(" ", rendered))
+    return _SPACE_RE.sub(" ", html.unescape(text)).strip()
 
 
 @lru_cache(maxsize=1)
@@ -45,7 +59,8 @@ def load_pages() -> dict[str, DocPage]:
             text = fh.read()
         first = text.splitlines()[0] if text else slug
         title = first.lstrip("# ").strip() or slug
-        pages[slug] = DocPage(slug, title, text)
+        body = text.split("\n", 1)[1] if text.startswith("#") and "\n" in text else text
+        pages[slug] = DocPage(slug, title, text, plain_text(body))
     return pages
 
 
@@ -77,18 +92,45 @@ def page(slug: str):
     return render_template("docs/page.html", doc=doc, body=render_markdown(doc.text), sidebar=sidebar())
 
 
+SNIPPET_BEFORE, SNIPPET_AFTER = 80, 140
+
+
+def snippet(plain: str, needle: str) -> Markup:
+    """Some plain text around the first match, every match in it marked; safe to render."""
+    pos = plain.lower().find(needle.lower())
+    if pos < 0:
+        start, end = 0, SNIPPET_BEFORE + SNIPPET_AFTER
+    else:
+        start, end = max(0, pos - SNIPPET_BEFORE), pos + len(needle) + SNIPPET_AFTER
+    if start > 0:  # begin and end on a word boundary
+        space = plain.find(" ", start)
+        start = space + 1 if 0 <= space < pos else start
+    if end < len(plain):
+        space = plain.rfind(" ", pos + len(needle) if pos >= 0 else 0, end)
+        end = space if space > 0 else end
+    part = plain[start:end]
+    out = Markup("…") if start > 0 else Markup("")
+    last = 0
+    for m in re.finditer(re.escape(needle), part, re.IGNORECASE):
+        out += escape(part[last:m.start()]) + Markup("<mark>") + escape(m.group(0)) + Markup("</mark>")
+        last = m.end()
+    out += escape(part[last:])
+    return out + (Markup("…") if end < len(plain) else Markup(""))
+
+
+def search_pages(q: str) -> list[tuple[DocPage, Markup]]:
+    """Pages whose title or text holds ``q`` (case-insensitive), title hits first, each with a snippet."""
+    needle = q.strip().lower()
+    if not needle:
+        return []
+    hits = [(doc, snippet(doc.plain, needle)) for doc in load_pages().values()
+            if needle in doc.title.lower() or needle in doc.plain.lower()]
+    hits.sort(key=lambda h: (needle not in h[0].title.lower(), h[0].title))
+    return hits
+
+
 @doc_bp.route("/search")
 @roles_required(*EVERYONE)
 def search():
-    q = (request.args.get("q") or "").strip()
-    hits = []
-    if q:
-        needle = q.lower()
-        for doc in load_pages().values():
-            pos = doc.text.lower().find(needle)
-            if needle in doc.title.lower() or pos >= 0:
-                start = max(0, pos - 80)
-                snippet = re.sub(r"[#*`|]", "", doc.text[start:pos + 120]) if pos >= 0 else ""
-                hits.append((doc, snippet))
-        hits.sort(key=lambda h: (needle not in h[0].title.lower(), h[0].title))
-    return render_template("docs/search.html", q=q, hits=hits, sidebar=sidebar())
+    q = (request.args.get("q") or "").strip()[:200]
+    return render_template("docs/search.html", q=q, hits=search_pages(q), sidebar=sidebar())

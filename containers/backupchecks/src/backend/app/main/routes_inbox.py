@@ -36,23 +36,31 @@ def _filters() -> inbox_svc.InboxFilters:
                               page=max(1, request.args.get("page", 1, type=int) or 1))
 
 
+def _list(state: str) -> dict:
+    """One page of a state's mails; with a filter on, also how many there are in all ("3 of 28")."""
+    f = _filters()
+    rows, total, software = inbox_svc.list_messages(f, state=state)
+    in_state = inbox_svc.count_messages(state) if f.active else total
+    return dict(rows=rows, total=total, in_state=in_state, software=software, f=f, per_page=inbox_svc.PER_PAGE)
+
+
 @main_bp.route("/inbox")
 @roles_required(*READERS)
 def inbox():
-    f = _filters()
-    rows, total, software = inbox_svc.list_messages(f)
-    return render_template("main/inbox.html", rows=rows, total=total, software=software, f=f,
-                           per_page=inbox_svc.PER_PAGE, customers=inbox_svc.customer_names(), deleted_view=False,
-                           task_id=request.args.get("task", type=int))
+    return render_template("main/inbox.html", customers=inbox_svc.customer_names(), deleted_view=False,
+                           task_id=request.args.get("task", type=int), **_list("inbox"))
 
 
 @main_bp.route("/inbox/deleted")
 @roles_required("admin")
 def inbox_deleted():
-    f = _filters()
-    rows, total, software = inbox_svc.list_messages(f, state="deleted")
-    return render_template("main/inbox.html", rows=rows, total=total, software=software, f=f,
-                           per_page=inbox_svc.PER_PAGE, customers=[], deleted_view=True)
+    return render_template("main/inbox.html", customers=[], deleted_view=True, **_list("deleted"))
+
+
+def name_list(names: list[str], limit: int = 5) -> str:
+    """'A, B, C' — or 'A, B, C, D, E and 3 more' when there are more than ``limit``."""
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
 
 
 @main_bp.route("/inbox/<int:msg_id>")
@@ -130,10 +138,12 @@ def inbox_approve():
         flash(str(exc), "danger")
         return _back()
     if done_jobs:
-        names = ", ".join(sorted(set(done_jobs))[:5])
-        flash(f"Approved for {customer.name}: {names}. {total_runs} mail(s) became runs.", "success")
+        flash(f"Approved for {customer.name}: {name_list(sorted(set(done_jobs)))}. "
+              f"{total_runs} mail(s) became runs.", "success")
     for s in skipped[:5]:
         flash(f"Not approved — {s}", "warning")
+    if len(skipped) > 5:
+        flash(f"… and {len(skipped) - 5} more mail(s) were not approved; they stay in the Inbox.", "warning")
     return _back()
 
 

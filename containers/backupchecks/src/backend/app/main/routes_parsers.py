@@ -23,5 +23,7 @@ def parsers():
                 flash("That file is larger than 25 MB; nothing was parsed.", "danger")
             else:
                 filename = upload.filename
-                result = parse_raw(raw)
-    return render_template("main/parsers.html", parsers=list(all_parsers()), result=result, filename=filename)
+                result = parse_raw(raw, explain=True)  # with the criteria the mail met: "why it matched"
+    parsers = list(all_parsers())
+    return render_template("main/parsers.html", parsers=parsers, result=result, filename=filename,
+                           products={p.name: p.product for p in parsers})

@@ -38,6 +38,7 @@ def run_checks():
     job_id = request.args.get("job", type=int)
     if request.args.get("job") and job_id is None:
         abort(400, "The job in the address is not a number.")
+    job_chosen = job_id is not None  # on a phone a chosen job opens as its own view
     if job_id is None and order:
         job_id = order[0]
     panel = rc_svc.job_panel(job_id, include_reviewed) if job_id else None
@@ -48,7 +49,8 @@ def run_checks():
     prev_id = order[pos - 1] if pos > 0 else None
     next_id = order[pos + 1] if 0 <= pos < len(order) - 1 else None
     return render_template("main/run_checks.html", groups=groups, panel=panel, selected=job_id,
-                           prev_id=prev_id, next_id=next_id, include_reviewed=include_reviewed,
+                           prev_id=prev_id, next_id=next_id, include_reviewed=include_reviewed, job_chosen=job_chosen,
+                           reviewed_days=rc_svc.REVIEWED_DAYS,
                            last_import=rc_svc.last_import(), display_status=display_status,
                            total=sum(g.count for g in groups))
 

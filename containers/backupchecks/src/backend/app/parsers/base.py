@@ -77,6 +77,15 @@ class ParsedObject:
 
 
 @dataclass
+class MatchEvidence:
+    """One declared criterion that a message meets: what the parser looked for and what it found."""
+
+    on: str          # "sender", "subject" or "body"
+    criterion: str   # the sender fragment, subject pattern or body marker the parser declares
+    found: str       # the part of the message it matched (a short excerpt)
+
+
+@dataclass
 class ParseResult:
     software: Optional[str] = None
     backup_type: Optional[str] = None
@@ -90,6 +99,8 @@ class ParseResult:
     parsed: bool = True              # False: no parser understood it, or one raised
     is_report: bool = True           # False: recognised as not a backup report
     error: Optional[str] = None      # the exception text when a parser raised
+    match_reason: str = ""           # what the matching parser's matches() said, even when parse() set reason
+    evidence: list[MatchEvidence] = field(default_factory=list)  # filled on request (registry explain=True)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -211,6 +222,33 @@ class Parser:
                 return f"body contains '{marker}'"
         return None
 
+    def evidence(self, msg: Message) -> list[MatchEvidence]:
+        """Every declared criterion (sender fragment, subject pattern, body marker) this message meets,
+        with the part of the message that met it. For "Try a message": it explains a match, it does not
+        decide one (``matches()`` does, and may use more than the declared criteria)."""
+        found: list[MatchEvidence] = []
+        sender = msg.from_address or ""
+        for s in self.sender_contains:
+            if s.lower() in sender:
+                found.append(MatchEvidence("sender", s, sender))
+        for p in self.subject_patterns:
+            try:
+                m = re.search(p, msg.subject, re.IGNORECASE)
+            except re.error:
+                continue
+            if m:
+                found.append(MatchEvidence("subject", p, _excerpt(m.group(0) or msg.subject)))
+        text, html = (msg.text or ""), (msg.html or "")
+        low_text, low_html = text.lower(), html.lower()
+        for marker in self.body_markers:
+            low = marker.lower()
+            pos = low_text.find(low)
+            if pos >= 0:
+                found.append(MatchEvidence("body", marker, _line_around(text, pos, len(marker))))
+            elif low in low_html:
+                found.append(MatchEvidence("body", marker, f"{marker} (in the HTML)"))
+        return found
+
     def criteria(self) -> dict:
         return {
             "sender_contains": list(self.sender_contains),
@@ -218,6 +256,23 @@ class Parser:
             "body_markers": list(self.body_markers),
             "description": self.description,
         }
+
+
+def _excerpt(text: str, limit: int = 160) -> str:
+    text = _WS_RE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _line_around(text: str, pos: int, length: int, limit: int = 160) -> str:
+    """The line of ``text`` that holds [pos, pos+length), cut to ``limit`` characters around it."""
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos + length)
+    line = text[start: end if end >= 0 else len(text)]
+    if len(line) > limit:
+        at = pos - start
+        lo = max(0, min(at - limit // 3, len(line) - limit))
+        line = ("…" if lo else "") + line[lo: lo + limit] + ("…" if lo + limit < len(line) else "")
+    return _WS_RE.sub(" ", line).strip()
 
 
 # Dates as reports and mail clients write them ------------------------------------

@@ -54,8 +54,12 @@ def all_parsers() -> Iterable[Parser]:
     return PARSERS
 
 
-def parse_message(msg: Message) -> ParseResult:
-    """Run the first matching parser over a normalised message. Never raises."""
+def parse_message(msg: Message, explain: bool = False) -> ParseResult:
+    """Run the first matching parser over a normalised message. Never raises.
+
+    The result keeps what the parser's ``matches()`` said in ``match_reason``. With ``explain`` the
+    result also lists the parser's declared criteria that the message meets (``evidence``), for the
+    Parsers page; the import leaves it off (it costs a pass over the body per marker)."""
     for parser in PARSERS:
         try:
             reason = parser.matches(msg)
@@ -67,24 +71,30 @@ def parse_message(msg: Message) -> ParseResult:
         try:
             result = parser.parse(msg)
         except Exception as exc:  # noqa: BLE001
-            return ParseResult(
+            result = ParseResult(
                 parser=parser.name,
                 parsed=False,
                 reason=f"{parser.name} matched ({reason}) but raised {type(exc).__name__}: {exc}",
                 error="".join(traceback.format_exception_only(type(exc), exc)).strip(),
             )
         result.parser = parser.name
+        result.match_reason = str(reason)
         if not result.reason:
-            result.reason = reason
+            result.reason = result.match_reason
+        if explain:
+            try:
+                result.evidence = parser.evidence(msg)
+            except Exception:  # noqa: BLE001 - an explanation must never break a parse
+                result.evidence = []
         return result
     return ParseResult(parsed=False, reason="no parser recognised this message")
 
 
-def parse_raw(raw: bytes | str) -> ParseResult:
-    """Normalise raw RFC 822 bytes and parse them. Never raises."""
+def parse_raw(raw: bytes | str, explain: bool = False) -> ParseResult:
+    """Normalise raw RFC 822 bytes and parse them (see :func:`parse_message`). Never raises."""
     try:
         msg = normalize(raw)
     except Exception as exc:  # noqa: BLE001
         return ParseResult(parsed=False, reason=f"unreadable message: {type(exc).__name__}: {exc}",
                            error=str(exc))
-    return parse_message(msg)
+    return parse_message(msg, explain=explain)

@@ -25,6 +25,11 @@ class InboxFilters:
     parsed: str = ""  # "" | "yes" | "no"
     page: int = 1
 
+    @property
+    def active(self) -> bool:
+        """True when any filter narrows the list (paging does not)."""
+        return bool(self.software or self.status in STATUSES or self.q or self.parsed in ("yes", "no"))
+
 
 def list_messages(f: InboxFilters, state: str = "inbox") -> tuple[list[MailMessage], int, list[str]]:
     """One page of messages in a state, newest first; a count query, a page query, the software list."""
@@ -50,6 +55,11 @@ def list_messages(f: InboxFilters, state: str = "inbox") -> tuple[list[MailMessa
                                                                      MailMessage.software.is_not(None))
                                   .distinct().order_by(MailMessage.software)).scalars().all()
     return rows, total, software
+
+
+def count_messages(state: str = "inbox") -> int:
+    """How many messages are in a state, whatever the filters (one count query)."""
+    return db.session.execute(select(func.count(MailMessage.id)).where(MailMessage.state == state)).scalar_one()
 
 
 def customer_names() -> list[str]:
