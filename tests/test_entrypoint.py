@@ -1,11 +1,15 @@
-"""`python -m backend.app.main` serves the app on APP_PORT (what `make run` does)."""
+"""`python -m backend.app.main` serves the app on APP_HOST:APP_PORT (what `make run` does),
+and stops cleanly on Ctrl+C or SIGTERM."""
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "containers/backupchecks/src"
 
@@ -16,28 +20,71 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_module_entry_point_serves_setup_on_app_port(tmp_path):
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(SRC), APP_PORT=str(port), APP_INSTANCE_PATH=str(tmp_path),
-               BACKGROUND_JOBS="0")
+def start_server(tmp_path, port: int, **env_vars) -> subprocess.Popen:
+    """The entry point on SQLite in tmp_path; returns once /health answers on APP_HOST."""
+    env = dict(os.environ, PYTHONPATH=str(SRC), APP_PORT=str(port), APP_INSTANCE_PATH=str(tmp_path), **env_vars)
     for var in ("DATABASE_URL", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "DB_HOST", "DB_PORT"):
         env.pop(var, None)  # the embedded default: SQLite in the instance folder
-    proc = subprocess.Popen([sys.executable, "-m", "backend.app.main"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if "APP_HOST" not in env_vars:
+        env.pop("APP_HOST", None)
+    # A shell that starts a job in the background makes it ignore Ctrl+C; a terminal does not.
+    proc = subprocess.Popen([sys.executable, "-m", "backend.app.main"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    host = env_vars.get("APP_HOST", "127.0.0.1")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as r:
+                assert r.status == 200
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(proc.stdout.read().decode()[-2000:])
+            assert time.monotonic() < deadline, "the app did not start within 60 s"
+            time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen, sig: signal.Signals) -> str:
+    """Send ``sig``; the process must exit by itself (status 0) within 15 s. Returns its output."""
+    proc.send_signal(sig)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    assert r.status == 200
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-                assert time.time() < deadline, "the app did not start within 60 s"
-                time.sleep(0.3)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.stdout.read().decode()
+
+
+def test_module_entry_point_serves_setup_on_app_port(tmp_path):
+    port = free_port()
+    proc = start_server(tmp_path, port, BACKGROUND_JOBS="0")
+    try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:  # follows to /auth/setup
             assert r.url.endswith("/auth/setup") and "Create the first admin" in r.read().decode()
         assert (tmp_path / "backupchecks.sqlite3").exists()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_server(proc, signal.SIGTERM)
+
+
+def test_sigterm_stops_the_server_after_the_background_loop(tmp_path):
+    port = free_port()
+    proc = start_server(tmp_path, port, BACKGROUND_JOBS="1")  # as with `make run`
+
+    output = stop_server(proc, signal.SIGTERM)
+
+    assert f"on http://127.0.0.1:{port}/ (Ctrl+C stops it)" in output  # this machine only, by default
+    assert "the background loop finishes its current step first" in output
+    assert output.rstrip().endswith("Backupchecks stopped.")
+
+
+def test_app_host_chooses_the_address_and_ctrl_c_stops_the_server(tmp_path):
+    port = free_port()
+    proc = start_server(tmp_path, port, APP_HOST="127.0.0.2")
+    try:
+        with pytest.raises(OSError):  # not on 127.0.0.1 any more
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+    finally:
+        output = stop_server(proc, signal.SIGINT)
+
+    assert f"on http://127.0.0.2:{port}/" in output and "Backupchecks stopped." in output

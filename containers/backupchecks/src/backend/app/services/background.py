@@ -32,6 +32,7 @@ class Loop:
 LOOPS: list[Loop] = []
 _stop = threading.Event()
 _started = False
+_thread: threading.Thread | None = None
 
 
 def register_loop(name: str, step: Callable[[Flask], None], interval_seconds: Callable[[Flask], float]) -> None:
@@ -42,6 +43,20 @@ def register_loop(name: str, step: Callable[[Flask], None], interval_seconds: Ca
 
 def stop() -> None:
     _stop.set()
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Ask the runner to stop and wait (at most ``timeout`` seconds) until it has finished the
+    step it is in. True when no runner is left running."""
+    _stop.set()
+    if _thread is None:
+        return True
+    _thread.join(timeout)
+    return not _thread.is_alive()
+
+
+def running() -> bool:
+    return _thread is not None and _thread.is_alive()
 
 
 def run_due_loops(app: Flask, now: float | None = None) -> list[str]:
@@ -86,7 +101,7 @@ def _runner(app: Flask) -> None:
 
 
 def start_background_jobs(app: Flask) -> None:
-    global _started
+    global _started, _thread
     if _started:
         return
     _started = True
@@ -102,5 +117,5 @@ def start_background_jobs(app: Flask) -> None:
         signal.signal(signal.SIGTERM, _on_term)
     except ValueError:  # not in the main thread
         pass
-    thread = threading.Thread(target=_runner, args=(app,), name="backupchecks-background", daemon=True)
-    thread.start()
+    _thread = threading.Thread(target=_runner, args=(app,), name="backupchecks-background", daemon=True)
+    _thread.start()
