@@ -45,15 +45,18 @@ def start_server(tmp_path, port: int, **env_vars) -> subprocess.Popen:
 
 
 def stop_server(proc: subprocess.Popen, sig: signal.Signals) -> str:
-    """Send ``sig``; the process must exit by itself (status 0) within 15 s. Returns its output."""
+    """Send ``sig``; the process must exit by itself (status 0) within 30 s (a background step that
+    is under way finishes first; the machine may be busy). Returns its output."""
     proc.send_signal(sig)
     try:
-        assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.stdout.read().decode()
+        status = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        status = None
+        proc.kill()
+        proc.wait()
+    output = proc.stdout.read().decode()
+    assert status == 0, f"exit status {status}; output:\n{output[-3000:]}"
+    return output
 
 
 def test_module_entry_point_serves_setup_on_app_port(tmp_path):
