@@ -4,8 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRC := containers/backupchecks/src
 export PYTHONPATH := $(CURDIR)/$(SRC)
+FLASK := $(PY) -m flask --app backend.app
+# Local data (the SQLite database when no PostgreSQL is configured); as the app finds it.
+INSTANCE := $(or $(APP_INSTANCE_PATH),instance)
 
-.PHONY: run test test-fast bench-parsers bench-reports bench-import check-parsers migrate clean
+.PHONY: run test test-fast bench-parsers bench-reports bench-import check-parsers migrate \
+	flask create-user import-mail import-eml parse clean clean-data
 
 $(VENV)/.installed: containers/backupchecks/requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +17,8 @@ $(VENV)/.installed: containers/backupchecks/requirements.txt requirements-dev.tx
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-## Run the app on http://127.0.0.1:8080 (or APP_PORT); SQLite unless database settings are given.
+## Run the app on http://127.0.0.1:8080 (APP_HOST, APP_PORT); SQLite unless database settings are given.
+## Ctrl+C or SIGTERM stops it after the background loop's current step.
 run: $(VENV)/.installed
 	$(PY) -m backend.app.main
 
@@ -40,8 +45,49 @@ bench-import: $(VENV)/.installed
 bench-reports: $(VENV)/.installed
 	$(PY) scripts/bench_reports.py
 
+## The command line, against the same database as `make run`:
 migrate: $(VENV)/.installed
-	$(VENV)/bin/flask --app backend.app db upgrade
+	$(FLASK) db upgrade
 
+## Any flask command: make flask ARGS="create-user alice --role admin"
+flask: $(VENV)/.installed
+	@$(FLASK) $(ARGS)
+
+## Create a user (asks for the password), or reset an existing one: make create-user NAME=alice ROLES="admin operator"
+create-user: $(VENV)/.installed
+	@test -n "$(NAME)" && test -n "$(ROLES)" || { echo 'Usage: make create-user NAME=alice ROLES="admin operator"' >&2; exit 2; }
+	@$(FLASK) create-user '$(NAME)' $(foreach role,$(ROLES),--role $(role))
+
+## One mail import cycle from Microsoft Graph; prints the counts.
+import-mail: $(VENV)/.installed
+	@$(FLASK) import-mail $(ARGS)
+
+## Import .eml files: make import-eml FILES="a.eml b.eml"
+import-eml: $(VENV)/.installed
+	@test -n "$(FILES)" || { echo 'Usage: make import-eml FILES="a.eml b.eml"' >&2; exit 2; }
+	@$(FLASK) import-eml $(FILES)
+
+## Parse mail files, one JSON object per file: make parse FILES="a.eml b.eml" (or ARGS="--check DIR")
+parse: $(VENV)/.installed
+	@test -n "$(FILES)$(ARGS)" || { echo 'Usage: make parse FILES="a.eml b.eml"  or  make parse ARGS="--check DIR"' >&2; exit 2; }
+	@$(PY) -m backend.app.parsers $(ARGS) $(FILES)
+
+## Remove the virtualenv and caches; keeps instance/ (the local database).
 clean:
-	rm -rf $(VENV) .pytest_cache instance
+	rm -rf $(VENV) .pytest_cache
+
+## Delete the local data (instance/: the SQLite database). Asks first, so it needs a terminal.
+clean-data:
+	@if [ ! -e "$(INSTANCE)" ]; then \
+		echo "$(INSTANCE)/ does not exist; nothing to delete."; \
+	elif [ ! -t 0 ]; then \
+		echo "make clean-data asks before it deletes $(INSTANCE)/, but there is no terminal to ask on. Nothing was deleted." >&2; \
+		exit 1; \
+	else \
+		printf 'Delete %s/ with the local database (users, jobs, runs, mails, settings)? This cannot be undone. [y/N] ' "$(INSTANCE)"; \
+		read answer || answer=; \
+		case "$$answer" in \
+			[yY]|[yY][eE][sS]) rm -rf -- "$(INSTANCE)" && echo "Deleted $(INSTANCE)/.";; \
+			*) echo "Nothing was deleted.";; \
+		esac; \
+	fi

@@ -36,7 +36,8 @@ request, with ``Retry-After`` and a delay), :meth:`FakeGraph.throttle`,
 :meth:`FakeGraph.fail_mime_fetch`; wrong secret / unknown tenant / unknown
 client by configuring the client differently from the fake (or setting
 :attr:`FakeGraph.client_secret`, :attr:`FakeGraph.secret_expired`);
-missing permission with ``permissions=``; unknown mailbox with
+missing permission with ``permissions=`` (and ``jwt_tokens=True`` to mint tokens whose
+``roles`` claim lists them, as Entra's do); unknown mailbox with
 :attr:`FakeGraph.mailbox_state` or a different mailbox in the client.
 All values (tenant, client id, secret, tokens) are random per instance.
 """
@@ -203,6 +204,7 @@ class FakeGraph:
         permissions: Iterable[str] = ("Mail.ReadWrite", "Mail.Send"),
         expires_in: int = 3599,
         page_size: int = 10,
+        jwt_tokens: bool = False,
     ):
         self.tenant_id = str(uuid.uuid4())
         self.client_id = str(uuid.uuid4())
@@ -212,6 +214,9 @@ class FakeGraph:
         #: "ok", "unknown" (404 ErrorInvalidUser) or "rest_disabled" (404 MailboxNotEnabledForRESTAPI)
         self.mailbox_state = "ok"
         self.permissions = set(permissions)
+        #: mint tokens shaped like Entra's (a JWT whose ``roles`` claim lists the permissions)
+        #: instead of opaque strings; the signature is random, as a client never checks it
+        self.jwt_tokens = jwt_tokens
         self.expires_in = expires_in
         self.page_size = page_size
         self.requests: list[RequestRecord] = []
@@ -474,7 +479,7 @@ class FakeGraph:
                 return _idp_error(400, "invalid_scope", 1002012,
                                   "The provided value for scope is not valid. Client credential flows "
                                   "must have a scope value with /.default suffixed to the resource identifier.")
-            token = "fake-at-" + secrets.token_urlsafe(32)
+            token = self._mint_token()
             with self._lock:
                 self._tokens[token] = (time.time() + self.expires_in, frozenset(self.permissions))
             return 200, {"Content-Type": "application/json"}, _json({
@@ -482,6 +487,16 @@ class FakeGraph:
                 "ext_expires_in": self.expires_in, "access_token": token,
             })
         return _idp_error(404, "invalid_request", 90027, "Unknown endpoint.")
+
+    def _mint_token(self) -> str:
+        if not self.jwt_tokens:
+            return "fake-at-" + secrets.token_urlsafe(32)
+        def part(data: dict) -> str:
+            return base64.urlsafe_b64encode(_json(data)).rstrip(b"=").decode("ascii")
+        claims = {"aud": "https://graph.microsoft.com", "tid": self.tenant_id, "appid": self.client_id,
+                  "exp": int(time.time()) + self.expires_in, "roles": sorted(self.permissions)}
+        return (part({"typ": "JWT", "alg": "RS256"}) + "." + part(claims) + "."
+                + secrets.token_urlsafe(32))
 
     # graph -----------------------------------------------------------------------
     def _graph(self, req, segments, query, body, raw_query):

@@ -251,6 +251,7 @@ def test_unreachable_graph_host(fake_graph):
     err = error_of(source(fake_graph, api_base=f"https://127.0.0.1:{closed_port}/v1.0").list_messages)
 
     assert err.code == "unreachable" and f"127.0.0.1:{closed_port}" in err.message
+    assert "GRAPH_API_BASE" in err.message  # set in the environment only, not on the Settings page
 
 
 def test_unreachable_sign_in_host(fake_graph):
@@ -261,6 +262,7 @@ def test_unreachable_sign_in_host(fake_graph):
     err = error_of(source(fake_graph, authority_host=f"https://127.0.0.1:{closed_port}").list_messages)
 
     assert err.code == "unreachable" and "sign-in" in err.message
+    assert "GRAPH_AUTHORITY_HOST" in err.message
 
 
 def test_graph_that_does_not_answer_in_time(fake_graph):
@@ -321,7 +323,7 @@ def test_test_connection_reports_every_step(fake_graph):
     assert report["ok"] and report["token"] and report["mailbox"]
     assert report["incoming_folder_id"] == fake_graph.folder_by_path("Inbox/Backup reports").id
     assert report["processed_folder_id"] == fake_graph.folder_by_path("Inbox/Backup reports/Processed").id
-    assert report["message_count"] == 3 and report["error"] is None
+    assert report["message_count"] == 3 and report["error"] is None and report["step"] is None
 
 
 def test_test_connection_explains_a_failure(fake_graph):
@@ -329,6 +331,29 @@ def test_test_connection_explains_a_failure(fake_graph):
 
     assert report["token"] and not report["mailbox"] and not report["ok"]
     assert report["error_code"] == "unknown_mailbox" and "Mailbox" in report["error"]
+    assert report["step"] == "mailbox" and report["error_details"]["graph_code"] == "ErrorInvalidUser"
+
+
+def test_test_connection_reads_the_permissions_in_the_token(monkeypatch):
+    """Entra's tokens are JWTs listing the app's permissions: Mail.Read alone can read, but the
+    import could never move a mail, so the test fails at the permission step."""
+    with FakeGraph([make_mime()], permissions=("Mail.Read",), jwt_tokens=True) as fake:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_bundle)
+        report = source(fake).test_connection()
+
+    assert report["token"] and report["mailbox"] and not report["ok"]
+    assert report["step"] == "permission" and report["error_code"] == "access_denied"
+    assert report["error_details"]["granted"] == ["Mail.Read"] and "Mail.ReadWrite" in report["error"]
+
+
+def test_test_connection_gets_a_fresh_token_of_its_own(fake_graph):
+    source(fake_graph).list_messages()           # the importer's cached token
+    before = fake_graph.token_requests
+
+    report = GraphMailSource(graph_config(fake_graph), shared_token_cache=False).test_connection()
+    source(fake_graph).list_messages()           # the importer's token is still cached
+
+    assert report["ok"] and fake_graph.token_requests == before + 1
 
 
 def test_send_mail(fake_graph):

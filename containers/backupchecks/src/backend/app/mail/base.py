@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 
 class MailSourceError(RuntimeError):
@@ -26,14 +26,18 @@ class MailSourceError(RuntimeError):
     ``"unknown_tenant"``, ``"unknown_client"``, ``"access_denied"``,
     ``"unknown_mailbox"``, ``"unknown_folder"``, ``"unreachable"``,
     ``"throttled"``, ``"unavailable"``, ``"not_found"``, ``"error"``) so callers
-    can branch without parsing the sentence. It never contains a secret.
+    can branch without parsing the sentence. ``details`` holds the facts behind
+    the sentence (e.g. ``aadsts``, ``graph_code``, the missing ``folder``) for a
+    caller that words the problem for its own page. Neither ever holds a secret.
     """
 
-    def __init__(self, message: str, code: str = "error", status: Optional[int] = None):
+    def __init__(self, message: str, code: str = "error", status: Optional[int] = None,
+                 details: Optional[Mapping[str, Any]] = None):
         super().__init__(message)
         self.message = message
         self.code = code
         self.status = status
+        self.details: dict[str, Any] = dict(details or {})
 
     def __str__(self) -> str:
         return self.message

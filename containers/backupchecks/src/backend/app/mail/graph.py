@@ -25,7 +25,9 @@ part of a message or a log line.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import json
 import logging
 import random
 import re
@@ -62,6 +64,9 @@ WELL_KNOWN_FOLDERS = {
 }
 SENDMAIL_LIMIT_BYTES = 4 * 1024 * 1024  # Graph's request size limit for sendMail with JSON
 SETTINGS_HINT = "Settings → Mail"
+#: where the two endpoints are set: the environment only (not the Settings page)
+AUTHORITY_HINT = "the environment variable GRAPH_AUTHORITY_HOST"
+API_BASE_HINT = "the environment variable GRAPH_API_BASE"
 MAX_FOLDER_DEPTH = 12
 
 
@@ -127,6 +132,7 @@ def reset_token_cache() -> None:
 
 
 def _msal_app(config: GraphConfig) -> msal.ConfidentialClientApplication:
+    """The process-wide msal application for this config (its token cache is shared)."""
     host = config.authority_host.rstrip("/")
     key = (host.lower(), config.tenant_id.strip().lower(), config.client_id.strip().lower())
     fingerprint = _fingerprint(config.client_secret)
@@ -134,42 +140,48 @@ def _msal_app(config: GraphConfig) -> msal.ConfidentialClientApplication:
         cached = _apps.get(key)
         if cached and cached[0] == fingerprint:
             return cached[1]
-        hostname = (urlsplit(host).hostname or "").lower()
-        try:
-            app = msal.ConfidentialClientApplication(
-                config.client_id.strip(),
-                client_credential=config.client_secret,
-                authority=f"{host}/{config.tenant_id.strip()}",
-                # Microsoft's own hosts may be validated; a custom host (a sovereign cloud
-                # proxy or a test endpoint) cannot be. Instance discovery is never needed
-                # for the client credentials flow and would call login.microsoftonline.com.
-                validate_authority=hostname in MICROSOFT_AUTHORITY_HOSTS,
-                instance_discovery=False,
-                timeout=config.timeout,
-            )
-        except requests.exceptions.RequestException as exc:
-            raise _network_error(exc, "the Microsoft sign-in service", host, "Authority host") from None
-        except ValueError as exc:
-            text = str(exc)
-            if "https" in text and "should consist of" in text:
-                raise MailSourceError(
-                    f"The authority host {host!r} is not a valid https:// address; "
-                    f"correct it (default {DEFAULT_AUTHORITY_HOST}) under {SETTINGS_HINT}.",
-                    code="not_configured") from None
-            raise _unknown_tenant(config) from None
-        except Exception as exc:  # noqa: BLE001 - msal raises MsalServiceError/HTTPError on 5xx
-            raise MailSourceError(
-                f"The Microsoft sign-in service at {host} is not available right now "
-                f"({_short(exc)}); the import will try again later.", code="unavailable") from None
+        app = _build_msal_app(config)
         _apps[key] = (fingerprint, app)
         return app
+
+
+def _build_msal_app(config: GraphConfig) -> msal.ConfidentialClientApplication:
+    """A new msal application (this does network I/O: the tenant's discovery document)."""
+    host = config.authority_host.rstrip("/")
+    hostname = (urlsplit(host).hostname or "").lower()
+    try:
+        return msal.ConfidentialClientApplication(
+            config.client_id.strip(),
+            client_credential=config.client_secret,
+            authority=f"{host}/{config.tenant_id.strip()}",
+            # Microsoft's own hosts may be validated; a custom host (a sovereign cloud
+            # proxy or a test endpoint) cannot be. Instance discovery is never needed
+            # for the client credentials flow and would call login.microsoftonline.com.
+            validate_authority=hostname in MICROSOFT_AUTHORITY_HOSTS,
+            instance_discovery=False,
+            timeout=config.timeout,
+        )
+    except requests.exceptions.RequestException as exc:
+        raise _network_error(exc, "the Microsoft sign-in service", host, AUTHORITY_HINT) from None
+    except ValueError as exc:
+        text = str(exc)
+        if "https" in text and "should consist of" in text:
+            raise MailSourceError(
+                f"The authority host {host!r} is not a valid https:// address; correct the "
+                f"environment variable GRAPH_AUTHORITY_HOST (default {DEFAULT_AUTHORITY_HOST}).",
+                code="not_configured") from None
+        raise _unknown_tenant(config) from None
+    except Exception as exc:  # noqa: BLE001 - msal raises MsalServiceError/HTTPError on 5xx
+        raise MailSourceError(
+            f"The Microsoft sign-in service at {host} is not available right now "
+            f"({_short(exc)}); the import will try again later.", code="unavailable") from None
 
 
 def _unknown_tenant(config: GraphConfig) -> MailSourceError:
     return MailSourceError(
         f"Microsoft Entra does not know the tenant {config.tenant_id!r} (AADSTS90002). "
         f"Copy the Directory (tenant) ID from Azure portal → App registrations → Overview "
-        f"into {SETTINGS_HINT} → Tenant ID.", code="unknown_tenant")
+        f"into {SETTINGS_HINT} → Tenant ID.", code="unknown_tenant", details={"aadsts": 90002})
 
 
 def _short(exc: BaseException) -> str:
@@ -178,19 +190,21 @@ def _short(exc: BaseException) -> str:
 
 
 def _network_error(exc: BaseException, what: str, base: str, setting: str) -> MailSourceError:
+    """``setting`` names where the address is configured (an environment variable)."""
     host = urlsplit(base).netloc or base
+    details = {"host": host}
     if isinstance(exc, requests.exceptions.SSLError):
         return MailSourceError(
             f"The TLS certificate of {what} at {host} could not be verified. If a proxy inspects "
             f"TLS, add its CA to the container's CA bundle (REQUESTS_CA_BUNDLE); otherwise check "
-            f"{SETTINGS_HINT} → {setting}.", code="unreachable")
+            f"{setting}.", code="unreachable", details=details)
     if isinstance(exc, requests.exceptions.Timeout):
         return MailSourceError(
             f"{what[0].upper() + what[1:]} at {host} did not answer in time. Check the server's "
-            f"internet access, proxy and firewall, or {SETTINGS_HINT} → {setting}.", code="unreachable")
+            f"internet access, proxy and firewall, or {setting}.", code="unreachable", details=details)
     return MailSourceError(
         f"Cannot reach {what} at {host}. Check the server's internet access, DNS, proxy and "
-        f"firewall, or {SETTINGS_HINT} → {setting}.", code="unreachable")
+        f"firewall, or {setting}.", code="unreachable", details=details)
 
 
 # -- the mail source ------------------------------------------------------------------------------
@@ -198,8 +212,14 @@ def _network_error(exc: BaseException, what: str, base: str, setting: str) -> Ma
 class GraphMailSource(MailSource):
     name = "graph"
 
-    def __init__(self, config: GraphConfig, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, config: GraphConfig, *, sleep: Callable[[float], None] = time.sleep,
+                 shared_token_cache: bool = True):
+        """``shared_token_cache=False`` gives this source its own msal application, so it asks
+        Microsoft Entra for a new token instead of reusing a cached one (the connection test:
+        it must see a permission granted a minute ago, and must not touch the importer's cache)."""
         self.config = config
+        self._shared_token_cache = shared_token_cache
+        self._own_app: Optional[msal.ConfidentialClientApplication] = None
         self._sleep = sleep
         self._session = requests.Session()
         self._session.headers.update({"Accept": "application/json", "User-Agent": "Backupchecks"})
@@ -272,7 +292,7 @@ class GraphMailSource(MailSource):
         parts = [p.strip() for p in (path or "").split("/") if p.strip()]
         if not parts:
             raise MailSourceError(f"The folder path is empty; choose a folder under {SETTINGS_HINT} → {setting}.",
-                                  code="unknown_folder")
+                                  code="unknown_folder", details={"folder": "", "path": "", "setting": setting})
         key = "/".join(parts).lower()
         if key in self._folder_ids:
             return self._folder_ids[key]
@@ -292,7 +312,9 @@ class GraphMailSource(MailSource):
                 raise MailSourceError(
                     f"The folder {part!r} (from {path!r}) does not exist {where} in mailbox "
                     f"{self.config.mailbox}. Folders there: {names}. Correct {SETTINGS_HINT} → {setting}.",
-                    code="unknown_folder")
+                    code="unknown_folder",
+                    details={"folder": part, "path": "/".join(parts), "parent": "/".join(parts[:depth]),
+                             "existing": names, "setting": setting})
             folder_id = match["id"]
             url = f"{self._user_url}/mailFolders/{_seg(folder_id)}/childFolders"
         self._folder_ids[key] = folder_id
@@ -310,34 +332,43 @@ class GraphMailSource(MailSource):
 
     # -- settings page ---------------------------------------------------------------
     def test_connection(self) -> dict:
-        """Check token, mailbox and folders step by step; never raises.
+        """Check sign-in, mailbox, permission and folders, in that order; never raises.
 
         Returns ``{"ok", "token", "mailbox", "incoming_folder_id", "processed_folder_id",
-        "message_count", "error", "error_code"}``.
+        "message_count", "error", "error_code", "error_details", "step"}``; ``step`` is the
+        first step that failed (``"settings"``, ``"token"``, ``"mailbox"``, ``"permission"``,
+        ``"incoming_folder"``, ``"processed_folder"``), None when all passed.
         """
         report: dict[str, Any] = {"ok": False, "token": False, "mailbox": False,
                                   "incoming_folder_id": None, "processed_folder_id": None,
-                                  "message_count": None, "error": None, "error_code": None}
+                                  "message_count": None, "error": None, "error_code": None,
+                                  "error_details": {}, "step": "settings"}
         try:
             missing = self.config.missing()
             if missing:
                 raise MailSourceError(f"Fill in {', '.join(missing)} under {SETTINGS_HINT}.",
-                                      code="not_configured")
-            self._token()
+                                      code="not_configured", details={"missing": missing})
+            report["step"] = "token"
+            token = self._token()
             report["token"] = True
+            report["step"] = "mailbox"
             self._get_json(f"{self._user_url}/mailFolders/inbox", {"$select": "id"}, what="open the mailbox")
             report["mailbox"] = True
+            report["step"] = "permission"
+            _check_roles(token, "Mail.ReadWrite")
+            report["step"] = "incoming_folder"
             incoming = self.resolve_folder(self.config.incoming_folder, setting="Incoming folder")
             report["incoming_folder_id"] = incoming
-            if (self.config.processed_folder or "").strip():
-                report["processed_folder_id"] = self.resolve_folder(self.config.processed_folder,
-                                                                    setting="Processed folder")
             folder = self._get_json(f"{self._user_url}/mailFolders/{_seg(incoming)}",
                                     {"$select": "id,totalItemCount"}, what="count the incoming messages")
             report["message_count"] = folder.get("totalItemCount")
-            report["ok"] = True
+            if (self.config.processed_folder or "").strip():
+                report["step"] = "processed_folder"
+                report["processed_folder_id"] = self.resolve_folder(self.config.processed_folder,
+                                                                    setting="Processed folder")
+            report["ok"], report["step"] = True, None
         except MailSourceError as exc:
-            report["error"], report["error_code"] = exc.message, exc.code
+            report["error"], report["error_code"], report["error_details"] = exc.message, exc.code, exc.details
         except Exception as exc:  # noqa: BLE001 - the settings page shows it instead of a 500
             log.exception("Graph connection test failed unexpectedly")
             report["error"], report["error_code"] = f"Unexpected error: {type(exc).__name__}.", "error"
@@ -367,16 +398,23 @@ class GraphMailSource(MailSource):
                       what="send a mail", permission="Mail.Send")
 
     # -- plumbing ---------------------------------------------------------------------------
+    def _app(self) -> msal.ConfidentialClientApplication:
+        if self._shared_token_cache:
+            return _msal_app(self.config)
+        if self._own_app is None:
+            self._own_app = _build_msal_app(self.config)
+        return self._own_app
+
     def _token(self) -> str:
         missing = self.config.missing()
         if missing:
             raise MailSourceError(f"Fill in {', '.join(missing)} under {SETTINGS_HINT}.", code="not_configured")
-        app = _msal_app(self.config)
+        app = self._app()
         try:
             result = app.acquire_token_for_client(scopes=list(GRAPH_SCOPES))
         except requests.exceptions.RequestException as exc:
             raise _network_error(exc, "the Microsoft sign-in service", self.config.authority_host,
-                                 "Authority host") from None
+                                 AUTHORITY_HINT) from None
         except Exception as exc:  # noqa: BLE001 - MsalServiceError / HTTPError on 5xx, ValueError on junk
             raise MailSourceError(
                 f"The Microsoft sign-in service is not available right now ({_short(exc)}); "
@@ -392,33 +430,34 @@ class GraphMailSource(MailSource):
         codes += [int(c) for c in re.findall(r"AADSTS(\d+)", description)]
         log.warning("Token request refused: %s (AADSTS %s)", error, ",".join(map(str, codes)) or "-")
         cfg = self.config
+        details = {"error": error, "aadsts": codes[0] if codes else None}
         if 7000215 in codes:
             return MailSourceError(
                 "Microsoft Entra refused the client secret (AADSTS7000215): it is wrong, or the "
                 "secret's ID was entered instead of its value. Copy the secret *value* from Azure → "
                 f"App registrations → Certificates & secrets into {SETTINGS_HINT} → Client secret.",
-                code="invalid_secret")
+                code="invalid_secret", details={**details, "aadsts": 7000215})
         if 7000222 in codes:
             return MailSourceError(
                 "The client secret has expired (AADSTS7000222). Create a new one in Azure → App "
                 f"registrations → Certificates & secrets and save it under {SETTINGS_HINT} → Client secret.",
-                code="invalid_secret")
+                code="invalid_secret", details={**details, "aadsts": 7000222})
         if 700016 in codes:
             return MailSourceError(
                 f"Microsoft Entra has no application with client ID {cfg.client_id!r} in tenant "
                 f"{cfg.tenant_id!r} (AADSTS700016). Copy the Application (client) ID from Azure → "
                 f"App registrations → Overview into {SETTINGS_HINT} → Client ID, and check the tenant.",
-                code="unknown_client")
+                code="unknown_client", details={**details, "aadsts": 700016})
         if 90002 in codes or error == "invalid_tenant":
             return _unknown_tenant(cfg)
         if error == "invalid_client":
             return MailSourceError(
                 f"Microsoft Entra refused the app's credentials ({error}). Check {SETTINGS_HINT} → "
-                "Client ID and Client secret.", code="invalid_secret")
+                "Client ID and Client secret.", code="invalid_secret", details=details)
         first = f" (AADSTS{codes[0]})" if codes else ""
         return MailSourceError(
             f"Microsoft Entra refused the sign-in: {error or 'unknown error'}{first}. Check the app "
-            f"registration and {SETTINGS_HINT}.", code="auth_failed")
+            f"registration and {SETTINGS_HINT}.", code="auth_failed", details=details)
 
     def _get_json(self, url: str, params: Optional[dict], what: str, not_found_ok: bool = False):
         resp = self._request("GET", url, params=params, what=what, not_found_ok=not_found_ok)
@@ -439,14 +478,14 @@ class GraphMailSource(MailSource):
                     method, url, params=params, json=json, timeout=cfg.timeout,
                     headers={**(headers or {}), "Authorization": f"Bearer {token}"})
             except requests.exceptions.RequestException as exc:
-                raise _network_error(exc, "Microsoft Graph", self._api, "Graph API address") from None
+                raise _network_error(exc, "Microsoft Graph", self._api, API_BASE_HINT) from None
             status = resp.status_code
             if status in expect:
                 return resp
             if status == 401 and not reauthenticated:
                 # token revoked or expired early: drop it, fetch a new one, try once more
                 reauthenticated = True
-                _msal_app(cfg).remove_tokens_for_client()
+                self._app().remove_tokens_for_client()
                 attempt -= 1
                 continue
             if status in retry_on and attempt < max(1, cfg.max_attempts):
@@ -469,43 +508,72 @@ class GraphMailSource(MailSource):
     def _graph_error(self, resp: requests.Response, what: str, permission: str, attempts: int) -> MailSourceError:
         status, code = resp.status_code, _error_code(resp)
         mailbox = self.config.mailbox
+        details = {"graph_code": code, "permission": permission}
         if status == 401:
             return MailSourceError(
                 f"Microsoft Graph rejected the access token ({code or status}) while trying to {what}. "
                 f"Check that the app registration belongs to tenant {self.config.tenant_id!r} "
-                f"({SETTINGS_HINT} → Tenant ID).", code="auth_failed", status=status)
+                f"({SETTINGS_HINT} → Tenant ID).", code="auth_failed", status=status, details=details)
         if status == 403:
             return MailSourceError(
                 f"Microsoft Graph denied access to mailbox {mailbox} ({code or status}) while trying to "
                 f"{what}. Grant the application permission {permission} with admin consent in Azure → "
                 f"App registrations → API permissions, and check that no Exchange application access "
-                f"policy excludes this mailbox.", code="access_denied", status=status)
+                f"policy excludes this mailbox.", code="access_denied", status=status, details=details)
         if status == 404 and code in ("ErrorInvalidUser", "MailboxNotEnabledForRESTAPI",
                                       "ErrorNonExistentMailbox", "ResourceNotFound", "UserNotFound"):
             return MailSourceError(
                 f"The mailbox {mailbox!r} does not exist or has no Exchange Online mailbox ({code}). "
                 f"Enter its user principal name or primary address under {SETTINGS_HINT} → Mailbox.",
-                code="unknown_mailbox", status=status)
+                code="unknown_mailbox", status=status, details=details)
         if status == 404:
             return MailSourceError(
                 f"Microsoft Graph could not {what}: it was not found ({code or status}); it may have "
-                f"been moved or deleted in the mailbox.", code="not_found", status=status)
+                f"been moved or deleted in the mailbox.", code="not_found", status=status, details=details)
         if status == 429:
             return MailSourceError(
                 f"Microsoft Graph kept throttling requests for mailbox {mailbox} (429) after {attempts} "
-                f"attempts; the import will try again in the next cycle.", code="throttled", status=status)
+                f"attempts; the import will try again in the next cycle.", code="throttled", status=status, details=details)
         if status in (500, 502, 503, 504):
             return MailSourceError(
                 f"Microsoft Graph is not available right now ({status} {code or ''}".rstrip()
                 + f") after {attempts} attempts to {what}; the import will try again in the next cycle.",
-                code="unavailable", status=status)
+                code="unavailable", status=status, details=details)
         message = _error_message(resp)
         return MailSourceError(
             f"Microsoft Graph refused to {what}: {status} {code or ''} {message}".strip(),
-            code="error", status=status)
+            code="error", status=status, details=details)
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+def token_roles(token: str) -> Optional[list[str]]:
+    """The application permissions (``roles`` claim) in an access token, when it is a readable
+    JWT with that claim; None otherwise (the token format is Microsoft's business, so a token
+    that cannot be read is never an error)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    roles = payload.get("roles") if isinstance(payload, dict) else None
+    return [str(r) for r in roles] if isinstance(roles, list) else None
+
+
+def _check_roles(token: str, permission: str) -> None:
+    """Raise ``access_denied`` when the token lists its permissions and ``permission`` is not one."""
+    roles = token_roles(token)
+    if roles is None or permission in roles:
+        return
+    granted = ", ".join(sorted(roles)) or "none"
+    raise MailSourceError(
+        f"The app registration has no {permission} permission (its token grants: {granted}); the import "
+        f"needs it to move mails to the processed folder. Add the Microsoft Graph application permission "
+        f"{permission} in Azure → App registrations → API permissions and grant admin consent.",
+        code="access_denied", details={"permission": permission, "granted": sorted(roles)})
+
 
 def _seg(value: str) -> str:
     """One URL path segment (Graph ids contain '+', '/', '=' ...)."""
@@ -518,7 +586,7 @@ def _json(resp: requests.Response) -> dict:
     except ValueError:
         raise MailSourceError(
             f"Microsoft Graph sent an answer that is not JSON (HTTP {resp.status_code}); a proxy may be "
-            f"in the way. Check {SETTINGS_HINT} → Graph API address.", code="error") from None
+            f"in the way. Check {API_BASE_HINT}.", code="error") from None
     return data if isinstance(data, dict) else {}
 
 

@@ -1,7 +1,9 @@
-"""Entry point: `python -m backend.app.main` serves on APP_PORT (default 8080).
+"""Entry point: `python -m backend.app.main` (what `make run` runs) serves on APP_HOST:APP_PORT.
 
-Ctrl+C or SIGTERM stops it: the background loop finishes the step it is in
-(see services/background.py), then the process exits with status 0.
+APP_HOST defaults to 127.0.0.1 (this machine only; 0.0.0.0 when APP_ENV=production),
+APP_PORT to 8080. Ctrl+C or SIGTERM stops it: the server stops taking requests, the
+background loop finishes the step it is in (an import cycle is never cut in half),
+then the process exits. A second Ctrl+C or SIGTERM stops it at once.
 
 (`backend.app.main` is also the package of the main blueprint's pages; this
 ``__main__`` module is what `python -m` runs.) For production the Docker image
@@ -10,8 +12,16 @@ runs gunicorn with `backend.app:create_app()`.
 from __future__ import annotations
 
 import os
+import signal
 
 from .. import create_app
+from ..services import background
+
+
+def _leave_server(signum, frame) -> None:
+    """SIGTERM: leave the server loop as Ctrl+C does (werkzeug stops on KeyboardInterrupt)."""
+    background.stop()
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -19,11 +29,20 @@ def main() -> None:
     port = int(os.environ.get("APP_PORT", app.config.get("APP_PORT", 8080)))
     host = os.environ.get("APP_HOST", "127.0.0.1" if app.config.get("APP_ENV") != "production" else "0.0.0.0")
     from werkzeug.serving import run_simple
-    print(f"Backupchecks {app.config['APP_VERSION']} on http://{host}:{port}/", flush=True)
+    signal.signal(signal.SIGTERM, _leave_server)
+    print(f"Backupchecks {app.config['APP_VERSION']} on http://{host}:{port}/ (Ctrl+C stops it)", flush=True)
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
-    finally:
-        print("Backupchecks stopping: waiting for the background step in progress.", flush=True)
+    except KeyboardInterrupt:
+        pass
+    # A second Ctrl+C / SIGTERM while we wait below stops the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if background.running():
+        print("Stopping: the background loop finishes its current step first "
+              "(Ctrl+C again to stop at once).", flush=True)
+    background.stop_and_wait()
+    print("Backupchecks stopped.", flush=True)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,11 @@ def stop() -> None:
     _stop.set()
 
 
+def running() -> bool:
+    """True while this process's background thread is alive."""
+    return _thread is not None and _thread.is_alive()
+
+
 def stop_and_wait(timeout: float = SHUTDOWN_WAIT_SECONDS) -> bool:
     """Ask the loop to stop and wait for the step it is in; True when the thread has ended."""
     _stop.set()

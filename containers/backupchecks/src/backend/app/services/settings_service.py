@@ -72,32 +72,50 @@ def mail_form_values(env_overrides: Mapping[str, str]) -> dict:
     return values
 
 
-def save_mail(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> bool:
-    """Save the Graph settings. Values set in the environment are not editable here.
-    The client secret is write-only: an empty field keeps the stored one."""
-    values = {}
-    for f in MAIL_FIELDS:
-        if f in env_overrides:
-            continue
-        values[f] = (form.get(f) or "").strip() or None
+def typed_mail_values(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> dict:
+    """The Graph values typed in the form (stripped, None when empty); fields the environment
+    sets are left out, as they are not editable on the page. The secret is not included."""
+    return {f: (form.get(f) or "").strip() or None for f in MAIL_FIELDS if f not in env_overrides}
+
+
+def validate_mail_values(values: Mapping[str, str | None]) -> None:
+    """Raise SettingsError (one sentence) when a typed Graph value can't be right."""
     for f in ("graph_tenant_id", "graph_client_id"):
         v = values.get(f)
         if v and not _GUID.match(v) and not (f == "graph_tenant_id" and "." in v):
             label = "Tenant ID" if f == "graph_tenant_id" else "Client ID"
             raise SettingsError(f"{label} must be a GUID like 0a1b2c3d-…-… (copy it from the app registration's "
-                                "Overview page). Nothing was saved.")
+                                "Overview page).")
     mailbox = values.get("graph_mailbox")
     if mailbox and "@" not in mailbox:
-        raise SettingsError("Mailbox must be an address like backups@example.com. Nothing was saved.")
+        raise SettingsError("Mailbox must be an address like backups@example.com.")
     for f in ("graph_incoming_folder", "graph_processed_folder"):
         if values.get(f) and len(values[f]) > 500:
-            raise SettingsError("A folder path may have at most 500 characters. Nothing was saved.")
+            raise SettingsError("A folder path may have at most 500 characters.")
     if values.get("graph_incoming_folder") and values.get("graph_incoming_folder") == values.get("graph_processed_folder"):
-        raise SettingsError("The processed folder must differ from the incoming folder. Nothing was saved.")
-    secret = (form.get("graph_client_secret") or "").strip()
-    if secret and "graph_client_secret" not in env_overrides:
+        raise SettingsError("The processed folder must differ from the incoming folder.")
+
+
+def typed_secret(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> tuple[str | None, bool]:
+    """(the secret typed in the form or None, whether "Remove the stored secret" is ticked);
+    both ignored when the environment sets the secret."""
+    if "graph_client_secret" in env_overrides:
+        return None, False
+    return (form.get("graph_client_secret") or "").strip() or None, form.get("clear_secret") == "on"
+
+
+def save_mail(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> bool:
+    """Save the Graph settings. Values set in the environment are not editable here.
+    The client secret is write-only: an empty field keeps the stored one."""
+    values = typed_mail_values(form, env_overrides)
+    try:
+        validate_mail_values(values)
+    except SettingsError as exc:
+        raise SettingsError(f"{exc} Nothing was saved.") from None
+    secret, clear = typed_secret(form, env_overrides)
+    if secret:
         values["graph_client_secret"] = secret
-    if form.get("clear_secret") == "on" and "graph_client_secret" not in env_overrides:
+    if clear:
         values["graph_client_secret"] = None
     return _apply("mail", values)
 
