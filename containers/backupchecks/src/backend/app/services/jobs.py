@@ -434,11 +434,11 @@ def _apply_imported_schedule(job: Job, now: datetime, zone) -> None:
     """Kind and next expected slot from an imported manual schedule (no query)."""
     if not job.manual_schedule:
         return
-    from .schedules import effective_schedule, first_open_slot, is_scheduled
+    from .schedules import effective_schedule, first_slot_in_force, is_scheduled
     sched = effective_schedule(job)
     job.schedule_kind = (sched or {}).get("kind") or "unknown"
     if job.archived or not is_scheduled(sched):
         return
-    nxt = first_open_slot(sched, now, zone)
+    nxt = first_slot_in_force(sched, now, zone)
     if nxt:
         job.next_expected_slot, job.next_expected_at = nxt
