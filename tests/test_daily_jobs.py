@@ -9,6 +9,7 @@ import pytest
 from backend.app.extensions import db
 from backend.app.models import Override, Ticket, TicketJobRun
 from backend.app.services.daily_jobs import build_day
+from backend.app.services.schedules import effective_schedule, first_slot_in_force
 from backend.app.services.settings import get_settings
 
 from .conftest import count_queries, make_customer, make_job, make_run
@@ -36,9 +37,19 @@ def weekdays(time_, days=(0, 1, 2, 3, 4, 5, 6), grace=120):
 
 
 def job(customer, name, schedule=None, **kw):
+    """A job whose schedule is in force since it was created and that the missed-run check has
+    not visited since: every slot from then on still awaits the check."""
     kw.setdefault("created_at", LONG_AGO)
-    return make_job(customer, name, sender=f"{name.lower().replace(' ', '-')}@example.test",
-                    manual_schedule=schedule, **kw)
+    j = make_job(customer, name, sender=f"{name.lower().replace(' ', '-')}@example.test",
+                 manual_schedule=schedule, **kw)
+    return in_force_since(j, j.created_at)
+
+
+def in_force_since(j, since):
+    first = first_slot_in_force(effective_schedule(j), since, AMS)
+    j.next_expected_slot, j.next_expected_at = first if first else (None, None)
+    db.session.commit()
+    return j
 
 
 def rows_by_name(view):
@@ -71,7 +82,7 @@ def test_expected_missed_and_not_yet_at_a_frozen_now():
     job(acme, "Added Tomorrow", weekdays("01:00"), created_at=local(2026, 11, 26, 9))
     learned = job(acme, "Learned Daily")
     learned.learned_schedule = {"kind": "daily", "weekdays": [0, 1, 2, 3, 4, 5, 6], "time": "05:00", "grace_minutes": 120}
-    db.session.commit()
+    in_force_since(learned, LONG_AGO)
 
     rows = rows_by_name(day_view())
     assert {n: r.status for n, r in rows.items()} == {
@@ -213,6 +224,9 @@ def seed_page_day(n_jobs: int, customer_name: str = "Acme Testing"):
         elif i % 3 == 1:
             make_run(j, "Success", local(2026, 11, 20, 1, 5))
             make_run(j, "Warning", local(2026, 11, 20, 13, 5))
+        else:  # the missed-run check stored its Missed run: shown whatever today is
+            slot = local(2026, 11, 20, 1)
+            make_run(j, "Missed", slot, missed=True, missed_slot=slot)
     db.session.commit()
     return cust
 

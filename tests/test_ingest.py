@@ -5,6 +5,8 @@ Real sample reports from ../shared/samples/emails go through ingest_message on t
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from html import unescape
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -328,3 +330,34 @@ def test_the_same_report_in_another_mail_adds_no_second_run(app):
     # The report itself sent again by the product (not a copy) stays a separate mail and run.
     resent = ingest_message(sample(V01, message_id="<resent@example.test>"), source="upload")
     assert resent.run_id != first.run_id and count(JobRun) == 2
+
+
+# --- the run's message -----------------------------------------------------------------------------
+
+QNAP_SYNC_FAILED = Path(__file__).parent / "parsers" / "samples" / "qnap_hbs_sync_failed_en.eml"
+
+
+def test_a_qnap_failure_reason_becomes_the_runs_message_and_shows_in_run_checks(app, as_user):
+    job = job_with_identity("nas-archive@example.invalid", "Scans to Branch", "QNAP Hybrid Backup Sync")
+    outcome = ingest_message(QNAP_SYNC_FAILED.read_bytes(), source="upload")
+    run = db.session.get(JobRun, outcome.run_id)
+    assert run.job_id == job.id and run.status == "Failed" and run.objects == []
+    assert run.message == ('Sync job "Scans to Branch" failed. Error: The remote server refused the login '
+                           '(check the user name and password).')
+    page = as_user("operator").get(f"/run-checks?job={job.id}").get_data(as_text=True)
+    shown = page.split('class="small mb-2 run-message"')[1].split("</pre>")[0]
+    assert "The remote server refused the login (check the user name and password)." in unescape(shown)
+
+
+def test_a_qnap_success_has_no_message(app):
+    job_with_identity("qnap-fs01@example.com", "Daily-to-S3", "QNAP Hybrid Backup Sync")
+    outcome = ingest_message(sample(QNAP), source="upload")
+    run = db.session.get(JobRun, outcome.run_id)
+    assert run.status == "Success" and run.message is None
+
+
+def test_object_problems_still_make_the_message_when_the_report_gives_no_reason_of_its_own(app):
+    job_with_identity(ACRONIS_SENDER, "Servers - nightly", "Acronis Cyber Protect")
+    outcome = ingest_message(sample(ACRONIS), source="upload")
+    run = db.session.get(JobRun, outcome.run_id)
+    assert run is not None and run.message.startswith("FS01: Failed to connect to the backup location")

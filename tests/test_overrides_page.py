@@ -1,6 +1,7 @@
 """The Overrides page: list with filters and paging, create and edit (admin, operator), delete (admin
 only), clear refusals with nothing saved, viewer read-only, times in the UI timezone, constant queries."""
 from datetime import datetime, timedelta, timezone
+import re
 from html import unescape
 
 import pytest
@@ -232,3 +233,58 @@ def test_delete_comes_back_to_the_same_filtered_view(as_user):
     assert 'action="/overrides/1/delete?level=job&amp;q=alpha"' in page
     r = post_form(admin, "/overrides/1/delete?q=alpha&level=job")
     assert r.headers["Location"].endswith("/overrides?q=alpha&level=job")
+
+
+# --- "This run only" --------------------------------------------------------------------------
+
+RUN_START = datetime(2026, 11, 25, 1, 14, tzinfo=timezone.utc)  # 02:14 in Amsterdam
+
+
+def test_a_this_run_only_override_says_which_run_it_was_applied_to(as_user, clock):
+    clock.move_to(RUN_START + timedelta(days=30))  # after every run below
+    job = make_job(make_customer("Acme Testing"), "Nightly SQL", sender="sql@example.test")
+    for i in range(25):  # newer runs: the marked run is on the second page of the job's history
+        make_run(job, "Success", RUN_START + timedelta(days=1 + i))
+    run = make_run(job, "Warning", RUN_START, message="Snapshot took long")
+    later = make_run(job, "Warning", RUN_START + timedelta(hours=2), message="Snapshot took long")
+    c = as_user("operator")
+    post_form(c, "/run-checks/mark-success", {"run_id": run.id, "future": "no"})
+    post_form(c, "/run-checks/mark-success", {"run_id": later.id, "future": "yes"})
+    one, future = db.session.execute(select(Override).order_by(Override.id)).scalars().all()
+
+    page = text(c.get("/overrides"))
+    row = page.split(f'data-override-id="{one.id}"')[1].split("</tr>")[0]
+    assert 'data-state="run"' in row and "this run only" in row
+    assert f"applied to run {run.id} of job Nightly SQL" in " ".join(
+        unescape(re.sub(r"<[^>]+>", "", row)).split())
+    assert f'href="/jobs/{job.id}?run={run.id}#run{run.id}"' in row
+    assert f'href="/jobs/{job.id}"' in row and "(started 2026-11-25 02:14)" in row
+    assert "expired" not in row and "not in force" not in row
+    assert "Success (override)" in row and "for that run" in row
+    # "Also future runs" stays an ordinary rule in force.
+    assert 'data-state="current"' in page.split(f'data-override-id="{future.id}"')[1].split("</tr>")[0]
+    # The state filter knows it; "expired" does not list it.
+    assert f'data-override-id="{one.id}"' in text(c.get("/overrides?state=run"))
+    assert f'data-override-id="{future.id}"' not in text(c.get("/overrides?state=run"))
+    assert f'data-override-id="{one.id}"' not in text(c.get("/overrides?state=expired"))
+    assert "This run only (applied to one run)" in page
+
+    # The link opens the page of the job's history that holds the run, with the run highlighted.
+    history = text(c.get(f"/jobs/{job.id}?run={run.id}"))
+    assert f'id="run{run.id}" data-run="{run.id}" class="table-info"' in history
+    assert "Page 2 of 2" in history
+    # A run of another job, or no number at all, just opens the job's first page.
+    assert 'class="table-info"' not in text(c.get(f"/jobs/{job.id}?run=999999"))
+    assert c.get(f"/jobs/{job.id}?run=abc").status_code == 200
+
+
+def test_a_this_run_only_override_whose_run_is_gone_says_so(as_user):
+    job = make_job(make_customer("Acme Testing"), "Nightly SQL", sender="sql@example.test")
+    run = make_run(job, "Failed", RUN_START, message="Disk full")
+    c = as_user("operator")
+    post_form(c, "/run-checks/mark-success", {"run_id": run.id, "future": "no"})
+    db.session.delete(db.session.get(JobRun, run.id))
+    db.session.commit()
+    page = " ".join(unescape(re.sub(r"<[^>]+>", "", text(c.get("/overrides")))).split())
+    assert ("made for the run of job Nightly SQL that started 2026-11-25 02:14; that run no longer exists"
+            in page)

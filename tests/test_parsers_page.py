@@ -1,5 +1,6 @@
 """The Parsers page (admin): every parser in order with its criteria; "try a message" stores nothing."""
 import io
+from html import unescape
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -29,6 +30,15 @@ def test_try_a_message_shows_the_result_and_stores_nothing(as_user):
     html = r.get_data(as_text=True)
     assert "SQL Tier Backup" in html and "Failed" in html and "Veeam Backup &amp; Replication" in html
     assert db.session.execute(select(func.count(MailMessage.id))).scalar_one() == 0
+
+
+def test_try_a_message_shows_the_reports_own_failure_reason(as_user):
+    raw = (Path(__file__).parent / "parsers" / "samples" / "qnap_hbs_sync_failed_en.eml").read_bytes()
+    r = post_form(as_user("admin"), "/parsers", {"eml": (io.BytesIO(raw), "qnap.eml")},
+                  content_type="multipart/form-data")
+    html = unescape(r.get_data(as_text=True))
+    assert ('<dd class="col-sm-10" data-result-message>Sync job "Scans to Branch" failed. Error: The remote '
+            'server refused the login (check the user name and password).</dd>') in html
 
 
 def test_try_a_message_that_no_parser_understands(as_user):

@@ -432,3 +432,69 @@ def test_empty_report_still_renders(app):
     from backend.app.services.report_pdf import render_pdf
     assert data.customers == [] and render_pdf(data).startswith(b"%PDF")
     assert svc.render_csv(data).decode("utf-8-sig").strip() == ",".join(svc.CSV_COLUMNS)
+
+
+# --- How a period reads ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("start,end,label", [
+    (date(2024, 5, 15), date(2024, 5, 15), "15 May 2024"),                          # one day
+    (date(2024, 5, 1), date(2024, 5, 15), "1–15 May 2024"),                         # within a month
+    (date(2024, 5, 1), date(2024, 5, 31), "May 2024"),                              # a whole month
+    (date(2024, 2, 1), date(2024, 2, 29), "February 2024"),                         # leap-year February
+    (date(2024, 4, 28), date(2024, 5, 3), "28 April – 3 May 2024"),                 # across months
+    (date(2023, 12, 28), date(2024, 1, 3), "28 December 2023 – 3 January 2024"),    # across years
+    (date(2023, 12, 31), date(2024, 1, 1), "31 December 2023 – 1 January 2024"),
+])
+def test_period_label_reads_like_a_person_writes_it(start, end, label):
+    assert svc.period_label(start, end) == label
+
+
+def test_period_label_refuses_a_period_that_ends_before_it_starts():
+    with pytest.raises(ValueError, match="ends .2024-05-14. before it starts .2024-05-15."):
+        svc.period_label(date(2024, 5, 15), date(2024, 5, 14))
+
+
+def test_period_text_names_a_custom_range_by_its_dates_and_a_relative_one_by_what_it_covers(app):
+    zone = svc.ui_zone()
+    custom = ReportDefinition(name="x", period="custom", custom_start=date(2026, 3, 1), custom_end=date(2026, 3, 1))
+    assert svc.period_text(custom, zone, TODAY) == "1 March 2026"
+    custom.custom_end = date(2026, 3, 15)
+    assert svc.period_text(custom, zone, TODAY) == "1–15 March 2026"
+    custom.custom_end = None
+    assert svc.period_text(custom, zone, TODAY) == "Custom range (its dates are missing: edit the report)"
+    assert (svc.period_text(ReportDefinition(name="x", period="last_month"), zone, TODAY)
+            == "Last calendar month · currently October 2026")
+    assert (svc.period_text(ReportDefinition(name="x", period="last_7_days"), zone, TODAY)
+            == "Last 7 days · currently 3–9 November 2026")
+    assert svc.period_text(ReportDefinition(name="x", period="fortnight"), zone, TODAY) == "Unknown period 'fortnight'"
+
+
+def test_a_one_day_custom_report_reads_as_that_day_on_every_page_and_the_pdf(as_user, month, inline, tmp_path):
+    c = as_user("reporter")
+    r = post_form(c, "/reports/new", dict(FORM, name="Incident day", period="custom", custom_start="2026-10-14",
+                                          custom_end="2026-10-14"))
+    assert r.status_code == 302
+    defn = db.session.execute(select(ReportDefinition)).scalar_one()
+    other = _definition(name="First half", period="custom", custom_start=date(2026, 10, 1),
+                        custom_end=date(2026, 10, 15))
+
+    listing = c.get("/reports").get_data(as_text=True)
+    assert "<td data-period>14 October 2026</td>" in listing
+    assert "<td data-period>1–15 October 2026</td>" in listing
+    assert "2026-10-14 – 2026-10-14" not in listing and "14–14" not in listing
+    detail = c.get(f"/reports/{defn.id}").get_data(as_text=True)
+    assert '<dd class="col-sm-8" data-period>14 October 2026</dd>' in detail
+    assert "now " not in detail.split('id="report-settings"')[1].split("</dl>")[0]
+    assert "Backup status report · 1–15 October 2026" in c.get(f"/reports/{other.id}/preview").get_data(as_text=True)
+    form = c.get(f"/reports/{defn.id}/edit").get_data(as_text=True)
+    assert 'value="2026-10-14"' in form and "choose the same date twice for one day" in form
+
+    data = svc.build_report(defn, today=TODAY)
+    from backend.app.services.report_pdf import render_pdf
+    (tmp_path / "day.pdf").write_bytes(render_pdf(data))
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    cover = subprocess.run(["pdftotext", "-layout", str(tmp_path / "day.pdf"), "-"], capture_output=True,
+                           text=True, check=True).stdout.split("\f")[0]
+    assert "Backup status report · 14 October 2026" in cover
+    assert "14 October 2026 (1 day, Europe/Amsterdam)" in cover and "14–14" not in cover

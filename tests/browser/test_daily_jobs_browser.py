@@ -7,6 +7,7 @@ import pytest
 
 from backend.app.extensions import db
 from backend.app.models import Override, Ticket, TicketJobRun
+from backend.app.services.schedules import effective_schedule, first_slot_in_force
 
 from ..conftest import PASSWORD, make_customer, make_job, make_run, make_user
 
@@ -32,8 +33,11 @@ def test_a_day_with_every_status(browser, live_server):
     alpha, beta = make_customer("Alpha Testing"), make_customer("Beta Testing")
 
     def job(cust, name, sched):
-        return make_job(cust, name, sender=f"{name.split()[0].lower()}@example.test", manual_schedule=sched,
-                        created_at=long_ago)
+        # In force since long ago, and the missed-run check has not visited since: its slots await it.
+        j = make_job(cust, name, sender=f"{name.split()[0].lower()}@example.test", manual_schedule=sched,
+                     created_at=long_ago)
+        j.next_expected_slot, j.next_expected_at = first_slot_in_force(effective_schedule(j), long_ago, AMS)
+        return j
 
     failed = job(alpha, "SQL Backup", daily("00:05"))
     r = make_run(failed, "Failed", at(day, 0, 7), message="SQL01: Access denied")

@@ -45,12 +45,15 @@ def parse_file(path: str):
 
 
 def assert_sample_matches(path: str) -> None:
-    """The parse of a sample file equals its NAME.expected.json (the five compared keys)."""
+    """The parse of a sample file equals its NAME.expected.json (the five compared keys, and the
+    result's ``message`` when the expected file names it)."""
     with open(path[:-4] + ".expected.json", encoding="utf-8") as fh:
         expected = json.load(fh)
     result = parse_file(path)
     assert result.parsed, result.reason
     assert result_dict(result) == {k: expected.get(k) for k in KEYS}
+    if "message" in expected:
+        assert result.message == expected["message"]
 
 
 def load(name: str):

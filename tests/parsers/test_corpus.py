@@ -52,6 +52,8 @@ def test_sample_parses_as_expected(eml: Path):
     want = {k: expected[k] for k in KEYS}
     want["objects"] = [{k: o.get(k) for k in OBJECT_KEYS} for o in want["objects"]]
     assert {k: got[k] for k in KEYS} == want, f"{result.parser}: {result.reason}"
+    if "message" in expected:  # the report's own reason, where the expected file names it
+        assert got["message"] == expected["message"]
     if expected["software"] is None:
         # Not a report: recognised as such (filed away), not left "unparsed" in the Inbox.
         assert result.parsed and not result.is_report, result.reason

@@ -69,3 +69,20 @@ def test_forwarded_subject_keeps_severity():
     msg.raw_subject = "FW: " + msg.subject
     msg.subject = "[Hybrid Backup Sync] Notification from your device: NAS-T"
     assert parse_message(msg).overall_status == "Failed"
+
+
+def test_a_failure_or_warning_carries_its_reason_and_a_success_none():
+    failed = parse_message(_msg("[Error] [Hybrid Backup Sync] Notification from your device: NAS-T",
+                                '[Hybrid Backup Sync] Failed to complete Backup job: "Weekly". '
+                                'Error: The destination is not reachable.', "Error"))
+    assert failed.overall_status == "Failed"
+    assert failed.message == 'Failed to complete Backup job: "Weekly". Error: The destination is not reachable.'
+    warned = parse_message(_msg("[Warning] [Hybrid Backup Sync] Notification from your device: NAS-T",
+                                '[Hybrid Backup Sync] Finished Backup job: "Weekly".', "Warning"))
+    assert (warned.overall_status, warned.message) == ("Warning", 'Finished Backup job: "Weekly".')
+    ok = parse_message(_msg("[Info] [Hybrid Backup Sync] Notification from your device: NAS-T",
+                            '[Hybrid Backup Sync] Finished Backup job: "Weekly".'))
+    assert (ok.overall_status, ok.message) == ("Success", "")
+    started = parse_message(_msg("[Info] [Hybrid Backup Sync] Notification from your device: NAS-T",
+                                 '[Hybrid Backup Sync] Started Sync job: "Mirror".'))
+    assert started.message == ""

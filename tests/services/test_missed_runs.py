@@ -459,3 +459,44 @@ def test_a_job_level_override_for_missed_applies_to_generated_missed_runs(app):
     assert detect_missed_runs(datetime(2026, 6, 16, 12, 0, tzinfo=timezone.utc), zone) == 1
     missed = db.session.execute(select(JobRun).where(JobRun.missed.is_(True))).scalar_one()
     assert missed.status == "Missed" and missed.effective_status == "Success" and missed.override_id is not None
+
+
+# --- One definition of "missed" (slot_verdict) ---------------------------------------------------
+
+DAILY_0100 = {"kind": "daily", "weekdays": list(range(7)), "time": "01:00", "grace_minutes": 60}
+
+
+class _Run:
+    def __init__(self, started_at, missed=False):
+        self.started_at, self.missed = started_at, missed
+
+
+def verdict(slot, now, created_at=L(2026, 1, 1), pointer=L(2026, 10, 1, 1), runs=(), schedule=DAILY_0100):
+    return missed_runs.slot_verdict(schedule, slot, created_at=created_at, next_expected_slot=pointer,
+                                    now=now, zone=AMS, real_runs=runs)
+
+
+def test_a_slot_awaiting_the_check_is_expected_then_missed_unless_a_run_belongs_to_it():
+    slot = L(2026, 10, 5, 1)
+    assert verdict(slot, L(2026, 10, 5, 1, 59)).state == missed_runs.EXPECTED_SLOT
+    missed = verdict(slot, L(2026, 10, 5, 2))
+    assert (missed.state, missed.deadline) == (missed_runs.MISSED_SLOT, L(2026, 10, 5, 2))
+    late = verdict(slot, L(2026, 10, 5, 9), runs=[_Run(L(2026, 10, 5, 7))])
+    assert late.state == missed_runs.RAN_SLOT and late.runs[0].started_at == L(2026, 10, 5, 7)
+    # A Missed run, or a run nearer to the next slot, does not make the slot ran.
+    assert verdict(slot, L(2026, 10, 6, 9), runs=[_Run(slot, missed=True), _Run(L(2026, 10, 5, 14))]
+                   ).state == missed_runs.MISSED_SLOT
+
+
+def test_slots_the_check_has_passed_or_that_predate_the_job_or_schedule_are_never_inferred():
+    slot = L(2026, 10, 5, 1)
+    # Before next_expected_slot: settled, only a stored Missed run can make it missed.
+    assert verdict(slot, L(2026, 10, 6), pointer=L(2026, 10, 6, 1)).state == missed_runs.SETTLED_SLOT
+    # After more than seven days the check skips a slot (catch-up limit): settled as well.
+    assert verdict(slot, slot + timedelta(days=8)).state == missed_runs.SETTLED_SLOT
+    # No next_expected_slot at all (archived, or never scheduled): nothing awaits the check.
+    assert verdict(slot, L(2026, 10, 6), pointer=None).state == missed_runs.SETTLED_SLOT
+    assert verdict(slot, L(2026, 10, 6), created_at=L(2026, 10, 5, 9)) is None  # added after the slot
+    assert verdict(None, L(2026, 10, 6)) is None
+    assert verdict(slot, L(2026, 10, 6), schedule={"kind": "irregular"}) is None
+    assert verdict(slot, L(2026, 10, 6), schedule=None) is None

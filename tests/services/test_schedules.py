@@ -366,6 +366,36 @@ def test_recompute_keeps_a_due_slot_the_missed_run_loop_has_not_checked_yet(app)
     assert job.next_expected_slot == L(2026, 10, 1, 22)
 
 
+def test_a_schedule_set_mid_day_never_expects_a_slot_from_before_it_existed(app):
+    admin = make_user("alice", roles=("admin",))
+    job = make_job()
+    # Set at 14:00 for 13:00 with two hours of grace: today's 13:00 is still "open", but the
+    # schedule did not exist then, so the first slot it expects is tomorrow's.
+    set_manual_schedule(job, {"kind": "weekdays", "weekdays": list(range(7)), "time": "13:00",
+                              "grace_minutes": 120}, admin, now=L(2026, 10, 5, 14), zone=AMS)
+    assert job.next_expected_slot == L(2026, 10, 6, 13)
+    # A slot exactly at the moment it was saved counts.
+    set_manual_schedule(job, {"kind": "weekdays", "weekdays": list(range(7)), "time": "15:00"},
+                        admin, now=L(2026, 10, 5, 15), zone=AMS)
+    assert job.next_expected_slot == L(2026, 10, 5, 15)
+
+
+def test_relearning_never_moves_the_check_back_to_an_earlier_day(app):
+    admin = make_user("alice", roles=("admin",))
+    job = make_job()
+    set_manual_schedule(job, {"kind": "weekdays", "weekdays": list(range(7)), "time": "13:00",
+                              "grace_minutes": 120}, admin, now=L(2026, 10, 5, 14), zone=AMS)
+    recompute_job_schedule(job, L(2026, 10, 5, 14, 30), AMS)  # the loop relearns half an hour later
+    assert job.next_expected_slot == L(2026, 10, 6, 13)
+
+
+def test_a_first_learned_schedule_counts_from_the_moment_it_was_learned(app):
+    job = make_job()
+    _learn_daily(job, hh=10)  # daily at 10:00 until 30 September
+    recompute_job_schedule(job, L(2026, 10, 1, 11), AMS)  # learned at 11:00, 10:00's grace still runs
+    assert job.next_expected_slot == L(2026, 10, 2, 10)
+
+
 def test_an_irregular_job_has_no_next_expected_time(app):
     job = make_job()
     rnd = random.Random(7)

@@ -4,6 +4,7 @@ from flask import abort, render_template, request
 
 from ..security import roles_required
 from ..services import audit
+from ..services.settings import ui_zone
 from . import main_bp
 
 
@@ -24,6 +25,9 @@ def audit_log():
     page = max(1, request.args.get("page", 1, type=int) or 1)
     rows, total, events = audit.list_entries(user, event, _parse_date(request.args.get("from")),
                                              _parse_date(request.args.get("to")), page)
-    return render_template("main/audit_log.html", rows=rows, total=total, page=page, per_page=audit.AUDIT_PER_PAGE,
+    zone = ui_zone()
+    changes = {r.id: audit.change_lines(r.before, r.after, zone) for r in rows}
+    return render_template("main/audit_log.html", rows=rows, changes=changes, total=total, page=page,
+                           per_page=audit.AUDIT_PER_PAGE,
                            events=events, filters={"user": user, "event": event,
                                                    "from": request.args.get("from", ""), "to": request.args.get("to", "")})

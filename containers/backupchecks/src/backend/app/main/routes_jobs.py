@@ -73,13 +73,17 @@ def _job_or_404(job_id: int) -> Job:
 @roles_required(*READERS)
 def job_detail(job_id: int):
     job = _job_or_404(job_id)
+    shown_run = request.args.get("run", type=int)  # ?run=N opens the page holding run N, highlighted
     page = max(1, request.args.get("page", 1, type=int) or 1)
+    if shown_run is not None and "page" not in request.args:
+        page = svc.page_of_run(job, shown_run) or 1
     history = svc.run_history(job, page)
     schedule, schedule_text = svc.schedule_of(job)
     return render_template("main/job_detail.html", job=job, history=history, schedule=schedule,
                            schedule_text=schedule_text, can_edit=has_role(*EDITORS), is_admin=has_role("admin"),
                            page=history.page, per_page=history.per_page, total=history.total,
-                           mail_url=_mail_url, run_status=_run_status, weekday_names=WEEKDAY_NAMES)
+                           mail_url=_mail_url, run_status=_run_status, weekday_names=WEEKDAY_NAMES,
+                           shown_run=shown_run)
 
 
 def _run_status(run_or_object) -> str:

@@ -72,7 +72,9 @@ def _form_context(defn, form=None) -> dict:
 def reports():
     definitions = svc.list_definitions()
     names = {d.id: d.name for d in definitions}
-    return render_template("main/reports.html", definitions=definitions, names=names,
+    zone = ui_zone()
+    periods = {d.id: svc.period_text(d, zone) for d in definitions}
+    return render_template("main/reports.html", definitions=definitions, names=names, periods=periods,
                            runs=svc.recent_runs(limit=30), failed=svc.failed_deliveries(),
                            can_edit=has_role(*EDITORS), is_admin=has_role("admin"),
                            retention_days=get_settings().report_retention_days, svc=svc)
@@ -127,10 +129,7 @@ def reports_delete(definition_id: int):
 def reports_detail(definition_id: int):
     defn = _definition(definition_id)
     zone = ui_zone()
-    try:
-        period = svc.period_for(defn, zone)
-    except svc.ReportError:
-        period = None
+    period = svc.period_text(defn, zone)
     return render_template("main/reports_detail.html", defn=defn, period=period, runs=svc.recent_runs(defn.id),
                            customers=svc.customer_names(defn.customer_ids) if not defn.all_customers else None,
                            flags=svc.content_flags(defn), can_edit=has_role(*EDITORS), svc=svc,

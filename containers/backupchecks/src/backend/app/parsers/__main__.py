@@ -2,15 +2,16 @@
 
 ``python -m backend.app.parsers FILE...``
     One JSON object per file, in input order (JSON Lines): software,
-    backup_type, job_name, overall_status, objects, started_at, ended_at,
+    backup_type, job_name, overall_status, objects, message, started_at, ended_at,
     parser, reason, parsed, is_report, error and file. An unreadable file gives
     a line with ``error`` set; the command itself does not fail.
 
 ``python -m backend.app.parsers --check DIR``
     Parses every ``NAME.eml`` under DIR (recursively) and compares it with
     ``NAME.expected.json`` (software, backup_type, job_name, overall_status,
-    objects). Prints a readable diff per mismatch and ends with the line
-    ``N passed, N failed``; exits 1 when anything failed.
+    objects, and ``message`` when the expected file names it). Prints a
+    readable diff per mismatch and ends with the line ``N passed, N failed``;
+    exits 1 when anything failed.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Optional
 from .registry import parse_raw
 
 COMPARED_KEYS = ("software", "backup_type", "job_name", "overall_status", "objects")
+OPTIONAL_KEYS = ("message",)   # compared only when NAME.expected.json names them
 _OBJECT_KEYS = ("name", "type", "status", "message")
 
 
@@ -42,7 +44,7 @@ def _line_for(path: str) -> dict:
                 "is_report": None, "error": f"{type(exc).__name__}: {exc}"}
     d = result_dict(raw)
     ordered = {"file": path}
-    ordered.update({k: d.get(k) for k in COMPARED_KEYS})
+    ordered.update({k: d.get(k) for k in COMPARED_KEYS + OPTIONAL_KEYS})
     ordered.update({k: d.get(k) for k in ("started_at", "ended_at", "parser", "reason", "parsed",
                                           "is_report", "error")})
     return ordered
@@ -55,7 +57,7 @@ def _fmt(value) -> str:
 def diff(expected: dict, got: dict) -> list[str]:
     """Readable differences for the compared keys ([] when equal)."""
     out: list[str] = []
-    for key in COMPARED_KEYS:
+    for key in COMPARED_KEYS + tuple(k for k in OPTIONAL_KEYS if k in expected):
         exp, act = expected.get(key), got.get(key)
         if key == "objects":
             exp = [{k: o.get(k) for k in _OBJECT_KEYS} for o in (exp or [])]

@@ -94,6 +94,9 @@ class ParseResult:
     started_at: Optional[datetime] = None
     ended_at: Optional[datetime] = None
     objects: list[ParsedObject] = field(default_factory=list)
+    # The report's own words about the outcome when they are not tied to an object, e.g. the
+    # failure or warning reason of a one-line notification; the run's message shows it.
+    message: str = ""
     parser: Optional[str] = None     # name of the parser that produced this
     reason: str = ""                 # why it matched / why nothing did
     parsed: bool = True              # False: no parser understood it, or one raised

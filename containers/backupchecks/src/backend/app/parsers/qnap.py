@@ -14,7 +14,10 @@ Format (see the corpus samples' format_source): subject
 
 The message text carries the job type, the quoted job name and the outcome;
 labels are not relied upon (only the ``[Hybrid Backup Sync]`` message line).
-A "job started" event is recognised as not being a result.
+A "job started" event is recognised as not being a result. For a failed or
+warning event that line is the only reason the mail gives (``Failed to complete
+Backup job: "X". Error: Insufficient storage space on the destination.``), so
+it becomes the result's ``message`` (the run's message); a success carries none.
 """
 from __future__ import annotations
 
@@ -139,8 +142,9 @@ class QnapHybridBackupSyncParser(Parser):
         if d:
             tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo is not None else timezone.utc
             ended = parse_datetime(d.group(1), default_tz=tz)
+        reason = message if status in (FAILED, WARNING) else ""
         return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=job, overall_status=status,
-                           ended_at=ended, objects=[])
+                           ended_at=ended, objects=[], message=reason)
 
 
 PARSERS: list[Parser] = [QnapHybridBackupSyncParser()]

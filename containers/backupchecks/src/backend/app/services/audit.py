@@ -1,7 +1,16 @@
-"""The audit log: every change a user makes, with who, when, what, before and after."""
+"""The audit log: every change a user makes, with who, when, what, before and after.
+
+The entries keep ``before`` and ``after`` as recorded (JSON, secrets masked). The page shows
+them as readable change lines (``change_lines``): "field: old → new" for every changed field,
+the new values for a creation, the old ones for a deletion; secrets stay hidden.
+"""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
+from zoneinfo import ZoneInfo
 
 from flask import has_request_context, request
 from flask_login import current_user
@@ -13,12 +22,16 @@ SECRET_FIELDS = {"graph_client_secret", "autotask_secret", "password", "password
 MASK = "••••••"
 
 
+def is_secret(key: str) -> bool:
+    return key in SECRET_FIELDS or str(key).endswith("_secret")
+
+
 def mask_secrets(values: Optional[Mapping[str, Any]]) -> Optional[dict]:
     if values is None:
         return None
     out = {}
     for key, value in values.items():
-        if key in SECRET_FIELDS or key.endswith("_secret"):
+        if is_secret(key):
             out[key] = MASK if value else ""
         else:
             out[key] = value
@@ -100,3 +113,123 @@ def list_entries(user: str = "", event: str = "", date_from=None, date_to=None, 
                               .limit(per_page).offset((max(1, page) - 1) * per_page)).scalars().all()
     events = db.session.execute(select(AuditLog.event).distinct().order_by(AuditLog.event)).scalars().all()
     return rows, total, events
+
+
+# --- Presentation (the Audit log page) -----------------------------------------------------------
+
+VALUE_MAX = 200          # characters of one shown value; the stored entry keeps everything
+EMPTY = "—"
+_ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$")
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class ChangeLine:
+    field: str            # "valid until", "manual schedule › time"
+    old: Optional[str]    # None for a creation line
+    new: Optional[str]    # None for a deletion line
+
+    @property
+    def text(self) -> str:
+        if self.old is None:
+            return f"{self.field}: {self.new}"
+        if self.new is None:
+            return f"{self.field}: {self.old}"
+        return f"{self.field}: {self.old} → {self.new}"
+
+
+def _label(path: tuple[str, ...]) -> str:
+    return " › ".join(str(p).replace("_", " ") for p in path)
+
+
+def show_value(value: Any, zone: ZoneInfo) -> str:
+    """One recorded value as a reader wants it: "—" for nothing, yes/no, lists joined, a moment
+    in the UI timezone, long text cut at ``VALUE_MAX`` characters."""
+    if value is None or value == "" or value == [] or value == {}:
+        return EMPTY
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        text = ", ".join(show_value(v, zone) for v in value)
+    elif isinstance(value, dict):
+        text = "; ".join(f"{_label((k,))} {show_value(v, zone)}" for k, v in value.items())
+    elif isinstance(value, str) and _ISO_MOMENT.match(value.strip()):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            text = value
+        else:
+            local = moment.astimezone(zone)
+            text = local.strftime("%Y-%m-%d %H:%M:%S" if local.second or local.microsecond else "%Y-%m-%d %H:%M")
+    else:
+        text = " ".join(str(value).split())
+    return text if len(text) <= VALUE_MAX else text[:VALUE_MAX - 1] + "…"
+
+
+def _secret_line(path: tuple[str, ...], old: Any, new: Any) -> Optional[ChangeLine]:
+    label = _label(path)
+    if old is _MISSING:
+        return ChangeLine(label, None, "set (hidden)" if new else EMPTY)
+    if new is _MISSING:
+        return ChangeLine(label, None, "was set (hidden)" if old else EMPTY)
+    if bool(old) and bool(new):
+        return ChangeLine(label, None, "changed (hidden)")
+    if old == new:
+        return None
+    return ChangeLine(label, "set (hidden)" if old else EMPTY, "set (hidden)" if new else EMPTY)
+
+
+def _lines(path: tuple[str, ...], old: Any, new: Any, zone: ZoneInfo) -> list[ChangeLine]:
+    key = path[-1] if path else ""
+    if path and is_secret(key):
+        line = _secret_line(path, old, new)
+        return [line] if line else []
+    if isinstance(old, dict) or isinstance(new, dict):
+        old_d = old if isinstance(old, dict) else ({} if old in (_MISSING, None) else None)
+        new_d = new if isinstance(new, dict) else ({} if new in (_MISSING, None) else None)
+        if old_d is not None and new_d is not None:
+            out: list[ChangeLine] = []
+            for k in list(old_d) + [k for k in new_d if k not in old_d]:
+                # Inside a change a field missing on one side reads "—"; in a creation or
+                # deletion the whole side is missing.
+                sub_old = _MISSING if old is _MISSING else old_d.get(k)
+                sub_new = _MISSING if new is _MISSING else new_d.get(k)
+                out += _lines(path + (k,), sub_old, sub_new, zone)
+            return out
+    label = _label(path)
+    if old is _MISSING:
+        return [ChangeLine(label, None, show_value(new, zone))]
+    if new is _MISSING:
+        return [ChangeLine(label, show_value(old, zone), None)]
+    if old == new:
+        return []
+    return [ChangeLine(label, show_value(old, zone), show_value(new, zone))]
+
+
+def change_lines(before: Optional[Mapping[str, Any]], after: Optional[Mapping[str, Any]],
+                 zone: ZoneInfo) -> list[ChangeLine]:
+    """The lines the Audit log shows for one entry, one per changed field (nested values such as a
+    schedule are compared field by field):
+
+    * both recorded: "field: old → new" for each field whose value differs (a field only on one
+      side reads "—" on the other);
+    * only ``after`` (a creation): "field: new value"; only ``before`` (a deletion): "field: old value";
+    * secrets (``is_secret``) never show a value, whatever was stored: "set (hidden)", "changed
+      (hidden)", "—".
+    """
+    # Entries written by hand or by an older version may hold something else than fields.
+    if before is not None and not isinstance(before, Mapping):
+        before = {"value": before}
+    if after is not None and not isinstance(after, Mapping):
+        after = {"value": after}
+    if before is None and after is None:
+        return []
+    if before is None:
+        return _lines((), _MISSING, dict(after), zone)
+    if after is None:
+        return _lines((), dict(before), _MISSING, zone)
+    out: list[ChangeLine] = []
+    for key in list(before) + [k for k in after if k not in before]:
+        old, new = before.get(key), after.get(key)
+        out += _lines((key,), old, new, zone)
+    return out

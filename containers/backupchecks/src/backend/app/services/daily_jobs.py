@@ -8,9 +8,14 @@ with the day's status. The rules (documented on the Daily Jobs help page):
   Missed run starts at its slot.
 * The day's status of a job with runs that day follows the Settings rule (worst/last/best, see
   ``status.day_run``); an overridden run shows "Success (override)".
-* An expected job without a run that day is **Missed** once slot + grace has passed, else
-  **Expected**. A real run of the slot that started just across midnight (within the slot's window,
-  ``schedules.slot_window``) counts for the slot: its status is shown with a note.
+* Whether an expected slot without a run that day is **Missed** or **Expected** is decided by
+  ``missed_runs.slot_verdict``, the one definition the dashboard and the missed-run loop share:
+  stored Missed runs are the source of truth for the slots the loop has decided; a slot still
+  awaiting the loop is Missed once slot + grace has passed, else Expected; a slot from before the
+  schedule existed or before the job was added is not expected at all. A real run of the slot that
+  started just across midnight (within the slot's window, ``schedules.slot_window``) counts for the
+  slot: its status is shown with a note.
+* ``day_counts`` gives the counts per shown status (the dashboard's cards), from the same rows.
 
 Queries per page, whatever the number of jobs or runs: the candidate jobs, the runs around the
 day, the customers for the filter, the tickets and the remarks of the shown runs.
@@ -28,14 +33,13 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun
+from .missed_runs import EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT, slot_verdict
 from .schedules import (
     EARLY_LIMIT,
     LATE_LIMIT,
     describe_schedule,
     effective_schedule,
-    grace_of,
     next_slot,
-    slot_window,
 )
 from .status import (
     EXPECTED,
@@ -48,7 +52,6 @@ from .status import (
     day_bounds_utc,
     day_run,
     display_status,
-    local_day,
 )
 
 PER_PAGE = 200
@@ -68,7 +71,7 @@ MESSAGE_PREVIEW = 300
 
 
 _JOB_COLUMNS = ("id", "customer_id", "job_name", "software", "backup_type", "manual_schedule",
-                "learned_schedule", "created_at")
+                "learned_schedule", "created_at", "next_expected_slot")
 
 
 @dataclass(slots=True)
@@ -82,6 +85,7 @@ class DayJob:
     manual_schedule: Optional[dict]
     learned_schedule: Optional[dict]
     created_at: Optional[datetime]
+    next_expected_slot: Optional[datetime]
 
 
 @dataclass(slots=True)
@@ -176,13 +180,8 @@ def _candidate_filter(q, customer_id: Optional[int]):
     return q
 
 
-def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", customer_id: Optional[int] = None,
-              status_filter: Optional[str] = None, page: int = 1, per_page: int = PER_PAGE,
-              with_links: bool = True) -> DailyJobsView:
-    """Everything the Daily Jobs page shows for ``day`` (a local calendar day in ``zone``) as seen
-    at ``now`` (UTC; tests pass a frozen moment). Raises ValueError for a bad status filter or rule."""
-    if status_filter is not None and status_filter not in STATUS_FILTERS:
-        raise ValueError(f"Unknown status filter '{status_filter}'.")
+def _day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str, customer_id: Optional[int]) -> list[DayRow]:
+    """The rows of a day with their shown status, before the status filter and paging (two queries)."""
     day_start, day_end = day_bounds_utc(day, zone)
 
     # 1. Candidate jobs: not archived, of active customers. Plain rows, not ORM entities: a large
@@ -219,39 +218,61 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
     rows: list[DayRow] = []
     for job, customer_name in candidates:
         schedule = effective_schedule(job)
-        slot = slot_on(schedule, day_start, day_end, zone)
-        if slot is not None and job.created_at is not None and local_day(job.created_at, zone) > day:
-            slot = None  # not expected before the job was added to Backupchecks
         runs = on_day.get(job.id, [])
-        if slot is None and not runs:
+        verdict = slot_verdict(schedule, slot_on(schedule, day_start, day_end, zone), created_at=job.created_at,
+                               next_expected_slot=job.next_expected_slot, now=now, zone=zone,
+                               real_runs=() if runs else nearby.get(job.id, ()))
+        if verdict is None and not runs:
             continue
-        deadline = slot + grace_of(schedule) if slot is not None else None
+        if not runs and verdict.state not in (EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT):
+            continue  # settled without a Missed run: the schedule was not in force at that slot
         row = DayRow(job=job, customer_id=job.customer_id, customer_name=customer_name,
-                     schedule_text=describe_schedule(schedule), expected=slot is not None, slot=slot,
-                     deadline=deadline, runs=runs, status=EXPECTED)
+                     schedule_text=describe_schedule(schedule), expected=verdict is not None,
+                     slot=verdict.slot if verdict else None, deadline=verdict.deadline if verdict else None,
+                     runs=runs, status=EXPECTED)
         if runs:
             row.status_run = day_run(runs, rule)
             row.status = display_status(row.status_run)
-        elif now >= deadline:
-            lo, hi = slot_window(schedule, slot, zone)
-            across = [r for r in nearby.get(job.id, []) if lo <= r.started_at < hi]
-            if across:
-                row.status_run = day_run(across, rule)
-                row.status = display_status(row.status_run)
-                when = row.status_run.started_at.astimezone(zone)
-                row.note = f"ran {when:%Y-%m-%d %H:%M} (across midnight), counted for this day's slot"
-            else:
-                row.status = MISSED
-                row.note = "no run arrived; due by " + deadline.astimezone(zone).strftime("%H:%M")
+        elif verdict.state == RAN_SLOT:
+            row.status_run = day_run(verdict.runs, rule)
+            row.status = display_status(row.status_run)
+            when = row.status_run.started_at.astimezone(zone)
+            row.note = f"ran {when:%Y-%m-%d %H:%M} (across midnight), counted for this day's slot"
+        elif verdict.state == MISSED_SLOT:
+            row.status = MISSED
+            row.note = ("no run arrived; due by " + verdict.deadline.astimezone(zone).strftime("%H:%M")
+                        + " (the missed-run check records it within minutes)")
         else:
+            slot, deadline = verdict.slot, verdict.deadline
             row.note = ("expected at " + slot.astimezone(zone).strftime("%H:%M")
                         + (", late but within grace until " + deadline.astimezone(zone).strftime("%H:%M")
                            if now >= slot else ""))
         rows.append(row)
+    return rows
 
+
+def _count(rows: list[DayRow]) -> dict[str, int]:
     counts = {s: 0 for s in STATUS_ORDER}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
+    return counts
+
+
+def day_counts(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst") -> dict[str, int]:
+    """How many jobs show each status on Daily Jobs for ``day`` at ``now`` (all customers): the
+    dashboard's cards, from the very rows the page lists. Two queries."""
+    return _count(_day_rows(day, zone, now, rule, None))
+
+
+def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", customer_id: Optional[int] = None,
+              status_filter: Optional[str] = None, page: int = 1, per_page: int = PER_PAGE,
+              with_links: bool = True) -> DailyJobsView:
+    """Everything the Daily Jobs page shows for ``day`` (a local calendar day in ``zone``) as seen
+    at ``now`` (UTC; tests pass a frozen moment). Raises ValueError for a bad status filter or rule."""
+    if status_filter is not None and status_filter not in STATUS_FILTERS:
+        raise ValueError(f"Unknown status filter '{status_filter}'.")
+    rows = _day_rows(day, zone, now, rule, customer_id)
+    counts = _count(rows)
     if status_filter:
         wanted = STATUS_FILTERS[status_filter]
         rows = [r for r in rows if r.status in wanted]

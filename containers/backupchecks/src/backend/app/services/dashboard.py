@@ -2,13 +2,15 @@
 
 The rules match Run Checks and Daily Jobs (services/status.py):
 
-- A run belongs to the local day (UI timezone) its backup started; a missed run to the
-  day of its expected slot (its ``started_at``).
-- Counts use the *effective* status: a run an override made a success counts as a success.
+- Today's cards count JOBS by their day status, from the very rows Daily Jobs lists for today
+  (``daily_jobs.day_counts``; which slots are missed is ``missed_runs.slot_verdict``), so a card
+  and the Daily Jobs page it opens always show the same number.
+- The chart counts RUNS: a run belongs to the local day (UI timezone) its backup started; a missed
+  run to the day of its expected slot (its ``started_at``). Counts use the *effective* status: a
+  run an override made a success counts as a success.
 - The success rate of a day is successes (overrides included) / all runs (missed included);
-  a day without runs has no rate (a gap in the chart, "—" in the table).
-- Today's cards and the chart come from ONE grouped query over the last 30 local days,
-  so they always agree; the page runs a fixed number of queries whatever the data size.
+  a day without runs has no rate (a gap in the chart, "—" in the table). The 30 days come from
+  ONE grouped query; the page runs a fixed number of queries whatever the data size.
 """
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ from sqlalchemy import Date, cast, func, literal, select
 from ..extensions import db
 from ..models import ImportCycle, JobRun, utcnow
 from . import news as news_svc
+from .daily_jobs import day_counts
 from .settings import get_settings, ui_zone
-from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, day_bounds_utc, local_day
+from .status import (FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule, day_bounds_utc,
+                     local_day)
 
 CHART_DAYS = 30
 CARD_STATUSES = (SUCCESS, WARNING, FAILED, MISSED)
@@ -164,16 +168,24 @@ def last_import() -> Optional[ImportCycle]:
     ).scalar_one_or_none()
 
 
-def dashboard_data(include_all_news: bool = False, today: Optional[date] = None) -> dict:
-    """Everything the dashboard shows, in a fixed number of queries: the 30-day counts (1),
-    run totals (1), the last import (1), visible news (1), and for admins all news (1)."""
+def todays_cards(zone: ZoneInfo, now: datetime, rule: str) -> tuple[dict[str, int], int]:
+    """({status: jobs} for the four cards, jobs that are a success by override) for the local day
+    of ``now``: the counts of the Daily Jobs rows of that day (Success includes overrides)."""
+    shown = day_counts(now.astimezone(zone).date(), zone, now, rule)
+    counts = {s: shown.get(s, 0) for s in CARD_STATUSES}
+    counts[SUCCESS] += shown.get(OVERRIDE_SUCCESS, 0)
+    return counts, shown.get(OVERRIDE_SUCCESS, 0)
+
+
+def dashboard_data(include_all_news: bool = False, now: Optional[datetime] = None) -> dict:
+    """Everything the dashboard shows as seen at ``now`` (UTC), in a fixed number of queries: the
+    settings (1), today's Daily Jobs rows (2), the 30-day counts (1), run totals (1), the last
+    import (1), visible news (1), and for admins all news (1)."""
     zone = ui_zone()
-    now = utcnow()
-    today = today or now.astimezone(zone).date()
+    now = now or utcnow()
+    today = now.astimezone(zone).date()
+    counts, by_override = todays_cards(zone, now, configured_day_rule())
     series = chart_days(zone, today)
-    today_counts = series[-1].counts
-    counts = {s: today_counts.get(s, 0) for s in CARD_STATUSES}
-    counts[SUCCESS] = series[-1].success
     unreviewed, has_runs = run_totals()
     cycle = last_import()
     visible = news_svc.visible_news(now)
@@ -181,8 +193,7 @@ def dashboard_data(include_all_news: bool = False, today: Optional[date] = None)
     return {
         "today": today,
         "counts": counts,
-        "today_total": series[-1].total,
-        "today_by_override": series[-1].by_override,
+        "today_by_override": by_override,
         "unreviewed": unreviewed,
         "has_runs": has_runs,
         "last_cycle": cycle,

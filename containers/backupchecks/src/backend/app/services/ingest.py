@@ -108,6 +108,7 @@ def _apply_parse(msg: MailMessage, result: ParseResult, copy: bool = False) -> N
         "ended_at": result.ended_at.isoformat() if result.ended_at else None,
         "objects": [{"name": _no_nul(o.name), "type": _no_nul(o.type), "status": o.status,
                      "message": _no_nul(o.message)} for o in result.objects],
+        "message": _no_nul(result.message) or None,  # the report's reason, not tied to an object
         "copy": copy,  # a forwarded copy or a reply: see create_run_from_message
     }
     _clean_text_fields(msg)
@@ -159,11 +160,14 @@ def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
             msg.parse_reason = ((msg.parse_reason or "") + f" — same report as run {same.id}; no second run")[:1000]
             return same
     objects = pr.get("objects") or []
-    problems = [f"{o.get('name')}: {o.get('message')}" for o in objects
-                if o.get("status") not in (None, "Success") and o.get("message")]
+    # The run's message: the report's own reason (e.g. a notification's error line), then the
+    # message of every object with a problem.
+    lines = [pr["message"]] if pr.get("message") else []
+    lines += [f"{o.get('name')}: {o.get('message')}" for o in objects
+              if o.get("status") not in (None, "Success") and o.get("message")]
     run = JobRun(job_id=job.id, mail_message_id=msg.id, status=status, effective_status=status,
                  started_at=started, ended_at=_parse_iso(pr.get("ended_at")),
-                 message="\n".join(problems)[:MAX_SUMMARY] or None)
+                 message="\n".join(lines)[:MAX_SUMMARY] or None)
     run.objects = [RunObject(name=(o.get("name") or "")[:500] or "(unnamed)", type=o.get("type"),
                              status=o.get("status"), effective_status=o.get("status"),
                              message=o.get("message")) for o in objects]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import case, delete, func, or_, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.orm import contains_eager, selectinload
 
 from ..extensions import db
@@ -178,6 +178,24 @@ def run_history(job: Job, page: int = 1, per_page: int = RUNS_PER_PAGE) -> RunHi
         history.tickets = tickets_for_runs(ids)
         history.remarks = remarks_for_runs(ids)
     return history
+
+
+def page_of_run(job: Job, run_id: int, per_page: int = RUNS_PER_PAGE) -> Optional[int]:
+    """The page of ``run_history`` that holds one of the job's runs (None when the job has no such
+    run), in two queries: its start, then the runs listed before it (newer, or as new with a higher id)."""
+    if not isinstance(run_id, int) or not 0 < run_id < 2 ** 31:
+        return None
+    run = db.session.execute(select(JobRun.started_at).where(JobRun.id == run_id, JobRun.job_id == job.id)
+                             ).one_or_none()
+    if run is None:
+        return None
+    started = run[0]
+    if started is None:
+        newer = or_(JobRun.started_at.is_not(None), JobRun.id > run_id)
+    else:
+        newer = or_(JobRun.started_at > started, and_(JobRun.started_at == started, JobRun.id > run_id))
+    before = db.session.execute(select(func.count(JobRun.id)).where(JobRun.job_id == job.id, newer)).scalar_one()
+    return before // per_page + 1
 
 
 def schedule_of(job: Job) -> tuple[Optional[dict], str]:
@@ -434,11 +452,11 @@ def _apply_imported_schedule(job: Job, now: datetime, zone) -> None:
     """Kind and next expected slot from an imported manual schedule (no query)."""
     if not job.manual_schedule:
         return
-    from .schedules import effective_schedule, first_open_slot, is_scheduled
+    from .schedules import effective_schedule, first_slot_in_force, is_scheduled
     sched = effective_schedule(job)
     job.schedule_kind = (sched or {}).get("kind") or "unknown"
     if job.archived or not is_scheduled(sched):
         return
-    nxt = first_open_slot(sched, now, zone)
+    nxt = first_slot_in_force(sched, now, zone)
     if nxt:
         job.next_expected_slot, job.next_expected_at = nxt

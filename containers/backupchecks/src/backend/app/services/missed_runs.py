@@ -13,13 +13,22 @@ the last guard against a second missed run for the same slot.
 
 A real run that arrives late (``reconcile_late_run``, called by the import
 flow) replaces an unreviewed missed run of its slot; a reviewed one stays.
+
+Which slots count as missed — ONE definition (``slot_verdict``) for Daily Jobs, the dashboard
+and this loop. The stored Missed runs are the source of truth: a slot before the job's
+``next_expected_slot`` has been decided by the loop (or lay before the schedule existed), and
+it counts as missed only when a Missed run stands for it (which also carries overrides,
+reviews and tickets). A slot from ``next_expected_slot`` on is still awaiting the loop: it
+counts as missed once its deadline passed and no real run belongs to it, exactly what the
+loop is about to store, so the pages read the same before and after the loop runs.
 """
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Any, Iterable, Optional
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, insert, literal, select, update
@@ -82,6 +91,59 @@ def _existing_missed(job_ids: list[int], lo: datetime, hi: datetime) -> dict[int
         out[job_id].append(slot)
     return out
 
+
+# --- Which slots count as missed --------------------------------------------------------------------
+
+EXPECTED_SLOT = "expected"  # awaiting the loop, the deadline lies ahead
+MISSED_SLOT = "missed"      # awaiting the loop, the deadline passed and no real run belongs to it
+RAN_SLOT = "ran"            # a real run (possibly started on another day) belongs to the slot
+SETTLED_SLOT = "settled"    # before next_expected_slot: decided by the loop or before the schedule
+                            # existed; a stored Missed run stands for it when it was missed
+
+
+@dataclass(frozen=True)
+class SlotVerdict:
+    slot: datetime           # UTC
+    deadline: datetime       # slot + grace, UTC
+    state: str               # one of the *_SLOT words above
+    runs: tuple = ()         # RAN_SLOT: the real runs that belong to the slot
+
+
+def awaiting_check(slot: datetime, next_expected_slot: Optional[datetime], now: datetime) -> bool:
+    """Whether the loop has yet to decide a slot: it decides every slot from the job's
+    ``next_expected_slot`` on, and at most ``CATCH_UP_LIMIT`` back (``detect_missed_runs``)."""
+    return next_expected_slot is not None and slot >= next_expected_slot and slot >= now - CATCH_UP_LIMIT
+
+
+def slot_verdict(schedule: Optional[dict], slot: Optional[datetime], *, created_at: Optional[datetime],
+                 next_expected_slot: Optional[datetime], now: datetime, zone: ZoneInfo,
+                 real_runs: Iterable[Any] = ()) -> Optional[SlotVerdict]:
+    """What one expected slot of a job is at ``now`` (None: the job was not expected then).
+
+    ``schedule`` is the job's effective schedule, ``slot`` one of its slots (UTC), ``real_runs``
+    the job's real runs near the slot (objects with ``started_at``; Missed runs are ignored).
+    A slot before the job was created is never expected. A slot before ``next_expected_slot`` is
+    settled: it counts as missed only through its stored Missed run. A slot from there on is
+    Expected until its deadline, then Missed unless a real run belongs to it (``slot_window``).
+    """
+    if slot is None or not is_scheduled(schedule):
+        return None
+    if created_at is not None and slot < created_at:
+        return None
+    deadline = slot + grace_of(schedule)
+    lo, hi = slot_window(schedule, slot, zone)
+    belonging = tuple(r for r in real_runs
+                      if not getattr(r, "missed", False) and r.started_at is not None and lo <= r.started_at < hi)
+    if not awaiting_check(slot, next_expected_slot, now):
+        return SlotVerdict(slot, deadline, RAN_SLOT if belonging else SETTLED_SLOT, belonging)
+    if now < deadline:
+        return SlotVerdict(slot, deadline, EXPECTED_SLOT)
+    if belonging:
+        return SlotVerdict(slot, deadline, RAN_SLOT, belonging)
+    return SlotVerdict(slot, deadline, MISSED_SLOT)
+
+
+# --- The loop ---------------------------------------------------------------------------------------
 
 def _due_jobs_query(now: datetime):
     # "archived = false" (not "IS false") so PostgreSQL can use the partial index ix_jobs_next_expected_due.

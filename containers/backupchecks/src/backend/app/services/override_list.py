@@ -1,23 +1,34 @@
-"""The Overrides page: the list of rules (filtered, sorted and paged in the database; two queries
+"""The Overrides page: the list of rules (filtered, sorted and paged in the database; three queries
 per page whatever the number of rules) and the choices its form offers. The rules themselves —
-validation, matching, re-evaluation — live in ``services/overrides.py``."""
+validation, matching, re-evaluation — live in ``services/overrides.py``.
+
+A rule made with "Mark as success → this run only" (``overrides.is_one_run_rule``) is in the
+state "run": the page says which run it was applied to, never "expired"."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional
 
 from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
-from ..models import Customer, Job, Override, User
-from .overrides import LEVELS
+from ..models import Customer, Job, JobRun, Override, User
+from .overrides import LEVELS, is_one_run_rule, one_run_rule_sql
 
 PER_PAGE = 50
-STATES = {"current": "In force (active, not expired)", "expired": "Expired", "inactive": "Switched off",
-          "upcoming": "Not yet valid"}
+STATES = {"current": "In force (active, not expired)", "run": "This run only (applied to one run)",
+          "expired": "Expired", "inactive": "Switched off", "upcoming": "Not yet valid"}
 SORTS = {"created": Override.created_at, "level": Override.level, "until": Override.valid_until,
          "updated": Override.updated_at}
+
+
+@dataclass(frozen=True)
+class AppliedRun:
+    """A run a "this run only" rule covers."""
+    id: int
+    job_id: int
+    started_at: datetime
 
 
 @dataclass
@@ -26,7 +37,8 @@ class OverrideRow:
     job_name: Optional[str]
     customer_name: Optional[str]
     created_by: Optional[str]
-    state: str   # current | expired | inactive | upcoming
+    state: str   # current | run | expired | inactive | upcoming
+    runs: list[AppliedRun] = field(default_factory=list)  # state "run": the run(s) it was applied to
 
 
 @dataclass
@@ -58,6 +70,8 @@ class OverrideFilters:
 def _state_of(rule: Override, now: datetime) -> str:
     if not rule.active:
         return "inactive"
+    if is_one_run_rule(rule):
+        return "run"
     if rule.valid_until is not None and rule.valid_until <= now:
         return "expired"
     if rule.valid_from is not None and rule.valid_from > now:
@@ -79,15 +93,18 @@ def list_overrides(filters: OverrideFilters, now: datetime, per_page: int = PER_
     conds = []
     if filters.level:
         conds.append(Override.level == filters.level)
+    one_run = one_run_rule_sql()
     if filters.state == "current":
         conds += [Override.active.is_(True), or_(Override.valid_until.is_(None), Override.valid_until > now),
-                  or_(Override.valid_from.is_(None), Override.valid_from <= now)]
+                  or_(Override.valid_from.is_(None), Override.valid_from <= now), ~one_run]
+    elif filters.state == "run":
+        conds += [Override.active.is_(True), one_run]
     elif filters.state == "expired":
-        conds += [Override.active.is_(True), Override.valid_until <= now]
+        conds += [Override.active.is_(True), Override.valid_until <= now, ~one_run]
     elif filters.state == "inactive":
         conds.append(Override.active.is_(False))
     elif filters.state == "upcoming":
-        conds += [Override.active.is_(True), Override.valid_from > now]
+        conds += [Override.active.is_(True), Override.valid_from > now, ~one_run]
     if filters.q:
         pattern = _like(filters.q)
         conds.append(or_(*[col.ilike(pattern, escape="\\") for col in (
@@ -104,7 +121,23 @@ def list_overrides(filters: OverrideFilters, now: datetime, per_page: int = PER_
     q = base.order_by(order, Override.id.desc()).limit(per_page).offset((page - 1) * per_page)
     rows = [OverrideRow(rule, job_name, customer_name, username, _state_of(rule, now))
             for rule, job_name, customer_name, username in db.session.execute(q).all()]
+    _attach_applied_runs([r for r in rows if r.state == "run"])
     return rows, total, page
+
+
+def _attach_applied_runs(rows: list[OverrideRow]) -> None:
+    """The runs each "this run only" rule covers (its job's runs that started in its window), in
+    ONE query for the whole page."""
+    if not rows:
+        return
+    windows = [and_(JobRun.job_id == r.rule.job_id, JobRun.started_at >= r.rule.valid_from,
+                    JobRun.started_at < r.rule.valid_until) for r in rows]
+    found = db.session.execute(select(JobRun.id, JobRun.job_id, JobRun.started_at).where(or_(*windows))
+                               .order_by(JobRun.started_at, JobRun.id)).all()
+    for row in rows:
+        rule = row.rule
+        row.runs = [AppliedRun(rid, jid, started) for rid, jid, started in found
+                    if jid == rule.job_id and rule.valid_from <= started < rule.valid_until]
 
 
 def job_choices(include_id: Optional[int] = None) -> list[tuple[int, str, str]]:

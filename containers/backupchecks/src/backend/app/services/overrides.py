@@ -31,7 +31,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Optional, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, inspect, or_, select
+from sqlalchemy import Interval, and_, func, inspect, literal, or_, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -52,6 +52,9 @@ _LIMITS = {"software": 120, "backup_type": 120, "object_name": 500, "match_text"
 _TRUE = {"1", "true", "on", "yes", "y"}
 _FALSE = {"0", "false", "off", "no", "n", ""}
 REEVALUATE_CHUNK = 500
+# "Mark as success → this run only" makes a rule valid from the run's start for this long: it
+# covers that one run. Such a rule is shown as "applied to run N", not as expired.
+ONE_RUN_WINDOW = timedelta(seconds=1)
 
 
 # --- Validation -----------------------------------------------------------------------------
@@ -449,6 +452,20 @@ def describe(rule: Override) -> str:
     return f"{scope}: {what}" + (" → success" if rule.treat_as_success else "")
 
 
+def is_one_run_rule(rule: Override) -> bool:
+    """Whether a rule covers a single run of its job ("this run only"): a job or object rule whose
+    validity window is at most ``ONE_RUN_WINDOW`` long."""
+    return (rule.level in ("job", "object") and rule.job_id is not None and rule.valid_from is not None
+            and rule.valid_until is not None and rule.valid_until - rule.valid_from <= ONE_RUN_WINDOW)
+
+
+def one_run_rule_sql():
+    """``is_one_run_rule`` as a SQL condition, for filtering lists in the database."""
+    return and_(Override.level.in_(("job", "object")), Override.job_id.is_not(None),
+                Override.valid_from.is_not(None), Override.valid_until.is_not(None),
+                Override.valid_until <= Override.valid_from + literal(ONE_RUN_WINDOW, Interval()))
+
+
 def _snapshot(rule: Override) -> dict:
     return {f: getattr(rule, f) for f in _FIELDS}
 
@@ -535,7 +552,7 @@ def override_from_run(run: JobRun, actor, future: bool, comment: Optional[str] =
     Object level when exactly one object is the cause (its name, status and message),
     else job level (the run's status and message). The message is matched on its
     first line ("contains"). With ``future`` False the rule is valid only around this
-    run's start (one second), so it covers this run alone; with ``future`` True it
+    run's start (``ONE_RUN_WINDOW``), so it covers this run alone; with ``future`` True it
     covers this run and later ones.
     """
     status = normalise_status(run.status)
@@ -544,7 +561,7 @@ def override_from_run(run: JobRun, actor, future: bool, comment: Optional[str] =
     problems = [o for o in (run.objects or ()) if normalise_status(o.status) not in (None, SUCCESS)]
     when = _run_moment(run)
     data: dict[str, Any] = {"job_id": run.job_id, "match_mode": "contains", "treat_as_success": True,
-                            "valid_from": when, "valid_until": None if future else when + timedelta(seconds=1)}
+                            "valid_from": when, "valid_until": None if future else when + ONE_RUN_WINDOW}
     if status != MISSED and len(problems) == 1:
         obj = problems[0]
         data.update(level="object", object_name=obj.name, match_status=normalise_status(obj.status),

@@ -376,7 +376,8 @@ def render_pdf(data: ReportData, progress: Optional[Callable[[int], None]] = Non
              else ", ".join(escape(cu.name) for cu in data.customers[:6])
              + (f" and {len(data.customers) - 6} more" if len(data.customers) > 6 else ""))
     meta = [
-        ["Period", f"{first:%d %B %Y} – {last:%d %B %Y} ({data.zone.key})"],
+        ["Period", f"{data.period.label} ({(last - first).days + 1} day{'s' if last != first else ''}, "
+                   f"{data.zone.key})"],
         ["Customers", Paragraph(scope, st["cell"])],
         ["Generated", data.generated_local],
         ["Day status rule", {"worst": "worst run of the day", "last": "last run of the day",

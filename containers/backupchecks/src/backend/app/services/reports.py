@@ -129,6 +129,15 @@ class Period:
 
 
 def period_label(start: date, end: date) -> str:
+    """How a period of whole days reads everywhere (pages, PDF cover, mail subject):
+
+    one day "15 May 2024"; a whole calendar month "May 2024"; within a month "1–15 May 2024";
+    across months "28 April – 3 May 2024"; across years "28 December 2023 – 3 January 2024".
+    ValueError when the period ends before it starts."""
+    if end < start:
+        raise ValueError(f"The period ends ({end.isoformat()}) before it starts ({start.isoformat()}).")
+    if start == end:
+        return f"{start.day} {start.strftime('%B %Y')}"
     if start.year == end.year and start.month == end.month:
         if start.day == 1 and end.day == monthrange(end.year, end.month)[1]:
             return start.strftime("%B %Y")
@@ -136,6 +145,20 @@ def period_label(start: date, end: date) -> str:
     if start.year == end.year:
         return f"{start.day} {start.strftime('%B')} – {end.day} {end.strftime('%B %Y')}"
     return f"{start.day} {start.strftime('%B %Y')} – {end.day} {end.strftime('%B %Y')}"
+
+
+def period_text(defn: ReportDefinition, zone: ZoneInfo, today: Optional[date] = None) -> str:
+    """A definition's period as the report list and the definition page describe it: a custom range
+    is its dates ("1–15 May 2024"); a relative period its name and the days it covers when the report
+    is made ``today`` (default: today in ``zone``), e.g. "Last calendar month · currently October 2026"."""
+    if defn.period == "custom":
+        if not defn.custom_start or not defn.custom_end or defn.custom_end < defn.custom_start:
+            return "Custom range (its dates are missing: edit the report)"
+        return period_label(defn.custom_start, defn.custom_end)
+    name = PERIODS.get(defn.period)
+    if name is None:
+        return f"Unknown period '{defn.period}'"
+    return f"{name} · currently {period_for(defn, zone, today).label}"
 
 
 def period_days(kind: str, today: date, custom_start: Optional[date] = None,

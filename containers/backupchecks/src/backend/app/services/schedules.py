@@ -505,6 +505,14 @@ def first_open_slot(schedule: Optional[dict], now: datetime, zone: ZoneInfo
     return next_expected_run(schedule, now - grace_of(schedule), zone)
 
 
+def first_slot_in_force(schedule: Optional[dict], since: datetime, zone: ZoneInfo
+                        ) -> Optional[tuple[datetime, datetime]]:
+    """(slot, deadline) of the first slot at or after ``since``, the moment a schedule came into
+    force: a schedule set by hand, learned for the first time or restored never expects a slot from
+    before it existed (also not one whose grace was still running)."""
+    return next_expected_run(schedule, since - timedelta(microseconds=1), zone)
+
+
 # --- Storing on the job -----------------------------------------------------------------------------
 
 def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
@@ -531,7 +539,17 @@ def _apply(job: Job, learned: Optional[dict], now: datetime, zone: ZoneInfo, kee
         if next_slot(sched, pending - timedelta(microseconds=1), zone) == pending:
             job.next_expected_at = pending + grace_of(sched)
             return
-    nxt = first_open_slot(sched, now, zone)
+    if not keep_pending or job.next_expected_slot is None:
+        # A new schedule (set or cleared by hand, learned for the first time, the job unarchived)
+        # counts from now on.
+        nxt = first_slot_in_force(sched, now, zone)
+    else:
+        nxt = first_open_slot(sched, now, zone)
+        reached = local_day(job.next_expected_slot, zone)
+        if nxt and local_day(nxt[0], zone) < reached:
+            # Relearning may shift the slot the check has reached (a new median time), but never
+            # moves the check back to an earlier day's slot, e.g. one before the schedule existed.
+            nxt = first_slot_in_force(sched, local_to_utc(reached, time.min, zone), zone)
     job.next_expected_slot, job.next_expected_at = nxt if nxt else (None, None)
 
 
