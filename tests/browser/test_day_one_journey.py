@@ -172,6 +172,14 @@ def _mail_settings(j: Journey, fake: FakeGraph) -> None:
     for selector, value in typed.items():
         expect(page.locator(selector)).to_have_value(value)
     j.shot("2-mail-test")
+    # The result is seen at once, with the buttons just pressed: on a desktop beside the form (the
+    # page does not move), on a phone below the long form, so the page brings it into view.
+    j.on_screen("#mail-test-result", whole=True)
+    j.shot("2b-mail-test-screen", full_page=False)  # what the user sees
+    if j.phone:
+        j.on_screen("#test-mail", whole=True)
+    else:
+        assert page.evaluate("window.scrollY") == 0
     j.no_sideways_scroll()
 
     page.click("#settings-mail button:text-is('Save mail settings')")
