@@ -203,10 +203,21 @@ def _import_now(j: Journey, fake: FakeGraph) -> None:
     expect(card.locator(".progress-bar")).to_have_class(re.compile("bg-success"))
     page.wait_for_function("""() => { const b = document.querySelector('.task-progress .progress-bar');
                                        return b.getBoundingClientRect().width >= b.parentElement.clientWidth - 1; }""")
+    # The page around the card was drawn while the import ran: the card offers a reload.
+    again = card.locator(".task-reload a")
+    expect(again).to_be_visible()
     j.shot("4-import-done")
     j.on_screen(".task-progress .task-message")
     j.no_sideways_scroll()
     assert len(fake.messages_in(PROCESSED)) == 4 and fake.messages_in(INCOMING) == []
+
+    again.click()
+    expect(card).to_have_attribute("data-task-state", "done")
+    expect(page.locator("main .empty-state")).to_have_count(0)
+    cycle = page.locator("#import-cycles tbody tr")
+    expect(cycle).to_have_count(1)
+    expect(cycle.locator("td")).to_have_text([re.compile("just now"), "manual", "4", "4", "0", "4", "0", ""])
+    j.shot("4b-import-reloaded")
 
 
 def _inbox(j: Journey) -> None:
