@@ -32,7 +32,7 @@
   });
 })();
 
-// Background task progress: poll until done, then offer a reload.
+// Background task progress: poll until done, then offer a reload (the page around it is from before).
 (function () {
   document.querySelectorAll('[data-task-url]').forEach(function (box) {
     var url = box.getAttribute('data-task-url');
@@ -48,6 +48,8 @@
             bar.style.width = '100%';
             bar.classList.add(t.state === 'done' ? 'bg-success' : 'bg-danger');
             box.setAttribute('data-task-state', t.state);
+            var again = box.querySelector('.task-reload');
+            if (again) { again.hidden = false; }
             return;
           }
           setTimeout(tick, 1000);
