@@ -194,6 +194,7 @@ def _import_now(j: Journey, fake: FakeGraph) -> None:
     page = j.page
     j.tab("Imports")
     expect(page.locator("main .empty-state")).to_contain_text("No import has run yet")
+    j.on_screen('form[action$="/settings/imports/run"] button', whole=True)  # not below the settings form on a phone
     page.click("main button:text-is('Import now')")
     page.wait_for_url(re.compile(r"section=imports&task=\d+"))
     card = page.locator(".task-progress")
@@ -231,6 +232,7 @@ def _inbox(j: Journey) -> None:
     expect(page.locator("#inbox-table .badge", has_text="Failed")).to_have_count(1)
     j.shot("5-inbox")
     j.no_sideways_scroll()
+    j.on_screen("#inbox-table tbody tr:nth-child(2)", whole=True)  # the filters leave room for the mails
 
     # Open a Hyper Backup report (the newest first: the second night's) and approve it to a new
     # customer: the job is made, and the first night's mail of the same job becomes a run as well.
@@ -239,6 +241,7 @@ def _inbox(j: Journey) -> None:
     # the report itself, in its sandboxed frame
     expect(page.frame_locator("#mail-frame").locator("body")).to_contain_text("Starttijd: wo, 05 mrt 2025 01:00:04")
     page.fill("#approve-customer", "Zuid Accountants")
+    j.on_screen("#approve-form button", whole=True)
     j.shot("6-mail")
     page.click("#approve-form button")
     expect(page.locator(".alert-success")).to_have_text(
