@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from functools import wraps
-from typing import Callable
+from typing import Callable, Optional
+from urllib.parse import urlsplit
 
-from flask import abort, request
+from flask import abort, request, url_for
 from flask_login import current_user
 
 from .extensions import login_manager
@@ -48,3 +49,16 @@ def has_role(*roles: str) -> bool:
 def wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def safe_next(target: Optional[str], default: Optional[str] = None) -> str:
+    """``target`` when it is a path on this site, else ``default`` (the dashboard).
+
+    The one check for every "go back to" value taken from a request (``next=``, a form's
+    ``next`` field): only a local absolute path; never another host (``//host``, ``/\\host``,
+    ``https://…``) and never control characters (CR/LF would break the Location header)."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(ch) < 32 or ord(ch) == 127 for ch in target)
+            and not urlsplit(target).netloc):
+        return target
+    return default or url_for("main.dashboard")

@@ -1,13 +1,11 @@
 """Login, logout, first-run setup, profile and role switching."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import db
-from ..security import EVERYONE, public, roles_required
+from ..security import EVERYONE, public, roles_required, safe_next
 from ..services import accounts, audit
 from . import auth_bp
 from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
@@ -15,12 +13,6 @@ from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
 
 def _client_ip() -> str:
     return (request.remote_addr or "?")
-
-
-def _safe_next(target: str | None) -> str:
-    if target and not urlsplit(target).netloc and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("main.dashboard")
 
 
 @auth_bp.route("/setup", methods=["GET", "POST"])
@@ -63,7 +55,7 @@ def login():
                 error, status = str(exc), 401
             else:
                 login_user(user)
-                return redirect(_safe_next(request.args.get("next")))
+                return redirect(safe_next(request.args.get("next")))
         else:
             error, status = "Enter your user name and password.", 400
     return render_template("auth/login.html", form=form, error=error), status
