@@ -34,6 +34,52 @@ def test_setup_creates_the_first_admin_once(client):
     assert db.session.execute(select(User.username)).scalars().all() == ["firstadmin"]
 
 
+def test_two_setups_at_the_same_moment_create_exactly_one_admin(app, monkeypatch):
+    """Two people send the first-run form at once: one admin; the other is told plainly."""
+    import threading
+    import time
+
+    from backend.app.services import accounts
+
+    real_hash = accounts.hash_password
+
+    def slow_hash(password):  # widen the window between "no users yet?" and the insert
+        time.sleep(0.5)
+        return real_hash(password)
+
+    monkeypatch.setattr(accounts, "hash_password", slow_hash)
+    clients = [app.test_client(), app.test_client()]
+    tokens = [csrf_token(c, "/auth/setup") for c in clients]
+    start = threading.Barrier(2)
+    results, errors = {}, []
+
+    def send(i):
+        try:
+            start.wait(timeout=10)
+            results[i] = clients[i].post("/auth/setup", data={"username": f"admin{i}", "password": PASSWORD,
+                                                              "confirm": PASSWORD, "csrf_token": tokens[i]})
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    db.session.expire_all()
+    admins = db.session.execute(select(User)).scalars().all()
+    assert len(admins) == 1 and admins[0].role_list == ["admin"]
+    winner = int(admins[0].username[-1])
+    loser = 1 - winner
+    assert results[winner].status_code == 302 and results[winner].headers["Location"] == "/"
+    assert results[loser].status_code == 302 and results[loser].headers["Location"].endswith("/auth/login")
+    page = clients[loser].get("/auth/login").get_data(as_text=True)
+    assert "set up a moment ago by someone else" in page
+    assert clients[loser].get("/").status_code == 302  # not logged in
+    assert events().count("user.create") == 1
+
+
 def test_setup_rejects_a_short_password_with_a_message(client):
     token = csrf_token(client, "/auth/setup")
     r = client.post("/auth/setup", data={"username": "a", "password": "short", "confirm": "short", "csrf_token": token})

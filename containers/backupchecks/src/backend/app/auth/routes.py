@@ -25,8 +25,12 @@ def setup():
     form = SetupForm()
     if form.validate_on_submit():
         try:
-            user = accounts.create_user(form.username.data, form.password.data, ["admin"])
+            user = accounts.create_first_admin(form.username.data, form.password.data)
             db.session.commit()
+        except accounts.SetupClosed as exc:
+            db.session.rollback()
+            flash(str(exc), "info")
+            return redirect(url_for("auth.login"))
         except accounts.AccountError as exc:
             db.session.rollback()
             form.password.errors.append(str(exc))

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 
 from ..extensions import db
 from ..models import ROLES, LoginAttempt, User, utcnow
-from . import audit
+from . import audit, locks
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
@@ -25,6 +25,10 @@ class AccountError(ValueError):
 
 class LoginThrottled(AccountError):
     pass
+
+
+class SetupClosed(AccountError):
+    """First-run setup was already done (perhaps a moment ago, by someone else)."""
 
 
 def hash_password(password: str) -> str:
@@ -75,6 +79,19 @@ def create_user(username: str, password: str, roles: Iterable[str], *, actor=Non
     audit.record("user.create", f"Created user {username} ({', '.join(role_list)})", user=actor,
                  target_type="user", target_id=user.id, after={"username": username, "roles": role_list})
     return user
+
+
+def create_first_admin(username: str, password: str) -> User:
+    """The first admin of a new installation, created at most once.
+
+    The "no users yet" check and the insert run under a transaction lock (held until the
+    caller commits), so two people sending the setup form at the same moment get one admin
+    and one SetupClosed, never two admins."""
+    locks.lock_for_transaction(db.session, "first-run-setup")
+    if has_users():
+        raise SetupClosed("Backupchecks was set up a moment ago by someone else. "
+                          "Log in, or ask that admin for an account.")
+    return create_user(username, password, ["admin"])
 
 
 def _active_admin_count(exclude_id: Optional[int] = None) -> int:
