@@ -125,6 +125,43 @@ def test_deactivated_user_cannot_log_in(client):
     assert r.status_code == 401 and "deactivated" in r.get_data(as_text=True)
 
 
+class CountingHasher:
+    """Wraps the real Argon2 hasher and counts verifications."""
+
+    def __init__(self, real):
+        self.real, self.verifies = real, 0
+
+    def verify(self, hashed, password):
+        self.verifies += 1
+        return self.real.verify(hashed, password)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_every_login_path_costs_exactly_one_argon2_verification(client, monkeypatch):
+    """Equal work whether the name exists or not, so timing does not reveal user names."""
+    from backend.app.services import accounts
+
+    make_user("alice", roles=("admin",))
+    make_user("gone", roles=("viewer",), active=False)
+    hasher = CountingHasher(accounts._hasher)
+    monkeypatch.setattr(accounts, "_hasher", hasher)
+    counts = {}
+    for path, name, password, status in [("unknown name", "nobody", PASSWORD, 401),
+                                         ("wrong password", "alice", "wrong-password-123", 401),
+                                         ("deactivated, right password", "gone", PASSWORD, 401),
+                                         ("deactivated, wrong password", "gone", "wrong-password-123", 401),
+                                         ("right password", "alice", PASSWORD, 302)]:
+        c = client.application.test_client()
+        token = csrf_token(c, "/auth/login")
+        before = hasher.verifies
+        r = c.post("/auth/login", data={"username": name, "password": password, "csrf_token": token})
+        assert r.status_code == status, path
+        counts[path] = hasher.verifies - before
+    assert counts == dict.fromkeys(counts, 1)
+
+
 def test_login_rejects_a_post_without_csrf_token_and_changes_nothing(client):
     make_user("alice", roles=("admin",))
     r = client.post("/auth/login", data={"username": "alice", "password": PASSWORD})

@@ -166,12 +166,15 @@ def authenticate(username: str, password: str, ip: str) -> User:
         raise LoginThrottled(f"Too many failed logins. Wait {minutes} minutes and try again, "
                              "or ask an admin to reset your password.")
     user = db.session.execute(select(User).where(func.lower(User.username) == username.lower())).scalar_one_or_none()
-    if not verify_password(user, password) or not user.is_active_user:
+    # Exactly one Argon2 verification on every path (a dummy hash for an unknown name), and
+    # the deactivated check after it: the time taken says nothing about which names exist.
+    password_ok = verify_password(user, password)
+    if not password_ok or not user.is_active_user:
         db.session.add(LoginAttempt(username=username[:80], ip_address=ip[:64]))
         audit.record("login.failed", f"Failed login for '{username[:80]}'", username=username[:80],
                      user=None)
         db.session.commit()
-        if user is not None and verify_password(user, password) and not user.is_active_user:
+        if password_ok:
             raise AccountError("This account is deactivated. Ask an admin to activate it.")
         raise AccountError("Unknown user name or wrong password.")
     # Successful login clears the user's failures.
