@@ -167,9 +167,9 @@ class LoginAttempt(db.Model):
     __tablename__ = "login_attempts"
 
     id = db.Column(db.Integer, primary_key=True)
-    username = db.Column(db.String(80), nullable=False)
+    username = db.Column(db.String(80), nullable=False)  # lower case: the throttle is per name, any capitalisation
     ip_address = db.Column(db.String(64), nullable=False)
-    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, index=True)  # pruning after the window
 
     __table_args__ = (
         Index("ix_login_attempts_username_created", "username", "created_at"),

@@ -49,12 +49,14 @@ def login():
     form = LoginForm()
     error = None
     status = 200
+    headers = {}
     if request.method == "POST":
         if form.validate_on_submit():
             try:
                 user = accounts.authenticate(form.username.data, form.password.data, _client_ip())
             except accounts.LoginThrottled as exc:
                 error, status = str(exc), 429
+                headers["Retry-After"] = str(exc.retry_after)
             except accounts.AccountError as exc:
                 error, status = str(exc), 401
             else:
@@ -62,7 +64,7 @@ def login():
                 return redirect(safe_next(request.args.get("next")))
         else:
             error, status = "Enter your user name and password.", 400
-    return render_template("auth/login.html", form=form, error=error), status
+    return render_template("auth/login.html", form=form, error=error), status, headers
 
 
 @auth_bp.route("/logout", methods=["GET", "POST"])

@@ -1,16 +1,18 @@
 """Accounts: password hashing, login throttling, user management rules."""
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Iterable, Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from ..extensions import db
-from ..models import ROLES, LoginAttempt, User, utcnow
+from ..models import ROLES, AuditLog, LoginAttempt, User, utcnow
 from . import audit, locks
 
 _hasher = PasswordHasher()
@@ -21,10 +23,6 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password-0")
 
 class AccountError(ValueError):
     """A rule of account management was broken; the message is shown to the user."""
-
-
-class LoginThrottled(AccountError):
-    pass
 
 
 class SetupClosed(AccountError):
@@ -143,44 +141,146 @@ def set_password(user: User, password: str, *, actor, event: str = "user.passwor
 
 
 # --- Login and throttling ------------------------------------------------------
+#
+# Failed logins are counted in the database (login_attempts, one row per refused password),
+# so the limits hold across workers and containers. Three limits, within a sliding window of
+# LOGIN_THROTTLE_WINDOW_SECONDS:
+#
+# - per (user name, address): LOGIN_THROTTLE_MAX failures, then that address is refused for
+#   that name until the oldest failure leaves the window;
+# - per address: ADDRESS_FACTOR × LOGIN_THROTTLE_MAX failures over all names (password spraying);
+# - per user name over all addresses: never a refusal, only a growing wait before the password
+#   is checked (NAME_DELAY_*), so many addresses guessing one name are slowed down while the
+#   real user, from an address of their own, still gets in with the right password.
+#
+# Refused logins are audited as one "login.failed" row per address and window, updated in
+# place with the counts, so an attack can't flood the audit log.
 
-def _recent_failures(username: str, ip: str) -> tuple[int, int]:
-    window = timedelta(seconds=current_app.config.get("LOGIN_THROTTLE_WINDOW_SECONDS", 900))
-    since = utcnow() - window
-    by_user = db.session.execute(select(func.count(LoginAttempt.id)).where(
-        func.lower(LoginAttempt.username) == username.lower(), LoginAttempt.created_at >= since)).scalar_one()
-    by_ip = db.session.execute(select(func.count(LoginAttempt.id)).where(
-        LoginAttempt.ip_address == ip, LoginAttempt.created_at >= since)).scalar_one()
-    return by_user, by_ip
+ADDRESS_FACTOR = 4
+NAME_DELAY_FACTOR = 4  # the wait starts after NAME_DELAY_FACTOR × LOGIN_THROTTLE_MAX failures for a name
+NAME_DELAY_FIRST_SECONDS = 0.5  # doubles with every further failure ...
+NAME_DELAY_MAX_SECONDS = 5.0  # ... up to this
+AUDIT_MAX_NAMES = 10
+
+
+class LoginThrottled(AccountError):
+    """Too many failed logins from this address; ``retry_after`` is in seconds."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = max(60, int(retry_after))
+        minutes = -(-self.retry_after // 60)
+        super().__init__(f"Too many failed logins from your address. Try again in {minutes} "
+                         f"minute{'s' if minutes != 1 else ''}, or ask an admin to reset your password.")
+
+
+@dataclass(frozen=True)
+class _Failures:
+    pair: int  # this name from this address
+    pair_oldest: Optional[datetime]
+    address: int  # any name from this address
+    address_oldest: Optional[datetime]
+    name: int  # this name from any address
+
+
+def _throttle_window() -> timedelta:
+    return timedelta(seconds=current_app.config.get("LOGIN_THROTTLE_WINDOW_SECONDS", 900))
+
+
+def _recent_failures(name_key: str, ip: str, since: datetime) -> _Failures:
+    """The three counts in one query (the indexes on (username, created_at) and (ip_address, created_at))."""
+    a = LoginAttempt
+    pair = and_(a.username == name_key, a.ip_address == ip)
+    by_ip = a.ip_address == ip
+    row = db.session.execute(select(
+        func.count().filter(pair), func.min(a.created_at).filter(pair),
+        func.count().filter(by_ip), func.min(a.created_at).filter(by_ip),
+        func.count().filter(a.username == name_key),
+    ).where(a.created_at >= since, or_(a.username == name_key, by_ip))).one()
+    return _Failures(*row)
+
+
+def _wait(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def name_delay(failures_for_name: int, limit: int) -> float:
+    """The wait before checking a password for a name that failed this often (all addresses)."""
+    excess = failures_for_name - NAME_DELAY_FACTOR * limit
+    if excess < 0:
+        return 0.0
+    return min(NAME_DELAY_FIRST_SECONDS * 2 ** min(excess, 32), NAME_DELAY_MAX_SECONDS)
+
+
+def _audit_refused_login(ip: str, username: str, now: datetime, window: timedelta, *, refused: bool) -> None:
+    """Count a failed (wrong password) or refused (throttled) login in this address's audit row
+    for the window; the first one in a window creates the row."""
+    row = db.session.execute(
+        select(AuditLog).where(AuditLog.event == "login.failed", AuditLog.ip_address == ip,
+                               AuditLog.created_at >= now - window)
+        .order_by(AuditLog.id.desc()).limit(1).with_for_update()).scalar_one_or_none()
+    if row is None:
+        row = audit.record("login.failed", "", username=username or None, user=None, ip_address=ip)
+        counts = {"failed": 0, "refused": 0, "user names": []}
+    else:
+        counts = dict(row.after or {})
+    names = list(counts.get("user names") or [])
+    if username and username not in names:
+        if len(names) < AUDIT_MAX_NAMES:
+            names.append(username)
+        else:
+            counts["more names"] = counts.get("more names", 0) + 1
+    counts["user names"] = names
+    key = "refused" if refused else "failed"
+    counts[key] = counts.get(key, 0) + 1
+    counts["last"] = now.isoformat(timespec="seconds")
+    row.after = counts  # a new dict, so the JSON column is written
+    shown = ", ".join(names) + (f" and {counts['more names']} more" if counts.get("more names") else "")
+    summary = f"{counts.get('failed', 0)} failed login(s) from {ip} for {shown or '(no name)'}"
+    if counts.get("refused"):
+        summary += f"; {counts['refused']} more refused: too many failed logins"
+    row.summary = summary[:500]
 
 
 def authenticate(username: str, password: str, ip: str) -> User:
-    """Return the user for valid credentials; raise AccountError with a clear message otherwise."""
-    username = (username or "").strip()
+    """Return the user for valid credentials; raise AccountError with a clear message otherwise
+    (LoginThrottled when this address tried too often)."""
+    username = (username or "").strip()[:80]
+    name_key = username.lower()
+    ip = (ip or "?")[:64]
     limit = current_app.config.get("LOGIN_THROTTLE_MAX", 5)
-    by_user, by_ip = _recent_failures(username, ip)
-    if by_user >= limit or by_ip >= limit * 4:
-        minutes = current_app.config.get("LOGIN_THROTTLE_WINDOW_SECONDS", 900) // 60
-        audit.record("login.throttled", f"Login for '{username}' refused: too many failed attempts",
-                     username=username[:80], commit=True)
-        raise LoginThrottled(f"Too many failed logins. Wait {minutes} minutes and try again, "
-                             "or ask an admin to reset your password.")
-    user = db.session.execute(select(User).where(func.lower(User.username) == username.lower())).scalar_one_or_none()
+    now = utcnow()
+    window = _throttle_window()
+    since = now - window
+    seen = _recent_failures(name_key, ip, since)
+    release = []
+    if seen.pair >= limit:
+        release.append(seen.pair_oldest + window)
+    if seen.address >= ADDRESS_FACTOR * limit:
+        release.append(seen.address_oldest + window)
+    if release:
+        _audit_refused_login(ip, username, now, window, refused=True)
+        db.session.commit()
+        raise LoginThrottled((max(release) - now).total_seconds())
+    delay = name_delay(seen.name, limit)
+    if delay:
+        db.session.commit()  # no transaction held open while waiting
+        _wait(delay)
+    user = db.session.execute(select(User).where(func.lower(User.username) == name_key)).scalar_one_or_none()
     # Exactly one Argon2 verification on every path (a dummy hash for an unknown name), and
     # the deactivated check after it: the time taken says nothing about which names exist.
     password_ok = verify_password(user, password)
     if not password_ok or not user.is_active_user:
-        db.session.add(LoginAttempt(username=username[:80], ip_address=ip[:64]))
-        audit.record("login.failed", f"Failed login for '{username[:80]}'", username=username[:80],
-                     user=None)
+        db.session.add(LoginAttempt(username=name_key, ip_address=ip, created_at=now))
+        db.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < since))
+        _audit_refused_login(ip, username, now, window, refused=False)
         db.session.commit()
         if password_ok:
             raise AccountError("This account is deactivated. Ask an admin to activate it.")
         raise AccountError("Unknown user name or wrong password.")
-    # Successful login clears the user's failures.
-    db.session.execute(LoginAttempt.__table__.delete().where(
-        or_(func.lower(LoginAttempt.username) == username.lower())))
-    user.last_login_at = utcnow()
+    # A successful login clears this address's failures for the name (not other addresses':
+    # the per-name wait keeps counting them).
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.username == name_key, LoginAttempt.ip_address == ip))
+    user.last_login_at = now
     audit.record("login", f"{user.username} logged in", user=user)
     db.session.commit()
     return user
