@@ -64,6 +64,9 @@ class User(TimestampMixin, db.Model):
     is_active_user = db.Column(db.Boolean, nullable=False, default=True)
     last_login_at = db.Column(UTCDateTime(), nullable=True)
     last_dashboard_date = db.Column(db.String(10), nullable=True)  # YYYY-MM-DD in UI timezone
+    # Stored in the session at login; logout, a password change, a role change and deactivation
+    # raise it, so every session made before is refused at its next request (security.py).
+    session_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
 
     # Flask-Login protocol -----------------------------------------------------
     @property

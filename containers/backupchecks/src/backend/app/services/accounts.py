@@ -103,12 +103,26 @@ def _is_active_admin(user: User) -> bool:
     return user.is_active_user and "admin" in user.role_list
 
 
+def end_sessions(user: User) -> None:
+    """Every session of ``user`` made before now is refused at its next request (their
+    generation is older). The caller's own session can be kept with security.keep_session."""
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+def log_out(user: User) -> None:
+    """Logging out ends the user's sessions everywhere, including copies of the cookie."""
+    end_sessions(user)
+    audit.record("logout", f"{user.username} logged out", user=user)
+
+
 def set_roles(user: User, roles: Iterable[str], *, actor) -> None:
     role_list = normalise_roles(roles)
     if _is_active_admin(user) and "admin" not in role_list and _active_admin_count(user.id) == 0:
         raise AccountError("This is the last active admin; make another user admin first.")
     before = user.role_list
     user.role_list = role_list
+    if role_list != before:
+        end_sessions(user)
     audit.record("user.roles", f"Roles of {user.username}: {', '.join(before)} → {', '.join(role_list)}",
                  user=actor, target_type="user", target_id=user.id,
                  before={"roles": before}, after={"roles": role_list})
@@ -119,6 +133,8 @@ def set_active(user: User, active: bool, *, actor) -> None:
         raise AccountError("This is the last active admin; it can't be deactivated.")
     before = user.is_active_user
     user.is_active_user = active
+    if not active:
+        end_sessions(user)
     audit.record("user.activate" if active else "user.deactivate",
                  f"{'Activated' if active else 'Deactivated'} user {user.username}", user=actor,
                  target_type="user", target_id=user.id, before={"active": before}, after={"active": active})
@@ -137,6 +153,7 @@ def delete_user(user: User, *, actor) -> None:
 def set_password(user: User, password: str, *, actor, event: str = "user.password_reset") -> None:
     check_password_strength(password, user.username)
     user.password_hash = hash_password(password)
+    end_sessions(user)
     audit.record(event, f"Password of {user.username} changed", user=actor, target_type="user", target_id=user.id)
 
 
