@@ -74,7 +74,9 @@ def test_create_edit_and_delete_an_override(browser, live_server):
     page.screenshot(path="/tmp/backupchecks-overrides.png", full_page=True)
 
     # The admin deletes it (after confirming).
-    page.goto(live_server + "/auth/logout")
+    page.goto(live_server + "/auth/logout")  # a page with a button: GET alone logs nobody out
+    page.click("#logout-button")
+    page.wait_for_url("**/auth/login")
     login(page, live_server, "alice")
     page.goto(live_server + "/overrides")
     page.once("dialog", lambda d: d.accept())

@@ -18,7 +18,13 @@ EXAMPLE_SECRET_KEYS = {
     "set-me-to-a-long-random-string",
     "dev",
     "secret",
+    "dev-only-not-for-production",
 }
+# Placeholders people paste from examples: "set-me…", "change-me…", "changeme…", "your-secret…".
+EXAMPLE_SECRET_PREFIXES = ("set-me", "change-me", "changeme", "your-secret", "replace-me")
+MIN_SECRET_KEY_LENGTH = 32
+# `openssl rand -hex 32` has about 16 different characters; "aaaa…" or "abab…" has 1 or 2.
+MIN_SECRET_KEY_DISTINCT = 8
 
 DB_VARS = ("DATABASE_URL", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "DB_HOST", "DB_PORT")
 GRAPH_ENV = {
@@ -113,9 +119,13 @@ def check_production(cfg: Mapping) -> None:
     if cfg.get("APP_ENV") != "production":
         return
     secret = cfg.get("SECRET_KEY") or ""
-    if secret.lower() in EXAMPLE_SECRET_KEYS or secret == "dev-only-not-for-production" or secret.lower().startswith("set-me"):
+    if secret.lower() in EXAMPLE_SECRET_KEYS or secret.lower().startswith(EXAMPLE_SECRET_PREFIXES):
         raise ConfigError("APP_SECRET_KEY is missing or still the example value; set a long random string (e.g. `openssl rand -hex 32`)")
-    if len(secret) < 16:
-        raise ConfigError("APP_SECRET_KEY is too short; use at least 16 random characters (e.g. `openssl rand -hex 32`)")
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"APP_SECRET_KEY is too short; use at least {MIN_SECRET_KEY_LENGTH} random characters "
+                          "(e.g. `openssl rand -hex 32`)")
+    if len(set(secret)) < MIN_SECRET_KEY_DISTINCT:
+        raise ConfigError("APP_SECRET_KEY is not random (too few different characters); "
+                          "set a long random string (e.g. `openssl rand -hex 32`)")
     if str(cfg.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite"):
         raise ConfigError("APP_ENV=production needs PostgreSQL: set DATABASE_URL or POSTGRES_DB/POSTGRES_USER/POSTGRES_PASSWORD/DB_HOST")

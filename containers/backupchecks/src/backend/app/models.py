@@ -64,6 +64,9 @@ class User(TimestampMixin, db.Model):
     is_active_user = db.Column(db.Boolean, nullable=False, default=True)
     last_login_at = db.Column(UTCDateTime(), nullable=True)
     last_dashboard_date = db.Column(db.String(10), nullable=True)  # YYYY-MM-DD in UI timezone
+    # Stored in the session at login; logout, a password change, a role change and deactivation
+    # raise it, so every session made before is refused at its next request (security.py).
+    session_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
 
     # Flask-Login protocol -----------------------------------------------------
     @property
@@ -167,9 +170,9 @@ class LoginAttempt(db.Model):
     __tablename__ = "login_attempts"
 
     id = db.Column(db.Integer, primary_key=True)
-    username = db.Column(db.String(80), nullable=False)
+    username = db.Column(db.String(80), nullable=False)  # lower case: the throttle is per name, any capitalisation
     ip_address = db.Column(db.String(64), nullable=False)
-    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, index=True)  # pruning after the window
 
     __table_args__ = (
         Index("ix_login_attempts_username_created", "username", "created_at"),

@@ -1,11 +1,14 @@
-"""Role guard: one decorator on every route; what a page allows follows the active role."""
+"""Role guard: one decorator on every route; what a page allows follows the active role.
+Also the web side of sessions (start, keep, end, check), the client's address and safe_next."""
 from __future__ import annotations
 
+import hashlib
 from functools import wraps
-from typing import Callable
+from typing import Callable, Optional
+from urllib.parse import urlsplit
 
-from flask import abort, request
-from flask_login import current_user
+from flask import abort, current_app, g, request, session, url_for
+from flask_login import current_user, login_user, logout_user
 
 from .extensions import login_manager
 from .models import ROLES
@@ -48,3 +51,69 @@ def has_role(*roles: str) -> bool:
 def wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def safe_next(target: Optional[str], default: Optional[str] = None) -> str:
+    """``target`` when it is a path on this site, else ``default`` (the dashboard).
+
+    The one check for every "go back to" value taken from a request (``next=``, a form's
+    ``next`` field): only a local absolute path; never another host (``//host``, ``/\\host``,
+    ``https://…``) and never control characters (CR/LF would break the Location header)."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(ch) < 32 or ord(ch) == 127 for ch in target)
+            and not urlsplit(target).netloc):
+        return target
+    return default or url_for("main.dashboard")
+
+
+# --- Sessions ------------------------------------------------------------------------------
+#
+# The session is a signed cookie. Two values in it make it revocable and bound:
+# - the user's session generation at login: logout, a password change, a role change and
+#   deactivation raise users.session_generation, so an older session (a copied cookie too) is
+#   refused at its next request; the check reads the user row that is loaded anyway;
+# - a hash of the client's address and User-Agent at login (instead of Flask-Login's "strong"
+#   protection, which reads X-Forwarded-For as the client sends it).
+
+SESSION_GENERATION = "_generation"
+SESSION_BINDING = "_binding"
+
+
+def client_address() -> str:
+    """The client's address. ``request.remote_addr`` is the connecting address, or, only when
+    APP_BEHIND_PROXY trusts one reverse proxy (ProxyFix in create_app), the address that proxy
+    put in X-Forwarded-For. A client-sent X-Forwarded-For is never read otherwise."""
+    return request.remote_addr or "?"
+
+
+def _session_binding() -> str:
+    agent = request.headers.get("User-Agent", "")
+    return hashlib.sha256(f"{client_address()}|{agent}".encode()).hexdigest()
+
+
+def start_session(user) -> None:
+    """Log ``user`` in with a new session: nothing from before the login is kept, so the CSRF
+    token is new too (a token planted or seen before login is worthless afterwards)."""
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    login_user(user)
+    session[SESSION_GENERATION] = user.session_generation
+    session[SESSION_BINDING] = _session_binding()
+
+
+def keep_session(user) -> None:
+    """After ``user``'s sessions were ended (accounts.end_sessions): keep the current one if it
+    is that user's own (a password change ends the other sessions, not this one)."""
+    if getattr(current_user, "is_authenticated", False) and current_user.id == user.id:
+        session[SESSION_GENERATION] = user.session_generation
+
+
+def end_session() -> None:
+    logout_user()
+    session.clear()
+
+
+def session_is_current(user) -> bool:
+    """The session was made for this generation of ``user``, at this address and browser."""
+    return (session.get(SESSION_GENERATION) == user.session_generation
+            and session.get(SESSION_BINDING) == _session_binding())

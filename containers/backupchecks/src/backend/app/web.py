@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Flask, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
@@ -12,21 +12,27 @@ from sqlalchemy.exc import OperationalError, InterfaceError
 
 from .extensions import db, login_manager
 from .models import ROLES, MailMessage, User
+from .security import session_is_current
 
 
 def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to open that page."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    # security.session_is_current binds the session to the trusted client address instead of
+    # Flask-Login's "strong" mode (which reads the client-sent X-Forwarded-For).
+    login_manager.session_protection = None
 
     @login_manager.user_loader
     def load_user(user_id: str):
         try:
             user = db.session.get(User, int(user_id))
         except (ValueError, TypeError):
+            user = None
+        if user is None or not user.is_active_user or not session_is_current(user):
+            session.clear()  # ended (logout, password or role change), or a copied cookie elsewhere
             return None
-        return user if user and user.is_active_user else None
+        return user
 
     @app.before_request
     def first_run_setup():

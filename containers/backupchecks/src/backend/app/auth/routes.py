@@ -1,26 +1,15 @@
 """Login, logout, first-run setup, profile and role switching."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
 from ..extensions import db
-from ..security import EVERYONE, public, roles_required
+from ..security import (EVERYONE, client_address, end_session, keep_session, public, roles_required, safe_next,
+                        start_session)
 from ..services import accounts, audit
 from . import auth_bp
 from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
-
-
-def _client_ip() -> str:
-    return (request.remote_addr or "?")
-
-
-def _safe_next(target: str | None) -> str:
-    if target and not urlsplit(target).netloc and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("main.dashboard")
 
 
 @auth_bp.route("/setup", methods=["GET", "POST"])
@@ -33,13 +22,17 @@ def setup():
     form = SetupForm()
     if form.validate_on_submit():
         try:
-            user = accounts.create_user(form.username.data, form.password.data, ["admin"])
+            user = accounts.create_first_admin(form.username.data, form.password.data)
             db.session.commit()
+        except accounts.SetupClosed as exc:
+            db.session.rollback()
+            flash(str(exc), "info")
+            return redirect(url_for("auth.login"))
         except accounts.AccountError as exc:
             db.session.rollback()
             form.password.errors.append(str(exc))
         else:
-            login_user(user)
+            start_session(user)
             flash(f"Welcome, {user.username}. You are the first admin. Next: Settings → Mail.", "success")
             return redirect(url_for("main.dashboard"))
     return render_template("auth/setup.html", form=form)
@@ -53,29 +46,38 @@ def login():
     form = LoginForm()
     error = None
     status = 200
+    headers = {}
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                user = accounts.authenticate(form.username.data, form.password.data, _client_ip())
+                user = accounts.authenticate(form.username.data, form.password.data, client_address())
             except accounts.LoginThrottled as exc:
                 error, status = str(exc), 429
+                headers["Retry-After"] = str(exc.retry_after)
             except accounts.AccountError as exc:
                 error, status = str(exc), 401
             else:
-                login_user(user)
-                return redirect(_safe_next(request.args.get("next")))
+                start_session(user)
+                return redirect(safe_next(request.args.get("next")))
         else:
             error, status = "Enter your user name and password.", 400
-    return render_template("auth/login.html", form=form, error=error), status
+    return render_template("auth/login.html", form=form, error=error), status, headers
 
 
 @auth_bp.route("/logout", methods=["GET", "POST"])
 @public
 def logout():
+    """POST (with the CSRF token, as the user menu sends it) logs out; GET only shows a button,
+    so a link or an image on another page can't log anyone out."""
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login"))
+        return render_template("auth/logout.html")
     if current_user.is_authenticated:
-        audit.record("logout", f"{current_user.username} logged out", commit=True)
-        logout_user()
-    flash("You are logged out.", "info")
+        accounts.log_out(current_user)
+        db.session.commit()
+    end_session()
+    flash("You are logged out, on every device.", "info")
     return redirect(url_for("auth.login"))
 
 
@@ -94,7 +96,8 @@ def profile():
                     accounts.set_password(current_user, pw_form.password.data, actor=current_user,
                                           event="user.password_change")
                     db.session.commit()
-                    flash("Your password was changed.", "success")
+                    keep_session(current_user)
+                    flash("Your password was changed. Your other sessions have ended.", "success")
                     return redirect(url_for("auth.profile"))
                 except accounts.AccountError as exc:
                     db.session.rollback()

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Customer
-from ..security import has_role, roles_required
+from ..security import has_role, roles_required, safe_next
 from ..services import customers as svc
 from . import main_bp
 
@@ -74,9 +74,7 @@ def customer_edit(customer_id: int):
 def customer_update(customer_id: int):
     customer = db.get_or_404(Customer, customer_id)
     action = request.form.get("action", "")
-    back = request.form.get("next") or url_for("main.customers")
-    if not back.startswith("/") or back.startswith("//"):
-        back = url_for("main.customers")
+    back = safe_next(request.form.get("next"), url_for("main.customers"))
     try:
         if action == "rename":
             old = customer.name

@@ -11,7 +11,7 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..security import EVERYONE, has_role, roles_required
+from ..security import EVERYONE, has_role, roles_required, safe_next
 from ..services import feedback as fb
 from . import main_bp
 
@@ -41,10 +41,9 @@ def _item_or_404(item_id: int):
 
 
 def _back(item_id: int | None = None):
+    default = url_for("main.feedback_detail", item_id=item_id) if item_id else url_for("main.feedback")
     target = request.form.get("next", "")
-    if target.startswith("/feedback") and not target.startswith("//"):
-        return redirect(target)
-    return redirect(url_for("main.feedback_detail", item_id=item_id) if item_id else url_for("main.feedback"))
+    return redirect(safe_next(target, default) if target.startswith("/feedback") else default)
 
 
 @main_bp.route("/feedback")

@@ -8,7 +8,7 @@ from markupsafe import escape
 
 from ..extensions import db
 from ..models import BackgroundTask, MailMessage
-from ..security import EVERYONE, roles_required
+from ..security import EVERYONE, roles_required, safe_next
 from ..services import ingest
 from ..services import inbox as inbox_svc
 from ..services.importer import import_raw_files
@@ -105,10 +105,7 @@ def inbox_message_eml(msg_id: int):
 
 
 def _back(default_id: int | None = None):
-    target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//"):
-        return redirect(target)
-    return redirect(url_for("main.inbox"))
+    return redirect(safe_next(request.form.get("next"), url_for("main.inbox")))
 
 
 @main_bp.route("/inbox/approve", methods=["POST"])

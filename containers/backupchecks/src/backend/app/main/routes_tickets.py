@@ -14,7 +14,7 @@ from flask_login import current_user
 from .. import ticketing_utils as tk
 from ..extensions import db
 from ..models import JobRun, Remark, Ticket
-from ..security import has_role, roles_required
+from ..security import has_role, roles_required, safe_next
 from ..services.settings import ui_zone
 from . import main_bp
 
@@ -91,10 +91,7 @@ def _run_from_form() -> Optional[JobRun]:
 
 def _back(tab: str):
     """Back to where the form was (Run Checks, job detail) if it said so, else to the tab."""
-    target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return redirect(target)
-    return redirect(url_for("main.tickets", tab=tab))
+    return redirect(safe_next(request.form.get("next"), url_for("main.tickets", tab=tab)))
 
 
 # --- tickets -------------------------------------------------------------------------------------

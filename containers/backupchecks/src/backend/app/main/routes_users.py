@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..models import User
-from ..security import roles_required
+from ..security import keep_session, roles_required
 from ..services import accounts
 from . import main_bp
 
@@ -44,10 +44,10 @@ def user_update(user_id: int):
             message = f"Roles of {user.username} saved."
         elif action == "password":
             accounts.set_password(user, request.form.get("password", ""), actor=current_user)
-            message = f"Password of {user.username} reset."
+            message = f"Password of {user.username} reset; their open sessions have ended."
         elif action in ("deactivate", "activate"):
             accounts.set_active(user, action == "activate", actor=current_user)
-            message = f"{user.username} {action}d."
+            message = f"{user.username} {action}d." + (" Their open sessions have ended." if action == "deactivate" else "")
         elif action == "delete":
             name = user.username
             accounts.delete_user(user, actor=current_user)
@@ -59,6 +59,8 @@ def user_update(user_id: int):
         db.session.rollback()
         flash(f"Not changed: {exc}", "danger")
         return redirect(url_for("main.users"))
+    if action != "delete":
+        keep_session(user)  # an admin changing their own roles or password stays logged in here
     flash(message, "success")
     return redirect(url_for("main.users"))
 

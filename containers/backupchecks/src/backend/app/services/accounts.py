@@ -1,17 +1,19 @@
 """Accounts: password hashing, login throttling, user management rules."""
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Iterable, Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from ..extensions import db
-from ..models import ROLES, LoginAttempt, User, utcnow
-from . import audit
+from ..models import ROLES, AuditLog, LoginAttempt, User, utcnow
+from . import audit, locks
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
@@ -23,8 +25,8 @@ class AccountError(ValueError):
     """A rule of account management was broken; the message is shown to the user."""
 
 
-class LoginThrottled(AccountError):
-    pass
+class SetupClosed(AccountError):
+    """First-run setup was already done (perhaps a moment ago, by someone else)."""
 
 
 def hash_password(password: str) -> str:
@@ -77,6 +79,19 @@ def create_user(username: str, password: str, roles: Iterable[str], *, actor=Non
     return user
 
 
+def create_first_admin(username: str, password: str) -> User:
+    """The first admin of a new installation, created at most once.
+
+    The "no users yet" check and the insert run under a transaction lock (held until the
+    caller commits), so two people sending the setup form at the same moment get one admin
+    and one SetupClosed, never two admins."""
+    locks.lock_for_transaction(db.session, "first-run-setup")
+    if has_users():
+        raise SetupClosed("Backupchecks was set up a moment ago by someone else. "
+                          "Log in, or ask that admin for an account.")
+    return create_user(username, password, ["admin"])
+
+
 def _active_admin_count(exclude_id: Optional[int] = None) -> int:
     q = select(func.count(User.id)).where(User.is_active_user.is_(True), User.roles.like("%admin%"))
     if exclude_id is not None:
@@ -88,12 +103,26 @@ def _is_active_admin(user: User) -> bool:
     return user.is_active_user and "admin" in user.role_list
 
 
+def end_sessions(user: User) -> None:
+    """Every session of ``user`` made before now is refused at its next request (their
+    generation is older). The caller's own session can be kept with security.keep_session."""
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+def log_out(user: User) -> None:
+    """Logging out ends the user's sessions everywhere, including copies of the cookie."""
+    end_sessions(user)
+    audit.record("logout", f"{user.username} logged out", user=user)
+
+
 def set_roles(user: User, roles: Iterable[str], *, actor) -> None:
     role_list = normalise_roles(roles)
     if _is_active_admin(user) and "admin" not in role_list and _active_admin_count(user.id) == 0:
         raise AccountError("This is the last active admin; make another user admin first.")
     before = user.role_list
     user.role_list = role_list
+    if role_list != before:
+        end_sessions(user)
     audit.record("user.roles", f"Roles of {user.username}: {', '.join(before)} → {', '.join(role_list)}",
                  user=actor, target_type="user", target_id=user.id,
                  before={"roles": before}, after={"roles": role_list})
@@ -104,6 +133,8 @@ def set_active(user: User, active: bool, *, actor) -> None:
         raise AccountError("This is the last active admin; it can't be deactivated.")
     before = user.is_active_user
     user.is_active_user = active
+    if not active:
+        end_sessions(user)
     audit.record("user.activate" if active else "user.deactivate",
                  f"{'Activated' if active else 'Deactivated'} user {user.username}", user=actor,
                  target_type="user", target_id=user.id, before={"active": before}, after={"active": active})
@@ -122,45 +153,151 @@ def delete_user(user: User, *, actor) -> None:
 def set_password(user: User, password: str, *, actor, event: str = "user.password_reset") -> None:
     check_password_strength(password, user.username)
     user.password_hash = hash_password(password)
+    end_sessions(user)
     audit.record(event, f"Password of {user.username} changed", user=actor, target_type="user", target_id=user.id)
 
 
 # --- Login and throttling ------------------------------------------------------
+#
+# Failed logins are counted in the database (login_attempts, one row per refused password),
+# so the limits hold across workers and containers. Three limits, within a sliding window of
+# LOGIN_THROTTLE_WINDOW_SECONDS:
+#
+# - per (user name, address): LOGIN_THROTTLE_MAX failures, then that address is refused for
+#   that name until the oldest failure leaves the window;
+# - per address: ADDRESS_FACTOR × LOGIN_THROTTLE_MAX failures over all names (password spraying);
+# - per user name over all addresses: never a refusal, only a growing wait before the password
+#   is checked (NAME_DELAY_*), so many addresses guessing one name are slowed down while the
+#   real user, from an address of their own, still gets in with the right password.
+#
+# Refused logins are audited as one "login.failed" row per address and window, updated in
+# place with the counts, so an attack can't flood the audit log.
 
-def _recent_failures(username: str, ip: str) -> tuple[int, int]:
-    window = timedelta(seconds=current_app.config.get("LOGIN_THROTTLE_WINDOW_SECONDS", 900))
-    since = utcnow() - window
-    by_user = db.session.execute(select(func.count(LoginAttempt.id)).where(
-        func.lower(LoginAttempt.username) == username.lower(), LoginAttempt.created_at >= since)).scalar_one()
-    by_ip = db.session.execute(select(func.count(LoginAttempt.id)).where(
-        LoginAttempt.ip_address == ip, LoginAttempt.created_at >= since)).scalar_one()
-    return by_user, by_ip
+ADDRESS_FACTOR = 4
+NAME_DELAY_FACTOR = 4  # the wait starts after NAME_DELAY_FACTOR × LOGIN_THROTTLE_MAX failures for a name
+NAME_DELAY_FIRST_SECONDS = 0.5  # doubles with every further failure ...
+NAME_DELAY_MAX_SECONDS = 5.0  # ... up to this
+AUDIT_MAX_NAMES = 10
+
+
+class LoginThrottled(AccountError):
+    """Too many failed logins from this address; ``retry_after`` is in seconds."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = max(60, int(retry_after))
+        minutes = -(-self.retry_after // 60)
+        super().__init__(f"Too many failed logins from your address. Try again in {minutes} "
+                         f"minute{'s' if minutes != 1 else ''}, or ask an admin to reset your password.")
+
+
+@dataclass(frozen=True)
+class _Failures:
+    pair: int  # this name from this address
+    pair_oldest: Optional[datetime]
+    address: int  # any name from this address
+    address_oldest: Optional[datetime]
+    name: int  # this name from any address
+
+
+def _throttle_window() -> timedelta:
+    return timedelta(seconds=current_app.config.get("LOGIN_THROTTLE_WINDOW_SECONDS", 900))
+
+
+def _recent_failures(name_key: str, ip: str, since: datetime) -> _Failures:
+    """The three counts in one query (the indexes on (username, created_at) and (ip_address, created_at))."""
+    a = LoginAttempt
+    pair = and_(a.username == name_key, a.ip_address == ip)
+    by_ip = a.ip_address == ip
+    row = db.session.execute(select(
+        func.count().filter(pair), func.min(a.created_at).filter(pair),
+        func.count().filter(by_ip), func.min(a.created_at).filter(by_ip),
+        func.count().filter(a.username == name_key),
+    ).where(a.created_at >= since, or_(a.username == name_key, by_ip))).one()
+    return _Failures(*row)
+
+
+def _wait(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def name_delay(failures_for_name: int, limit: int) -> float:
+    """The wait before checking a password for a name that failed this often (all addresses)."""
+    excess = failures_for_name - NAME_DELAY_FACTOR * limit
+    if excess < 0:
+        return 0.0
+    return min(NAME_DELAY_FIRST_SECONDS * 2 ** min(excess, 32), NAME_DELAY_MAX_SECONDS)
+
+
+def _audit_refused_login(ip: str, username: str, now: datetime, window: timedelta, *, refused: bool) -> None:
+    """Count a failed (wrong password) or refused (throttled) login in this address's audit row
+    for the window; the first one in a window creates the row."""
+    row = db.session.execute(
+        select(AuditLog).where(AuditLog.event == "login.failed", AuditLog.ip_address == ip,
+                               AuditLog.created_at >= now - window)
+        .order_by(AuditLog.id.desc()).limit(1).with_for_update()).scalar_one_or_none()
+    if row is None:
+        row = audit.record("login.failed", "", username=username or None, user=None, ip_address=ip)
+        counts = {"failed": 0, "refused": 0, "user names": []}
+    else:
+        counts = dict(row.after or {})
+    names = list(counts.get("user names") or [])
+    if username and username not in names:
+        if len(names) < AUDIT_MAX_NAMES:
+            names.append(username)
+        else:
+            counts["more names"] = counts.get("more names", 0) + 1
+    counts["user names"] = names
+    key = "refused" if refused else "failed"
+    counts[key] = counts.get(key, 0) + 1
+    counts["last"] = now.isoformat(timespec="seconds")
+    row.after = counts  # a new dict, so the JSON column is written
+    shown = ", ".join(names) + (f" and {counts['more names']} more" if counts.get("more names") else "")
+    summary = f"{counts.get('failed', 0)} failed login(s) from {ip} for {shown or '(no name)'}"
+    if counts.get("refused"):
+        summary += f"; {counts['refused']} more refused: too many failed logins"
+    row.summary = summary[:500]
 
 
 def authenticate(username: str, password: str, ip: str) -> User:
-    """Return the user for valid credentials; raise AccountError with a clear message otherwise."""
-    username = (username or "").strip()
+    """Return the user for valid credentials; raise AccountError with a clear message otherwise
+    (LoginThrottled when this address tried too often)."""
+    username = (username or "").strip()[:80]
+    name_key = username.lower()
+    ip = (ip or "?")[:64]
     limit = current_app.config.get("LOGIN_THROTTLE_MAX", 5)
-    by_user, by_ip = _recent_failures(username, ip)
-    if by_user >= limit or by_ip >= limit * 4:
-        minutes = current_app.config.get("LOGIN_THROTTLE_WINDOW_SECONDS", 900) // 60
-        audit.record("login.throttled", f"Login for '{username}' refused: too many failed attempts",
-                     username=username[:80], commit=True)
-        raise LoginThrottled(f"Too many failed logins. Wait {minutes} minutes and try again, "
-                             "or ask an admin to reset your password.")
-    user = db.session.execute(select(User).where(func.lower(User.username) == username.lower())).scalar_one_or_none()
-    if not verify_password(user, password) or not user.is_active_user:
-        db.session.add(LoginAttempt(username=username[:80], ip_address=ip[:64]))
-        audit.record("login.failed", f"Failed login for '{username[:80]}'", username=username[:80],
-                     user=None)
+    now = utcnow()
+    window = _throttle_window()
+    since = now - window
+    seen = _recent_failures(name_key, ip, since)
+    release = []
+    if seen.pair >= limit:
+        release.append(seen.pair_oldest + window)
+    if seen.address >= ADDRESS_FACTOR * limit:
+        release.append(seen.address_oldest + window)
+    if release:
+        _audit_refused_login(ip, username, now, window, refused=True)
         db.session.commit()
-        if user is not None and verify_password(user, password) and not user.is_active_user:
+        raise LoginThrottled((max(release) - now).total_seconds())
+    delay = name_delay(seen.name, limit)
+    if delay:
+        db.session.commit()  # no transaction held open while waiting
+        _wait(delay)
+    user = db.session.execute(select(User).where(func.lower(User.username) == name_key)).scalar_one_or_none()
+    # Exactly one Argon2 verification on every path (a dummy hash for an unknown name), and
+    # the deactivated check after it: the time taken says nothing about which names exist.
+    password_ok = verify_password(user, password)
+    if not password_ok or not user.is_active_user:
+        db.session.add(LoginAttempt(username=name_key, ip_address=ip, created_at=now))
+        db.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < since))
+        _audit_refused_login(ip, username, now, window, refused=False)
+        db.session.commit()
+        if password_ok:
             raise AccountError("This account is deactivated. Ask an admin to activate it.")
         raise AccountError("Unknown user name or wrong password.")
-    # Successful login clears the user's failures.
-    db.session.execute(LoginAttempt.__table__.delete().where(
-        or_(func.lower(LoginAttempt.username) == username.lower())))
-    user.last_login_at = utcnow()
+    # A successful login clears this address's failures for the name (not other addresses':
+    # the per-name wait keeps counting them).
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.username == name_key, LoginAttempt.ip_address == ip))
+    user.last_login_at = now
     audit.record("login", f"{user.username} logged in", user=user)
     db.session.commit()
     return user

@@ -46,12 +46,13 @@ def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple
 
 def record(event: str, summary: str = "", *, user=None, target_type: str | None = None,
            target_id: Any = None, before: Optional[Mapping] = None, after: Optional[Mapping] = None,
-           username: str | None = None, commit: bool = False) -> AuditLog:
-    """Add an audit entry to the session (committed with the caller's change)."""
+           username: str | None = None, commit: bool = False, ip_address: str | None = None) -> AuditLog:
+    """Add an audit entry to the session (committed with the caller's change). The address is
+    the request's (the real client's only behind a trusted proxy, APP_BEHIND_PROXY)."""
     if user is None and has_request_context() and getattr(current_user, "is_authenticated", False):
         user = current_user
-    ip = None
-    if has_request_context():
+    ip = ip_address
+    if ip is None and has_request_context():
         ip = request.remote_addr or None
     entry = AuditLog(
         user_id=getattr(user, "id", None),

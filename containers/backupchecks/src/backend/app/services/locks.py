@@ -1,6 +1,7 @@
 """Cross-process locks: PostgreSQL advisory locks, a file lock on SQLite.
 
 ``hold_lock`` blocks until the lock is free (migrations at start-up);
+``lock_for_transaction`` holds one until the caller's transaction ends (first-run setup);
 ``LeaderLock`` tries without blocking and keeps the lock on its own
 connection for as long as the process runs its background loop.
 """
@@ -46,6 +47,16 @@ def hold_lock(engine: Engine, name: str) -> Iterator[None]:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def lock_for_transaction(session, name: str) -> None:
+    """Hold a blocking lock on ``name`` until ``session`` commits or rolls back.
+
+    On PostgreSQL a transaction-level advisory lock (``pg_advisory_xact_lock``): a
+    check-then-insert under it is atomic across workers and containers. SQLite (a single
+    development process) has no such lock; there this does nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
 
 
 class LeaderLock:
