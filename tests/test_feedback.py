@@ -250,6 +250,7 @@ def test_the_png_bomb_posted_through_the_upload_form_is_refused_and_nothing_is_s
             "on a side and 40 megapixels in all. Nothing was saved: scale the image down (or crop it) and send "
             "again.") in html
     assert counts() == before  # no item, reply or attachment, not even the fine one
+    assert "each at most 5 MB and 10,000 pixels on a side (40 megapixels)" in html  # the form says so up front
     assert "feedback.create" not in events() and "feedback.reply" not in events()
     assert ("Huge screenshot" if not reply else "Here it is") in html  # the text is kept
 
