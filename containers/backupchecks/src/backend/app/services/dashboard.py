@@ -22,6 +22,7 @@ from sqlalchemy import Date, cast, func, literal, select
 
 from ..extensions import db
 from ..models import ImportCycle, JobRun, utcnow
+from . import markdown_render
 from . import news as news_svc
 from .settings import get_settings, ui_zone
 from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, day_bounds_utc, local_day
@@ -196,6 +197,6 @@ def dashboard_data(include_all_news: bool = False, today: Optional[date] = None)
             "success": [d.success for d in series],
             "totals": [d.total for d in series],
         },
-        "news": [(item, news_svc.render_body(item.body)) for item in visible],
+        "news": [(item, markdown_render.html_of(item)) for item in visible],  # stored HTML
         "all_news": [(item, news_svc.state(item, now)) for item in managed],
     }

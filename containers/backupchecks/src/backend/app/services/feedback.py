@@ -12,15 +12,14 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, field
-import markdown
-import nh3
+
 from markupsafe import Markup
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import FeedbackAttachment, FeedbackItem, FeedbackReply, FeedbackVote, User, utcnow
-from . import audit
+from . import audit, markdown_render
 
 KINDS = {"bug": "Bug", "feature": "Feature request", "question": "Question"}
 STATUSES = {"open": "Open", "planned": "Planned", "in_progress": "In progress", "done": "Done",
@@ -34,7 +33,7 @@ MAX_DIMENSION = 10_000             # pixels per side
 MAX_PIXELS = 40_000_000            # width x height: a small file can hold a huge image (a "bomb") that
                                    # costs every reader's browser width x height x 4 bytes to show
 MAX_TITLE = 200
-MAX_TEXT = 20000
+MAX_TEXT = markdown_render.MAX_LENGTH  # characters of Markdown in a description or a reply
 
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WebP"}
 ACCEPTED = "PNG, JPEG, GIF and WebP images"
@@ -55,25 +54,6 @@ class ImageTooLarge(ValueError):
         self.width, self.height = width, height
         super().__init__(f"it is {width:,} x {height:,} pixels; images may be at most {MAX_DIMENSION:,} pixels "
                          f"on a side and {MAX_PIXELS // 1_000_000} megapixels in all")
-
-
-# --- Markdown, rendered safely ----------------------------------------------------------------
-
-_TAGS = {"p", "br", "hr", "strong", "em", "b", "i", "code", "pre", "blockquote", "ul", "ol", "li", "a",
-         "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "del"}
-
-
-def render_markdown(text: str | None) -> Markup:
-    """User Markdown to HTML: the Markdown package, then nh3 with a short allow-list.
-
-    Raw HTML (script, iframe, img, event handlers, style) is removed; links keep only http, https
-    and mailto targets, so ``javascript:`` and ``data:`` links lose their href.
-    """
-    html = markdown.markdown(text or "", extensions=["fenced_code", "tables", "sane_lists"])
-    clean = nh3.clean(html, tags=_TAGS, attributes={"a": {"href", "title"}},
-                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow",
-                      strip_comments=True)
-    return Markup(clean)
 
 
 # --- Attachments: checked by content -----------------------------------------------------------
@@ -319,16 +299,21 @@ def _store(item_id: int, reply_id: int | None, images: list[CheckedImage]) -> No
 
 # --- Creating and changing items ----------------------------------------------------------------
 
+def _markdown_text(text: str | None) -> str:
+    return (text or "").replace("\r\n", "\n").strip()
+
+
 def _clean_text(title: str | None, description: str | None) -> tuple[str, str]:
     title = (title or "").strip()
-    description = (description or "").strip()
+    description = _markdown_text(description)
     if not title:
         raise FeedbackError("Give the item a title: one line that says what it is about.")
     if len(title) > MAX_TITLE:
         raise FeedbackError(f"The title is {len(title)} characters long; keep it under {MAX_TITLE} "
                             "and put the rest in the description.")
     if len(description) > MAX_TEXT:
-        raise FeedbackError(f"The description is longer than {MAX_TEXT} characters; shorten it or attach a screenshot.")
+        raise FeedbackError(f"The description is {len(description):,} characters long; the limit is {MAX_TEXT:,}. "
+                            "Nothing was saved: shorten it (a screenshot can say the rest) and send again.")
     return title, description
 
 
@@ -356,11 +341,12 @@ def _require_live(item: FeedbackItem, what: str) -> None:
 
 def add_reply(actor: User, item: FeedbackItem, body: str, uploads: list[Upload]) -> FeedbackReply:
     _require_live(item, "replies")
-    body = (body or "").strip()
+    body = _markdown_text(body)
     if not body:
         raise FeedbackError("The reply is empty: write something before sending.")
     if len(body) > MAX_TEXT:
-        raise FeedbackError(f"The reply is longer than {MAX_TEXT} characters; shorten it.")
+        raise FeedbackError(f"The reply is {len(body):,} characters long; the limit is {MAX_TEXT:,}. "
+                            "Nothing was saved: shorten it and send again.")
     images = check_uploads(uploads)
     reply = FeedbackReply(item_id=item.id, user_id=actor.id, body=body)
     db.session.add(reply)
@@ -574,7 +560,7 @@ def item_view(viewer: User, item: FeedbackItem) -> ItemView:
                FeedbackAttachment.size, FeedbackAttachment.reply_id)
         .where(FeedbackAttachment.item_id == item.id).order_by(FeedbackAttachment.id)).all()]
     author = aliased(User)
-    replies = [ReplyView(reply, name, render_markdown(reply.body)) for reply, name in db.session.execute(
+    replies = [ReplyView(reply, name, markdown_render.html_of(reply)) for reply, name in db.session.execute(
         select(FeedbackReply, author.username).outerjoin(author, author.id == FeedbackReply.user_id)
         .where(FeedbackReply.item_id == item.id).order_by(FeedbackReply.created_at, FeedbackReply.id)).all()]
     by_reply = {r.reply.id: r for r in replies}
@@ -582,7 +568,7 @@ def item_view(viewer: User, item: FeedbackItem) -> ItemView:
         if f.reply_id in by_reply:
             by_reply[f.reply_id].attachments.append(f)
     return ItemView(item=item, author=names.get(item.created_by_id), deleted_by=names.get(item.deleted_by_id),
-                    description_html=render_markdown(item.description), votes=int(votes), voted=bool(voted),
+                    description_html=markdown_render.html_of(item), votes=int(votes), voted=bool(voted),
                     attachments=[f for f in files if f.reply_id is None], replies=replies)
 
 
