@@ -211,6 +211,32 @@ def post_form(client, path: str, data: dict | None = None, token_from: str | Non
     return client.post(path, data=data, **kw)
 
 
+# --- Checking HTML for anything a browser would run ---------------------------------------
+
+def active_html(html: str) -> list[str]:
+    """What in ``html`` a browser would run or fetch: script-like elements, event handlers, style
+    attributes, and javascript:/data:/vbscript: targets. Text that merely reads like HTML (escaped) is fine."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class _Finder(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag in ("script", "iframe", "img", "object", "embed", "style", "svg", "math", "form", "base",
+                       "link", "meta"):
+                found.append(f"<{tag}>")
+            for name, value in attrs:
+                value = (value or "").strip().lower()
+                if name.startswith("on") or name == "style":
+                    found.append(f"{tag} {name}=")
+                elif name in ("href", "src", "action", "formaction", "xlink:href") and value.startswith(
+                        ("javascript:", "data:", "vbscript:")):
+                    found.append(f"{tag} {name}={value[:20]}")
+
+    _Finder().feed(html)
+    return found
+
+
 # --- Builders -------------------------------------------------------------------------------
 
 _HASH_CACHE: dict[str, str] = {}

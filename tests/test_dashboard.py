@@ -304,12 +304,12 @@ def test_news_markdown_is_rendered_safely(as_user, body, forbidden):
     assert forbidden not in article.lower()
 
 
-def test_news_markdown_keeps_formatting_and_safe_links():
-    html = str(news_svc.render_body("**Bold** and [docs](https://example.test/x)\n\n- one\n- two"))
+def test_news_markdown_keeps_formatting_and_safe_links(app):
+    html = _news(body="**Bold** and [docs](https://example.test/x)\n\n- one\n- two").body_html
     assert "<strong>Bold</strong>" in html
     assert '<a href="https://example.test/x" rel="noopener noreferrer">docs</a>' in html
     assert "<li>one</li>" in html
-    assert "&lt;b&gt;" in str(news_svc.render_body("<b>raw</b>"))  # raw HTML shows as text
+    assert "&lt;b&gt;" in _news(body="<b>raw</b>").body_html  # raw HTML shows as text
 
 
 def test_admin_posts_news_entered_in_the_ui_timezone_and_audited(as_user, personas):

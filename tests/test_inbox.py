@@ -139,6 +139,40 @@ def test_mail_body_is_sanitised_and_sandboxed(as_user):
     assert 'sandbox=""' in page
 
 
+HOSTILE_STYLES = """<html><head><style>@import url("https://evil.example/a.css");
+body { background: url(https://evil.example/body.png) }</style></head><body>
+<table style="background-image: url('https://evil.example/t.png'); border-collapse: collapse">
+<tr><td style="color: #c00; background: URL(https://evil.example/u.png) no-repeat">Failed</td>
+<td style="background:u\\72 l(https://evil.example/escaped.png); font-weight: bold">escaped</td>
+<td style="background:&#117;rl(https://evil.example/entity.png)">entity</td>
+<td style="background: image-set('https://evil.example/set.png' 1x); padding: 2px">set</td>
+<td style="list-style: url(//evil.example/relative.png)">relative</td>
+<td style="b: url/**/(https://evil.example/comment.png)">comment</td>
+<td style="--x: url(https://evil.example/var.png); background: var(--x)">var</td>
+<td style="background-image: url(data:image/png;base64,iVBORw0KGgo=); color: green">inline image</td>
+</tr></table></body></html>"""
+
+
+def test_mail_body_styles_never_load_anything_remote(as_user):
+    c = as_user("viewer")
+    op = as_user("operator")
+    raw = (b"From: a@example.test\r\nSubject: Styles\r\nMessage-ID: <styles@example.test>\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/html; charset=utf-8\r\n\r\n" + HOSTILE_STYLES.encode())
+    upload(op, [("styles.eml", raw)])
+    msg = db.session.execute(select(MailMessage)).scalar_one()
+    body = c.get(f"/inbox/{msg.id}/body").get_data(as_text=True)
+    assert "evil.example" not in body, body
+    assert "@import" not in body and "<style" not in body
+    low = body.lower()
+    assert "url(" not in low.replace("url(data:image/png;base64,ivborw0kggo=)", "")
+    # The layout survives: harmless declarations, the words, and the inline (data:) image.
+    for kept in ("border-collapse: collapse", "color: #c00", "font-weight: bold", "padding: 2px",
+                 "background: var(--x)", "background-image: url(data:image/png;base64,iVBORw0KGgo=); color: green"):
+        assert kept in body, kept
+    for word in ("Failed", "escaped", "entity", "set", "relative", "comment", "inline image"):
+        assert f">{word}</td>" in body
+
+
 def test_eml_download_returns_the_original_bytes(as_user):
     c = as_user("viewer")
     op = as_user("operator")

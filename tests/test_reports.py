@@ -22,7 +22,7 @@ from backend.app.services.status import day_status
 
 from tests.clock import TEST_NOW
 
-from .conftest import make_customer, make_job, make_run, post_form
+from .conftest import active_html, make_customer, make_job, make_run, post_form
 
 UTC = timezone.utc
 TODAY = date(2026, 11, 10)                                   # "last month" is October 2026
@@ -270,7 +270,7 @@ def test_pdf_opens_and_reads_right(month, tmp_path):
                           text=True, check=True).stdout
     pages = text.split("\f")
     assert "Contoso IT Services" in pages[0] and "Monthly backup report" in pages[0] and "October 2026" in pages[0]
-    assert "your backup report" in pages[0] and "alert(1)" not in text
+    assert "your backup report" in pages[0] and "<script>alert(1)</script>" in text  # typed HTML: text
     assert "Summary per customer" in text and "Northwind Demo" in text and "Fabrikam Demo" in text
     assert "Failures and missed runs" in text and "T-1010" in text and "Known: tape offline" in text
     n = len([p for p in pages if p.strip()])
@@ -278,9 +278,25 @@ def test_pdf_opens_and_reads_right(month, tmp_path):
     assert f"Generated {TEST_NOW.astimezone(ZoneInfo('Europe/Amsterdam')):%Y-%m-%d}" in pages[1]
 
 
-def test_intro_markdown_is_sanitised():
-    html = svc.intro_html("Hello **there** [link](javascript:alert(1)) <img src=x onerror=alert(1)>")
-    assert "<strong>there</strong>" in html and "javascript" not in html and "onerror" not in html
+def test_intro_markdown_is_sanitised(app):
+    html = str(svc.intro_html(_definition(intro_markdown="Hello **there** [link](javascript:alert(1)) "
+                                                         "<img src=x onerror=alert(1)>")))
+    assert "<strong>there</strong>" in html and active_html(html) == []
+    assert '<a rel="noopener noreferrer">link</a>' in html  # the javascript: target is gone
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html  # typed HTML shows as text
+
+
+def test_the_pdf_intro_shows_every_kind_of_markdown_the_app_allows(app):
+    from backend.app.services import report_pdf
+    from backend.app.services.markdown_render import render
+
+    html = render("# Head\n\n##### Small head\n\n| Job | State |\n|---|---|\n| VM | **ok** |\n\n> quoted\n\n"
+                  "1. one\n\n```\ncode\n```\n\n<b>typed</b> ~~x~~")
+    lines = [(p.style.name, p.text) for p in report_pdf.intro_flowables(html, report_pdf._styles())]
+    assert ("h2", "Head") in lines and ("h3", "Small head") in lines
+    assert ("body", "Job · State") in lines and ("body", "VM · <b>ok</b>") in lines  # a row per line, cells apart
+    assert ("bullet", "one") in lines and ("code", "<font face=\"Courier\">code<br/></font>") in lines
+    assert ("body", "&lt;b&gt;typed&lt;/b&gt; ~~x~~") in lines  # typed HTML stays text
 
 
 # --- Generation as a stored, background job -------------------------------------------------------

@@ -37,9 +37,10 @@ def _running_cli_command() -> bool:
 
 
 def _register_background_loops(app) -> None:
-    from .services import importer, reports
+    from .services import importer, markdown_render, reports
     importer.start_auto_importer(app)
     reports.register(app)
+    markdown_render.register(app)
     try:
         from .services import missed_runs
     except ImportError:  # pragma: no cover
@@ -99,6 +100,9 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
 
     from . import cli
     cli.init_app(app)
+
+    from .services import markdown_render
+    markdown_render.init_app(app)  # Markdown is rendered when it is saved
 
     if app.config.get("RUN_MIGRATIONS"):
         from .services.migrations import upgrade_under_lock

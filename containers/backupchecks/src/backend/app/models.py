@@ -430,7 +430,10 @@ class FeedbackItem(TimestampMixin, db.Model):
     id = db.Column(db.Integer, primary_key=True)
     kind = db.Column(db.String(10), nullable=False, default="bug")  # bug|feature|question
     title = db.Column(db.String(200), nullable=False)
-    description = db.Column(db.Text, nullable=False, default="")
+    description = db.Column(db.Text, nullable=False, default="")  # Markdown
+    # The Markdown as sanitised HTML, rendered when saved, and the renderer version (services/markdown_render.py)
+    description_html = db.Column(db.Text, nullable=False, default="", server_default="")
+    html_version = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     status = db.Column(db.String(20), nullable=False, default="open")
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     deleted_at = db.Column(UTCDateTime(), nullable=True)
@@ -454,7 +457,10 @@ class FeedbackReply(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     item_id = db.Column(db.Integer, db.ForeignKey("feedback_items.id", ondelete="CASCADE"), nullable=False, index=True)
     user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
-    body = db.Column(db.Text, nullable=False)
+    body = db.Column(db.Text, nullable=False)  # Markdown
+    # The Markdown as sanitised HTML, rendered when saved, and the renderer version (services/markdown_render.py)
+    body_html = db.Column(db.Text, nullable=False, default="", server_default="")
+    html_version = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
 
 
@@ -476,7 +482,10 @@ class NewsItem(TimestampMixin, db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     title = db.Column(db.String(200), nullable=False)
-    body = db.Column(db.Text, nullable=False, default="")
+    body = db.Column(db.Text, nullable=False, default="")  # Markdown
+    # The Markdown as sanitised HTML, rendered when saved, and the renderer version (services/markdown_render.py)
+    body_html = db.Column(db.Text, nullable=False, default="", server_default="")
+    html_version = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     visible_from = db.Column(UTCDateTime(), nullable=True)
     visible_until = db.Column(UTCDateTime(), nullable=True)
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
@@ -536,6 +545,9 @@ class ReportDefinition(TimestampMixin, db.Model):
     custom_end = db.Column(db.Date, nullable=True)    # inclusive, UI timezone
     content = db.Column(db.JSON, nullable=True)  # {"summary": true, "success_rate": true, "failures": true, ...}
     intro_markdown = db.Column(db.Text, nullable=False, default="")
+    # The Markdown as sanitised HTML, rendered when saved, and the renderer version (services/markdown_render.py)
+    intro_html = db.Column(db.Text, nullable=False, default="", server_default="")
+    html_version = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     schedule = db.Column(db.String(10), nullable=False, default="none")  # none|weekly|monthly
     schedule_day = db.Column(db.Integer, nullable=True)  # weekday 0-6 (weekly) or day of month 1-28 (monthly)
     schedule_time = db.Column(db.String(5), nullable=True)  # HH:MM in the UI timezone

@@ -7,12 +7,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-import markdown
-import nh3
 from flask import Blueprint, abort, render_template, request
 from markupsafe import Markup, escape
 
 from ..security import EVERYONE, roles_required
+from ..services import markdown_render
 
 doc_bp = Blueprint("docs", __name__, url_prefix="/docs")
 
@@ -34,6 +33,7 @@ class DocPage:
     title: str
     text: str       # the Markdown source
     plain: str = ""  # the page as plain text (what a reader sees), for search
+    html: str = ""   # the page rendered (once per process: the pages ship with the app)
 
 
 _BLOCK_TAG_RE = re.compile(r"</?(?:p|h[1-6]|li|ul|ol|pre|table|thead|tbody|tr|td|th|blockquote|div|hr|br)\b[^>]*>", re.I)
@@ -43,7 +43,7 @@ _SPACE_RE = re.compile(r"\s+")
 
 def plain_text(md: str) -> str:
     """The Markdown as the reader sees it, without markup: rendered, tags dropped, entities decoded."""
-    rendered = markdown.markdown(md, extensions=["tables", "fenced_code"])
+    rendered = markdown_render.render(md)
     text = _TAG_RE.sub("", _BLOCK_TAG_RE.sub(" ", rendered))
     return _SPACE_RE.sub(" ", html.unescape(text)).strip()
 
@@ -60,15 +60,8 @@ def load_pages() -> dict[str, DocPage]:
         first = text.splitlines()[0] if text else slug
         title = first.lstrip("# ").strip() or slug
         body = text.split("\n", 1)[1] if text.startswith("#") and "\n" in text else text
-        pages[slug] = DocPage(slug, title, text, plain_text(body))
+        pages[slug] = DocPage(slug, title, text, plain_text(body), markdown_render.render(text, heading_ids=True))
     return pages
-
-
-def render_markdown(text: str) -> Markup:
-    html = markdown.markdown(text, extensions=["tables", "fenced_code", "toc"])
-    return Markup(nh3.clean(html, tags=nh3.ALLOWED_TAGS | {"h1", "h2", "h3", "h4", "table", "thead", "tbody",
-                                                            "tr", "th", "td", "pre", "code"},
-                            attributes={"*": {"id"}, "a": {"href", "title"}}))
 
 
 def sidebar() -> list[tuple[str, list[DocPage]]]:
@@ -89,7 +82,7 @@ def page(slug: str):
     if slug not in pages:
         abort(404)
     doc = pages[slug]
-    return render_template("docs/page.html", doc=doc, body=render_markdown(doc.text), sidebar=sidebar())
+    return render_template("docs/page.html", doc=doc, body=Markup(doc.html), sidebar=sidebar())
 
 
 SNIPPET_BEFORE, SNIPPET_AFTER = 80, 140

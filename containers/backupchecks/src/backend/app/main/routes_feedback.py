@@ -77,7 +77,8 @@ def feedback_new():
 
 
 def _limits() -> dict:
-    return {"files": fb.MAX_FILES, "mb": fb.MAX_FILE_BYTES // (1024 * 1024), "accepted": fb.ACCEPTED}
+    return {"files": fb.MAX_FILES, "mb": fb.MAX_FILE_BYTES // (1024 * 1024), "accepted": fb.ACCEPTED,
+            "side": fb.MAX_DIMENSION, "megapixels": fb.MAX_PIXELS // 1_000_000}
 
 
 def _detail(item, *, reply_text: str = "", error: str | None = None, status: int = 200):

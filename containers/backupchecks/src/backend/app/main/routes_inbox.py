@@ -1,7 +1,6 @@
 """The Inbox: mails that wait for a person, their detail, approve, delete, upload, re-parse."""
 from __future__ import annotations
 
-import nh3
 from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
@@ -11,6 +10,7 @@ from ..models import BackgroundTask, MailMessage
 from ..security import EVERYONE, roles_required, safe_next
 from ..services import ingest
 from ..services import inbox as inbox_svc
+from ..services import mail_body
 from ..services.importer import import_raw_files
 from ..services.tasks import running_task, task_json
 from . import main_bp
@@ -21,11 +21,6 @@ MAX_UPLOAD_FILES = 200
 
 BODY_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
             "form-action 'none'; frame-ancestors 'self'; sandbox")
-_BODY_TAGS = set(nh3.ALLOWED_TAGS) | {"table", "thead", "tbody", "tfoot", "tr", "td", "th", "font", "center",
-                                       "span", "div", "p", "br", "hr", "b", "i", "u", "h1", "h2", "h3", "h4",
-                                       "h5", "h6", "pre", "code", "small", "strong", "em", "caption", "col", "colgroup"}
-_BODY_ATTRS = {"*": {"style", "class", "align", "valign", "width", "height", "bgcolor", "color", "colspan",
-                     "rowspan", "border", "cellpadding", "cellspacing", "face", "size"}}
 
 
 def _filters() -> inbox_svc.InboxFilters:
@@ -79,8 +74,7 @@ def inbox_message_body(msg_id: int):
     """The mail body for the sandboxed iframe: sanitised HTML, no scripts, no remote loads."""
     msg = db.get_or_404(MailMessage, msg_id)
     if msg.body_html:
-        body = nh3.clean(msg.body_html, tags=_BODY_TAGS, attributes=_BODY_ATTRS, url_schemes={"mailto"},
-                         strip_comments=True)
+        body = mail_body.clean(msg.body_html)
     else:
         body = f"<pre style='white-space:pre-wrap;font-family:monospace'>{escape(msg.body_text or '')}</pre>"
     html = f"<!doctype html><html><head><meta charset='utf-8'></head><body>{body}</body></html>"

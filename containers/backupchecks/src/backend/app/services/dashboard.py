@@ -24,6 +24,7 @@ from sqlalchemy import Date, cast, func, literal, select
 
 from ..extensions import db
 from ..models import ImportCycle, JobRun, utcnow
+from . import markdown_render
 from . import news as news_svc
 from .daily_jobs import day_counts
 from .settings import get_settings, ui_zone
@@ -207,6 +208,6 @@ def dashboard_data(include_all_news: bool = False, now: Optional[datetime] = Non
             "success": [d.success for d in series],
             "totals": [d.total for d in series],
         },
-        "news": [(item, news_svc.render_body(item.body)) for item in visible],
+        "news": [(item, markdown_render.html_of(item)) for item in visible],  # stored HTML
         "all_news": [(item, news_svc.state(item, now)) for item in managed],
     }

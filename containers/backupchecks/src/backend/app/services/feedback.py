@@ -2,7 +2,9 @@
 
 Rules live here; the page module only reads the request and renders. Every change is audited.
 Attachments are accepted by their CONTENT (magic bytes plus a header sanity check), never by
-their file name or the browser's content type, and are stored in the database.
+their file name or the browser's content type, and only up to MAX_DIMENSION pixels a side and
+MAX_PIXELS in all (read from the headers, so an "image bomb" is refused before anything is
+stored); they are stored in the database.
 """
 from __future__ import annotations
 
@@ -10,15 +12,14 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, field
-import markdown
-import nh3
+
 from markupsafe import Markup
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import FeedbackAttachment, FeedbackItem, FeedbackReply, FeedbackVote, User, utcnow
-from . import audit
+from . import audit, markdown_render
 
 KINDS = {"bug": "Bug", "feature": "Feature request", "question": "Question"}
 STATUSES = {"open": "Open", "planned": "Planned", "in_progress": "In progress", "done": "Done",
@@ -28,10 +29,11 @@ SHOW = {"active": "Active items", "deleted": "Deleted items", "all": "Active and
 
 MAX_FILES = 5                      # per item and per reply
 MAX_FILE_BYTES = 5 * 1024 * 1024   # per file
-MAX_DIMENSION = 20000              # pixels per side
-MAX_PIXELS = 100_000_000           # width x height, against decompression bombs in browsers
+MAX_DIMENSION = 10_000             # pixels per side
+MAX_PIXELS = 40_000_000            # width x height: a small file can hold a huge image (a "bomb") that
+                                   # costs every reader's browser width x height x 4 bytes to show
 MAX_TITLE = 200
-MAX_TEXT = 20000
+MAX_TEXT = markdown_render.MAX_LENGTH  # characters of Markdown in a description or a reply
 
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WebP"}
 ACCEPTED = "PNG, JPEG, GIF and WebP images"
@@ -45,23 +47,13 @@ class FeedbackForbidden(FeedbackError):
     """The user may not do this to this item."""
 
 
-# --- Markdown, rendered safely ----------------------------------------------------------------
+class ImageTooLarge(ValueError):
+    """The image's header says it is wider, taller or bigger than MAX_DIMENSION / MAX_PIXELS."""
 
-_TAGS = {"p", "br", "hr", "strong", "em", "b", "i", "code", "pre", "blockquote", "ul", "ol", "li", "a",
-         "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "del"}
-
-
-def render_markdown(text: str | None) -> Markup:
-    """User Markdown to HTML: the Markdown package, then nh3 with a short allow-list.
-
-    Raw HTML (script, iframe, img, event handlers, style) is removed; links keep only http, https
-    and mailto targets, so ``javascript:`` and ``data:`` links lose their href.
-    """
-    html = markdown.markdown(text or "", extensions=["fenced_code", "tables", "sane_lists"])
-    clean = nh3.clean(html, tags=_TAGS, attributes={"a": {"href", "title"}},
-                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow",
-                      strip_comments=True)
-    return Markup(clean)
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+        super().__init__(f"it is {width:,} x {height:,} pixels; images may be at most {MAX_DIMENSION:,} pixels "
+                         f"on a side and {MAX_PIXELS // 1_000_000} megapixels in all")
 
 
 # --- Attachments: checked by content -----------------------------------------------------------
@@ -160,7 +152,7 @@ def _jpeg(data: bytes) -> tuple[int, int]:
             if length < 7:
                 raise ValueError("the JPEG frame header is malformed")
             height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
-            size = (width, height)
+            size = (width, height) if size is None else (max(size[0], width), max(size[1], height))
         if marker == 0xDA:  # start of scan: entropy-coded data follows, ending with EOI
             if size is None:
                 raise ValueError("the JPEG has no frame header")
@@ -170,13 +162,44 @@ def _jpeg(data: bytes) -> tuple[int, int]:
         pos += 2 + length
 
 
+def _gif_sub_blocks(data: bytes, pos: int) -> int:
+    """The position after a chain of GIF data sub-blocks (each a length byte and that many bytes; 0 ends it)."""
+    while True:
+        if pos >= len(data):
+            raise ValueError("the GIF data ends early (the file is truncated)")
+        size = data[pos]
+        pos += 1 + size
+        if size == 0:
+            return pos
+
+
 def _gif(data: bytes) -> tuple[int, int]:
-    if len(data) < 14:
+    """The logical screen, grown to hold every frame: a browser draws a frame that is larger than the
+    screen at the frame's size, so a 1 x 1 GIF can carry a 10,000 x 10,000 frame."""
+    if len(data) < 13:
         raise ValueError("the GIF header is missing")
-    width, height = struct.unpack("<HH", data[6:10])
-    if not data.rstrip(b"\x00").endswith(b";"):
-        raise ValueError("the GIF data ends early (no trailer; the file is truncated)")
-    if b"," not in data[13:]:
+    width, height, flags = struct.unpack("<HHB", data[6:11])
+    pos = 13 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0)  # global colour table
+    frames = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("the GIF data ends early (no trailer; the file is truncated)")
+        block = data[pos]
+        if block == 0x3B:  # trailer
+            break
+        if block == 0x21:  # extension: label, then sub-blocks
+            pos = _gif_sub_blocks(data, pos + 2)
+        elif block == 0x2C:  # image descriptor: left, top, width, height, flags
+            if pos + 10 > len(data):
+                raise ValueError("the GIF data ends early (the file is truncated)")
+            left, top, w, h, fflags = struct.unpack("<HHHHB", data[pos + 1:pos + 10])
+            width, height = max(width, left + w), max(height, top + h)
+            pos += 10 + (3 * (2 << (fflags & 7)) if fflags & 0x80 else 0)  # local colour table
+            pos = _gif_sub_blocks(data, pos + 1)  # LZW code size, then the image data
+            frames += 1
+        else:
+            raise ValueError("the GIF data is malformed (an unknown block)")
+    if not frames:
         raise ValueError("the GIF has no image data")
     return width, height
 
@@ -219,7 +242,8 @@ _SNIFFERS = (
 
 
 def sniff_image(data: bytes) -> tuple[str, int, int]:
-    """(content type, width, height) from the bytes themselves; ValueError says why not."""
+    """(content type, width, height) from the bytes themselves, read from the headers without decoding
+    the pixels; ValueError says why not (ImageTooLarge: over MAX_DIMENSION or MAX_PIXELS)."""
     for magic, ctype, parse in _SNIFFERS:
         if data.startswith(magic):
             break
@@ -233,8 +257,10 @@ def sniff_image(data: bytes) -> tuple[str, int, int]:
         width, height = parse(data)
     except struct.error:
         raise ValueError(f"the {IMAGE_TYPES[ctype]} data ends early (the file is truncated)") from None
-    if not (0 < width <= MAX_DIMENSION and 0 < height <= MAX_DIMENSION) or width * height > MAX_PIXELS:
+    if width <= 0 or height <= 0:
         raise ValueError(f"its size of {width} x {height} pixels is not plausible for a screenshot")
+    if width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > MAX_PIXELS:
+        raise ImageTooLarge(width, height)
     return ctype, width, height
 
 
@@ -255,6 +281,9 @@ def check_uploads(uploads: list[Upload]) -> list[CheckedImage]:
                                 "make the screenshot smaller (crop it, or save it as JPEG) and send again.")
         try:
             ctype, width, height = sniff_image(u.data)
+        except ImageTooLarge as exc:
+            raise FeedbackError(f'"{name}" was refused: {exc}. Nothing was saved: scale the image down (or crop it) '
+                                "and send again.") from None
         except ValueError as exc:
             raise FeedbackError(f'"{name}" was refused: {exc}. Only {ACCEPTED} are accepted. Nothing was saved: '
                                 "remove that file and send again.") from None
@@ -270,16 +299,21 @@ def _store(item_id: int, reply_id: int | None, images: list[CheckedImage]) -> No
 
 # --- Creating and changing items ----------------------------------------------------------------
 
+def _markdown_text(text: str | None) -> str:
+    return (text or "").replace("\r\n", "\n").strip()
+
+
 def _clean_text(title: str | None, description: str | None) -> tuple[str, str]:
     title = (title or "").strip()
-    description = (description or "").strip()
+    description = _markdown_text(description)
     if not title:
         raise FeedbackError("Give the item a title: one line that says what it is about.")
     if len(title) > MAX_TITLE:
         raise FeedbackError(f"The title is {len(title)} characters long; keep it under {MAX_TITLE} "
                             "and put the rest in the description.")
     if len(description) > MAX_TEXT:
-        raise FeedbackError(f"The description is longer than {MAX_TEXT} characters; shorten it or attach a screenshot.")
+        raise FeedbackError(f"The description is {len(description):,} characters long; the limit is {MAX_TEXT:,}. "
+                            "Nothing was saved: shorten it (a screenshot can say the rest) and send again.")
     return title, description
 
 
@@ -307,11 +341,12 @@ def _require_live(item: FeedbackItem, what: str) -> None:
 
 def add_reply(actor: User, item: FeedbackItem, body: str, uploads: list[Upload]) -> FeedbackReply:
     _require_live(item, "replies")
-    body = (body or "").strip()
+    body = _markdown_text(body)
     if not body:
         raise FeedbackError("The reply is empty: write something before sending.")
     if len(body) > MAX_TEXT:
-        raise FeedbackError(f"The reply is longer than {MAX_TEXT} characters; shorten it.")
+        raise FeedbackError(f"The reply is {len(body):,} characters long; the limit is {MAX_TEXT:,}. "
+                            "Nothing was saved: shorten it and send again.")
     images = check_uploads(uploads)
     reply = FeedbackReply(item_id=item.id, user_id=actor.id, body=body)
     db.session.add(reply)
@@ -525,7 +560,7 @@ def item_view(viewer: User, item: FeedbackItem) -> ItemView:
                FeedbackAttachment.size, FeedbackAttachment.reply_id)
         .where(FeedbackAttachment.item_id == item.id).order_by(FeedbackAttachment.id)).all()]
     author = aliased(User)
-    replies = [ReplyView(reply, name, render_markdown(reply.body)) for reply, name in db.session.execute(
+    replies = [ReplyView(reply, name, markdown_render.html_of(reply)) for reply, name in db.session.execute(
         select(FeedbackReply, author.username).outerjoin(author, author.id == FeedbackReply.user_id)
         .where(FeedbackReply.item_id == item.id).order_by(FeedbackReply.created_at, FeedbackReply.id)).all()]
     by_reply = {r.reply.id: r for r in replies}
@@ -533,7 +568,7 @@ def item_view(viewer: User, item: FeedbackItem) -> ItemView:
         if f.reply_id in by_reply:
             by_reply[f.reply_id].attachments.append(f)
     return ItemView(item=item, author=names.get(item.created_by_id), deleted_by=names.get(item.deleted_by_id),
-                    description_html=render_markdown(item.description), votes=int(votes), voted=bool(voted),
+                    description_html=markdown_render.html_of(item), votes=int(votes), voted=bool(voted),
                     attachments=[f for f in files if f.reply_id is None], replies=replies)
 
 

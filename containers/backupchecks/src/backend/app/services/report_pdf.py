@@ -106,8 +106,8 @@ def _styles() -> dict[str, ParagraphStyle]:
 class _IntroParser(HTMLParser):
     """Block tags become paragraphs; inline tags become reportlab's mini-markup."""
 
-    BLOCKS = {"p": "body", "h1": "h2", "h2": "h2", "h3": "h3", "h4": "h3", "li": "bullet", "pre": "code",
-              "blockquote": "quote"}
+    BLOCKS = {"p": "body", "h1": "h2", "h2": "h2", "h3": "h3", "h4": "h3", "h5": "h3", "h6": "h3", "li": "bullet",
+              "pre": "code", "blockquote": "quote", "tr": "body"}  # a table row: one line, cells apart
     INLINE = {"strong": ("<b>", "</b>"), "b": ("<b>", "</b>"), "em": ("<i>", "</i>"), "i": ("<i>", "</i>"),
               "code": ('<font face="Courier">', "</font>")}
 
@@ -143,6 +143,8 @@ class _IntroParser(HTMLParser):
             self._link_open = True
         elif tag == "br":
             self.buf.append("<br/>")
+        elif tag in ("td", "th") and "".join(self.buf).strip():
+            self.buf.append(" · ")
         elif tag == "hr":
             self._flush()
 

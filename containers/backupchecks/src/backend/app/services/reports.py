@@ -35,6 +35,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Callable, Iterable, Mapping, Optional
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from ..extensions import db
@@ -50,7 +51,7 @@ from ..models import (
     TicketScope,
     utcnow,
 )
-from . import audit
+from . import audit, markdown_render
 from .settings import get_settings, ui_zone
 
 from .status import (  # the shared rules; see the module docstring
@@ -263,8 +264,9 @@ def definition_values(form: Mapping[str, str], getlist: Callable[[str], list[str
     if not any(content.values()):
         raise ReportError("Choose at least one thing the report contains.")
     intro = (form.get("intro_markdown") or "").replace("\r\n", "\n")
-    if len(intro) > 20000:
-        raise ReportError("The intro text may have at most 20,000 characters.")
+    if len(intro) > markdown_render.MAX_LENGTH:
+        raise ReportError(f"The intro text is {len(intro):,} characters long; it may have at most "
+                          f"{markdown_render.MAX_LENGTH:,}.")
     schedule = form.get("schedule", "none")
     if schedule not in SCHEDULES:
         raise ReportError("Choose a schedule: not scheduled, weekly or monthly.")
@@ -356,20 +358,9 @@ def schedule_text(defn: ReportDefinition) -> str:
 
 # --- Markdown (intro text) -----------------------------------------------------------------------
 
-_MD_TAGS = {"p", "br", "strong", "b", "em", "i", "code", "a", "ul", "ol", "li", "h1", "h2", "h3", "h4",
-            "blockquote", "pre", "hr"}
-
-
-def intro_html(text: str) -> str:
-    """Markdown to safe HTML (no raw HTML, no scripts, links keep http/https/mailto)."""
-    if not (text or "").strip():
-        return ""
-    import markdown
-    import nh3
-
-    rendered = markdown.markdown(text, extensions=["sane_lists"], output_format="html")
-    return nh3.clean(rendered, tags=_MD_TAGS, attributes={"a": {"href"}}, url_schemes={"http", "https", "mailto"},
-                     link_rel="noopener noreferrer")
+def intro_html(defn: ReportDefinition) -> Markup:
+    """The intro as stored HTML, rendered when the definition was saved (services/markdown_render.py)."""
+    return markdown_render.html_of(defn)
 
 
 # --- The data of one report -----------------------------------------------------------------------
@@ -494,7 +485,7 @@ class ReportData(_Rates):
     generated_at: datetime        # UTC
     day_rule: str
     content: dict[str, bool]
-    intro_markdown: str
+    intro_html: str               # the definition's intro as stored HTML (rendered when it was saved)
     all_customers: bool
     customers: list[CustomerReport]
     counts: Counter = field(default_factory=Counter)
@@ -508,10 +499,6 @@ class ReportData(_Rates):
     @property
     def generated_local(self) -> str:
         return self.generated_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M %Z")
-
-    @property
-    def intro_html(self) -> str:
-        return intro_html(self.intro_markdown)
 
 
 def bucket(shown: str) -> str:
@@ -586,7 +573,7 @@ def build_report(defn: ReportDefinition, *, zone: Optional[ZoneInfo] = None, tod
 
     days = period.days
     data = ReportData(getattr(defn, "id", None), defn.name, settings.company_name or "", period, zone,
-                      now or utcnow(), rule, content, defn.intro_markdown or "", bool(defn.all_customers),
+                      now or utcnow(), rule, content, str(intro_html(defn)), bool(defn.all_customers),
                       list(customers.values()), daily={d: Counter() for d in days})
     for cust in data.customers:
         cust.daily = {d: Counter() for d in days}
