@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 SRC := containers/backupchecks/src
 export PYTHONPATH := $(CURDIR)/$(SRC)
 FLASK := $(PY) -m flask --app backend.app
-# Local data (the SQLite database when no PostgreSQL is configured); as the app finds it.
+# Local data (pgdata/: the embedded PostgreSQL's when no database is configured); as the app finds it.
 INSTANCE := $(or $(APP_INSTANCE_PATH),instance)
+# The team's shared sample corpus beside the clone; `make check-parsers` checks it where it exists.
+SHARED_SAMPLES := ../shared/samples/emails
 
 .PHONY: run test test-fast bench-parsers bench-reports bench-import check-parsers migrate \
 	flask create-user import-mail import-eml parse clean clean-data
@@ -17,21 +19,30 @@ $(VENV)/.installed: containers/backupchecks/requirements.txt requirements-dev.tx
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-## Run the app on http://127.0.0.1:8080 (APP_HOST, APP_PORT); SQLite unless database settings are given.
-## Ctrl+C or SIGTERM stops it after the background loop's current step.
+## Run the app on http://127.0.0.1:8080 (APP_HOST, APP_PORT). Without DATABASE_URL/POSTGRES_* it starts
+## the embedded PostgreSQL (requirements-dev.txt) with its data in instance/pgdata, kept across runs.
+## Ctrl+C or SIGTERM stops it after the background loop's current step, then the embedded PostgreSQL.
 run: $(VENV)/.installed
 	$(PY) -m backend.app.main
 
-## The whole suite. Database: TEST_DATABASE_URL, else local PostgreSQL (127.0.0.1:5432, user postgres),
-## else SQLite with a warning; with CI=true PostgreSQL is required.
+## The whole suite. Database: TEST_DATABASE_URL, else local PostgreSQL (127.0.0.1:5432, user postgres)
+## when it answers, else a throw-away embedded PostgreSQL for the run (BACKUPCHECKS_TEST_PG=embedded: always).
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -n 2 -m "not browser and not slow" $(PYTEST_ARGS)
 
+## Every sample against its expected.json: the shared corpus beside the clone (skipped with a message
+## where it does not exist), then the repository's own samples.
 check-parsers: $(VENV)/.installed
-	$(PY) -m backend.app.parsers --check ../shared/samples/emails
+	@if [ -d "$(SHARED_SAMPLES)" ]; then \
+		echo "$(PY) -m backend.app.parsers --check $(SHARED_SAMPLES)"; \
+		$(PY) -m backend.app.parsers --check "$(SHARED_SAMPLES)"; \
+	else \
+		echo "Skipping the shared corpus: $(SHARED_SAMPLES) does not exist beside this clone (the team's checkouts have it); checking the repository's samples only."; \
+	fi
+	$(PY) -m backend.app.parsers --check tests/samples/emails
 	$(PY) -m backend.app.parsers --check tests/parsers/samples
 
 bench-parsers: $(VENV)/.installed
@@ -72,14 +83,18 @@ parse: $(VENV)/.installed
 	@test -n "$(FILES)$(ARGS)" || { echo 'Usage: make parse FILES="a.eml b.eml"  or  make parse ARGS="--check DIR"' >&2; exit 2; }
 	@$(PY) -m backend.app.parsers $(ARGS) $(FILES)
 
-## Remove the virtualenv and caches; keeps instance/ (the local database).
+## Remove the virtualenv and caches; keeps instance/ (the embedded PostgreSQL's data).
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-## Delete the local data (instance/: the SQLite database). Asks first, so it needs a terminal.
+## Delete the local data (instance/: the embedded PostgreSQL's data). Asks first, so it needs a terminal,
+## and refuses while the embedded PostgreSQL runs (stop `make run` first).
 clean-data:
 	@if [ ! -e "$(INSTANCE)" ]; then \
 		echo "$(INSTANCE)/ does not exist; nothing to delete."; \
+	elif [ -f "$(INSTANCE)/pgdata/postmaster.pid" ] && kill -0 "$$(head -n 1 "$(INSTANCE)/pgdata/postmaster.pid")" 2>/dev/null; then \
+		echo "The embedded PostgreSQL still runs on $(INSTANCE)/pgdata (pid $$(head -n 1 "$(INSTANCE)/pgdata/postmaster.pid")): stop make run (Ctrl+C) first. Nothing was deleted." >&2; \
+		exit 1; \
 	elif [ ! -t 0 ]; then \
 		echo "make clean-data asks before it deletes $(INSTANCE)/, but there is no terminal to ask on. Nothing was deleted." >&2; \
 		exit 1; \

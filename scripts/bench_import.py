@@ -3,10 +3,11 @@
 
     python scripts/bench_import.py [--mails 2000] [--jobs 300] [--graph-mails 300] [--database-url URL]
 
-1. Creates its own database (default ``backupchecks_bench`` on the local PostgreSQL, or
-   BENCH_DATABASE_URL / --database-url), migrated to head, and seeds ``--jobs`` known jobs.
-2. Builds ``--mails`` mails from the shared sample corpus (../shared/samples/emails beside the
-   clone): each with a unique Message-ID, 2 x jobs identities (varied job names or senders), about
+1. Creates its own database (``backupchecks_bench`` on BENCH_DATABASE_URL / --database-url's server,
+   else on the local PostgreSQL when it answers, else on a throw-away embedded one: bench_db.py),
+   migrated to head, and seeds ``--jobs`` known jobs.
+2. Builds ``--mails`` mails from the sample corpus (tests/samples/emails, a copy of the team's
+   shared corpus): each with a unique Message-ID, 2 x jobs identities (varied job names or senders), about
    half of the mails belonging to a known job.
 3. Pushes them through ``ingest_message`` (normalise + parse + store + match + run with objects,
    overrides, tickets; one commit per mail, as the importer does) and prints mails per second.
@@ -30,7 +31,7 @@ sys.path.insert(0, str(REPO_ROOT / "containers" / "backupchecks" / "src"))
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("BACKGROUND_JOBS", "0")
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/backupchecks_bench"
+from bench_db import bench_server  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 
 def recreate_database(url: str, drop_only: bool = False) -> None:
@@ -122,12 +123,14 @@ def main(argv=None) -> int:
     ap.add_argument("--mails", type=int, default=2000, help="mails through ingest_message (default 2000)")
     ap.add_argument("--jobs", type=int, default=300, help="known jobs to seed (default 300)")
     ap.add_argument("--graph-mails", type=int, default=300, help="mails through run_import_cycle + FakeGraph")
-    ap.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    ap.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     ap.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = ap.parse_args(argv)
-    url = args.database_url
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    with bench_server(args.database_url) as url:
+        return run(args, url)
+
+
+def run(args, url: str) -> int:
     if not url.startswith("postgresql"):
         print("bench_import needs PostgreSQL (--database-url postgresql://...)", file=sys.stderr)
         return 2

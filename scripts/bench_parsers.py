@@ -3,8 +3,8 @@
 
     python scripts/bench_parsers.py [--rounds N] [--top K]
 
-Reads every .eml of the shared corpus (../shared/samples/emails beside the
-clone) and tests/parsers/samples once, then runs ``parse_raw`` over all of
+Reads every .eml of the sample corpus (tests/samples/emails, a copy of the
+team's shared corpus) and tests/parsers/samples once, then runs ``parse_raw`` over all of
 them for a fixed number of rounds. Prints messages per second on one core
 (CPU time of this process, so other load on the machine does not skew it;
 wall-clock figures are printed too) and the slowest parsers (mean
@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO_ROOT / "containers" / "backupchecks" / "src"))
 
 from backend.app.parsers.registry import parse_raw  # noqa: E402
 
-ROOTS = (REPO_ROOT.parent / "shared" / "samples" / "emails", REPO_ROOT / "tests" / "parsers" / "samples")
+ROOTS = (REPO_ROOT / "tests" / "samples" / "emails", REPO_ROOT / "tests" / "parsers" / "samples")
 
 
 def load() -> list[tuple[str, bytes]]:

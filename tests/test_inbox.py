@@ -1,7 +1,6 @@
 """The Inbox page: upload, list, detail, approve, delete, restore, sandboxed body."""
 import io
 import re
-from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -9,8 +8,9 @@ from backend.app.extensions import db
 from backend.app.models import AuditLog, Customer, Job, JobRun, MailMessage
 
 from .conftest import count_queries, post_form
+from .corpus import CORPUS
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "emails"
+SAMPLES = CORPUS
 
 
 def sample(name: str) -> bytes:

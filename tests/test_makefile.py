@@ -26,7 +26,8 @@ def checkout(tmp_path):
     shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
     for folder in (".venv/bin", ".pytest_cache", "instance"):
         (tmp_path / folder).mkdir(parents=True)
-    (tmp_path / "instance" / "backupchecks.sqlite3").write_bytes(b"local data")
+    (tmp_path / "instance" / "pgdata").mkdir()
+    (tmp_path / "instance" / "pgdata" / "PG_VERSION").write_bytes(b"local data")
     return tmp_path
 
 
@@ -69,7 +70,7 @@ def test_make_clean_keeps_the_local_data(checkout):
 
     assert result.returncode == 0, result.stderr
     assert not (checkout / ".venv").exists() and not (checkout / ".pytest_cache").exists()
-    assert (checkout / "instance" / "backupchecks.sqlite3").read_bytes() == b"local data"
+    assert (checkout / "instance" / "pgdata" / "PG_VERSION").read_bytes() == b"local data"
 
 
 def test_make_clean_data_refuses_without_a_terminal(checkout):
@@ -77,7 +78,7 @@ def test_make_clean_data_refuses_without_a_terminal(checkout):
 
     assert result.returncode != 0
     assert "there is no terminal to ask on. Nothing was deleted." in result.stderr
-    assert (checkout / "instance" / "backupchecks.sqlite3").exists()
+    assert (checkout / "instance" / "pgdata" / "PG_VERSION").exists()
 
 
 @pytest.mark.parametrize("answer", ["", "n", "no", "yes please"])
@@ -85,7 +86,7 @@ def test_make_clean_data_keeps_the_data_unless_told_yes(checkout, answer):
     status, output = make_on_terminal(checkout, answer, "clean-data")
 
     assert status == 0 and "This cannot be undone. [y/N]" in output and "Nothing was deleted." in output
-    assert (checkout / "instance" / "backupchecks.sqlite3").exists()
+    assert (checkout / "instance" / "pgdata" / "PG_VERSION").exists()
 
 
 @pytest.mark.parametrize("answer", ["y", "YES"])
@@ -94,6 +95,19 @@ def test_make_clean_data_deletes_the_data_after_yes(checkout, answer):
 
     assert status == 0 and "Deleted instance/." in output
     assert not (checkout / "instance").exists() and (checkout / ".venv").exists()
+
+
+def test_make_clean_data_refuses_while_the_embedded_postgresql_runs(checkout):
+    running = subprocess.Popen(["sleep", "60"])  # stands in for the server named in postmaster.pid
+    try:
+        (checkout / "instance" / "pgdata" / "postmaster.pid").write_text(f"{running.pid}\n{checkout}/instance/pgdata\n")
+        status, output = make_on_terminal(checkout, "y", "clean-data")
+    finally:
+        running.kill()
+        running.wait()
+
+    assert status != 0 and "The embedded PostgreSQL still runs" in output and "Nothing was deleted." in output
+    assert (checkout / "instance" / "pgdata" / "PG_VERSION").exists()
 
 
 def test_make_clean_data_with_nothing_to_delete(checkout):
@@ -128,3 +142,12 @@ def test_make_cli_targets_explain_missing_arguments(target, usage):
     result = make_cli(target)
 
     assert result.returncode != 0 and usage in result.stderr
+
+
+def test_make_check_parsers_without_the_shared_corpus_checks_the_repository_samples():
+    result = make_cli("check-parsers", "SHARED_SAMPLES=/nonexistent/shared/samples/emails")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("Skipping the shared corpus: /nonexistent/shared/samples/emails does not exist beside this clone"
+            in result.stdout)
+    assert "--check tests/samples/emails" in result.stdout and "--check tests/parsers/samples" in result.stdout

@@ -10,8 +10,9 @@ from backend.app.models import MailMessage
 from backend.app.parsers.registry import all_parsers
 
 from .conftest import post_form
+from .corpus import CORPUS
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "emails"
+SAMPLES = CORPUS
 
 
 def test_lists_every_parser_in_order_with_its_criteria(as_user):

@@ -1,6 +1,5 @@
 """In a real browser: upload .eml files, approve one to a new customer, see its job and its other mails processed."""
 import re
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -9,10 +8,11 @@ from backend.app.extensions import db
 from backend.app.models import Job, JobRun, MailMessage
 
 from ..conftest import PASSWORD, make_user
+from ..corpus import CORPUS
 
 pytestmark = [pytest.mark.browser]
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "emails"
+SAMPLES = CORPUS
 
 
 def test_upload_and_approve_in_the_browser(browser, live_server, tmp_path):

@@ -1,14 +1,13 @@
 """The Parsers page in a browser: long patterns wrap instead of pushing the page sideways, at a desktop
 and a phone width, and "Try a message" says which parser matched and on what."""
-from pathlib import Path
-
 import pytest
 
 from ..conftest import PASSWORD, make_user
+from ..corpus import CORPUS
 
 pytestmark = [pytest.mark.browser]
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "emails"
+SAMPLES = CORPUS
 
 
 @pytest.mark.parametrize("viewport", [{"width": 1440, "height": 900}, {"width": 390, "height": 844}],

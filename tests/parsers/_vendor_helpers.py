@@ -8,11 +8,12 @@ import os
 from backend.app.parsers.normalize import normalize
 from backend.app.parsers.registry import parse_raw
 
+from tests.corpus import CORPUS as _CORPUS
+
 HERE = os.path.dirname(__file__)
 OWN = os.path.join(HERE, "samples")
-# The shared corpus lies beside the repository (../shared), in CI as in a checkout.
-CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(HERE)))),
-                      "shared", "samples", "emails", "other")
+# The non-Veeam half of the sample corpus (tests/samples/emails, a copy of ../shared/samples/emails).
+CORPUS = str(_CORPUS / "other")
 KEYS = ("software", "backup_type", "job_name", "overall_status", "objects")
 
 

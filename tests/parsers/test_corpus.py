@@ -1,7 +1,8 @@
 """The sample corpus is the regression suite: every sample parses as its expected.json says.
 
-Samples live in the shared corpus (``../shared/samples/emails`` beside the
-clone) and in ``tests/parsers/samples``; each ``NAME.eml`` has a
+Samples live in ``tests/samples/emails`` (a copy of the shared corpus,
+``../shared/samples/emails``; see tests/corpus.py) and in ``tests/parsers/samples``;
+each ``NAME.eml`` has a
 ``NAME.expected.json`` with software, backup_type, job_name, overall_status
 and objects (name, type, status, message), compared exactly.
 """
@@ -13,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from backend.app.parsers.registry import parse_raw
+from tests.corpus import CORPUS
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT.parent / "shared" / "samples" / "emails"
 LOCAL = HERE / "samples"
 KEYS = ("software", "backup_type", "job_name", "overall_status", "objects")
 OBJECT_KEYS = ("name", "type", "status", "message")
@@ -24,9 +24,8 @@ OBJECT_KEYS = ("name", "type", "status", "message")
 
 def _samples() -> list[Path]:
     found: list[Path] = []
-    for root in (SHARED, LOCAL):
-        if root.is_dir():
-            found += sorted(root.rglob("*.eml"))
+    for root in (CORPUS, LOCAL):
+        found += sorted(root.rglob("*.eml"))
     return found
 
 
@@ -34,13 +33,12 @@ SAMPLES = _samples()
 
 
 def _id(path: Path) -> str:
-    return ("shared/" if SHARED in path.parents else "local/") + path.name
+    return ("corpus/" if CORPUS in path.parents else "local/") + path.name
 
 
 def test_the_corpus_is_there():
     assert any(LOCAL in p.parents for p in SAMPLES), "tests/parsers/samples has no .eml files"
-    if SHARED.is_dir():
-        assert any(SHARED in p.parents for p in SAMPLES)
+    assert any(CORPUS in p.parents for p in SAMPLES), "tests/samples/emails has no .eml files"
 
 
 @pytest.mark.parametrize("eml", SAMPLES, ids=[_id(p) for p in SAMPLES])

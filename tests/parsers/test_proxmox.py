@@ -83,10 +83,8 @@ def test_pbs_recognised_by_body_when_forwarded_with_other_subject():
 
 
 def test_pbs_package_update_mail_is_not_a_report():
-    r = parse_raw(open(os.path.join(CORPUS, "pbs_package_updates_not_backup.eml"), "rb").read()) \
-        if os.path.exists(os.path.join(CORPUS, "pbs_package_updates_not_backup.eml")) else None
-    if r is None:
-        pytest.skip("corpus not available")
+    with open(os.path.join(CORPUS, "pbs_package_updates_not_backup.eml"), "rb") as fh:
+        r = parse_raw(fh.read())
     assert r.parsed and not r.is_report and r.software is None
 
 

@@ -8,10 +8,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from backend.app.parsers.base import ParseResult
 from backend.app.parsers.registry import parse_raw
+from tests.corpus import CORPUS
 
 HERE = Path(__file__).resolve().parent
-SAMPLE_ROOTS = (Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "emails", HERE / "samples")
-SAMPLES = [p.read_bytes() for root in SAMPLE_ROOTS if root.is_dir() for p in sorted(root.rglob("*.eml"))]
+SAMPLE_ROOTS = (CORPUS, HERE / "samples")
+SAMPLES = [p.read_bytes() for root in SAMPLE_ROOTS for p in sorted(root.rglob("*.eml"))]
 
 
 def _check(result):

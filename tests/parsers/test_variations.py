@@ -60,10 +60,9 @@ from pathlib import Path
 import pytest
 
 from backend.app.parsers.registry import parse_raw
+from tests.corpus import CORPUS
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT.parent / "shared" / "samples" / "emails"
 LOCAL = HERE / "samples"
 KEYS = ("software", "backup_type", "job_name", "overall_status", "objects")
 CORE_KEYS = ("software", "job_name", "overall_status")
@@ -72,9 +71,8 @@ OBJECT_KEYS = ("name", "type", "status", "message")
 
 def _samples() -> list[Path]:
     found: list[Path] = []
-    for root in (SHARED, LOCAL):
-        if root.is_dir():
-            found += sorted(root.rglob("*.eml"))
+    for root in (CORPUS, LOCAL):
+        found += sorted(root.rglob("*.eml"))
     return found
 
 

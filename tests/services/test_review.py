@@ -153,8 +153,6 @@ def _in_thread(app, fn):
 
 
 def test_two_operators_reviewing_the_same_job_at_once_never_lose_or_double_a_review(app, oscar, olga):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("row locks need PostgreSQL")
     job = make_job()
     runs = runs_of(job, 12)
     ids = [r.id for r in runs]
@@ -206,8 +204,6 @@ def test_two_operators_reviewing_the_same_job_at_once_never_lose_or_double_a_rev
 
 
 def test_many_operators_racing_on_overlapping_jobs(app):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("concurrent writers need PostgreSQL")
     users = [make_user(f"op{i}", roles=("operator",)) for i in range(4)]
     cust = make_customer()
     jobs = [make_job(cust, job_name=f"Job {i}") for i in range(3)]

@@ -55,10 +55,22 @@ def _register_background_loops(app) -> None:
         autotask_service.register(app)
 
 
+def _start_embedded_postgres(app) -> None:
+    """No database configured, not production (check_config refused that): the embedded PostgreSQL
+    of `make run` with its data in the instance folder; ``app.extensions["embedded_postgres"]``
+    is the handle the entry point stops."""
+    from . import embedded_pg
+
+    pg = embedded_pg.start(app.config["EMBEDDED_PGDATA"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = pg.url
+    app.extensions["embedded_postgres"] = pg
+
+
 def create_app(config: Optional[Mapping[str, Any]] = None):
     from flask import Flask
 
     from . import config as config_module
+    from .embedded_pg import EmbeddedPostgresError
     from .extensions import csrf, db, login_manager, migrate
 
     app = Flask(
@@ -73,8 +85,10 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
         app.config.update(config_module.load_config(os.environ, app.instance_path))
         if config:
             app.config.update(config)
-        config_module.check_production(app.config)
-    except config_module.ConfigError as exc:
+        config_module.check_config(app.config)
+        if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+            _start_embedded_postgres(app)
+    except (config_module.ConfigError, EmbeddedPostgresError) as exc:
         # One line for the operator, no stack trace; the process stops.
         print(f"Backupchecks cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None

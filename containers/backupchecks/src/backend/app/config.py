@@ -1,8 +1,9 @@
 """Typed configuration from the environment.
 
 Every variable is documented in deploy/.env.example and docs/configuration.md.
-With no database settings at all the app uses SQLite in its instance folder
-(the embedded default for ``make run``); production refuses that.
+With no database settings at all (development only) the app starts the embedded
+PostgreSQL of ``make run`` with its data in ``<instance>/pgdata`` (``embedded_pg.py``);
+production refuses that. PostgreSQL is the only database: a SQLite URL is refused.
 """
 from __future__ import annotations
 
@@ -65,8 +66,14 @@ def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     return value.lower() in ("1", "true", "yes", "on")
 
 
-def database_url(env: Mapping[str, str], instance_path: str) -> str:
-    """DATABASE_URL wins; else the POSTGRES_*/DB_* variables; else SQLite in the instance folder."""
+SQLITE_REFUSED = ("SQLite is not supported: Backupchecks runs on PostgreSQL only; set DATABASE_URL to "
+                  "postgresql://user:password@host:5432/backupchecks, or unset it for the embedded PostgreSQL "
+                  "of `make run`")
+
+
+def database_url(env: Mapping[str, str]) -> Optional[str]:
+    """DATABASE_URL wins; else the POSTGRES_*/DB_* variables; else None: no database is configured
+    (``make run`` then starts the embedded PostgreSQL in ``<instance>/pgdata``)."""
     url = env_str(env, "DATABASE_URL")
     if url:
         if url.startswith("postgres://"):
@@ -82,7 +89,7 @@ def database_url(env: Mapping[str, str], instance_path: str) -> str:
         port = env_int(env, "DB_PORT", 5432)
         name = env_str(env, "POSTGRES_DB", "backupchecks")
         return f"postgresql+psycopg://{auth}@{host}:{port}/{name}"
-    return "sqlite:///" + os.path.join(instance_path, "backupchecks.sqlite3")
+    return None
 
 
 def load_config(env: Mapping[str, str], instance_path: str) -> dict:
@@ -93,7 +100,9 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "APP_ENV": app_env,
         "APP_PORT": env_int(env, "APP_PORT", 8080),
         "SECRET_KEY": secret or "dev-only-not-for-production",
-        "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url(env),
+        # Where the embedded PostgreSQL keeps its data when no database is configured (development).
+        "EMBEDDED_PGDATA": os.path.join(instance_path, "pgdata"),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "GRAPH_AUTHORITY_HOST": env_str(env, "GRAPH_AUTHORITY_HOST", "https://login.microsoftonline.com"),
         "GRAPH_API_BASE": env_str(env, "GRAPH_API_BASE", "https://graph.microsoft.com/v1.0"),
@@ -114,6 +123,22 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
     return cfg
 
 
+def check_database(cfg: Mapping) -> None:
+    """Refuse a database the app does not run on (any environment). One-line reasons."""
+    url = str(cfg.get("SQLALCHEMY_DATABASE_URI") or "")
+    if url.startswith("sqlite"):
+        raise ConfigError(SQLITE_REFUSED)
+    if url and not url.startswith("postgresql"):
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host:5432/backupchecks), "
+                          f"got {url.split(':', 1)[0]}:…")
+
+
+def check_config(cfg: Mapping) -> None:
+    """Everything create_app refuses to start with, in any environment and in production."""
+    check_database(cfg)
+    check_production(cfg)
+
+
 def check_production(cfg: Mapping) -> None:
     """Refuse to start in production with a config that can't be safe. One-line reasons."""
     if cfg.get("APP_ENV") != "production":
@@ -127,5 +152,6 @@ def check_production(cfg: Mapping) -> None:
     if len(set(secret)) < MIN_SECRET_KEY_DISTINCT:
         raise ConfigError("APP_SECRET_KEY is not random (too few different characters); "
                           "set a long random string (e.g. `openssl rand -hex 32`)")
-    if str(cfg.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite"):
-        raise ConfigError("APP_ENV=production needs PostgreSQL: set DATABASE_URL or POSTGRES_DB/POSTGRES_USER/POSTGRES_PASSWORD/DB_HOST")
+    if not cfg.get("SQLALCHEMY_DATABASE_URI"):
+        raise ConfigError("APP_ENV=production needs a PostgreSQL server: set DATABASE_URL or "
+                          "POSTGRES_DB/POSTGRES_USER/POSTGRES_PASSWORD/DB_HOST (the embedded one is for development only)")

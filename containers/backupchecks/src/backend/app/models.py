@@ -22,7 +22,7 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator):
-    """A DateTime that is always timezone-aware UTC, on PostgreSQL and SQLite alike."""
+    """A DateTime that is always timezone-aware UTC (``timestamp with time zone``)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -32,10 +32,7 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column; attach a timezone")
-        value = value.astimezone(timezone.utc)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
+        return value.astimezone(timezone.utc)
 
     def process_result_value(self, value, dialect):
         if value is None:

@@ -28,8 +28,7 @@ from . import markdown_render
 from . import news as news_svc
 from .daily_jobs import day_counts
 from .settings import get_settings, ui_zone
-from .status import (FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule, day_bounds_utc,
-                     local_day)
+from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule, day_bounds_utc
 
 CHART_DAYS = 30
 CARD_STATUSES = (SUCCESS, WARNING, FAILED, MISSED)
@@ -59,33 +58,21 @@ class DayFigures:
         return round(100.0 * self.success / self.total, 1) if self.total else None
 
 
-def _groups_in_sql() -> bool:
-    return db.engine.dialect.name == "postgresql"
-
-
 def day_status_counts(zone: ZoneInfo, first: date, last: date) -> dict[date, Counter]:
     """{local day: Counter(status -> runs)} for the days first..last, in ONE query. The status is
-    the effective one, with overridden successes apart as "Success (override)".
-
-    PostgreSQL groups by local day in SQL (``timezone(:tz, started_at)``); other databases
-    (SQLite in a quick local run) read a narrow (started_at, effective_status) list and group
-    in Python with the same rule."""
+    the effective one, with overridden successes apart as "Success (override)"; PostgreSQL groups
+    by local day (``timezone(:tz, started_at)``)."""
     lo, _ = day_bounds_utc(first, zone)
     _, hi = day_bounds_utc(last, zone)
     in_range = (JobRun.started_at >= lo, JobRun.started_at < hi)
     out: dict[date, Counter] = {}
-    if _groups_in_sql():
-        local = cast(func.timezone(literal(zone.key), JobRun.started_at), Date)
-        overridden = JobRun.override_id.is_not(None)
-        rows = db.session.execute(
-            select(local.label("day"), JobRun.effective_status, overridden, func.count())
-            .where(*in_range).group_by(local, JobRun.effective_status, overridden)).all()
-        for day, status, by_override, n in rows:
-            out.setdefault(day, Counter())[_key(status, by_override)] += n
-    else:
-        for started, status, override_id in db.session.execute(
-                select(JobRun.started_at, JobRun.effective_status, JobRun.override_id).where(*in_range)):
-            out.setdefault(local_day(started, zone), Counter())[_key(status, override_id is not None)] += 1
+    local = cast(func.timezone(literal(zone.key), JobRun.started_at), Date)
+    overridden = JobRun.override_id.is_not(None)
+    rows = db.session.execute(
+        select(local.label("day"), JobRun.effective_status, overridden, func.count())
+        .where(*in_range).group_by(local, JobRun.effective_status, overridden)).all()
+    for day, status, by_override, n in rows:
+        out.setdefault(day, Counter())[_key(status, by_override)] += n
     return out
 
 

@@ -1,4 +1,4 @@
-"""Cross-process locks: PostgreSQL advisory locks, a file lock on SQLite.
+"""Cross-process locks: PostgreSQL advisory locks.
 
 ``hold_lock`` blocks until the lock is free (migrations at start-up);
 ``lock_for_transaction`` holds one until the caller's transaction ends (first-run setup);
@@ -8,9 +8,7 @@ connection for as long as the process runs its background loop.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import os
 from typing import Iterator, Optional
 
 from sqlalchemy import text
@@ -22,41 +20,24 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def _sqlite_lock_path(engine: Engine, name: str) -> str:
-    db_path = engine.url.database or ""
-    base = os.path.dirname(os.path.abspath(db_path)) if db_path and db_path != ":memory:" else "/tmp"
-    return os.path.join(base, f".lock-{name}")
-
-
 @contextlib.contextmanager
 def hold_lock(engine: Engine, name: str) -> Iterator[None]:
     """Hold a blocking cross-process lock for the duration of the block."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(name)})
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(name)})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(name)})
             conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(name)})
-                conn.commit()
-    else:
-        with open(_sqlite_lock_path(engine, name), "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def lock_for_transaction(session, name: str) -> None:
-    """Hold a blocking lock on ``name`` until ``session`` commits or rolls back.
-
-    On PostgreSQL a transaction-level advisory lock (``pg_advisory_xact_lock``): a
-    check-then-insert under it is atomic across workers and containers. SQLite (a single
-    development process) has no such lock; there this does nothing."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
+    """Hold a blocking lock on ``name`` until ``session`` commits or rolls back: a
+    transaction-level advisory lock (``pg_advisory_xact_lock``), so a check-then-insert under it
+    is atomic across workers and containers."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
 
 
 class LeaderLock:
@@ -66,44 +47,31 @@ class LeaderLock:
         self.engine = engine
         self.name = name
         self._conn: Optional[Connection] = None
-        self._fh = None
 
     @property
     def held(self) -> bool:
-        return self._conn is not None or self._fh is not None
+        return self._conn is not None
 
     def try_acquire(self) -> bool:
-        if self.held:
-            if self._conn is not None:
-                try:  # still alive? (a dropped connection loses the lock)
-                    self._conn.execute(text("SELECT 1"))
-                    self._conn.commit()
-                    return True
-                except Exception:  # noqa: BLE001
-                    self.release()
-            else:
+        if self._conn is not None:
+            try:  # still alive? (a dropped connection loses the lock)
+                self._conn.execute(text("SELECT 1"))
+                self._conn.commit()
                 return True
-        if self.engine.dialect.name == "postgresql":
-            conn = self.engine.connect()
-            try:
-                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(self.name)}).scalar()
-                conn.commit()
             except Exception:  # noqa: BLE001
-                conn.close()
-                return False
-            if got:
-                self._conn = conn
-                return True
+                self.release()
+        conn = self.engine.connect()
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(self.name)}).scalar()
+            conn.commit()
+        except Exception:  # noqa: BLE001
             conn.close()
             return False
-        fh = open(_sqlite_lock_path(self.engine, self.name), "w")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            return False
-        self._fh = fh
-        return True
+        if got:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
 
     def release(self) -> None:
         if self._conn is not None:
@@ -117,9 +85,3 @@ class LeaderLock:
             except Exception:  # noqa: BLE001
                 pass
             self._conn = None
-        if self._fh is not None:
-            try:
-                fcntl.flock(self._fh, fcntl.LOCK_UN)
-            finally:
-                self._fh.close()
-                self._fh = None
