@@ -63,12 +63,18 @@ def name_list(names: list[str], limit: int = 5) -> str:
     return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
 
 
+def _visible_or_404(msg_id: int) -> MailMessage:
+    """Every route of one mail asks the Inbox's visibility rule; hidden and missing look the same."""
+    msg = inbox_svc.visible_message(msg_id, current_user)
+    if msg is None:
+        abort(404)
+    return msg
+
+
 @main_bp.route("/inbox/<int:msg_id>")
 @roles_required(*READERS)
 def inbox_message(msg_id: int):
-    msg = db.get_or_404(MailMessage, msg_id)
-    if msg.state == "deleted" and current_user.current_role != "admin":
-        abort(404)
+    msg = _visible_or_404(msg_id)
     return render_template("main/inbox_message.html", msg=msg, customers=inbox_svc.customer_names(),
                            objects=(msg.parse_result or {}).get("objects") or [])
 
@@ -77,7 +83,7 @@ def inbox_message(msg_id: int):
 @roles_required(*READERS)
 def inbox_message_body(msg_id: int):
     """The mail body for the sandboxed iframe: sanitised HTML, no scripts, no remote loads."""
-    msg = db.get_or_404(MailMessage, msg_id)
+    msg = _visible_or_404(msg_id)
     if msg.body_html:
         body = nh3.clean(msg.body_html, tags=_BODY_TAGS, attributes=_BODY_ATTRS, url_schemes={"mailto"},
                          strip_comments=True)
@@ -94,7 +100,7 @@ def inbox_message_body(msg_id: int):
 @main_bp.route("/inbox/<int:msg_id>/eml")
 @roles_required(*READERS)
 def inbox_message_eml(msg_id: int):
-    msg = db.get_or_404(MailMessage, msg_id)
+    msg = _visible_or_404(msg_id)
     if msg.raw is None:
         flash("The original mail is no longer stored (raw-mail retention); its parsed data is kept.", "warning")
         return redirect(url_for("main.inbox_message", msg_id=msg.id))
@@ -119,10 +125,14 @@ def inbox_approve():
     if not ids:
         flash("Select at least one mail to approve.", "warning")
         return _back()
+    msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="inbox")
+    if not msgs:
+        flash("None of the selected mails is in the Inbox any more; nothing was approved.", "warning")
+        return _back()
     try:
         customer = ingest.get_or_create_customer(request.form.get("customer", ""), current_user)
         done_jobs, total_runs, skipped = [], 0, []
-        for msg in inbox_svc.messages_by_ids(ids):
+        for msg in msgs:
             if msg.state != "inbox":
                 continue  # already processed as another mail of the same job
             try:
@@ -151,7 +161,7 @@ def inbox_approve():
 @roles_required(*ACTORS)
 def inbox_delete():
     ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
-    msgs = inbox_svc.messages_by_ids(ids, state="inbox")
+    msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="inbox")
     for msg in msgs:
         ingest.delete_message(msg, current_user)
     db.session.commit()
@@ -165,7 +175,7 @@ def inbox_delete():
 def inbox_deleted_action():
     ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
     action = request.form.get("action")
-    msgs = inbox_svc.messages_by_ids(ids, state="deleted")
+    msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="deleted")
     if action not in ("restore", "purge") or not msgs:
         flash("Select deleted mails and an action.", "warning")
         return redirect(url_for("main.inbox_deleted"))
@@ -179,9 +189,9 @@ def inbox_deleted_action():
 @main_bp.route("/inbox/<int:msg_id>/reparse", methods=["POST"])
 @roles_required(*ACTORS)
 def inbox_reparse(msg_id: int):
-    msg = db.get_or_404(MailMessage, msg_id)
+    msg = _visible_or_404(msg_id)
     try:
-        became_run = ingest.reparse_message(msg)
+        became_run = inbox_svc.reparse(msg, current_user)
         db.session.commit()
     except ingest.InboxError as exc:
         db.session.rollback()
