@@ -57,3 +57,39 @@ def test_a_task_id_that_is_not_a_number_is_ignored(as_user):
     for path in ("/inbox?task=abc", "/settings?section=imports&task=1x", "/settings?section=maintenance&task="):
         r = c.get(path)
         assert r.status_code == 200 and "task-progress" not in r.get_data(as_text=True), path
+
+
+# --- Whose progress: the user who started the task, and admins ----------------------------------
+
+@pytest.mark.parametrize("who,expected", [
+    ("starter", 200), ("admin", 200), ("other operator", 404), ("viewer", 404), ("reporter", 404),
+])
+def test_a_task_is_readable_by_the_user_who_started_it_and_admins(as_user, app, who, expected):
+    from .conftest import login, make_user
+
+    starter = as_user("operator")
+    upload(starter, [("1.eml", sample(V01))])
+    app.config["TASKS_SYNCHRONOUS"] = True
+    try:
+        r = post_form(starter, "/inbox/reparse-all", {})
+    finally:
+        app.config.pop("TASKS_SYNCHRONOUS")
+    url = "/tasks/" + r.headers["Location"].split("task=")[1]
+    if who == "starter":
+        c = starter
+    elif who == "other operator":
+        make_user("olga", roles=("operator",))
+        c = app.test_client()
+        assert login(c, "olga").status_code == 302
+    else:
+        c = as_user(who)
+    got = c.get(url, headers={"Accept": "application/json"})
+    assert got.status_code == expected
+    if expected == 200:
+        assert got.json["state"] == "done" and "Re-parsed 1 mails" in got.json["message"]
+    else:
+        assert "Re-parsed" not in got.get_data(as_text=True)
+
+
+def test_a_task_that_does_not_exist_is_not_found(as_user):
+    assert as_user("admin").get("/tasks/424242").status_code == 404

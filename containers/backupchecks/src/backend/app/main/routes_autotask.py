@@ -136,7 +136,7 @@ def autotask_customers_refresh():
     return redirect(url_for("main.autotask_customers", task=task.id))
 
 
-@main_bp.route("/customers/<int:customer_id>/autotask")
+@main_bp.route("/customers/<id:customer_id>/autotask")
 @roles_required(*READERS)
 def autotask_customer(customer_id: int):
     customer = db.get_or_404(Customer, customer_id)
@@ -152,7 +152,7 @@ def autotask_customer(customer_id: int):
                            block_reason=svc.ticket_block_reason(customer))
 
 
-@main_bp.route("/customers/<int:customer_id>/autotask", methods=["POST"])
+@main_bp.route("/customers/<id:customer_id>/autotask", methods=["POST"])
 @roles_required(*ACTORS)
 def autotask_customer_change(customer_id: int):
     customer = db.get_or_404(Customer, customer_id)

@@ -7,12 +7,12 @@ from flask_login import current_user
 from markupsafe import escape
 
 from ..extensions import db
-from ..models import BackgroundTask, MailMessage
+from ..models import MailMessage
 from ..security import EVERYONE, roles_required
 from ..services import ingest
 from ..services import inbox as inbox_svc
 from ..services.importer import import_raw_files
-from ..services.tasks import running_task, task_json
+from ..services.tasks import running_task, task_json, visible_task
 from . import main_bp
 
 READERS = ("admin", "operator", "viewer")
@@ -71,7 +71,7 @@ def _visible_or_404(msg_id: int) -> MailMessage:
     return msg
 
 
-@main_bp.route("/inbox/<int:msg_id>")
+@main_bp.route("/inbox/<id:msg_id>")
 @roles_required(*READERS)
 def inbox_message(msg_id: int):
     msg = _visible_or_404(msg_id)
@@ -79,7 +79,7 @@ def inbox_message(msg_id: int):
                            objects=(msg.parse_result or {}).get("objects") or [])
 
 
-@main_bp.route("/inbox/<int:msg_id>/body")
+@main_bp.route("/inbox/<id:msg_id>/body")
 @roles_required(*READERS)
 def inbox_message_body(msg_id: int):
     """The mail body for the sandboxed iframe: sanitised HTML, no scripts, no remote loads."""
@@ -97,7 +97,7 @@ def inbox_message_body(msg_id: int):
     return resp
 
 
-@main_bp.route("/inbox/<int:msg_id>/eml")
+@main_bp.route("/inbox/<id:msg_id>/eml")
 @roles_required(*READERS)
 def inbox_message_eml(msg_id: int):
     msg = _visible_or_404(msg_id)
@@ -186,7 +186,7 @@ def inbox_deleted_action():
     return redirect(url_for("main.inbox_deleted"))
 
 
-@main_bp.route("/inbox/<int:msg_id>/reparse", methods=["POST"])
+@main_bp.route("/inbox/<id:msg_id>/reparse", methods=["POST"])
 @roles_required(*ACTORS)
 def inbox_reparse(msg_id: int):
     msg = _visible_or_404(msg_id)
@@ -245,8 +245,11 @@ def inbox_upload():
     return redirect(url_for("main.inbox"))
 
 
-@main_bp.route("/tasks/<int:task_id>")
+@main_bp.route("/tasks/<id:task_id>")
 @roles_required(*EVERYONE)
 def task_status(task_id: int):
-    task = db.get_or_404(BackgroundTask, task_id)
+    """Progress of a background task, for the user who started it and for admins."""
+    task = visible_task(task_id, current_user)
+    if task is None:
+        abort(404)
     return jsonify(task_json(task))

@@ -69,7 +69,7 @@ def _job_or_404(job_id: int) -> Job:
     return job
 
 
-@main_bp.route("/jobs/<int:job_id>")
+@main_bp.route("/jobs/<id:job_id>")
 @roles_required(*READERS)
 def job_detail(job_id: int):
     job = _job_or_404(job_id)
@@ -96,7 +96,7 @@ def _mail_url(message_id: int) -> str:
     return url_for("main.inbox_message", msg_id=message_id)
 
 
-@main_bp.route("/jobs/<int:job_id>/archive", methods=["POST"])
+@main_bp.route("/jobs/<id:job_id>/archive", methods=["POST"])
 @roles_required("admin")
 def job_archive(job_id: int):
     job = _job_or_404(job_id)
@@ -109,7 +109,7 @@ def job_archive(job_id: int):
     return redirect(url_for("main.job_detail", job_id=job.id))
 
 
-@main_bp.route("/jobs/<int:job_id>/unarchive", methods=["POST"])
+@main_bp.route("/jobs/<id:job_id>/unarchive", methods=["POST"])
 @roles_required("admin")
 def job_unarchive(job_id: int):
     job = _job_or_404(job_id)
@@ -124,7 +124,7 @@ def job_unarchive(job_id: int):
     return redirect(url_for("main.job_detail", job_id=job.id))
 
 
-@main_bp.route("/jobs/<int:job_id>/delete", methods=["POST"])
+@main_bp.route("/jobs/<id:job_id>/delete", methods=["POST"])
 @roles_required(*EDITORS)
 def job_delete(job_id: int):
     job = _job_or_404(job_id)
@@ -141,7 +141,7 @@ def job_delete(job_id: int):
     return redirect(url_for("main.jobs", customer=customer_id))
 
 
-@main_bp.route("/jobs/<int:job_id>/schedule", methods=["POST"])
+@main_bp.route("/jobs/<id:job_id>/schedule", methods=["POST"])
 @roles_required(*EDITORS)
 def job_schedule(job_id: int):
     job = _job_or_404(job_id)

@@ -115,7 +115,7 @@ def ticket_create():
     return _back("tickets")
 
 
-@main_bp.route("/tickets/<int:ticket_id>/edit", methods=["POST"])
+@main_bp.route("/tickets/<id:ticket_id>/edit", methods=["POST"])
 @roles_required(*EDITORS)
 def ticket_update(ticket_id: int):
     ticket = db.get_or_404(Ticket, ticket_id)
@@ -133,7 +133,7 @@ def ticket_update(ticket_id: int):
     return _back("tickets")
 
 
-@main_bp.route("/tickets/<int:ticket_id>/resolve", methods=["POST"])
+@main_bp.route("/tickets/<id:ticket_id>/resolve", methods=["POST"])
 @roles_required(*EDITORS)
 def ticket_resolve(ticket_id: int):
     ticket = db.get_or_404(Ticket, ticket_id)
@@ -177,7 +177,7 @@ def remark_create():
     return _back("remarks")
 
 
-@main_bp.route("/tickets/remarks/<int:remark_id>/edit", methods=["POST"])
+@main_bp.route("/tickets/remarks/<id:remark_id>/edit", methods=["POST"])
 @roles_required(*EDITORS)
 def remark_update(remark_id: int):
     remark = db.get_or_404(Remark, remark_id)
@@ -193,7 +193,7 @@ def remark_update(remark_id: int):
     return _back("remarks")
 
 
-@main_bp.route("/tickets/remarks/<int:remark_id>/resolve", methods=["POST"])
+@main_bp.route("/tickets/remarks/<id:remark_id>/resolve", methods=["POST"])
 @roles_required(*EDITORS)
 def remark_resolve(remark_id: int):
     remark = db.get_or_404(Remark, remark_id)

@@ -26,6 +26,19 @@ def running_task(kind: str) -> Optional[BackgroundTask]:
                               .order_by(BackgroundTask.id.desc()).limit(1)).scalar_one_or_none()
 
 
+def visible_task(task_id: int, user) -> Optional[BackgroundTask]:
+    """A task's progress is for the user who started it and for admins (the active role); None
+    for anyone else, as for a task that does not exist."""
+    task = db.session.get(BackgroundTask, task_id)
+    if task is None:
+        return None
+    if getattr(user, "current_role", None) == "admin":
+        return task
+    if task.created_by_id is not None and task.created_by_id == getattr(user, "id", None):
+        return task
+    return None
+
+
 def start_task(app: Flask, kind: str, actor_id: Optional[int], work: Callable[[Progress], str],
                *, synchronous: bool = False) -> BackgroundTask:
     """Run ``work(progress)`` in a thread; its return value is the final message."""
