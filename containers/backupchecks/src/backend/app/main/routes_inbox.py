@@ -12,7 +12,7 @@ from ..security import EVERYONE, roles_required
 from ..services import ingest
 from ..services import inbox as inbox_svc
 from ..services.importer import import_raw_files
-from ..services.tasks import running_task, task_json, visible_task
+from ..services.tasks import TaskBusy, task_json, visible_task
 from . import main_bp
 
 READERS = ("admin", "operator", "viewer")
@@ -209,11 +209,11 @@ def inbox_reparse(msg_id: int):
 @main_bp.route("/inbox/reparse-all", methods=["POST"])
 @roles_required(*ACTORS)
 def inbox_reparse_all():
-    running = running_task("reparse_all")
-    if running:
+    try:
+        task = inbox_svc.start_reparse_all(current_app._get_current_object(), current_user)
+    except TaskBusy as busy:
         flash("Re-parsing is already running; its progress is shown below.", "info")
-        return redirect(url_for("main.inbox", task=running.id))
-    task = inbox_svc.start_reparse_all(current_app._get_current_object(), current_user)
+        return redirect(url_for("main.inbox", task=busy.task.id))
     flash("Re-parsing all stored mails in the background.", "info")
     return redirect(url_for("main.inbox", task=task.id))
 

@@ -467,8 +467,8 @@ def start_refresh_all(app: Flask, actor: Optional[User]):
     if not is_enabled():
         raise AutotaskServiceError("The Autotask integration is switched off (Settings → Integrations → Autotask).")
     actor_id = getattr(actor, "id", None)
+    # Committed with the task by start_task, or rolled back when a check already runs (TaskBusy).
     audit.record("customer.autotask_refresh_all", "Started checking all Autotask mappings", user=actor)
-    db.session.commit()
 
     def work(progress):
         user = db.session.get(User, actor_id) if actor_id else None

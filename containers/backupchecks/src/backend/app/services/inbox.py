@@ -110,10 +110,10 @@ def reparse(msg: MailMessage, actor) -> bool:
 
 
 def start_reparse_all(app: Flask, actor) -> object:
-    """Re-parse every stored mail in the background (progress on the page)."""
+    """Re-parse every stored mail in the background (progress on the page); ``tasks.TaskBusy``
+    when it already runs."""
     actor_id = getattr(actor, "id", None)
-    audit.record("inbox.reparse_all", "Started re-parsing all stored mails", user=actor)
-    db.session.commit()
+    audit.record("inbox.reparse_all", "Started re-parsing all stored mails", user=actor)  # committed with the task
 
     def work(progress):
         ids = db.session.execute(select(MailMessage.id).where(MailMessage.raw.is_not(None),
