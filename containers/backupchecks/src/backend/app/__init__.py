@@ -73,6 +73,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
         if config:
             app.config.update(config)
         config_module.check_production(app.config)
+        config_module.check_encryption_key(app.config)
     except config_module.ConfigError as exc:
         # One line for the operator, no stack trace; the process stops.
         print(f"Backupchecks cannot start: {exc}", file=sys.stderr, flush=True)
@@ -99,6 +100,13 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
 
     from . import cli
     cli.init_app(app)
+
+    from .services.settings_service import SettingsError, check_secrets_key
+    try:
+        check_secrets_key(app)  # production without APP_ENCRYPTION_KEY while secrets are stored
+    except SettingsError as exc:
+        print(f"Backupchecks cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
     if app.config.get("RUN_MIGRATIONS"):
         from .services.migrations import upgrade_under_lock
