@@ -8,7 +8,7 @@ FLASK := $(PY) -m flask --app backend.app
 # Local data (the SQLite database when no PostgreSQL is configured); as the app finds it.
 INSTANCE := $(or $(APP_INSTANCE_PATH),instance)
 
-.PHONY: run test test-fast bench-parsers bench-reports bench-import check-parsers migrate \
+.PHONY: run test test-fast audit bench-parsers bench-reports bench-import check-parsers migrate \
 	flask create-user import-mail import-eml parse clean clean-data
 
 $(VENV)/.installed: containers/backupchecks/requirements.txt requirements-dev.txt
@@ -26,6 +26,11 @@ run: $(VENV)/.installed
 ## else SQLite with a warning; with CI=true PostgreSQL is required.
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+## Known vulnerabilities in the pinned requirements (pip-audit; nothing is installed). A finding
+## fails; a vulnerability service that can't be reached is reported and skipped (scripts/audit.sh).
+audit: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/audit.sh
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -n 2 -m "not browser and not slow" $(PYTEST_ARGS)

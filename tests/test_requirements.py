@@ -54,4 +54,4 @@ def test_dev_requirements_include_the_runtime_ones_and_add_only_pinned_tools():
     assert "-r containers/backupchecks/requirements.txt" in DEV.read_text().splitlines()
     dev, runtime = requirements(DEV), requirements(RUNTIME)
     assert not set(dev) & set(runtime), "listed twice"
-    assert {"pyyaml"} <= set(dev)  # the compose-file tests
+    assert {"pyyaml", "pip-audit"} <= set(dev)  # the compose-file tests and `make audit`
