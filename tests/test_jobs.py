@@ -103,6 +103,8 @@ def test_filters_customer_software_status_and_text(as_user):
     assert "No job matches these filters" in c.get("/jobs?q=zzz").get_data(as_text=True)
     assert c.get("/jobs?status=Great").status_code == 400
     assert c.get("/jobs?customer=abc").status_code == 400
+    assert c.get("/jobs?customer=\u00b2").status_code == 400  # "²": a digit to str.isdigit, not to int()
+    assert jobs("?customer=2147483648") == set() and jobs("?customer=0") == set()  # no row has that id
 
 
 def test_sort_inside_customer_groups(as_user):

@@ -115,11 +115,24 @@ def test_the_largest_id_reaches_the_page_and_finds_nothing(as_user):
     assert as_user("admin").get("/inbox/2147483647/eml").status_code == 404
 
 
-def test_an_id_out_of_range_in_a_form_or_query_is_not_found(as_user):
+def test_an_id_out_of_range_in_a_form_is_never_a_server_error(as_user):
     admin = as_user("admin")
-    r = admin.post("/inbox/delete", data={"ids": ["2147483648"], "csrf_token": csrf_token(admin, "/auth/profile")})
+    token = csrf_token(admin, "/auth/profile")
+    # A list of ids from checkboxes: what is no id (too large, not ASCII digits) is left out.
+    for bad in ("2147483648", "\u00b2", "\u0661"):
+        r = admin.post("/inbox/delete", data={"ids": [bad], "csrf_token": token}, follow_redirects=True)
+        assert r.status_code == 200 and "Select at least one mail to delete." in r.get_data(as_text=True), bad
+    # Any other place an id reaches the database (here an int form field): not found.
+    r = admin.post("/run-checks/review", data={"job_id": "2147483648", "csrf_token": token})
     assert r.status_code == 404 and b"There is nothing at this address" in r.data
     assert admin.get("/inbox").status_code == 200  # the session was rolled back: the next request works
+
+
+def test_parse_id_accepts_only_ascii_row_ids():
+    from backend.app.web import parse_id
+
+    assert [parse_id(v) for v in ("1", " 42 ", "2147483647")] == [1, 42, 2147483647]
+    assert [parse_id(v) for v in ("", "0", "-1", "2147483648", "\u00b2", "\u0661", "1e3", None, 5)] == [None] * 9
 
 
 @pytest.mark.parametrize("text,matches", [

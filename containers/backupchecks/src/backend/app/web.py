@@ -1,6 +1,7 @@
 """Request-wide behaviour: login loading, first-run setup, template helpers, error pages."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from flask import Flask, flash, g, jsonify, redirect, render_template, request, url_for
@@ -40,6 +41,22 @@ class IdConverter(IntegerConverter):
 
     def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's name
         super().__init__(map, min=1, max=MAX_ID)
+
+
+_ID_RE = re.compile(IdConverter.regex)
+
+
+def parse_id(text) -> int | None:
+    """A row id typed into a form or query string: 1 … 2^31-1 in ASCII digits, else None
+    (``"²".isdigit()`` is true, but it is no id)."""
+    text = (text or "").strip() if isinstance(text, str) else ""
+    return int(text) if _ID_RE.fullmatch(text) else None
+
+
+def form_ids(name: str) -> list[int]:
+    """The row ids of a repeated form field (checkboxes); anything that is no id is left out."""
+    from flask import request
+    return [i for i in (parse_id(v) for v in request.form.getlist(name)) if i is not None]
 
 
 def _out_of_range(err: DataError) -> bool:

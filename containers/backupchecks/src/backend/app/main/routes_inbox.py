@@ -9,6 +9,7 @@ from markupsafe import escape
 from ..extensions import db
 from ..models import MailMessage
 from ..security import EVERYONE, roles_required
+from ..web import form_ids
 from ..services import ingest
 from ..services import inbox as inbox_svc
 from ..services.importer import import_raw_files
@@ -121,7 +122,7 @@ def _back(default_id: int | None = None):
 @roles_required(*ACTORS)
 def inbox_approve():
     """Approve one or several mails to one customer (created when new)."""
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    ids = form_ids("ids")
     if not ids:
         flash("Select at least one mail to approve.", "warning")
         return _back()
@@ -160,7 +161,7 @@ def inbox_approve():
 @main_bp.route("/inbox/delete", methods=["POST"])
 @roles_required(*ACTORS)
 def inbox_delete():
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    ids = form_ids("ids")
     msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="inbox")
     for msg in msgs:
         ingest.delete_message(msg, current_user)
@@ -173,7 +174,7 @@ def inbox_delete():
 @main_bp.route("/inbox/deleted/action", methods=["POST"])
 @roles_required("admin")
 def inbox_deleted_action():
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    ids = form_ids("ids")
     action = request.form.get("action")
     msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="deleted")
     if action not in ("restore", "purge") or not msgs:

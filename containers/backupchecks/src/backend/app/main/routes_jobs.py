@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import Job
 from ..security import has_role, roles_required
+from ..web import parse_id
 from ..services import jobs as svc
 from . import main_bp
 
@@ -31,9 +32,9 @@ def _list_args() -> dict:
     if sort not in svc.SORTS or direction not in ("asc", "desc") or (status and status not in svc.STATUS_FILTERS):
         abort(400, "Unknown sort or filter value: use the column headers and the filter form.")
     customer = request.args.get("customer", "")
-    if customer and not customer.isdigit():
-        abort(400, f"'{customer}' is not a customer id: choose the customer in the filter.")
-    return {"customer_id": int(customer) if customer else None,
+    if customer and not (customer.isascii() and customer.isdigit()):
+        abort(400, f"'{customer[:30]}' is not a customer id: choose the customer in the filter.")
+    return {"customer_id": (parse_id(customer) or -1) if customer else None,  # -1: an id no row has
             "software": (request.args.get("software") or "").strip()[:120], "status": status,
             "q": (request.args.get("q") or "").strip()[:200], "sort": sort, "direction": direction,
             "page": max(1, request.args.get("page", 1, type=int) or 1)}

@@ -15,6 +15,7 @@ from .. import ticketing_utils as tk
 from ..extensions import db
 from ..models import JobRun, Remark, Ticket
 from ..security import has_role, roles_required
+from ..web import parse_id
 from ..services.settings import ui_zone
 from . import main_bp
 
@@ -83,7 +84,8 @@ def _run_from_form() -> Optional[JobRun]:
     raw = (request.form.get("run_id") or "").strip()
     if not raw:
         return None
-    run = db.session.get(JobRun, int(raw)) if raw.isdigit() else None
+    run_id = parse_id(raw)
+    run = db.session.get(JobRun, run_id) if run_id else None
     if run is None:
         raise tk.TicketingError(f"Run {raw} does not exist (any more).")
     return run
