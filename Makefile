@@ -10,7 +10,7 @@ INSTANCE := $(or $(APP_INSTANCE_PATH),instance)
 # The team's shared sample corpus beside the clone; `make check-parsers` checks it where it exists.
 SHARED_SAMPLES := ../shared/samples/emails
 
-.PHONY: run test test-fast bench-parsers bench-reports bench-import check-parsers migrate \
+.PHONY: run test test-fast audit bench-parsers bench-reports bench-import check-parsers migrate \
 	flask create-user import-mail import-eml parse clean clean-data
 
 $(VENV)/.installed: containers/backupchecks/requirements.txt requirements-dev.txt
@@ -29,6 +29,11 @@ run: $(VENV)/.installed
 ## when it answers, else a throw-away embedded PostgreSQL for the run (BACKUPCHECKS_TEST_PG=embedded: always).
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+## Known vulnerabilities in the pinned requirements (pip-audit; nothing is installed). A finding
+## fails; a vulnerability service that can't be reached is reported and skipped (scripts/audit.sh).
+audit: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/audit.sh
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -n 2 -m "not browser and not slow" $(PYTEST_ARGS)

@@ -268,6 +268,7 @@ def test_page_filters_and_empty_state(as_user):
     ("date=2026-02-30", "is not a date"),
     ("status=purple", "Unknown status 'purple'"),
     ("customer=abc", "is not a customer number"),
+    ("customer=\u00b2", "is not a customer number"),  # a digit to str.isdigit, not to int()
 ])
 def test_bad_input_is_a_clear_400(as_user, query, message):
     r = as_user("viewer").get(f"/daily-jobs?{query}")

@@ -2,6 +2,7 @@
 import io
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from backend.app.extensions import db
@@ -236,3 +237,85 @@ def test_filtered_count_says_how_many_of_all_match(as_user):
     upload(as_user("operator"), [("1.eml", sample(V01)), ("2.eml", sample("v03_vbr_backup_failed.eml"))])
     assert "2 mails wait for an admin or operator to approve or delete them" in c.get("/inbox").get_data(as_text=True)
     assert "1 of 2 mails match these filters" in c.get("/inbox?status=Failed").get_data(as_text=True)
+
+
+# --- A deleted mail: one visibility rule for every route of a mail ----------------------------
+
+def _deleted_mail(as_user) -> MailMessage:
+    op = as_user("operator")
+    upload(op, [("1.eml", sample(V01))])
+    msg = db.session.execute(select(MailMessage)).scalar_one()
+    post_form(op, "/inbox/delete", {"ids": [msg.id]})
+    db.session.refresh(msg)
+    assert msg.state == "deleted"
+    return msg
+
+
+# (role, expected status) per read route; the reporter has no Inbox at all.
+DELETED_READS = [
+    ("admin", 200), ("operator", 404), ("viewer", 404), ("reporter", 403),
+]
+
+
+@pytest.mark.parametrize("suffix", ["", "/body", "/eml"], ids=["view", "body", "eml"])
+@pytest.mark.parametrize("role,expected", DELETED_READS)
+def test_a_deleted_mail_is_hidden_on_every_read_route_except_for_admins(as_user, suffix, role, expected):
+    msg = _deleted_mail(as_user)
+    r = as_user(role).get(f"/inbox/{msg.id}{suffix}")
+    assert r.status_code == expected
+    if expected == 404:
+        assert b"Daily VM Backup" not in r.data and b"Veeam" not in r.data
+    if expected == 200 and suffix == "/eml":
+        assert r.data == sample(V01)
+
+
+@pytest.mark.parametrize("role,expected", [("admin", 302), ("operator", 404), ("viewer", 403), ("reporter", 403)])
+def test_only_an_admin_may_reparse_a_deleted_mail(as_user, role, expected):
+    msg = _deleted_mail(as_user)
+    r = post_form(as_user(role), f"/inbox/{msg.id}/reparse", {})
+    assert r.status_code == expected
+    db.session.expire_all()
+    reparsed = db.session.execute(select(AuditLog).where(AuditLog.event == "inbox.reparse")).scalars().all()
+    assert len(reparsed) == (1 if role == "admin" else 0)
+    assert db.session.get(MailMessage, msg.id).state == "deleted"  # re-parsing never revives it
+    assert db.session.execute(select(func.count(JobRun.id))).scalar_one() == 0
+
+
+@pytest.mark.parametrize("role", ["admin", "operator"])
+def test_approving_a_deleted_mail_changes_nothing_and_says_so(as_user, role):
+    msg = _deleted_mail(as_user)
+    r = post_form(as_user(role), "/inbox/approve", {"ids": [msg.id], "customer": "Fabrikam Testing BV"},
+                  follow_redirects=True)
+    assert "None of the selected mails is in the Inbox any more; nothing was approved." in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(MailMessage, msg.id).state == "deleted"
+    assert db.session.execute(select(func.count(Customer.id))).scalar_one() == 0  # no customer made on the side
+    assert db.session.execute(select(func.count(Job.id))).scalar_one() == 0
+
+
+@pytest.mark.parametrize("role,expected", [("admin", 302), ("operator", 403), ("viewer", 403)])
+def test_only_an_admin_may_restore_a_deleted_mail(as_user, role, expected):
+    msg = _deleted_mail(as_user)
+    r = post_form(as_user(role), "/inbox/deleted/action", {"ids": [msg.id], "action": "restore"})
+    assert r.status_code == expected
+    db.session.expire_all()
+    assert db.session.get(MailMessage, msg.id).state == ("inbox" if role == "admin" else "deleted")
+
+
+def test_deleting_a_deleted_mail_again_changes_nothing(as_user):
+    msg = _deleted_mail(as_user)
+    r = post_form(as_user("operator"), "/inbox/delete", {"ids": [msg.id]}, follow_redirects=True)
+    assert "Select at least one mail to delete." in r.get_data(as_text=True)
+    deletes = db.session.execute(select(AuditLog).where(AuditLog.event == "inbox.delete")).scalars().all()
+    assert len(deletes) == 1
+
+
+@pytest.mark.parametrize("role", ["admin", "operator"])
+def test_reparsing_an_inbox_mail_is_audited(as_user, role):
+    op = as_user("operator")
+    upload(op, [("1.eml", sample(V01))])
+    msg = db.session.execute(select(MailMessage)).scalar_one()
+    r = post_form(as_user(role), f"/inbox/{msg.id}/reparse", {}, follow_redirects=True)
+    assert "Re-parsed with" in r.get_data(as_text=True)
+    entry = db.session.execute(select(AuditLog).where(AuditLog.event == "inbox.reparse")).scalar_one()
+    assert entry.username == {"admin": "alice", "operator": "oscar"}[role] and entry.target_id == str(msg.id)

@@ -103,6 +103,8 @@ def test_filters_customer_software_status_and_text(as_user):
     assert "No job matches these filters" in c.get("/jobs?q=zzz").get_data(as_text=True)
     assert c.get("/jobs?status=Great").status_code == 400
     assert c.get("/jobs?customer=abc").status_code == 400
+    assert c.get("/jobs?customer=\u00b2").status_code == 400  # "²": a digit to str.isdigit, not to int()
+    assert jobs("?customer=2147483648") == set() and jobs("?customer=0") == set()  # no row has that id
 
 
 def test_sort_inside_customer_groups(as_user):
@@ -395,6 +397,36 @@ def test_bad_json_imports_nothing(as_user, content, message):
     assert "Nothing was imported" in html and message in html
     assert db.session.execute(select(func.count(Job.id))).scalar_one() == 0
     assert db.session.execute(select(func.count(Customer.id))).scalar_one() == 0
+
+
+@pytest.mark.parametrize("content", [
+    b"[" * 100_000 + b"]" * 100_000,  # beyond what the JSON parser recurses into
+    b'{"jobs": [' + b"[" * 600 + b"]" * 600 + b"]}",  # parses, but no export nests like this
+    b'[{"customer": "Acme", "job_name": "j", "manual_schedule": ' + b'{"a": ' * 20 + b"1" + b"}" * 20 + b"}]",
+], ids=["100000-levels", "600-levels", "20-levels-in-a-job"])
+def test_deeply_nested_json_is_refused_with_a_clear_message(as_user, content):
+    r = _upload(as_user("operator"), content)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400
+    assert "Nothing was imported" in html and "nests lists and objects more than 16 levels deep" in html
+    assert db.session.execute(select(func.count(Job.id))).scalar_one() == 0
+
+
+def test_an_export_with_a_manual_schedule_is_not_too_deep(as_user):
+    doc = {"format": "backupchecks-jobs", "jobs": [{"customer": "Acme", "job_name": "Nightly", "software": "x",
+                                                    "manual_schedule": {"kind": "weekdays", "weekdays": [0, 2],
+                                                                        "time": "22:00"}}]}
+    r = _upload(as_user("operator"), json.dumps(doc).encode())
+    assert r.status_code == 200, r.get_data(as_text=True)[:2000]
+    assert db.session.execute(select(func.count(Job.id))).scalar_one() == 1
+
+
+def test_a_file_over_the_size_limit_is_refused(as_user, monkeypatch):
+    from backend.app.services import jobs as jobs_svc
+
+    monkeypatch.setattr(jobs_svc, "MAX_IMPORT_BYTES", 1024 * 1024)
+    r = _upload(as_user("operator"), b"[" + b" " * (1024 * 1024) + b"]")
+    assert r.status_code == 400 and "The file is larger than 1 MB" in r.get_data(as_text=True)
 
 
 def test_import_without_file_asks_for_one(as_user):

@@ -514,3 +514,97 @@ def test_a_one_day_custom_report_reads_as_that_day_on_every_page_and_the_pdf(as_
                            text=True, check=True).stdout.split("\f")[0]
     assert "Backup status report · 14 October 2026" in cover
     assert "14 October 2026 (1 day, Europe/Amsterdam)" in cover and "14–14" not in cover
+
+
+# --- Many clicks: a small pool of threads and a per-user limit -------------------------------------
+
+LIMIT_MESSAGE = "You already have 3 reports being generated; wait for them to finish."
+
+
+def _task_threads() -> int:
+    import threading
+
+    from backend.app.services.tasks import THREAD_PREFIX
+    return sum(1 for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) or t.name.startswith("report-"))
+
+
+def test_twenty_quick_generate_clicks_use_at_most_the_pool_and_three_per_user(app, personas, monkeypatch):
+    import threading
+
+    from backend.app.services.tasks import MAX_WORKERS, runner
+
+    from .conftest import csrf_token, login, make_user
+
+    _settings()
+    defn = _definition()
+    release, two_working = threading.Event(), threading.Event()
+    guard, working, most, generated = threading.Lock(), [0], [0], []
+
+    def slow_generate(run_id: int) -> bool:  # holds its pool thread until the test lets go
+        with guard:
+            working[0] += 1
+            most[0] = max(most[0], working[0])
+            generated.append(run_id)
+            if working[0] >= 2:
+                two_working.set()
+        release.wait(30)
+        with guard:
+            working[0] -= 1
+        return True
+
+    monkeypatch.setattr(svc, "generate_run", slow_generate)
+    make_user("rob", roles=("reporter",))
+    make_user("ruth", roles=("reporter",))
+    clients = []
+    for name in ("alice", "rita", "rob", "ruth"):  # an admin and three reporters
+        c = app.test_client()
+        assert login(c, name).status_code == 302
+        clients.append((c, csrf_token(c, "/auth/profile")))
+    threads_before = threading.active_count()
+    most_threads, refused, pages = 0, 0, []
+    try:
+        for click in range(20):
+            c, token = clients[click % 4]
+            r = c.post(f"/reports/{defn.id}/generate", data={"fmt": "csv", "csrf_token": token},
+                       follow_redirects=True)
+            assert r.status_code == 200
+            page = r.get_data(as_text=True)
+            refused += LIMIT_MESSAGE in page
+            pages.append(page)
+            most_threads = max(most_threads, _task_threads())
+            assert threading.active_count() <= threads_before + MAX_WORKERS
+        assert two_working.wait(10)
+        most_threads = max(most_threads, _task_threads())
+        assert runner().running == MAX_WORKERS and runner().queued == 12 - MAX_WORKERS
+    finally:
+        release.set()
+    assert runner().wait_idle(30)
+    assert most_threads <= MAX_WORKERS and most[0] == MAX_WORKERS
+    assert refused == 8 and all(LIMIT_MESSAGE in p for p in pages[12:])
+    assert not any(LIMIT_MESSAGE in p for p in pages[:12])
+    # Nothing was queued or audited for a refused click; every accepted one was generated once.
+    runs = db.session.execute(select(ReportRun)).scalars().all()
+    assert len(runs) == 12 and sorted(generated) == sorted(r.id for r in runs)
+    clickers = db.session.execute(select(svc.User.id).where(svc.User.username.in_(("alice", "rita", "rob", "ruth")))
+                                  ).scalars().all()
+    assert Counter(r.created_by_id for r in runs) == {uid: 3 for uid in clickers}
+    assert db.session.execute(select(func.count(AuditLog.id)).where(AuditLog.event == "report.generate")
+                              ).scalar_one() == 12
+
+
+def test_the_limit_counts_only_unfinished_reports_of_that_user(app, personas, inline):
+    _settings()
+    defn = _definition()
+    rita, alice = personas["reporter"], personas["admin"]
+    for state in ("queued", "running", "queued"):
+        db.session.add(ReportRun(definition_id=defn.id, fmt="pdf", state=state, created_by_id=rita.id))
+    db.session.add(ReportRun(definition_id=defn.id, fmt="pdf", state="queued", trigger="scheduled"))
+    db.session.commit()
+    with pytest.raises(svc.ReportError, match=LIMIT_MESSAGE):
+        svc.request_report(defn, "pdf", rita)
+    assert svc.request_report(defn, "pdf", alice).state == "queued"  # someone else's work does not count
+    db.session.execute(ReportRun.__table__.update().where(ReportRun.state == "running").values(state="done"))
+    db.session.commit()
+    assert svc.request_report(defn, "pdf", rita).created_by_id == rita.id  # one finished: room again
+    with pytest.raises(svc.ReportError, match=LIMIT_MESSAGE):
+        svc.request_report(defn, "csv", rita)

@@ -79,3 +79,69 @@ def test_forbidden_page_explains_what_to_do(as_user):
     text = r.get_data(as_text=True)
     assert "Your active role (viewer) may not open this page" in text
     assert "Traceback" not in text
+
+
+# --- Row ids beyond what the database can hold: 404, never a server error ------------------------
+
+def _id_routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS or not re.search(r"<(?:id|int):", rule.rule):
+            continue
+        method = "GET" if "GET" in rule.methods else sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
+        yield rule.endpoint, rule.rule, method
+
+
+def test_every_row_id_in_a_route_uses_the_id_converter(app):
+    int_routes = [rule.rule for rule in app.url_map.iter_rules() if "<int:" in rule.rule]
+    assert int_routes == [], "use <id:...> for row ids (1 … 2^31-1)"
+    assert len(list(_id_routes(app))) >= 20
+
+
+@pytest.mark.parametrize("bad", ["2147483648", "99999999999999999999", "0"])
+def test_an_id_out_of_range_is_not_found_on_every_route(app, personas, bad):
+    admin = app.test_client()
+    assert login(admin, PERSONAS["admin"]).status_code == 302
+    token = csrf_token(admin, "/auth/profile")
+    for endpoint, rule, method in _id_routes(app):
+        url = re.sub(r"<(?:id|int):[^>]+>", bad, rule)
+        url = re.sub(r"<[^>]+>", "1", url)
+        r = admin.open(url, method=method, data={"csrf_token": token} if method != "GET" else None)
+        assert r.status_code == 404, (endpoint, url, r.status_code)
+        assert b"There is nothing at this address" in r.data
+
+
+def test_the_largest_id_reaches_the_page_and_finds_nothing(as_user):
+    assert as_user("admin").get("/jobs/2147483647").status_code == 404
+    assert as_user("admin").get("/inbox/2147483647/eml").status_code == 404
+
+
+def test_an_id_out_of_range_in_a_form_is_never_a_server_error(as_user):
+    admin = as_user("admin")
+    token = csrf_token(admin, "/auth/profile")
+    # A list of ids from checkboxes: what is no id (too large, not ASCII digits) is left out.
+    for bad in ("2147483648", "\u00b2", "\u0661"):
+        r = admin.post("/inbox/delete", data={"ids": [bad], "csrf_token": token}, follow_redirects=True)
+        assert r.status_code == 200 and "Select at least one mail to delete." in r.get_data(as_text=True), bad
+    # Any other place an id reaches the database (here an int form field): not found.
+    r = admin.post("/run-checks/review", data={"job_id": "2147483648", "csrf_token": token})
+    assert r.status_code == 404 and b"There is nothing at this address" in r.data
+    assert admin.get("/inbox").status_code == 200  # the session was rolled back: the next request works
+
+
+def test_parse_id_accepts_only_ascii_row_ids():
+    from backend.app.web import parse_id
+
+    assert [parse_id(v) for v in ("1", " 42 ", "2147483647")] == [1, 42, 2147483647]
+    assert [parse_id(v) for v in ("", "0", "-1", "2147483648", "\u00b2", "\u0661", "1e3", None, 5)] == [None] * 9
+
+
+@pytest.mark.parametrize("text,matches", [
+    ("1", True), ("9", True), ("10", True), ("999999999", True), ("1000000000", True), ("2147483599", True),
+    ("2147483639", True), ("2147483647", True),
+    ("0", False), ("01", False), ("-1", False), ("2147483648", False), ("2147483650", False),
+    ("2147483700", False), ("2200000000", False), ("9999999999", False), ("10000000000", False),
+])
+def test_the_id_converter_matches_exactly_one_to_two_to_the_31_minus_one(text, matches):
+    from backend.app.web import IdConverter
+
+    assert bool(re.fullmatch(IdConverter.regex, text)) is matches

@@ -147,3 +147,15 @@ def test_every_reviewer_is_told_about_the_keys_and_admins_see_the_reviewed_windo
     assert 'id="include-reviewed"' not in operator.get_data(as_text=True)
     shown = as_user("admin").get("/run-checks?include_reviewed=1").get_data(as_text=True)
     assert "Including the reviewed runs of the last 7 days" in shown
+
+
+def test_ids_that_are_no_ids_are_left_out_of_a_bulk_review(as_user):
+    run = make_run(make_job(make_customer("Northwind Demo")), status="Failed")
+    c = as_user("operator")
+    for bad in ("2147483648", "\u00b2", "abc"):
+        r = post_form(c, "/run-checks/bulk-review", {"job_ids": [bad]}, follow_redirects=True)
+        assert r.status_code == 200 and "Select one or more jobs in the queue first." in r.get_data(as_text=True)
+    r = post_form(c, "/run-checks/review", {"job_id": "2147483648"})
+    assert r.status_code == 404
+    db.session.refresh(run)
+    assert run.reviewed_at is None

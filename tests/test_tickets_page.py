@@ -105,6 +105,8 @@ def test_bad_input_is_flashed_and_saves_nothing(as_user):
         ({"code": "T-1", "scope_type": "object", "job_id": str(job.id), "object_name": ""}, "needs the object"),
         ({"code": "T-1", "scope_type": "job", "job_id": str(job.id), "active_from": "tomorrow"}, "not a date"),
         ({"code": "T-1", "run_id": "424242"}, "does not exist"),
+        ({"code": "T-1", "run_id": "2147483648"}, "does not exist"),
+        ({"code": "T-1", "run_id": "\u00b2"}, "does not exist"),
     ]
     for data, message in cases:
         r = post_form(op, "/tickets/new", data, follow_redirects=True)

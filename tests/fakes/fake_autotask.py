@@ -238,6 +238,9 @@ class FakeAutotask:
         self.zone_lookup_down = False
         #: when True, PATCH on Tickets answers 405 (a tenant said to refuse it; clients fall back to PUT)
         self.patch_unsupported = False
+        #: when set, ``nextPageUrl`` points under this base instead of the zone (a hostile or broken
+        #: answer: a correct client never sends its credentials there)
+        self.next_page_base: str | None = None
 
         self._lock = threading.RLock()
         self.fields = {name: make() for name, make in ENTITY_FIELDS.items()}
@@ -773,7 +776,7 @@ class FakeAutotask:
         if rest:
             token = uuid.uuid4().hex
             self._pages[token] = {"entity": entity, "ids": rest, "include": include, "size": size}
-            next_url = f"{self.zone_url}v1.0/{entity}/query/next?paging={quote(token)}"
+            next_url = f"{self.next_page_base or self.zone_url}v1.0/{entity}/query/next?paging={quote(token)}"
         return {"items": out, "pageDetails": {"count": len(out), "requestCount": size,
                                               "prevPageUrl": None, "nextPageUrl": next_url}}
 

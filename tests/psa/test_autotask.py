@@ -189,6 +189,40 @@ def test_company_search_follows_pages_and_matches_ids(make_fake, make_client):
     assert client.search_companies("Old Example", include_inactive=False) == []
 
 
+def test_a_next_page_link_to_another_host_is_not_followed(make_fake, make_client, caplog):
+    fake = make_fake(page_size=2)
+    elsewhere = make_fake()  # stands in for a host that is not the tenant's zone
+    for i in range(5):
+        fake.add_company(id=500 + i, companyName=f"Paging Customer {i}")
+    fake.next_page_base = elsewhere.zone_url
+    client = make_client(fake)
+    with caplog.at_level(logging.DEBUG), pytest.raises(PsaError) as info:
+        client.search_companies("paging customer")
+    message = info.value.message
+    assert "link to the next page points to 127.0.0.1:%d" % elsewhere._server.server_address[1] in message
+    assert "sends the API credentials only to the zone host" in message
+    assert elsewhere.requests == [], "the credentials went to another host"
+    assert fake.calls("GET", "/Companies/query/next") == []
+    assert fake.secret not in caplog.text and fake.integration_code not in caplog.text
+
+
+@pytest.mark.parametrize("link,followed", [
+    ("https://webservices5.autotask.net/ATServicesRest/V1.0/Companies/query/next?paging=x", True),
+    ("https://WebServices5.autotask.net:443/atservicesrest/v1.0/Companies/query/next", True),
+    ("http://webservices5.autotask.net/atservicesrest/v1.0/Companies/query/next", False),  # downgrade
+    ("https://webservices5.autotask.net:8443/atservicesrest/v1.0/Companies/query/next", False),
+    ("https://webservices6.autotask.net/atservicesrest/v1.0/Companies/query/next", False),
+    ("https://webservices5.autotask.net.evil.example/atservicesrest/v1.0/x", False),
+    ("https://webservices5.autotask.net@evil.example/atservicesrest/v1.0/x", False),
+    ("https:///atservicesrest/v1.0/x", False),
+])
+def test_only_links_on_the_zone_origin_are_followed(link, followed):
+    from backend.app.psa.autotask import _origin
+
+    zone = "https://webservices5.autotask.net/atservicesrest/"
+    assert (_origin(link) is not None and _origin(link) == _origin(zone)) is followed
+
+
 def test_get_company_and_missing_company(autotask):
     c = autotask.get_company(176)
     assert (c.id, c.name, c.active) == (176, "Sample Bakery", True)

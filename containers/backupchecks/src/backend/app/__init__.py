@@ -86,6 +86,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
         if config:
             app.config.update(config)
         config_module.check_config(app.config)
+        config_module.check_encryption_key(app.config)
         if not app.config.get("SQLALCHEMY_DATABASE_URI"):
             _start_embedded_postgres(app)
     except (config_module.ConfigError, EmbeddedPostgresError) as exc:
@@ -117,6 +118,13 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
 
     from .services import markdown_render
     markdown_render.init_app(app)  # Markdown is rendered when it is saved
+
+    from .services.settings_service import SettingsError, check_secrets_key
+    try:
+        check_secrets_key(app)  # production without APP_ENCRYPTION_KEY while secrets are stored
+    except SettingsError as exc:
+        print(f"Backupchecks cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
     if app.config.get("RUN_MIGRATIONS"):
         from .services.migrations import upgrade_under_lock

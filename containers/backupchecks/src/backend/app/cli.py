@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(create_user_cmd)
     app.cli.add_command(import_mail_cmd)
     app.cli.add_command(import_eml_cmd)
+    app.cli.add_command(rotate_secrets_cmd)
 
 
 @click.command("import-mail")
@@ -85,3 +86,25 @@ def create_user_cmd(username: str, roles: tuple[str, ...], password_stdin: bool)
     except accounts.AccountError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
+
+
+@click.command("rotate-secrets")
+def rotate_secrets_cmd() -> None:
+    """Encrypt the stored secrets again with the first key of APP_ENCRYPTION_KEY.
+
+    Rotation: set APP_ENCRYPTION_KEY="new,old", restart, run this, then drop the old key."""
+    from .services.settings_service import SettingsError, rotate_stored_secrets
+
+    try:
+        done, unreadable = rotate_stored_secrets(username="cli")
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if done:
+        click.echo(f"Re-encrypted with the first key of APP_ENCRYPTION_KEY: {', '.join(done)}.")
+    elif not unreadable:
+        click.echo("No secrets are stored in the database; nothing to do.")
+    if unreadable:
+        click.echo(f"Not readable with any key of APP_ENCRYPTION_KEY, left as they are: {', '.join(unreadable)}. "
+                   "Add the key they were stored with, or enter them again on the Settings page.", err=True)
+        sys.exit(1)
+    click.echo("The old key(s) can now be removed from APP_ENCRYPTION_KEY.")

@@ -119,6 +119,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": env_int(env, "MAX_UPLOAD_MB", 50) * 1024 * 1024,
         "LOGIN_THROTTLE_MAX": env_int(env, "LOGIN_THROTTLE_MAX", 5),
         "LOGIN_THROTTLE_WINDOW_SECONDS": env_int(env, "LOGIN_THROTTLE_WINDOW_SECONDS", 900),
+        # Fernet key(s) for the secrets stored in the database, first one encrypts ("new,old" while rotating).
+        "APP_ENCRYPTION_KEY": env_str(env, "APP_ENCRYPTION_KEY"),
     }
     return cfg
 
@@ -137,6 +139,15 @@ def check_config(cfg: Mapping) -> None:
     """Everything create_app refuses to start with, in any environment and in production."""
     check_database(cfg)
     check_production(cfg)
+
+
+def check_encryption_key(cfg: Mapping) -> None:
+    """A set APP_ENCRYPTION_KEY must be one or more valid Fernet keys (any environment)."""
+    from .crypto import SecretsKeyError, parse_keys
+    try:
+        parse_keys(cfg.get("APP_ENCRYPTION_KEY"))
+    except SecretsKeyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_production(cfg: Mapping) -> None:

@@ -5,12 +5,16 @@ convert them to the configured UI timezone.
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 from sqlalchemy import Index, UniqueConstraint, text
-from sqlalchemy.types import DateTime, TypeDecorator
+from sqlalchemy.types import DateTime, Text, TypeDecorator
 
+from . import crypto
 from .extensions import db
+
+log = logging.getLogger(__name__)
 
 ROLES = ("admin", "operator", "reporter", "viewer")
 THEMES = ("light", "dark", "auto")
@@ -40,6 +44,34 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+class EncryptedText(TypeDecorator):
+    """A secret: the attribute holds the clear text, the column ``fernet:<token>`` (see ``crypto``).
+
+    A stored value no key can decrypt reads as None ("not set": enter it again, or set the key it
+    was stored with), with one warning per process; it is never shown or logged."""
+
+    impl = Text
+    cache_ok = True
+    _warned = False
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        return crypto.encrypt(value)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        try:
+            return crypto.decrypt(value)
+        except (crypto.SecretUnreadable, crypto.SecretsKeyError) as exc:
+            if not EncryptedText._warned:
+                EncryptedText._warned = True
+                log.warning("%s; it counts as not set until it is entered again (or the key it was stored "
+                            "with is added to %s)", exc, crypto.ENV_VAR)
+            return None
 
 
 class TimestampMixin:
@@ -116,7 +148,7 @@ class SystemSettings(db.Model):
     # Mail (Microsoft Graph)
     graph_tenant_id = db.Column(db.String(100), nullable=True)
     graph_client_id = db.Column(db.String(100), nullable=True)
-    graph_client_secret = db.Column(db.Text, nullable=True)  # write-only in the UI
+    graph_client_secret = db.Column(EncryptedText(), nullable=True)  # write-only in the UI, encrypted
     graph_mailbox = db.Column(db.String(255), nullable=True)
     graph_incoming_folder = db.Column(db.String(500), nullable=True)
     graph_processed_folder = db.Column(db.String(500), nullable=True)
@@ -131,7 +163,7 @@ class SystemSettings(db.Model):
     autotask_enabled = db.Column(db.Boolean, nullable=False, default=False)
     autotask_environment = db.Column(db.String(20), nullable=False, default="sandbox")
     autotask_api_user = db.Column(db.String(255), nullable=True)
-    autotask_secret = db.Column(db.Text, nullable=True)  # write-only in the UI
+    autotask_secret = db.Column(EncryptedText(), nullable=True)  # write-only in the UI, encrypted
     autotask_integration_code = db.Column(db.String(255), nullable=True)
     autotask_base_url = db.Column(db.String(500), nullable=True)  # Backupchecks URL for deep links
     autotask_default_queue_id = db.Column(db.Integer, nullable=True)
@@ -143,6 +175,11 @@ class SystemSettings(db.Model):
     # Reports
     report_retention_days = db.Column(db.Integer, nullable=False, default=90)
     updated_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow)
+
+    @classmethod
+    def secret_columns(cls) -> tuple[str, ...]:
+        """Every column that holds a secret (the encrypted ones)."""
+        return tuple(c.name for c in cls.__table__.columns if isinstance(c.type, EncryptedText))
 
 
 class AuditLog(db.Model):
@@ -582,3 +619,8 @@ class ReportRun(db.Model):
     delivery_error = db.Column(db.Text, nullable=True)
     delivered_at = db.Column(UTCDateTime(), nullable=True)
     next_attempt_at = db.Column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        # "How many reports has this user queued or running?" on every Generate click.
+        Index("ix_report_runs_created_by_state", "created_by_id", "state"),
+    )

@@ -1,6 +1,7 @@
 """Request-wide behaviour: login loading, first-run setup, template helpers, error pages."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from flask import Flask, flash, g, jsonify, redirect, render_template, request, session, url_for
@@ -8,14 +9,65 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError, InterfaceError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from werkzeug.routing import IntegerConverter
 
 from .extensions import db, login_manager
 from .models import ROLES, MailMessage, User
 from .security import session_is_current
 
+#: The largest id a row can have: primary keys are PostgreSQL ``integer`` (32-bit signed).
+MAX_ID = 2**31 - 1
+
+
+def _digits_up_to(n: int) -> str:
+    """A regular expression for the whole numbers 1 … ``n`` (no sign, no leading zero)."""
+    top = str(n)
+    alternatives = [rf"[1-9]\d{{0,{len(top) - 2}}}"] if len(top) > 1 else []
+    for i, digit in enumerate(top):
+        lowest = 1 if i == 0 else 0
+        if int(digit) > lowest:
+            rest = len(top) - i - 1
+            alternatives.append(f"{top[:i]}[{lowest}-{int(digit) - 1}]" + (rf"\d{{{rest}}}" if rest else ""))
+    alternatives.append(top)
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+class IdConverter(IntegerConverter):
+    """``<id:name>`` in a route: a row id, 1 … 2^31-1. Anything else does not match the route at all
+    (also not a route for another method on the same path, which would answer 405), so the answer
+    is a plain 404 and the database never sees a number its ``integer`` can't hold."""
+
+    regex = _digits_up_to(MAX_ID)
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's name
+        super().__init__(map, min=1, max=MAX_ID)
+
+
+_ID_RE = re.compile(IdConverter.regex)
+
+
+def parse_id(text) -> int | None:
+    """A row id typed into a form or query string: 1 … 2^31-1 in ASCII digits, else None
+    (``"²".isdigit()`` is true, but it is no id)."""
+    text = (text or "").strip() if isinstance(text, str) else ""
+    return int(text) if _ID_RE.fullmatch(text) else None
+
+
+def form_ids(name: str) -> list[int]:
+    """The row ids of a repeated form field (checkboxes); anything that is no id is left out."""
+    from flask import request
+    return [i for i in (parse_id(v) for v in request.form.getlist(name)) if i is not None]
+
+
+def _out_of_range(err: DataError) -> bool:
+    """A number too large for its column (an id typed into a form or a query string)."""
+    return getattr(getattr(err, "orig", None), "sqlstate", None) == "22003"  # numeric_value_out_of_range
+
 
 def init_app(app: Flask) -> None:
+    # Before any blueprint registers its routes: they use <id:...> for every row id.
+    app.url_map.converters["id"] = IdConverter
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to open that page."
     login_manager.login_message_category = "info"
@@ -121,6 +173,16 @@ def init_app(app: Flask) -> None:
         app.logger.error("database unavailable: %s", type(err).__name__)
         return _error_page(503, "The database does not answer. Nothing was saved; try again in a minute. "
                                 "If this lasts, check the PostgreSQL container (docs: Troubleshooting).")
+
+    @app.errorhandler(DataError)
+    def data_error(err):
+        """An id beyond any row (e.g. 2^31 in a form's list of ids): there is nothing there. Other
+        data errors stay server errors."""
+        db.session.rollback()
+        if _out_of_range(err):
+            return not_found(err)
+        app.logger.exception("database refused a value")
+        return server_error(err)
 
     @app.errorhandler(500)
     def server_error(err):

@@ -42,6 +42,11 @@
       fetch(url, {headers: {'Accept': 'application/json'}, credentials: 'same-origin'})
         .then(function (r) { return r.json(); })
         .then(function (t) {
+          if (t.status === 'error') {  // 404: another user's task, or gone; stop asking
+            msg.textContent = 'This progress is not available to you: ' + t.message;
+            box.setAttribute('data-task-state', 'unavailable');
+            return;
+          }
           msg.textContent = t.message || t.state;
           if (t.percent !== null && t.percent !== undefined) { bar.style.width = t.percent + '%'; }
           if (t.state === 'done' || t.state === 'failed') {

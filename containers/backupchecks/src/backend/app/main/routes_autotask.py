@@ -12,7 +12,7 @@ from ..extensions import db
 from ..models import Customer, JobRun, Ticket
 from ..security import has_role, roles_required
 from ..services import autotask_service as svc
-from ..services.tasks import running_task
+from ..services.tasks import TaskBusy
 from . import main_bp
 
 ADMIN = ("admin",)
@@ -123,12 +123,11 @@ def autotask_customers():
 @main_bp.route("/customers/autotask/refresh", methods=["POST"])
 @roles_required(*ACTORS)
 def autotask_customers_refresh():
-    running = running_task("autotask_refresh_all")
-    if running:
-        flash("The mappings are already being checked; the progress is shown below.", "info")
-        return redirect(url_for("main.autotask_customers", task=running.id))
     try:
         task = svc.start_refresh_all(current_app._get_current_object(), current_user)
+    except TaskBusy as busy:
+        flash("The mappings are already being checked; the progress is shown below.", "info")
+        return redirect(url_for("main.autotask_customers", task=busy.task.id))
     except svc.AutotaskServiceError as exc:
         _error(exc)
         return redirect(url_for("main.autotask_customers"))
@@ -136,7 +135,7 @@ def autotask_customers_refresh():
     return redirect(url_for("main.autotask_customers", task=task.id))
 
 
-@main_bp.route("/customers/<int:customer_id>/autotask")
+@main_bp.route("/customers/<id:customer_id>/autotask")
 @roles_required(*READERS)
 def autotask_customer(customer_id: int):
     customer = db.get_or_404(Customer, customer_id)
@@ -152,7 +151,7 @@ def autotask_customer(customer_id: int):
                            block_reason=svc.ticket_block_reason(customer))
 
 
-@main_bp.route("/customers/<int:customer_id>/autotask", methods=["POST"])
+@main_bp.route("/customers/<id:customer_id>/autotask", methods=["POST"])
 @roles_required(*ACTORS)
 def autotask_customer_change(customer_id: int):
     customer = db.get_or_404(Customer, customer_id)

@@ -61,7 +61,7 @@ def customer_create():
     return redirect(url_for("main.customers", q=customer.name))
 
 
-@main_bp.route("/customers/<int:customer_id>/edit")
+@main_bp.route("/customers/<id:customer_id>/edit")
 @roles_required(*EDITORS)
 def customer_edit(customer_id: int):
     customer = db.get_or_404(Customer, customer_id)
@@ -69,7 +69,7 @@ def customer_edit(customer_id: int):
     return render_template("main/customers_edit.html", customer=customer, jobs=jobs, runs=runs)
 
 
-@main_bp.route("/customers/<int:customer_id>", methods=["POST"])
+@main_bp.route("/customers/<id:customer_id>", methods=["POST"])
 @roles_required(*EDITORS)
 def customer_update(customer_id: int):
     customer = db.get_or_404(Customer, customer_id)
@@ -95,7 +95,7 @@ def customer_update(customer_id: int):
     return redirect(back)
 
 
-@main_bp.route("/customers/<int:customer_id>/delete", methods=["GET"])
+@main_bp.route("/customers/<id:customer_id>/delete", methods=["GET"])
 @roles_required(*EDITORS)
 def customer_delete_confirm(customer_id: int):
     customer = db.get_or_404(Customer, customer_id)
@@ -103,7 +103,7 @@ def customer_delete_confirm(customer_id: int):
     return render_template("main/customers_delete.html", customer=customer, jobs=jobs, runs=runs)
 
 
-@main_bp.route("/customers/<int:customer_id>/delete", methods=["POST"])
+@main_bp.route("/customers/<id:customer_id>/delete", methods=["POST"])
 @roles_required(*EDITORS)
 def customer_delete(customer_id: int):
     customer = db.get_or_404(Customer, customer_id)

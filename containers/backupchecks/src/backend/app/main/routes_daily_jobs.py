@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 from flask import abort, render_template, request
 
 from ..security import roles_required
+from ..web import parse_id
 from ..services import daily_jobs as svc
 from ..services.settings import ui_zone
 from ..services.status import configured_day_rule, display_status, parse_day
@@ -29,12 +30,12 @@ def daily_jobs():
         abort(400, f"Daily Jobs: {day.isoformat()} is out of range; choose a date between "
                    f"{FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}.")
     raw_customer = (request.args.get("customer") or "").strip()
-    if raw_customer and not raw_customer.isdigit():
+    if raw_customer and not (raw_customer.isascii() and raw_customer.isdigit()):
         abort(400, f"Daily Jobs: the customer '{raw_customer[:30]}' is not a customer number; "
                    "choose one from the list.")
     page = request.args.get("page", 1, type=int) or 1
     view = svc.build_day(day, zone, now, rule=configured_day_rule(),
-                         customer_id=(int(raw_customer) if int(raw_customer) < 2 ** 31 else 0) if raw_customer else None,
+                         customer_id=(parse_id(raw_customer) or -1) if raw_customer else None,  # -1: no row
                          status_filter=status, page=page)
     return render_template("main/daily_jobs.html", v=view, status_labels=svc.STATUS_FILTER_LABELS,
                            run_status=display_status)

@@ -44,7 +44,7 @@ def _item_or_404(news_id: int):
     return item
 
 
-@main_bp.route("/news/<int:news_id>/edit", methods=["GET", "POST"])
+@main_bp.route("/news/<id:news_id>/edit", methods=["GET", "POST"])
 @roles_required("admin")
 def news_edit(news_id: int):
     item = _item_or_404(news_id)
@@ -65,7 +65,7 @@ def news_edit(news_id: int):
     return render_template("main/news_form.html", item=item, form=form, errors={})
 
 
-@main_bp.route("/news/<int:news_id>/delete", methods=["POST"])
+@main_bp.route("/news/<id:news_id>/delete", methods=["POST"])
 @roles_required("admin")
 def news_delete(news_id: int):
     item = _item_or_404(news_id)

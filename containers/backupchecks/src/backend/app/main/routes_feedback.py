@@ -90,13 +90,13 @@ def _detail(item, *, reply_text: str = "", error: str | None = None, status: int
                            limits=_limits()), status
 
 
-@main_bp.route("/feedback/<int:item_id>")
+@main_bp.route("/feedback/<id:item_id>")
 @roles_required(*EVERYONE)
 def feedback_detail(item_id: int):
     return _detail(_item_or_404(item_id))
 
 
-@main_bp.route("/feedback/<int:item_id>/reply", methods=["POST"])
+@main_bp.route("/feedback/<id:item_id>/reply", methods=["POST"])
 @roles_required(*EVERYONE)
 def feedback_reply(item_id: int):
     item = _item_or_404(item_id)
@@ -130,7 +130,7 @@ def _change(item_id: int, action) -> bool:
     return True
 
 
-@main_bp.route("/feedback/<int:item_id>/vote", methods=["POST"])
+@main_bp.route("/feedback/<id:item_id>/vote", methods=["POST"])
 @roles_required(*EVERYONE)
 def feedback_vote(item_id: int):
     def vote(item):
@@ -141,7 +141,7 @@ def feedback_vote(item_id: int):
     return _back(item_id)
 
 
-@main_bp.route("/feedback/<int:item_id>/status", methods=["POST"])
+@main_bp.route("/feedback/<id:item_id>/status", methods=["POST"])
 @roles_required("admin")
 def feedback_status(item_id: int):
     status = request.form.get("status", "")
@@ -153,7 +153,7 @@ def feedback_status(item_id: int):
     return _back(item_id)
 
 
-@main_bp.route("/feedback/<int:item_id>/delete", methods=["POST"])
+@main_bp.route("/feedback/<id:item_id>/delete", methods=["POST"])
 @roles_required(*EVERYONE)
 def feedback_delete(item_id: int):
     is_admin = _is_admin()
@@ -167,7 +167,7 @@ def feedback_delete(item_id: int):
     return redirect(url_for("main.feedback_detail", item_id=item_id))
 
 
-@main_bp.route("/feedback/<int:item_id>/restore", methods=["POST"])
+@main_bp.route("/feedback/<id:item_id>/restore", methods=["POST"])
 @roles_required("admin")
 def feedback_restore(item_id: int):
     def change(item):
@@ -177,7 +177,7 @@ def feedback_restore(item_id: int):
     return redirect(url_for("main.feedback_detail", item_id=item_id))
 
 
-@main_bp.route("/feedback/<int:item_id>/purge", methods=["POST"])
+@main_bp.route("/feedback/<id:item_id>/purge", methods=["POST"])
 @roles_required("admin")
 def feedback_purge(item_id: int):
     def change(item):
@@ -189,7 +189,7 @@ def feedback_purge(item_id: int):
     return redirect(url_for("main.feedback_detail", item_id=item_id))
 
 
-@main_bp.route("/feedback/attachments/<int:attachment_id>")
+@main_bp.route("/feedback/attachments/<id:attachment_id>")
 @roles_required(*EVERYONE)
 def feedback_attachment(attachment_id: int):
     att = fb.get_attachment(attachment_id, is_admin=_is_admin())

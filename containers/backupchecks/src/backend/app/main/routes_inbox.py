@@ -6,13 +6,14 @@ from flask_login import current_user
 from markupsafe import escape
 
 from ..extensions import db
-from ..models import BackgroundTask, MailMessage
+from ..models import MailMessage
 from ..security import EVERYONE, roles_required, safe_next
+from ..web import form_ids
 from ..services import ingest
 from ..services import inbox as inbox_svc
 from ..services import mail_body
 from ..services.importer import import_raw_files
-from ..services.tasks import running_task, task_json
+from ..services.tasks import TaskBusy, task_json, visible_task
 from . import main_bp
 
 READERS = ("admin", "operator", "viewer")
@@ -58,21 +59,27 @@ def name_list(names: list[str], limit: int = 5) -> str:
     return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
 
 
-@main_bp.route("/inbox/<int:msg_id>")
+def _visible_or_404(msg_id: int) -> MailMessage:
+    """Every route of one mail asks the Inbox's visibility rule; hidden and missing look the same."""
+    msg = inbox_svc.visible_message(msg_id, current_user)
+    if msg is None:
+        abort(404)
+    return msg
+
+
+@main_bp.route("/inbox/<id:msg_id>")
 @roles_required(*READERS)
 def inbox_message(msg_id: int):
-    msg = db.get_or_404(MailMessage, msg_id)
-    if msg.state == "deleted" and current_user.current_role != "admin":
-        abort(404)
+    msg = _visible_or_404(msg_id)
     return render_template("main/inbox_message.html", msg=msg, customers=inbox_svc.customer_names(),
                            objects=(msg.parse_result or {}).get("objects") or [])
 
 
-@main_bp.route("/inbox/<int:msg_id>/body")
+@main_bp.route("/inbox/<id:msg_id>/body")
 @roles_required(*READERS)
 def inbox_message_body(msg_id: int):
     """The mail body for the sandboxed iframe: sanitised HTML, no scripts, no remote loads."""
-    msg = db.get_or_404(MailMessage, msg_id)
+    msg = _visible_or_404(msg_id)
     if msg.body_html:
         body = mail_body.clean(msg.body_html)
     else:
@@ -85,10 +92,10 @@ def inbox_message_body(msg_id: int):
     return resp
 
 
-@main_bp.route("/inbox/<int:msg_id>/eml")
+@main_bp.route("/inbox/<id:msg_id>/eml")
 @roles_required(*READERS)
 def inbox_message_eml(msg_id: int):
-    msg = db.get_or_404(MailMessage, msg_id)
+    msg = _visible_or_404(msg_id)
     if msg.raw is None:
         flash("The original mail is no longer stored (raw-mail retention); its parsed data is kept.", "warning")
         return redirect(url_for("main.inbox_message", msg_id=msg.id))
@@ -106,14 +113,18 @@ def _back(default_id: int | None = None):
 @roles_required(*ACTORS)
 def inbox_approve():
     """Approve one or several mails to one customer (created when new)."""
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    ids = form_ids("ids")
     if not ids:
         flash("Select at least one mail to approve.", "warning")
+        return _back()
+    msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="inbox")
+    if not msgs:
+        flash("None of the selected mails is in the Inbox any more; nothing was approved.", "warning")
         return _back()
     try:
         customer = ingest.get_or_create_customer(request.form.get("customer", ""), current_user)
         done_jobs, total_runs, skipped = [], 0, []
-        for msg in inbox_svc.messages_by_ids(ids):
+        for msg in msgs:
             if msg.state != "inbox":
                 continue  # already processed as another mail of the same job
             try:
@@ -141,8 +152,8 @@ def inbox_approve():
 @main_bp.route("/inbox/delete", methods=["POST"])
 @roles_required(*ACTORS)
 def inbox_delete():
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
-    msgs = inbox_svc.messages_by_ids(ids, state="inbox")
+    ids = form_ids("ids")
+    msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="inbox")
     for msg in msgs:
         ingest.delete_message(msg, current_user)
     db.session.commit()
@@ -154,9 +165,9 @@ def inbox_delete():
 @main_bp.route("/inbox/deleted/action", methods=["POST"])
 @roles_required("admin")
 def inbox_deleted_action():
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    ids = form_ids("ids")
     action = request.form.get("action")
-    msgs = inbox_svc.messages_by_ids(ids, state="deleted")
+    msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="deleted")
     if action not in ("restore", "purge") or not msgs:
         flash("Select deleted mails and an action.", "warning")
         return redirect(url_for("main.inbox_deleted"))
@@ -167,12 +178,12 @@ def inbox_deleted_action():
     return redirect(url_for("main.inbox_deleted"))
 
 
-@main_bp.route("/inbox/<int:msg_id>/reparse", methods=["POST"])
+@main_bp.route("/inbox/<id:msg_id>/reparse", methods=["POST"])
 @roles_required(*ACTORS)
 def inbox_reparse(msg_id: int):
-    msg = db.get_or_404(MailMessage, msg_id)
+    msg = _visible_or_404(msg_id)
     try:
-        became_run = ingest.reparse_message(msg)
+        became_run = inbox_svc.reparse(msg, current_user)
         db.session.commit()
     except ingest.InboxError as exc:
         db.session.rollback()
@@ -190,11 +201,11 @@ def inbox_reparse(msg_id: int):
 @main_bp.route("/inbox/reparse-all", methods=["POST"])
 @roles_required(*ACTORS)
 def inbox_reparse_all():
-    running = running_task("reparse_all")
-    if running:
+    try:
+        task = inbox_svc.start_reparse_all(current_app._get_current_object(), current_user)
+    except TaskBusy as busy:
         flash("Re-parsing is already running; its progress is shown below.", "info")
-        return redirect(url_for("main.inbox", task=running.id))
-    task = inbox_svc.start_reparse_all(current_app._get_current_object(), current_user)
+        return redirect(url_for("main.inbox", task=busy.task.id))
     flash("Re-parsing all stored mails in the background.", "info")
     return redirect(url_for("main.inbox", task=task.id))
 
@@ -226,8 +237,11 @@ def inbox_upload():
     return redirect(url_for("main.inbox"))
 
 
-@main_bp.route("/tasks/<int:task_id>")
+@main_bp.route("/tasks/<id:task_id>")
 @roles_required(*EVERYONE)
 def task_status(task_id: int):
-    task = db.get_or_404(BackgroundTask, task_id)
+    """Progress of a background task, for the user who started it and for admins."""
+    task = visible_task(task_id, current_user)
+    if task is None:
+        abort(404)
     return jsonify(task_json(task))

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import Job
 from ..security import has_role, roles_required
+from ..web import parse_id
 from ..services import jobs as svc
 from . import main_bp
 
@@ -31,9 +32,9 @@ def _list_args() -> dict:
     if sort not in svc.SORTS or direction not in ("asc", "desc") or (status and status not in svc.STATUS_FILTERS):
         abort(400, "Unknown sort or filter value: use the column headers and the filter form.")
     customer = request.args.get("customer", "")
-    if customer and not customer.isdigit():
-        abort(400, f"'{customer}' is not a customer id: choose the customer in the filter.")
-    return {"customer_id": int(customer) if customer else None,
+    if customer and not (customer.isascii() and customer.isdigit()):
+        abort(400, f"'{customer[:30]}' is not a customer id: choose the customer in the filter.")
+    return {"customer_id": (parse_id(customer) or -1) if customer else None,  # -1: an id no row has
             "software": (request.args.get("software") or "").strip()[:120], "status": status,
             "q": (request.args.get("q") or "").strip()[:200], "sort": sort, "direction": direction,
             "page": max(1, request.args.get("page", 1, type=int) or 1)}
@@ -69,7 +70,7 @@ def _job_or_404(job_id: int) -> Job:
     return job
 
 
-@main_bp.route("/jobs/<int:job_id>")
+@main_bp.route("/jobs/<id:job_id>")
 @roles_required(*READERS)
 def job_detail(job_id: int):
     job = _job_or_404(job_id)
@@ -96,7 +97,7 @@ def _mail_url(message_id: int) -> str:
     return url_for("main.inbox_message", msg_id=message_id)
 
 
-@main_bp.route("/jobs/<int:job_id>/archive", methods=["POST"])
+@main_bp.route("/jobs/<id:job_id>/archive", methods=["POST"])
 @roles_required("admin")
 def job_archive(job_id: int):
     job = _job_or_404(job_id)
@@ -109,7 +110,7 @@ def job_archive(job_id: int):
     return redirect(url_for("main.job_detail", job_id=job.id))
 
 
-@main_bp.route("/jobs/<int:job_id>/unarchive", methods=["POST"])
+@main_bp.route("/jobs/<id:job_id>/unarchive", methods=["POST"])
 @roles_required("admin")
 def job_unarchive(job_id: int):
     job = _job_or_404(job_id)
@@ -124,7 +125,7 @@ def job_unarchive(job_id: int):
     return redirect(url_for("main.job_detail", job_id=job.id))
 
 
-@main_bp.route("/jobs/<int:job_id>/delete", methods=["POST"])
+@main_bp.route("/jobs/<id:job_id>/delete", methods=["POST"])
 @roles_required(*EDITORS)
 def job_delete(job_id: int):
     job = _job_or_404(job_id)
@@ -141,7 +142,7 @@ def job_delete(job_id: int):
     return redirect(url_for("main.jobs", customer=customer_id))
 
 
-@main_bp.route("/jobs/<int:job_id>/schedule", methods=["POST"])
+@main_bp.route("/jobs/<id:job_id>/schedule", methods=["POST"])
 @roles_required(*EDITORS)
 def job_schedule(job_id: int):
     job = _job_or_404(job_id)

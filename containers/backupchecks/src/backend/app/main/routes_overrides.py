@@ -119,7 +119,7 @@ def overrides_new():
     return redirect(url_for("main.overrides"))
 
 
-@main_bp.route("/overrides/<int:rule_id>/edit", methods=["GET", "POST"])
+@main_bp.route("/overrides/<id:rule_id>/edit", methods=["GET", "POST"])
 @roles_required(*EDITORS)
 def overrides_edit(rule_id: int):
     rule = _get_rule(rule_id)
@@ -137,7 +137,7 @@ def overrides_edit(rule_id: int):
     return redirect(url_for("main.overrides"))
 
 
-@main_bp.route("/overrides/<int:rule_id>/delete", methods=["POST"])
+@main_bp.route("/overrides/<id:rule_id>/delete", methods=["POST"])
 @roles_required("admin")
 def overrides_delete(rule_id: int):
     rule = _get_rule(rule_id)

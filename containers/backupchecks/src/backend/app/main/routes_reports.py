@@ -96,7 +96,7 @@ def reports_new():
     return render_template("main/reports_form.html", **_form_context(None))
 
 
-@main_bp.route("/reports/<int:definition_id>/edit", methods=["GET", "POST"])
+@main_bp.route("/reports/<id:definition_id>/edit", methods=["GET", "POST"])
 @roles_required(*EDITORS)
 def reports_edit(definition_id: int):
     defn = _definition(definition_id)
@@ -113,7 +113,7 @@ def reports_edit(definition_id: int):
     return render_template("main/reports_form.html", **_form_context(defn))
 
 
-@main_bp.route("/reports/<int:definition_id>/delete", methods=["POST"])
+@main_bp.route("/reports/<id:definition_id>/delete", methods=["POST"])
 @roles_required(*EDITORS)
 def reports_delete(definition_id: int):
     defn = _definition(definition_id)
@@ -124,7 +124,7 @@ def reports_delete(definition_id: int):
     return redirect(url_for("main.reports"))
 
 
-@main_bp.route("/reports/<int:definition_id>")
+@main_bp.route("/reports/<id:definition_id>")
 @roles_required(*READERS)
 def reports_detail(definition_id: int):
     defn = _definition(definition_id)
@@ -136,7 +136,7 @@ def reports_detail(definition_id: int):
                            recipients=svc.parse_recipients(defn.recipients) if defn.recipients else [])
 
 
-@main_bp.route("/reports/<int:definition_id>/preview")
+@main_bp.route("/reports/<id:definition_id>/preview")
 @roles_required(*READERS)
 def reports_preview(definition_id: int):
     defn = _definition(definition_id)
@@ -148,7 +148,7 @@ def reports_preview(definition_id: int):
     return render_template("main/reports_preview.html", defn=defn, data=data, svc=svc)
 
 
-@main_bp.route("/reports/<int:definition_id>/generate", methods=["POST"])
+@main_bp.route("/reports/<id:definition_id>/generate", methods=["POST"])
 @roles_required(*EDITORS)
 def reports_generate(definition_id: int):
     defn = _definition(definition_id)
@@ -169,7 +169,7 @@ def reports_generate(definition_id: int):
     return redirect(url_for("main.reports_detail", definition_id=defn.id, _anchor=f"run-{run.id}"))
 
 
-@main_bp.route("/reports/runs/<int:run_id>/status")
+@main_bp.route("/reports/runs/<id:run_id>/status")
 @roles_required(*READERS)
 def reports_run_status(run_id: int):
     status = svc.run_status(run_id)
@@ -178,7 +178,7 @@ def reports_run_status(run_id: int):
     return jsonify(status)
 
 
-@main_bp.route("/reports/runs/<int:run_id>/download")
+@main_bp.route("/reports/runs/<id:run_id>/download")
 @roles_required(*READERS)
 def reports_download(run_id: int):
     run = _run(run_id)
@@ -190,7 +190,7 @@ def reports_download(run_id: int):
         "Content-Type": run.content_type, "X-Content-Type-Options": "nosniff"})
 
 
-@main_bp.route("/reports/runs/<int:run_id>/retry-delivery", methods=["POST"])
+@main_bp.route("/reports/runs/<id:run_id>/retry-delivery", methods=["POST"])
 @roles_required(*EDITORS)
 def reports_retry_delivery(run_id: int):
     run = _run(run_id)

@@ -7,6 +7,7 @@ from flask_login import current_user
 from ..extensions import db
 from ..models import Job
 from ..security import roles_required
+from ..web import form_ids
 from ..services import review
 from ..services import run_checks as rc_svc
 from ..services.overrides import override_from_run
@@ -60,7 +61,7 @@ def run_checks():
 def run_checks_review():
     """Mark a job reviewed (all its unreviewed runs, or the selected ones) and move to the next job."""
     job = db.get_or_404(Job, request.form.get("job_id", type=int) or 0)
-    run_ids = [int(i) for i in request.form.getlist("run_ids") if i.isdigit()]
+    run_ids = form_ids("run_ids")
     n = review.mark_job_reviewed(job, current_user, run_ids or None)
     if n:
         flash(f"{n} run{'s' if n != 1 else ''} of '{job.job_name}' marked reviewed.", "success")
@@ -73,7 +74,7 @@ def run_checks_review():
 @main_bp.route("/run-checks/bulk-review", methods=["POST"])
 @roles_required(*REVIEWERS)
 def run_checks_bulk_review():
-    job_ids = [int(i) for i in request.form.getlist("job_ids") if i.isdigit()]
+    job_ids = form_ids("job_ids")
     if not job_ids:
         flash("Select one or more jobs in the queue first.", "warning")
         return redirect(_queue_url())

@@ -8,7 +8,7 @@ from ..extensions import db
 from ..mail import MailSourceError
 from ..security import roles_required
 from ..services import audit, importer, mail_check, settings_service
-from ..services.tasks import running_task
+from ..services.tasks import TaskBusy
 from . import main_bp
 
 SECTIONS = ("general", "mail", "imports", "integrations", "users", "maintenance")
@@ -109,12 +109,12 @@ def settings_mail_folders():
 @main_bp.route("/settings/imports/run", methods=["POST"])
 @roles_required("admin")
 def settings_import_now():
-    running = running_task("import")
-    if running:
+    audit.record("import.manual", "Started an import now")  # committed with the task, dropped when busy
+    try:
+        task = importer.start_import_now(current_app._get_current_object(), current_user.id)
+    except TaskBusy as busy:
         flash("An import is already running; its progress is shown below.", "info")
-        return redirect(url_for("main.settings", section="imports", task=running.id))
-    task = importer.start_import_now(current_app._get_current_object(), current_user.id)
-    audit.record("import.manual", "Started an import now", commit=True)
+        return redirect(url_for("main.settings", section="imports", task=busy.task.id))
     flash("Import started in the background.", "info")
     return redirect(url_for("main.settings", section="imports", task=task.id))
 
@@ -125,7 +125,11 @@ def settings_maintenance():
     action = request.form.get("action")
     if action == "reparse_all":
         from ..services.inbox import start_reparse_all
-        task = start_reparse_all(current_app._get_current_object(), current_user)
+        try:
+            task = start_reparse_all(current_app._get_current_object(), current_user)
+        except TaskBusy as busy:
+            flash("Re-parsing is already running; its progress is shown below.", "info")
+            return redirect(url_for("main.settings", section="maintenance", task=busy.task.id))
         flash("Re-parsing all stored mails in the background.", "info")
         return redirect(url_for("main.settings", section="maintenance", task=task.id))
     if action == "purge_raw":

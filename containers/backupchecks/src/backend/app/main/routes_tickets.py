@@ -15,6 +15,7 @@ from .. import ticketing_utils as tk
 from ..extensions import db
 from ..models import JobRun, Remark, Ticket
 from ..security import has_role, roles_required, safe_next
+from ..web import parse_id
 from ..services.settings import ui_zone
 from . import main_bp
 
@@ -83,7 +84,8 @@ def _run_from_form() -> Optional[JobRun]:
     raw = (request.form.get("run_id") or "").strip()
     if not raw:
         return None
-    run = db.session.get(JobRun, int(raw)) if raw.isdigit() else None
+    run_id = parse_id(raw)
+    run = db.session.get(JobRun, run_id) if run_id else None
     if run is None:
         raise tk.TicketingError(f"Run {raw} does not exist (any more).")
     return run
@@ -112,7 +114,7 @@ def ticket_create():
     return _back("tickets")
 
 
-@main_bp.route("/tickets/<int:ticket_id>/edit", methods=["POST"])
+@main_bp.route("/tickets/<id:ticket_id>/edit", methods=["POST"])
 @roles_required(*EDITORS)
 def ticket_update(ticket_id: int):
     ticket = db.get_or_404(Ticket, ticket_id)
@@ -130,7 +132,7 @@ def ticket_update(ticket_id: int):
     return _back("tickets")
 
 
-@main_bp.route("/tickets/<int:ticket_id>/resolve", methods=["POST"])
+@main_bp.route("/tickets/<id:ticket_id>/resolve", methods=["POST"])
 @roles_required(*EDITORS)
 def ticket_resolve(ticket_id: int):
     ticket = db.get_or_404(Ticket, ticket_id)
@@ -174,7 +176,7 @@ def remark_create():
     return _back("remarks")
 
 
-@main_bp.route("/tickets/remarks/<int:remark_id>/edit", methods=["POST"])
+@main_bp.route("/tickets/remarks/<id:remark_id>/edit", methods=["POST"])
 @roles_required(*EDITORS)
 def remark_update(remark_id: int):
     remark = db.get_or_404(Remark, remark_id)
@@ -190,7 +192,7 @@ def remark_update(remark_id: int):
     return _back("remarks")
 
 
-@main_bp.route("/tickets/remarks/<int:remark_id>/resolve", methods=["POST"])
+@main_bp.route("/tickets/remarks/<id:remark_id>/resolve", methods=["POST"])
 @roles_required(*EDITORS)
 def remark_resolve(remark_id: int):
     remark = db.get_or_404(Remark, remark_id)

@@ -33,7 +33,7 @@ def user_create():
     return redirect(url_for("main.users"))
 
 
-@main_bp.route("/settings/users/<int:user_id>", methods=["POST"])
+@main_bp.route("/settings/users/<id:user_id>", methods=["POST"])
 @roles_required("admin")
 def user_update(user_id: int):
     user = db.get_or_404(User, user_id)

@@ -15,9 +15,12 @@ def get_metadata():
 
 
 def render_item(type_, obj, autogen_context):
-    """Render our UTCDateTime as the plain column type it stores, so revisions need no app import."""
+    """Render our UTCDateTime and EncryptedText as the plain column types they store, so revisions
+    need no app import for the schema."""
     if type_ == "type" and type(obj).__name__ == "UTCDateTime":
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and type(obj).__name__ == "EncryptedText":  # stores "fernet:<token>" as text
+        return "sa.Text()"
     return False
 
 

@@ -7,7 +7,8 @@ What it guarantees to the rest of the app:
   order; ``fallback_base_url`` is used when none can be reached), cached per
   process for 12 h and re-discovered once when a call answers 401.
 * **Auth**: ``ApiIntegrationCode``, ``UserName`` and ``Secret`` on every call;
-  none of them is ever logged.
+  none of them is ever logged, and they go to the zone host only: a
+  ``nextPageUrl`` on another scheme, host or port is not followed.
 * **No nulls, no blanking**: ``None`` is stripped from every body; updates are
   PATCHes with only the fields whose value differs from what Autotask has now;
   a blank string is refused.
@@ -38,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -334,6 +336,8 @@ class AutotaskClient(PsaClient):
         relative to ``v1.0/`` or an absolute URL (``nextPageUrl``)."""
         cfg = self.config
         absolute = path.startswith("http://") or path.startswith("https://")
+        if absolute:
+            self._check_on_zone(path, action)
         entity = _entity_of(path)
         data = json.dumps(strip_none(body)) if body is not None else None
         deadline = time.monotonic() + cfg.retry_budget
@@ -399,6 +403,20 @@ class AutotaskClient(PsaClient):
                                           f"(HTTP {status}).", status=status)
             return payload
 
+    def _check_on_zone(self, url: str, action: str) -> None:
+        """The credentials go to the zone's REST host only. An absolute URL that Autotask hands us
+        (``nextPageUrl``) is followed only when it has the zone's scheme, host and port (https in
+        production: never a downgrade to http, never another host)."""
+        zone = self.zone()
+        origin = _origin(url)
+        if origin is None or origin != _origin(zone.url):
+            log.warning("Autotask sent a link to %s, not to the zone host %s; not followed",
+                        _host(url) or "?", _host(zone.url))
+            raise PsaError(
+                f"{action} stopped: Autotask's link to the next page points to {_host(url) or 'an unknown host'}, "
+                f"not to the zone host {_host(zone.url)}. Backupchecks sends the API credentials only to the "
+                "zone host, so it did not follow the link; the results may be incomplete. Try again later.")
+
     def _error(self, action: str, status: int, errors: Sequence[str]) -> PsaError:
         said = "; ".join(errors) if errors else f"HTTP {status}"
         if status == 403 or any(_PERMISSION_RE.search(e) for e in errors):
@@ -424,7 +442,8 @@ class AutotaskClient(PsaClient):
     def _query(self, entity: str, filters: list[dict[str, Any]], *, include: Sequence[str] = (),
                page_size: int = MAX_PAGE, limit: int | None = None, action: str = "Searching Autotask"
                ) -> list[dict[str, Any]]:
-        """All items matching ``filters`` (ANDed), following ``nextPageUrl`` verbatim."""
+        """All items matching ``filters`` (ANDed), following ``nextPageUrl`` verbatim when it is on
+        the zone host (see ``_check_on_zone``)."""
         body: dict[str, Any] = {"filter": filters, "MaxRecords": max(1, min(page_size, MAX_PAGE))}
         if include:
             body["includeFields"] = sorted(set(include) | {"id"})
@@ -826,6 +845,19 @@ def _entity_of(path: str) -> str:
 
 def _loggable(path: str) -> str:
     return path.split("?")[0]
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of an http(s) URL, lower-case, default ports filled in; None when
+    the URL can't be read (which never matches)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
 
 
 def _host(url: str) -> str:

@@ -40,6 +40,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import case, func, select
 
+from .. import crypto
 from ..extensions import db
 from ..models import Customer, Job, JobRun, Ticket, TicketJobRun, User, utcnow
 from ..psa import (
@@ -200,6 +201,8 @@ def save_settings(form: Mapping[str, str], actor: Optional[User] = None) -> bool
     if values["autotask_integration_code"] and len(values["autotask_integration_code"]) > 255:
         raise AutotaskServiceError("The integration code may have at most 255 characters. Nothing was saved.")
     secret = (form.get("autotask_secret") or "").strip()
+    if secret and not crypto.can_store():
+        raise AutotaskServiceError(f"{crypto.no_key_message()} Nothing was saved.")
     if secret:
         values["autotask_secret"] = secret
     elif _checkbox(form, "clear_secret"):
@@ -467,8 +470,8 @@ def start_refresh_all(app: Flask, actor: Optional[User]):
     if not is_enabled():
         raise AutotaskServiceError("The Autotask integration is switched off (Settings → Integrations → Autotask).")
     actor_id = getattr(actor, "id", None)
+    # Committed with the task by start_task, or rolled back when a check already runs (TaskBusy).
     audit.record("customer.autotask_refresh_all", "Started checking all Autotask mappings", user=actor)
-    db.session.commit()
 
     def work(progress):
         user = db.session.get(User, actor_id) if actor_id else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable, Optional
@@ -239,40 +238,25 @@ def start_auto_importer(app: Flask) -> None:
 
 
 def start_import_now(app: Flask, actor_id: Optional[int]) -> BackgroundTask:
-    """'Import now': a cycle in a background thread with progress stored for the page to poll."""
-    task = BackgroundTask(kind="import", state="queued", created_by_id=actor_id, message="Waiting to start")
-    db.session.add(task)
-    db.session.commit()
-    task_id = task.id
+    """'Import now': a cycle on the task runner with progress stored for the page to poll.
+    Raises ``tasks.TaskBusy`` when an import task is already queued or running."""
+    from .tasks import TaskFailed, start_task
 
-    def work():
-        with app.app_context():
-            t = db.session.get(BackgroundTask, task_id)
-            t.state, t.started_at, t.message = "running", utcnow(), "Connecting to the mailbox"
-            db.session.commit()
+    def work(progress) -> str:
+        try:
+            cycle = run_import_cycle(trigger="manual",
+                                     progress=lambda done, total: progress(done, total, f"Imported {done} of {total}"))
+        except ImportBusy as exc:
+            raise TaskFailed(str(exc)) from None
+        msg = (f"{cycle.fetched} fetched, {cycle.new} new, {cycle.auto_processed} became runs, "
+               f"{cycle.to_inbox} to the Inbox, {cycle.failed} failed"
+               + (f" — {cycle.error}" if cycle.error else ""))
+        if cycle.state == "failed":
+            raise TaskFailed(msg)
+        return msg
 
-            def progress(done, total):
-                db.session.execute(update(BackgroundTask).where(BackgroundTask.id == task_id)
-                                   .values(progress=done, total=total, message=f"Imported {done} of {total}"))
-                db.session.commit()
-            try:
-                cycle = run_import_cycle(trigger="manual", progress=progress)
-                state = "failed" if cycle.state == "failed" else "done"
-                msg = (f"{cycle.fetched} fetched, {cycle.new} new, {cycle.auto_processed} became runs, "
-                       f"{cycle.to_inbox} to the Inbox, {cycle.failed} failed"
-                       + (f" — {cycle.error}" if cycle.error else ""))
-            except ImportBusy as exc:
-                state, msg = "failed", str(exc)
-            except Exception as exc:  # noqa: BLE001
-                db.session.rollback()
-                state, msg = "failed", f"{type(exc).__name__}: {exc}"
-            db.session.execute(update(BackgroundTask).where(BackgroundTask.id == task_id)
-                               .values(state=state, message=msg[:1000], finished_at=utcnow()))
-            db.session.commit()
-            db.session.remove()
-
-    threading.Thread(target=work, name=f"import-now-{task_id}", daemon=True).start()
-    return task
+    return start_task(app, "import", actor_id, work, synchronous=bool(app.config.get("TASKS_SYNCHRONOUS")),
+                      first_message="Connecting to the mailbox")
 
 
 def recent_cycles(limit: int = 20) -> list[ImportCycle]:

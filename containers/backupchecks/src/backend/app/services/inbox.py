@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from flask import Flask
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, true
 
 from ..extensions import db
 from ..models import Customer, MailMessage
@@ -66,20 +66,54 @@ def customer_names() -> list[str]:
     return db.session.execute(select(Customer.name).where(Customer.active.is_(True)).order_by(Customer.name)).scalars().all()
 
 
-def messages_by_ids(ids: list[int], state: Optional[str] = None) -> list[MailMessage]:
+# --- Who sees which mail: the one rule every route of a mail goes through ----------------------
+
+def sees_deleted(user) -> bool:
+    """Deleted mails are for the admin role only (the active role, as every page decides)."""
+    return getattr(user, "current_role", None) == "admin"
+
+
+def _visible_to(user):
+    """The SQL condition for the mails ``user`` may see, read, download or act on."""
+    return true() if sees_deleted(user) else MailMessage.state != "deleted"
+
+
+def visible_message(msg_id: int, user) -> Optional[MailMessage]:
+    """The mail when ``user`` may see it; None when it does not exist or is hidden from them
+    (a deleted mail for anyone but an admin), so the page answers 404 either way."""
+    return db.session.execute(select(MailMessage).where(MailMessage.id == msg_id, _visible_to(user))
+                              ).scalar_one_or_none()
+
+
+def messages_by_ids(ids: list[int], *, user, state: Optional[str] = None) -> list[MailMessage]:
+    """The mails of ``ids`` that ``user`` may see (optionally only those in ``state``), oldest first."""
     if not ids:
         return []
-    q = select(MailMessage).where(MailMessage.id.in_(ids))
+    q = select(MailMessage).where(MailMessage.id.in_(ids), _visible_to(user))
     if state:
         q = q.where(MailMessage.state == state)
     return db.session.execute(q.order_by(MailMessage.received_at.asc().nulls_last(), MailMessage.id)).scalars().all()
 
 
+def reparse(msg: MailMessage, actor) -> bool:
+    """Re-parse one mail (audited); True when it became a run of a known job. The caller commits."""
+    fields = ("parser_name", "software", "job_name", "overall_status", "parsed")
+    before = {f: getattr(msg, f) for f in fields}
+    became_run = reparse_message(msg)
+    after = {f: getattr(msg, f) for f in fields}
+    b, a = audit.changed_fields(before, after)
+    if became_run:
+        a["became_run"] = True
+    audit.record("inbox.reparse", f"Re-parsed mail '{(msg.subject or '')[:120]}'", user=actor,
+                 target_type="mail", target_id=msg.id, before=b, after=a)
+    return became_run
+
+
 def start_reparse_all(app: Flask, actor) -> object:
-    """Re-parse every stored mail in the background (progress on the page)."""
+    """Re-parse every stored mail in the background (progress on the page); ``tasks.TaskBusy``
+    when it already runs."""
     actor_id = getattr(actor, "id", None)
-    audit.record("inbox.reparse_all", "Started re-parsing all stored mails", user=actor)
-    db.session.commit()
+    audit.record("inbox.reparse_all", "Started re-parsing all stored mails", user=actor)  # committed with the task
 
     def work(progress):
         ids = db.session.execute(select(MailMessage.id).where(MailMessage.raw.is_not(None),

@@ -27,6 +27,8 @@ RUNS_PER_PAGE = 20
 EXPORT_FORMAT = "backupchecks-jobs"
 EXPORT_VERSION = 1
 MAX_IMPORT_JOBS = 10000
+MAX_IMPORT_BYTES = 20 * 1024 * 1024  # an export of 10,000 jobs is a few MB
+MAX_IMPORT_DEPTH = 16  # an export nests five levels: {"jobs": [{"manual_schedule": {"weekdays": [...]}}]}
 SORTS = ("customer", "job", "software", "type", "schedule", "last_run", "status")
 # Status filter values: the last run's status as shown (override included) or "none" (no run yet).
 STATUS_FILTERS = ("Success", "Success (override)", "Warning", "Failed", "Missed", "none")
@@ -335,16 +337,39 @@ def _text(item: dict, key: str, required: bool, limit: int, problems: list[str])
     return value
 
 
+def nesting_depth(value, stop_after: int) -> int:
+    """How deeply lists and dicts nest in a parsed JSON value (a scalar is 0), counted without
+    recursion; stops counting once past ``stop_after``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if deepest > stop_after:
+                break
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def parse_jobs_json(data: bytes) -> list[dict]:
     """Validate the whole document; clean rows, or JobImportError naming every bad job by number."""
     if not data or not data.strip():
         raise JobImportError(["The file is empty."])
+    if len(data) > MAX_IMPORT_BYTES:
+        raise JobImportError([f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB; a jobs export "
+                              "is far smaller. Split it."])
+    too_deep = JobImportError([f"The file nests lists and objects more than {MAX_IMPORT_DEPTH} levels deep; "
+                               "a jobs export nests five. This is not a Backupchecks jobs export."])
     try:
         doc = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise JobImportError(["The file is not UTF-8 text."]) from None
+    except RecursionError:  # thousands of levels: the parser gives up before the stack does
+        raise too_deep from None
     except json.JSONDecodeError as exc:
         raise JobImportError([f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."]) from None
+    if nesting_depth(doc, MAX_IMPORT_DEPTH) > MAX_IMPORT_DEPTH:
+        raise too_deep
     if isinstance(doc, dict):
         if doc.get("format") not in (None, EXPORT_FORMAT):
             raise JobImportError([f"This is not a Backupchecks jobs export (format '{doc.get('format')}')."])

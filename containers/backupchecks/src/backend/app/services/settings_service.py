@@ -1,12 +1,16 @@
 """Saving settings sections: validation, audit with before/after (secrets masked)."""
 from __future__ import annotations
 
+import logging
 from typing import Mapping
 
+from .. import crypto
 from . import audit
 from .settings import get_settings, timezone_choices  # noqa: F401 (re-exported for routes)
 
 DAILY_RULES = ("worst", "last", "best")
+
+log = logging.getLogger(__name__)
 
 
 class SettingsError(ValueError):
@@ -113,6 +117,8 @@ def save_mail(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> bool
     except SettingsError as exc:
         raise SettingsError(f"{exc} Nothing was saved.") from None
     secret, clear = typed_secret(form, env_overrides)
+    if secret and not crypto.can_store():
+        raise SettingsError(f"{crypto.no_key_message()} Nothing was saved.")
     if secret:
         values["graph_client_secret"] = secret
     if clear:
@@ -172,3 +178,78 @@ def maintenance_info(app_version) -> dict:
     return {"dialect": engine.dialect.name, "server": getattr(engine.dialect, "server_version_info", None),
             "database": engine.url.database, "host": engine.url.host, "schema_revision": revision,
             "app_version": app_version, "mails": mails, "raw_kept": raw_kept, "raw_bytes": raw_bytes}
+
+
+# --- Secrets at rest (see ``crypto``) ------------------------------------------------------------
+
+def _stored_secrets(conn) -> dict[str, str]:
+    """The non-empty secret columns of the settings row as stored (encrypted or, from before
+    encryption, clear), read with plain SQL so nothing is decrypted; {} without the table."""
+    from sqlalchemy import inspect, text
+
+    from ..models import SystemSettings
+
+    if not inspect(conn).has_table(SystemSettings.__tablename__):
+        return {}
+    columns = SystemSettings.secret_columns()
+    row = conn.execute(text(f"SELECT {', '.join(columns)} FROM system_settings WHERE id = 1")).mappings().first()
+    return {c: row[c] for c in columns if row is not None and row[c]}
+
+
+def check_secrets_key(app) -> None:
+    """Production without APP_ENCRYPTION_KEY may run only while no secret is stored: raise
+    SettingsError (one line for the operator) when the database holds one."""
+    if crypto.can_store(app.config):
+        return
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..extensions import db
+
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                stored = _stored_secrets(conn)
+        except SQLAlchemyError as exc:  # the database is not there yet: the migrations will say so
+            log.warning("could not check for stored secrets: %s", type(exc).__name__)
+            return
+        finally:
+            db.engine.dispose()
+    if not stored:
+        return
+    names = ", ".join(sorted(stored))
+    if any(crypto.is_encrypted(v) for v in stored.values()):
+        raise SettingsError(f"{crypto.ENV_VAR} is not set, but the database holds encrypted secrets ({names}); "
+                            "set it to the key they were stored with (docs/configuration.md).")
+    raise SettingsError(f"{crypto.ENV_VAR} is not set, but the database holds secrets ({names}) that an earlier "
+                        f"version stored in clear; set it to a new key (make one with: {crypto.GENERATE_HINT}) "
+                        "and they are encrypted at start-up.")
+
+
+def rotate_stored_secrets(actor=None, username: str | None = None) -> tuple[list[str], list[str]]:
+    """Encrypt every stored secret again with the first key of APP_ENCRYPTION_KEY (and encrypt any
+    left in clear). Returns (re-encrypted columns, columns no key can decrypt, left as they are).
+    Audited; commits."""
+    from sqlalchemy import text
+
+    from ..extensions import db
+
+    if not crypto.can_store():
+        raise SettingsError(crypto.no_key_message())
+    conn = db.session.connection()
+    stored = _stored_secrets(conn)
+    done, unreadable = [], []
+    for column, value in sorted(stored.items()):
+        try:
+            new = crypto.reencrypt(value)
+        except crypto.SecretUnreadable:
+            unreadable.append(column)
+            continue
+        conn.execute(text(f"UPDATE system_settings SET {column} = :v WHERE id = 1"), {"v": new})
+        done.append(column)
+    if done:
+        audit.record("settings.rotate_secrets", f"Re-encrypted the stored secrets with the current key: "
+                     f"{', '.join(done)}", user=actor, username=username, target_type="settings",
+                     target_id="secrets")
+    db.session.commit()
+    db.session.expire_all()
+    return done, unreadable
