@@ -29,7 +29,7 @@ ATTACHMENT_CSP = "default-src 'none'; sandbox"
 
 EXTRA_URLS = ["/run-checks?job=1", "/run-checks?job=2", "/run-checks?include_reviewed=1", "/inbox?task=1",
               "/inbox?q=Daily", "/jobs/1?run=1", "/jobs?q=North", "/daily-jobs?status=Failed",
-              "/tickets?tab=remarks", "/tickets?state=resolved", "/feedback?show=deleted", "/search?q=North",
+              "/tickets?tab=remarks", "/tickets?state=resolved", "/feedback?show=deleted",
               "/docs/search?q=backup", "/docs/csp-no-such-page", "/no-such-page", "/auth/logout",
               "/audit-log?event=ticket.created"] + \
              [f"/settings?section={s}" for s in ("general", "mail", "imports", "integrations", "users",
