@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.app.docs import load_pages
 from backend.app.main.routes_inbox import BODY_CSP
 from backend.app.web import CONTENT_SECURITY_POLICY
 
@@ -33,7 +34,8 @@ EXTRA_URLS = ["/run-checks?job=1", "/run-checks?job=2", "/run-checks?include_rev
               "/docs/search?q=backup", "/docs/csp-no-such-page", "/no-such-page", "/auth/logout",
               "/audit-log?event=ticket.created"] + \
              [f"/settings?section={s}" for s in ("general", "mail", "imports", "integrations", "users",
-                                                   "maintenance")] + ["/settings?section=maintenance&task=1"]
+                                                   "maintenance")] + ["/settings?section=maintenance&task=1"] + \
+             [f"/docs/{slug}" for slug in load_pages()]  # every help page (Markdown tables, code, links)
 
 
 def directives(policy: str) -> dict[str, str]:
