@@ -65,6 +65,13 @@ def _out_of_range(err: DataError) -> bool:
     return getattr(getattr(err, "orig", None), "sqlstate", None) == "22003"  # numeric_value_out_of_range
 
 
+# Every HTML page: scripts, styles and everything else only from this origin (the static files), no
+# inline <script>, no on*= handlers, no style="…" attributes; framed only by the app itself (the
+# Inbox shows a mail body in a sandboxed iframe, which sends its own stricter policy).
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'")
+
+
 def init_app(app: Flask) -> None:
     # Before any blueprint registers its routes: they use <id:...> for every row id.
     app.url_map.converters["id"] = IdConverter
@@ -119,6 +126,15 @@ def init_app(app: Flask) -> None:
             flash("Good morning: here is today's overview and the news, before work starts.", "info")
             return redirect(url_for("main.dashboard"))
         return None
+
+    @app.after_request
+    def security_headers(response):
+        """Anti-framing on every response; the strict CSP on every HTML page that does not bring its own
+        (the sandboxed mail body and the feedback attachments keep their stricter policies)."""
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        if response.mimetype == "text/html" and "Content-Security-Policy" not in response.headers:
+            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        return response
 
     @app.context_processor
     def inject_globals():

@@ -25,10 +25,27 @@
       var old = btn.textContent; btn.textContent = 'Copied'; setTimeout(function () { btn.textContent = old; }, 1200);
     });
   });
-  // Confirm before destructive actions.
+  // Confirm before destructive actions: a whole form (data-confirm) or one of its buttons (data-confirm-click).
   document.addEventListener('submit', function (ev) {
     var msg = ev.target.getAttribute('data-confirm');
     if (msg && !window.confirm(msg)) { ev.preventDefault(); }
+  });
+  document.addEventListener('click', function (ev) {
+    var btn = ev.target.closest('[data-confirm-click]');
+    if (btn && !window.confirm(btn.getAttribute('data-confirm-click'))) { ev.preventDefault(); }
+  });
+  // A select that submits its form when changed (the role switch in the top bar).
+  document.addEventListener('change', function (ev) {
+    var el = ev.target;
+    if (el.hasAttribute && el.hasAttribute('data-autosubmit') && el.form) { el.form.submit(); }
+  });
+  // Bars sized by data (progress, the report preview's days): the Content-Security-Policy refuses
+  // style="…" attributes, but sizes set through element.style are allowed.
+  document.querySelectorAll('[data-bar-width]').forEach(function (el) {
+    el.style.width = el.getAttribute('data-bar-width') + '%';
+  });
+  document.querySelectorAll('[data-bar-height]').forEach(function (el) {
+    el.style.height = el.getAttribute('data-bar-height') + '%';
   });
 })();
 
