@@ -3,6 +3,8 @@ with a key from APP_ENCRYPTION_KEY (development: derived from APP_SECRET_KEY), a
 and a production that refuses to store or hold secrets without a key."""
 from __future__ import annotations
 
+import base64
+
 import logging
 
 import pytest
@@ -15,9 +17,10 @@ from backend.app.models import AuditLog, SystemSettings
 
 from .conftest import post_form
 
-# Made at import time, never written anywhere: test keys only.
-KEY_A = Fernet.generate_key().decode()
-KEY_B = Fernet.generate_key().decode()
+# Test keys only.
+# Two obviously-made-up keys, the same in every xdist worker (test ids must not differ between workers).
+KEY_A = base64.urlsafe_b64encode(bytes(range(32))).decode()
+KEY_B = base64.urlsafe_b64encode(bytes(range(32, 64))).decode()
 GRAPH_SECRET = "graph-secret-for-tests-only"
 AUTOTASK_SECRET = "autotask-secret-for-tests-only"
 
@@ -172,7 +175,7 @@ def test_rotate_secrets_with_nothing_stored(app, key):
 @pytest.mark.parametrize("value,where", [
     ("not-a-key", "it is not a Fernet key"),
     (f"{KEY_A},short", "key 2 of 2 is not a Fernet key"),
-])
+], ids=["not-a-key", "second-key-short"])
 def test_a_bad_key_is_refused_with_one_line_that_never_shows_it(value, where):
     from backend.app.config import ConfigError, check_encryption_key
 
