@@ -342,7 +342,7 @@ def test_a_qnap_failure_reason_becomes_the_runs_message_and_shows_in_run_checks(
     assert run.message == ('Sync job "Scans to Branch" failed. Error: The remote server refused the login '
                            '(check the user name and password).')
     page = as_user("operator").get(f"/run-checks?job={job.id}").get_data(as_text=True)
-    shown = page.split('class="small mb-2 run-message"')[1].split("</pre>")[0]
+    shown = page.split('run-message')[1].split("</pre>")[0]
     assert "The remote server refused the login (check the user name and password)." in unescape(shown)
 
 

@@ -147,6 +147,11 @@ def test_the_runner_never_works_on_more_than_its_pool_and_survives_a_failing_job
         for n in range(10):
             pool.submit(app, f"job-{n}", job(n))
         assert pool.queued + pool.running == 10 and pool.running <= 2
+        for _ in range(200):  # both pool threads have picked up a job (a busy machine may be slow)
+            if most[0] == 2:
+                break
+            release.wait(0.05)
+        assert most[0] == 2 and pool.running == 2 and pool.queued == 8
     finally:
         release.set()
     assert pool.wait_idle(20)
