@@ -7,10 +7,15 @@
   ``image()``, ``@import``, and any function not in the short list of harmless ones), and so is one that
   hides its words (CSS escapes with a backslash, comments). The frame's Content-Security-Policy forbids
   remote loads too; this does not rely on it alone.
+- The HTML parser needs time that grows with the square of the nesting depth: a mail of
+  ``"<div>" * 40000`` (200 KB) would cost seconds of CPU on every view. A linear scan counts how deep
+  the elements nest first; past ``MAX_DEPTH`` (report mails nest a few dozen deep) the Inbox shows the
+  mail's text instead, with a line that says why.
 """
 from __future__ import annotations
 
 import re
+from html import escape
 
 import nh3
 
@@ -69,7 +74,43 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     return clean_style(value) if attribute == "style" else value
 
 
+MAX_DEPTH = 256
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*>")
+# Elements that never hold others, and those whose end tag may be left out (the parser closes them
+# itself when the next one starts), do not make a mail nest deeper.
+_FLAT = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+                   "source", "track", "wbr", "p", "li", "dt", "dd", "td", "th", "tr", "thead", "tbody",
+                   "tfoot", "colgroup", "caption", "option", "optgroup", "rb", "rt", "rp"})
+TOO_DEEP = "This mail's HTML nests too deeply to be shown safely; here is its text."
+
+
+def nesting_depth(html: str, limit: int = MAX_DEPTH) -> int:
+    """How deep the elements of ``html`` nest (stops counting past ``limit``); linear in its length.
+    An end tag only closes an element of its name that is open, as in the parser."""
+    open_by_name: dict[str, int] = {}
+    depth = 0
+    for m in _TAG.finditer(html):
+        name = m.group(2).lower()
+        if name in _FLAT or m.group(0).endswith("/>"):
+            continue
+        if m.group(1):
+            if open_by_name.get(name):
+                open_by_name[name] -= 1
+                depth -= 1
+        else:
+            open_by_name[name] = open_by_name.get(name, 0) + 1
+            depth += 1
+            if depth > limit:
+                break
+    return depth
+
+
 def clean(html: str) -> str:
-    """The body's HTML as the Inbox shows it: allowed tags and attributes only, styles that load nothing."""
+    """The body's HTML as the Inbox shows it: allowed tags and attributes only, styles that load nothing.
+    A body nesting deeper than ``MAX_DEPTH`` is shown as its text (tags removed) with a line saying so."""
+    if nesting_depth(html) > MAX_DEPTH:
+        lines = (" ".join(line.split()) for line in _TAG.sub(" ", html).splitlines())  # linear, no regex
+        text = "\n".join(line for line in lines if line)
+        return f"<p><em>{escape(TOO_DEEP)}</em></p><pre>{escape(text)}</pre>"
     return nh3.clean(html, tags=TAGS, attributes=ATTRIBUTES, url_schemes={"mailto"}, strip_comments=True,
                      attribute_filter=_attribute_filter)
