@@ -85,10 +85,10 @@ TOO_DEEP = "This mail's HTML nests too deeply to be shown safely; here is its te
 
 
 def nesting_depth(html: str, limit: int = MAX_DEPTH) -> int:
-    """How deep the elements of ``html`` nest (stops counting past ``limit``); linear in its length.
+    """How deep the elements of ``html`` nest at most (stops counting past ``limit``); linear in its length.
     An end tag only closes an element of its name that is open, as in the parser."""
     open_by_name: dict[str, int] = {}
-    depth = 0
+    depth = peak = 0
     for m in _TAG.finditer(html):
         name = m.group(2).lower()
         if name in _FLAT or m.group(0).endswith("/>"):
@@ -100,9 +100,10 @@ def nesting_depth(html: str, limit: int = MAX_DEPTH) -> int:
         else:
             open_by_name[name] = open_by_name.get(name, 0) + 1
             depth += 1
+            peak = max(peak, depth)
             if depth > limit:
                 break
-    return depth
+    return peak
 
 
 def clean(html: str) -> str:
