@@ -61,8 +61,9 @@ def seed_pages() -> dict:
     for run, status in ((warn, "Warning"), (failed, "Failed")):
         db.session.add(RunObject(job_run_id=run.id, name="SRV01", type="VM", status=status, effective_status=status,
                                  message="Changed block tracking reset"))
-    # Older, reviewed history for the dashboard chart and the report.
-    for day in range(1, 20):
+    # Older, reviewed history for the dashboard chart and the report (40 days: the last calendar month
+    # holds runs on any TEST_NOW, 29 February included).
+    for day in range(1, 40):
         make_run(sql, "Success" if day % 5 else "Warning", t0 - timedelta(days=day, hours=1),
                  reviewed_at=t0 - timedelta(days=day - 1))
 
