@@ -22,9 +22,8 @@ in the whole deployment runs them.
 
 Shutdown: on SIGTERM gunicorn stops accepting connections and lets the
 workers finish their requests for up to GUNICORN_GRACEFUL_TIMEOUT seconds;
-each worker then asks the background loop to stop
-(``backend.app.services.background.stop()``) and waits for its thread
-("backupchecks-background") to finish the step it is in, so a running import
+each worker then asks the background loop to stop and waits for it
+(``backend.app.services.background.stop_and_wait()``) to finish the step it is in, so a running import
 cycle is not cut off. The container's stop grace period must be longer than
 GUNICORN_GRACEFUL_TIMEOUT (the compose stack uses 60 s).
 """
@@ -75,29 +74,22 @@ proc_name = "backupchecks"
 
 
 # -- hooks ------------------------------------------------------------------
-BACKGROUND_THREAD = "backupchecks-background"
-
-
 def worker_exit(server, worker):
     """Let the background loop finish its step before the worker process ends.
 
     The loop thread is a daemon thread: without this it would be cut off when
-    the worker's interpreter exits. SIGTERM already asked it to stop (see
-    backend.app.services.background); here the worker waits for it, for at most
-    a little less than graceful_timeout, after which the master kills the worker.
+    the worker's interpreter exits. SIGTERM already asked it to stop; the rule
+    for stopping and waiting lives in ``background.stop_and_wait`` (for at most a
+    little less than graceful_timeout, after which the master kills the worker).
     """
     import sys
-    import threading
 
     background = sys.modules.get("backend.app.services.background")
-    stop = getattr(background, "stop", None)
-    if callable(stop):
-        try:
-            stop()
-        except Exception as exc:  # never let shutdown raise
-            server.log.warning("background stop failed: %s", exc)
-    for thread in threading.enumerate():
-        if thread.name == BACKGROUND_THREAD and thread.is_alive():
-            thread.join(timeout=max(1, graceful_timeout - 2))
-            if thread.is_alive():
-                server.log.warning("background loop still busy at shutdown (pid %s)", worker.pid)
+    stop_and_wait = getattr(background, "stop_and_wait", None)
+    if not callable(stop_and_wait):
+        return  # the app never started its loops in this worker
+    try:
+        if not stop_and_wait(max(1, graceful_timeout - 2)):
+            server.log.warning("background loop still busy at shutdown (pid %s)", worker.pid)
+    except Exception as exc:  # never let shutdown raise
+        server.log.warning("background stop failed: %s", exc)

@@ -220,7 +220,6 @@ def test_gunicorn_conf_sets_only_known_settings(monkeypatch):
     ours = {k for k, v in conf.items()
             if not k.startswith("_") and k.islower() and not isinstance(v, type(os))
             and k not in ("annotations",)}
-    ours -= {"BACKGROUND_THREAD"}
     unknown = {k for k in ours if k not in known and not callable(conf[k])}
     assert not unknown, f"not gunicorn settings: {sorted(unknown)}"
     assert "worker_exit" in known and callable(conf["worker_exit"])
@@ -244,9 +243,12 @@ def create_app():
 FAKE_BACKGROUND = '''
 import os, threading, time
 _stop = threading.Event()
+_thread = None
 
-def stop():
+def stop_and_wait(timeout):
     _stop.set()
+    _thread.join(timeout)
+    return not _thread.is_alive()
 
 def _run():
     while not _stop.is_set():
@@ -255,7 +257,9 @@ def _run():
     open(os.path.join(os.environ["MARKER_DIR"], "clean-%d" % os.getpid()), "w").close()
 
 def start():
-    threading.Thread(target=_run, name="backupchecks-background", daemon=True).start()
+    global _thread
+    _thread = threading.Thread(target=_run, name="backupchecks-background", daemon=True)
+    _thread.start()
 '''
 
 
