@@ -14,16 +14,7 @@ from ...models import Job, JobRun
 from .. import audit
 from .learning import MONTHLY_WINDOW_DAYS, infer_schedule
 from .manual import _normalise_manual, describe_schedule, effective_schedule, validate_manual_schedule
-from .slots import (
-    UTC,
-    first_open_slot,
-    first_slot_in_force,
-    grace_of,
-    is_scheduled,
-    local_day,
-    local_to_utc,
-    next_slot,
-)
+from .slots import UTC, first_open_slot, first_slot_in_force, grace_of, is_scheduled, local_day, local_to_utc, next_slot
 
 
 def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
