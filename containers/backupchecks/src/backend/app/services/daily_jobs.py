@@ -17,6 +17,9 @@ with the day's status. The rules (documented on the Daily Jobs help page):
   slot: its status is shown with a note.
 * ``day_counts`` gives the counts per shown status (the dashboard's cards), from the same rows.
 
+``row_status`` decides one row from the job's schedule, the day's slot and runs and the moment,
+without the database; ``build_day`` and ``day_counts`` query, then call it for every job.
+
 Queries per page, whatever the number of jobs or runs: the candidate jobs, the runs around the
 day, the customers for the filter, the tickets and the remarks of the shown runs.
 """
@@ -33,6 +36,7 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun
+from ..ticketing_utils import remarks_for_runs, tickets_for_runs
 from .missed_runs import EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT, slot_verdict
 from .schedules import (
     EARLY_LIMIT,
@@ -327,7 +331,6 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
     tickets: dict = {}
     remarks: dict = {}
     if with_links:
-        from ..ticketing_utils import remarks_for_runs, tickets_for_runs
         run_ids = [r.id for row in page_rows for r in row.runs]
         run_ids += [row.status_run.id for row in page_rows if row.status_run is not None and not row.runs]
         tickets = tickets_for_runs(run_ids)

@@ -5,6 +5,9 @@ deadlines only. For each due job it checks the slot(s) against the real runs
 that belong to them (``schedules.slot_window``: the nearest slot, at most 12 h
 early or 24 h late), creates a Missed run for each slot without one, links
 open tickets and remarks to it, and moves the job on to its next slot.
+The decisions are pure (``plan_job``: which slots of a due job are decided and where the job
+moves on to; ``slots_to_create``: which of them get a Missed run); ``detect_missed_runs`` reads,
+claims and writes around them.
 
 Races: a job is claimed with a conditional UPDATE (``WHERE next_expected_slot =
 <the slot we read>``), so of two runners only one acts on it; the unique
@@ -38,6 +41,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun, RemarkJobRun, TicketJobRun, utcnow
+from ..ticketing_utils import link_open_internal_tickets_to_runs
+from .background import register_loop
+from .overrides import apply_overrides_to_runs
 from .schedules import (
     EARLY_LIMIT,
     LATE_LIMIT,
@@ -48,6 +54,7 @@ from .schedules import (
     recompute_all_schedules,
     slot_window,
 )
+from .settings import ui_zone
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +67,7 @@ MISSED_MESSAGE = "No report received for the run expected at {hhmm}"
 def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
     if zone is not None:
         return zone
-    from .settings import ui_zone
     return ui_zone()
-
-
-def _link_tickets(run_ids: list[int]) -> None:
-    if not run_ids:
-        return
-    try:
-        from .. import ticketing_utils
-    except ImportError:  # pragma: no cover - ticketing not present in this build
-        return
-    batch = getattr(ticketing_utils, "link_open_internal_tickets_to_runs", None)
-    if batch is not None:
-        batch(run_ids)
-        return
-    single = getattr(ticketing_utils, "link_open_internal_tickets_to_run", None)
-    if single is not None:  # pragma: no cover - older ticketing module
-        for run in db.session.execute(select(JobRun).where(JobRun.id.in_(run_ids))).scalars():
-            single(run)
 
 
 def _existing_missed(job_ids: list[int], lo: datetime, hi: datetime) -> dict[int, list[datetime]]:
@@ -282,9 +271,8 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
                 created.append(run)
     if created:
         # Job-level rules that match status Missed (e.g. a known holiday) apply like to any run.
-        from .overrides import apply_overrides_to_runs
         apply_overrides_to_runs(created)
-    _link_tickets([r.id for r in created])
+        link_open_internal_tickets_to_runs([r.id for r in created])
     db.session.commit()
     if created:
         log.info("created %d missed run(s)", len(created))
@@ -363,6 +351,4 @@ def _interval(app) -> float:
 
 def register(app) -> None:
     """Register the missed-run loop (every 5 minutes, one runner across processes)."""
-    from .background import register_loop
-
     register_loop("missed-runs", _step, _interval)

@@ -11,6 +11,8 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Ticket
 from ...psa import AutotaskClient, PsaError, PsaNotFoundError, PsaTicket
+from ...ticketing_utils import TicketingError, resolve_ticket as resolve_internal
+from ..background import register_loop
 from ..settings import get_settings, ui_zone
 from .client import AutotaskServiceError, autotask_client, is_configured
 
@@ -39,8 +41,6 @@ def _closed_note(client: AutotaskClient, at_id: int, at: Optional[PsaTicket]) ->
 
 def _resolve_closed(ticket: Ticket, note: str) -> bool:
     """Resolve the internal ticket of a closed Autotask ticket (actor: none, the poll); False if already done."""
-    from ...ticketing_utils import TicketingError, resolve_ticket as resolve_internal
-
     try:
         with db.session.begin_nested():
             resolve_internal(ticket, None, note)
@@ -130,6 +130,4 @@ def _poll_interval(app: Flask) -> float:
 
 def register(app: Flask) -> None:
     """Called by create_app: the poll runs in the single background runner (leader lock)."""
-    from ..background import register_loop
-
     register_loop("autotask_poll", _poll_step, _poll_interval)

@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from ...extensions import db
 from ...models import Customer, Job, JobRun, Ticket, TicketJobRun, User, utcnow
 from ...psa import PsaError, PsaNotFoundError, PsaTicket, PsaValidationError
+from ...ticketing_utils import TicketingError, create_ticket, open_tickets_for_job
+from ...ticketing_utils import resolve_ticket as resolve_internal
 from .. import audit
 from ..settings import get_settings, ui_zone
 from .client import AutotaskServiceError, _fail, autotask_client
@@ -89,8 +91,6 @@ def ticket_text(run: JobRun) -> tuple[str, str]:
 
 
 def open_autotask_tickets_for_job(job_id: int) -> list[Ticket]:
-    from ...ticketing_utils import open_tickets_for_job
-
     return [t for t in open_tickets_for_job(job_id) if t.autotask_ticket_id is not None]
 
 
@@ -120,8 +120,6 @@ def _link_run(run: JobRun, ticket: Ticket, actor: Optional[User], number: str, *
 
 
 def _new_internal_ticket(run: JobRun, at: PsaTicket, description: str, actor: Optional[User]) -> Ticket:
-    from ...ticketing_utils import TicketingError, create_ticket
-
     active_from = run.started_at if run.started_at and run.started_at <= utcnow() else None
     try:
         ticket = create_ticket(at.number or f"AT{at.id}", description, [{"type": "job", "job_id": run.job_id}],
@@ -251,8 +249,6 @@ def resolve_ticket(ticket_id: int, actor: Optional[User], note: str = "") -> str
 
     Nothing changes in Backupchecks when Autotask can't be reached. Commits; returns a message.
     """
-    from ...ticketing_utils import TicketingError, resolve_ticket as resolve_internal
-
     note = (note or "").strip()
     ticket = db.session.execute(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).scalar_one_or_none()
     if ticket is None:

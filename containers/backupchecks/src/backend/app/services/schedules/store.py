@@ -12,6 +12,7 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Job, JobRun
 from .. import audit
+from ..settings import ui_zone
 from .learning import MONTHLY_WINDOW_DAYS, infer_schedule
 from .manual import _normalise_manual, describe_schedule, effective_schedule, validate_manual_schedule
 from .slots import UTC, first_open_slot, first_slot_in_force, grace_of, is_scheduled, local_day, local_to_utc, next_slot
@@ -20,7 +21,6 @@ from .slots import UTC, first_open_slot, first_slot_in_force, grace_of, is_sched
 def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
     if zone is not None:
         return zone
-    from ..settings import ui_zone
     return ui_zone()
 
 
