@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog, Customer, JobRun, RunObject, SystemSettings, Ticket, TicketJobRun
-from backend.app.services import autotask_service as svc
+from backend.app.services import autotask as svc
+from backend.app.services.autotask import mapping as at_mapping, poll as at_poll
 from backend.app.ticketing_utils import link_open_internal_tickets_to_run, tickets_for_runs
 from tests.fakes.fake_autotask import FakeAutotask
 
@@ -255,7 +256,7 @@ def test_mapping_refuses_bad_ids_unknown_and_inactive_companies(at_app, as_user,
 
 def test_refresh_all_checks_every_mapped_customer_in_batches(at_app, as_user, fake, monkeypatch):
     configure(fake)
-    monkeypatch.setattr(svc, "REFRESH_BATCH", 2)
+    monkeypatch.setattr(at_mapping, "REFRESH_BATCH", 2)
     for i in range(5):
         fake.add_company(500 + i, f"Company {i}", isActive=(i != 3))
         c = make_customer(f"Customer {i}")
@@ -441,7 +442,7 @@ def test_link_existing_ticket_by_number(at_app, as_user, fake):
 
 def test_poll_resolves_tickets_completed_in_autotask(at_app, as_user, fake, monkeypatch):
     configure(fake)
-    monkeypatch.setattr(svc, "POLL_BATCH", 2)
+    monkeypatch.setattr(at_poll, "POLL_BATCH", 2)
     runs = [failed_run(mapped_customer(f"Cust {i}", 174), f"Job {i}")[1] for i in range(3)]
     for run in runs:
         svc.create_ticket_for_run(run.id, None)

@@ -217,7 +217,7 @@ def test_a_next_page_link_to_another_host_is_not_followed(make_fake, make_client
     ("https:///atservicesrest/v1.0/x", False),
 ])
 def test_only_links_on_the_zone_origin_are_followed(link, followed):
-    from backend.app.psa.autotask import _origin
+    from backend.app.psa.autotask.transport import _origin
 
     zone = "https://webservices5.autotask.net/atservicesrest/"
     assert (_origin(link) is not None and _origin(link) == _origin(zone)) is followed

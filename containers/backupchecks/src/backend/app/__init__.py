@@ -48,11 +48,11 @@ def _register_background_loops(app) -> None:
     if hasattr(missed_runs, "register"):
         missed_runs.register(app)
     try:
-        from .services import autotask_service
+        from .services import autotask
     except ImportError:  # pragma: no cover - not in this build
         return
-    if hasattr(autotask_service, "register"):
-        autotask_service.register(app)
+    if hasattr(autotask, "register"):
+        autotask.register(app)
 
 
 def _start_embedded_postgres(app) -> None:

@@ -1,6 +1,6 @@
 """Autotask PSA: settings (admin), customer ↔ company mapping, and ticket actions from Run Checks.
 
-Thin: every route reads the form, calls one function of ``services.autotask_service`` and
+Thin: every route reads the form, calls one function of ``services.autotask`` and
 flashes what happened. Errors from Autotask come back as a message the operator can act on.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from flask_login import current_user
 from ..extensions import db
 from ..models import Customer, JobRun, Ticket
 from ..security import has_role, roles_required
-from ..services import autotask_service as svc
+from ..services import autotask as svc
 from ..services.tasks import TaskBusy
 from . import main_bp
 

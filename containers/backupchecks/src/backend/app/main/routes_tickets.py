@@ -138,10 +138,10 @@ def ticket_resolve(ticket_id: int):
     ticket = db.get_or_404(Ticket, ticket_id)
     if ticket.autotask_ticket_id is not None:
         # An Autotask-backed ticket gets the note and is completed in Autotask too.
-        from ..services import autotask_service
+        from ..services import autotask
         try:
-            message = autotask_service.resolve_ticket(ticket.id, current_user, request.form.get("note", ""))
-        except autotask_service.AutotaskServiceError as exc:
+            message = autotask.resolve_ticket(ticket.id, current_user, request.form.get("note", ""))
+        except autotask.AutotaskServiceError as exc:
             db.session.rollback()
             flash(f"Ticket not resolved: {exc}", "danger")
             return _back("tickets")

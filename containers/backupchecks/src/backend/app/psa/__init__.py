@@ -11,20 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .autotask import AutotaskClient, AutotaskConfig, ZoneInfo  # noqa: F401
-from .base import (  # noqa: F401
-    PicklistValue,
-    PsaAuthError,
-    PsaClient,
-    PsaCompany,
-    PsaError,
-    PsaNote,
-    PsaNotFoundError,
-    PsaRateLimitError,
-    PsaTicket,
-    PsaUnavailableError,
-    PsaValidationError,
-)
+from .autotask import AutotaskClient, AutotaskConfig, AutotaskZone  # noqa: F401
+from .base import *  # noqa: F401,F403 - the data, errors and base class every caller needs
+from .base import PsaClient, PsaError
 
 # Explicit and ordered (the order the settings page lists them in).
 _CLIENTS: tuple[type[PsaClient], ...] = (AutotaskClient,)

@@ -1,7 +1,7 @@
 """What every PSA client offers, and the plain data it hands back.
 
 A PSA client knows HTTP and the PSA's protocol, nothing of Flask or the
-database: the services layer (``services/autotask.py``) stores what it returns.
+database: the services layer (``services/autotask``) stores what it returns.
 Everything that crosses that boundary is one of the small dataclasses below or
 a :class:`PsaError` whose ``message`` can be shown to an operator as is.
 """
@@ -11,6 +11,9 @@ import abc
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Mapping, Sequence
+
+__all__ = ("NewTicket", "PicklistValue", "PsaAuthError", "PsaClient", "PsaCompany", "PsaError", "PsaNote",
+           "PsaNotFoundError", "PsaRateLimitError", "PsaTicket", "PsaUnavailableError", "PsaValidationError")
 
 
 # --------------------------------------------------------------------------- data
@@ -73,6 +76,22 @@ class PsaTicket:
     last_activity_at: datetime | None = None
     web_url: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """A ticket to create, as ``PsaClient.create_ticket`` hands it to a client (checked already)."""
+
+    company_id: int
+    title: str          # stripped, not blank
+    description: str    # may be blank: then the ticket gets none
+    reference: str      # 1-50 characters, stable for one logical ticket
+    #: queue, priority, status and source (None: the PSA's default), then PSA-specific fields
+    queue_id: int | None = None
+    priority: int | None = None
+    status: int | None = None
+    source: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,20 +174,29 @@ class PsaClient(abc.ABC):
     @abc.abstractmethod
     def get_company(self, company_id: int) -> PsaCompany: ...
 
+    def create_ticket(self, *, company_id: int, title: str, description: str, reference: str,
+                      queue_id: int | None = None, priority: int | None = None, status: int | None = None,
+                      source: int | None = None, extra: Mapping[str, Any] | None = None,
+                      check_existing: bool = True) -> PsaTicket:
+        """Create a ticket, or return the one already made for ``reference``.
+
+        ``reference`` (stable for one logical ticket, at most 50 characters) is how a ticket whose
+        create response was lost is found again: no second ticket is ever created for the same
+        reference. ``check_existing=False`` skips the look-up before the first attempt.
+        """
+        reference = (reference or "").strip()
+        if not reference or len(reference) > 50:
+            raise ValueError("reference must be 1-50 characters")
+        if not (title or "").strip():
+            raise PsaValidationError("A ticket needs a title.")
+        new = NewTicket(int(company_id), title.strip(), description or "", reference, queue_id=queue_id,
+                        priority=priority, status=status, source=source,
+                        extra={k: v for k, v in (extra or {}).items() if v is not None})
+        return self._create_ticket(new, check_existing=check_existing)
+
     @abc.abstractmethod
-    def create_ticket(
-        self,
-        *,
-        company_id: int,
-        title: str,
-        description: str,
-        reference: str,
-        queue_id: int | None = None,
-        priority: int | None = None,
-        status: int | None = None,
-        source: int | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> PsaTicket: ...
+    def _create_ticket(self, new: NewTicket, *, check_existing: bool) -> PsaTicket:
+        """Create ``new`` in the PSA (see ``create_ticket``)."""
 
     @abc.abstractmethod
     def get_ticket(self, ticket_id: int) -> PsaTicket: ...

@@ -17,6 +17,9 @@ with the day's status. The rules (documented on the Daily Jobs help page):
   slot: its status is shown with a note.
 * ``day_counts`` gives the counts per shown status (the dashboard's cards), from the same rows.
 
+``row_status`` decides one row from the job's schedule, the day's slot and runs and the moment,
+without the database; ``build_day`` and ``day_counts`` query, then call it for every job.
+
 Queries per page, whatever the number of jobs or runs: the candidate jobs, the runs around the
 day, the customers for the filter, the tickets and the remarks of the shown runs.
 """
@@ -25,7 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Optional
+from typing import Optional, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, func, or_, select
@@ -33,6 +36,7 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun
+from ..ticketing_utils import remarks_for_runs, tickets_for_runs
 from .missed_runs import EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT, slot_verdict
 from .schedules import (
     EARLY_LIMIT,
@@ -180,19 +184,69 @@ def _candidate_filter(q, customer_id: Optional[int]):
     return q
 
 
-def _day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str, customer_id: Optional[int]) -> list[DayRow]:
-    """The rows of a day with their shown status, before the status filter and paging (two queries)."""
-    day_start, day_end = day_bounds_utc(day, zone)
+def _hhmm(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%H:%M")
 
-    # 1. Candidate jobs: not archived, of active customers. Plain rows, not ORM entities: a large
-    # service provider has thousands of jobs and the page only reads a few columns.
+
+@dataclass(frozen=True)
+class RowStatus:
+    """What ``row_status`` decides for one job on one day."""
+    status: str                          # the day's shown status
+    expected: bool                       # the schedule has a slot on this day
+    slot: Optional[datetime] = None      # UTC
+    deadline: Optional[datetime] = None  # slot + grace, UTC
+    status_run: Optional[DayRun] = None  # the run whose status stands for the day
+    note: Optional[str] = None
+
+
+def row_status(schedule: Optional[dict], slot: Optional[datetime], runs: Sequence, now: datetime, *,
+               zone: ZoneInfo, rule: str = "worst", created_at: Optional[datetime] = None,
+               next_expected_slot: Optional[datetime] = None, nearby: Sequence = ()) -> Optional[RowStatus]:
+    """The Daily Jobs status of one job on one day (the rules in the module docstring); no database.
+
+    ``schedule`` is the job's effective schedule, ``slot`` its slot on the day (``slot_on``; None
+    when it has none), ``runs`` the job's runs that started on the day (oldest first), ``nearby``
+    its real runs just outside the day (a slot's window may reach across midnight), ``created_at``
+    and ``next_expected_slot`` the job's columns. None: the job is not listed on that day.
+    """
+    verdict = slot_verdict(schedule, slot, created_at=created_at, next_expected_slot=next_expected_slot,
+                           now=now, zone=zone, real_runs=() if runs else nearby)
+    if verdict is None and not runs:
+        return None
+    if not runs and verdict.state not in (EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT):
+        return None  # settled without a Missed run: the schedule was not in force at that slot
+    slot_fields = dict(expected=verdict is not None, slot=verdict.slot if verdict else None,
+                       deadline=verdict.deadline if verdict else None)
+    if runs:
+        run = day_run(runs, rule)
+        return RowStatus(display_status(run), status_run=run, **slot_fields)
+    if verdict.state == RAN_SLOT:
+        run = day_run(verdict.runs, rule)
+        when = run.started_at.astimezone(zone)
+        return RowStatus(display_status(run), status_run=run, **slot_fields,
+                         note=f"ran {when:%Y-%m-%d %H:%M} (across midnight), counted for this day's slot")
+    if verdict.state == MISSED_SLOT:
+        return RowStatus(MISSED, **slot_fields, note=f"no run arrived; due by {_hhmm(verdict.deadline, zone)}"
+                                                     " (the missed-run check records it within minutes)")
+    late = f", late but within grace until {_hhmm(verdict.deadline, zone)}" if now >= verdict.slot else ""
+    return RowStatus(EXPECTED, **slot_fields, note=f"expected at {_hhmm(verdict.slot, zone)}{late}")
+
+
+def _candidates(customer_id: Optional[int]) -> list[tuple[DayJob, str]]:
+    """Jobs that may be listed: not archived, of active customers (with the customer's name). Plain
+    rows, not ORM entities: a large service provider has thousands of jobs and the page only reads
+    a few columns."""
     jobs_q = _candidate_filter(
         select(*[getattr(Job, f) for f in _JOB_COLUMNS], Customer.name).join(Customer, Customer.id == Job.customer_id),
         customer_id).order_by(func.lower(Customer.name), Customer.id, func.lower(Job.job_name), Job.id)
-    candidates = [(DayJob(*row[:-1]), row[-1]) for row in db.session.execute(jobs_q)]
+    return [(DayJob(*row[:-1]), row[-1]) for row in db.session.execute(jobs_q)]
 
-    # 2. Their runs of the day, plus — for jobs without a run that day — real runs within reach of a
-    # slot's window across midnight. Only the columns the page reads.
+
+def _runs_around(day_start: datetime, day_end: datetime, customer_id: Optional[int]
+                 ) -> tuple[dict[int, list[DayRun]], dict[int, list[DayRun]]]:
+    """The candidates' runs of the day, plus — for jobs without a run that day — real runs within
+    reach of a slot's window across midnight, per job id: (on the day, nearby). One query, only the
+    columns the page reads."""
     in_day = and_(JobRun.started_at >= day_start, JobRun.started_at < day_end)
     other = aliased(JobRun)
     runs_q = _candidate_filter(
@@ -210,44 +264,28 @@ def _day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str, customer_id: 
     nearby: dict[int, list[DayRun]] = defaultdict(list)
     for row in db.session.execute(runs_q):
         run = DayRun(*row)
-        if day_start <= run.started_at < day_end:
-            on_day[run.job_id].append(run)
-        else:
-            nearby[run.job_id].append(run)
+        (on_day if day_start <= run.started_at < day_end else nearby)[run.job_id].append(run)
+    return on_day, nearby
 
+
+def _day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str, customer_id: Optional[int]) -> list[DayRow]:
+    """The rows of a day with their shown status, before the status filter and paging (two queries)."""
+    day_start, day_end = day_bounds_utc(day, zone)
+    candidates = _candidates(customer_id)
+    on_day, nearby = _runs_around(day_start, day_end, customer_id)
     rows: list[DayRow] = []
     for job, customer_name in candidates:
         schedule = effective_schedule(job)
         runs = on_day.get(job.id, [])
-        verdict = slot_verdict(schedule, slot_on(schedule, day_start, day_end, zone), created_at=job.created_at,
-                               next_expected_slot=job.next_expected_slot, now=now, zone=zone,
-                               real_runs=() if runs else nearby.get(job.id, ()))
-        if verdict is None and not runs:
+        shown = row_status(schedule, slot_on(schedule, day_start, day_end, zone), runs, now, zone=zone,
+                           rule=rule, created_at=job.created_at, next_expected_slot=job.next_expected_slot,
+                           nearby=nearby.get(job.id, ()))
+        if shown is None:
             continue
-        if not runs and verdict.state not in (EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT):
-            continue  # settled without a Missed run: the schedule was not in force at that slot
-        row = DayRow(job=job, customer_id=job.customer_id, customer_name=customer_name,
-                     schedule_text=describe_schedule(schedule), expected=verdict is not None,
-                     slot=verdict.slot if verdict else None, deadline=verdict.deadline if verdict else None,
-                     runs=runs, status=EXPECTED)
-        if runs:
-            row.status_run = day_run(runs, rule)
-            row.status = display_status(row.status_run)
-        elif verdict.state == RAN_SLOT:
-            row.status_run = day_run(verdict.runs, rule)
-            row.status = display_status(row.status_run)
-            when = row.status_run.started_at.astimezone(zone)
-            row.note = f"ran {when:%Y-%m-%d %H:%M} (across midnight), counted for this day's slot"
-        elif verdict.state == MISSED_SLOT:
-            row.status = MISSED
-            row.note = ("no run arrived; due by " + verdict.deadline.astimezone(zone).strftime("%H:%M")
-                        + " (the missed-run check records it within minutes)")
-        else:
-            slot, deadline = verdict.slot, verdict.deadline
-            row.note = ("expected at " + slot.astimezone(zone).strftime("%H:%M")
-                        + (", late but within grace until " + deadline.astimezone(zone).strftime("%H:%M")
-                           if now >= slot else ""))
-        rows.append(row)
+        rows.append(DayRow(job=job, customer_id=job.customer_id, customer_name=customer_name,
+                           schedule_text=describe_schedule(schedule), expected=shown.expected, slot=shown.slot,
+                           deadline=shown.deadline, runs=runs, status=shown.status,
+                           status_run=shown.status_run, note=shown.note))
     return rows
 
 
@@ -293,7 +331,6 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
     tickets: dict = {}
     remarks: dict = {}
     if with_links:
-        from ..ticketing_utils import remarks_for_runs, tickets_for_runs
         run_ids = [r.id for row in page_rows for r in row.runs]
         run_ids += [row.status_run.id for row in page_rows if row.status_run is not None and not row.runs]
         tickets = tickets_for_runs(run_ids)

@@ -5,6 +5,9 @@ deadlines only. For each due job it checks the slot(s) against the real runs
 that belong to them (``schedules.slot_window``: the nearest slot, at most 12 h
 early or 24 h late), creates a Missed run for each slot without one, links
 open tickets and remarks to it, and moves the job on to its next slot.
+The decisions are pure (``plan_job``: which slots of a due job are decided and where the job
+moves on to; ``slots_to_create``: which of them get a Missed run); ``detect_missed_runs`` reads,
+claims and writes around them.
 
 Races: a job is claimed with a conditional UPDATE (``WHERE next_expected_slot =
 <the slot we read>``), so of two runners only one acts on it; the unique
@@ -38,6 +41,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun, RemarkJobRun, TicketJobRun, utcnow
+from ..ticketing_utils import link_open_internal_tickets_to_runs
+from .background import register_loop
+from .overrides import apply_overrides_to_runs
 from .schedules import (
     EARLY_LIMIT,
     LATE_LIMIT,
@@ -48,6 +54,7 @@ from .schedules import (
     recompute_all_schedules,
     slot_window,
 )
+from .settings import ui_zone
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +67,7 @@ MISSED_MESSAGE = "No report received for the run expected at {hhmm}"
 def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
     if zone is not None:
         return zone
-    from .settings import ui_zone
     return ui_zone()
-
-
-def _link_tickets(run_ids: list[int]) -> None:
-    if not run_ids:
-        return
-    try:
-        from .. import ticketing_utils
-    except ImportError:  # pragma: no cover - ticketing not present in this build
-        return
-    batch = getattr(ticketing_utils, "link_open_internal_tickets_to_runs", None)
-    if batch is not None:
-        batch(run_ids)
-        return
-    single = getattr(ticketing_utils, "link_open_internal_tickets_to_run", None)
-    if single is not None:  # pragma: no cover - older ticketing module
-        for run in db.session.execute(select(JobRun).where(JobRun.id.in_(run_ids))).scalars():
-            single(run)
 
 
 def _existing_missed(job_ids: list[int], lo: datetime, hi: datetime) -> dict[int, list[datetime]]:
@@ -153,86 +142,137 @@ def _due_jobs_query(now: datetime):
             .order_by(Job.id))
 
 
+@dataclass(frozen=True)
+class DueSlot:
+    slot: datetime           # UTC
+    lo: datetime             # [lo, hi): the start times that belong to the slot (schedules.slot_window)
+    hi: datetime
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What one pass of the loop does with one due job: claim it by moving ``next_expected_slot``
+    from ``old_slot`` to ``new_slot`` (deadline ``new_deadline``), and decide the ``due`` slots."""
+    job_id: int
+    schedule: Optional[dict]
+    old_slot: Optional[datetime]
+    due: tuple[DueSlot, ...]
+    new_slot: Optional[datetime]
+    new_deadline: Optional[datetime]
+
+
+def plan_job(job_id: int, schedule: Optional[dict], next_expected_slot: Optional[datetime], now: datetime,
+             zone: ZoneInfo) -> JobPlan:
+    """The plan for a due job (no database): every slot from ``next_expected_slot`` (at most
+    ``CATCH_UP_LIMIT`` back) whose deadline has passed at ``now``, and the first slot after them.
+    A job without a usable schedule is claimed with no slots and no next slot."""
+    if not is_scheduled(schedule):
+        return JobPlan(job_id, schedule, next_expected_slot, (), None, None)
+    grace = grace_of(schedule)
+    slot = next_expected_slot
+    if slot is None or slot < now - CATCH_UP_LIMIT:
+        slot = next_slot(schedule, now - CATCH_UP_LIMIT - timedelta(microseconds=1), zone)
+    due = []
+    while slot is not None and slot + grace <= now:
+        due.append(DueSlot(slot, *slot_window(schedule, slot, zone)))
+        slot = next_slot(schedule, slot, zone)
+    return JobPlan(job_id, schedule, next_expected_slot, tuple(due), slot, slot + grace if slot else None)
+
+
+def slots_to_create(plan: JobPlan, real_runs: Iterable[Any], existing_slots: Iterable[datetime], now: datetime,
+                    zone: ZoneInfo) -> list[datetime]:
+    """The due slots of a plan that get a Missed run (no database): ``slot_verdict`` calls them
+    missed (no real run of ``real_runs`` belongs to them) and no stored Missed run lies in their
+    window yet (``existing_slots``; also when a relearned time moved the slot a little)."""
+    if not plan.due:
+        return []
+    existing = list(existing_slots)
+    out = []
+    for due in plan.due:
+        if any(due.lo <= s < due.hi for s in existing):
+            continue
+        verdict = slot_verdict(plan.schedule, due.slot, created_at=None, next_expected_slot=plan.due[0].slot,
+                               now=now, zone=zone, real_runs=real_runs)
+        if verdict is not None and verdict.state == MISSED_SLOT:
+            out.append(due.slot)
+    return out
+
+
+def _runs_near(plans: list[JobPlan]) -> tuple[dict[int, list[Any]], dict[int, list[datetime]]]:
+    """Real runs (rows with ``started_at``) near the due slots and the slots of the Missed runs
+    already made, per job id, for all plans at once (two queries)."""
+    windows = [d for p in plans for d in p.due]
+    real: dict[int, list[Any]] = defaultdict(list)
+    if not windows:
+        return real, {}
+    ids = sorted({p.job_id for p in plans if p.due})
+    lo_all = min(d.lo for d in windows)
+    hi_all = max(d.hi for d in windows)
+    for row in db.session.execute(
+            select(JobRun.job_id, JobRun.started_at)
+            .where(JobRun.job_id.in_(ids), JobRun.missed.is_(False),
+                   JobRun.started_at >= lo_all, JobRun.started_at < hi_all)):
+        real[row.job_id].append(row)
+    return real, _existing_missed(ids, lo_all, hi_all)
+
+
+def _claim(job: Job, plan: JobPlan) -> bool:
+    """Move the job on to the plan's next slot, only if no other runner did (a conditional UPDATE)."""
+    old_slot = plan.old_slot
+    cond = Job.next_expected_slot.is_(None) if old_slot is None else Job.next_expected_slot == old_slot
+    res = db.session.execute(
+        update(Job).where(Job.id == job.id, cond)
+        .values(next_expected_slot=plan.new_slot, next_expected_at=plan.new_deadline)
+        .execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        return False
+    set_committed_value(job, "next_expected_slot", plan.new_slot)
+    set_committed_value(job, "next_expected_at", plan.new_deadline)
+    return True
+
+
+def _insert_missed_run(job_id: int, slot: datetime, zone: ZoneInfo) -> Optional[JobRun]:
+    """The Missed run of a slot, under a savepoint: None when the unique constraint says another
+    runner made it first."""
+    hhmm = slot.astimezone(zone).strftime("%H:%M")
+    run = JobRun(job_id=job_id, status="Missed", effective_status="Missed", missed=True,
+                 missed_slot=slot, started_at=slot, message=MISSED_MESSAGE.format(hhmm=hhmm), objects=[])
+    try:
+        with db.session.begin_nested():
+            db.session.add(run)
+            db.session.flush()
+    except IntegrityError:
+        log.info("missed run for job %s at %s already exists", job_id, slot)
+        return None
+    return run
+
+
 def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     """Create the missed runs that are due at ``now``; returns how many were created. Commits.
 
     Reads only jobs whose ``next_expected_at`` has passed, that are not archived, whose customer is
     active and whose schedule is Daily/Weekly/Monthly/every N days. A constant number of reads
     (due jobs, their runs around the due slots, existing missed runs) plus one claim per due job.
+    The decisions are the pure ``plan_job`` and ``slots_to_create``; this step reads and writes.
     """
     zone = _zone(zone)
     due_jobs = db.session.execute(_due_jobs_query(now)).scalars().all()
     if not due_jobs:
         return 0
-
-    plans = []  # (job, old_slot, [(slot, lo, hi)], new_slot, new_deadline, schedule)
-    for job in due_jobs:
-        sched = effective_schedule(job)
-        old_slot = job.next_expected_slot
-        if not is_scheduled(sched):
-            plans.append((job, old_slot, [], None, None, sched))
-            continue
-        grace = grace_of(sched)
-        slot = old_slot
-        if slot is None or slot < now - CATCH_UP_LIMIT:
-            slot = next_slot(sched, now - CATCH_UP_LIMIT - timedelta(microseconds=1), zone)
-        due = []
-        while slot is not None and slot + grace <= now:
-            lo, hi = slot_window(sched, slot, zone)
-            due.append((slot, lo, hi))
-            slot = next_slot(sched, slot, zone)
-        plans.append((job, old_slot, due, slot, slot + grace if slot else None, sched))
-
-    # Real runs near the due slots and missed runs already made, for all due jobs at once.
-    windows = [w for p in plans for w in p[2]]
-    real: dict[int, list[datetime]] = defaultdict(list)
-    existing: dict[int, list[datetime]] = {}
-    if windows:
-        ids = sorted({p[0].id for p in plans if p[2]})
-        lo_all = min(w[1] for w in windows)
-        hi_all = max(w[2] for w in windows)
-        for job_id, started in db.session.execute(
-                select(JobRun.job_id, JobRun.started_at)
-                .where(JobRun.job_id.in_(ids), JobRun.missed.is_(False),
-                       JobRun.started_at >= lo_all, JobRun.started_at < hi_all)):
-            real[job_id].append(started)
-        existing = _existing_missed(ids, lo_all, hi_all)
-
+    plans = [plan_job(job.id, effective_schedule(job), job.next_expected_slot, now, zone) for job in due_jobs]
+    real, existing = _runs_near(plans)
     created: list[JobRun] = []
-    for job, old_slot, due, new_slot, new_deadline, sched in plans:
-        # Claim: only the runner whose UPDATE changes the row goes on.
-        cond = Job.next_expected_slot.is_(None) if old_slot is None else Job.next_expected_slot == old_slot
-        res = db.session.execute(
-            update(Job).where(Job.id == job.id, cond)
-            .values(next_expected_slot=new_slot, next_expected_at=new_deadline)
-            .execution_options(synchronize_session=False))
-        if res.rowcount != 1:
+    for job, plan in zip(due_jobs, plans):
+        if not _claim(job, plan):  # only the runner whose UPDATE changes the row goes on
             continue
-        set_committed_value(job, "next_expected_slot", new_slot)
-        set_committed_value(job, "next_expected_at", new_deadline)
-        for slot, lo, hi in due:
-            # One missed run per slot window: also when a relearned time moved the slot a little.
-            if any(lo <= s < hi for s in existing.get(job.id, ())):
-                continue
-            if any(lo <= t < hi for t in real.get(job.id, ())):
-                continue
-            hhmm = slot.astimezone(zone).strftime("%H:%M")
-            run = JobRun(job_id=job.id, status="Missed", effective_status="Missed", missed=True,
-                         missed_slot=slot, started_at=slot, message=MISSED_MESSAGE.format(hhmm=hhmm),
-                         objects=[])
-            try:
-                with db.session.begin_nested():
-                    db.session.add(run)
-                    db.session.flush()
-            except IntegrityError:  # another runner made it first
-                log.info("missed run for job %s at %s already exists", job.id, slot)
-                continue
-            created.append(run)
+        for slot in slots_to_create(plan, real.get(job.id, ()), existing.get(job.id, ()), now, zone):
+            run = _insert_missed_run(job.id, slot, zone)
+            if run is not None:
+                created.append(run)
     if created:
         # Job-level rules that match status Missed (e.g. a known holiday) apply like to any run.
-        from .overrides import apply_overrides_to_runs
         apply_overrides_to_runs(created)
-    _link_tickets([r.id for r in created])
+        link_open_internal_tickets_to_runs([r.id for r in created])
     db.session.commit()
     if created:
         log.info("created %d missed run(s)", len(created))
@@ -311,6 +351,4 @@ def _interval(app) -> float:
 
 def register(app) -> None:
     """Register the missed-run loop (every 5 minutes, one runner across processes)."""
-    from .background import register_loop
-
     register_loop("missed-runs", _step, _interval)
