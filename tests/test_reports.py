@@ -313,6 +313,32 @@ def test_generate_run_stores_the_file_and_progress(month):
     assert run.filename == "monthly-backup-report_2026-10-01_2026-10-31.csv" and run.size == len(run.data)
 
 
+def test_a_report_in_progress_is_polled_like_every_background_task(as_user, personas):
+    """One task model: a report's row and an action's task answer in the same JSON
+    (tasks.progress_json), and the list marks an unfinished report for the one poller in app.js."""
+    from backend.app.models import BackgroundTask
+
+    _settings()
+    defn = _definition()
+    run = ReportRun(definition_id=defn.id, fmt="pdf", state="running", progress=1, total=3,
+                    period_start=datetime(2026, 9, 30, 22, tzinfo=UTC), period_end=datetime(2026, 10, 31, 23, tzinfo=UTC))
+    task = BackgroundTask(kind="import", state="running", progress=1, total=3, message="Imported 1 of 3",
+                          created_by_id=personas["admin"].id)
+    db.session.add_all([run, task])
+    db.session.commit()
+    c = as_user("admin")
+    report, action = c.get(f"/reports/runs/{run.id}/status").json, c.get(f"/tasks/{task.id}").json
+    assert set(action) <= set(report)
+    assert (report["kind"], report["state"], report["percent"]) == ("report", "running", 33) and action["percent"] == 33
+    assert report["message"] == "Generating: customer 1 of 3"
+    page = c.get(f"/reports/{defn.id}").get_data(as_text=True)
+    assert f'data-task-url="/reports/runs/{run.id}/status" data-task-finish="reload"' in page
+    assert '<div class="small task-message">Generating: customer 1 of 3</div>' in page
+    db.session.execute(ReportRun.__table__.update().values(state="done"))
+    db.session.commit()
+    assert "data-task-url" not in c.get(f"/reports/{defn.id}").get_data(as_text=True)  # nothing left to poll
+
+
 def test_a_failing_generation_shows_its_reason(month, monkeypatch):
     defn = _definition()
     run = svc.request_report(defn, "pdf", None, now=datetime(2026, 11, 10, 9, tzinfo=UTC))

@@ -149,7 +149,6 @@ def bucket(shown: str) -> str:
     return shown if shown in BUCKETS else WARNING
 
 
-
 def one_line(text: Optional[str], limit: int) -> str:
     """``text`` on one line (runs of white space become one space), cut at ``limit`` characters."""
     s = " ".join((text or "").split())

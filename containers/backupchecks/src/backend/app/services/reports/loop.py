@@ -49,8 +49,6 @@ def queue_scheduled(now: datetime) -> list[int]:
     return queued
 
 
-
-
 def run_loop_step(now: Optional[datetime] = None) -> dict:
     """One pass: purge, queue due schedules, generate queued/orphaned reports, deliver what is due."""
     now = now or utcnow()

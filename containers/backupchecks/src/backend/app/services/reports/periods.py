@@ -89,7 +89,6 @@ def period_for(defn: ReportDefinition, zone: ZoneInfo, today: Optional[date] = N
     return Period(start, end, start_utc, end_utc)
 
 
-
 def run_period(run: ReportRun, zone: ZoneInfo) -> Period:
     """The period a queued or generated report covers (stored as UTC bounds, the end exclusive)."""
     return Period(run.period_start.astimezone(zone).date(),
