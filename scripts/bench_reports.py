@@ -127,7 +127,6 @@ def run(args) -> int:
     from backend.app.extensions import db
     from backend.app.models import ReportDefinition
     from backend.app.services import reports
-    from backend.app.services.report_pdf import render_pdf
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": args.database_url, "RUN_MIGRATIONS": True, "BACKGROUND_JOBS": False,
                       "SECRET_KEY": "bench-only-secret-key-xxxxxxxxxxxxxxxx", "TESTING": True})
@@ -148,7 +147,7 @@ def run(args) -> int:
         data = reports.build_report(defn, today=today)
         t_data = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pdf = render_pdf(data)
+        pdf = reports.render_pdf(data)
         t_pdf = time.perf_counter() - t0
         t0 = time.perf_counter()
         csv_bytes = reports.render_csv(data)

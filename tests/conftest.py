@@ -246,6 +246,13 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def synchronous_tasks(app, monkeypatch):
+    """Background work (tasks, report generation) runs at once in the request's thread
+    (``TASKS_SYNCHRONOUS``, services/tasks.py:run_in_background), so a test sees its outcome."""
+    monkeypatch.setitem(app.config, "TASKS_SYNCHRONOUS", True)
+
+
 # --- CSRF-aware helpers --------------------------------------------------------------
 
 _CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"|name="csrf_token"[^>]*value="([^"]+)"')

@@ -125,7 +125,7 @@ def test_every_html_page_of_every_role_sends_the_policy_and_needs_no_inline_code
                         ("/run-checks?job=1", "js/run_checks.js"), ("/run-checks?job=1", 'data-prev-url="/run-checks?job=2"'),
                         ("/run-checks?job=1", "run-message pre-wrap"), ("/inbox?task=1", "task-progress"),
                         ("/inbox", 'class="col-received"'), ("/inbox/1", 'class="w-100 border rounded bg-white mail-frame"'),
-                        ("/inbox/deleted", "data-confirm-click"), ("/reports", "js/reports_runs.js"),
+                        ("/inbox/deleted", "data-confirm-click"), ("/reports", 'data-task-finish="reload"'),
                         ("/reports/1", 'data-bar-width="33"'), ("/reports/1/preview", "data-bar-height="),
                         ("/overrides/1/edit", "js/overrides_form.js"), ("/settings?section=mail", "js/settings.js"),
                         ("/feedback/1", "feedback-thumb"), ("/tickets", "pre-line min-w-14"), ("/parsers", 'class="col-num"'),

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.app.extensions import db
-from backend.app.models import AuditLog, JobRun, Override, ReportDefinition, ReportRun, Ticket, TicketScope
+from backend.app.models import AuditLog, JobRun, Override, ReportDefinition, ReportRun, Ticket, TicketScope, User
 from backend.app.services import reports as svc
-from backend.app.services.settings import get_settings
+from backend.app.services.settings import get_settings, ui_zone
 from backend.app.services.status import day_status
 
 from tests.clock import TEST_NOW
@@ -125,7 +125,7 @@ def _db_counts(customer_id):
 
 
 def test_period_is_last_calendar_month_in_the_ui_timezone(month):
-    period = svc.period_for(_definition(), svc.ui_zone(), TODAY)
+    period = svc.period_for(_definition(), ui_zone(), TODAY)
     assert (period.start, period.end) == (date(2026, 10, 1), date(2026, 10, 31))
     assert (period.start_utc, period.end_utc) == (OCT_START, OCT_END)
     assert period.label == "October 2026"
@@ -257,7 +257,7 @@ def test_pdf_opens_and_reads_right(month, tmp_path):
     defn = _definition(intro_markdown="Dear customer,\n\nThis is **your** backup report.\n\n- item one\n- item two\n\n"
                                       "<script>alert(1)</script>")
     data = svc.build_report(defn, today=TODAY)
-    from backend.app.services.report_pdf import render_pdf
+    from backend.app.services.reports.pdf import render_pdf
     done = []
     pdf = render_pdf(data, progress=done.append)
     assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF")
@@ -287,7 +287,7 @@ def test_intro_markdown_is_sanitised(app):
 
 
 def test_the_pdf_intro_shows_every_kind_of_markdown_the_app_allows(app):
-    from backend.app.services import report_pdf
+    from backend.app.services.reports import pdf as report_pdf
     from backend.app.services.markdown_render import render
 
     html = render("# Head\n\n##### Small head\n\n| Job | State |\n|---|---|\n| VM | **ok** |\n\n> quoted\n\n"
@@ -313,13 +313,39 @@ def test_generate_run_stores_the_file_and_progress(month):
     assert run.filename == "monthly-backup-report_2026-10-01_2026-10-31.csv" and run.size == len(run.data)
 
 
+def test_a_report_in_progress_is_polled_like_every_background_task(as_user, personas):
+    """One task model: a report's row and an action's task answer in the same JSON
+    (tasks.progress_json), and the list marks an unfinished report for the one poller in app.js."""
+    from backend.app.models import BackgroundTask
+
+    _settings()
+    defn = _definition()
+    run = ReportRun(definition_id=defn.id, fmt="pdf", state="running", progress=1, total=3,
+                    period_start=datetime(2026, 9, 30, 22, tzinfo=UTC), period_end=datetime(2026, 10, 31, 23, tzinfo=UTC))
+    task = BackgroundTask(kind="import", state="running", progress=1, total=3, message="Imported 1 of 3",
+                          created_by_id=personas["admin"].id)
+    db.session.add_all([run, task])
+    db.session.commit()
+    c = as_user("admin")
+    report, action = c.get(f"/reports/runs/{run.id}/status").json, c.get(f"/tasks/{task.id}").json
+    assert set(action) <= set(report)
+    assert (report["kind"], report["state"], report["percent"]) == ("report", "running", 33) and action["percent"] == 33
+    assert report["message"] == "Generating: customer 1 of 3"
+    page = c.get(f"/reports/{defn.id}").get_data(as_text=True)
+    assert f'data-task-url="/reports/runs/{run.id}/status" data-task-finish="reload"' in page
+    assert '<div class="small task-message">Generating: customer 1 of 3</div>' in page
+    db.session.execute(ReportRun.__table__.update().values(state="done"))
+    db.session.commit()
+    assert "data-task-url" not in c.get(f"/reports/{defn.id}").get_data(as_text=True)  # nothing left to poll
+
+
 def test_a_failing_generation_shows_its_reason(month, monkeypatch):
     defn = _definition()
     run = svc.request_report(defn, "pdf", None, now=datetime(2026, 11, 10, 9, tzinfo=UTC))
 
     def boom(*a, **k):
         raise RuntimeError("the disk is full")
-    monkeypatch.setattr("backend.app.services.report_pdf.render_pdf", boom)
+    monkeypatch.setattr("backend.app.services.reports.runs.render_pdf", boom)
     assert svc.generate_run(run.id) is False
     db.session.expire_all()
     run = db.session.get(ReportRun, run.id)
@@ -346,12 +372,7 @@ FORM = {"name": "Northwind monthly", "customer_scope": "all", "period": "last_mo
         "content_success_rate": "1", "content_failures": "1", "intro_markdown": "Hello", "schedule": "none"}
 
 
-@pytest.fixture
-def inline(app, monkeypatch):
-    monkeypatch.setitem(app.config, "REPORTS_INLINE", True)
-
-
-def test_reporter_creates_generates_and_downloads(as_user, month, inline):
+def test_reporter_creates_generates_and_downloads(as_user, month, synchronous_tasks):
     c = as_user("reporter")
     r = post_form(c, "/reports/new", FORM)
     assert r.status_code == 302
@@ -401,7 +422,7 @@ def test_edit_is_audited_with_before_and_after(as_user, month):
 
 
 @pytest.mark.parametrize("role,status", [("operator", 403), ("viewer", 403), ("reporter", 302), ("admin", 302)])
-def test_only_reporter_and_admin_generate(as_user, month, inline, role, status):
+def test_only_reporter_and_admin_generate(as_user, month, synchronous_tasks, role, status):
     defn = _definition()
     assert post_form(as_user(role), f"/reports/{defn.id}/generate", {"fmt": "csv"}).status_code == status
 
@@ -430,7 +451,7 @@ def test_delete_removes_files(as_user, month):
 
 
 def test_pdf_without_system_fonts_falls_back_to_helvetica(app, monkeypatch):
-    from backend.app.services import report_pdf
+    from backend.app.services.reports import pdf as report_pdf
 
     monkeypatch.setattr(report_pdf, "_FONT_DIRS", ())
     monkeypatch.setattr(report_pdf, "_fonts", None)
@@ -445,7 +466,7 @@ def test_pdf_without_system_fonts_falls_back_to_helvetica(app, monkeypatch):
 def test_empty_report_still_renders(app):
     _settings()
     data = svc.build_report(_definition(all_customers=False, customer_ids=[999]), today=TODAY)
-    from backend.app.services.report_pdf import render_pdf
+    from backend.app.services.reports.pdf import render_pdf
     assert data.customers == [] and render_pdf(data).startswith(b"%PDF")
     assert svc.render_csv(data).decode("utf-8-sig").strip() == ",".join(svc.CSV_COLUMNS)
 
@@ -471,7 +492,7 @@ def test_period_label_refuses_a_period_that_ends_before_it_starts():
 
 
 def test_period_text_names_a_custom_range_by_its_dates_and_a_relative_one_by_what_it_covers(app):
-    zone = svc.ui_zone()
+    zone = ui_zone()
     custom = ReportDefinition(name="x", period="custom", custom_start=date(2026, 3, 1), custom_end=date(2026, 3, 1))
     assert svc.period_text(custom, zone, TODAY) == "1 March 2026"
     custom.custom_end = date(2026, 3, 15)
@@ -485,7 +506,7 @@ def test_period_text_names_a_custom_range_by_its_dates_and_a_relative_one_by_wha
     assert svc.period_text(ReportDefinition(name="x", period="fortnight"), zone, TODAY) == "Unknown period 'fortnight'"
 
 
-def test_a_one_day_custom_report_reads_as_that_day_on_every_page_and_the_pdf(as_user, month, inline, tmp_path):
+def test_a_one_day_custom_report_reads_as_that_day_on_every_page_and_the_pdf(as_user, month, synchronous_tasks, tmp_path):
     c = as_user("reporter")
     r = post_form(c, "/reports/new", dict(FORM, name="Incident day", period="custom", custom_start="2026-10-14",
                                           custom_end="2026-10-14"))
@@ -506,7 +527,7 @@ def test_a_one_day_custom_report_reads_as_that_day_on_every_page_and_the_pdf(as_
     assert 'value="2026-10-14"' in form and "choose the same date twice for one day" in form
 
     data = svc.build_report(defn, today=TODAY)
-    from backend.app.services.report_pdf import render_pdf
+    from backend.app.services.reports.pdf import render_pdf
     (tmp_path / "day.pdf").write_bytes(render_pdf(data))
     if not shutil.which("pdftotext"):
         pytest.skip("pdftotext (poppler-utils) not installed")
@@ -552,7 +573,7 @@ def test_twenty_quick_generate_clicks_use_at_most_the_pool_and_three_per_user(ap
             working[0] -= 1
         return True
 
-    monkeypatch.setattr(svc, "generate_run", slow_generate)
+    monkeypatch.setattr(svc.runs, "generate_run", slow_generate)
     make_user("rob", roles=("reporter",))
     make_user("ruth", roles=("reporter",))
     clients = []
@@ -585,14 +606,14 @@ def test_twenty_quick_generate_clicks_use_at_most_the_pool_and_three_per_user(ap
     # Nothing was queued or audited for a refused click; every accepted one was generated once.
     runs = db.session.execute(select(ReportRun)).scalars().all()
     assert len(runs) == 12 and sorted(generated) == sorted(r.id for r in runs)
-    clickers = db.session.execute(select(svc.User.id).where(svc.User.username.in_(("alice", "rita", "rob", "ruth")))
+    clickers = db.session.execute(select(User.id).where(User.username.in_(("alice", "rita", "rob", "ruth")))
                                   ).scalars().all()
     assert Counter(r.created_by_id for r in runs) == {uid: 3 for uid in clickers}
     assert db.session.execute(select(func.count(AuditLog.id)).where(AuditLog.event == "report.generate")
                               ).scalar_one() == 12
 
 
-def test_the_limit_counts_only_unfinished_reports_of_that_user(app, personas, inline):
+def test_the_limit_counts_only_unfinished_reports_of_that_user(app, personas, synchronous_tasks):
     _settings()
     defn = _definition()
     rita, alice = personas["reporter"], personas["admin"]

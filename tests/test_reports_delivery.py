@@ -198,8 +198,7 @@ def test_mail_not_configured_is_a_clear_failure(data, app):
     assert "Mail.Send" in run.delivery_error and run.next_attempt_at is not None
 
 
-def test_send_now_from_the_page(data, graph, as_user, app, monkeypatch):
-    monkeypatch.setitem(app.config, "REPORTS_INLINE", True)
+def test_send_now_from_the_page(data, graph, as_user, synchronous_tasks):
     defn = _scheduled(schedule="none", schedule_day=None, schedule_time=None, next_delivery_at=None)
     r = post_form(as_user("reporter"), f"/reports/{defn.id}/generate", {"fmt": "pdf", "send": "1"})
     assert r.status_code == 302
@@ -213,7 +212,7 @@ def test_a_scheduled_report_that_cannot_be_generated_is_not_dropped(data, graph,
 
     def boom(*a, **k):
         raise RuntimeError("renderer crashed")
-    monkeypatch.setattr("backend.app.services.report_pdf.render_pdf", boom)
+    monkeypatch.setattr("backend.app.services.reports.runs.render_pdf", boom)
     svc.run_loop_step(DUE + timedelta(minutes=1))
     [run] = _runs()
     assert run.state == "failed" and run.delivery_state == "failed" and "renderer crashed" in run.delivery_error

@@ -31,14 +31,10 @@ def _wait_until_finished(client, url: str) -> dict:
 
 @pytest.mark.parametrize("role,url,data,landing", ACTIONS, ids=["import-now", "inbox-reparse-all",
                                                                 "maintenance-reparse-all"])
-def test_the_page_after_starting_a_task_shows_its_progress(as_user, app, role, url, data, landing):
+def test_the_page_after_starting_a_task_shows_its_progress(as_user, role, url, data, landing, synchronous_tasks):
     c = as_user(role)
     upload(c, [("1.eml", sample(V01))])
-    app.config["TASKS_SYNCHRONOUS"] = True
-    try:
-        r = post_form(c, url, data, follow_redirects=True)
-    finally:
-        app.config.pop("TASKS_SYNCHRONOUS")
+    r = post_form(c, url, data, follow_redirects=True)
     assert r.status_code == 200, r.get_data(as_text=True)[:2000]
     assert r.request.path == landing
     task_id = int(r.request.args["task"])
@@ -64,16 +60,12 @@ def test_a_task_id_that_is_not_a_number_is_ignored(as_user):
 @pytest.mark.parametrize("who,expected", [
     ("starter", 200), ("admin", 200), ("other operator", 404), ("viewer", 404), ("reporter", 404),
 ])
-def test_a_task_is_readable_by_the_user_who_started_it_and_admins(as_user, app, who, expected):
+def test_a_task_is_readable_by_the_user_who_started_it_and_admins(as_user, app, who, expected, synchronous_tasks):
     from .conftest import login, make_user
 
     starter = as_user("operator")
     upload(starter, [("1.eml", sample(V01))])
-    app.config["TASKS_SYNCHRONOUS"] = True
-    try:
-        r = post_form(starter, "/inbox/reparse-all", {})
-    finally:
-        app.config.pop("TASKS_SYNCHRONOUS")
+    r = post_form(starter, "/inbox/reparse-all", {})
     url = "/tasks/" + r.headers["Location"].split("task=")[1]
     if who == "starter":
         c = starter

@@ -547,7 +547,8 @@ class ImportCycle(db.Model):
 
 
 class BackgroundTask(db.Model):
-    """A long action (re-parse all, import now, report) with progress that survives a reload."""
+    """A long action (import now, re-parse all, Autotask refresh all) with progress that survives a
+    reload; a report's progress is on its ReportRun (both are task rows, services/tasks.py)."""
 
     __tablename__ = "background_tasks"
 

@@ -49,11 +49,15 @@
   });
 })();
 
-// Background task progress: poll until done, then offer a reload (the page around it is from before).
+// Background work in progress (a task's card, a generated report's row in the list): poll its
+// progress (data-task-url, JSON of services/tasks.py:progress_json) until it ends. Then reload the page
+// (data-task-finish="reload": the row shows the download or the reason) or offer a reload.
 (function () {
   document.querySelectorAll('[data-task-url]').forEach(function (box) {
     var url = box.getAttribute('data-task-url');
+    var reload = box.getAttribute('data-task-finish') === 'reload';
     var bar = box.querySelector('.progress-bar');
+    var meter = box.querySelector('[role=progressbar]');
     var msg = box.querySelector('.task-message');
     function tick() {
       fetch(url, {headers: {'Accept': 'application/json'}, credentials: 'same-origin'})
@@ -64,9 +68,12 @@
             box.setAttribute('data-task-state', 'unavailable');
             return;
           }
+          var finished = t.state === 'done' || t.state === 'failed';
+          if (finished && reload) { window.location.reload(); return; }
           msg.textContent = t.message || t.state;
           if (t.percent !== null && t.percent !== undefined) { bar.style.width = t.percent + '%'; }
-          if (t.state === 'done' || t.state === 'failed') {
+          if (meter) { meter.setAttribute('aria-valuenow', t.progress); }
+          if (finished) {
             bar.style.width = '100%';
             bar.classList.add(t.state === 'done' ? 'bg-success' : 'bg-danger');
             box.setAttribute('data-task-state', t.state);

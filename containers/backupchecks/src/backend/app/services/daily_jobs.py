@@ -53,6 +53,7 @@ from .status import (
     STATUS_ORDER,
     SUCCESS,
     WARNING,
+    RunColumns,
     day_bounds_utc,
     day_run,
     display_status,
@@ -93,15 +94,8 @@ class DayJob:
 
 
 @dataclass(slots=True)
-class DayRun:
-    """The columns of a run the page reads (``status.display_status``/``day_run`` accept it)."""
-    id: int
-    job_id: int
-    status: str
-    effective_status: str
-    override_id: Optional[int]
-    started_at: datetime
-    missed: bool
+class DayRun(RunColumns):
+    """The columns of a run the page reads: those the status rules read, and these."""
     reviewed: bool
     preview: Optional[str] = None   # the first characters of its message
 

@@ -23,6 +23,7 @@ from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
 from .ingest import ingest_message
 from .locks import LeaderLock
 from .settings import get_settings
+from .tasks import TaskFailed, start_task
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +241,6 @@ def start_auto_importer(app: Flask) -> None:
 def start_import_now(app: Flask, actor_id: Optional[int]) -> BackgroundTask:
     """'Import now': a cycle on the task runner with progress stored for the page to poll.
     Raises ``tasks.TaskBusy`` when an import task is already queued or running."""
-    from .tasks import TaskFailed, start_task
-
     def work(progress) -> str:
         try:
             cycle = run_import_cycle(trigger="manual",
@@ -255,8 +254,7 @@ def start_import_now(app: Flask, actor_id: Optional[int]) -> BackgroundTask:
             raise TaskFailed(msg)
         return msg
 
-    return start_task(app, "import", actor_id, work, synchronous=bool(app.config.get("TASKS_SYNCHRONOUS")),
-                      first_message="Connecting to the mailbox")
+    return start_task(app, "import", actor_id, work, first_message="Connecting to the mailbox")
 
 
 def recent_cycles(limit: int = 20) -> list[ImportCycle]:

@@ -134,4 +134,4 @@ def start_reparse_all(app: Flask, actor) -> object:
             progress(min(start + 100, total), total, f"Re-parsed {min(start + 100, total)} of {total}")
         return f"Re-parsed {total} mails; {became_runs} became runs of known jobs; {errors} could not be re-parsed."
 
-    return start_task(app, "reparse_all", actor_id, work, synchronous=bool(app.config.get("TASKS_SYNCHRONOUS")))
+    return start_task(app, "reparse_all", actor_id, work)

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Optional, Sequence, Union
 from zoneinfo import ZoneInfo
@@ -73,6 +74,19 @@ def best(statuses: Iterable[Optional[str]]) -> Optional[str]:
     if not items:
         return None
     return normalise_status(max(items, key=severity))
+
+
+@dataclass(slots=True)
+class RunColumns:
+    """The columns of a stored run the status rules read (``display_status``, ``day_run``); the
+    pages that load runs as plain rows (Daily Jobs, reports) extend it with what they show."""
+    id: int
+    job_id: int
+    status: str
+    effective_status: str
+    override_id: Optional[int]
+    started_at: datetime
+    missed: bool
 
 
 def display_status(run) -> str:

@@ -1,19 +1,28 @@
-"""Background work started by a request: one small pool of threads per process, and progress
-stored in background_tasks.
+"""Background work started by a request: one small pool of threads per process, one way to
+start work on it, and one shape of progress the pages poll.
 
-**The runner** (``runner()``) is the only way a request hands work to a thread: "Generate
-report", "Import now", "Re-parse all", "Refresh all Autotask mappings". It is a
-``ThreadPoolExecutor`` with ``MAX_WORKERS`` threads, created on first use in each process (a
-forked worker starts its own) and shut down when the interpreter exits: work that has not
-started yet is cancelled (its ``on_cancel`` runs, e.g. the task is marked failed; a queued report
-stays queued and the reports loop generates it), work that runs is waited for. However many
-clicks, at most ``MAX_WORKERS`` threads work at once; the rest waits in the pool's queue, and the
-per-user and per-kind limits (below and in ``reports.request_report``) keep that queue short.
+**The runner** (``runner()``) is a ``ThreadPoolExecutor`` with ``MAX_WORKERS`` threads, created on
+first use in each process (a forked worker starts its own) and shut down when the interpreter
+exits: work that has not started yet is cancelled (its ``on_cancel`` runs, e.g. the task is marked
+failed; a queued report stays queued and the reports loop generates it), work that runs is waited
+for. However many clicks, at most ``MAX_WORKERS`` threads work at once; the rest waits in the
+pool's queue, and the per-user and per-kind limits (below and in ``reports.request_report``) keep
+that queue short.
+
+**Starting work** goes through ``run_in_background`` and nothing else: "Import now", "Re-parse
+all", "Refresh all Autotask mappings" (through ``start_task``) and "Generate report"
+(``reports.start_generation``). With the app's ``TASKS_SYNCHRONOUS`` set (tests) the work runs at
+once in the caller's thread, in an app context of its own, as a pool thread would run it.
+
+**Task rows** hold the progress, so it survives a page reload: a row with ``state``
+(queued → running → done | failed), ``progress`` and ``total``. Actions use ``background_tasks``
+(``start_task``); a report's row is its ``report_runs`` row, which also keeps the generated file.
+Both are claimed once (``claim``), updated with ``update_row`` and shown as ``progress_json``,
+which ``static/js/app.js`` polls (``data-task-url``) for the task card and the report list alike.
 
 **Tasks** (``start_task``) are long actions with a progress bar. One task of a kind is queued or
 running at a time (across processes); starting another raises ``TaskBusy`` with the one that runs.
-The page polls /tasks/<id> (for the user who started it and admins); the progress survives a page
-reload because it is in the database, not in the browser.
+The page polls /tasks/<id> (for the user who started it and admins).
 """
 from __future__ import annotations
 
@@ -85,13 +94,7 @@ class TaskRunner:
             self.running += 1
             self.peak = max(self.peak, self.running)
         try:
-            with app.app_context():
-                try:
-                    fn()
-                finally:
-                    db.session.remove()
-        except Exception:  # noqa: BLE001 - one failing job never takes a pool thread down
-            log.exception("background work %s failed", name)
+            run_now(app, name, fn)
         finally:
             with self._lock:
                 self.running -= 1
@@ -133,6 +136,19 @@ class TaskRunner:
             executor.shutdown(wait=True)
 
 
+def run_now(app: Flask, name: str, fn: Callable[[], object]) -> None:
+    """Run ``fn()`` in an app context (and database session) of its own, as a pool thread does;
+    errors are logged, never raised."""
+    try:
+        with app.app_context():
+            try:
+                fn()
+            finally:
+                db.session.remove()
+    except Exception:  # noqa: BLE001 - one failing job never takes a pool thread down
+        log.exception("background work %s failed", name)
+
+
 def _at_interpreter_exit(fn: Callable[[], None]) -> None:
     """Run ``fn`` when the interpreter exits, *before* ``concurrent.futures`` joins its threads
     (that join would otherwise first run every queued job to the end). ``threading`` calls these
@@ -152,6 +168,43 @@ _runner = TaskRunner()
 def runner() -> TaskRunner:
     """The process's task runner."""
     return _runner
+
+
+def run_in_background(app: Flask, name: str, fn: Callable[[], object],
+                      on_cancel: Optional[Callable[[], None]] = None) -> None:
+    """The one way a request hands work to a thread: ``fn()`` on the runner (``on_cancel()`` when
+    the process stops before its turn), or at once in this thread when the app's
+    ``TASKS_SYNCHRONOUS`` is set (tests)."""
+    if app.config.get("TASKS_SYNCHRONOUS"):
+        run_now(app, name, fn)
+    else:
+        runner().submit(app, name, fn, on_cancel=on_cancel)
+
+
+# --- Task rows: claim, progress, outcome, and the JSON the pages poll ----------------------------
+
+def claim(model, row_id: int, **values) -> bool:
+    """Move a queued row to running (with ``values``) and commit; False when another thread or
+    process claimed it first, so a row's work runs once."""
+    res = db.session.execute(update(model).where(model.id == row_id, model.state == "queued")
+                             .values(state="running", **values).execution_options(synchronize_session=False))
+    db.session.commit()
+    return res.rowcount == 1
+
+
+def update_row(model, row_id: int, **values) -> None:
+    """Store progress or the outcome on a task row and commit, so the polling page sees it."""
+    db.session.execute(update(model).where(model.id == row_id).values(**values)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def progress_json(row_id: int, kind: str, state: str, progress: int, total: Optional[int],
+                  message: Optional[str], **extra) -> dict:
+    """The progress of a task row as the pages poll it (``static/js/app.js``)."""
+    percent = int(100 * progress / total) if total else None
+    return {"id": row_id, "kind": kind, "state": state, "progress": progress, "total": total,
+            "percent": percent, "message": message, **extra}
 
 
 # --- Tasks with progress ------------------------------------------------------------------------
@@ -188,18 +241,16 @@ def visible_task(task_id: int, user) -> Optional[BackgroundTask]:
 
 
 def _finish(task_id: int, state: str, message: str) -> None:
-    db.session.execute(update(BackgroundTask).where(BackgroundTask.id == task_id)
-                       .values(state=state, message=(message or "")[:1000], finished_at=utcnow()))
-    db.session.commit()
+    update_row(BackgroundTask, task_id, state=state, message=(message or "")[:1000], finished_at=utcnow())
 
 
 def start_task(app: Flask, kind: str, actor_id: Optional[int], work: Callable[[Progress], str],
-               *, synchronous: bool = False, first_message: str = "Working…") -> BackgroundTask:
-    """Queue ``work(progress)`` on the runner; its return value is the final message.
+               *, first_message: str = "Working…") -> BackgroundTask:
+    """Queue ``work(progress)`` through ``run_in_background``; its return value is the final message.
 
     The caller's pending changes (e.g. its audit entry) are committed with the new task, or rolled
     back when a task of this kind is already queued or running: then ``TaskBusy`` is raised and
-    nothing starts. ``synchronous`` runs the work in this thread (tests)."""
+    nothing starts."""
     if db.engine.dialect.name == "postgresql":  # two clicks at once: the second waits, then sees the first
         db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(f"task:{kind}")})
     busy = running_task(kind)
@@ -217,13 +268,11 @@ def start_task(app: Flask, kind: str, actor_id: Optional[int], work: Callable[[P
             values["total"] = total
         if message:
             values["message"] = message[:1000]
-        db.session.execute(update(BackgroundTask).where(BackgroundTask.id == task_id).values(**values))
-        db.session.commit()
+        update_row(BackgroundTask, task_id, **values)
 
     def run() -> None:
-        db.session.execute(update(BackgroundTask).where(BackgroundTask.id == task_id)
-                           .values(state="running", started_at=utcnow(), message=first_message))
-        db.session.commit()
+        if not claim(BackgroundTask, task_id, started_at=utcnow(), message=first_message):
+            return
         try:
             final, state = work(set_progress), "done"
         except TaskFailed as exc:
@@ -235,21 +284,10 @@ def start_task(app: Flask, kind: str, actor_id: Optional[int], work: Callable[[P
             final, state = f"Failed: {type(exc).__name__}: {exc}", "failed"
         _finish(task_id, state, final)
 
-    if synchronous:
-        with app.app_context():
-            try:
-                run()
-            finally:
-                db.session.remove()
-    else:
-        runner().submit(app, f"task-{kind}-{task_id}", run, on_cancel=lambda: _finish(
-            task_id, "failed", "Not started: the app was stopped before this task's turn came. Start it again."))
+    run_in_background(app, f"task-{kind}-{task_id}", run, on_cancel=lambda: _finish(
+        task_id, "failed", "Not started: the app was stopped before this task's turn came. Start it again."))
     return task
 
 
 def task_json(task: BackgroundTask) -> dict:
-    pct = None
-    if task.total:
-        pct = int(100 * task.progress / task.total)
-    return {"id": task.id, "kind": task.kind, "state": task.state, "progress": task.progress,
-            "total": task.total, "percent": pct, "message": task.message}
+    return progress_json(task.id, task.kind, task.state, task.progress, task.total, task.message)

@@ -1,7 +1,7 @@
-"""The PDF of a report (reportlab): cover, summary table, a chart, a section per customer,
+"""The PDF of a report (reportlab): cover, summary table, a chart, a page per customer,
 "Page X of Y" and the generation time in the UI timezone on every page.
 
-Pure rendering: it receives a ``reports.ReportData`` and returns bytes; no queries.
+Pure rendering: it receives a ``data.ReportData`` and returns bytes; no queries.
 """
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from .reports import BUCKETS, ReportData
-from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING
+from ..status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING
+from .data import CustomerReport, ReportData
+from .vocabulary import BUCKETS
 
 # Status colours mean the same as on the pages (UX.md); a word is always printed beside them.
 STATUS_COLOURS = {
@@ -354,42 +355,41 @@ def _numbered_canvas(data: ReportData):
     return NumberedCanvas
 
 
-# --- The document -------------------------------------------------------------------------------------------
+# --- The document: cover, summary, a page per customer -------------------------------------------------
+
+DAY_RULE_TEXT = {"worst": "worst run of the day", "last": "last run of the day", "best": "best run of the day"}
+
 
 def render_pdf(data: ReportData, progress: Optional[Callable[[int], None]] = None) -> bytes:
+    """The report as a PDF; ``progress(n)`` is called when customer ``n``'s page is laid out."""
     st = _styles()
-    regular, bold = _register_fonts()
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
                             bottomMargin=20 * mm, title=data.name, author=data.company or "Backupchecks",
                             subject=f"Backup status {data.period.label}", creator="Backupchecks")
-    width = doc.width
-    flow: list = []
-    c = data.content
+    flow = _cover(data, st, doc.width)
+    if data.content["summary"]:
+        flow += _summary(data, st, doc.width)
+    for index, cu in enumerate(data.customers, start=1):
+        flow += _customer_page(cu, data, st, doc.width)
+        if progress:
+            flow.append(_ProgressMark(progress, index))
+    if not data.customers:
+        flow += [PageBreak(), Paragraph("No customers match this report.", st["h2"]),
+                 Paragraph("Choose customers under Edit, or activate the customers this report should cover.", st["body"])]
+    doc.build(flow, canvasmaker=_numbered_canvas(data))
+    return buf.getvalue()
 
-    # Cover
-    flow.append(Spacer(1, 22 * mm))
+
+def _cover(data: ReportData, st: dict, width: float) -> list:
+    """Title, the facts of the report (period, customers, when, day rule), the key figures, the
+    intro, the chart of all customers and how the success rate is counted."""
+    flow: list = [Spacer(1, 22 * mm)]
     if data.company:
         flow.append(Paragraph(escape(data.company), st["subtitle"]))
     flow.append(Paragraph(escape(data.name), st["title"]))
     flow.append(Paragraph(f"Backup status report · {escape(data.period.label)}", st["subtitle"]))
-    first, last = data.period.start, data.period.end
-    scope = (f"All customers ({len(data.customers)})" if data.all_customers
-             else ", ".join(escape(cu.name) for cu in data.customers[:6])
-             + (f" and {len(data.customers) - 6} more" if len(data.customers) > 6 else ""))
-    meta = [
-        ["Period", f"{data.period.label} ({(last - first).days + 1} day{'s' if last != first else ''}, "
-                   f"{data.zone.key})"],
-        ["Customers", Paragraph(scope, st["cell"])],
-        ["Generated", data.generated_local],
-        ["Day status rule", {"worst": "worst run of the day", "last": "last run of the day",
-                             "best": "best run of the day"}.get(data.day_rule, data.day_rule)],
-    ]
-    mt = Table(meta, colWidths=[32 * mm, width - 32 * mm])
-    mt.setStyle(TableStyle([("FONT", (0, 0), (0, -1), bold, 9), ("FONT", (1, 0), (1, -1), regular, 9),
-                            ("TEXTCOLOR", (0, 0), (0, -1), MUTED), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                            ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]))
-    flow += [Spacer(1, 6 * mm), mt, Spacer(1, 6 * mm)]
+    flow += [Spacer(1, 6 * mm), _cover_facts(data, st, width), Spacer(1, 6 * mm)]
     kpi = (f"<b>{data.job_count}</b> jobs · <b>{data.total}</b> runs · success rate "
            f"<b>{_pct(data.success_rate)}</b> · <font color='#dc3545'><b>{data.counts[FAILED]}</b> failed</font> · "
            f"<font color='#842029'><b>{data.counts[MISSED]}</b> missed</font> · "
@@ -397,101 +397,128 @@ def render_pdf(data: ReportData, progress: Optional[Callable[[int], None]] = Non
     flow.append(Paragraph(kpi, st["kpi"]))
     flow.append(Spacer(1, 5 * mm))
     flow += intro_flowables(data.intro_html, st)
-    if c["chart"] and data.daily:
+    if data.content["chart"] and data.daily:
         flow += [Spacer(1, 4 * mm), daily_chart(data.daily, width, 60 * mm, "Runs per day by status, all customers")]
     flow.append(Spacer(1, 4 * mm))
     flow.append(Paragraph("Success rate: runs that ended in Success or Success (override) out of all runs, "
                           "missed runs included. Statuses are effective statuses, after overrides, as on the "
                           "Run Checks and Daily Jobs pages.", st["muted"]))
+    return flow
 
-    # Summary table
-    if c["summary"]:
-        flow += [PageBreak(), Paragraph("Summary per customer", st["h1"])]
-        rows = []
-        for cu in data.customers:
-            rows.append([Paragraph(escape(cu.name), st["cell"]), len(cu.jobs), cu.total, *_counts(cu.counts),
-                         _pct(cu.success_rate)])
-        rows.append(["All customers", data.job_count, data.total, *_counts(data.counts), _pct(data.success_rate)])
-        widths = [width - 12 * mm - 13 * mm - 5 * 16 * mm - 21 * mm] + [12 * mm, 13 * mm] + [16 * mm] * 5 + [21 * mm]
-        flow.append(_status_table(["Customer", "Jobs", "Runs"] + COUNT_HEADERS + ["Success rate"], rows, widths,
-                                  status_cols={i + 3: b for i, b in enumerate(BUCKETS)}, total_row=True))
 
-    # A section per customer
-    for index, cu in enumerate(data.customers, start=1):
-        flow.append(PageBreak())
-        flow.append(Paragraph(escape(cu.name), st["h1"]))
-        flow.append(Paragraph(
-            f"<b>{len(cu.jobs)}</b> jobs · <b>{cu.total}</b> runs · success rate <b>{_pct(cu.success_rate)}</b> · "
-            f"days OK <b>{cu.days_ok}</b> of {cu.days_total} · "
-            f"<font color='#dc3545'>{cu.counts[FAILED]} failed</font> · "
-            f"<font color='#842029'>{cu.counts[MISSED]} missed</font> · {cu.counts[WARNING]} warnings",
-            st["kpi"]))
-        if c["chart"]:
-            flow += [Spacer(1, 2 * mm), daily_chart(cu.daily, width, 42 * mm)]
-        if c["success_rate"]:
-            flow.append(Paragraph("Jobs", st["h2"]))
-            if cu.jobs:
-                rows = []
-                for j in cu.jobs:
-                    name = escape(j.name) + (f"<br/><font color='#6c757d' size='7'>{escape(j.software)}"
-                                             f"{' · archived' if j.archived else ''}</font>" if j.software or j.archived else "")
-                    rows.append([Paragraph(name, st["cell"]), j.total or "no runs", *_counts(j.counts),
-                                 f"{j.days_ok}/{j.days_total}" if j.days_total else "—", _pct(j.success_rate)])
-                widths = [width - 12 * mm - 5 * 16 * mm - 16 * mm - 21 * mm] + [12 * mm] + [16 * mm] * 5 + [16 * mm, 21 * mm]
-                flow.append(_status_table(["Job", "Runs"] + COUNT_HEADERS + ["Days OK", "Success rate"], rows, widths,
-                                          status_cols={i + 2: b for i, b in enumerate(BUCKETS)}))
-            else:
-                flow.append(Paragraph("No jobs for this customer.", st["muted"]))
-        if c["failures"]:
-            flow.append(CondPageBreak(30 * mm))
-            flow.append(Paragraph("Failures and missed runs", st["h2"]))
-            if cu.failures:
-                rows, colour_cells = [], []
-                for i, f in enumerate(cu.failures, start=1):
-                    when = f.started_at.astimezone(data.zone).strftime("%Y-%m-%d %H:%M")
-                    job = f.job_name if len(f.job_name) <= 28 else f.job_name[:27] + "…"
-                    message = Paragraph(escape(f.message), st["cell"]) if f.message else "no message"
-                    rows.append([when, job, f.shown, message])
-                    colour_cells.append(("TEXTCOLOR", (2, i), (2, i), STATUS_COLOURS[f.shown]))
-                    colour_cells.append(("FONT", (2, i), (2, i), bold, 8))
-                t = _status_table(["Started", "Job", "Status", "Message"], rows,
-                                  [28 * mm, 42 * mm, 14 * mm, width - 84 * mm], numeric_from=99)
-                t.setStyle(TableStyle(colour_cells))
-                flow.append(t)
-                if cu.failures_total > len(cu.failures):
-                    flow.append(Paragraph(f"… and {cu.failures_total - len(cu.failures)} more; the CSV lists every run.",
-                                          st["muted"]))
-            else:
-                flow.append(Paragraph("None in this period.", st["muted"]))
-        if c["overrides"]:
-            flow.append(CondPageBreak(25 * mm))
-            flow.append(Paragraph("Overrides applied", st["h2"]))
-            if cu.overrides:
-                rows = [[Paragraph(escape(o.description), st["cell"]), Paragraph(escape(o.comment) or "—", st["cell"]),
-                         o.runs, o.objects] for o in cu.overrides]
-                flow.append(_status_table(["Override", "Reason", "Runs", "Objects"], rows,
-                                          [70 * mm, width - 100 * mm, 15 * mm, 15 * mm], numeric_from=2))
-            else:
-                flow.append(Paragraph("No overrides changed a status in this period.", st["muted"]))
-        if c["tickets"]:
-            flow.append(CondPageBreak(25 * mm))
-            flow.append(Paragraph("Tickets open in the period", st["h2"]))
-            if cu.tickets:
-                rows = []
-                for t in cu.tickets:
-                    rows.append([Paragraph(escape(t.code), st["cell"]), Paragraph(escape(t.description) or "—", st["cell"]),
-                                 t.active_from.astimezone(data.zone).strftime("%Y-%m-%d"),
-                                 t.resolved_at.astimezone(data.zone).strftime("%Y-%m-%d") if t.resolved_at else "open"])
-                flow.append(_status_table(["Ticket", "Description", "Since", "Resolved"], rows,
-                                          [30 * mm, width - 76 * mm, 23 * mm, 23 * mm], numeric_from=99))
-            else:
-                flow.append(Paragraph("No tickets were open for this customer in this period.", st["muted"]))
-        if progress:
-            flow.append(_ProgressMark(progress, index))
+def _cover_facts(data: ReportData, st: dict, width: float) -> Table:
+    regular, bold = _register_fonts()
+    first, last = data.period.start, data.period.end
+    scope = (f"All customers ({len(data.customers)})" if data.all_customers
+             else ", ".join(escape(cu.name) for cu in data.customers[:6])
+             + (f" and {len(data.customers) - 6} more" if len(data.customers) > 6 else ""))
+    facts = [
+        ["Period", f"{data.period.label} ({(last - first).days + 1} day{'s' if last != first else ''}, "
+                   f"{data.zone.key})"],
+        ["Customers", Paragraph(scope, st["cell"])],
+        ["Generated", data.generated_local],
+        ["Day status rule", DAY_RULE_TEXT.get(data.day_rule, data.day_rule)],
+    ]
+    table = Table(facts, colWidths=[32 * mm, width - 32 * mm])
+    table.setStyle(TableStyle([("FONT", (0, 0), (0, -1), bold, 9), ("FONT", (1, 0), (1, -1), regular, 9),
+                               ("TEXTCOLOR", (0, 0), (0, -1), MUTED), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                               ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]))
+    return table
 
-    if not data.customers:
-        flow += [PageBreak(), Paragraph("No customers match this report.", st["h2"]),
-                 Paragraph("Choose customers under Edit, or activate the customers this report should cover.", st["body"])]
-    doc.build(flow, canvasmaker=_numbered_canvas(data))
-    return buf.getvalue()
 
+def _summary(data: ReportData, st: dict, width: float) -> list:
+    """One line per customer and a total line."""
+    rows = [[Paragraph(escape(cu.name), st["cell"]), len(cu.jobs), cu.total, *_counts(cu.counts), _pct(cu.success_rate)]
+            for cu in data.customers]
+    rows.append(["All customers", data.job_count, data.total, *_counts(data.counts), _pct(data.success_rate)])
+    widths = [width - 12 * mm - 13 * mm - 5 * 16 * mm - 21 * mm] + [12 * mm, 13 * mm] + [16 * mm] * 5 + [21 * mm]
+    return [PageBreak(), Paragraph("Summary per customer", st["h1"]),
+            _status_table(["Customer", "Jobs", "Runs"] + COUNT_HEADERS + ["Success rate"], rows, widths,
+                          status_cols={i + 3: b for i, b in enumerate(BUCKETS)}, total_row=True)]
+
+
+def _customer_page(cu: CustomerReport, data: ReportData, st: dict, width: float) -> list:
+    """A customer's page: key figures, chart, and the sections the report contains."""
+    c = data.content
+    flow: list = [PageBreak(), Paragraph(escape(cu.name), st["h1"]), Paragraph(
+        f"<b>{len(cu.jobs)}</b> jobs · <b>{cu.total}</b> runs · success rate <b>{_pct(cu.success_rate)}</b> · "
+        f"days OK <b>{cu.days_ok}</b> of {cu.days_total} · "
+        f"<font color='#dc3545'>{cu.counts[FAILED]} failed</font> · "
+        f"<font color='#842029'>{cu.counts[MISSED]} missed</font> · {cu.counts[WARNING]} warnings",
+        st["kpi"])]
+    if c["chart"]:
+        flow += [Spacer(1, 2 * mm), daily_chart(cu.daily, width, 42 * mm)]
+    if c["success_rate"]:
+        flow += _section("Jobs", _jobs_table(cu, st, width), "No jobs for this customer.", st)
+    if c["failures"]:
+        flow += _section("Failures and missed runs", _failures_table(cu, data, st, width),
+                         "None in this period.", st, keep=30 * mm)
+    if c["overrides"]:
+        flow += _section("Overrides applied", _overrides_table(cu, st, width),
+                         "No overrides changed a status in this period.", st, keep=25 * mm)
+    if c["tickets"]:
+        flow += _section("Tickets open in the period", _tickets_table(cu, data, st, width),
+                         "No tickets were open for this customer in this period.", st, keep=25 * mm)
+    return flow
+
+
+def _section(title: str, body: list, empty: str, st: dict, keep: Optional[float] = None) -> list:
+    """A heading and its table, or a line saying there is nothing; ``keep``: the space the heading
+    needs below it on the page, else it starts on the next one."""
+    head = [CondPageBreak(keep)] if keep else []
+    return head + [Paragraph(title, st["h2"])] + (body or [Paragraph(empty, st["muted"])])
+
+
+def _jobs_table(cu: CustomerReport, st: dict, width: float) -> list:
+    rows = []
+    for j in cu.jobs:
+        name = escape(j.name) + (f"<br/><font color='#6c757d' size='7'>{escape(j.software)}"
+                                 f"{' · archived' if j.archived else ''}</font>" if j.software or j.archived else "")
+        rows.append([Paragraph(name, st["cell"]), j.total or "no runs", *_counts(j.counts),
+                     f"{j.days_ok}/{j.days_total}" if j.days_total else "—", _pct(j.success_rate)])
+    if not rows:
+        return []
+    widths = [width - 12 * mm - 5 * 16 * mm - 16 * mm - 21 * mm] + [12 * mm] + [16 * mm] * 5 + [16 * mm, 21 * mm]
+    return [_status_table(["Job", "Runs"] + COUNT_HEADERS + ["Days OK", "Success rate"], rows, widths,
+                          status_cols={i + 2: b for i, b in enumerate(BUCKETS)})]
+
+
+def _failures_table(cu: CustomerReport, data: ReportData, st: dict, width: float) -> list:
+    """Failed and missed runs with their status in its colour (at most ``FAILURES_PER_CUSTOMER``)."""
+    if not cu.failures:
+        return []
+    _, bold = _register_fonts()
+    rows, colour_cells = [], []
+    for i, f in enumerate(cu.failures, start=1):
+        job = f.job_name if len(f.job_name) <= 28 else f.job_name[:27] + "…"
+        message = Paragraph(escape(f.message), st["cell"]) if f.message else "no message"
+        rows.append([_local(f.started_at, data, "%Y-%m-%d %H:%M"), job, f.shown, message])
+        colour_cells.append(("TEXTCOLOR", (2, i), (2, i), STATUS_COLOURS[f.shown]))
+        colour_cells.append(("FONT", (2, i), (2, i), bold, 8))
+    table = _status_table(["Started", "Job", "Status", "Message"], rows,
+                          [28 * mm, 42 * mm, 14 * mm, width - 84 * mm], numeric_from=99)
+    table.setStyle(TableStyle(colour_cells))
+    out = [table]
+    if cu.failures_total > len(cu.failures):
+        out.append(Paragraph(f"… and {cu.failures_total - len(cu.failures)} more; the CSV lists every run.",
+                             st["muted"]))
+    return out
+
+
+def _overrides_table(cu: CustomerReport, st: dict, width: float) -> list:
+    rows = [[Paragraph(escape(o.description), st["cell"]), Paragraph(escape(o.comment) or "—", st["cell"]),
+             o.runs, o.objects] for o in cu.overrides]
+    return [_status_table(["Override", "Reason", "Runs", "Objects"], rows,
+                          [70 * mm, width - 100 * mm, 15 * mm, 15 * mm], numeric_from=2)] if rows else []
+
+
+def _tickets_table(cu: CustomerReport, data: ReportData, st: dict, width: float) -> list:
+    rows = [[Paragraph(escape(t.code), st["cell"]), Paragraph(escape(t.description) or "—", st["cell"]),
+             _local(t.active_from, data, "%Y-%m-%d"),
+             _local(t.resolved_at, data, "%Y-%m-%d") if t.resolved_at else "open"] for t in cu.tickets]
+    return [_status_table(["Ticket", "Description", "Since", "Resolved"], rows,
+                          [30 * mm, width - 76 * mm, 23 * mm, 23 * mm], numeric_from=99)] if rows else []
+
+
+def _local(moment, data: ReportData, fmt: str) -> str:
+    return moment.astimezone(data.zone).strftime(fmt)
