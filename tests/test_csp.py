@@ -150,11 +150,11 @@ def test_the_pages_before_login_send_the_policy(app):
 
 def test_the_bare_error_page_sends_the_policy_too(app, personas, monkeypatch):
     """When even the error template cannot render, the plain fallback page still carries the headers."""
-    import backend.app.web as web
+    import backend.app.errors as errors
 
     def broken(*args, **kwargs):
         raise RuntimeError("template broken")
-    monkeypatch.setattr(web, "render_template", broken)
+    monkeypatch.setattr(errors, "render_template", broken)
     r = app.test_client().get("/no-such-page")
     assert r.status_code == 404 and "<h1>Error 404</h1>" in r.get_data(as_text=True)
     assert r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
