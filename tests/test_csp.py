@@ -121,13 +121,13 @@ def test_every_html_page_of_every_role_sends_the_policy_and_needs_no_inline_code
                 if who == "admin":
                     admin_pages[url] = r.get_data(as_text=True)
     # The walk reached the parts that used to be inline (scripts, handlers, sizes), now from static files.
-    for url, marker in [("/", 'id="success-chart"'), ("/", "js/dashboard.js"), ("/", "chart-box"),
-                        ("/run-checks?job=1", "js/run_checks.js"), ("/run-checks?job=1", 'data-prev-url="/run-checks?job=2"'),
+    for url, marker in [("/", 'id="success-chart"'), ("/", "js/pages/dashboard.js"), ("/", "chart-box"),
+                        ("/run-checks?job=1", "js/pages/run_checks.js"), ("/run-checks?job=1", 'data-prev-url="/run-checks?job=2"'),
                         ("/run-checks?job=1", "run-message pre-wrap"), ("/inbox?task=1", "task-progress"),
                         ("/inbox", 'class="col-received"'), ("/inbox/1", 'class="w-100 border rounded bg-white mail-frame"'),
-                        ("/inbox/deleted", "data-confirm-click"), ("/reports", "js/reports_runs.js"),
+                        ("/inbox/deleted", "data-confirm-click"), ("/reports", "js/pages/reports_runs.js"),
                         ("/reports/1", 'data-bar-width="33"'), ("/reports/1/preview", "data-bar-height="),
-                        ("/overrides/1/edit", "js/overrides_form.js"), ("/settings?section=mail", "js/settings.js"),
+                        ("/overrides/1/edit", "js/pages/overrides_form.js"), ("/settings?section=mail", "js/pages/settings.js"),
                         ("/feedback/1", "feedback-thumb"), ("/tickets", "pre-line min-w-14"), ("/parsers", 'class="col-num"'),
                         ("/jobs/1?run=1", "run-message-cell"), ("/news/1/edit", "card max-w-52")]:
         assert marker in admin_pages[url], (url, marker)
