@@ -121,13 +121,13 @@ def test_every_html_page_of_every_role_sends_the_policy_and_needs_no_inline_code
                 if who == "admin":
                     admin_pages[url] = r.get_data(as_text=True)
     # The walk reached the parts that used to be inline (scripts, handlers, sizes), now from static files.
-    for url, marker in [("/", 'id="success-chart"'), ("/", "js/dashboard.js"), ("/", "chart-box"),
-                        ("/run-checks?job=1", "js/run_checks.js"), ("/run-checks?job=1", 'data-prev-url="/run-checks?job=2"'),
+    for url, marker in [("/", 'id="success-chart"'), ("/", "js/pages/dashboard.js"), ("/", "chart-box"),
+                        ("/run-checks?job=1", "js/pages/run_checks.js"), ("/run-checks?job=1", 'data-prev-url="/run-checks?job=2"'),
                         ("/run-checks?job=1", "run-message pre-wrap"), ("/inbox?task=1", "task-progress"),
                         ("/inbox", 'class="col-received"'), ("/inbox/1", 'class="w-100 border rounded bg-white mail-frame"'),
                         ("/inbox/deleted", "data-confirm-click"), ("/reports", 'data-task-finish="reload"'),
                         ("/reports/1", 'data-bar-width="33"'), ("/reports/1/preview", "data-bar-height="),
-                        ("/overrides/1/edit", "js/overrides_form.js"), ("/settings?section=mail", "js/settings.js"),
+                        ("/overrides/1/edit", "js/pages/overrides_form.js"), ("/settings?section=mail", "js/pages/settings.js"),
                         ("/feedback/1", "feedback-thumb"), ("/tickets", "pre-line min-w-14"), ("/parsers", 'class="col-num"'),
                         ("/jobs/1?run=1", "run-message-cell"), ("/news/1/edit", "card max-w-52")]:
         assert marker in admin_pages[url], (url, marker)
@@ -150,11 +150,11 @@ def test_the_pages_before_login_send_the_policy(app):
 
 def test_the_bare_error_page_sends_the_policy_too(app, personas, monkeypatch):
     """When even the error template cannot render, the plain fallback page still carries the headers."""
-    import backend.app.web as web
+    import backend.app.errors as errors
 
     def broken(*args, **kwargs):
         raise RuntimeError("template broken")
-    monkeypatch.setattr(web, "render_template", broken)
+    monkeypatch.setattr(errors, "render_template", broken)
     r = app.test_client().get("/no-such-page")
     assert r.status_code == 404 and "<h1>Error 404</h1>" in r.get_data(as_text=True)
     assert r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY

@@ -49,7 +49,7 @@ def test_saving_without_changes_writes_no_audit_entry(as_user):
 def test_times_are_shown_in_the_configured_timezone(app, as_user):
     from datetime import datetime, timezone
 
-    from backend.app.web import localtime
+    from backend.app.filters import localtime
     c = as_user("admin")
     post_form(c, "/settings/general", general(ui_timezone="Asia/Tokyo"))
     with app.test_request_context():

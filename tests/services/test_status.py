@@ -1,4 +1,5 @@
 """Status rules: severity, the day's status of several runs, days in the UI timezone across DST."""
+import re
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -6,6 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from backend.app.extensions import db
+from backend.app.filters import status_badge
 from backend.app.services import status as st
 from backend.app.services.settings import get_settings
 
@@ -39,8 +41,14 @@ def test_display_status_shows_overridden_success_as_such():
     assert st.display_status(run("Success", at(1))) == "Success"
     # A rule that matched without "treat as success" leaves the word alone.
     assert st.display_status(run("Warning", at(1), override_id=7)) == "Warning"
-    assert st.badge_class("Success (override)") != st.badge_class("Success")
-    assert st.badge_class("Missed") != st.badge_class("Failed")
+    # The one badge rule (the status_badge filter) gives them different colours as well as words.
+    assert badge_classes("Success (override)") != badge_classes("Success")
+    assert badge_classes("Success", override=True) == badge_classes("Success (override)")
+    assert badge_classes("Missed") != badge_classes("Failed")
+
+
+def badge_classes(status, override=False):
+    return re.search(r'class="([^"]*)"', status_badge(status, override)).group(1)
 
 
 def test_day_status_rules_on_several_runs_of_one_day():

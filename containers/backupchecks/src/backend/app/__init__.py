@@ -1,7 +1,9 @@
 """Backupchecks: the application factory.
 
-Imports of Flask and friends stay inside create_app so that the pure parts of
-the package (``backend.app.parsers``) load fast without them.
+This file runs before any module of the package loads (``backend.app.parsers`` too), so the imports
+of Flask and of the application's modules sit inside the functions below, not at the top: there
+they would load Flask, every model and every route (about two seconds) for a script that only
+parses mails, and put this package in an import cycle with each module that does ``from .. import``.
 """
 from __future__ import annotations
 
@@ -29,30 +31,34 @@ def _read_version() -> str:
 
 def _running_cli_command() -> bool:
     """True under `flask <command>`: a CLI command never starts the background loops."""
-    try:
-        import click
-        return click.get_current_context(silent=True) is not None
-    except Exception:  # noqa: BLE001
-        return False
+    import click
+
+    return click.get_current_context(silent=True) is not None
 
 
-def _register_background_loops(app) -> None:
-    from .services import importer, markdown_render, reports
-    importer.start_auto_importer(app)
-    reports.register(app)
-    markdown_render.register(app)
+def _load_config(app, config: Optional[Mapping[str, Any]]) -> None:
+    """The environment's settings (then ``config``'s), checked; the embedded PostgreSQL when no
+    database is configured. A refused setting stops the process with one line, no stack trace."""
+    from . import config as config_module
+    from .embedded_pg import EmbeddedPostgresError
+
     try:
-        from .services import missed_runs
-    except ImportError:  # pragma: no cover
-        return
-    if hasattr(missed_runs, "register"):
-        missed_runs.register(app)
-    try:
-        from .services import autotask
-    except ImportError:  # pragma: no cover - not in this build
-        return
-    if hasattr(autotask, "register"):
-        autotask.register(app)
+        app.config.update(config_module.load_config(os.environ, app.instance_path))
+        if config:
+            app.config.update(config)
+        config_module.check_config(app.config)
+        config_module.check_encryption_key(app.config)
+        if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+            _start_embedded_postgres(app)
+    except (config_module.ConfigError, EmbeddedPostgresError) as exc:
+        _refuse_to_start(exc)
+    app.config["APP_VERSION"] = _read_version()
+
+
+def _refuse_to_start(exc: Exception) -> None:
+    # One line for the operator, no stack trace; the process stops.
+    print(f"Backupchecks cannot start: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
 
 
 def _start_embedded_postgres(app) -> None:
@@ -66,12 +72,60 @@ def _start_embedded_postgres(app) -> None:
     app.extensions["embedded_postgres"] = pg
 
 
+def _init_extensions(app) -> None:
+    from .extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+
+def _register_web(app) -> None:
+    """Request hooks, error pages, template helpers, the blueprints and the CLI commands."""
+    from . import cli, errors, filters, web
+    from .auth import auth_bp
+    from .docs import doc_bp
+    from .main import main_bp
+    from .services import markdown_render
+
+    web.init_app(app)  # first: the blueprints' routes use its <id:…> converter
+    errors.init_app(app)
+    filters.init_app(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+    app.register_blueprint(doc_bp)
+    cli.init_app(app)
+    markdown_render.init_app(app)  # Markdown is rendered when it is saved
+
+
+def _check_secrets_key(app) -> None:
+    """Production without APP_ENCRYPTION_KEY while secrets are stored: refuse to start."""
+    from .services.settings_service import SettingsError, check_secrets_key
+
+    try:
+        check_secrets_key(app)
+    except SettingsError as exc:
+        _refuse_to_start(exc)
+
+
+def _start_background(app) -> None:
+    """Register the background loops; start the runner unless switched off or under a CLI command."""
+    from .services import autotask, importer, markdown_render, missed_runs, reports
+    from .services.background import start_background_jobs
+
+    importer.start_auto_importer(app)
+    reports.register(app)
+    markdown_render.register(app)
+    missed_runs.register(app)
+    autotask.register(app)
+    if app.config.get("BACKGROUND_JOBS") and not _running_cli_command():
+        start_background_jobs(app)
+
+
 def create_app(config: Optional[Mapping[str, Any]] = None):
     from flask import Flask
-
-    from . import config as config_module
-    from .embedded_pg import EmbeddedPostgresError
-    from .extensions import csrf, db, login_manager, migrate
+    from werkzeug.middleware.proxy_fix import ProxyFix
 
     app = Flask(
         __name__,
@@ -81,63 +135,17 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
     )
     app.instance_path = os.path.abspath(app.instance_path)
     os.makedirs(app.instance_path, exist_ok=True)
-    try:
-        app.config.update(config_module.load_config(os.environ, app.instance_path))
-        if config:
-            app.config.update(config)
-        config_module.check_config(app.config)
-        config_module.check_encryption_key(app.config)
-        if not app.config.get("SQLALCHEMY_DATABASE_URI"):
-            _start_embedded_postgres(app)
-    except (config_module.ConfigError, EmbeddedPostgresError) as exc:
-        # One line for the operator, no stack trace; the process stops.
-        print(f"Backupchecks cannot start: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    app.config["APP_VERSION"] = _read_version()
-
+    _load_config(app, config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    db.init_app(app)
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
-    login_manager.init_app(app)
-    csrf.init_app(app)
-
-    from . import web
-    web.init_app(app)
-
-    from .auth import auth_bp
-    from .main import main_bp
-    from .docs import doc_bp
-
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(main_bp)
-    app.register_blueprint(doc_bp)
-
-    from . import cli
-    cli.init_app(app)
-
-    from .services import markdown_render
-    markdown_render.init_app(app)  # Markdown is rendered when it is saved
-
-    from .services.settings_service import SettingsError, check_secrets_key
-    try:
-        check_secrets_key(app)  # production without APP_ENCRYPTION_KEY while secrets are stored
-    except SettingsError as exc:
-        print(f"Backupchecks cannot start: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-
+    _init_extensions(app)
+    _register_web(app)
+    _check_secrets_key(app)
     if app.config.get("RUN_MIGRATIONS"):
         from .services.migrations import upgrade_under_lock
         upgrade_under_lock(app)
-
     if app.config.get("APP_BEHIND_PROXY"):
         # Trust one proxy's X-Forwarded-* headers (client address, scheme, host).
-        from werkzeug.middleware.proxy_fix import ProxyFix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
-
-    _register_background_loops(app)
-    if app.config.get("BACKGROUND_JOBS") and not _running_cli_command():
-        from .services.background import start_background_jobs
-        start_background_jobs(app)
-
+    _start_background(app)
     return app

@@ -27,17 +27,6 @@ OVERRIDE_SUCCESS = "Success (override)"
 STATUS_ORDER: tuple[str, ...] = (FAILED, MISSED, WARNING, OVERRIDE_SUCCESS, SUCCESS, EXPECTED)
 DAY_RULES: tuple[str, ...] = ("worst", "last", "best")
 
-# Bootstrap badge classes; the colours mean the same on every page (UX.md).
-BADGE_CLASSES = {
-    SUCCESS: "text-bg-success",
-    WARNING: "text-bg-warning",
-    FAILED: "text-bg-danger",
-    MISSED: "border border-danger text-danger",
-    EXPECTED: "text-bg-secondary",
-    OVERRIDE_SUCCESS: "text-bg-primary",
-    UNKNOWN: "text-bg-light border",
-}
-
 _RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
 _CANONICAL = {s.lower(): s for s in STATUS_ORDER}
 # An unknown status word is treated like a warning: shown, never hidden as a success.
@@ -116,11 +105,6 @@ def status_from_rank(rank: Optional[int]) -> Optional[str]:
     if rank is None:
         return None
     return STATUS_ORDER[rank] if 0 <= rank < len(STATUS_ORDER) else WARNING
-
-
-def badge_class(status: Optional[str]) -> str:
-    """CSS classes of the badge for a shown status ("Success (override)" included)."""
-    return BADGE_CLASSES.get(normalise_status(status) or EXPECTED, BADGE_CLASSES[WARNING])
 
 
 def _run_time(run) -> datetime:

@@ -195,8 +195,7 @@ def start_refresh_all(app: Flask, actor: Optional[User]):
         return ("Checked the Autotask mappings: " +
                 ", ".join(f"{n} {status}" for status, n in counts.items()) + ".")
 
-    return start_task(app, "autotask_refresh_all", actor_id, work,
-                      synchronous=bool(app.config.get("TASKS_SYNCHRONOUS")))
+    return start_task(app, "autotask_refresh_all", actor_id, work)
 
 
 # ------------------------------------------------------------------- mapping page
