@@ -27,9 +27,10 @@ from datetime import datetime
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser,
-    normalize_status, parse_with_formats,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, first_group, first_label,
+    normalize_status, status_from_rules,
 )
+from .dates import parse_with_formats
 
 SOFTWARE = "Acronis Cyber Protect"
 
@@ -52,14 +53,15 @@ _DAILY_RE = re.compile(
     re.IGNORECASE,
 )
 
-_WARN_RE = re.compile(r"warn|waarschuw|avertissement|advertencia|avvis", re.IGNORECASE)
-_FAIL_RE = re.compile(
-    r"fail|fehlgeschlagen|fehler|mislukt|échec|echec|error|fout|did not start|not started|"
-    r"nicht gestartet|niet gestart|missed|verpasst|gemist|canceled|cancelled|abgebrochen|geannuleerd",
-    re.IGNORECASE,
+# Status words of the alert subjects, warnings first ("succeeded with warnings").
+_STATUS_RULES = (
+    (WARNING, re.compile(r"warn|waarschuw|avertissement|advertencia|avvis", re.IGNORECASE)),
+    (FAILED, re.compile(r"fail|fehlgeschlagen|fehler|mislukt|échec|echec|error|fout|did not start|not started|"
+                        r"nicht gestartet|niet gestart|missed|verpasst|gemist|canceled|cancelled|abgebrochen|"
+                        r"geannuleerd", re.IGNORECASE)),
+    (SUCCESS, re.compile(r"succe|erfolgreich|geslaagd|gelukt|réussi|reussi|voltooid|abgeschlossen|completed|ok\b",
+                         re.IGNORECASE)),
 )
-_OK_RE = re.compile(r"succe|erfolgreich|geslaagd|gelukt|réussi|reussi|voltooid|abgeschlossen|completed|ok\b",
-                    re.IGNORECASE)
 
 _DETAILS_RE = re.compile(
     r"^(?:show details|details anzeigen|details weergeven|details tonen|afficher les détails|"
@@ -96,6 +98,12 @@ def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
     return parse_with_formats(value, _DT_FORMATS, msg)
 
 
+def _run_times(text: str, msg: Message) -> tuple[Optional[datetime], Optional[datetime]]:
+    """(started, ended) from the body's Started / Finished lines (None where a line is missing)."""
+    return (_parse_dt(first_group(_TIME_LINE_RE["start"], text), msg),
+            _parse_dt(first_group(_TIME_LINE_RE["end"], text), msg))
+
+
 def split_parenthesised(subject: str) -> tuple[str, list[tuple[str, str]]]:
     """Split 'HEAD (k: v)(k2: v (x))' into ('HEAD', [('k', 'v'), ('k2', 'v (x)')]).
 
@@ -125,25 +133,19 @@ def split_parenthesised(subject: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _status_from_words(words: str) -> Optional[str]:
-    if _WARN_RE.search(words):
-        return WARNING
-    if _FAIL_RE.search(words):
-        return FAILED
-    if _OK_RE.search(words):
-        return SUCCESS
-    return normalize_status(words)
+    return status_from_rules(words, _STATUS_RULES) or normalize_status(words)
+
+
+_BACKUP_TYPES = (("replicat", "Replication"), ("validat", "Validation"), ("replikat", "Replication"),
+                 ("validier", "Validation"), ("restore", "Recovery"), ("recover", "Recovery"),
+                 ("wiederherstell", "Recovery"))
 
 
 def _backup_type(head: str) -> str:
     h = head.strip().lower()
     if re.match(r"^(?:backup|back-up|sicherung|sauvegarde|copia)", h):
         return "Backup"
-    for word, label in (("replicat", "Replication"), ("validat", "Validation"), ("replikat", "Replication"),
-                        ("validier", "Validation"), ("restore", "Recovery"), ("recover", "Recovery"),
-                        ("wiederherstell", "Recovery")):
-        if word in h:
-            return label
-    return "Backup"
+    return first_label(h, _BACKUP_TYPES, "Backup")
 
 
 class AcronisAlertParser(Parser):
@@ -199,10 +201,7 @@ class AcronisAlertParser(Parser):
         status = _status_from_words(head)
 
         text = msg.text or ""
-        if not plan:
-            m = _PLAN_LINE_RE.search(text)
-            if m:
-                plan = m.group(1)
+        plan = plan or first_group(_PLAN_LINE_RE, text)
         obj_name = machine or resource
         obj_type = "Machine" if machine else "Resource"
         objects: list[ParsedObject] = []
@@ -210,27 +209,11 @@ class AcronisAlertParser(Parser):
             message = "" if status == SUCCESS else self._reason(text, obj_name, head)
             objects.append(ParsedObject(name=obj_name, type=obj_type, status=status, message=message))
 
-        started = ended = None
-        m = _TIME_LINE_RE["start"].search(text)
-        if m:
-            started = _parse_dt(m.group(1), msg)
-        m = _TIME_LINE_RE["end"].search(text)
-        if m:
-            ended = _parse_dt(m.group(1), msg)
+        started, ended = _run_times(text, msg)
         if ended is None:
-            m = _DATE_LINE_RE.search(text)
-            if m:
-                ended = _parse_dt(m.group(1), msg)
-
-        return ParseResult(
-            software=SOFTWARE,
-            backup_type=_backup_type(head),
-            job_name=plan or obj_name,
-            overall_status=status,
-            started_at=started,
-            ended_at=ended,
-            objects=objects,
-        )
+            ended = _parse_dt(first_group(_DATE_LINE_RE, text), msg)
+        return ParseResult(software=SOFTWARE, backup_type=_backup_type(head), job_name=plan or obj_name,
+                           overall_status=status, started_at=started, ended_at=ended, objects=objects)
 
     @staticmethod
     def _reason(text: str, obj_name: str, head: str) -> str:
@@ -328,13 +311,7 @@ class AcronisNotificationParser(Parser):
                                text, re.IGNORECASE | re.MULTILINE)
                 message = em.group(1) if em else ""
             objects.append(ParsedObject(name=machine, type="Machine", status=status, message=message))
-        started = ended = None
-        sm = _TIME_LINE_RE["start"].search(text)
-        if sm:
-            started = _parse_dt(sm.group(1), msg)
-        em2 = _TIME_LINE_RE["end"].search(text)
-        if em2:
-            ended = _parse_dt(em2.group(1), msg)
+        started, ended = _run_times(text, msg)
         return ParseResult(software=SOFTWARE, backup_type="Backup", job_name=plan or machine,
                            overall_status=status, started_at=started, ended_at=ended, objects=objects)
 

@@ -20,9 +20,9 @@ import re
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status,
-    worst_status, html_label_text,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status, worst_status,
 )
+from .tables import html_label_text
 
 SOFTWARE = "Hornetsecurity VM Backup"
 

@@ -22,7 +22,9 @@ import re
 from datetime import datetime
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status, parse_with_formats, html_label_text
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status
+from .dates import parse_with_formats
+from .tables import html_label_text
 
 SOFTWARE = "Macrium Reflect"
 

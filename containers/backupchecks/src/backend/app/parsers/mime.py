@@ -13,7 +13,7 @@ from email.header import decode_header
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Optional
 
-from .base import parse_datetime
+from .dates import parse_datetime
 
 _CHARSET_ALIASES = {
     "utf8": "utf-8", "unicode-1-1-utf-7": "utf-7", "ansi_x3.4-1968": "ascii", "x-unknown": "",

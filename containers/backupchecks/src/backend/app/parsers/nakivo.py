@@ -15,8 +15,10 @@ import re
 from datetime import timezone
 from typing import Optional
 
-from .base import (FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
-                   normalize_status, parse_datetime, worst_status)
+from .base import (
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status, worst_status,
+)
+from .dates import parse_datetime
 
 SOFTWARE = "NAKIVO Backup & Replication"
 

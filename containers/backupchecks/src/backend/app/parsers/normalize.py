@@ -25,7 +25,8 @@ import email.parser
 import re
 from typing import Optional
 
-from .base import Message, parse_datetime
+from .base import Message
+from .dates import parse_datetime
 from .forwards import FORWARD_SUBJECT_RE, QUICK_RE, split_forwarded_html, split_forwarded_text
 from .htmltext import html_text_and_tree
 from .mime import (

@@ -25,7 +25,8 @@ import re
 from datetime import timezone
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, clean_text, parse_datetime
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, clean_text
+from .dates import parse_datetime
 
 SOFTWARE = "QNAP Hybrid Backup Sync"
 

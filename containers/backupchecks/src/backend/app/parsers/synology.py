@@ -31,8 +31,8 @@ import re
 from datetime import timedelta, timezone
 from typing import Optional
 
-from .base import (FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
-                   parse_datetime)
+from .base import FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text
+from .dates import parse_datetime
 
 HB = "Synology Hyper Backup"
 ABB = "Synology Active Backup for Business"

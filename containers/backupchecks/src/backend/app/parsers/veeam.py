@@ -25,10 +25,8 @@ import re
 from datetime import timedelta
 from typing import Optional
 
-from .base import (
-    Message, ParsedObject, ParseResult, Parser, clean_text,
-    combine_date_time, normalize_status, parse_datetime, worst_status,
-)
+from .base import Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status, worst_status
+from .dates import combine_date_time, parse_datetime
 
 VBR = "Veeam Backup & Replication"
 VAW = "Veeam Agent for Microsoft Windows"

@@ -22,9 +22,9 @@ from datetime import timedelta
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
-    normalize_status, parse_datetime, worst_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status, worst_status,
 )
+from .dates import parse_datetime
 
 SOFTWARE = "Microsoft Windows Server Backup"
 BACKUP_TYPE = "Windows Server Backup"
