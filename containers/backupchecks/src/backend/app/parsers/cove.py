@@ -30,7 +30,7 @@ from .base import (
     FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status, status_from_rules,
     worst_status,
 )
-from .dates import mail_tz
+from .dates import mail_tz, strptime_any
 from .tables import cell_at, column_index, label_value_rows, row_texts, split_columns
 from .texttables import label_lines
 
@@ -89,20 +89,17 @@ def cove_status(word: str) -> Optional[str]:
     return status_from_rules(w, _STATUS_RULES) or normalize_status(w)
 
 
+_DT_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
+               "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
+               "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p")
+
+
 def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
     m = _DT_RE.search(value or "")
     if not m:
         return None
     raw = m.group("dt").replace("T", " ")
-    dt = None
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
-                "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
-                "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p"):
-        try:
-            dt = datetime.strptime(raw, fmt)
-            break
-        except ValueError:
-            continue
+    dt = strptime_any(raw, _DT_FORMATS)
     if dt is None:
         return None
     off = m.group("off")

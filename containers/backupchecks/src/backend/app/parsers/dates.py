@@ -160,17 +160,21 @@ def parse_datetime(text: Optional[str], default_tz=None, dayfirst: Optional[bool
         return None
 
 
+def strptime_any(value: str, formats: Iterable[str]) -> Optional[datetime]:
+    """A naive datetime read by the first of ``formats`` (strptime) that fits ``value`` as it is; None when none does."""
+    for fmt in formats:
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    return None
+
+
 def parse_with_formats(value: Optional[str], formats: Iterable[str], msg: Message) -> Optional[datetime]:
     """The first of ``formats`` (strptime) that reads ``value`` (whitespace collapsed); a time
     without a zone takes the zone of the mail's Date header, else UTC. None when none fits."""
-    value = re.sub(r"\s+", " ", value or "").strip()
-    for fmt in formats:
-        try:
-            dt = datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-        return dt.replace(tzinfo=mail_tz(msg))
-    return None
+    dt = strptime_any(re.sub(r"\s+", " ", value or "").strip(), formats)
+    return dt.replace(tzinfo=mail_tz(msg)) if dt is not None else None
 
 
 def combine_date_time(day: Optional[datetime], time_text: Optional[str]) -> Optional[datetime]:

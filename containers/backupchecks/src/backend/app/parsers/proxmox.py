@@ -30,6 +30,8 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from .base import FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, worst_status
+from .dates import mail_tz
+from .tables import row_cells
 
 PVE = "Proxmox VE"
 PBS = "Proxmox Backup Server"
@@ -40,15 +42,9 @@ _LOG_TS_RE = re.compile(r"^\s*(?:\d+|[\w.-]+):\s+(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:
                         re.MULTILINE)
 
 
-def _tz(msg: Message):
-    if msg.date is not None and msg.date.tzinfo is not None:
-        return msg.date.tzinfo
-    return timezone.utc
-
-
 def _parse_local(value: str, fmt: str, msg: Message) -> Optional[datetime]:
     try:
-        return datetime.strptime(value, fmt).replace(tzinfo=_tz(msg))
+        return datetime.strptime(value, fmt).replace(tzinfo=mail_tz(msg))
     except ValueError:
         return None
 
@@ -99,13 +95,13 @@ def _vzdump_rows_html(msg: Message) -> Optional[list[tuple[str, str, str, str, s
         rows = [r for r in table.iter("tr")]
         if not rows:
             continue
-        header = [c.text_content().strip().lower() for c in rows[0] if c.tag in ("td", "th")]
+        header = [c.text_content().strip().lower() for c in row_cells(rows[0])]
         if "vmid" not in header or "status" not in header:
             continue
         idx = {h: i for i, h in enumerate(header)}
         out = []
         for r in rows[1:]:
-            cells = [c for c in r if c.tag in ("td", "th")]
+            cells = row_cells(r)
             texts = [c.text_content().strip() for c in cells]
             if not texts or not texts[0].isdigit():
                 continue  # TOTAL row and the like
@@ -239,27 +235,19 @@ class ProxmoxReplicationParser(Parser):
 
 # --------------------------------------------------------------------------- PBS
 
-_PBS_SUBJECTS = (
-    ("gc", re.compile(r"^Garbage Collect Datastore '([^']+)' (successful|failed)", re.IGNORECASE)),
-    ("verify", re.compile(r"^Verify Datastore '([^']+)' (successful|failed)", re.IGNORECASE)),
-    ("prune", re.compile(r"^Prun(?:e|ing) datastore '([^']+)' (successful|failed)", re.IGNORECASE)),
-    ("sync", re.compile(r"^Sync\b.*?datastore '([^']+)'.*?\b(successful|failed)", re.IGNORECASE)),
-    ("tape", re.compile(r"^Tape Backup\b.*?datastore '([^']+)' (successful|failed)", re.IGNORECASE)),
+# One row per PBS job kind: (kind, backup type, subject pattern, the word of the body's closing line).
+_PBS_KINDS = (
+    ("gc", "Garbage collection", r"^Garbage Collect Datastore '([^']+)' (successful|failed)", "Garbage collection"),
+    ("verify", "Verification job", r"^Verify Datastore '([^']+)' (successful|failed)", "Verification"),
+    ("prune", "Prune job", r"^Prun(?:e|ing) datastore '([^']+)' (successful|failed)", "Pruning"),
+    ("sync", "Sync job", r"^Sync\b.*?datastore '([^']+)'.*?\b(successful|failed)", "Synchronization"),
+    ("tape", "Tape backup job", r"^Tape Backup\b.*?datastore '([^']+)' (successful|failed)", "Tape Backup"),
 )
-_PBS_BODY_END = (
-    ("gc", re.compile(r"^Garbage collection (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-    ("verify", re.compile(r"^Verification (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-    ("prune", re.compile(r"^Pruning (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-    ("sync", re.compile(r"^Synchronization (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-    ("tape", re.compile(r"^Tape Backup (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-)
-_PBS_TYPES = {
-    "gc": "Garbage collection",
-    "verify": "Verification job",
-    "prune": "Prune job",
-    "sync": "Sync job",
-    "tape": "Tape backup job",
-}
+_PBS_SUBJECTS = tuple((kind, re.compile(subject, re.IGNORECASE)) for kind, _, subject, _ in _PBS_KINDS)
+# The closing line of the body: "Verification successful." / "Pruning failed: <error>".
+_PBS_BODY_END = tuple((kind, re.compile(r"^" + word + r" (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE))
+                      for kind, _, _, word in _PBS_KINDS)
+_PBS_TYPES = {kind: backup_type for kind, backup_type, _, _ in _PBS_KINDS}
 _FIELD_RE = re.compile(r"^\s*(Job ID|Datastore|Task ID|Remote|Remote Store|Local Source Store|Tape Pool|Tape Drive)"
                        r":[ \t]*(.*?)\s*$", re.MULTILINE)
 _TAPE_ID_RE = re.compile(r"^Tape Backup '([^']+)' datastore", re.IGNORECASE)

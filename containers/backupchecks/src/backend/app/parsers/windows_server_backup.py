@@ -22,9 +22,11 @@ from datetime import timedelta
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status, worst_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status,
+    status_from_rules, worst_status,
 )
-from .dates import parse_datetime
+from .dates import mail_tz, parse_datetime
+from .tables import label_value_rows, row_texts
 
 SOFTWARE = "Microsoft Windows Server Backup"
 BACKUP_TYPE = "Windows Server Backup"
@@ -73,12 +75,10 @@ _WB_MARKERS = ("windows server backup", "wbadmin", "windows-sicherung", "windows
 def _label_values_html(tree) -> dict:
     """'Label:' -> value from two-cell rows."""
     out: dict = {}
-    for tr in tree.iter("tr"):
-        cells = [c for c in tr if c.tag in ("td", "th")]
-        if len(cells) == 2:
-            label = clean_text(cells[0].text_content()).rstrip(":").lower()
-            if label and label not in out:
-                out[label] = clean_text(cells[1].text_content())
+    for label, value in label_value_rows(tree):
+        label = label.rstrip(":").lower()
+        if label and label not in out:
+            out[label] = value
     return out
 
 
@@ -146,30 +146,12 @@ class WsbScriptReportParser(Parser):
         return None
 
     def parse(self, msg: Message) -> ParseResult:
-        tz = msg.date.tzinfo if msg.date is not None else None
+        tz = mail_tz(msg)
         tree = msg.html_tree()
         fields = _label_values_html(tree) if tree is not None else {}
         if "backup result" not in fields:
             fields = {**_label_values_text(msg.text), **fields}
-        objects: list[ParsedObject] = []
-        if tree is not None:
-            for table in tree.iter("table"):
-                rows = [r for r in table.iter("tr")]
-                if not rows:
-                    continue
-                # The header row is usually the first; in a table rebuilt from a text
-                # rendering other rows may precede it.
-                hi = next((x for x, r in enumerate(rows[:12]) if {"name", "status"} <= {
-                    clean_text(c.text_content()).lower() for c in r if c.tag in ("td", "th")}), None)
-                if hi is not None:
-                    head = [clean_text(c.text_content()).lower() for c in rows[hi] if c.tag in ("td", "th")]
-                    ni, si = head.index("name"), head.index("status")
-                    for r in rows[hi + 1:]:
-                        cells = [clean_text(c.text_content()) for c in r if c.tag in ("td", "th")]
-                        if len(cells) > max(ni, si) and cells[ni]:
-                            objects.append(ParsedObject(cells[ni], "Volume", _item_status(cells[si]), ""))
-        else:
-            objects = _objects_from_text(msg.text)
+        objects = _objects_from_html(tree) if tree is not None else _objects_from_text(msg.text)
         error_msg = clean_text(fields.get("error message (if applicable)", ""))
         result_word = fields.get("backup result", "")
         status = _item_status(result_word) if result_word else None
@@ -194,6 +176,26 @@ class WsbScriptReportParser(Parser):
         return ParseResult(software=SOFTWARE, backup_type=BACKUP_TYPE, job_name=_host_from(msg),
                            overall_status=status, started_at=started, ended_at=ended, objects=objects,
                            reason=reason)
+
+
+def _objects_from_html(tree) -> list[ParsedObject]:
+    """Items (volumes) from every table with a Name and a Status column."""
+    objects: list[ParsedObject] = []
+    for table in tree.iter("table"):
+        rows = list(table.iter("tr"))
+        # The header row is usually the first; in a table rebuilt from a text
+        # rendering other rows may precede it.
+        hi = next((x for x, r in enumerate(rows[:12]) if {"name", "status"} <= {t.lower() for t in row_texts(r)}),
+                  None)
+        if hi is None:
+            continue
+        head = [t.lower() for t in row_texts(rows[hi])]
+        ni, si = head.index("name"), head.index("status")
+        for r in rows[hi + 1:]:
+            cells = row_texts(r)
+            if len(cells) > max(ni, si) and cells[ni]:
+                objects.append(ParsedObject(cells[ni], "Volume", _item_status(cells[si]), ""))
+    return objects
 
 
 def _objects_from_text(text: str) -> list[ParsedObject]:
@@ -243,7 +245,7 @@ class WbadminOutputParser(Parser):
 
     def parse(self, msg: Message) -> ParseResult:
         text = msg.text
-        tz = msg.date.tzinfo if msg.date is not None else None
+        tz = mail_tz(msg)
         objects: list[ParsedObject] = []
         seen = set()
         for m in _VOLUME_RE.finditer(text):
@@ -259,13 +261,7 @@ class WbadminOutputParser(Parser):
                 continue
             seen.add(name.lower())
             objects.append(ParsedObject(name, "Volume", st, ""))
-        status = None
-        if _OP_FAILED.search(text):
-            status = FAILED
-        elif _OP_WARNING.search(text):
-            status = WARNING
-        elif _OP_SUCCESS.search(text):
-            status = SUCCESS
+        status = status_from_rules(text, ((FAILED, _OP_FAILED), (WARNING, _OP_WARNING), (SUCCESS, _OP_SUCCESS)))
         hr = _HR_RE.search(text)
         if status is None and hr:
             status = SUCCESS if hr.group("hr") in ("0", "0x0", "0x00000000") else FAILED
