@@ -19,6 +19,13 @@ Plan / Started / Finished lines.
 
 The daily status report ("DAILY STATUS REPORT ON ... (Critical: n, ...)") is
 recognised but is not a backup run (``is_report=False``).
+
+Older / on-premises Acronis notifications lack the '(key: value)' subject parts:
+Acronis Backup (& Recovery) and on-premises Cyber Protect mail per task or
+activity with the product name in the sender or subject and the plan/task
+and machine quoted ("Task 'Nightly' ... machine 'SRV01' ... succeeded").
+They are only claimed when the product is named and both a status word and a
+quoted plan/task are present.
 """
 from __future__ import annotations
 
@@ -149,6 +156,10 @@ def _backup_type(head: str) -> str:
 
 
 class AcronisAlertParser(Parser):
+    """Acronis Cyber Protect (Cloud) alert per plan run: subject '<STATUS> (group: ...)(machine|resource: ...)(plan:
+    ...)' in English, German or Dutch; the machine or resource becomes the object, the plan the job.
+    """
+
     name = "acronis_alert"
     product = SOFTWARE
     types = ("Backup",)
@@ -158,9 +169,6 @@ class AcronisAlertParser(Parser):
         r"\((?:machine|maschine|resource|ressource)\s*:[^)]*\)\s*\(plan\s*:",
     )
     body_markers = ("Acronis Cyber Protect", "Acronis Backup")
-    description = ("Acronis Cyber Protect (Cloud) alert per plan run: subject '<STATUS> (group: ...)"
-                   "(machine|resource: ...)(plan: ...)' in English, German or Dutch; the machine or "
-                   "resource becomes the object, the plan the job.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject
@@ -265,13 +273,8 @@ _LEGACY_STATUS_RE = re.compile(
 
 
 class AcronisNotificationParser(Parser):
-    """Older / on-premises Acronis notifications without the '(key: value)' subject parts.
-
-    Acronis Backup (& Recovery) and on-premises Cyber Protect mail per task or
-    activity with the product name in the sender or subject and the plan/task
-    and machine quoted ("Task 'Nightly' ... machine 'SRV01' ... succeeded").
-    Only claimed when the product is named and both a status word and a
-    quoted plan/task are present.
+    """Acronis Backup / on-premises notifications naming the product, with a quoted plan or task and a status
+    word; the quoted machine becomes the object.
     """
 
     name = "acronis_notification"
@@ -280,8 +283,6 @@ class AcronisNotificationParser(Parser):
     sender_contains = ("acronis",)
     subject_patterns = (r"acronis.*(?:succe|fail|warn|error|erfolgreich|fehlgeschlagen)",)
     body_markers = ()
-    description = ("Acronis Backup / on-premises notifications naming the product, with a quoted plan or task "
-                   "and a status word; the quoted machine becomes the object.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject

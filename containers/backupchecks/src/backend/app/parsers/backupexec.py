@@ -92,15 +92,17 @@ def _category_status(category: str) -> tuple[Optional[str], bool]:
 
 
 class BackupExecAlertParser(Parser):
+    """Backup Exec alert mails: subject 'Backup Exec Alert: <category> (Server: "X") (Job: "Y")'; the category
+    and the body ('Completed Successfully', 'However, the following conditions were encountered', 'The job
+    failed', 'canceled') give the status.
+    """
+
     name = "backupexec_alert"
     product = SOFTWARE
     types = ("Backup", "Duplicate", "Restore", "Verify")
     sender_contains = ("backupexec", "backup.exec")
     subject_patterns = (r"^\s*Backup\s*Exec\s+Alert\s*:",)
     body_markers = ("Backup Exec",)
-    description = ("Backup Exec alert mails: subject 'Backup Exec Alert: <category> (Server: \"X\") "
-                   "(Job: \"Y\")'; the category and the body ('Completed Successfully', 'However, the "
-                   "following conditions were encountered', 'The job failed', 'canceled') give the status.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject

@@ -206,6 +206,8 @@ class Parser:
     ``sender_contains`` (any of, case-insensitive), ``subject_patterns``
     (regexes, any of, case-insensitive), ``body_markers`` (strings, any of, in
     text or HTML). ``matches()`` uses them by default; a parser may refine it.
+    A subclass's docstring says what it recognises and how the criteria combine;
+    it becomes ``description`` (whitespace folded), which the /parsers page shows.
     """
 
     name: ClassVar[str] = ""
@@ -214,9 +216,12 @@ class Parser:
     sender_contains: ClassVar[tuple[str, ...]] = ()
     subject_patterns: ClassVar[tuple[str, ...]] = ()
     body_markers: ClassVar[tuple[str, ...]] = ()
-    # How the criteria combine: "any" = one of sender/subject/body suffices,
-    # "subject_and_body" = a subject pattern and a body marker must both match, ...
     description: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:
+            cls.description = " ".join(cls.__doc__.split())
 
     def matches(self, msg: Message) -> Optional[str]:
         """Return a short reason when this parser handles the message, else None."""

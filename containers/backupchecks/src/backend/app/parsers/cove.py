@@ -123,15 +123,17 @@ def _error_suffix(count: Optional[int]) -> str:
 
 
 class CoveSessionParser(Parser):
+    """Cove Data Protection / N-able Backup Manager session report: subject '<Backup status> - <device>
+    (<customer>)' or a 'Backup status:' line plus a Device row; one 'Data source' object per row of the
+    data-source table.
+    """
+
     name = "cove_backup_session"
     product = SOFTWARE
     types = ("Backup", "Restore")
     sender_contains = _SENDER_HINTS
     subject_patterns = (_SUBJECT_RE.pattern,)
     body_markers = ("Backup Manager", "Data sources", "Cove Data Protection")
-    description = ("Cove Data Protection / N-able Backup Manager session report: subject '<Backup status> - "
-                   "<device> (<customer>)' or a 'Backup status:' line plus a Device row; one 'Data source' "
-                   "object per row of the data-source table.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject

@@ -101,15 +101,17 @@ def _json_payload(text: str) -> Optional[dict]:
 
 
 class DuplicatiReportParser(Parser):
+    """Duplicati send-mail result: subject 'Duplicati <Operation> report for <backup name>'; body 'ParsedResult:
+    Success|Warning|Error|Fatal' (text, top-level lines) or the JSON result format; 'Failed:' bodies are
+    failures.
+    """
+
     name = "duplicati_report"
     product = SOFTWARE
     types = ("Backup", "Restore", "Compact", "Test")
     sender_contains = ("duplicati",)
     subject_patterns = (_SUBJECT_RE.pattern,)
     body_markers = ("ParsedResult:", '"ParsedResult"', "MainOperation:")
-    description = ("Duplicati send-mail result: subject 'Duplicati <Operation> report for <backup name>'; "
-                   "body 'ParsedResult: Success|Warning|Error|Fatal' (text, top-level lines) or the JSON "
-                   "result format; 'Failed:' bodies are failures.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject

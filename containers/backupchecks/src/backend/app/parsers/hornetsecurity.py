@@ -64,15 +64,16 @@ def _status_word(word: str) -> Optional[str]:
 
 
 class HornetsecurityVMBackupParser(Parser):
+    """Hornetsecurity VM Backup / Altaro VM Backup reports: recognised by product name in sender, subject or
+    body; host from the subject '(HOST)' or 'Host:' line, one VM object per result-table row.
+    """
+
     name = "hornetsecurity_vm_backup"
     product = SOFTWARE
     types = ("Backup", "Offsite Copy")
     sender_contains = ("altaro", "hornetsecurity")
     subject_patterns = (r"Altaro\s+VM\s+Backup", r"Hornetsecurity\s+VM\s+Backup", r"VM\s+Backup\s*-\s*Backup\s+Report")
     body_markers = ("Altaro VM Backup", "Hornetsecurity VM Backup")
-    description = ("Hornetsecurity VM Backup / Altaro VM Backup reports: recognised by product name in sender, "
-                   "subject or body; host from the subject '(HOST)' or 'Host:' line, one VM object per "
-                   "result-table row.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject

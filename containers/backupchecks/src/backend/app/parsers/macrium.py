@@ -86,15 +86,17 @@ def _definition_name(value: str) -> str:
 
 
 class MacriumReflectParser(Parser):
+    """Macrium Reflect notification: subject '<computer> Macrium Reflect - Backup Success | Backup Failed |
+    Backup with Warnings', body 'Success :)' / 'Failed :(' / 'Warning :|' with 'Computer Name:' and 'Backup
+    definition:'; the definition is the job.
+    """
+
     name = "macrium_reflect"
     product = SOFTWARE
     types = ("Image backup", "File backup", "Clone")
     sender_contains = ("macrium",)
     subject_patterns = (r"Macrium\s+Reflect\s*-\s*(?:Backup|Clone)",)
     body_markers = ("Macrium Reflect", "Success :)", "Failed :(", "Warning :|")
-    description = ("Macrium Reflect notification: subject '<computer> Macrium Reflect - Backup Success | "
-                   "Backup Failed | Backup with Warnings', body 'Success :)' / 'Failed :(' / 'Warning :|' with "
-                   "'Computer Name:' and 'Backup definition:'; the definition is the job.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject

@@ -101,14 +101,16 @@ def _short_row(cells, header) -> bool:
 
 
 class NakivoParser(Parser):
+    """NAKIVO Backup & Replication job report: 'NAKIVO' in sender, subject or body together with a job report
+    (Job "<name>" in the subject, or Job name/Status properties in the body).
+    """
+
     name = "nakivo"
     product = SOFTWARE
     types = ("Backup", "Replication", "Backup copy")
     sender_contains = ("nakivo",)
     subject_patterns = (r"NAKIVO",)
     body_markers = ("NAKIVO Backup & Replication",)
-    description = ("NAKIVO Backup & Replication job report: 'NAKIVO' in sender, subject or body together with a "
-                   "job report (Job \"<name>\" in the subject, or Job name/Status properties in the body).")
 
     def matches(self, msg: Message) -> Optional[str]:
         named = (_NAKIVO_RE.search(msg.subject) or "nakivo" in msg.from_address or "nakivo" in msg.from_name.lower()

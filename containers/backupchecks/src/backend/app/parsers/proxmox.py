@@ -144,14 +144,16 @@ def _vzdump_rows_text(text: str) -> list[tuple[str, str, str, str, str]]:
 
 
 class ProxmoxVzdumpParser(Parser):
+    """Subject 'vzdump backup status (<host>): backup successful|failed' (current and legacy format), or a vzdump
+    guest table (VMID/NAME/STATUS) with vzdump logs in the body.
+    """
+
     name = "proxmox_vzdump"
     product = PVE
     types = ("vzdump",)
     sender_contains = ()
     subject_patterns = (r"vzdump backup status\s*\(",)
     body_markers = ("Detailed backup logs:", "INFO: Starting Backup of VM")
-    description = ("Subject 'vzdump backup status (<host>): backup successful|failed' (current and legacy "
-                   "format), or a vzdump guest table (VMID/NAME/STATUS) with vzdump logs in the body.")
 
     def matches(self, msg: Message) -> Optional[str]:
         if _VZDUMP_SUBJECT_RE.search(msg.subject):
@@ -206,12 +208,13 @@ _REPL_ERR_RE = re.compile(r"^Error:\s*\n(.+?)\s*$", re.MULTILINE | re.DOTALL)
 
 
 class ProxmoxReplicationParser(Parser):
+    """Proxmox VE storage replication failure: subject "Replication Job: '<id>' failed"."""
+
     name = "proxmox_replication"
     product = PVE
     types = ("Replication job",)
     subject_patterns = (r"^Replication Job:\s*'?\S+'?\s+failed",)
     body_markers = ("with target", "failed!")
-    description = "Proxmox VE storage replication failure: subject \"Replication Job: '<id>' failed\"."
 
     def matches(self, msg: Message) -> Optional[str]:
         if _REPL_SUBJECT_RE.search(msg.subject):
@@ -279,15 +282,17 @@ def _block_after(text: str, heading: str) -> list[str]:
 
 
 class ProxmoxBackupServerParser(Parser):
+    """Proxmox Backup Server job notifications (garbage collection, verify, prune, sync, tape backup): subject
+    like "Verify Datastore 'X' failed", or the closing line of the body ("Verification successful." / "...
+    failed: <error>") next to a 'Datastore:' line.
+    """
+
     name = "proxmox_backup_server"
     product = PBS
     types = tuple(_PBS_TYPES.values())
     subject_patterns = tuple(p.pattern for _, p in _PBS_SUBJECTS)
     body_markers = ("Garbage collection successful.", "Verification successful.", "Pruning successful.",
                     "Synchronization successful.", "Tape Backup successful.")
-    description = ("Proxmox Backup Server job notifications (garbage collection, verify, prune, sync, tape "
-                   "backup): subject like \"Verify Datastore 'X' failed\", or the closing line of the body "
-                   "(\"Verification successful.\" / \"... failed: <error>\") next to a 'Datastore:' line.")
 
     def _kind(self, msg: Message):
         subj = msg.subject
@@ -370,14 +375,15 @@ _PROXMOX_HINT = ("proxmox", ":8006/", ":8007/", "pbsServerAdministration", "noti
 
 
 class ProxmoxNotReportParser(Parser):
+    """Proxmox VE / Backup Server notifications that are not job reports (package updates, certificate renewal,
+    tape load requests, test notifications): subject and a Proxmox marker in the body or sender.
+    """
+
     name = "proxmox_not_report"
     product = "Proxmox (not a report)"
     types = ()
     subject_patterns = (_NOT_REPORT_SUBJECTS.pattern,)
     body_markers = _PROXMOX_HINT
-    description = ("Proxmox VE / Backup Server notifications that are not job reports (package updates, "
-                   "certificate renewal, tape load requests, test notifications): subject and a Proxmox "
-                   "marker in the body or sender.")
 
     def matches(self, msg: Message) -> Optional[str]:
         if not _NOT_REPORT_SUBJECTS.search(msg.subject):

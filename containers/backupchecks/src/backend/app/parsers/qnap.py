@@ -92,14 +92,15 @@ def _event_message(text: str) -> str:
 
 
 class QnapHybridBackupSyncParser(Parser):
+    """QNAP Notification Center mail for Hybrid Backup Sync (any language): subject '[<Severity>] [Hybrid Backup
+    Sync] ...' or a '[Hybrid Backup Sync] <event>' message line naming a job in quotes.
+    """
+
     name = "qnap_hybrid_backup_sync"
     product = SOFTWARE
     types = ("Backup job", "Sync job", "Restore job")
     subject_patterns = (r"\[Hybrid Backup Sync\]",)
     body_markers = ("[Hybrid Backup Sync]",)
-    description = ("QNAP Notification Center mail for Hybrid Backup Sync (any language): subject "
-                   "'[<Severity>] [Hybrid Backup Sync] ...' or a '[Hybrid Backup Sync] <event>' message line "
-                   "naming a job in quotes.")
 
     def matches(self, msg: Message) -> Optional[str]:
         if not (_HBS_RE.search(msg.subject) or "hybrid backup sync" in msg.text.lower()):

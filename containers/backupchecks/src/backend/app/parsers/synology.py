@@ -194,15 +194,17 @@ _INTEGRITY_RE = re.compile(r"integrity check|Integritätsprüfung|Integritätspr
 
 
 class SynologyHyperBackupParser(Parser):
+    """Hyper Backup task result in any DSM language: a 'Backup Task:' label line (EN/DE/NL/...) together with a
+    backup destination label or 'Hyper Backup'/.hbk, or a subject '[prefix] <destination> backup - <task>
+    <result> on <NAS>' from a Synology sender.
+    """
+
     name = "synology_hyper_backup"
     product = HB
     types = ("Backup task", "Integrity check")
     sender_contains = ("synologynotification.com",)
     subject_patterns = (_HB_SUBJECT_RE.pattern,)
     body_markers = ("Backup Task:", "Datensicherungsaufgabe:", "Back-uptaak:", "Hyper Backup", ".hbk")
-    description = ("Hyper Backup task result in any DSM language: a 'Backup Task:' label line (EN/DE/NL/...) "
-                   "together with a backup destination label or 'Hyper Backup'/.hbk, or a subject "
-                   "'[prefix] <destination> backup - <task> <result> on <NAS>' from a Synology sender.")
 
     def matches(self, msg: Message) -> Optional[str]:
         text = msg.text
@@ -301,6 +303,10 @@ _ABB_KIND_HINTS = (
 
 
 class SynologyActiveBackupParser(Parser):
+    """Subject or body naming 'Active Backup for Business' (or Active Backup for Microsoft 365 / Google
+    Workspace) with a backup task result; device list becomes the objects.
+    """
+
     name = "synology_active_backup"
     product = ABB
     types = ("PC backup task", "Physical server backup task", "VM backup task", "File server backup task",
@@ -308,8 +314,6 @@ class SynologyActiveBackupParser(Parser):
     sender_contains = ("synologynotification.com",)
     subject_patterns = (_ABB_SUBJECT_RE.pattern,)
     body_markers = ("Active Backup for Business",)
-    description = ("Subject or body naming 'Active Backup for Business' (or Active Backup for Microsoft 365 / "
-                   "Google Workspace) with a backup task result; device list becomes the objects.")
 
     def matches(self, msg: Message) -> Optional[str]:
         if _ABB_SUBJECT_RE.search(msg.subject):
@@ -366,12 +370,13 @@ _USB_END_RE = _label_re("End time", "End Time", "Endzeit", "Eindtijd")
 
 
 class SynologyUsbCopyParser(Parser):
+    """Synology USB Copy task result: 'USB Copy task <task> on <NAS> has completed/failed' (any language)."""
+
     name = "synology_usb_copy"
     product = USB
     types = ("USB Copy task",)
     subject_patterns = (_USB_RE.pattern,)
     body_markers = ("USB Copy",)
-    description = "Synology USB Copy task result: 'USB Copy task <task> on <NAS> has completed/failed' (any language)."
 
     def matches(self, msg: Message) -> Optional[str]:
         if _USB_RE.search(msg.subject) and (_USB_SENT_RE.search(msg.subject) or _USB_RE.search(msg.text)):
@@ -408,13 +413,15 @@ _SR_TASK_RE = _label_re("Replication task", "Task name", "Replikationsaufgabe", 
 
 
 class SynologySnapshotReplicationParser(Parser):
+    """Synology Snapshot Replication: replication task or scheduled snapshot result, recognised by 'Snapshot
+    Replication' in subject or body plus a replication/snapshot task sentence.
+    """
+
     name = "synology_snapshot_replication"
     product = SR
     types = ("Replication task", "Snapshot task")
     subject_patterns = (_SR_RE.pattern,)
     body_markers = ("Snapshot Replication",)
-    description = ("Synology Snapshot Replication: replication task or scheduled snapshot result, recognised by "
-                   "'Snapshot Replication' in subject or body plus a replication/snapshot task sentence.")
 
     def matches(self, msg: Message) -> Optional[str]:
         head = msg.text[:3000]

@@ -196,6 +196,12 @@ def _looks_like_report(msg: Message) -> Optional[str]:
 
 
 class VeeamSessionReportParser(Parser):
+    """A '<Kind> job: <name>' header at the top of the body with the Veeam summary grid (Start time / End time /
+    Duration), together with a '[Result] ...' subject, a Veeam sender or a Details table; or a '[Result] Job
+    (N objects)' subject from a Veeam sender. Product from the description line (Veeam Agent for
+    Windows/Linux, Veeam Backup for Microsoft 365), else Veeam Backup & Replication.
+    """
+
     name = "veeam"
     product = "Veeam Backup & Replication / Veeam Agents / Veeam Backup for Microsoft 365"
     types = ("Backup Job", "Backup Copy Job", "Replication Job", "Agent Backup Job", "Agent Backup Policy",
@@ -204,11 +210,6 @@ class VeeamSessionReportParser(Parser):
     sender_contains = ("veeam",)
     subject_patterns = (_SUBJECT_RE.pattern,)
     body_markers = ("job:", "policy:", "Start time", "End time", "Duration", "Details")
-    description = ("A '<Kind> job: <name>' header at the top of the body with the Veeam summary grid "
-                   "(Start time / End time / Duration), together with a '[Result] ...' subject, a "
-                   "Veeam sender or a Details table; or a '[Result] Job (N objects)' subject from a "
-                   "Veeam sender. Product from the description line (Veeam Agent for Windows/Linux, "
-                   "Veeam Backup for Microsoft 365), else Veeam Backup & Replication.")
 
     def matches(self, msg: Message) -> Optional[str]:
         return _looks_like_report(msg)

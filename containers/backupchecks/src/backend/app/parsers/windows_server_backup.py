@@ -127,15 +127,16 @@ def _host_from(msg: Message) -> Optional[str]:
 
 
 class WsbScriptReportParser(Parser):
+    """'Backup Result:' with 'Start time last backup:' or 'Last Successful Backup:' in the body, or the subject
+    'Successful/Failed Backup on SERVER' with such a body or the script's own failure notice.
+    """
+
     name = "windows_server_backup_script"
     product = "Microsoft Windows Server Backup (Windows Backup Mail Report script)"
     types = (BACKUP_TYPE,)
     subject_patterns = (_SCRIPT_SUBJECT_RE.pattern,)
     body_markers = ("Backup Result:", "Start time last backup:", "Last Successful Backup:",
                     "The backup script failed to run!")
-    description = ("'Backup Result:' with 'Start time last backup:' or 'Last Successful Backup:' in the "
-                   "body, or the subject 'Successful/Failed Backup on SERVER' with such a body or the "
-                   "script's own failure notice.")
 
     def matches(self, msg: Message) -> Optional[str]:
         low = msg.text[:5000].lower()
@@ -218,14 +219,15 @@ def _objects_from_text(text: str) -> list[ParsedObject]:
 
 
 class WbadminOutputParser(Parser):
+    """Text of wbadmin or the Windows Server Backup event log in the body ('The backup operation successfully
+    completed', 'Summary of the backup operation', 'LastBackupResultHR'; English, German, Dutch) together with
+    a mention of Windows Server Backup / wbadmin or per-volume results.
+    """
+
     name = "windows_server_backup_wbadmin"
     product = "Microsoft Windows Server Backup (wbadmin / event log output)"
     types = (BACKUP_TYPE,)
     body_markers = _WB_MARKERS
-    description = ("Text of wbadmin or the Windows Server Backup event log in the body ('The backup "
-                   "operation successfully completed', 'Summary of the backup operation', "
-                   "'LastBackupResultHR'; English, German, Dutch) together with a mention of Windows "
-                   "Server Backup / wbadmin or per-volume results.")
 
     def matches(self, msg: Message) -> Optional[str]:
         text = msg.text[:20000]
