@@ -34,8 +34,8 @@ from datetime import datetime
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, first_group, first_label,
-    normalize_status, status_from_rules,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, Parser, ParseResult, first_group, first_label,
+    vendor_status,
 )
 from .dates import parse_with_formats
 
@@ -139,10 +139,6 @@ def split_parenthesised(subject: str) -> tuple[str, list[tuple[str, str]]]:
     return head.strip(), parts
 
 
-def _status_from_words(words: str) -> Optional[str]:
-    return status_from_rules(words, _STATUS_RULES) or normalize_status(words)
-
-
 _BACKUP_TYPES = (("replicat", "Replication"), ("validat", "Validation"), ("replikat", "Replication"),
                  ("validier", "Validation"), ("restore", "Recovery"), ("recover", "Recovery"),
                  ("wiederherstell", "Recovery"))
@@ -206,7 +202,7 @@ class AcronisAlertParser(Parser):
         plan = pick(_PLAN_KEYS)
         machine = pick(_MACHINE_KEYS)
         resource = pick(_RESOURCE_KEYS)
-        status = _status_from_words(head)
+        status = vendor_status(head, _STATUS_RULES)
 
         text = msg.text or ""
         plan = plan or first_group(_PLAN_LINE_RE, text)
@@ -260,13 +256,15 @@ class AcronisAlertParser(Parser):
         return " ".join(out).strip()
 
 
-_QUOTED_PLAN_RE = re.compile(
-    r"(?:backup\s+plan|protection\s+plan|plan|task|activity|sicherungsplan|schutzplan|aufgabe|taak)\s*"
-    r"[:]?\s*['\"\u2018\u201c\u201e](?P<name>[^'\"\u2019\u201d\u201c]{1,120})['\"\u2019\u201d\u201c]",
-    re.IGNORECASE)
-_QUOTED_MACHINE_RE = re.compile(
-    r"(?:machine|maschine|computer|rechner)\s*[:]?\s*['\"\u2018\u201c\u201e](?P<name>[^'\"\u2019\u201d\u201c]{1,80})"
-    r"['\"\u2019\u201d\u201c]", re.IGNORECASE)
+def _quoted_name_re(words: str, longest: int) -> re.Pattern:
+    """'<word>[:] "<name>"' (straight or curly quotes), the name (at most ``longest`` characters) in group 'name'."""
+    return re.compile(r"(?:" + words + r")\s*[:]?\s*['\"\u2018\u201c\u201e](?P<name>[^'\"\u2019\u201d\u201c]{1,"
+                      + str(longest) + r"})['\"\u2019\u201d\u201c]", re.IGNORECASE)
+
+
+_QUOTED_PLAN_RE = _quoted_name_re(r"backup\s+plan|protection\s+plan|plan|task|activity|sicherungsplan|schutzplan|"
+                                  r"aufgabe|taak", 120)
+_QUOTED_MACHINE_RE = _quoted_name_re(r"machine|maschine|computer|rechner", 80)
 _LEGACY_STATUS_RE = re.compile(
     r"succe|erfolgreich|fail|fehlgeschlagen|warn|error|fehler|mislukt|geslaagd|completed|abgeschlossen|"
     r"did not start|cancel", re.IGNORECASE)
@@ -303,7 +301,7 @@ class AcronisNotificationParser(Parser):
         machine = mm.group("name").strip() if mm else None
         head = _QUOTED_PLAN_RE.sub(" ", subj)
         head = _QUOTED_MACHINE_RE.sub(" ", head)
-        status = _status_from_words(head)
+        status = vendor_status(head, _STATUS_RULES)
         objects = []
         if machine:
             message = ""

@@ -69,6 +69,14 @@ def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
     return parse_with_formats(value, _DT_FORMATS, msg)
 
 
+def _category_and_job(subject: str, text: str) -> tuple[str, Optional[str]]:
+    """The alert category from the subject ('' when it is not an alert subject), the job name from the
+    subject's or the body's (Job: "...") part."""
+    m = _ALERT_RE.match(subject)
+    jm = _JOB_RE.search(subject) or _JOB_RE.search(text)
+    return (m.group("category").strip() if m else ""), (jm.group("job").strip() if jm else None)
+
+
 def _category_status(category: str) -> tuple[Optional[str], bool]:
     """(status, is_job_result) for an alert category."""
     c = category.lower().strip()
@@ -114,18 +122,13 @@ class BackupExecAlertParser(Parser):
         return None
 
     def parse(self, msg: Message) -> ParseResult:
-        subj = msg.subject
         text = msg.text or ""
-        m = _ALERT_RE.match(subj)
-        category = m.group("category").strip() if m else ""
-        jm = _JOB_RE.search(subj) or _JOB_RE.search(text)
-        job = jm.group("job").strip() if jm else None
-
+        category, job = _category_and_job(msg.subject, text)
         status, is_job = _category_status(category)
         if not is_job or (job is None and status is None):
             return ParseResult(software=None, backup_type=None, job_name=None, overall_status=None,
                                is_report=False,
-                               reason=f"Backup Exec alert '{category or subj}' is not a job result")
+                               reason=f"Backup Exec alert '{category or msg.subject}' is not a job result")
 
         body_status = None
         cm = _COMPLETION_RE.search(text)

@@ -188,6 +188,12 @@ def status_from_rules(text: str, rules) -> Optional[str]:
     return None
 
 
+def vendor_status(word: str, rules, lower: bool = False) -> Optional[str]:
+    """A vendor's status word: its own ``rules`` (see :func:`status_from_rules`; tried on the lower-cased word
+    with ``lower``) first, then the status words every parser shares (:func:`normalize_status`)."""
+    return status_from_rules(word.lower() if lower else word, rules) or normalize_status(word)
+
+
 def first_label(text: str, table, default: Optional[str] = None) -> Optional[str]:
     """The label of the first ``(word, label)`` pair whose word occurs in ``text``; ``default`` when none does."""
     return next((label for word, label in table if word in text), default)

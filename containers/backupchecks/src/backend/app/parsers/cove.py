@@ -27,8 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status, status_from_rules,
-    worst_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, Parser, ParseResult, vendor_status, worst_status,
 )
 from .dates import mail_tz, strptime_any
 from .tables import cell_at, column_index, label_value_rows, row_texts, split_columns
@@ -86,7 +85,7 @@ def cove_status(word: str) -> Optional[str]:
     w = re.sub(r"\s+", " ", (word or "")).strip().lower()
     if not w:
         return None
-    return status_from_rules(w, _STATUS_RULES) or normalize_status(w)
+    return vendor_status(w, _STATUS_RULES)
 
 
 _DT_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",

@@ -20,8 +20,8 @@ import re
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, first_label, normalize_status,
-    status_from_rules, worst_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, Parser, ParseResult, first_label, vendor_status,
+    worst_status,
 )
 from .tables import cell_at, column_index, html_label_text, row_texts, split_columns
 
@@ -57,10 +57,6 @@ _STATUS_RULES = (
     (FAILED, re.compile(r"fail|error|fehl|mislukt|abort|cancel")),
     (SUCCESS, re.compile(r"success|succeeded|completed|ok\b|erfolgreich|geslaagd")),
 )
-
-
-def _status_word(word: str) -> Optional[str]:
-    return status_from_rules(word.lower(), _STATUS_RULES) or normalize_status(word)
 
 
 class HornetsecurityVMBackupParser(Parser):
@@ -111,14 +107,14 @@ class HornetsecurityVMBackupParser(Parser):
         # Status from the subject words after the product name.
         tail = re.sub(r"(?:altaro|hornetsecurity)?\s*VM\s+Backup", " ", subj, flags=re.IGNORECASE)
         tail = _HOST_SUBJECT_RE.sub("", tail)
-        status = _status_word(tail) if re.search(
+        status = vendor_status(tail, _STATUS_RULES, lower=True) if re.search(
             r"warn|fail|error|success|succeeded|completed|erfolgreich|fehl|mislukt|geslaagd", tail, re.IGNORECASE
         ) else None
         if status is None:
             head = re.search(r"^\s*(?:backup|offsite copy)?\s*(success\w*|warning\w*|fail\w*|error\w*)\s*$",
                              text, re.IGNORECASE | re.MULTILINE)
             if head:
-                status = _status_word(head.group(1))
+                status = vendor_status(head.group(1), _STATUS_RULES, lower=True)
         status = worst_status(status, *(o.status for o in objects))
 
         return ParseResult(software=SOFTWARE, backup_type=first_label(subj.lower(), _TYPE_WORDS, "Backup"),
@@ -152,7 +148,7 @@ class HornetsecurityVMBackupParser(Parser):
                 name = cells[vm_i]
                 if not name:
                     continue
-                status = _status_word(cells[st_i]) if cells[st_i] else None
+                status = vendor_status(cells[st_i], _STATUS_RULES, lower=True) if cells[st_i] else None
                 message = cell_at(cells, msg_i)
                 out.append(ParsedObject(name=name, type="VM", status=status, message=message))
             if out:
@@ -183,7 +179,7 @@ class HornetsecurityVMBackupParser(Parser):
             cols = split_columns(ln)
             if len(cols) <= st_i:
                 break
-            status = _status_word(cols[st_i])
+            status = vendor_status(cols[st_i], _STATUS_RULES, lower=True)
             if status is None:
                 break
             message = cell_at(cols, msg_i)
@@ -198,7 +194,7 @@ class HornetsecurityVMBackupParser(Parser):
         res = _RESULT_LINE_RE.search(text)
         if not vm or not res:
             return []
-        status = _status_word(res.group(1))
+        status = vendor_status(res.group(1), _STATUS_RULES, lower=True)
         if status is None:
             return []
         em = _DETAIL_LINE_RE.search(text)

@@ -22,10 +22,7 @@ import re
 from datetime import datetime
 from typing import Optional
 
-from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, first_group, normalize_status, status_from_rules,
-    worst_status,
-)
+from .base import FAILED, SUCCESS, WARNING, Message, Parser, ParseResult, first_group, vendor_status, worst_status
 from .dates import parse_with_formats
 from .tables import html_label_text
 
@@ -71,10 +68,6 @@ _TAIL_RULES = (
     (FAILED, re.compile(r"fail|error|abort|cancel|skipped|fehl|mislukt|échec|echec|erreur")),
     (SUCCESS, re.compile(r"success|succeeded|completed|erfolgreich|geslaagd|réussi|reussi|voltooid")),
 )
-
-
-def _tail_status(tail: str) -> Optional[str]:
-    return status_from_rules(tail.lower(), _TAIL_RULES) or normalize_status(tail)
 
 
 def _definition_name(value: str) -> str:
@@ -145,7 +138,7 @@ def _status(text: str, tail: str) -> Optional[str]:
     fm = _FACE_RE.search(text)
     status = {":)": SUCCESS, ":|": WARNING, ":(": FAILED}[fm.group("face")] if fm else None
     # the subject names the outcome explicitly; trust the worse of the two
-    status = worst_status(status, _tail_status(tail))
+    status = worst_status(status, vendor_status(tail, _TAIL_RULES, lower=True))
     if status is None and _FAIL_BODY_RE.search(text):
         status = FAILED
     return status

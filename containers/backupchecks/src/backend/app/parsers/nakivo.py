@@ -15,8 +15,8 @@ import re
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status,
-    status_from_rules, worst_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, Parser, ParseResult, clean_text, vendor_status,
+    worst_status,
 )
 from .dates import mail_tz, parse_datetime
 from .tables import cell_at, column_index, row_texts
@@ -76,7 +76,7 @@ def _status(word: Optional[str]) -> Optional[str]:
     """Status words as NAKIVO writes them (Successful, Failed, Stopped, ... with warnings)."""
     if not word:
         return None
-    return status_from_rules(word, _STATUS_RULES) or normalize_status(word)
+    return vendor_status(word, _STATUS_RULES)
 
 
 def _key(label: str) -> Optional[str]:

@@ -78,16 +78,15 @@ _CREATED_BY_RE = re.compile(r"^\s*(?:created by|erstellt von|aangemaakt door|gem
 _LOG_LINE_RE = re.compile(r"^\s*\[[^\]]*\]\s*(?:<[^>]*>\s*)?[\w.\-]*\s*\|\s*(?P<level>[A-Z]+)\s*\|\s*(?P<msg>.*)$")
 
 
-# (backup type, default object type) by the header kind, first match wins; agents come between the two
-# tables (their kind word may be missing: the product decides).
+# (pattern in the header kind, backup type, default object type), first match wins. The pattern None
+# stands for the agents: "agent" in the kind or an agent product (an agent policy is "Agent Backup Policy").
 _KIND_TYPES = (
     (r"surebackup|sure backup", "SureBackup Job", "VM"),
     (r"files? to tape", "File to Tape Job", "File"),
     (r"tape", "Tape Job", "Backup"),
     (r"configuration", "Configuration Backup", "Server"),
     (r"cdp", "CDP Policy", "VM"),
-)
-_KIND_TYPES_AFTER_AGENTS = (
+    (None, "Agent Backup Job", "Computer"),
     (r"object storage", "Object Storage Backup Job", "Object Storage"),
     (r"(?=.*copy).*(?:file|nas|share|unstructured)", "File Share Backup Copy Job", "File Share"),
     (r"file|nas|share|unstructured", "File Share Backup Job", "File Share"),
@@ -98,8 +97,14 @@ _KIND_TYPES_AFTER_AGENTS = (
 )
 
 
-def _kind_rule(table, k: str) -> Optional[tuple[str, str]]:
-    return next(((backup_type, obj_type) for rx, backup_type, obj_type in table if re.search(rx, k)), None)
+def _kind_rule(k: str, software: str) -> Optional[tuple[str, str]]:
+    for rx, backup_type, obj_type in _KIND_TYPES:
+        if rx is None:
+            if "agent" in k or software in (VAW, VAL, VAM):
+                return ("Agent Backup Policy" if "policy" in k else backup_type), obj_type
+        elif re.search(rx, k):
+            return backup_type, obj_type
+    return None
 
 
 def _kind_to_type(kind: str, software: str) -> tuple[str, str]:
@@ -108,12 +113,7 @@ def _kind_to_type(kind: str, software: str) -> tuple[str, str]:
     k = re.sub(r"\s*(?:job|session|auftrag|taak|tâche|travail)$", "", k).strip()
     if software == VB365:
         return ("Backup Copy Job" if "copy" in k else "Backup Job"), "User"
-    found = _kind_rule(_KIND_TYPES, k)
-    if found:
-        return found
-    if "agent" in k or software in (VAW, VAL, VAM):
-        return ("Agent Backup Policy" if "policy" in k else "Agent Backup Job"), "Computer"
-    found = _kind_rule(_KIND_TYPES_AFTER_AGENTS, k)
+    found = _kind_rule(k, software)
     if found:
         return found
     if "policy" in k:

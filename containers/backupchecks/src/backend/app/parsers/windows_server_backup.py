@@ -35,22 +35,25 @@ _SCRIPT_SUBJECT_RE = re.compile(r"^(?P<result>successful|success|failed|failure|
                                 r"(?P<host>[^\s]+)\s*$", re.IGNORECASE)
 _REPORT_FOR_RE = re.compile(r"backup report for\s+(?P<host>[A-Za-z0-9][\w.-]*)", re.IGNORECASE)
 
-# wbadmin / event log sentences (EN, DE, NL)
-_OP_SUCCESS = re.compile(
-    r"the backup operation (?:successfully completed|has finished successfully|completed successfully|has completed\.)"
-    r"|der sicherungsvorgang wurde erfolgreich (?:abgeschlossen|beendet)"
-    r"|de back-?upbewerking is (?:voltooid|geslaagd|met succes voltooid)",
-    re.IGNORECASE)
-_OP_WARNING = re.compile(
-    r"the backup operation (?:completed|has completed|finished) with (?:warnings|errors)"
-    r"|der sicherungsvorgang wurde mit (?:warnungen|fehlern) abgeschlossen"
-    r"|de back-?upbewerking is voltooid met (?:waarschuwingen|fouten)",
-    re.IGNORECASE)
-_OP_FAILED = re.compile(
-    r"the backup operation (?:that started at .{0,80}? )?(?:has failed|failed|stopped before completing)"
-    r"|der sicherungsvorgang .{0,80}?(?:ist fehlgeschlagen|wurde vor dem abschluss beendet)"
-    r"|de back-?upbewerking .{0,80}?(?:is mislukt|is gestopt voordat)",
-    re.IGNORECASE)
+# wbadmin / event log sentences (EN, DE, NL) by the outcome they report, worst first.
+_OP_RULES = (
+    (FAILED, re.compile(
+        r"the backup operation (?:that started at .{0,80}? )?(?:has failed|failed|stopped before completing)"
+        r"|der sicherungsvorgang .{0,80}?(?:ist fehlgeschlagen|wurde vor dem abschluss beendet)"
+        r"|de back-?upbewerking .{0,80}?(?:is mislukt|is gestopt voordat)",
+        re.IGNORECASE)),
+    (WARNING, re.compile(
+        r"the backup operation (?:completed|has completed|finished) with (?:warnings|errors)"
+        r"|der sicherungsvorgang wurde mit (?:warnungen|fehlern) abgeschlossen"
+        r"|de back-?upbewerking is voltooid met (?:waarschuwingen|fouten)",
+        re.IGNORECASE)),
+    (SUCCESS, re.compile(
+        r"the backup operation (?:successfully completed|has finished successfully|completed successfully|"
+        r"has completed\.)"
+        r"|der sicherungsvorgang wurde erfolgreich (?:abgeschlossen|beendet)"
+        r"|de back-?upbewerking is (?:voltooid|geslaagd|met succes voltooid)",
+        re.IGNORECASE)),
+)
 _VOLUME_RE = re.compile(
     r"(?:the )?backup of (?:the )?volume\s+\(?(?P<en>[^()\n]+?)\)?\s+(?P<en_res>completed successfully|"
     r"successfully completed|failed|completed with warnings|was stopped|did not complete)"
@@ -235,7 +238,8 @@ class WbadminOutputParser(Parser):
         if not any(k in low for k in _CHEAP_KEYS):
             return None
         marker = next((m for m in _WB_MARKERS if m in low), None)
-        op = _OP_SUCCESS.search(text) or _OP_WARNING.search(text) or _OP_FAILED.search(text)
+        # the first sentence found, success first (the reason quotes it)
+        op = next((m for m in (rx.search(text) for _, rx in reversed(_OP_RULES)) if m), None)
         if _HR_RE.search(text) and marker:
             return "Get-WBSummary output (LastBackupResultHR)"
         if op and (marker or _VOLUME_RE.search(text) or "windows" in (msg.subject or "").lower()):
@@ -263,7 +267,7 @@ class WbadminOutputParser(Parser):
                 continue
             seen.add(name.lower())
             objects.append(ParsedObject(name, "Volume", st, ""))
-        status = status_from_rules(text, ((FAILED, _OP_FAILED), (WARNING, _OP_WARNING), (SUCCESS, _OP_SUCCESS)))
+        status = status_from_rules(text, _OP_RULES)
         hr = _HR_RE.search(text)
         if status is None and hr:
             status = SUCCESS if hr.group("hr") in ("0", "0x0", "0x00000000") else FAILED
