@@ -257,7 +257,7 @@ class AcronisAlertParser(Parser):
 
 
 def _quoted_name_re(words: str, longest: int) -> re.Pattern:
-    """'<word>[:] "<name>"' (straight or curly quotes), the name (at most ``longest`` characters) in group 'name'."""
+    """'<word>[:] "<name>"' (straight or curly quotes); the name, at most ``longest`` characters, in group 'name'."""
     return re.compile(r"(?:" + words + r")\s*[:]?\s*['\"\u2018\u201c\u201e](?P<name>[^'\"\u2019\u201d\u201c]{1,"
                       + str(longest) + r"})['\"\u2019\u201d\u201c]", re.IGNORECASE)
 

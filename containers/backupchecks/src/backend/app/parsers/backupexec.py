@@ -28,7 +28,8 @@ from datetime import datetime
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, first_group, first_label, normalize_status, status_from_rules,
+    FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, first_group, first_label, normalize_status,
+    status_from_rules,
 )
 from .dates import parse_with_formats
 
@@ -145,7 +146,8 @@ class BackupExecAlertParser(Parser):
         elif status == SUCCESS and body_status in (WARNING, FAILED):
             status = body_status
 
-        return ParseResult(software=SOFTWARE, backup_type=first_label(category.lower(), _JOB_TYPES, "Backup"), job_name=job, overall_status=status,
+        backup_type = first_label(category.lower(), _JOB_TYPES, "Backup")
+        return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=job, overall_status=status,
                            started_at=_parse_dt(first_group(_TIME_RE["start"], text), msg),
                            ended_at=_parse_dt(first_group(_TIME_RE["end"], text), msg), objects=[])
 

@@ -161,7 +161,7 @@ def parse_datetime(text: Optional[str], default_tz=None, dayfirst: Optional[bool
 
 
 def strptime_any(value: str, formats: Iterable[str]) -> Optional[datetime]:
-    """A naive datetime read by the first of ``formats`` (strptime) that fits ``value`` as it is; None when none does."""
+    """A naive datetime read by the first of ``formats`` (strptime) that fits ``value`` as it is; None if none does."""
     for fmt in formats:
         try:
             return datetime.strptime(value, fmt)

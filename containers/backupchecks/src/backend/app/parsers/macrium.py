@@ -128,9 +128,10 @@ class MacriumReflectParser(Parser):
             backup_type = "File backup"
         else:
             backup_type = "Image backup"
+        started = _parse_dt(first_group(_LABEL_RE["start"], text, "v"), msg)
+        ended = _parse_dt(first_group(_LABEL_RE["end"], text, "v"), msg)
         return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=definition or computer,
-                           overall_status=status, started_at=_parse_dt(first_group(_LABEL_RE["start"], text, "v"), msg),
-                           ended_at=_parse_dt(first_group(_LABEL_RE["end"], text, "v"), msg), objects=[])
+                           overall_status=status, started_at=started, ended_at=ended, objects=[])
 
 
 def _status(text: str, tail: str) -> Optional[str]:
