@@ -8,7 +8,8 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from backend.app.parsers.normalize import html_to_text, normalize, strip_subject_prefixes
+from backend.app.parsers.htmltext import html_to_text
+from backend.app.parsers.normalize import normalize, strip_subject_prefixes
 
 REPORT_TEXT = "Backup job: Nightly Files\n\nSuccess\n\nStart time 22:00:01\nEnd time 22:10:00\n"
 

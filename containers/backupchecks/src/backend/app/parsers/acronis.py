@@ -19,6 +19,13 @@ Plan / Started / Finished lines.
 
 The daily status report ("DAILY STATUS REPORT ON ... (Critical: n, ...)") is
 recognised but is not a backup run (``is_report=False``).
+
+Older / on-premises Acronis notifications lack the '(key: value)' subject parts:
+Acronis Backup (& Recovery) and on-premises Cyber Protect mail per task or
+activity with the product name in the sender or subject and the plan/task
+and machine quoted ("Task 'Nightly' ... machine 'SRV01' ... succeeded").
+They are only claimed when the product is named and both a status word and a
+quoted plan/task are present.
 """
 from __future__ import annotations
 
@@ -27,9 +34,10 @@ from datetime import datetime
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser,
-    normalize_status, parse_with_formats,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, Parser, ParseResult, first_group, first_label,
+    vendor_status,
 )
+from .dates import parse_with_formats
 
 SOFTWARE = "Acronis Cyber Protect"
 
@@ -52,14 +60,15 @@ _DAILY_RE = re.compile(
     re.IGNORECASE,
 )
 
-_WARN_RE = re.compile(r"warn|waarschuw|avertissement|advertencia|avvis", re.IGNORECASE)
-_FAIL_RE = re.compile(
-    r"fail|fehlgeschlagen|fehler|mislukt|échec|echec|error|fout|did not start|not started|"
-    r"nicht gestartet|niet gestart|missed|verpasst|gemist|canceled|cancelled|abgebrochen|geannuleerd",
-    re.IGNORECASE,
+# Status words of the alert subjects, warnings first ("succeeded with warnings").
+_STATUS_RULES = (
+    (WARNING, re.compile(r"warn|waarschuw|avertissement|advertencia|avvis", re.IGNORECASE)),
+    (FAILED, re.compile(r"fail|fehlgeschlagen|fehler|mislukt|échec|echec|error|fout|did not start|not started|"
+                        r"nicht gestartet|niet gestart|missed|verpasst|gemist|canceled|cancelled|abgebrochen|"
+                        r"geannuleerd", re.IGNORECASE)),
+    (SUCCESS, re.compile(r"succe|erfolgreich|geslaagd|gelukt|réussi|reussi|voltooid|abgeschlossen|completed|ok\b",
+                         re.IGNORECASE)),
 )
-_OK_RE = re.compile(r"succe|erfolgreich|geslaagd|gelukt|réussi|reussi|voltooid|abgeschlossen|completed|ok\b",
-                    re.IGNORECASE)
 
 _DETAILS_RE = re.compile(
     r"^(?:show details|details anzeigen|details weergeven|details tonen|afficher les détails|"
@@ -96,6 +105,12 @@ def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
     return parse_with_formats(value, _DT_FORMATS, msg)
 
 
+def _run_times(text: str, msg: Message) -> tuple[Optional[datetime], Optional[datetime]]:
+    """(started, ended) from the body's Started / Finished lines (None where a line is missing)."""
+    return (_parse_dt(first_group(_TIME_LINE_RE["start"], text), msg),
+            _parse_dt(first_group(_TIME_LINE_RE["end"], text), msg))
+
+
 def split_parenthesised(subject: str) -> tuple[str, list[tuple[str, str]]]:
     """Split 'HEAD (k: v)(k2: v (x))' into ('HEAD', [('k', 'v'), ('k2', 'v (x)')]).
 
@@ -124,29 +139,23 @@ def split_parenthesised(subject: str) -> tuple[str, list[tuple[str, str]]]:
     return head.strip(), parts
 
 
-def _status_from_words(words: str) -> Optional[str]:
-    if _WARN_RE.search(words):
-        return WARNING
-    if _FAIL_RE.search(words):
-        return FAILED
-    if _OK_RE.search(words):
-        return SUCCESS
-    return normalize_status(words)
+_BACKUP_TYPES = (("replicat", "Replication"), ("validat", "Validation"), ("replikat", "Replication"),
+                 ("validier", "Validation"), ("restore", "Recovery"), ("recover", "Recovery"),
+                 ("wiederherstell", "Recovery"))
 
 
 def _backup_type(head: str) -> str:
     h = head.strip().lower()
     if re.match(r"^(?:backup|back-up|sicherung|sauvegarde|copia)", h):
         return "Backup"
-    for word, label in (("replicat", "Replication"), ("validat", "Validation"), ("replikat", "Replication"),
-                        ("validier", "Validation"), ("restore", "Recovery"), ("recover", "Recovery"),
-                        ("wiederherstell", "Recovery")):
-        if word in h:
-            return label
-    return "Backup"
+    return first_label(h, _BACKUP_TYPES, "Backup")
 
 
 class AcronisAlertParser(Parser):
+    """Acronis Cyber Protect (Cloud) alert per plan run: subject '<STATUS> (group: ...)(machine|resource: ...)(plan:
+    ...)' in English, German or Dutch; the machine or resource becomes the object, the plan the job.
+    """
+
     name = "acronis_alert"
     product = SOFTWARE
     types = ("Backup",)
@@ -156,9 +165,6 @@ class AcronisAlertParser(Parser):
         r"\((?:machine|maschine|resource|ressource)\s*:[^)]*\)\s*\(plan\s*:",
     )
     body_markers = ("Acronis Cyber Protect", "Acronis Backup")
-    description = ("Acronis Cyber Protect (Cloud) alert per plan run: subject '<STATUS> (group: ...)"
-                   "(machine|resource: ...)(plan: ...)' in English, German or Dutch; the machine or "
-                   "resource becomes the object, the plan the job.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject
@@ -196,13 +202,10 @@ class AcronisAlertParser(Parser):
         plan = pick(_PLAN_KEYS)
         machine = pick(_MACHINE_KEYS)
         resource = pick(_RESOURCE_KEYS)
-        status = _status_from_words(head)
+        status = vendor_status(head, _STATUS_RULES)
 
         text = msg.text or ""
-        if not plan:
-            m = _PLAN_LINE_RE.search(text)
-            if m:
-                plan = m.group(1)
+        plan = plan or first_group(_PLAN_LINE_RE, text)
         obj_name = machine or resource
         obj_type = "Machine" if machine else "Resource"
         objects: list[ParsedObject] = []
@@ -210,27 +213,11 @@ class AcronisAlertParser(Parser):
             message = "" if status == SUCCESS else self._reason(text, obj_name, head)
             objects.append(ParsedObject(name=obj_name, type=obj_type, status=status, message=message))
 
-        started = ended = None
-        m = _TIME_LINE_RE["start"].search(text)
-        if m:
-            started = _parse_dt(m.group(1), msg)
-        m = _TIME_LINE_RE["end"].search(text)
-        if m:
-            ended = _parse_dt(m.group(1), msg)
+        started, ended = _run_times(text, msg)
         if ended is None:
-            m = _DATE_LINE_RE.search(text)
-            if m:
-                ended = _parse_dt(m.group(1), msg)
-
-        return ParseResult(
-            software=SOFTWARE,
-            backup_type=_backup_type(head),
-            job_name=plan or obj_name,
-            overall_status=status,
-            started_at=started,
-            ended_at=ended,
-            objects=objects,
-        )
+            ended = _parse_dt(first_group(_DATE_LINE_RE, text), msg)
+        return ParseResult(software=SOFTWARE, backup_type=_backup_type(head), job_name=plan or obj_name,
+                           overall_status=status, started_at=started, ended_at=ended, objects=objects)
 
     @staticmethod
     def _reason(text: str, obj_name: str, head: str) -> str:
@@ -269,26 +256,23 @@ class AcronisAlertParser(Parser):
         return " ".join(out).strip()
 
 
-_QUOTED_PLAN_RE = re.compile(
-    r"(?:backup\s+plan|protection\s+plan|plan|task|activity|sicherungsplan|schutzplan|aufgabe|taak)\s*"
-    r"[:]?\s*['\"\u2018\u201c\u201e](?P<name>[^'\"\u2019\u201d\u201c]{1,120})['\"\u2019\u201d\u201c]",
-    re.IGNORECASE)
-_QUOTED_MACHINE_RE = re.compile(
-    r"(?:machine|maschine|computer|rechner)\s*[:]?\s*['\"\u2018\u201c\u201e](?P<name>[^'\"\u2019\u201d\u201c]{1,80})"
-    r"['\"\u2019\u201d\u201c]", re.IGNORECASE)
+def _quoted_name_re(words: str, longest: int) -> re.Pattern:
+    """'<word>[:] "<name>"' (straight or curly quotes); the name, at most ``longest`` characters, in group 'name'."""
+    return re.compile(r"(?:" + words + r")\s*[:]?\s*['\"\u2018\u201c\u201e](?P<name>[^'\"\u2019\u201d\u201c]{1,"
+                      + str(longest) + r"})['\"\u2019\u201d\u201c]", re.IGNORECASE)
+
+
+_QUOTED_PLAN_RE = _quoted_name_re(r"backup\s+plan|protection\s+plan|plan|task|activity|sicherungsplan|schutzplan|"
+                                  r"aufgabe|taak", 120)
+_QUOTED_MACHINE_RE = _quoted_name_re(r"machine|maschine|computer|rechner", 80)
 _LEGACY_STATUS_RE = re.compile(
     r"succe|erfolgreich|fail|fehlgeschlagen|warn|error|fehler|mislukt|geslaagd|completed|abgeschlossen|"
     r"did not start|cancel", re.IGNORECASE)
 
 
 class AcronisNotificationParser(Parser):
-    """Older / on-premises Acronis notifications without the '(key: value)' subject parts.
-
-    Acronis Backup (& Recovery) and on-premises Cyber Protect mail per task or
-    activity with the product name in the sender or subject and the plan/task
-    and machine quoted ("Task 'Nightly' ... machine 'SRV01' ... succeeded").
-    Only claimed when the product is named and both a status word and a
-    quoted plan/task are present.
+    """Acronis Backup / on-premises notifications naming the product, with a quoted plan or task and a status
+    word; the quoted machine becomes the object.
     """
 
     name = "acronis_notification"
@@ -297,8 +281,6 @@ class AcronisNotificationParser(Parser):
     sender_contains = ("acronis",)
     subject_patterns = (r"acronis.*(?:succe|fail|warn|error|erfolgreich|fehlgeschlagen)",)
     body_markers = ()
-    description = ("Acronis Backup / on-premises notifications naming the product, with a quoted plan or task "
-                   "and a status word; the quoted machine becomes the object.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject
@@ -319,7 +301,7 @@ class AcronisNotificationParser(Parser):
         machine = mm.group("name").strip() if mm else None
         head = _QUOTED_PLAN_RE.sub(" ", subj)
         head = _QUOTED_MACHINE_RE.sub(" ", head)
-        status = _status_from_words(head)
+        status = vendor_status(head, _STATUS_RULES)
         objects = []
         if machine:
             message = ""
@@ -328,13 +310,7 @@ class AcronisNotificationParser(Parser):
                                text, re.IGNORECASE | re.MULTILINE)
                 message = em.group(1) if em else ""
             objects.append(ParsedObject(name=machine, type="Machine", status=status, message=message))
-        started = ended = None
-        sm = _TIME_LINE_RE["start"].search(text)
-        if sm:
-            started = _parse_dt(sm.group(1), msg)
-        em2 = _TIME_LINE_RE["end"].search(text)
-        if em2:
-            ended = _parse_dt(em2.group(1), msg)
+        started, ended = _run_times(text, msg)
         return ParseResult(software=SOFTWARE, backup_type="Backup", job_name=plan or machine,
                            overall_status=status, started_at=started, ended_at=ended, objects=objects)
 

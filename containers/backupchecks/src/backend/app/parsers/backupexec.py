@@ -27,7 +27,11 @@ import re
 from datetime import datetime
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status, parse_with_formats
+from .base import (
+    FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, first_group, first_label, normalize_status,
+    status_from_rules,
+)
+from .dates import parse_with_formats
 
 SOFTWARE = "Veritas Backup Exec"
 
@@ -38,13 +42,16 @@ _JOB_RE = re.compile(r"\(\s*(?:Job|Auftrag|Taak|Tâche|Trabajo)\s*:\s*\"(?P<job>
 _COMPLETION_RE = re.compile(
     r"(?:Job completion status|Completed status|Job status|Auftragsabschlussstatus|Abschlussstatus)\s*:?\s*"
     r"(?P<status>[A-Za-zäöüÄÖÜ ]+)", re.IGNORECASE)
-_EXCEPTIONS_RE = re.compile(r"however,\s+the\s+following\s+conditions\s+were\s+encountered|"
-                            r"completed\s+with\s+exceptions|mit\s+ausnahmen|met\s+uitzonderingen", re.IGNORECASE)
-_FAILED_RE = re.compile(r"the\s+job\s+failed|job\s+failed|fehlgeschlagen|mislukt|"
+# The body's outcome sentences; exceptions first ("completed successfully. However, ...").
+_BODY_RULES = (
+    (WARNING, re.compile(r"however,\s+the\s+following\s+conditions\s+were\s+encountered|"
+                         r"completed\s+with\s+exceptions|mit\s+ausnahmen|met\s+uitzonderingen", re.IGNORECASE)),
+    (FAILED, re.compile(r"the\s+job\s+failed|job\s+failed|fehlgeschlagen|mislukt|"
                         r"the\s+job\s+was\s+cancel+ed|job\s+was\s+cancel+ed|abgebrochen|geannuleerd|"
-                        r"\bmissed\b", re.IGNORECASE)
-_SUCCESS_RE = re.compile(r"completed\s+successfully|erfolgreich\s+abgeschlossen|is\s+voltooid|met\s+succes\s+voltooid",
-                         re.IGNORECASE)
+                        r"\bmissed\b", re.IGNORECASE)),
+    (SUCCESS, re.compile(r"completed\s+successfully|erfolgreich\s+abgeschlossen|is\s+voltooid|"
+                         r"met\s+succes\s+voltooid", re.IGNORECASE)),
+)
 _JOB_TYPES = (
     ("duplicate", "Duplicate"), ("restore", "Restore"), ("verify", "Verify"),
     ("database maintenance", "Database Maintenance"), ("inventory", "Inventory"),
@@ -61,6 +68,14 @@ _DT_FORMATS = (
 
 def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
     return parse_with_formats(value, _DT_FORMATS, msg)
+
+
+def _category_and_job(subject: str, text: str) -> tuple[str, Optional[str]]:
+    """The alert category from the subject ('' when it is not an alert subject), the job name from the
+    subject's or the body's (Job: "...") part."""
+    m = _ALERT_RE.match(subject)
+    jm = _JOB_RE.search(subject) or _JOB_RE.search(text)
+    return (m.group("category").strip() if m else ""), (jm.group("job").strip() if jm else None)
 
 
 def _category_status(category: str) -> tuple[Optional[str], bool]:
@@ -86,15 +101,17 @@ def _category_status(category: str) -> tuple[Optional[str], bool]:
 
 
 class BackupExecAlertParser(Parser):
+    """Backup Exec alert mails: subject 'Backup Exec Alert: <category> (Server: "X") (Job: "Y")'; the category
+    and the body ('Completed Successfully', 'However, the following conditions were encountered', 'The job
+    failed', 'canceled') give the status.
+    """
+
     name = "backupexec_alert"
     product = SOFTWARE
     types = ("Backup", "Duplicate", "Restore", "Verify")
     sender_contains = ("backupexec", "backup.exec")
     subject_patterns = (r"^\s*Backup\s*Exec\s+Alert\s*:",)
     body_markers = ("Backup Exec",)
-    description = ("Backup Exec alert mails: subject 'Backup Exec Alert: <category> (Server: \"X\") "
-                   "(Job: \"Y\")'; the category and the body ('Completed Successfully', 'However, the "
-                   "following conditions were encountered', 'The job failed', 'canceled') give the status.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject
@@ -106,18 +123,13 @@ class BackupExecAlertParser(Parser):
         return None
 
     def parse(self, msg: Message) -> ParseResult:
-        subj = msg.subject
         text = msg.text or ""
-        m = _ALERT_RE.match(subj)
-        category = m.group("category").strip() if m else ""
-        jm = _JOB_RE.search(subj) or _JOB_RE.search(text)
-        job = jm.group("job").strip() if jm else None
-
+        category, job = _category_and_job(msg.subject, text)
         status, is_job = _category_status(category)
         if not is_job or (job is None and status is None):
             return ParseResult(software=None, backup_type=None, job_name=None, overall_status=None,
                                is_report=False,
-                               reason=f"Backup Exec alert '{category or subj}' is not a job result")
+                               reason=f"Backup Exec alert '{category or msg.subject}' is not a job result")
 
         body_status = None
         cm = _COMPLETION_RE.search(text)
@@ -126,12 +138,7 @@ class BackupExecAlertParser(Parser):
             if re.match(r"\s*(?:cancel|missed)", cm.group("status"), re.IGNORECASE):
                 body_status = FAILED
         if body_status is None:
-            if _EXCEPTIONS_RE.search(text):
-                body_status = WARNING
-            elif _FAILED_RE.search(text):
-                body_status = FAILED
-            elif _SUCCESS_RE.search(text):
-                body_status = SUCCESS
+            body_status = status_from_rules(text, _BODY_RULES)
         # The category is authoritative, but a body that says "however, the following
         # conditions were encountered" under a generic "Job Completed" is a warning.
         if status is None:
@@ -139,29 +146,10 @@ class BackupExecAlertParser(Parser):
         elif status == SUCCESS and body_status in (WARNING, FAILED):
             status = body_status
 
-        backup_type = "Backup"
-        for key, label in _JOB_TYPES:
-            if key in category.lower():
-                backup_type = label
-                break
-
-        started = ended = None
-        sm = _TIME_RE["start"].search(text)
-        if sm:
-            started = _parse_dt(sm.group(1), msg)
-        em = _TIME_RE["end"].search(text)
-        if em:
-            ended = _parse_dt(em.group(1), msg)
-
-        return ParseResult(
-            software=SOFTWARE,
-            backup_type=backup_type,
-            job_name=job,
-            overall_status=status,
-            started_at=started,
-            ended_at=ended,
-            objects=[],
-        )
+        backup_type = first_label(category.lower(), _JOB_TYPES, "Backup")
+        return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=job, overall_status=status,
+                           started_at=_parse_dt(first_group(_TIME_RE["start"], text), msg),
+                           ended_at=_parse_dt(first_group(_TIME_RE["end"], text), msg), objects=[])
 
 
 PARSERS: list[Parser] = [BackupExecAlertParser()]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, asdict
-from datetime import datetime, timezone
-from typing import ClassVar, Iterable, Optional
+from datetime import datetime
+from typing import ClassVar, Optional
 
 SUCCESS = "Success"
 WARNING = "Warning"
@@ -179,6 +179,32 @@ def worst_status(*statuses: Optional[str]) -> Optional[str]:
     return best
 
 
+def status_from_rules(text: str, rules) -> Optional[str]:
+    """The status of the first ``(status, pattern)`` rule whose compiled pattern occurs in ``text``;
+    None when none does. A vendor's own status words, in the order its wording needs."""
+    for status, rx in rules:
+        if rx.search(text):
+            return status
+    return None
+
+
+def vendor_status(word: str, rules, lower: bool = False) -> Optional[str]:
+    """A vendor's status word: its own ``rules`` (see :func:`status_from_rules`; tried on the lower-cased word
+    with ``lower``) first, then the status words every parser shares (:func:`normalize_status`)."""
+    return status_from_rules(word.lower() if lower else word, rules) or normalize_status(word)
+
+
+def first_label(text: str, table, default: Optional[str] = None) -> Optional[str]:
+    """The label of the first ``(word, label)`` pair whose word occurs in ``text``; ``default`` when none does."""
+    return next((label for word, label in table if word in text), default)
+
+
+def first_group(rx: re.Pattern, text: str, group: int | str = 1) -> Optional[str]:
+    """Group ``group`` of the first match of ``rx`` in ``text``; None without a match."""
+    m = rx.search(text)
+    return m.group(group) if m else None
+
+
 class Parser:
     """Base class of a vendor parser.
 
@@ -186,6 +212,8 @@ class Parser:
     ``sender_contains`` (any of, case-insensitive), ``subject_patterns``
     (regexes, any of, case-insensitive), ``body_markers`` (strings, any of, in
     text or HTML). ``matches()`` uses them by default; a parser may refine it.
+    A subclass's docstring says what it recognises and how the criteria combine;
+    it becomes ``description`` (whitespace folded), which the /parsers page shows.
     """
 
     name: ClassVar[str] = ""
@@ -194,9 +222,12 @@ class Parser:
     sender_contains: ClassVar[tuple[str, ...]] = ()
     subject_patterns: ClassVar[tuple[str, ...]] = ()
     body_markers: ClassVar[tuple[str, ...]] = ()
-    # How the criteria combine: "any" = one of sender/subject/body suffices,
-    # "subject_and_body" = a subject pattern and a body marker must both match, ...
     description: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:
+            cls.description = " ".join(cls.__doc__.split())
 
     def matches(self, msg: Message) -> Optional[str]:
         """Return a short reason when this parser handles the message, else None."""
@@ -276,185 +307,6 @@ def _line_around(text: str, pos: int, length: int, limit: int = 160) -> str:
         lo = max(0, min(at - limit // 3, len(line) - limit))
         line = ("…" if lo else "") + line[lo: lo + limit] + ("…" if lo + limit < len(line) else "")
     return _WS_RE.sub(" ", line).strip()
-
-
-# Dates as reports and mail clients write them ------------------------------------
-# Added helpers (shared by all parsers): parse a date/time written in a report's
-# own locale ("Saturday, 12 October 2024 22:00:13", "Samstag, 12. Oktober 2024
-# 22:00", "zaterdag 12 oktober 2024 22:00", "10/12/2024 10:00:13 PM",
-# "12.10.2024 22:00:13", "2024-10-12 22:00", RFC 2822) into an aware datetime.
-
-_MONTHS = {
-    # English
-    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4, "apr": 4,
-    "may": 5, "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8,
-    "september": 9, "sep": 9, "sept": 9, "october": 10, "oct": 10, "november": 11, "nov": 11,
-    "december": 12, "dec": 12,
-    # German
-    "januar": 1, "jänner": 1, "februar": 2, "märz": 3, "maerz": 3, "mär": 3, "mai": 5, "juni": 6,
-    "juli": 7, "oktober": 10, "okt": 10, "dezember": 12, "dez": 12,
-    # Dutch
-    "januari": 1, "februari": 2, "maart": 3, "mrt": 3, "mei": 5, "augustus": 8, "okt.": 10,
-    # French
-    "janvier": 1, "janv": 1, "février": 2, "fevrier": 2, "févr": 2, "fevr": 2, "mars": 3,
-    "avril": 4, "avr": 4, "juin": 6, "juillet": 7, "juil": 7, "août": 8, "aout": 8,
-    "septembre": 9, "octobre": 10, "novembre": 11, "décembre": 12, "decembre": 12,
-}
-_MONTH_ALT = "|".join(sorted((re.escape(m) for m in _MONTHS), key=len, reverse=True))
-_TIME_RE = re.compile(
-    r"(?<!\d)(?P<H>\d{1,2})[:.](?P<M>\d{2})(?:[:.](?P<S>\d{2}))?(?:[.,]\d+)?"
-    r"(?:\s*(?P<ampm>[ap])\.?\s?m\.?)?"
-    r"(?:\s*(?P<tz>(?:utc|gmt|z)?\s*[+-]\d{1,2}(?::?\d{2})?|utc|gmt|z)\b)?",
-    re.IGNORECASE,
-)
-_DATE_PATTERNS = (
-    # 2024-10-12
-    ("ymd", re.compile(r"(?<!\d)(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})(?!\d)")),
-    # 12 October 2024 / 12. Oktober 2024 / 12-okt-2024
-    ("dmy_name", re.compile(r"(?<!\d)(?P<d>\d{1,2})(?:st|nd|rd|th)?\.?[\s-]+(?P<mon>" + _MONTH_ALT
-                            + r")\.?,?[\s-]+(?P<y>\d{4})(?!\d)", re.IGNORECASE)),
-    # October 12, 2024 / Oct 12 2024
-    ("mdy_name", re.compile(r"(?<![a-zà-ÿ])(?P<mon>" + _MONTH_ALT + r")\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+"
-                            r"(?P<y>\d{4})(?!\d)", re.IGNORECASE)),
-    # 12.10.2024, 10/12/2024, 12-10-2024 (two-digit years too)
-    ("num", re.compile(r"(?<![\d.:])(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})(?![\d:])")),
-)
-
-
-def _tz_from_text(tz: str):
-    from datetime import timedelta, timezone
-    tz = tz.strip().lower()
-    if tz in ("utc", "gmt", "z"):
-        return timezone.utc
-    m = re.search(r"([+-])(\d{1,2}):?(\d{2})?", tz)
-    if not m:
-        return None
-    delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0))
-    if delta > timedelta(hours=14):
-        return None
-    return timezone(-delta if m.group(1) == "-" else delta)
-
-
-def parse_datetime(text: Optional[str], default_tz=None, dayfirst: Optional[bool] = None,
-                   near: Optional[datetime] = None) -> Optional[datetime]:
-    """An aware datetime from a date (+ time) in the text, in any supported locale; None if none.
-
-    A zone in the text wins; otherwise ``default_tz`` (a tzinfo, e.g. the mail
-    Date header's), otherwise UTC. Numeric dates: ``dayfirst`` decides when it
-    is not evident; else, given ``near`` (e.g. the mail's Date), the reading
-    closest to it; else a 12-hour clock means month first (US), else day
-    first (Europe).
-    """
-    from datetime import timezone
-    if not text:
-        return None
-    s = str(text).replace("\xa0", " ").replace("\u200e", "").replace("\u200f", "")
-    if len(s) > 400:
-        s = s[:400]
-    found = None
-    for kind, rx in _DATE_PATTERNS:
-        m = rx.search(s)
-        if m:
-            found = (kind, m)
-            break
-    if not found:
-        return None
-    kind, m = found
-    tm = _TIME_RE.search(s, m.end())
-    if not tm:
-        tm = _TIME_RE.search(s[: m.start()])
-    ampm = (tm.group("ampm") or "").lower() if tm else ""
-    try:
-        if kind == "ymd":
-            y, mo, d = int(m.group("y")), int(m.group("m")), int(m.group("d"))
-        elif kind in ("dmy_name", "mdy_name"):
-            y, d = int(m.group("y")), int(m.group("d"))
-            mo = _MONTHS[m.group("mon").lower().rstrip(".")] if m.group("mon").lower().rstrip(".") in _MONTHS \
-                else _MONTHS[m.group("mon").lower()]
-        else:
-            a, b, y = int(m.group("a")), int(m.group("b")), int(m.group("y"))
-            if y < 100:
-                y += 2000
-            if a > 12:
-                df = True
-            elif b > 12:
-                df = False
-            elif dayfirst is not None:
-                df = dayfirst
-            elif near is not None and a != b:
-                try:
-                    da = abs((datetime(y, b, a, tzinfo=near.tzinfo) - near).total_seconds())
-                    db = abs((datetime(y, a, b, tzinfo=near.tzinfo) - near).total_seconds())
-                    df = da <= db
-                except (ValueError, TypeError):
-                    df = not ampm
-            elif m.group("sep") == ".":
-                df = True
-            else:
-                df = not ampm
-            d, mo = (a, b) if df else (b, a)
-        hh = mm = ss = 0
-        tz = None
-        if tm:
-            hh, mm, ss = int(tm.group("H")), int(tm.group("M")), int(tm.group("S") or 0)
-            if ampm == "p" and hh < 12:
-                hh += 12
-            elif ampm == "a" and hh == 12:
-                hh = 0
-            if tm.group("tz"):
-                tz = _tz_from_text(tm.group("tz"))
-        return datetime(y, mo, d, hh, mm, ss, tzinfo=tz or default_tz or timezone.utc)
-    except (ValueError, KeyError, OverflowError):
-        return None
-
-
-def html_label_text(msg: "Message") -> str:
-    """'label: value' lines built from the two-cell rows of the mail's HTML tables ('' when none)."""
-    tree = msg.html_tree()
-    if tree is None:
-        return ""
-    out = []
-    for row in tree.iter("tr"):
-        cells = [c for c in row if c.tag in ("td", "th")]
-        if len(cells) == 2:
-            k = re.sub(r"\s+", " ", cells[0].text_content() or "").strip().rstrip(":")
-            v = re.sub(r"\s+", " ", cells[1].text_content() or "").strip()
-            if k and v and len(k) <= 40:
-                out.append(f"{k}: {v}")
-    return "\n".join(out)
-
-
-def parse_with_formats(value: Optional[str], formats: Iterable[str], msg: "Message") -> Optional[datetime]:
-    """The first of ``formats`` (strptime) that reads ``value`` (whitespace collapsed); a time
-    without a zone takes the zone of the mail's Date header, else UTC. None when none fits."""
-    value = re.sub(r"\s+", " ", value or "").strip()
-    for fmt in formats:
-        try:
-            dt = datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-        tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc
-        return dt.replace(tzinfo=tz)
-    return None
-
-
-def combine_date_time(day: Optional[datetime], time_text: Optional[str]) -> Optional[datetime]:
-    """``day``'s date with the clock time found in ``time_text`` ("10:00:14 PM", "23:00:05")."""
-    if day is None or not time_text:
-        return None
-    tm = _TIME_RE.search(time_text)
-    if not tm:
-        return None
-    hh, mm, ss = int(tm.group("H")), int(tm.group("M")), int(tm.group("S") or 0)
-    ampm = (tm.group("ampm") or "").lower()
-    if ampm == "p" and hh < 12:
-        hh += 12
-    elif ampm == "a" and hh == 12:
-        hh = 0
-    try:
-        return day.replace(hour=hh, minute=mm, second=ss, microsecond=0)
-    except ValueError:
-        return None
 
 
 def clean_text(s: Optional[str]) -> str:

@@ -26,11 +26,12 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from .texttables import label_lines
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status,
-    worst_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, Parser, ParseResult, vendor_status, worst_status,
 )
+from .dates import mail_tz, strptime_any
+from .tables import cell_at, column_index, label_value_rows, row_texts, split_columns
+from .texttables import label_lines
 
 SOFTWARE = "Cove Data Protection"
 
@@ -69,25 +70,27 @@ _DT_RE = re.compile(r"(?P<dt>\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}(?::\d{2})?|\d{1,
                     re.IGNORECASE)
 
 
+# Session statuses (lower case): still running and "with errors" are warnings.
+_STATUS_RULES = (
+    (WARNING, re.compile(r"in ?process|in progress|running|wird ausgeführt|läuft|bezig|in uitvoering")),
+    (WARNING, re.compile(r"with (?:errors|warnings)|mit (?:fehlern|warnungen)|met (?:fouten|waarschuwingen)")),
+    (FAILED, re.compile(r"fail|abort|interrupt|over ?quota|not ?started|no ?selection|fehlgeschlagen|abgebrochen|"
+                        r"unterbrochen|mislukt|afgebroken|onderbroken|kontingent")),
+    (SUCCESS, re.compile(r"^(?:completed|success|successful|abgeschlossen|erfolgreich|voltooid|geslaagd)\b")),
+)
+
+
 def cove_status(word: str) -> Optional[str]:
     """Cove session status word (EN/DE/NL) → Success / Warning / Failed."""
     w = re.sub(r"\s+", " ", (word or "")).strip().lower()
     if not w:
         return None
-    if re.search(r"in ?process|in progress|running|wird ausgeführt|läuft|bezig|in uitvoering", w):
-        return WARNING
-    if re.search(r"with (?:errors|warnings)|mit (?:fehlern|warnungen)|met (?:fouten|waarschuwingen)", w):
-        return WARNING
-    if re.search(r"fail|abort|interrupt|over ?quota|not ?started|no ?selection|fehlgeschlagen|abgebrochen|"
-                 r"unterbrochen|mislukt|afgebroken|onderbroken|kontingent", w):
-        return FAILED
-    if re.search(r"^(?:completed|success|successful|abgeschlossen|erfolgreich|voltooid|geslaagd)\b", w):
-        return SUCCESS
-    return normalize_status(w)
+    return vendor_status(w, _STATUS_RULES)
 
 
-def _cell_text(cell) -> str:
-    return re.sub(r"\s+", " ", cell.text_content() or "").strip()
+_DT_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
+               "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
+               "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p")
 
 
 def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
@@ -95,15 +98,7 @@ def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
     if not m:
         return None
     raw = m.group("dt").replace("T", " ")
-    dt = None
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
-                "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
-                "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p"):
-        try:
-            dt = datetime.strptime(raw, fmt)
-            break
-        except ValueError:
-            continue
+    dt = strptime_any(raw, _DT_FORMATS)
     if dt is None:
         return None
     off = m.group("off")
@@ -116,7 +111,7 @@ def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
     elif "(utc)" in value.lower() or "(gmt)" in value.lower():
         tz = timezone.utc
     else:
-        tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc
+        tz = mail_tz(msg)
     return dt.replace(tzinfo=tz)
 
 
@@ -127,15 +122,17 @@ def _error_suffix(count: Optional[int]) -> str:
 
 
 class CoveSessionParser(Parser):
+    """Cove Data Protection / N-able Backup Manager session report: subject '<Backup status> - <device>
+    (<customer>)' or a 'Backup status:' line plus a Device row; one 'Data source' object per row of the
+    data-source table.
+    """
+
     name = "cove_backup_session"
     product = SOFTWARE
     types = ("Backup", "Restore")
     sender_contains = _SENDER_HINTS
     subject_patterns = (_SUBJECT_RE.pattern,)
     body_markers = ("Backup Manager", "Data sources", "Cove Data Protection")
-    description = ("Cove Data Protection / N-able Backup Manager session report: subject '<Backup status> - "
-                   "<device> (<customer>)' or a 'Backup status:' line plus a Device row; one 'Data source' "
-                   "object per row of the data-source table.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject
@@ -181,15 +178,8 @@ class CoveSessionParser(Parser):
         started = next((_parse_dt(kv[k], msg) for k in _START_KEYS if kv.get(k)), None)
         ended = next((_parse_dt(kv[k], msg) for k in _END_KEYS if kv.get(k)), None)
 
-        return ParseResult(
-            software=SOFTWARE,
-            backup_type=backup_type,
-            job_name=device,
-            overall_status=status,
-            started_at=started,
-            ended_at=ended,
-            objects=objects,
-        )
+        return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=device, overall_status=status,
+                           started_at=started, ended_at=ended, objects=objects)
 
     @staticmethod
     def _key_values(msg: Message) -> dict[str, str]:
@@ -197,13 +187,10 @@ class CoveSessionParser(Parser):
         kv: dict[str, str] = {}
         tree = msg.html_tree()
         if tree is not None:
-            for row in tree.iter("tr"):
-                cells = [c for c in row if c.tag in ("td", "th")]
-                if len(cells) == 2:
-                    k = _cell_text(cells[0]).lower().rstrip(":").strip()
-                    v = _cell_text(cells[1])
-                    if k and v and len(k) <= 40:
-                        kv.setdefault(k, v)
+            for k, v in label_value_rows(tree):
+                k = k.lower().rstrip(":").strip()
+                if k and v and len(k) <= 40:
+                    kv.setdefault(k, v)
         for m in _KV_LINE_RE.finditer(msg.text or ""):
             kv.setdefault(m.group("k").strip().lower(), m.group("v").strip())
         # Forwarded as text with one cell per line: "Session end" / "2024-05-16 13:05".
@@ -213,54 +200,63 @@ class CoveSessionParser(Parser):
 
     @staticmethod
     def _sources(msg: Message) -> list[ParsedObject]:
-        rows: list[list[str]] = []
         tree = msg.html_tree()
-        if tree is not None:
-            for table in tree.iter("table"):
-                trs = list(table.iter("tr"))
-                for i, tr in enumerate(trs):
-                    header = [_cell_text(c).lower() for c in tr if c.tag in ("td", "th")]
-                    if header and header[0] in _SOURCE_HEADERS and any(h in _STATUS_HEADERS for h in header):
-                        rows = [header] + [[_cell_text(c) for c in r if c.tag in ("td", "th")] for r in trs[i + 1:]]
+        rows = _source_rows_html(tree) if tree is not None else []
+        return _source_objects(rows or _source_rows_text(msg.text or ""))
+
+
+def _is_source_header(header: list[str]) -> bool:
+    return bool(header) and header[0] in _SOURCE_HEADERS and any(h in _STATUS_HEADERS for h in header)
+
+
+def _source_rows_html(tree) -> list[list[str]]:
+    """The data-source table (header row lower-cased, then the rows below it) from the HTML."""
+    for table in tree.iter("table"):
+        trs = list(table.iter("tr"))
+        for i, tr in enumerate(trs):
+            header = [t.lower() for t in row_texts(tr)]
+            if _is_source_header(header):
+                return [header] + [row_texts(r) for r in trs[i + 1:]]
+    return []
+
+
+def _source_rows_text(text: str) -> list[list[str]]:
+    """The same table from a text rendering: columns split on tabs, runs of spaces or '|'."""
+    lines = text.splitlines()
+    for i, ln in enumerate(lines):
+        low = [c.lower() for c in split_columns(ln) if c]
+        if _is_source_header(low):
+            rows = [low]
+            for nxt in lines[i + 1:]:
+                if not nxt.strip():
+                    if len(rows) > 1:
                         break
-                if rows:
-                    break
-        if not rows:
-            lines = (msg.text or "").splitlines()
-            for i, ln in enumerate(lines):
-                cols = [c.strip() for c in re.split(r"\t+|\s{2,}|\s*\|\s*", ln.strip()) if c.strip()]
-                low = [c.lower() for c in cols]
-                if low and low[0] in _SOURCE_HEADERS and any(h in _STATUS_HEADERS for h in low):
-                    rows = [low]
-                    for nxt in lines[i + 1:]:
-                        if not nxt.strip():
-                            if len(rows) > 1:
-                                break
-                            continue
-                        rows.append([c.strip() for c in re.split(r"\t+|\s{2,}|\s*\|\s*", nxt.strip())])
-                    break
-        if not rows:
-            return []
-        header = rows[0]
-        st_i = next(i for i, h in enumerate(header) if h in _STATUS_HEADERS)
-        err_i = next((i for i, h in enumerate(header) if h in _ERROR_HEADERS), None)
-        out: list[ParsedObject] = []
-        for cells in rows[1:]:
-            if len(cells) <= st_i or not cells[0]:
-                continue
-            word = cells[st_i]
-            status = cove_status(word)
-            if status is None:
-                continue
-            errors = None
-            if err_i is not None and err_i < len(cells):
-                m = re.match(r"\s*(\d+)", cells[err_i])
-                errors = int(m.group(1)) if m else None
-            message = ""
-            if status != SUCCESS or errors:
-                message = f"{word}{_error_suffix(errors)}"
-            out.append(ParsedObject(name=cells[0], type="Data source", status=status, message=message))
-        return out
+                    continue
+                rows.append(split_columns(nxt))
+            return rows
+    return []
+
+
+def _source_objects(rows: list[list[str]]) -> list[ParsedObject]:
+    """One 'Data source' object per row with a status; a non-zero error count goes into the message."""
+    if not rows:
+        return []
+    header = rows[0]
+    st_i = column_index(header, _STATUS_HEADERS)
+    err_i = column_index(header, _ERROR_HEADERS)
+    out: list[ParsedObject] = []
+    for cells in rows[1:]:
+        if len(cells) <= st_i or not cells[0]:
+            continue
+        word = cells[st_i]
+        status = cove_status(word)
+        if status is None:
+            continue
+        m = re.match(r"\s*(\d+)", cell_at(cells, err_i))
+        errors = int(m.group(1)) if m else None
+        message = f"{word}{_error_suffix(errors)}" if status != SUCCESS or errors else ""
+        out.append(ParsedObject(name=cells[0], type="Data source", status=status, message=message))
+    return out
 
 
 PARSERS: list[Parser] = [CoveSessionParser()]

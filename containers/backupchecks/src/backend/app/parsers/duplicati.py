@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status
+from .dates import mail_tz, strptime_any
 
 SOFTWARE = "Duplicati"
 
@@ -59,19 +60,11 @@ def _parse_time(value: str, msg: Message) -> Optional[datetime]:
     try:  # JSON format: ISO 8601 with offset, e.g. 2024-05-14T02:00:00.123+02:00 / ...Z
         iso = re.sub(r"(\.\d{6})\d+", r"\1", v.replace("Z", "+00:00"))
         dt = datetime.fromisoformat(iso)
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc)
-        return dt
+        return dt.replace(tzinfo=mail_tz(msg)) if dt.tzinfo is None else dt
     except ValueError:
         pass
-    v = re.sub(r"\s*\(.*$", "", v)
-    for fmt in _DT_FORMATS:
-        try:
-            dt = datetime.strptime(v, fmt)
-        except ValueError:
-            continue
-        return dt.replace(tzinfo=msg.date.tzinfo if msg.date is not None and msg.date.tzinfo else timezone.utc)
-    return None
+    dt = strptime_any(re.sub(r"\s*\(.*$", "", v), _DT_FORMATS)
+    return dt.replace(tzinfo=mail_tz(msg)) if dt is not None else None
 
 
 def _map_result(word: Optional[str]) -> Optional[str]:
@@ -108,15 +101,17 @@ def _json_payload(text: str) -> Optional[dict]:
 
 
 class DuplicatiReportParser(Parser):
+    """Duplicati send-mail result: subject 'Duplicati <Operation> report for <backup name>'; body 'ParsedResult:
+    Success|Warning|Error|Fatal' (text, top-level lines) or the JSON result format; 'Failed:' bodies are
+    failures.
+    """
+
     name = "duplicati_report"
     product = SOFTWARE
     types = ("Backup", "Restore", "Compact", "Test")
     sender_contains = ("duplicati",)
     subject_patterns = (_SUBJECT_RE.pattern,)
     body_markers = ("ParsedResult:", '"ParsedResult"', "MainOperation:")
-    description = ("Duplicati send-mail result: subject 'Duplicati <Operation> report for <backup name>'; "
-                   "body 'ParsedResult: Success|Warning|Error|Fatal' (text, top-level lines) or the JSON "
-                   "result format; 'Failed:' bodies are failures.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject
@@ -178,15 +173,8 @@ class DuplicatiReportParser(Parser):
                 status = _map_result(tail.group(1))
 
         backup_type = _OPERATION_TYPES.get((op_word or "backup").strip().lower(), (op_word or "Backup").strip())
-        return ParseResult(
-            software=SOFTWARE,
-            backup_type=backup_type,
-            job_name=job,
-            overall_status=status,
-            started_at=started,
-            ended_at=ended,
-            objects=[],
-        )
+        return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=job, overall_status=status,
+                           started_at=started, ended_at=ended, objects=[])
 
 
 PARSERS: list[Parser] = [DuplicatiReportParser()]

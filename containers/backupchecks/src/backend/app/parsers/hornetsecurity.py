@@ -20,9 +20,10 @@ import re
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status,
-    worst_status, html_label_text,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, Parser, ParseResult, first_label, vendor_status,
+    worst_status,
 )
+from .tables import cell_at, column_index, html_label_text, row_texts, split_columns
 
 SOFTWARE = "Hornetsecurity VM Backup"
 
@@ -50,33 +51,25 @@ _TYPE_WORDS = (
 )
 
 
-def _cell_text(cell) -> str:
-    return re.sub(r"\s+", " ", cell.text_content() or "").strip()
-
-
-
-
-def _status_word(word: str) -> Optional[str]:
-    w = word.lower()
-    if re.search(r"warn", w):
-        return WARNING
-    if re.search(r"fail|error|fehl|mislukt|abort|cancel", w):
-        return FAILED
-    if re.search(r"success|succeeded|completed|ok\b|erfolgreich|geslaagd", w):
-        return SUCCESS
-    return normalize_status(word)
+# Result words (lower case), warnings first.
+_STATUS_RULES = (
+    (WARNING, re.compile(r"warn")),
+    (FAILED, re.compile(r"fail|error|fehl|mislukt|abort|cancel")),
+    (SUCCESS, re.compile(r"success|succeeded|completed|ok\b|erfolgreich|geslaagd")),
+)
 
 
 class HornetsecurityVMBackupParser(Parser):
+    """Hornetsecurity VM Backup / Altaro VM Backup reports: recognised by product name in sender, subject or
+    body; host from the subject '(HOST)' or 'Host:' line, one VM object per result-table row.
+    """
+
     name = "hornetsecurity_vm_backup"
     product = SOFTWARE
     types = ("Backup", "Offsite Copy")
     sender_contains = ("altaro", "hornetsecurity")
     subject_patterns = (r"Altaro\s+VM\s+Backup", r"Hornetsecurity\s+VM\s+Backup", r"VM\s+Backup\s*-\s*Backup\s+Report")
     body_markers = ("Altaro VM Backup", "Hornetsecurity VM Backup")
-    description = ("Hornetsecurity VM Backup / Altaro VM Backup reports: recognised by product name in sender, "
-                   "subject or body; host from the subject '(HOST)' or 'Host:' line, one VM object per "
-                   "result-table row.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject
@@ -114,33 +107,18 @@ class HornetsecurityVMBackupParser(Parser):
         # Status from the subject words after the product name.
         tail = re.sub(r"(?:altaro|hornetsecurity)?\s*VM\s+Backup", " ", subj, flags=re.IGNORECASE)
         tail = _HOST_SUBJECT_RE.sub("", tail)
-        status = _status_word(tail) if re.search(
+        status = vendor_status(tail, _STATUS_RULES, lower=True) if re.search(
             r"warn|fail|error|success|succeeded|completed|erfolgreich|fehl|mislukt|geslaagd", tail, re.IGNORECASE
         ) else None
         if status is None:
             head = re.search(r"^\s*(?:backup|offsite copy)?\s*(success\w*|warning\w*|fail\w*|error\w*)\s*$",
                              text, re.IGNORECASE | re.MULTILINE)
             if head:
-                status = _status_word(head.group(1))
-        obj_worst = worst_status(*(o.status for o in objects))
-        if status is None or (obj_worst is not None and obj_worst != status and
-                              {SUCCESS: 0, WARNING: 1, FAILED: 2}[obj_worst] > {SUCCESS: 0, WARNING: 1, FAILED: 2}[status]):
-            status = obj_worst or status
+                status = vendor_status(head.group(1), _STATUS_RULES, lower=True)
+        status = worst_status(status, *(o.status for o in objects))
 
-        backup_type = "Backup"
-        low = subj.lower()
-        for word, label in _TYPE_WORDS:
-            if word in low:
-                backup_type = label
-                break
-
-        return ParseResult(
-            software=SOFTWARE,
-            backup_type=backup_type,
-            job_name=host,
-            overall_status=status,
-            objects=objects,
-        )
+        return ParseResult(software=SOFTWARE, backup_type=first_label(subj.lower(), _TYPE_WORDS, "Backup"),
+                           job_name=host, overall_status=status, objects=objects)
 
     @staticmethod
     def _objects_from_html(msg: Message) -> list[ParsedObject]:
@@ -155,24 +133,23 @@ class HornetsecurityVMBackupParser(Parser):
             vm_i = st_i = msg_i = None
             start = 0
             for k, hrow in enumerate(rows[:4]):  # a title row may precede the header row
-                header = [_cell_text(c).lower().rstrip(":") for c in hrow if c.tag in ("th", "td")]
-                vm_i = next((i for i, h in enumerate(header) if h in _VM_HEADERS), None)
-                st_i = next((i for i, h in enumerate(header) if h in _STATUS_HEADERS), None)
+                header = [t.lower().rstrip(":") for t in row_texts(hrow)]
+                vm_i, st_i = column_index(header, _VM_HEADERS), column_index(header, _STATUS_HEADERS)
                 if vm_i is not None and st_i is not None:
-                    msg_i = next((i for i, h in enumerate(header) if h in _MSG_HEADERS), None)
+                    msg_i = column_index(header, _MSG_HEADERS)
                     start = k + 1
                     break
             if vm_i is None or st_i is None:
                 continue
             for row in rows[start:]:
-                cells = [_cell_text(c) for c in row if c.tag in ("th", "td")]
+                cells = row_texts(row)
                 if len(cells) <= max(vm_i, st_i):
                     continue
                 name = cells[vm_i]
                 if not name:
                     continue
-                status = _status_word(cells[st_i]) if cells[st_i] else None
-                message = cells[msg_i] if msg_i is not None and msg_i < len(cells) else ""
+                status = vendor_status(cells[st_i], _STATUS_RULES, lower=True) if cells[st_i] else None
+                message = cell_at(cells, msg_i)
                 out.append(ParsedObject(name=name, type="VM", status=status, message=message))
             if out:
                 break
@@ -185,27 +162,27 @@ class HornetsecurityVMBackupParser(Parser):
         lines = text.splitlines()
         header_idx = None
         for i, ln in enumerate(lines):
-            cols = [c.strip().lower() for c in re.split(r"\t+|\s{2,}|\s*\|\s*", ln.strip()) if c.strip()]
+            cols = [c.lower() for c in split_columns(ln) if c]
             if cols and cols[0] in _VM_HEADERS and any(c in _STATUS_HEADERS for c in cols):
                 header_idx = i
                 header = cols
                 break
         if header_idx is None:
             return out
-        st_i = next(i for i, h in enumerate(header) if h in _STATUS_HEADERS)
-        msg_i = next((i for i, h in enumerate(header) if h in _MSG_HEADERS), None)
+        st_i = column_index(header, _STATUS_HEADERS)
+        msg_i = column_index(header, _MSG_HEADERS)
         for ln in lines[header_idx + 1:]:
             if not ln.strip():
                 if out:
                     break
                 continue
-            cols = [c.strip() for c in re.split(r"\t+|\s{2,}|\s*\|\s*", ln.strip())]
+            cols = split_columns(ln)
             if len(cols) <= st_i:
                 break
-            status = _status_word(cols[st_i])
+            status = vendor_status(cols[st_i], _STATUS_RULES, lower=True)
             if status is None:
                 break
-            message = cols[msg_i] if msg_i is not None and msg_i < len(cols) else ""
+            message = cell_at(cols, msg_i)
             out.append(ParsedObject(name=cols[0], type="VM", status=status, message=message))
         return out
 
@@ -217,7 +194,7 @@ class HornetsecurityVMBackupParser(Parser):
         res = _RESULT_LINE_RE.search(text)
         if not vm or not res:
             return []
-        status = _status_word(res.group(1))
+        status = vendor_status(res.group(1), _STATUS_RULES, lower=True)
         if status is None:
             return []
         em = _DETAIL_LINE_RE.search(text)

@@ -22,7 +22,9 @@ import re
 from datetime import datetime
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status, parse_with_formats, html_label_text
+from .base import FAILED, SUCCESS, WARNING, Message, Parser, ParseResult, first_group, vendor_status, worst_status
+from .dates import parse_with_formats
+from .tables import html_label_text
 
 SOFTWARE = "Macrium Reflect"
 
@@ -60,15 +62,12 @@ def _parse_dt(value: str, msg: Message) -> Optional[datetime]:
     return parse_with_formats(value, _DT_FORMATS, msg)
 
 
-def _tail_status(tail: str) -> Optional[str]:
-    t = tail.lower()
-    if re.search(r"warn|with errors|mit fehlern|met fouten", t):
-        return WARNING
-    if re.search(r"fail|error|abort|cancel|skipped|fehl|mislukt|échec|echec|erreur", t):
-        return FAILED
-    if re.search(r"success|succeeded|completed|erfolgreich|geslaagd|réussi|reussi|voltooid", t):
-        return SUCCESS
-    return normalize_status(tail)
+# The subject's result words (lower case); cancelled and skipped backups are failures.
+_TAIL_RULES = (
+    (WARNING, re.compile(r"warn|with errors|mit fehlern|met fouten")),
+    (FAILED, re.compile(r"fail|error|abort|cancel|skipped|fehl|mislukt|échec|echec|erreur")),
+    (SUCCESS, re.compile(r"success|succeeded|completed|erfolgreich|geslaagd|réussi|reussi|voltooid")),
+)
 
 
 def _definition_name(value: str) -> str:
@@ -79,18 +78,18 @@ def _definition_name(value: str) -> str:
     return v.strip()
 
 
-
-
 class MacriumReflectParser(Parser):
+    """Macrium Reflect notification: subject '<computer> Macrium Reflect - Backup Success | Backup Failed |
+    Backup with Warnings', body 'Success :)' / 'Failed :(' / 'Warning :|' with 'Computer Name:' and 'Backup
+    definition:'; the definition is the job.
+    """
+
     name = "macrium_reflect"
     product = SOFTWARE
     types = ("Image backup", "File backup", "Clone")
     sender_contains = ("macrium",)
     subject_patterns = (r"Macrium\s+Reflect\s*-\s*(?:Backup|Clone)",)
     body_markers = ("Macrium Reflect", "Success :)", "Failed :(", "Warning :|")
-    description = ("Macrium Reflect notification: subject '<computer> Macrium Reflect - Backup Success | "
-                   "Backup Failed | Backup with Warnings', body 'Success :)' / 'Failed :(' / 'Warning :|' with "
-                   "'Computer Name:' and 'Backup definition:'; the definition is the job.")
 
     def matches(self, msg: Message) -> Optional[str]:
         subj = msg.subject
@@ -106,45 +105,20 @@ class MacriumReflectParser(Parser):
         return None
 
     def parse(self, msg: Message) -> ParseResult:
-        subj = msg.subject
         text = msg.text or ""
-        sm = _SUBJECT_RE.match(subj)
-        tail = sm.group("tail") if sm else subj
-
-        status = None
-        fm = _FACE_RE.search(text)
-        if fm:
-            status = {":)": SUCCESS, ":|": WARNING, ":(": FAILED}[fm.group("face")]
-        tstatus = _tail_status(tail)
-        if status is None:
-            status = tstatus
-        elif tstatus is not None and tstatus != status:
-            # the subject names the outcome explicitly; trust the worse of the two
-            order = {SUCCESS: 0, WARNING: 1, FAILED: 2}
-            status = status if order[status] >= order[tstatus] else tstatus
-        if status is None and _FAIL_BODY_RE.search(text):
-            status = FAILED
-
+        sm = _SUBJECT_RE.match(msg.subject)
+        tail = sm.group("tail") if sm else msg.subject
+        status = _status(text, tail)
         # HTML bodies may put label and value in two table cells; read those rows too.
         cells = html_label_text(msg)
         if cells:
             text = text + "\n" + cells
-        definition = None
-        dm = _LABEL_RE["definition"].search(text)
-        if dm:
-            value = dm.group("v")
-            if re.search(r"[\\/]", value) and not value.lower().endswith(".xml"):
-                # A plain-text client wrapped the path: the next line ends the file name.
-                nxt = text[dm.end():].lstrip("\r").split("\n", 2)
-                if len(nxt) > 1 and nxt[1].strip().lower().endswith(".xml") and ":" not in nxt[1]:
-                    value = value + " " + nxt[1].strip()
-            definition = _definition_name(value)
+        definition = _definition(text)
         if not definition and sm and sm.group("definition"):
             definition = sm.group("definition").strip()
-        computer = None
-        cm = _LABEL_RE["computer"].search(text)
-        if cm:
-            computer = cm.group("v").strip()
+        computer = first_group(_LABEL_RE["computer"], text, "v")
+        if computer is not None:
+            computer = computer.strip()
         elif sm and sm.group("computer"):
             computer = sm.group("computer").strip()
 
@@ -154,24 +128,35 @@ class MacriumReflectParser(Parser):
             backup_type = "File backup"
         else:
             backup_type = "Image backup"
+        started = _parse_dt(first_group(_LABEL_RE["start"], text, "v"), msg)
+        ended = _parse_dt(first_group(_LABEL_RE["end"], text, "v"), msg)
+        return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=definition or computer,
+                           overall_status=status, started_at=started, ended_at=ended, objects=[])
 
-        started = ended = None
-        m = _LABEL_RE["start"].search(text)
-        if m:
-            started = _parse_dt(m.group("v"), msg)
-        m = _LABEL_RE["end"].search(text)
-        if m:
-            ended = _parse_dt(m.group("v"), msg)
 
-        return ParseResult(
-            software=SOFTWARE,
-            backup_type=backup_type,
-            job_name=definition or computer,
-            overall_status=status,
-            started_at=started,
-            ended_at=ended,
-            objects=[],
-        )
+def _status(text: str, tail: str) -> Optional[str]:
+    """The body's face line (":)", ":|", ":("), the subject's words, else a failure sentence in the body."""
+    fm = _FACE_RE.search(text)
+    status = {":)": SUCCESS, ":|": WARNING, ":(": FAILED}[fm.group("face")] if fm else None
+    # the subject names the outcome explicitly; trust the worse of the two
+    status = worst_status(status, vendor_status(tail, _TAIL_RULES, lower=True))
+    if status is None and _FAIL_BODY_RE.search(text):
+        status = FAILED
+    return status
+
+
+def _definition(text: str) -> Optional[str]:
+    """The backup definition's name from its label line (a path wrapped by a plain-text client joined)."""
+    dm = _LABEL_RE["definition"].search(text)
+    if not dm:
+        return None
+    value = dm.group("v")
+    if re.search(r"[\\/]", value) and not value.lower().endswith(".xml"):
+        # A plain-text client wrapped the path: the next line ends the file name.
+        nxt = text[dm.end():].lstrip("\r").split("\n", 2)
+        if len(nxt) > 1 and nxt[1].strip().lower().endswith(".xml") and ":" not in nxt[1]:
+            value = value + " " + nxt[1].strip()
+    return _definition_name(value)
 
 
 PARSERS: list[Parser] = [MacriumReflectParser()]

@@ -12,11 +12,14 @@ and falls back to the subject for job name and status.
 from __future__ import annotations
 
 import re
-from datetime import timezone
 from typing import Optional
 
-from .base import (FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
-                   normalize_status, parse_datetime, worst_status)
+from .base import (
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, Parser, ParseResult, clean_text, vendor_status,
+    worst_status,
+)
+from .dates import mail_tz, parse_datetime
+from .tables import cell_at, column_index, row_texts
 
 SOFTWARE = "NAKIVO Backup & Replication"
 
@@ -34,6 +37,8 @@ def _subject_job(subject: str):
         if m:
             return clean_text(m.group("job")), (m.group("rest") or "")
     return None, ""
+
+
 _KEYS = {
     "job": ("job name", "job", "name of job", "jobname", "auftragsname", "taaknaam", "job-name"),
     "type": ("job type", "type", "auftragstyp", "jobtyp", "taaktype", "jobtype"),
@@ -52,26 +57,26 @@ _ITEM_KINDS = {
     "workload": "Workload", "workloads": "Workload", "site": "Site", "onedrive": "OneDrive",
 }
 _MSG_COLS = ("message", "details", "detail", "error", "reason", "description", "info", "warnings", "notes")
+# Messages that mean "none": the HTML report writes more kinds of them than a text rendering keeps.
+_HTML_BLANKS = ("-", "—", "n/a", "N/A")
+_TEXT_BLANKS = ("-", "—")
 
 
-_ST_WARN = re.compile(r"partial|with (?:warning|error|exception)|warning|skipped|teilweise|gedeeltelijk", re.IGNORECASE)
-_ST_FAIL = re.compile(r"fail|\berror|\berr\b|stopped|gestoppt|gestopt|cancel|abort|interrupted|timed out|not run|"
-                      r"fehlgeschlagen|mislukt", re.IGNORECASE)
-_ST_OK = re.compile(r"success|succeeded|complete|\bok\b|finished|\bdone\b|erfolgreich|geslaagd|voltooid",
-                    re.IGNORECASE)
+_STATUS_RULES = (
+    (WARNING, re.compile(r"partial|with (?:warning|error|exception)|warning|skipped|teilweise|gedeeltelijk",
+                         re.IGNORECASE)),
+    (FAILED, re.compile(r"fail|\berror|\berr\b|stopped|gestoppt|gestopt|cancel|abort|interrupted|timed out|not run|"
+                        r"fehlgeschlagen|mislukt", re.IGNORECASE)),
+    (SUCCESS, re.compile(r"success|succeeded|complete|\bok\b|finished|\bdone\b|erfolgreich|geslaagd|voltooid",
+                         re.IGNORECASE)),
+)
 
 
 def _status(word: Optional[str]) -> Optional[str]:
     """Status words as NAKIVO writes them (Successful, Failed, Stopped, ... with warnings)."""
     if not word:
         return None
-    if _ST_WARN.search(word):
-        return WARNING
-    if _ST_FAIL.search(word):
-        return FAILED
-    if _ST_OK.search(word):
-        return SUCCESS
-    return normalize_status(word)
+    return vendor_status(word, _STATUS_RULES)
 
 
 def _key(label: str) -> Optional[str]:
@@ -87,8 +92,7 @@ def _when(value: Optional[str], msg: Message):
         return None
     v = re.sub(r"[()]", " ", value)
     v = re.sub(r"\s+at\s+", " ", v, flags=re.IGNORECASE)
-    tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo is not None else timezone.utc
-    return parse_datetime(v, default_tz=tz)
+    return parse_datetime(v, default_tz=mail_tz(msg))
 
 
 def _short_row(cells, header) -> bool:
@@ -96,19 +100,17 @@ def _short_row(cells, header) -> bool:
     return len(cells) <= header.index("status")
 
 
-def _cells(row) -> list[str]:
-    return [" ".join(c.text_content().split()) for c in row if c.tag in ("td", "th")]
-
-
 class NakivoParser(Parser):
+    """NAKIVO Backup & Replication job report: 'NAKIVO' in sender, subject or body together with a job report
+    (Job "<name>" in the subject, or Job name/Status properties in the body).
+    """
+
     name = "nakivo"
     product = SOFTWARE
     types = ("Backup", "Replication", "Backup copy")
     sender_contains = ("nakivo",)
     subject_patterns = (r"NAKIVO",)
     body_markers = ("NAKIVO Backup & Replication",)
-    description = ("NAKIVO Backup & Replication job report: 'NAKIVO' in sender, subject or body together with a "
-                   "job report (Job \"<name>\" in the subject, or Job name/Status properties in the body).")
 
     def matches(self, msg: Message) -> Optional[str]:
         named = (_NAKIVO_RE.search(msg.subject) or "nakivo" in msg.from_address or "nakivo" in msg.from_name.lower()
@@ -127,22 +129,9 @@ class NakivoParser(Parser):
         objects: list[ParsedObject] = []
         tree = msg.html_tree()
         if tree is not None:
-            for table in tree.iter("table"):
-                rows = [r for r in table.iter("tr")]
-                if not rows:
-                    continue
-                header = [h.lower() for h in _cells(rows[0])]
-                if "status" in header and header and header[0] in _ITEM_KINDS:
-                    objects.extend(self._items(rows, header))
-                    continue
-                for r in rows:
-                    c = _cells(r)
-                    if len(c) >= 2:
-                        k = _key(c[0])
-                        if k and k not in props and c[1]:
-                            props[k] = c[1]
+            _read_html(tree, props, objects)
         if not props or not objects:
-            self._from_text(msg.text, props, objects)
+            _read_text(msg.text, props, objects)
         subj_job, subj_rest = _subject_job(msg.subject)
         job = props.get("job") or subj_job
         status = _status(props.get("status"))
@@ -164,54 +153,68 @@ class NakivoParser(Parser):
             return "Replication"
         return "Backup"
 
-    @staticmethod
-    def _items(rows, header) -> list[ParsedObject]:
-        kind = _ITEM_KINDS[header[0]]
-        si = header.index("status")
-        mi = next((i for i, h in enumerate(header) if h in _MSG_COLS), None)
-        out = []
-        for r in rows[1:]:
-            c = _cells(r)
-            if len(c) <= si or not c[0]:
-                continue
-            message = c[mi] if mi is not None and mi < len(c) else ""
-            if message in ("-", "—", "n/a", "N/A"):
-                message = ""
-            out.append(ParsedObject(name=c[0], type=kind, status=_status(c[si]), message=message))
-        return out
 
-    @staticmethod
-    def _from_text(text: str, props: dict, objects: list) -> None:
-        lines = text.splitlines()
-        header = None
-        for line in lines:
-            if "\t" in line:
-                cells = [clean_text(x) for x in line.split("\t")]
-                cells = [x for x in cells if x != ""] if cells and cells[-1] == "" else cells
-                low = [x.lower() for x in cells]
-                if "status" in low and low and low[0] in _ITEM_KINDS:
-                    header = low
-                    continue
-                if header and not _short_row(cells, header):
-                    if cells[0]:
-                        mi = next((i for i, h in enumerate(header) if h in _MSG_COLS), None)
-                        msg = cells[mi] if mi is not None and mi < len(cells) else ""
-                        objects.append(ParsedObject(name=cells[0], type=_ITEM_KINDS[header[0]],
-                                                    status=_status(cells[header.index("status")]),
-                                                    message="" if msg in ("-", "—") else msg))
-                    continue
-                if len(cells) >= 2:
-                    k = _key(cells[0])
-                    if k and k not in props and cells[1]:
-                        props[k] = cells[1]
-                    continue
-            else:
-                header = None if line.strip() == "" else header
-            m = re.match(r"^\s*([A-Za-z][A-Za-z \-]{1,25}):\s+(.+?)\s*$", line)
-            if m:
-                k = _key(m.group(1))
-                if k and k not in props:
-                    props[k] = m.group(2)
+def _add_prop(props: dict, label: str, value: str) -> None:
+    """Keep ``value`` under the property ``label`` names (the first value of a property wins)."""
+    k = _key(label)
+    if k and k not in props and value:
+        props[k] = value
+
+
+def _is_items_header(low: list[str]) -> bool:
+    return "status" in low and bool(low) and low[0] in _ITEM_KINDS
+
+
+def _item(cells: list[str], header: list[str], blanks: tuple[str, ...]) -> ParsedObject:
+    """An item row: the first column names it, the header's first word gives its kind; a message
+    that is one of ``blanks`` counts as none."""
+    message = cell_at(cells, column_index(header, _MSG_COLS))
+    return ParsedObject(name=cells[0], type=_ITEM_KINDS[header[0]], status=_status(cells[header.index("status")]),
+                        message="" if message in blanks else message)
+
+
+def _read_html(tree, props: dict, objects: list) -> None:
+    """Items from a table whose header starts with an item kind; properties from the other tables' rows."""
+    for table in tree.iter("table"):
+        rows = [r for r in table.iter("tr")]
+        if not rows:
+            continue
+        header = [h.lower() for h in row_texts(rows[0])]
+        if _is_items_header(header):
+            for r in rows[1:]:
+                c = row_texts(r)
+                if len(c) > header.index("status") and c[0]:
+                    objects.append(_item(c, header, _HTML_BLANKS))
+            continue
+        for r in rows:
+            c = row_texts(r)
+            if len(c) >= 2:
+                _add_prop(props, c[0], c[1])
+
+
+def _read_text(text: str, props: dict, objects: list) -> None:
+    """The same from a text rendering: tab-separated rows, and 'Label: value' lines."""
+    header = None
+    for line in text.splitlines():
+        if "\t" in line:
+            cells = [clean_text(x) for x in line.split("\t")]
+            cells = [x for x in cells if x != ""] if cells and cells[-1] == "" else cells
+            low = [x.lower() for x in cells]
+            if _is_items_header(low):
+                header = low
+                continue
+            if header and not _short_row(cells, header):
+                if cells[0]:
+                    objects.append(_item(cells, header, _TEXT_BLANKS))
+                continue
+            if len(cells) >= 2:
+                _add_prop(props, cells[0], cells[1])
+                continue
+        else:
+            header = None if line.strip() == "" else header
+        m = re.match(r"^\s*([A-Za-z][A-Za-z \-]{1,25}):\s+(.+?)\s*$", line)
+        if m:
+            _add_prop(props, m.group(1), m.group(2))
 
 
 PARSERS: list[Parser] = [NakivoParser()]

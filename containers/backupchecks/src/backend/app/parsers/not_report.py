@@ -94,16 +94,17 @@ def _has_report_markers(msg: Message) -> Optional[str]:
 
 
 class NotAReportParser(Parser):
+    """Newsletters/marketing (unsubscribe link or List-Unsubscribe header), update announcements (Proxmox 'New
+    software packages available', firmware/DSM/product updates), automatic replies, delivery failures and test
+    messages, but only when the mail has no backup-report markers (result tag in the subject,
+    status/job/start/end/duration lines).
+    """
+
     name = "not_report"
     product = "(not a backup report)"
     types = ()
     subject_patterns = (_AUTOREPLY_SUBJECT_RE.pattern, _UPDATES_RE.pattern, _TEST_RE.pattern)
     body_markers = ("unsubscribe", "has the following updates available", "New software packages available")
-    description = ("Newsletters/marketing (unsubscribe link or List-Unsubscribe header), update "
-                   "announcements (Proxmox 'New software packages available', firmware/DSM/product "
-                   "updates), automatic replies, delivery failures and test messages, but only when "
-                   "the mail has no backup-report markers (result tag in the subject, status/job/"
-                   "start/end/duration lines).")
 
     def matches(self, msg: Message) -> Optional[str]:
         subject = msg.subject or ""

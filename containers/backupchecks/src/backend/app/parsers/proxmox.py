@@ -30,6 +30,8 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from .base import FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, worst_status
+from .dates import mail_tz
+from .tables import row_cells
 
 PVE = "Proxmox VE"
 PBS = "Proxmox Backup Server"
@@ -40,15 +42,9 @@ _LOG_TS_RE = re.compile(r"^\s*(?:\d+|[\w.-]+):\s+(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:
                         re.MULTILINE)
 
 
-def _tz(msg: Message):
-    if msg.date is not None and msg.date.tzinfo is not None:
-        return msg.date.tzinfo
-    return timezone.utc
-
-
 def _parse_local(value: str, fmt: str, msg: Message) -> Optional[datetime]:
     try:
-        return datetime.strptime(value, fmt).replace(tzinfo=_tz(msg))
+        return datetime.strptime(value, fmt).replace(tzinfo=mail_tz(msg))
     except ValueError:
         return None
 
@@ -99,13 +95,13 @@ def _vzdump_rows_html(msg: Message) -> Optional[list[tuple[str, str, str, str, s
         rows = [r for r in table.iter("tr")]
         if not rows:
             continue
-        header = [c.text_content().strip().lower() for c in rows[0] if c.tag in ("td", "th")]
+        header = [c.text_content().strip().lower() for c in row_cells(rows[0])]
         if "vmid" not in header or "status" not in header:
             continue
         idx = {h: i for i, h in enumerate(header)}
         out = []
         for r in rows[1:]:
-            cells = [c for c in r if c.tag in ("td", "th")]
+            cells = row_cells(r)
             texts = [c.text_content().strip() for c in cells]
             if not texts or not texts[0].isdigit():
                 continue  # TOTAL row and the like
@@ -148,14 +144,16 @@ def _vzdump_rows_text(text: str) -> list[tuple[str, str, str, str, str]]:
 
 
 class ProxmoxVzdumpParser(Parser):
+    """Subject 'vzdump backup status (<host>): backup successful|failed' (current and legacy format), or a vzdump
+    guest table (VMID/NAME/STATUS) with vzdump logs in the body.
+    """
+
     name = "proxmox_vzdump"
     product = PVE
     types = ("vzdump",)
     sender_contains = ()
     subject_patterns = (r"vzdump backup status\s*\(",)
     body_markers = ("Detailed backup logs:", "INFO: Starting Backup of VM")
-    description = ("Subject 'vzdump backup status (<host>): backup successful|failed' (current and legacy "
-                   "format), or a vzdump guest table (VMID/NAME/STATUS) with vzdump logs in the body.")
 
     def matches(self, msg: Message) -> Optional[str]:
         if _VZDUMP_SUBJECT_RE.search(msg.subject):
@@ -210,12 +208,13 @@ _REPL_ERR_RE = re.compile(r"^Error:\s*\n(.+?)\s*$", re.MULTILINE | re.DOTALL)
 
 
 class ProxmoxReplicationParser(Parser):
+    """Proxmox VE storage replication failure: subject "Replication Job: '<id>' failed"."""
+
     name = "proxmox_replication"
     product = PVE
     types = ("Replication job",)
     subject_patterns = (r"^Replication Job:\s*'?\S+'?\s+failed",)
     body_markers = ("with target", "failed!")
-    description = "Proxmox VE storage replication failure: subject \"Replication Job: '<id>' failed\"."
 
     def matches(self, msg: Message) -> Optional[str]:
         if _REPL_SUBJECT_RE.search(msg.subject):
@@ -239,27 +238,19 @@ class ProxmoxReplicationParser(Parser):
 
 # --------------------------------------------------------------------------- PBS
 
-_PBS_SUBJECTS = (
-    ("gc", re.compile(r"^Garbage Collect Datastore '([^']+)' (successful|failed)", re.IGNORECASE)),
-    ("verify", re.compile(r"^Verify Datastore '([^']+)' (successful|failed)", re.IGNORECASE)),
-    ("prune", re.compile(r"^Prun(?:e|ing) datastore '([^']+)' (successful|failed)", re.IGNORECASE)),
-    ("sync", re.compile(r"^Sync\b.*?datastore '([^']+)'.*?\b(successful|failed)", re.IGNORECASE)),
-    ("tape", re.compile(r"^Tape Backup\b.*?datastore '([^']+)' (successful|failed)", re.IGNORECASE)),
+# One row per PBS job kind: (kind, backup type, subject pattern, the word of the body's closing line).
+_PBS_KINDS = (
+    ("gc", "Garbage collection", r"^Garbage Collect Datastore '([^']+)' (successful|failed)", "Garbage collection"),
+    ("verify", "Verification job", r"^Verify Datastore '([^']+)' (successful|failed)", "Verification"),
+    ("prune", "Prune job", r"^Prun(?:e|ing) datastore '([^']+)' (successful|failed)", "Pruning"),
+    ("sync", "Sync job", r"^Sync\b.*?datastore '([^']+)'.*?\b(successful|failed)", "Synchronization"),
+    ("tape", "Tape backup job", r"^Tape Backup\b.*?datastore '([^']+)' (successful|failed)", "Tape Backup"),
 )
-_PBS_BODY_END = (
-    ("gc", re.compile(r"^Garbage collection (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-    ("verify", re.compile(r"^Verification (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-    ("prune", re.compile(r"^Pruning (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-    ("sync", re.compile(r"^Synchronization (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-    ("tape", re.compile(r"^Tape Backup (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE)),
-)
-_PBS_TYPES = {
-    "gc": "Garbage collection",
-    "verify": "Verification job",
-    "prune": "Prune job",
-    "sync": "Sync job",
-    "tape": "Tape backup job",
-}
+_PBS_SUBJECTS = tuple((kind, re.compile(subject, re.IGNORECASE)) for kind, _, subject, _ in _PBS_KINDS)
+# The closing line of the body: "Verification successful." / "Pruning failed: <error>".
+_PBS_BODY_END = tuple((kind, re.compile(r"^" + word + r" (successful|failed)\b[.:]?\s*(.*)$", re.MULTILINE))
+                      for kind, _, _, word in _PBS_KINDS)
+_PBS_TYPES = {kind: backup_type for kind, backup_type, _, _ in _PBS_KINDS}
 _FIELD_RE = re.compile(r"^\s*(Job ID|Datastore|Task ID|Remote|Remote Store|Local Source Store|Tape Pool|Tape Drive)"
                        r":[ \t]*(.*?)\s*$", re.MULTILINE)
 _TAPE_ID_RE = re.compile(r"^Tape Backup '([^']+)' datastore", re.IGNORECASE)
@@ -291,15 +282,17 @@ def _block_after(text: str, heading: str) -> list[str]:
 
 
 class ProxmoxBackupServerParser(Parser):
+    """Proxmox Backup Server job notifications (garbage collection, verify, prune, sync, tape backup): subject
+    like "Verify Datastore 'X' failed", or the closing line of the body ("Verification successful." / "...
+    failed: <error>") next to a 'Datastore:' line.
+    """
+
     name = "proxmox_backup_server"
     product = PBS
     types = tuple(_PBS_TYPES.values())
     subject_patterns = tuple(p.pattern for _, p in _PBS_SUBJECTS)
     body_markers = ("Garbage collection successful.", "Verification successful.", "Pruning successful.",
                     "Synchronization successful.", "Tape Backup successful.")
-    description = ("Proxmox Backup Server job notifications (garbage collection, verify, prune, sync, tape "
-                   "backup): subject like \"Verify Datastore 'X' failed\", or the closing line of the body "
-                   "(\"Verification successful.\" / \"... failed: <error>\") next to a 'Datastore:' line.")
 
     def _kind(self, msg: Message):
         subj = msg.subject
@@ -382,14 +375,15 @@ _PROXMOX_HINT = ("proxmox", ":8006/", ":8007/", "pbsServerAdministration", "noti
 
 
 class ProxmoxNotReportParser(Parser):
+    """Proxmox VE / Backup Server notifications that are not job reports (package updates, certificate renewal,
+    tape load requests, test notifications): subject and a Proxmox marker in the body or sender.
+    """
+
     name = "proxmox_not_report"
     product = "Proxmox (not a report)"
     types = ()
     subject_patterns = (_NOT_REPORT_SUBJECTS.pattern,)
     body_markers = _PROXMOX_HINT
-    description = ("Proxmox VE / Backup Server notifications that are not job reports (package updates, "
-                   "certificate renewal, tape load requests, test notifications): subject and a Proxmox "
-                   "marker in the body or sender.")
 
     def matches(self, msg: Message) -> Optional[str]:
         if not _NOT_REPORT_SUBJECTS.search(msg.subject):

@@ -22,10 +22,10 @@ it becomes the result's ``message`` (the run's message); a success carries none.
 from __future__ import annotations
 
 import re
-from datetime import timezone
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, clean_text, parse_datetime
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, clean_text, first_group, status_from_rules
+from .dates import mail_tz, parse_datetime
 
 SOFTWARE = "QNAP Hybrid Backup Sync"
 
@@ -66,19 +66,12 @@ def _severity(msg: Message) -> Optional[str]:
 
 _WITH_ERRORS_RE = re.compile(r"(?:completed|finished|abgeschlossen|beendet|voltooid)\s+(?:with|mit|met)\s+"
                              r"(?:errors?|fehlern?|fouten?|warnings?|warnungen|waarschuwingen)", re.IGNORECASE)
+# "completed with errors" is a warning, as everywhere in Backupchecks; then failures before warnings.
+_STATUS_RULES = ((WARNING, _WITH_ERRORS_RE), (FAILED, _FAIL_RE), (WARNING, _WARN_RE), (SUCCESS, _OK_RE))
 
 
 def _status(message: str, job: Optional[str]) -> Optional[str]:
-    s = message.replace(job, " ") if job else message
-    if _WITH_ERRORS_RE.search(s):
-        return WARNING  # "completed with errors" is a warning, as everywhere in Backupchecks
-    if _FAIL_RE.search(s):
-        return FAILED
-    if _WARN_RE.search(s):
-        return WARNING
-    if _OK_RE.search(s):
-        return SUCCESS
-    return None
+    return status_from_rules(message.replace(job, " ") if job else message, _STATUS_RULES)
 
 
 def _event_message(text: str) -> str:
@@ -99,14 +92,15 @@ def _event_message(text: str) -> str:
 
 
 class QnapHybridBackupSyncParser(Parser):
+    """QNAP Notification Center mail for Hybrid Backup Sync (any language): subject '[<Severity>] [Hybrid Backup
+    Sync] ...' or a '[Hybrid Backup Sync] <event>' message line naming a job in quotes.
+    """
+
     name = "qnap_hybrid_backup_sync"
     product = SOFTWARE
     types = ("Backup job", "Sync job", "Restore job")
     subject_patterns = (r"\[Hybrid Backup Sync\]",)
     body_markers = ("[Hybrid Backup Sync]",)
-    description = ("QNAP Notification Center mail for Hybrid Backup Sync (any language): subject "
-                   "'[<Severity>] [Hybrid Backup Sync] ...' or a '[Hybrid Backup Sync] <event>' message line "
-                   "naming a job in quotes.")
 
     def matches(self, msg: Message) -> Optional[str]:
         if not (_HBS_RE.search(msg.subject) or "hybrid backup sync" in msg.text.lower()):
@@ -137,11 +131,7 @@ class QnapHybridBackupSyncParser(Parser):
         severity = _severity(msg)
         if status is None or (status == SUCCESS and severity is not None):
             status = severity or status  # a warning/error notification does not report a clean success
-        ended = None
-        d = _DATE_RE.search(msg.text)
-        if d:
-            tz = msg.date.tzinfo if msg.date is not None and msg.date.tzinfo is not None else timezone.utc
-            ended = parse_datetime(d.group(1), default_tz=tz)
+        ended = parse_datetime(first_group(_DATE_RE, msg.text), default_tz=mail_tz(msg))
         reason = message if status in (FAILED, WARNING) else ""
         return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=job, overall_status=status,
                            ended_at=ended, objects=[], message=reason)

@@ -8,23 +8,8 @@ from __future__ import annotations
 import traceback
 from typing import Iterable
 
-from . import (
-    not_report,
-    veeam,
-    synology,
-    qnap,
-    proxmox,
-    nakivo,
-    acronis,
-    cove,
-    backupexec,
-    macrium,
-    hornetsecurity,
-    duplicati,
-    windows_server_backup,
-    syncovery,
-    panel3,
-)
+from . import acronis, backupexec, cove, duplicati, hornetsecurity, macrium, nakivo, not_report, panel3
+from . import proxmox, qnap, syncovery, synology, veeam, windows_server_backup
 from .base import Message, ParseResult, Parser
 from .normalize import normalize
 

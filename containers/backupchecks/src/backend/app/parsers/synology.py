@@ -28,11 +28,13 @@ supported languages, with the task name blanked out first so a task called
 from __future__ import annotations
 
 import re
-from datetime import timedelta, timezone
+from datetime import timedelta
 from typing import Optional
 
-from .base import (FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
-                   parse_datetime)
+from .base import (
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text, status_from_rules,
+)
+from .dates import mail_tz, parse_datetime
 
 HB = "Synology Hyper Backup"
 ABB = "Synology Active Backup for Business"
@@ -41,21 +43,24 @@ SR = "Synology Snapshot Replication"
 
 # --------------------------------------------------------------------------- status wording
 
-_WARN_RE = re.compile(
-    r"partially\s+complete|partially\s+succe|partial\s+success|gedeeltelijk|teilweise|with\s+warnings?|"
-    r"mit\s+warnung|met\s+waarschuwing|completed\s+with\s+(?:errors?|exceptions?)|some\s+files|einige\s+dateien|"
-    r"sommige\s+bestanden|partiellement|parzialmente|delvist|\bskipped\b|übersprungen|overgeslagen",
-    re.IGNORECASE)
-_FAIL_RE = re.compile(
-    r"\bfail(?:ed|ure|s)?\b|fehlgeschlagen|fehler\b|mislukt|misluk|\bcould\s+not\b|\bcannot\b|konnte\s+nicht|"
-    r"kon\s+niet|niet\s+gelukt|\bcancel+ed\b|abgebrochen|geannuleerd|interrupted|unterbrochen|onderbroken|"
-    r"\bsuspended\b|angehalten|\baborted\b|\berror\b|échoué|non\s+riuscit|fallit|mislykkedes",
-    re.IGNORECASE)
-_OK_RE = re.compile(
-    r"successful|successfully|succeeded|\bis\s+now\s+complete|\bhas\s+completed\b|\bhas\s+been\s+completed|"
-    r"\bcompleted\b|\bcomplete\b|\bfinished\b|erfolgreich|abgeschlossen|fertiggestellt|beendet|geslaagd|voltooid|"
-    r"succesvol|gelukt|afgerond|terminé|réussi|completat|riuscit|fuldført|gennemført",
-    re.IGNORECASE)
+# Warnings first: "partially completed", "completed with errors".
+_STATUS_RULES = (
+    (WARNING, re.compile(
+        r"partially\s+complete|partially\s+succe|partial\s+success|gedeeltelijk|teilweise|with\s+warnings?|"
+        r"mit\s+warnung|met\s+waarschuwing|completed\s+with\s+(?:errors?|exceptions?)|some\s+files|einige\s+dateien|"
+        r"sommige\s+bestanden|partiellement|parzialmente|delvist|\bskipped\b|übersprungen|overgeslagen",
+        re.IGNORECASE)),
+    (FAILED, re.compile(
+        r"\bfail(?:ed|ure|s)?\b|fehlgeschlagen|fehler\b|mislukt|misluk|\bcould\s+not\b|\bcannot\b|konnte\s+nicht|"
+        r"kon\s+niet|niet\s+gelukt|\bcancel+ed\b|abgebrochen|geannuleerd|interrupted|unterbrochen|onderbroken|"
+        r"\bsuspended\b|angehalten|\baborted\b|\berror\b|échoué|non\s+riuscit|fallit|mislykkedes",
+        re.IGNORECASE)),
+    (SUCCESS, re.compile(
+        r"successful|successfully|succeeded|\bis\s+now\s+complete|\bhas\s+completed\b|\bhas\s+been\s+completed|"
+        r"\bcompleted\b|\bcomplete\b|\bfinished\b|erfolgreich|abgeschlossen|fertiggestellt|beendet|geslaagd|voltooid|"
+        r"succesvol|gelukt|afgerond|terminé|réussi|completat|riuscit|fuldført|gennemført",
+        re.IGNORECASE)),
+)
 
 
 _NEGATED_RE = re.compile(r"\b(?:no|zero|0)\s+(?:errors?|problems?|failures?|warnings?)\b|keine\s+(?:Fehler|Probleme)|"
@@ -67,14 +72,7 @@ def _status_of(*texts: str, blank: Optional[str] = None) -> Optional[str]:
     joined = " | ".join(t for t in texts if t)
     if blank:
         joined = joined.replace(blank, " ")
-    joined = _NEGATED_RE.sub(" ", joined)
-    if _WARN_RE.search(joined):
-        return WARNING
-    if _FAIL_RE.search(joined):
-        return FAILED
-    if _OK_RE.search(joined):
-        return SUCCESS
-    return None
+    return status_from_rules(_NEGATED_RE.sub(" ", joined), _STATUS_RULES)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -112,17 +110,11 @@ def _duration(text: str) -> Optional[timedelta]:
     return timedelta(seconds=total) if found else None
 
 
-def _tz(msg: Message):
-    if msg.date is not None and msg.date.tzinfo is not None:
-        return msg.date.tzinfo
-    return timezone.utc
-
-
 def _dt(value: Optional[str], msg: Message):
     """A report time; an ambiguous numeric date that would lie after the mail was sent is read the other way."""
     if not value:
         return None
-    tz = _tz(msg)
+    tz = mail_tz(msg)
     first = parse_datetime(value, default_tz=tz)
     if first is None or msg.date is None or msg.date.tzinfo is None:
         return first
@@ -202,15 +194,17 @@ _INTEGRITY_RE = re.compile(r"integrity check|Integritätsprüfung|Integritätspr
 
 
 class SynologyHyperBackupParser(Parser):
+    """Hyper Backup task result in any DSM language: a 'Backup Task:' label line (EN/DE/NL/...) together with a
+    backup destination label or 'Hyper Backup'/.hbk, or a subject '[prefix] <destination> backup - <task>
+    <result> on <NAS>' from a Synology sender.
+    """
+
     name = "synology_hyper_backup"
     product = HB
     types = ("Backup task", "Integrity check")
     sender_contains = ("synologynotification.com",)
     subject_patterns = (_HB_SUBJECT_RE.pattern,)
     body_markers = ("Backup Task:", "Datensicherungsaufgabe:", "Back-uptaak:", "Hyper Backup", ".hbk")
-    description = ("Hyper Backup task result in any DSM language: a 'Backup Task:' label line (EN/DE/NL/...) "
-                   "together with a backup destination label or 'Hyper Backup'/.hbk, or a subject "
-                   "'[prefix] <destination> backup - <task> <result> on <NAS>' from a Synology sender.")
 
     def matches(self, msg: Message) -> Optional[str]:
         text = msg.text
@@ -309,6 +303,10 @@ _ABB_KIND_HINTS = (
 
 
 class SynologyActiveBackupParser(Parser):
+    """Subject or body naming 'Active Backup for Business' (or Active Backup for Microsoft 365 / Google
+    Workspace) with a backup task result; device list becomes the objects.
+    """
+
     name = "synology_active_backup"
     product = ABB
     types = ("PC backup task", "Physical server backup task", "VM backup task", "File server backup task",
@@ -316,8 +314,6 @@ class SynologyActiveBackupParser(Parser):
     sender_contains = ("synologynotification.com",)
     subject_patterns = (_ABB_SUBJECT_RE.pattern,)
     body_markers = ("Active Backup for Business",)
-    description = ("Subject or body naming 'Active Backup for Business' (or Active Backup for Microsoft 365 / "
-                   "Google Workspace) with a backup task result; device list becomes the objects.")
 
     def matches(self, msg: Message) -> Optional[str]:
         if _ABB_SUBJECT_RE.search(msg.subject):
@@ -374,12 +370,13 @@ _USB_END_RE = _label_re("End time", "End Time", "Endzeit", "Eindtijd")
 
 
 class SynologyUsbCopyParser(Parser):
+    """Synology USB Copy task result: 'USB Copy task <task> on <NAS> has completed/failed' (any language)."""
+
     name = "synology_usb_copy"
     product = USB
     types = ("USB Copy task",)
     subject_patterns = (_USB_RE.pattern,)
     body_markers = ("USB Copy",)
-    description = "Synology USB Copy task result: 'USB Copy task <task> on <NAS> has completed/failed' (any language)."
 
     def matches(self, msg: Message) -> Optional[str]:
         if _USB_RE.search(msg.subject) and (_USB_SENT_RE.search(msg.subject) or _USB_RE.search(msg.text)):
@@ -416,13 +413,15 @@ _SR_TASK_RE = _label_re("Replication task", "Task name", "Replikationsaufgabe", 
 
 
 class SynologySnapshotReplicationParser(Parser):
+    """Synology Snapshot Replication: replication task or scheduled snapshot result, recognised by 'Snapshot
+    Replication' in subject or body plus a replication/snapshot task sentence.
+    """
+
     name = "synology_snapshot_replication"
     product = SR
     types = ("Replication task", "Snapshot task")
     subject_patterns = (_SR_RE.pattern,)
     body_markers = ("Snapshot Replication",)
-    description = ("Synology Snapshot Replication: replication task or scheduled snapshot result, recognised by "
-                   "'Snapshot Replication' in subject or body plus a replication/snapshot task sentence.")
 
     def matches(self, msg: Message) -> Optional[str]:
         head = msg.text[:3000]

@@ -25,10 +25,9 @@ import re
 from datetime import timedelta
 from typing import Optional
 
-from .base import (
-    Message, ParsedObject, ParseResult, Parser, clean_text,
-    combine_date_time, normalize_status, parse_datetime, worst_status,
-)
+from .base import Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status, worst_status
+from .dates import combine_date_time, parse_datetime
+from .tables import row_cells
 
 VBR = "Veeam Backup & Replication"
 VAW = "Veeam Agent for Microsoft Windows"
@@ -79,42 +78,44 @@ _CREATED_BY_RE = re.compile(r"^\s*(?:created by|erstellt von|aangemaakt door|gem
 _LOG_LINE_RE = re.compile(r"^\s*\[[^\]]*\]\s*(?:<[^>]*>\s*)?[\w.\-]*\s*\|\s*(?P<level>[A-Z]+)\s*\|\s*(?P<msg>.*)$")
 
 
+# (pattern in the header kind, backup type, default object type), first match wins. The pattern None
+# stands for the agents: "agent" in the kind or an agent product (an agent policy is "Agent Backup Policy").
+_KIND_TYPES = (
+    (r"surebackup|sure backup", "SureBackup Job", "VM"),
+    (r"files? to tape", "File to Tape Job", "File"),
+    (r"tape", "Tape Job", "Backup"),
+    (r"configuration", "Configuration Backup", "Server"),
+    (r"cdp", "CDP Policy", "VM"),
+    (None, "Agent Backup Job", "Computer"),
+    (r"object storage", "Object Storage Backup Job", "Object Storage"),
+    (r"(?=.*copy).*(?:file|nas|share|unstructured)", "File Share Backup Copy Job", "File Share"),
+    (r"file|nas|share|unstructured", "File Share Backup Job", "File Share"),
+    (r"log", "Log Backup Job", "VM"),
+    (r"(?=.*copy).*vm", "VM Copy Job", "VM"),
+    (r"copy", "Backup Copy Job", "VM"),
+    (r"replica", "Replication Job", "VM"),
+)
+
+
+def _kind_rule(k: str, software: str) -> Optional[tuple[str, str]]:
+    for rx, backup_type, obj_type in _KIND_TYPES:
+        if rx is None:
+            if "agent" in k or software in (VAW, VAL, VAM):
+                return ("Agent Backup Policy" if "policy" in k else backup_type), obj_type
+        elif re.search(rx, k):
+            return backup_type, obj_type
+    return None
+
+
 def _kind_to_type(kind: str, software: str) -> tuple[str, str]:
     """(backup_type, default object type) from the header kind ("Backup Copy job")."""
     k = re.sub(r"\s+", " ", kind.lower()).strip()
     k = re.sub(r"\s*(?:job|session|auftrag|taak|tâche|travail)$", "", k).strip()
     if software == VB365:
-        if "copy" in k:
-            return "Backup Copy Job", "User"
-        return "Backup Job", "User"
-    if "surebackup" in k or "sure backup" in k:
-        return "SureBackup Job", "VM"
-    if "file to tape" in k or "files to tape" in k:
-        return "File to Tape Job", "File"
-    if "tape" in k:
-        return "Tape Job", "Backup"
-    if "configuration" in k:
-        return "Configuration Backup", "Server"
-    if "cdp" in k:
-        return "CDP Policy", "VM"
-    if "agent" in k or software in (VAW, VAL, VAM):
-        if "policy" in k:
-            return "Agent Backup Policy", "Computer"
-        return "Agent Backup Job", "Computer"
-    if "object storage" in k:
-        return "Object Storage Backup Job", "Object Storage"
-    if any(w in k for w in ("file", "nas", "share", "unstructured")):
-        if "copy" in k:
-            return "File Share Backup Copy Job", "File Share"
-        return "File Share Backup Job", "File Share"
-    if "log" in k:
-        return "Log Backup Job", "VM"
-    if "copy" in k and "vm" in k:
-        return "VM Copy Job", "VM"
-    if "copy" in k:
-        return "Backup Copy Job", "VM"
-    if "replica" in k:
-        return "Replication Job", "VM"
+        return ("Backup Copy Job" if "copy" in k else "Backup Job"), "User"
+    found = _kind_rule(k, software)
+    if found:
+        return found
     if "policy" in k:
         return kind.strip().title().replace("Cdp", "CDP"), "VM"
     if k in ("backup", "sicherung", "back-up"):
@@ -195,6 +196,12 @@ def _looks_like_report(msg: Message) -> Optional[str]:
 
 
 class VeeamSessionReportParser(Parser):
+    """A '<Kind> job: <name>' header at the top of the body with the Veeam summary grid (Start time / End time /
+    Duration), together with a '[Result] ...' subject, a Veeam sender or a Details table; or a '[Result] Job
+    (N objects)' subject from a Veeam sender. Product from the description line (Veeam Agent for
+    Windows/Linux, Veeam Backup for Microsoft 365), else Veeam Backup & Replication.
+    """
+
     name = "veeam"
     product = "Veeam Backup & Replication / Veeam Agents / Veeam Backup for Microsoft 365"
     types = ("Backup Job", "Backup Copy Job", "Replication Job", "Agent Backup Job", "Agent Backup Policy",
@@ -203,17 +210,11 @@ class VeeamSessionReportParser(Parser):
     sender_contains = ("veeam",)
     subject_patterns = (_SUBJECT_RE.pattern,)
     body_markers = ("job:", "policy:", "Start time", "End time", "Duration", "Details")
-    description = ("A '<Kind> job: <name>' header at the top of the body with the Veeam summary grid "
-                   "(Start time / End time / Duration), together with a '[Result] ...' subject, a "
-                   "Veeam sender or a Details table; or a '[Result] Job (N objects)' subject from a "
-                   "Veeam sender. Product from the description line (Veeam Agent for Windows/Linux, "
-                   "Veeam Backup for Microsoft 365), else Veeam Backup & Replication.")
 
     def matches(self, msg: Message) -> Optional[str]:
         return _looks_like_report(msg)
 
     def parse(self, msg: Message) -> ParseResult:
-        tz = msg.date.tzinfo if msg.date is not None else None
         info = None
         tree = msg.html_tree()
         if tree is not None:
@@ -224,8 +225,7 @@ class VeeamSessionReportParser(Parser):
 
         description = info.get("description", "")
         software = _software_from(" ".join([description, info.get("kind", ""), msg.text[:4000]]))
-        kind = info.get("kind") or "Backup job"
-        backup_type, default_obj_type = _kind_to_type(kind, software)
+        backup_type, default_obj_type = _kind_to_type(info.get("kind") or "Backup job", software)
         if backup_type in ("Backup Copy Job", "Backup Job") and software == VBR:
             # "2 of 2 machines processed": a copy (or backup) of agent backups holds computers.
             processed = re.search(r"\bof \d+ (\w+) processed", description, re.IGNORECASE)
@@ -233,82 +233,99 @@ class VeeamSessionReportParser(Parser):
                                                              "endpoints", "servers", "workstations"):
                 default_obj_type = "Computer"
         # Object type: VB365 gives it per row; "N of N VMs processed" confirms VMs.
-        job_name = _strip_run_kind(info.get("name") or "")
-        if not job_name and subj:
-            rest = _SUBJECT_COUNT_RE.split(subj.group("rest"))[0]
-            job_name = _strip_run_kind(re.sub(r"\s*\(retry \d+\)\s*$", "", rest, flags=re.I)).strip()
-            if software == VB365 and " - " in job_name:
-                job_name = job_name.split(" - ", 1)[1]
-
-        objects: list[ParsedObject] = []
-        for row in info.get("objects", []):
-            otype = row.get("type") or default_obj_type
-            objects.append(ParsedObject(name=row["name"], type=otype, status=normalize_status(row.get("status")),
-                                        message=row.get("message", "")))
-
+        objects = [ParsedObject(name=row["name"], type=row.get("type") or default_obj_type,
+                                status=normalize_status(row.get("status")), message=row.get("message", ""))
+                   for row in info.get("objects", [])]
         status = normalize_status(info.get("status"))
         if status is None and subj:
             status = normalize_status(subj.group("status"))
         if status is None:
             status = worst_status(*(o.status for o in objects))
-
-        started = ended = None
-        day = parse_datetime(info.get("date"), default_tz=tz) if info.get("date") else None
-        summary = info.get("summary", {})
-        if day is not None:
-            started = combine_date_time(day, summary.get("start time")) or day
-            ended = combine_date_time(day, summary.get("end time"))
-            if ended is not None and ended < started:
-                ended += timedelta(days=1)
-        elif msg.date is not None and summary.get("start time"):
-            # No session date in the report: the run ended before the mail was sent.
-            ended = combine_date_time(msg.date, summary.get("end time"))
-            if ended is not None and ended > msg.date + timedelta(minutes=5):
-                ended -= timedelta(days=1)
-            started = combine_date_time(msg.date, summary.get("start time"))
-            if started is not None:
-                limit = ended or msg.date
-                if started > limit + timedelta(minutes=5):
-                    started -= timedelta(days=1)
-
+        started, ended = _run_times(info, msg)
         reason = _looks_like_report(msg) or "Veeam session report"
         if info.get("session_message"):
             reason += f"; session message: {info['session_message'][:300]}"
-        return ParseResult(
-            reason=reason,
-            software=software,
-            backup_type=backup_type,
-            job_name=job_name or None,
-            overall_status=status,
-            started_at=started,
-            ended_at=ended,
-            objects=objects,
-        )
+        return ParseResult(reason=reason, software=software, backup_type=backup_type,
+                           job_name=_job_name(info, subj, software) or None, overall_status=status,
+                           started_at=started, ended_at=ended, objects=objects)
+
+
+def _job_name(info: dict, subj: Optional[re.Match], software: str) -> str:
+    """The header's job name without its run kind; else the subject's, without counts and retry."""
+    job_name = _strip_run_kind(info.get("name") or "")
+    if not job_name and subj:
+        rest = _SUBJECT_COUNT_RE.split(subj.group("rest"))[0]
+        job_name = _strip_run_kind(re.sub(r"\s*\(retry \d+\)\s*$", "", rest, flags=re.I)).strip()
+        if software == VB365 and " - " in job_name:
+            job_name = job_name.split(" - ", 1)[1]
+    return job_name
+
+
+def _run_times(info: dict, msg: Message):
+    """(started, ended): the summary's clock times on the session date; without a session date, on
+    the mail's date (the run ended before the mail was sent)."""
+    tz = msg.date.tzinfo if msg.date is not None else None
+    started = ended = None
+    day = parse_datetime(info.get("date"), default_tz=tz) if info.get("date") else None
+    summary = info.get("summary", {})
+    if day is not None:
+        started = combine_date_time(day, summary.get("start time")) or day
+        ended = combine_date_time(day, summary.get("end time"))
+        if ended is not None and ended < started:
+            ended += timedelta(days=1)
+    elif msg.date is not None and summary.get("start time"):
+        ended = combine_date_time(msg.date, summary.get("end time"))
+        if ended is not None and ended > msg.date + timedelta(minutes=5):
+            ended -= timedelta(days=1)
+        started = combine_date_time(msg.date, summary.get("start time"))
+        if started is not None:
+            limit = ended or msg.date
+            if started > limit + timedelta(minutes=5):
+                started -= timedelta(days=1)
+    return started, ended
 
 
 def _read_html(tree) -> Optional[dict]:
     """Header, status, date, summary and object rows from the session report tables."""
     info: dict = {"objects": [], "summary": {}}
-    header_td = None
+    header_td = _read_header_cell(tree, info)
+    if header_td is None:
+        return None
+    _read_status_cell(header_td, info)
+    # Rows after the header, in document order.
+    rows = [tr for tr in tree.iter("tr")]
+    try:
+        start = rows.index(next(a for a in header_td.iterancestors("tr")))
+    except (StopIteration, ValueError):
+        start = 0
+    reader = _SessionRows(info)
+    for tr in rows[start + 1:]:
+        if not reader.read(tr):
+            break  # past the object table (footers, signatures)
+    return info
+
+
+def _read_header_cell(tree, info: dict):
+    """The cell with the '<Kind> job: <name>' header (kind, name and description into ``info``); None if none."""
     for td in tree.iter("td", "th"):
         if td.find(".//table") is not None:
             continue  # layout cell around nested tables
         own = clean_text(td.text or "")
         if not own:
             # Outlook wraps cell text in <p>/<span>; use the first text line of the cell.
-            first = clean_text(_details_text(td).strip().split("\n")[0]) if len(td) else ""
-            own = first
+            own = clean_text(_details_text(td).strip().split("\n")[0]) if len(td) else ""
         m = _HEADER_RE.match(own) if own and len(own) < 300 else None
         if m:
-            header_td = td
             info["kind"] = clean_text(m.group("kind"))
             info["name"] = clean_text(m.group("name"))
-            desc = [clean_text(d.text_content()) for d in td.iter("div", "span", "p")
-                    if d is not td and clean_text(d.text_content()) and not _HEADER_RE.match(clean_text(d.text_content()))]
-            info["description"] = " ".join(desc)
-            break
-    if header_td is None:
-        return None
+            texts = (clean_text(d.text_content()) for d in td.iter("div", "span", "p") if d is not td)
+            info["description"] = " ".join(t for t in texts if t and not _HEADER_RE.match(t))
+            return td
+    return None
+
+
+def _read_status_cell(header_td, info: dict) -> None:
+    """The session result in the cell beside the header, and the description lines under it."""
     status_td = header_td.getnext()
     while status_td is not None and status_td.tag not in ("td", "th"):
         status_td = status_td.getnext()
@@ -318,72 +335,84 @@ def _read_html(tree) -> Optional[dict]:
             info["status"] = lines[0]
             info["description"] += " " + " ".join(lines[1:])
 
-    # Rows after the header, in document order.
-    rows = [tr for tr in tree.iter("tr")]
-    try:
-        start = rows.index(next(a for a in header_td.iterancestors("tr")))
-    except (StopIteration, ValueError):
-        start = 0
-    cols: Optional[dict] = None
-    in_log = False
-    obj_table = None
-    for tr in rows[start + 1:]:
-        cells = [c for c in tr if c.tag in ("td", "th")]
+
+def _append_message(row: dict, message: str) -> None:
+    """Add a details or log line to an object row's message."""
+    if message:
+        row["message"] = (row["message"] + " " + message).strip()
+
+
+class _SessionRows:
+    """The rows after the header, one at a time: the session date and the summary grid, then the
+    object table's header row and its object rows (with vee-mail's log rows under them)."""
+
+    def __init__(self, info: dict):
+        self.info = info
+        self.cols: Optional[dict] = None   # column positions once the object table's header is read
+        self.in_log = False
+        self.obj_table = None
+
+    def read(self, tr) -> bool:
+        """Take one row into ``info``; False once the rows have left the object table."""
+        cells = row_cells(tr)
         if not cells:
-            continue
-        if obj_table is not None and next(tr.iterancestors("table"), None) is not obj_table:
-            break  # past the object table (footers, signatures)
+            return True
+        if self.obj_table is not None and next(tr.iterancestors("table"), None) is not self.obj_table:
+            return False
         if tr.find(".//table") is not None:
-            continue  # layout row around nested tables
+            return True  # layout row around nested tables
         texts = [_cell_text(c) for c in cells]
         low = [t.lower().rstrip(":") for t in texts]
         if len(cells) == 1:
-            t = texts[0]
-            if not t:
-                continue
-            if cols is None and "date" not in info and parse_datetime(t):
-                info["date"] = t
-                continue
-            if low[0] in ("details", "log", "details:"):
-                in_log = cols is not None
-                continue
-            if cols is not None and info["objects"] and (in_log or _LOG_LINE_RE.match(t)):
-                msg = _message_from_details(_details_text(cells[0]))
-                last = info["objects"][-1]
-                if msg:
-                    last["message"] = (last["message"] + " " + msg).strip() if last["message"] else msg
-            continue
-        # Object table header row?
-        if "status" in low and any(x in _NAME_HEADERS for x in low):
-            name_i = next(i for i, x in enumerate(low) if x in _NAME_HEADERS)
-            cols = {"name": name_i, "status": low.index("status"),
-                    "type": low.index("type") if "type" in low else None,
-                    "details": low.index("details") if "details" in low else None}
-            in_log = False
-            obj_table = next(tr.iterancestors("table"), None)
-            continue
-        if cols is None:
-            # Summary grid: label, value, label, value... and, in the first row, a cell
-            # spanning the grid with the session's own message (job-level errors).
-            if len(texts) % 2 == 1 and texts[-1] and "session_message" not in info:
-                info["session_message"] = _message_from_details(_details_text(cells[-1]))
-            for i in range(0, len(texts) - 1, 2):
-                label = low[i]
-                if label and label not in info["summary"]:
-                    info["summary"][label] = texts[i + 1]
-            continue
-        if len(cells) <= cols["status"]:
-            continue
-        name = texts[cols["name"]]
-        if not name:
-            continue
-        row = {"name": name, "status": texts[cols["status"]], "message": ""}
+            self._single_cell(cells[0], texts[0], low[0])
+        elif "status" in low and any(x in _NAME_HEADERS for x in low):
+            self._table_header(tr, low)
+        elif self.cols is None:
+            self._summary(cells, texts, low)
+        else:
+            self._object(cells, texts)
+        return True
+
+    def _single_cell(self, cell, text: str, low: str) -> None:
+        info = self.info
+        if not text:
+            return
+        if self.cols is None and "date" not in info and parse_datetime(text):
+            info["date"] = text
+        elif low in ("details", "log", "details:"):
+            self.in_log = self.cols is not None
+        elif self.cols is not None and info["objects"] and (self.in_log or _LOG_LINE_RE.match(text)):
+            _append_message(info["objects"][-1], _message_from_details(_details_text(cell)))
+
+    def _table_header(self, tr, low: list[str]) -> None:
+        name_i = next(i for i, x in enumerate(low) if x in _NAME_HEADERS)
+        self.cols = {"name": name_i, "status": low.index("status"),
+                     "type": low.index("type") if "type" in low else None,
+                     "details": low.index("details") if "details" in low else None}
+        self.in_log = False
+        self.obj_table = next(tr.iterancestors("table"), None)
+
+    def _summary(self, cells, texts: list[str], low: list[str]) -> None:
+        """Summary grid: label, value, label, value... and, in the first row, a cell
+        spanning the grid with the session's own message (job-level errors)."""
+        info = self.info
+        if len(texts) % 2 == 1 and texts[-1] and "session_message" not in info:
+            info["session_message"] = _message_from_details(_details_text(cells[-1]))
+        for i in range(0, len(texts) - 1, 2):
+            label = low[i]
+            if label and label not in info["summary"]:
+                info["summary"][label] = texts[i + 1]
+
+    def _object(self, cells, texts: list[str]) -> None:
+        cols = self.cols
+        if len(cells) <= cols["status"] or not texts[cols["name"]]:
+            return
+        row = {"name": texts[cols["name"]], "status": texts[cols["status"]], "message": ""}
         if cols["type"] is not None and cols["type"] < len(cells):
             row["type"] = texts[cols["type"]]
         if cols["details"] is not None and cols["details"] < len(cells):
             row["message"] = _message_from_details(_details_text(cells[cols["details"]]))
-        info["objects"].append(row)
-    return info
+        self.info["objects"].append(row)
 
 
 def _read_text(text: str) -> Optional[dict]:
@@ -395,18 +424,34 @@ def _read_text(text: str) -> Optional[dict]:
         return None
     info: dict = {"kind": clean_text(m.group("kind")), "name": clean_text(m.group("name")),
                   "objects": [], "summary": {}, "description": ""}
+    lines, blank_after = _text_cells(text[m.end():])
+    i = _read_text_head(lines, info)
+    header_at = _read_text_summary(lines, i, info)
+    if header_at is None:
+        _read_text_rows(text[m.end():], info)
+    else:
+        _read_text_objects(lines, header_at, blank_after, "\t" in text, info)
+    return info
+
+
+def _text_cells(text: str) -> tuple[list[str], set]:
+    """The non-empty cells (lines, or tab-separated parts of lines) in order, and the indexes of the
+    cells after which a blank line follows: for tab-separated rows, text after the table (a
+    disclaimer, a forwarder's footer) is no row's details."""
     lines: list[str] = []
-    # The cells after which a blank line follows: for tab-separated rows, text after the
-    # table (a disclaimer, a forwarder's footer) is no row's details.
     blank_after: set = set()
-    for raw in text[m.end():].split("\n"):
+    for raw in text.split("\n"):
         if not raw.strip() and lines:
             blank_after.add(len(lines) - 1)
         for cell in raw.split("\t"):
             c = clean_text(cell)
             if c:
                 lines.append(c)
-    # Status and description: the lines before the session date.
+    return lines, blank_after
+
+
+def _read_text_head(lines: list[str], info: dict) -> int:
+    """Status and description: the lines before the session date. Returns the index after the date."""
     i = 0
     desc: list[str] = []
     while i < len(lines) and i < 8:
@@ -421,55 +466,65 @@ def _read_text(text: str) -> Optional[dict]:
             desc.append(ln)
         i += 1
     info["description"] = " ".join(desc)
-    # Summary grid up to the object table header.
-    header_at = None
-    for j in range(i, len(lines)):
+    return i
+
+
+def _read_text_summary(lines: list[str], start: int, info: dict) -> Optional[int]:
+    """Summary grid up to the object table header; the header's index, None when there is none."""
+    for j in range(start, len(lines)):
         if lines[j].lower() in _NAME_HEADERS and j + 1 < len(lines) and \
                 lines[j + 1].lower() in ("status", "type"):
-            header_at = j
-            break
+            return j
         if j + 1 < len(lines):
             label = lines[j].lower().rstrip(":")
             if label in ("start time", "end time", "duration") and label not in info["summary"]:
                 info["summary"][label] = lines[j + 1]
-    if header_at is None:
-        _read_text_rows(text[m.end():], info)
-        return info
-    known = ("status", "type", "start time", "end time", "size", "read", "transferred", "duration",
-             "details", "heartbeat test", "ping test", "script test", "processed", "rate", "tape",
-             "media pool", "backup size", "data read")
+    return None
+
+
+_KNOWN_COLUMNS = ("status", "type", "start time", "end time", "size", "read", "transferred", "duration",
+                  "details", "heartbeat test", "ping test", "script test", "processed", "rate", "tape",
+                  "media pool", "backup size", "data read")
+
+
+def _read_text_objects(lines: list[str], header_at: int, blank_after: set, tabbed: bool, info: dict) -> None:
+    """Object rows after the column headers (one cell per line): a row starts at a name followed by a status."""
     cols = [lines[header_at].lower()]
     j = header_at + 1
-    while j < len(lines) and lines[j].lower() in known:
+    while j < len(lines) and lines[j].lower() in _KNOWN_COLUMNS:
         cols.append(lines[j].lower())
         j += 1
-    has_details = "details" in cols
-    has_type = "type" in cols
-    fixed = len(cols) - (1 if has_details else 0)
+    fixed = len(cols) - (1 if "details" in cols else 0)
     body = lines[j:]
-    starts = []
     status_off = cols.index("status") if "status" in cols else 1
-    for k in range(len(body) - status_off):
-        if body[k + status_off].lower() in _STATUS_WORDS and body[k].lower() not in _STATUS_WORDS:
-            if not starts or k >= starts[-1] + fixed:
-                starts.append(k)
-    tabbed = "\t" in text
+    starts = _text_row_starts(body, status_off, fixed)
     for n, s in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(body)
         if tabbed and n + 1 == len(starts):
             # The last tab-separated row ends at the first blank line after it.
             stop = next((x + 1 for x in range(j + s, j + end) if x in blank_after), j + end)
             end = max(min(end, stop - j), min(end, s + fixed))
-        chunk = body[s:end]
-        row = {"name": chunk[0], "status": chunk[status_off], "message": ""}
-        if has_type:
-            row["type"] = chunk[cols.index("type")] if cols.index("type") < len(chunk) else ""
-        extra = chunk[fixed:]
-        if has_details or extra:
-            extra = [e for e in extra if e.lower() != "details"]
-            row["message"] = _message_from_details("\n".join(extra))
-        info["objects"].append(row)
-    return info
+        info["objects"].append(_text_row(body[s:end], cols, status_off, fixed))
+
+
+def _text_row_starts(body: list[str], status_off: int, fixed: int) -> list[int]:
+    starts: list[int] = []
+    for k in range(len(body) - status_off):
+        if body[k + status_off].lower() in _STATUS_WORDS and body[k].lower() not in _STATUS_WORDS:
+            if not starts or k >= starts[-1] + fixed:
+                starts.append(k)
+    return starts
+
+
+def _text_row(chunk: list[str], cols: list[str], status_off: int, fixed: int) -> dict:
+    row = {"name": chunk[0], "status": chunk[status_off], "message": ""}
+    if "type" in cols:
+        row["type"] = chunk[cols.index("type")] if cols.index("type") < len(chunk) else ""
+    extra = chunk[fixed:]
+    if "details" in cols or extra:
+        extra = [e for e in extra if e.lower() != "details"]
+        row["message"] = _message_from_details("\n".join(extra))
+    return row
 
 
 _ROW_HEADER_RE = re.compile(r"^(?:vm name|name|object|machine|computer)\s+(?P<type>type\s+)?status\b(?P<rest>.*)$",
@@ -503,9 +558,7 @@ def _read_text_rows(text: str, info: dict) -> None:
         m = _ROW_RE.match(ln)
         if not m:
             if info["objects"] and has_details and not _ROW_HEADER_RE.match(ln):
-                last = info["objects"][-1]
-                msg = _message_from_details(ln)
-                last["message"] = (last["message"] + " " + msg).strip()
+                _append_message(info["objects"][-1], _message_from_details(ln))
                 continue
             break
         lead, rest = m.group("lead"), m.group("rest")

@@ -22,9 +22,11 @@ from datetime import timedelta
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
-    normalize_status, parse_datetime, worst_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status,
+    status_from_rules, worst_status,
 )
+from .dates import mail_tz, parse_datetime
+from .tables import label_value_rows, row_texts
 
 SOFTWARE = "Microsoft Windows Server Backup"
 BACKUP_TYPE = "Windows Server Backup"
@@ -33,22 +35,25 @@ _SCRIPT_SUBJECT_RE = re.compile(r"^(?P<result>successful|success|failed|failure|
                                 r"(?P<host>[^\s]+)\s*$", re.IGNORECASE)
 _REPORT_FOR_RE = re.compile(r"backup report for\s+(?P<host>[A-Za-z0-9][\w.-]*)", re.IGNORECASE)
 
-# wbadmin / event log sentences (EN, DE, NL)
-_OP_SUCCESS = re.compile(
-    r"the backup operation (?:successfully completed|has finished successfully|completed successfully|has completed\.)"
-    r"|der sicherungsvorgang wurde erfolgreich (?:abgeschlossen|beendet)"
-    r"|de back-?upbewerking is (?:voltooid|geslaagd|met succes voltooid)",
-    re.IGNORECASE)
-_OP_WARNING = re.compile(
-    r"the backup operation (?:completed|has completed|finished) with (?:warnings|errors)"
-    r"|der sicherungsvorgang wurde mit (?:warnungen|fehlern) abgeschlossen"
-    r"|de back-?upbewerking is voltooid met (?:waarschuwingen|fouten)",
-    re.IGNORECASE)
-_OP_FAILED = re.compile(
-    r"the backup operation (?:that started at .{0,80}? )?(?:has failed|failed|stopped before completing)"
-    r"|der sicherungsvorgang .{0,80}?(?:ist fehlgeschlagen|wurde vor dem abschluss beendet)"
-    r"|de back-?upbewerking .{0,80}?(?:is mislukt|is gestopt voordat)",
-    re.IGNORECASE)
+# wbadmin / event log sentences (EN, DE, NL) by the outcome they report, worst first.
+_OP_RULES = (
+    (FAILED, re.compile(
+        r"the backup operation (?:that started at .{0,80}? )?(?:has failed|failed|stopped before completing)"
+        r"|der sicherungsvorgang .{0,80}?(?:ist fehlgeschlagen|wurde vor dem abschluss beendet)"
+        r"|de back-?upbewerking .{0,80}?(?:is mislukt|is gestopt voordat)",
+        re.IGNORECASE)),
+    (WARNING, re.compile(
+        r"the backup operation (?:completed|has completed|finished) with (?:warnings|errors)"
+        r"|der sicherungsvorgang wurde mit (?:warnungen|fehlern) abgeschlossen"
+        r"|de back-?upbewerking is voltooid met (?:waarschuwingen|fouten)",
+        re.IGNORECASE)),
+    (SUCCESS, re.compile(
+        r"the backup operation (?:successfully completed|has finished successfully|completed successfully|"
+        r"has completed\.)"
+        r"|der sicherungsvorgang wurde erfolgreich (?:abgeschlossen|beendet)"
+        r"|de back-?upbewerking is (?:voltooid|geslaagd|met succes voltooid)",
+        re.IGNORECASE)),
+)
 _VOLUME_RE = re.compile(
     r"(?:the )?backup of (?:the )?volume\s+\(?(?P<en>[^()\n]+?)\)?\s+(?P<en_res>completed successfully|"
     r"successfully completed|failed|completed with warnings|was stopped|did not complete)"
@@ -73,12 +78,10 @@ _WB_MARKERS = ("windows server backup", "wbadmin", "windows-sicherung", "windows
 def _label_values_html(tree) -> dict:
     """'Label:' -> value from two-cell rows."""
     out: dict = {}
-    for tr in tree.iter("tr"):
-        cells = [c for c in tr if c.tag in ("td", "th")]
-        if len(cells) == 2:
-            label = clean_text(cells[0].text_content()).rstrip(":").lower()
-            if label and label not in out:
-                out[label] = clean_text(cells[1].text_content())
+    for label, value in label_value_rows(tree):
+        label = label.rstrip(":").lower()
+        if label and label not in out:
+            out[label] = value
     return out
 
 
@@ -127,15 +130,16 @@ def _host_from(msg: Message) -> Optional[str]:
 
 
 class WsbScriptReportParser(Parser):
+    """'Backup Result:' with 'Start time last backup:' or 'Last Successful Backup:' in the body, or the subject
+    'Successful/Failed Backup on SERVER' with such a body or the script's own failure notice.
+    """
+
     name = "windows_server_backup_script"
     product = "Microsoft Windows Server Backup (Windows Backup Mail Report script)"
     types = (BACKUP_TYPE,)
     subject_patterns = (_SCRIPT_SUBJECT_RE.pattern,)
     body_markers = ("Backup Result:", "Start time last backup:", "Last Successful Backup:",
                     "The backup script failed to run!")
-    description = ("'Backup Result:' with 'Start time last backup:' or 'Last Successful Backup:' in the "
-                   "body, or the subject 'Successful/Failed Backup on SERVER' with such a body or the "
-                   "script's own failure notice.")
 
     def matches(self, msg: Message) -> Optional[str]:
         low = msg.text[:5000].lower()
@@ -146,30 +150,12 @@ class WsbScriptReportParser(Parser):
         return None
 
     def parse(self, msg: Message) -> ParseResult:
-        tz = msg.date.tzinfo if msg.date is not None else None
+        tz = mail_tz(msg)
         tree = msg.html_tree()
         fields = _label_values_html(tree) if tree is not None else {}
         if "backup result" not in fields:
             fields = {**_label_values_text(msg.text), **fields}
-        objects: list[ParsedObject] = []
-        if tree is not None:
-            for table in tree.iter("table"):
-                rows = [r for r in table.iter("tr")]
-                if not rows:
-                    continue
-                # The header row is usually the first; in a table rebuilt from a text
-                # rendering other rows may precede it.
-                hi = next((x for x, r in enumerate(rows[:12]) if {"name", "status"} <= {
-                    clean_text(c.text_content()).lower() for c in r if c.tag in ("td", "th")}), None)
-                if hi is not None:
-                    head = [clean_text(c.text_content()).lower() for c in rows[hi] if c.tag in ("td", "th")]
-                    ni, si = head.index("name"), head.index("status")
-                    for r in rows[hi + 1:]:
-                        cells = [clean_text(c.text_content()) for c in r if c.tag in ("td", "th")]
-                        if len(cells) > max(ni, si) and cells[ni]:
-                            objects.append(ParsedObject(cells[ni], "Volume", _item_status(cells[si]), ""))
-        else:
-            objects = _objects_from_text(msg.text)
+        objects = _objects_from_html(tree) if tree is not None else _objects_from_text(msg.text)
         error_msg = clean_text(fields.get("error message (if applicable)", ""))
         result_word = fields.get("backup result", "")
         status = _item_status(result_word) if result_word else None
@@ -196,6 +182,26 @@ class WsbScriptReportParser(Parser):
                            reason=reason)
 
 
+def _objects_from_html(tree) -> list[ParsedObject]:
+    """Items (volumes) from every table with a Name and a Status column."""
+    objects: list[ParsedObject] = []
+    for table in tree.iter("table"):
+        rows = list(table.iter("tr"))
+        # The header row is usually the first; in a table rebuilt from a text
+        # rendering other rows may precede it.
+        hi = next((x for x, r in enumerate(rows[:12]) if {"name", "status"} <= {t.lower() for t in row_texts(r)}),
+                  None)
+        if hi is None:
+            continue
+        head = [t.lower() for t in row_texts(rows[hi])]
+        ni, si = head.index("name"), head.index("status")
+        for r in rows[hi + 1:]:
+            cells = row_texts(r)
+            if len(cells) > max(ni, si) and cells[ni]:
+                objects.append(ParsedObject(cells[ni], "Volume", _item_status(cells[si]), ""))
+    return objects
+
+
 def _objects_from_text(text: str) -> list[ParsedObject]:
     """Items from a text rendering of the items table ("C:  Completed  118 GB")."""
     objects: list[ParsedObject] = []
@@ -216,14 +222,15 @@ def _objects_from_text(text: str) -> list[ParsedObject]:
 
 
 class WbadminOutputParser(Parser):
+    """Text of wbadmin or the Windows Server Backup event log in the body ('The backup operation successfully
+    completed', 'Summary of the backup operation', 'LastBackupResultHR'; English, German, Dutch) together with
+    a mention of Windows Server Backup / wbadmin or per-volume results.
+    """
+
     name = "windows_server_backup_wbadmin"
     product = "Microsoft Windows Server Backup (wbadmin / event log output)"
     types = (BACKUP_TYPE,)
     body_markers = _WB_MARKERS
-    description = ("Text of wbadmin or the Windows Server Backup event log in the body ('The backup "
-                   "operation successfully completed', 'Summary of the backup operation', "
-                   "'LastBackupResultHR'; English, German, Dutch) together with a mention of Windows "
-                   "Server Backup / wbadmin or per-volume results.")
 
     def matches(self, msg: Message) -> Optional[str]:
         text = msg.text[:20000]
@@ -231,7 +238,8 @@ class WbadminOutputParser(Parser):
         if not any(k in low for k in _CHEAP_KEYS):
             return None
         marker = next((m for m in _WB_MARKERS if m in low), None)
-        op = _OP_SUCCESS.search(text) or _OP_WARNING.search(text) or _OP_FAILED.search(text)
+        # the first sentence found, success first (the reason quotes it)
+        op = next((m for m in (rx.search(text) for _, rx in reversed(_OP_RULES)) if m), None)
         if _HR_RE.search(text) and marker:
             return "Get-WBSummary output (LastBackupResultHR)"
         if op and (marker or _VOLUME_RE.search(text) or "windows" in (msg.subject or "").lower()):
@@ -243,7 +251,7 @@ class WbadminOutputParser(Parser):
 
     def parse(self, msg: Message) -> ParseResult:
         text = msg.text
-        tz = msg.date.tzinfo if msg.date is not None else None
+        tz = mail_tz(msg)
         objects: list[ParsedObject] = []
         seen = set()
         for m in _VOLUME_RE.finditer(text):
@@ -259,13 +267,7 @@ class WbadminOutputParser(Parser):
                 continue
             seen.add(name.lower())
             objects.append(ParsedObject(name, "Volume", st, ""))
-        status = None
-        if _OP_FAILED.search(text):
-            status = FAILED
-        elif _OP_WARNING.search(text):
-            status = WARNING
-        elif _OP_SUCCESS.search(text):
-            status = SUCCESS
+        status = status_from_rules(text, _OP_RULES)
         hr = _HR_RE.search(text)
         if status is None and hr:
             status = SUCCESS if hr.group("hr") in ("0", "0x0", "0x00000000") else FAILED
