@@ -8,7 +8,7 @@ from ..extensions import db
 from ..security import (EVERYONE, client_address, end_session, keep_session, public, roles_required, safe_next,
                         start_session)
 from ..services import accounts, audit
-from . import auth_bp
+from .blueprint import auth_bp
 from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
 
 

@@ -5,7 +5,7 @@ from flask import abort, render_template, request
 from ..security import roles_required
 from ..services import audit
 from ..services.settings import ui_zone
-from . import main_bp
+from .blueprint import main_bp
 
 
 def _parse_date(value: str | None):

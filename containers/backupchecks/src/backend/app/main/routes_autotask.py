@@ -13,7 +13,7 @@ from ..models import Customer, JobRun, Ticket
 from ..security import has_role, roles_required
 from ..services import autotask_service as svc
 from ..services.tasks import TaskBusy
-from . import main_bp
+from .blueprint import main_bp
 
 ADMIN = ("admin",)
 ACTORS = ("admin", "operator")

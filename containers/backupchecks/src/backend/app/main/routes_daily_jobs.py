@@ -10,7 +10,7 @@ from ..web import parse_id
 from ..services import daily_jobs as svc
 from ..services.settings import ui_zone
 from ..services.status import configured_day_rule, display_status, parse_day
-from . import main_bp
+from .blueprint import main_bp
 
 # Far outside this the calendar maths overflows; no backup report is dated there.
 FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2999, 12, 31)

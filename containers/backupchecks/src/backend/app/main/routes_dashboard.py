@@ -8,7 +8,7 @@ from ..security import EVERYONE, has_role, roles_required
 from ..services import dashboard as dashboard_svc
 from ..services import news as news_svc
 from ..services.settings import ui_zone
-from . import main_bp
+from .blueprint import main_bp
 
 
 def _render_dashboard(status: int = 200, form: dict | None = None, errors: dict | None = None):

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..security import EVERYONE, has_role, roles_required, safe_next
 from ..services import feedback as fb
-from . import main_bp
+from .blueprint import main_bp
 
 PER_PAGE = 25
 

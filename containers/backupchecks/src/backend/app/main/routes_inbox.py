@@ -14,7 +14,7 @@ from ..services import inbox as inbox_svc
 from ..services import mail_body
 from ..services.importer import import_raw_files
 from ..services.tasks import TaskBusy, task_json, visible_task
-from . import main_bp
+from .blueprint import main_bp
 
 READERS = ("admin", "operator", "viewer")
 ACTORS = ("admin", "operator")

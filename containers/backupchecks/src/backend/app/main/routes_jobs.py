@@ -18,7 +18,7 @@ from ..models import Job
 from ..security import has_role, roles_required
 from ..web import parse_id
 from ..services import jobs as svc
-from . import main_bp
+from .blueprint import main_bp
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 READERS = ("admin", "operator", "viewer")

@@ -21,7 +21,7 @@ from ..services.overrides import (
     update_override,
 )
 from ..services.settings import ui_zone
-from . import main_bp
+from .blueprint import main_bp
 
 EDITORS = ("admin", "operator")
 FIELDS = ("level", "software", "backup_type", "job_name_pattern", "job_id", "object_name", "match_status",

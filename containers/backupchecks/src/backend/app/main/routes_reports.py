@@ -14,7 +14,7 @@ from ..models import ReportDefinition, ReportRun
 from ..security import has_role, roles_required
 from ..services import reports as svc
 from ..services.settings import get_settings, ui_zone
-from . import main_bp
+from .blueprint import main_bp
 
 READERS = ("admin", "operator", "reporter", "viewer")
 EDITORS = ("admin", "reporter")

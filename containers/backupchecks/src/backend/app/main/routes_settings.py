@@ -9,7 +9,7 @@ from ..mail import MailSourceError
 from ..security import roles_required
 from ..services import audit, importer, mail_check, settings_service
 from ..services.tasks import TaskBusy
-from . import main_bp
+from .blueprint import main_bp
 
 SECTIONS = ("general", "mail", "imports", "integrations", "users", "maintenance")
 

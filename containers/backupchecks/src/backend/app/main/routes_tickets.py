@@ -17,7 +17,7 @@ from ..models import JobRun, Remark, Ticket
 from ..security import has_role, roles_required, safe_next
 from ..web import parse_id
 from ..services.settings import ui_zone
-from . import main_bp
+from .blueprint import main_bp
 
 PER_PAGE = 50
 TABS = ("tickets", "remarks")

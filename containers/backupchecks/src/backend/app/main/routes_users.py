@@ -8,7 +8,7 @@ from ..extensions import db
 from ..models import User
 from ..security import keep_session, roles_required
 from ..services import accounts
-from . import main_bp
+from .blueprint import main_bp
 
 
 @main_bp.route("/settings/users")
