@@ -64,6 +64,11 @@ def commit_or_flash(*refusals: type[Exception], message: Optional[str] = "{error
             flash(message.format(error=exc), category)
 
 
+def flash_changed(changed: bool, done: str, unchanged: str = "Nothing changed.") -> None:
+    """Say what a save did: ``done`` (success) when it changed something, else ``unchanged`` (info)."""
+    flash(done if changed else unchanged, "success" if changed else "info")
+
+
 def or_404(row: Optional[T], description: Optional[str] = None) -> T:
     """``row``, or a 404 page when there is none (missing and hidden look the same)."""
     if row is None:
