@@ -108,9 +108,9 @@ def start_task(start: Callable, endpoint: str, *, busy: str, started: str, **url
         task = start()
     except TaskBusy as running:
         flash(busy, "info")
-        return redirect(url_for(endpoint, task=running.task.id, **url_args))
+        return redirect(url_for(endpoint, **url_args, task=running.task.id))
     flash(started, "info")
-    return redirect(url_for(endpoint, task=task.id, **url_args))
+    return redirect(url_for(endpoint, **url_args, task=task.id))
 
 
 def import_upload(run_import: Callable, refused: type[Exception], *, what: str, template: str, back: str,
