@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable, Iterator, Optional, TypeVar
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
@@ -111,6 +112,13 @@ def start_task(start: Callable, endpoint: str, *, busy: str, started: str, **url
         return redirect(url_for(endpoint, **url_args, task=running.task.id))
     flash(started, "info")
     return redirect(url_for(endpoint, **url_args, task=task.id))
+
+
+def dated_download(body, mimetype: str, name: str, extension: str) -> Response:
+    """An export as a file download named ``name-YYYYMMDD.extension`` (today, UTC)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
+    return Response(body, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.{extension}"'})
 
 
 def import_upload(run_import: Callable, refused: type[Exception], *, what: str, template: str, back: str,

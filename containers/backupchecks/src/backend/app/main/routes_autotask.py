@@ -5,6 +5,8 @@ flashes what happened. Errors from Autotask come back as a message the operator 
 """
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -15,6 +17,8 @@ from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, REVIEWERS, has_ro
 from ..services import autotask_service
 from ..services.autotask_service import AutotaskServiceError
 from .blueprint import main_bp
+
+T = TypeVar("T")
 
 
 # --- template helpers (the partials included by settings.html and run_checks.html) ------------------
@@ -34,60 +38,63 @@ def _run_view(job) -> autotask_service.RunView:
 
 # --- settings -----------------------------------------------------------------------------------------
 
-def _to_settings():
+def _settings_action(action: Callable[[], T], refused: str, report: Callable[[T], None]):
+    """Run one action of the Autotask settings, ``report`` its result, and go back to the section;
+    a refusal from Autotask flashes ``refused`` with the reason."""
+    with commit_or_flash(AutotaskServiceError, message=refused + "{error}") as saved:
+        result = action()
+    if not saved.failed:
+        report(result)
     return redirect(url_for("main.settings", section="integrations"))
 
 
 @main_bp.route("/settings/autotask", methods=["POST"])
 @roles_required("admin")
 def autotask_settings_save():
-    with commit_or_flash(AutotaskServiceError) as saved:
-        changed = autotask_service.save_settings(request.form, current_user)
-    if not saved.failed:
-        flash_changed(changed, "Autotask settings saved.")
-    return _to_settings()
+    return _settings_action(lambda: autotask_service.save_settings(request.form, current_user), "",
+                            lambda changed: flash_changed(changed, "Autotask settings saved."))
 
 
-@main_bp.route("/settings/autotask/test", methods=["POST"])
-@roles_required("admin")
-def autotask_settings_test():
-    with commit_or_flash(AutotaskServiceError, message="Autotask connection failed: {error}") as saved:
-        result = autotask_service.test_connection(current_user)
-    if saved.failed:
-        return _to_settings()
+def _report_connection(result: dict) -> None:
     zone = result.get("zone") or {}
     used = result.get("requests_used")
     limit = result.get("request_threshold")
     usage = f" API usage this hour: {used} of {limit} requests." if used is not None and limit else ""
     flash(f"Autotask connection works (zone {zone.get('name') or zone.get('url')}).{usage}", "success")
-    return _to_settings()
+
+
+@main_bp.route("/settings/autotask/test", methods=["POST"])
+@roles_required("admin")
+def autotask_settings_test():
+    return _settings_action(lambda: autotask_service.test_connection(current_user), "Autotask connection failed: ",
+                            _report_connection)
+
+
+def _report_reference(counts: dict) -> None:
+    flash("Reference data refreshed: " + ", ".join(f"{n} {name}" for name, n in counts.items()) + ".", "success")
 
 
 @main_bp.route("/settings/autotask/reference-data", methods=["POST"])
 @roles_required("admin")
 def autotask_settings_reference():
-    with commit_or_flash(AutotaskServiceError, message="Reference data not refreshed: {error}") as saved:
-        counts = autotask_service.refresh_reference_data(current_user)
-    if not saved.failed:
-        flash("Reference data refreshed: " + ", ".join(f"{n} {name}" for name, n in counts.items()) + ".", "success")
-    return _to_settings()
+    return _settings_action(lambda: autotask_service.refresh_reference_data(current_user),
+                            "Reference data not refreshed: ", _report_reference)
 
 
-@main_bp.route("/settings/autotask/poll", methods=["POST"])
-@roles_required("admin")
-def autotask_settings_poll():
-    """Run the ticket poll now (it also runs by itself every few minutes)."""
-    with commit_or_flash(AutotaskServiceError, message="Poll failed: {error}") as saved:
-        counts = autotask_service.poll_open_tickets()
-    if saved.failed:
-        return _to_settings()
+def _report_poll(counts: dict) -> None:
     if counts["errors"]:
         flash(f"Checked {counts['checked']} open Autotask tickets, {counts['resolved']} resolved; Autotask did not "
               "answer for some of them (see the log). The poll tries again by itself.", "warning")
     else:
         flash(f"Checked {counts['checked']} open Autotask tickets; {counts['resolved']} were completed in "
               "Autotask and are now resolved here.", "success")
-    return _to_settings()
+
+
+@main_bp.route("/settings/autotask/poll", methods=["POST"])
+@roles_required("admin")
+def autotask_settings_poll():
+    """Run the ticket poll now (it also runs by itself every few minutes)."""
+    return _settings_action(autotask_service.poll_open_tickets, "Poll failed: ", _report_poll)
 
 
 # --- customer mapping ------------------------------------------------------------------------------

@@ -5,14 +5,12 @@ reads the request, calls one service function, commits or rolls back, and flashe
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..extensions import db
 from ..models import Customer
-from ..route_helpers import commit_or_flash, import_upload, sorted_list_args
+from ..route_helpers import commit_or_flash, dated_download, import_upload, sorted_list_args
 from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required, safe_next
 from ..services.customers import (
     CSV_COLUMNS,
@@ -124,9 +122,7 @@ def customer_delete(customer_id: int):
 def customers_export(fmt: str):
     if fmt != "csv":
         abort(404)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
-    return Response(export_csv(), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="customers-{stamp}.csv"'})
+    return dated_download(export_csv(), "text/csv; charset=utf-8", "customers", "csv")
 
 
 @main_bp.route("/customers/import", methods=["POST"])

@@ -7,13 +7,13 @@ The rules live in ``services.jobs`` (and ``services.schedules``); this module st
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from typing import Callable
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..models import Job
-from ..route_helpers import commit_or_flash, flash_changed, import_upload, or_404, page_arg, sorted_list_args
+from ..route_helpers import commit_or_flash, dated_download, flash_changed, import_upload, or_404, page_arg, sorted_list_args
 from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required
 from ..services.jobs import (
     SORTS,
@@ -100,25 +100,28 @@ def _mail_url(message_id: int) -> str:
     return url_for("main.inbox_message", msg_id=message_id)
 
 
+def _change_archived(job_id: int, change: Callable, done: str, unchanged: str) -> Job:
+    """Archive or unarchive the job; ``{job}`` in the messages is its name."""
+    job = _job_or_404(job_id)
+    with commit_or_flash():
+        changed = change(job, current_user)
+    flash_changed(changed, done.format(job=job.job_name), unchanged.format(job=job.job_name))
+    return job
+
+
 @main_bp.route("/jobs/<id:job_id>/archive", methods=["POST"])
 @roles_required("admin")
 def job_archive(job_id: int):
-    job = _job_or_404(job_id)
-    with commit_or_flash():
-        changed = archive_job(job, current_user)
-    flash_changed(changed, f"Job {job.job_name} archived: it gets no new runs and no missed runs. "
-                           f"Find it under Jobs → Archived.", f"Job {job.job_name} was already archived.")
+    job = _change_archived(job_id, archive_job, "Job {job} archived: it gets no new runs and no missed runs. "
+                           "Find it under Jobs → Archived.", "Job {job} was already archived.")
     return redirect(url_for("main.job_detail", job_id=job.id))
 
 
 @main_bp.route("/jobs/<id:job_id>/unarchive", methods=["POST"])
 @roles_required("admin")
 def job_unarchive(job_id: int):
-    job = _job_or_404(job_id)
-    with commit_or_flash():
-        changed = unarchive_job(job, current_user)
-    flash_changed(changed, f"Job {job.job_name} is active again; its schedule counts from now on.",
-                  f"Job {job.job_name} was not archived.")
+    job = _change_archived(job_id, unarchive_job, "Job {job} is active again; its schedule counts from now on.",
+                           "Job {job} was not archived.")
     if request.form.get("next") == "archived":
         return redirect(url_for("main.jobs_archived"))
     return redirect(url_for("main.job_detail", job_id=job.id))
@@ -165,10 +168,7 @@ def job_schedule(job_id: int):
 def jobs_export(fmt: str):
     if fmt != "json":
         abort(404)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
-    body = json.dumps(export_json(), indent=2, ensure_ascii=False)
-    return Response(body, mimetype="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="jobs-{stamp}.json"'})
+    return dated_download(json.dumps(export_json(), indent=2, ensure_ascii=False), "application/json", "jobs", "json")
 
 
 @main_bp.route("/jobs/import", methods=["POST"])

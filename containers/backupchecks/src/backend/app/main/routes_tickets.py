@@ -116,6 +116,16 @@ def _save(tab: str, refused: str, change: Callable[[], str], refusal: type[Excep
     return _back(tab)
 
 
+def _edit(tab: str, item, update: Callable, fields: dict, kind: str, name: Callable[[], str]):
+    """Save a ticket's or remark's edit form: ``fields``, and the start when the form changed it.
+    ``name()`` names the item in the message, after the change ("Ticket T-2", "Remark")."""
+    with commit_or_flash(TicketingError, message=kind + " not changed: {error}") as saved:
+        changed = update(item, current_user, **fields, **_edited_active_from(item))
+    if not saved.failed:
+        flash_changed(changed, f"{name()} saved.", f"{name()}: nothing changed.")
+    return _back(tab)
+
+
 # --- tickets -------------------------------------------------------------------------------------
 
 @main_bp.route("/tickets/new", methods=["POST"])
@@ -133,12 +143,8 @@ def ticket_create():
 @roles_required(*OPERATIONS_EDITORS)
 def ticket_update(ticket_id: int):
     ticket = db.get_or_404(Ticket, ticket_id)
-    with commit_or_flash(TicketingError, message="Ticket not changed: {error}") as saved:
-        changed = update_ticket(ticket, current_user, code=request.form.get("code", ""),
-                                description=request.form.get("description", ""), **_edited_active_from(ticket))
-    if not saved.failed:
-        flash_changed(changed, f"Ticket {ticket.code} saved.", f"Ticket {ticket.code}: nothing changed.")
-    return _back("tickets")
+    fields = {"code": request.form.get("code", ""), "description": request.form.get("description", "")}
+    return _edit("tickets", ticket, update_ticket, fields, "Ticket", lambda: f"Ticket {ticket.code}")
 
 
 @main_bp.route("/tickets/<id:ticket_id>/resolve", methods=["POST"])
@@ -174,13 +180,8 @@ def remark_create():
 @main_bp.route("/tickets/remarks/<id:remark_id>/edit", methods=["POST"])
 @roles_required(*OPERATIONS_EDITORS)
 def remark_update(remark_id: int):
-    remark = db.get_or_404(Remark, remark_id)
-    with commit_or_flash(TicketingError, message="Remark not changed: {error}") as saved:
-        changed = update_remark(remark, current_user, body=request.form.get("body", ""),
-                                **_edited_active_from(remark))
-    if not saved.failed:
-        flash_changed(changed, "Remark saved.", "Remark: nothing changed.")
-    return _back("remarks")
+    return _edit("remarks", db.get_or_404(Remark, remark_id), update_remark, {"body": request.form.get("body", "")},
+                 "Remark", lambda: "Remark")
 
 
 @main_bp.route("/tickets/remarks/<id:remark_id>/resolve", methods=["POST"])
