@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import models
 from ..mail import MailSourceError
+from ..models import utcnow
 from ..route_helpers import commit_or_flash, flash_changed, start_task
 from ..security import roles_required
 from ..services import audit, importer, mail_check
@@ -135,7 +135,7 @@ def settings_maintenance():
         return back
     if action == "recompute_schedules":
         with commit_or_flash():
-            result = recompute_all_schedules(models.utcnow())
+            result = recompute_all_schedules(utcnow())
             audit.record("maintenance.recompute_schedules", f"Recomputed schedules ({result})")
         flash(f"Schedules recomputed: {result}.", "success")
         return back
