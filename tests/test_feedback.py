@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from backend.app.extensions import db
+from backend.app.main import routes_feedback
 from backend.app.models import AuditLog, FeedbackAttachment, FeedbackItem, FeedbackReply, FeedbackVote
 from backend.app.services import feedback as fb
 from backend.app.services import markdown_render
@@ -620,15 +621,16 @@ def test_a_vote_that_races_another_gives_a_message_not_an_error(as_user, persona
     db.session.add(FeedbackVote(item_id=item.id, user_id=personas["viewer"].id))
     db.session.commit()
     # Simulate the race: the check for an existing vote sees none, the insert hits the unique constraint.
-    real = fb.toggle_vote
+    # The vote route calls toggle_vote by the name it imported, so that name is the one replaced.
+    real = routes_feedback.toggle_vote
 
     def racing(actor, it):
         db.session.add(FeedbackVote(item_id=it.id, user_id=actor.id))
         return True
-    monkeypatch.setattr(fb, "toggle_vote", racing)
+    monkeypatch.setattr(routes_feedback, "toggle_vote", racing)
     r = post_form(c, f"/feedback/{item.id}/vote", {}, follow_redirects=True)
     assert r.status_code == 200 and "nothing was changed" in r.get_data(as_text=True)
-    monkeypatch.setattr(fb, "toggle_vote", real)
+    monkeypatch.setattr(routes_feedback, "toggle_vote", real)
     assert db.session.execute(select(func.count(FeedbackVote.id))).scalar_one() == 1
 
 

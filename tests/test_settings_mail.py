@@ -344,12 +344,12 @@ def test_maintenance_purge_and_info(as_user):
 def test_maintenance_recompute_schedules_learns_from_runs(as_user, monkeypatch):
     from datetime import datetime, timedelta, timezone
 
-    from backend.app import models
+    from backend.app.main import routes_settings
     from backend.app.models import Job
 
     from .conftest import make_customer, make_job, make_run
     now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-    monkeypatch.setattr(models, "utcnow", lambda: now)  # the page's clock
+    monkeypatch.setattr(routes_settings, "utcnow", lambda: now)  # the page's clock
     job = make_job(make_customer("Schedule Testing"), "Nightly")
     start = now.replace(hour=20)
     for d in range(1, 15):

@@ -13,7 +13,14 @@ from flask_login import current_user, login_user, logout_user
 from .extensions import login_manager
 from .models import ROLES
 
-EVERYONE = ROLES  # documentation, feedback, own profile
+# Role groups: who may open a page or take an action. Every route names one of these (or "admin"
+# alone); docs/pages/users_and_roles.md says the same in words.
+EVERYONE = ROLES  # documentation, feedback, own profile, the dashboard
+OPERATIONS_READERS = ("admin", "operator", "viewer")  # Inbox, customers, jobs, Daily Jobs, overrides, tickets
+OPERATIONS_EDITORS = ("admin", "operator")  # change those: approve mails, edit customers, jobs, overrides, tickets
+REVIEWERS = OPERATIONS_EDITORS  # Run Checks: review runs, mark success, tickets and remarks from a run
+REPORT_READERS = ("admin", "operator", "reporter", "viewer")  # reports: list, preview, download
+REPORT_EDITORS = ("admin", "reporter")  # reports: create, edit, generate, send
 
 
 def roles_required(*roles: str) -> Callable:
@@ -53,13 +60,15 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def safe_next(target: Optional[str], default: Optional[str] = None) -> str:
-    """``target`` when it is a path on this site, else ``default`` (the dashboard).
+def safe_next(target: Optional[str], default: Optional[str] = None, *, within: str = "/") -> str:
+    """``target`` when it is a path on this site (under ``within``), else ``default`` (the dashboard).
 
     The one check for every "go back to" value taken from a request (``next=``, a form's
     ``next`` field): only a local absolute path; never another host (``//host``, ``/\\host``,
-    ``https://…``) and never control characters (CR/LF would break the Location header)."""
-    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+    ``https://…``) and never control characters (CR/LF would break the Location header).
+    ``within`` narrows it to one part of the site (the Feedback pages go back to Feedback only)."""
+    if (target and target.startswith(within) and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target
             and not any(ord(ch) < 32 or ord(ch) == 127 for ch in target)
             and not urlsplit(target).netloc):
         return target

@@ -1,5 +1,3 @@
-from flask import Blueprint
-
-auth_bp = Blueprint("auth", __name__, url_prefix="/auth")
-
-from . import routes  # noqa: E402,F401
+"""Login, logout, setup and profile. Importing this package registers the routes on ``auth_bp``."""
+from . import routes  # noqa: F401
+from .blueprint import auth_bp  # noqa: F401

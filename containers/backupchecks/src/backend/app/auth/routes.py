@@ -4,11 +4,11 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..extensions import db
+from ..route_helpers import commit_or_flash
 from ..security import (EVERYONE, client_address, end_session, keep_session, public, roles_required, safe_next,
                         start_session)
 from ..services import accounts, audit
-from . import auth_bp
+from .blueprint import auth_bp
 from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
 
 
@@ -21,16 +21,13 @@ def setup():
         return redirect(url_for("auth.login"))
     form = SetupForm()
     if form.validate_on_submit():
-        try:
+        with commit_or_flash(accounts.AccountError, message=None) as saved:
             user = accounts.create_first_admin(form.username.data, form.password.data)
-            db.session.commit()
-        except accounts.SetupClosed as exc:
-            db.session.rollback()
-            flash(str(exc), "info")
+        if isinstance(saved.error, accounts.SetupClosed):
+            flash(str(saved.error), "info")
             return redirect(url_for("auth.login"))
-        except accounts.AccountError as exc:
-            db.session.rollback()
-            form.password.errors.append(str(exc))
+        if saved.failed:
+            form.password.errors.append(str(saved.error))
         else:
             start_session(user)
             flash(f"Welcome, {user.username}. You are the first admin. Next: Settings → Mail.", "success")
@@ -74,8 +71,8 @@ def logout():
             return redirect(url_for("auth.login"))
         return render_template("auth/logout.html")
     if current_user.is_authenticated:
-        accounts.log_out(current_user)
-        db.session.commit()
+        with commit_or_flash():
+            accounts.log_out(current_user)
     end_session()
     flash("You are logged out, on every device.", "info")
     return redirect(url_for("auth.login"))
@@ -92,22 +89,21 @@ def profile():
             if not accounts.verify_password(current_user, pw_form.current.data):
                 pw_form.current.errors.append("The current password is wrong.")
             else:
-                try:
+                with commit_or_flash(accounts.AccountError, message=None) as saved:
                     accounts.set_password(current_user, pw_form.password.data, actor=current_user,
                                           event="user.password_change")
-                    db.session.commit()
+                if saved.failed:
+                    pw_form.password.errors.append(str(saved.error))
+                else:
                     keep_session(current_user)
                     flash("Your password was changed. Your other sessions have ended.", "success")
                     return redirect(url_for("auth.profile"))
-                except accounts.AccountError as exc:
-                    db.session.rollback()
-                    pw_form.password.errors.append(str(exc))
         elif section == "theme" and theme_form.validate_on_submit():
             before = current_user.theme
-            current_user.theme = theme_form.theme.data
-            audit.record("user.theme", f"Theme {before} → {current_user.theme}", target_type="user",
-                         target_id=current_user.id, before={"theme": before}, after={"theme": current_user.theme})
-            db.session.commit()
+            with commit_or_flash():
+                current_user.theme = theme_form.theme.data
+                audit.record("user.theme", f"Theme {before} → {current_user.theme}", target_type="user",
+                             target_id=current_user.id, before={"theme": before}, after={"theme": current_user.theme})
             flash(f"Theme set to {current_user.theme}.", "success")
             return redirect(url_for("auth.profile"))
     return render_template("auth/profile.html", pw_form=pw_form, theme_form=theme_form)
@@ -122,9 +118,9 @@ def switch_role():
     if not form.validate_on_submit() or role not in current_user.role_list:
         abort(400, "You don't hold that role.")
     before = current_user.current_role
-    current_user.active_role = role
-    audit.record("user.switch_role", f"Active role {before} → {role}", target_type="user",
-                 target_id=current_user.id, before={"active_role": before}, after={"active_role": role})
-    db.session.commit()
+    with commit_or_flash():
+        current_user.active_role = role
+        audit.record("user.switch_role", f"Active role {before} → {role}", target_type="user",
+                     target_id=current_user.id, before={"active_role": before}, after={"active_role": role})
     flash(f"You now work as {role}.", "success")
     return redirect(url_for("main.dashboard"))

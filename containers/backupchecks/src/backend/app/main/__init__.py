@@ -1,9 +1,6 @@
-from flask import Blueprint
-
-main_bp = Blueprint("main", __name__)
-
-# One module per page.
-from . import (  # noqa: E402,F401
+"""The application's pages: one ``routes_*`` module per page, all on ``main_bp`` (``blueprint.py``).
+Importing this package registers every route on the blueprint."""
+from . import (  # noqa: F401
     routes_audit_log,
     routes_autotask,
     routes_customers,
@@ -21,3 +18,4 @@ from . import (  # noqa: E402,F401
     routes_tickets,
     routes_users,
 )
+from .blueprint import main_bp  # noqa: F401

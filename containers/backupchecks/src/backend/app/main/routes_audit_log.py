@@ -2,10 +2,11 @@ from datetime import datetime
 
 from flask import abort, render_template, request
 
+from ..route_helpers import page_arg
 from ..security import roles_required
 from ..services import audit
 from ..services.settings import ui_zone
-from . import main_bp
+from .blueprint import main_bp
 
 
 def _parse_date(value: str | None):
@@ -22,7 +23,7 @@ def _parse_date(value: str | None):
 def audit_log():
     user = (request.args.get("user") or "").strip()
     event = (request.args.get("event") or "").strip()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = page_arg()
     rows, total, events = audit.list_entries(user, event, _parse_date(request.args.get("from")),
                                              _parse_date(request.args.get("to")), page)
     zone = ui_zone()

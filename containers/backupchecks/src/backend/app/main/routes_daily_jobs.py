@@ -5,25 +5,25 @@ from datetime import date, datetime, timezone
 
 from flask import abort, render_template, request
 
-from ..security import roles_required
-from ..web import parse_id
-from ..services import daily_jobs as svc
+from ..security import OPERATIONS_READERS, roles_required
+from ..services.daily_jobs import STATUS_FILTER_LABELS, build_day, parse_status_filter
 from ..services.settings import ui_zone
 from ..services.status import configured_day_rule, display_status, parse_day
-from . import main_bp
+from ..web import parse_id
+from .blueprint import main_bp
 
 # Far outside this the calendar maths overflows; no backup report is dated there.
 FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2999, 12, 31)
 
 
 @main_bp.route("/daily-jobs")
-@roles_required("admin", "operator", "viewer")
+@roles_required(*OPERATIONS_READERS)
 def daily_jobs():
     zone = ui_zone()
     now = datetime.now(timezone.utc)
     try:
         day = parse_day(request.args.get("date"), zone, today=now.astimezone(zone).date())
-        status = svc.parse_status_filter(request.args.get("status"))
+        status = parse_status_filter(request.args.get("status"))
     except ValueError as exc:
         abort(400, f"Daily Jobs: {exc}")
     if not FIRST_DAY <= day <= LAST_DAY:
@@ -34,8 +34,8 @@ def daily_jobs():
         abort(400, f"Daily Jobs: the customer '{raw_customer[:30]}' is not a customer number; "
                    "choose one from the list.")
     page = request.args.get("page", 1, type=int) or 1
-    view = svc.build_day(day, zone, now, rule=configured_day_rule(),
+    view = build_day(day, zone, now, rule=configured_day_rule(),
                          customer_id=(parse_id(raw_customer) or -1) if raw_customer else None,  # -1: no row
                          status_filter=status, page=page)
-    return render_template("main/daily_jobs.html", v=view, status_labels=svc.STATUS_FILTER_LABELS,
+    return render_template("main/daily_jobs.html", v=view, status_labels=STATUS_FILTER_LABELS,
                            run_status=display_status)

@@ -6,14 +6,39 @@ from __future__ import annotations
 
 import io
 
-from flask import abort, flash, redirect, render_template, request, send_file, url_for
+from flask import flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
-from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db
+from ..route_helpers import commit_or_flash, or_404
 from ..security import EVERYONE, has_role, roles_required, safe_next
-from ..services import feedback as fb
-from . import main_bp
+from ..services.feedback import (
+    ACCEPTED,
+    IMAGE_TYPES,
+    KINDS,
+    MAX_DIMENSION,
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_PIXELS,
+    SHOW,
+    SORTS,
+    STATUSES,
+    FeedbackError,
+    ListFilters,
+    Upload,
+    add_reply,
+    create_item,
+    get_attachment,
+    get_item,
+    item_view,
+    list_items,
+    may_delete,
+    purge,
+    restore,
+    set_status,
+    soft_delete,
+    toggle_vote,
+)
+from .blueprint import main_bp
 
 PER_PAGE = 25
 
@@ -22,39 +47,35 @@ def _is_admin() -> bool:
     return has_role("admin")
 
 
-def _uploads() -> list[fb.Upload]:
+def _uploads() -> list[Upload]:
     """The chosen files, each read up to one byte past the limit (enough to know it is too large)."""
     out = []
     for storage in request.files.getlist("attachments"):
-        data = storage.stream.read(fb.MAX_FILE_BYTES + 1)
+        data = storage.stream.read(MAX_FILE_BYTES + 1)
         if not storage.filename and not data:
             continue  # the browser sends an empty part when no file was chosen
-        out.append(fb.Upload(storage.filename or "", data))
+        out.append(Upload(storage.filename or "", data))
     return out
 
 
 def _item_or_404(item_id: int):
-    item = fb.get_item(item_id, is_admin=_is_admin())
-    if item is None:
-        abort(404)
-    return item
+    return or_404(get_item(item_id, is_admin=_is_admin()))
 
 
 def _back(item_id: int | None = None):
     default = url_for("main.feedback_detail", item_id=item_id) if item_id else url_for("main.feedback")
-    target = request.form.get("next", "")
-    return redirect(safe_next(target, default) if target.startswith("/feedback") else default)
+    return redirect(safe_next(request.form.get("next", ""), default, within="/feedback"))
 
 
 @main_bp.route("/feedback")
 @roles_required(*EVERYONE)
 def feedback():
-    filters = fb.ListFilters.from_args(request.args, is_admin=_is_admin())
-    rows, total = fb.list_items(current_user, filters, per_page=PER_PAGE)
+    filters = ListFilters.from_args(request.args, is_admin=_is_admin())
+    rows, total = list_items(current_user, filters, per_page=PER_PAGE)
     filtered = bool(filters.kind or filters.status or filters.q or filters.show != "active")
     return render_template("main/feedback.html", rows=rows, total=total, page=filters.page, per_page=PER_PAGE,
-                           filters=filters, filtered=filtered, kinds=fb.KINDS, statuses=fb.STATUSES,
-                           sorts=fb.SORTS, shows=fb.SHOW, is_admin=_is_admin())
+                           filters=filters, filtered=filtered, kinds=KINDS, statuses=STATUSES,
+                           sorts=SORTS, shows=SHOW, is_admin=_is_admin())
 
 
 @main_bp.route("/feedback/new", methods=["GET", "POST"])
@@ -63,30 +84,28 @@ def feedback_new():
     form = {"kind": request.values.get("kind", "bug"), "title": request.form.get("title", ""),
             "description": request.form.get("description", "")}
     if request.method == "POST":
-        try:
-            item = fb.create_item(current_user, form["kind"], form["title"], form["description"], _uploads())
-            db.session.commit()
-        except fb.FeedbackError as exc:
-            db.session.rollback()
+        with commit_or_flash(FeedbackError, message=None) as saved:
+            item = create_item(current_user, form["kind"], form["title"], form["description"], _uploads())
+        if saved.failed:
             # Keep what was typed; files cannot be refilled by the browser, so the message says so.
-            return render_template("main/feedback_new.html", form=form, error=str(exc), kinds=fb.KINDS,
+            return render_template("main/feedback_new.html", form=form, error=str(saved.error), kinds=KINDS,
                                    limits=_limits()), 400
         flash(f"Feedback #{item.id} '{item.title}' saved. Thank you.", "success")
         return redirect(url_for("main.feedback_detail", item_id=item.id))
-    return render_template("main/feedback_new.html", form=form, error=None, kinds=fb.KINDS, limits=_limits())
+    return render_template("main/feedback_new.html", form=form, error=None, kinds=KINDS, limits=_limits())
 
 
 def _limits() -> dict:
-    return {"files": fb.MAX_FILES, "mb": fb.MAX_FILE_BYTES // (1024 * 1024), "accepted": fb.ACCEPTED,
-            "side": fb.MAX_DIMENSION, "megapixels": fb.MAX_PIXELS // 1_000_000}
+    return {"files": MAX_FILES, "mb": MAX_FILE_BYTES // (1024 * 1024), "accepted": ACCEPTED,
+            "side": MAX_DIMENSION, "megapixels": MAX_PIXELS // 1_000_000}
 
 
 def _detail(item, *, reply_text: str = "", error: str | None = None, status: int = 200):
-    view = fb.item_view(current_user, item)
+    view = item_view(current_user, item)
     is_admin = _is_admin()
-    return render_template("main/feedback_detail.html", view=view, item=item, kinds=fb.KINDS,
-                           statuses=fb.STATUSES, is_admin=is_admin, reply_text=reply_text, error=error,
-                           may_delete=fb.may_delete(current_user, item, is_admin=is_admin),
+    return render_template("main/feedback_detail.html", view=view, item=item, kinds=KINDS,
+                           statuses=STATUSES, is_admin=is_admin, reply_text=reply_text, error=error,
+                           may_delete=may_delete(current_user, item, is_admin=is_admin),
                            limits=_limits()), status
 
 
@@ -101,12 +120,10 @@ def feedback_detail(item_id: int):
 def feedback_reply(item_id: int):
     item = _item_or_404(item_id)
     body = request.form.get("body", "")
-    try:
-        fb.add_reply(current_user, item, body, _uploads())
-        db.session.commit()
-    except fb.FeedbackError as exc:
-        db.session.rollback()
-        return _detail(item, reply_text=body, error=str(exc), status=400)
+    with commit_or_flash(FeedbackError, message=None) as saved:
+        add_reply(current_user, item, body, _uploads())
+    if saved.failed:
+        return _detail(item, reply_text=body, error=str(saved.error), status=400)
     flash("Reply added.", "success")
     return redirect(url_for("main.feedback_detail", item_id=item.id) + "#replies")
 
@@ -114,27 +131,21 @@ def feedback_reply(item_id: int):
 def _change(item_id: int, action) -> bool:
     """Run one change on an item, commit, flash its message; a refused change flashes why and changes nothing."""
     item = _item_or_404(item_id)
-    try:
+    # A conflict is e.g. a double-clicked vote: the unique constraint keeps one.
+    with commit_or_flash(FeedbackError, conflict="That change crossed another one made at the same moment, so "
+                         "nothing was changed. Reload the page to see the current state.",
+                         conflict_category="warning") as saved:
         message = action(item)
-        db.session.commit()
-    except fb.FeedbackError as exc:
-        db.session.rollback()
-        flash(str(exc), "danger")
-        return False
-    except IntegrityError:  # e.g. a double-clicked vote: the unique constraint keeps one
-        db.session.rollback()
-        flash("That change crossed another one made at the same moment, so nothing was changed. "
-              "Reload the page to see the current state.", "warning")
-        return False
-    flash(message, "success")
-    return True
+    if not saved.failed:
+        flash(message, "success")
+    return not saved.failed
 
 
 @main_bp.route("/feedback/<id:item_id>/vote", methods=["POST"])
 @roles_required(*EVERYONE)
 def feedback_vote(item_id: int):
     def vote(item):
-        if fb.toggle_vote(current_user, item):
+        if toggle_vote(current_user, item):
             return f"Your vote for #{item.id} '{item.title}' is counted."
         return f"Your vote for #{item.id} '{item.title}' is taken back."
     _change(item_id, vote)
@@ -147,8 +158,8 @@ def feedback_status(item_id: int):
     status = request.form.get("status", "")
 
     def change(item):
-        fb.set_status(current_user, item, status, is_admin=_is_admin())
-        return f"Status of #{item.id} '{item.title}' set to {fb.STATUSES[status]}."
+        set_status(current_user, item, status, is_admin=_is_admin())
+        return f"Status of #{item.id} '{item.title}' set to {STATUSES[status]}."
     _change(item_id, change)
     return _back(item_id)
 
@@ -159,7 +170,7 @@ def feedback_delete(item_id: int):
     is_admin = _is_admin()
 
     def delete(item):
-        fb.soft_delete(current_user, item, is_admin=is_admin)
+        soft_delete(current_user, item, is_admin=is_admin)
         hint = "You can restore it from 'Deleted items'." if is_admin else "An admin can restore it."
         return f"Feedback #{item.id} '{item.title}' deleted. {hint}"
     if _change(item_id, delete) and not is_admin:
@@ -171,7 +182,7 @@ def feedback_delete(item_id: int):
 @roles_required("admin")
 def feedback_restore(item_id: int):
     def change(item):
-        fb.restore(current_user, item, is_admin=_is_admin())
+        restore(current_user, item, is_admin=_is_admin())
         return f"Feedback #{item.id} '{item.title}' restored."
     _change(item_id, change)
     return redirect(url_for("main.feedback_detail", item_id=item_id))
@@ -182,7 +193,7 @@ def feedback_restore(item_id: int):
 def feedback_purge(item_id: int):
     def change(item):
         label = f"#{item.id} '{item.title}'"
-        fb.purge(current_user, item, is_admin=_is_admin())
+        purge(current_user, item, is_admin=_is_admin())
         return f"Feedback {label} deleted permanently, with its replies, votes and attachments."
     if _change(item_id, change):
         return redirect(url_for("main.feedback", show="deleted"))
@@ -192,10 +203,8 @@ def feedback_purge(item_id: int):
 @main_bp.route("/feedback/attachments/<id:attachment_id>")
 @roles_required(*EVERYONE)
 def feedback_attachment(attachment_id: int):
-    att = fb.get_attachment(attachment_id, is_admin=_is_admin())
-    if att is None:
-        abort(404)
-    image = att.content_type in fb.IMAGE_TYPES
+    att = or_404(get_attachment(attachment_id, is_admin=_is_admin()))
+    image = att.content_type in IMAGE_TYPES
     response = send_file(io.BytesIO(att.data), mimetype=att.content_type if image else "application/octet-stream",
                          as_attachment=not image, download_name=att.filename, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"

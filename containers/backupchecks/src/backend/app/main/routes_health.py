@@ -3,7 +3,7 @@ from sqlalchemy import text
 
 from ..extensions import db
 from ..security import public
-from . import main_bp
+from .blueprint import main_bp
 
 
 @main_bp.route("/health")

@@ -1,49 +1,57 @@
 """The Inbox: mails that wait for a person, their detail, approve, delete, upload, re-parse."""
 from __future__ import annotations
 
-from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
 
 from ..extensions import db
 from ..models import MailMessage
-from ..security import EVERYONE, roles_required, safe_next
-from ..web import form_ids
-from ..services import ingest
-from ..services import inbox as inbox_svc
-from ..services import mail_body
+from ..route_helpers import commit_or_flash, or_404, page_arg, start_task
+from ..security import EVERYONE, OPERATIONS_EDITORS, OPERATIONS_READERS, roles_required, safe_next
+from ..services import audit, ingest, mail_body
 from ..services.importer import import_raw_files
-from ..services.tasks import TaskBusy, task_json, visible_task
-from . import main_bp
+from ..services.inbox import (
+    PER_PAGE,
+    InboxFilters,
+    count_messages,
+    customer_names,
+    list_messages,
+    messages_by_ids,
+    reparse,
+    start_reparse_all,
+    visible_message,
+)
+from ..services.tasks import task_json, visible_task
+from ..web import form_ids
+from .blueprint import main_bp
 
-READERS = ("admin", "operator", "viewer")
-ACTORS = ("admin", "operator")
 MAX_UPLOAD_FILES = 200
 
 BODY_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
             "form-action 'none'; frame-ancestors 'self'; sandbox")
 
 
-def _filters() -> inbox_svc.InboxFilters:
-    return inbox_svc.InboxFilters(software=request.args.get("software", "").strip(),
-                              status=request.args.get("status", "").strip(),
-                              q=request.args.get("q", "").strip()[:200],
-                              parsed=request.args.get("parsed", "").strip(),
-                              page=max(1, request.args.get("page", 1, type=int) or 1))
+def _filters() -> InboxFilters:
+    return InboxFilters(software=request.args.get("software", "").strip(),
+                        status=request.args.get("status", "").strip(),
+                        q=request.args.get("q", "").strip()[:200],
+                        parsed=request.args.get("parsed", "").strip(),
+                        page=page_arg())
 
 
 def _list(state: str) -> dict:
     """One page of a state's mails; with a filter on, also how many there are in all ("3 of 28")."""
     f = _filters()
-    rows, total, software = inbox_svc.list_messages(f, state=state)
-    in_state = inbox_svc.count_messages(state) if f.active else total
-    return dict(rows=rows, total=total, in_state=in_state, software=software, f=f, per_page=inbox_svc.PER_PAGE)
+    rows, total, software = list_messages(f, state=state)
+    in_state = count_messages(state) if f.active else total
+    return dict(rows=rows, total=total, in_state=in_state, software=software, f=f, per_page=PER_PAGE)
 
 
 @main_bp.route("/inbox")
-@roles_required(*READERS)
+@roles_required(*OPERATIONS_READERS)
 def inbox():
-    return render_template("main/inbox.html", customers=inbox_svc.customer_names(), deleted_view=False,
+    return render_template("main/inbox.html", customers=customer_names(), deleted_view=False,
                            task_id=request.args.get("task", type=int), **_list("inbox"))
 
 
@@ -61,22 +69,19 @@ def name_list(names: list[str], limit: int = 5) -> str:
 
 def _visible_or_404(msg_id: int) -> MailMessage:
     """Every route of one mail asks the Inbox's visibility rule; hidden and missing look the same."""
-    msg = inbox_svc.visible_message(msg_id, current_user)
-    if msg is None:
-        abort(404)
-    return msg
+    return or_404(visible_message(msg_id, current_user))
 
 
 @main_bp.route("/inbox/<id:msg_id>")
-@roles_required(*READERS)
+@roles_required(*OPERATIONS_READERS)
 def inbox_message(msg_id: int):
     msg = _visible_or_404(msg_id)
-    return render_template("main/inbox_message.html", msg=msg, customers=inbox_svc.customer_names(),
+    return render_template("main/inbox_message.html", msg=msg, customers=customer_names(),
                            objects=(msg.parse_result or {}).get("objects") or [])
 
 
 @main_bp.route("/inbox/<id:msg_id>/body")
-@roles_required(*READERS)
+@roles_required(*OPERATIONS_READERS)
 def inbox_message_body(msg_id: int):
     """The mail body for the sandboxed iframe: sanitised HTML, no scripts, no remote loads."""
     msg = _visible_or_404(msg_id)
@@ -93,7 +98,7 @@ def inbox_message_body(msg_id: int):
 
 
 @main_bp.route("/inbox/<id:msg_id>/eml")
-@roles_required(*READERS)
+@roles_required(*OPERATIONS_READERS)
 def inbox_message_eml(msg_id: int):
     msg = _visible_or_404(msg_id)
     if msg.raw is None:
@@ -105,23 +110,23 @@ def inbox_message_eml(msg_id: int):
     return resp
 
 
-def _back(default_id: int | None = None):
+def _back():
     return redirect(safe_next(request.form.get("next"), url_for("main.inbox")))
 
 
 @main_bp.route("/inbox/approve", methods=["POST"])
-@roles_required(*ACTORS)
+@roles_required(*OPERATIONS_EDITORS)
 def inbox_approve():
     """Approve one or several mails to one customer (created when new)."""
     ids = form_ids("ids")
     if not ids:
         flash("Select at least one mail to approve.", "warning")
         return _back()
-    msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="inbox")
+    msgs = messages_by_ids(ids, user=current_user, state="inbox")
     if not msgs:
         flash("None of the selected mails is in the Inbox any more; nothing was approved.", "warning")
         return _back()
-    try:
+    with commit_or_flash(ingest.InboxError) as saved:
         customer = ingest.get_or_create_customer(request.form.get("customer", ""), current_user)
         done_jobs, total_runs, skipped = [], 0, []
         for msg in msgs:
@@ -134,10 +139,7 @@ def inbox_approve():
                 total_runs += n
             except ingest.InboxError as exc:
                 skipped.append(f"{msg.subject[:60]}: {exc}")
-        db.session.commit()
-    except ingest.InboxError as exc:
-        db.session.rollback()
-        flash(str(exc), "danger")
+    if saved.failed:
         return _back()
     if done_jobs:
         flash(f"Approved for {customer.name}: {name_list(sorted(set(done_jobs)))}. "
@@ -150,13 +152,13 @@ def inbox_approve():
 
 
 @main_bp.route("/inbox/delete", methods=["POST"])
-@roles_required(*ACTORS)
+@roles_required(*OPERATIONS_EDITORS)
 def inbox_delete():
     ids = form_ids("ids")
-    msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="inbox")
-    for msg in msgs:
-        ingest.delete_message(msg, current_user)
-    db.session.commit()
+    msgs = messages_by_ids(ids, user=current_user, state="inbox")
+    with commit_or_flash():
+        for msg in msgs:
+            ingest.delete_message(msg, current_user)
     flash(f"{len(msgs)} mail(s) deleted. Admins can restore them under Deleted mails." if msgs
           else "Select at least one mail to delete.", "success" if msgs else "warning")
     return _back()
@@ -167,51 +169,50 @@ def inbox_delete():
 def inbox_deleted_action():
     ids = form_ids("ids")
     action = request.form.get("action")
-    msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="deleted")
+    msgs = messages_by_ids(ids, user=current_user, state="deleted")
     if action not in ("restore", "purge") or not msgs:
         flash("Select deleted mails and an action.", "warning")
         return redirect(url_for("main.inbox_deleted"))
-    for msg in msgs:
-        (ingest.restore_message if action == "restore" else ingest.purge_message)(msg, current_user)
-    db.session.commit()
+    with commit_or_flash():
+        for msg in msgs:
+            (ingest.restore_message if action == "restore" else ingest.purge_message)(msg, current_user)
     flash(f"{len(msgs)} mail(s) {'restored to the Inbox' if action == 'restore' else 'removed permanently'}.", "success")
     return redirect(url_for("main.inbox_deleted"))
 
 
 @main_bp.route("/inbox/<id:msg_id>/reparse", methods=["POST"])
-@roles_required(*ACTORS)
+@roles_required(*OPERATIONS_EDITORS)
 def inbox_reparse(msg_id: int):
     msg = _visible_or_404(msg_id)
-    try:
-        became_run = inbox_svc.reparse(msg, current_user)
-        db.session.commit()
-    except ingest.InboxError as exc:
-        db.session.rollback()
-        flash(str(exc), "danger")
-        return redirect(url_for("main.inbox_message", msg_id=msg_id))
+    back = redirect(url_for("main.inbox_message", msg_id=msg_id))
+    with commit_or_flash(ingest.InboxError) as saved:
+        became_run = reparse(msg, current_user)
+    if saved.failed:
+        return back
     if became_run:
         flash("Re-parsed: the mail matches a known job and became a run.", "success")
     elif msg.parsed:
         flash(f"Re-parsed with {msg.parser_name}: {msg.software or 'not a backup report'}.", "success")
     else:
         flash(f"Re-parsed, still not understood: {msg.parse_reason}", "warning")
-    return redirect(url_for("main.inbox_message", msg_id=msg_id))
+    return back
 
 
 @main_bp.route("/inbox/reparse-all", methods=["POST"])
-@roles_required(*ACTORS)
+@roles_required(*OPERATIONS_EDITORS)
 def inbox_reparse_all():
-    try:
-        task = inbox_svc.start_reparse_all(current_app._get_current_object(), current_user)
-    except TaskBusy as busy:
-        flash("Re-parsing is already running; its progress is shown below.", "info")
-        return redirect(url_for("main.inbox", task=busy.task.id))
-    flash("Re-parsing all stored mails in the background.", "info")
-    return redirect(url_for("main.inbox", task=task.id))
+    return start_reparse_all_task("main.inbox")
+
+
+def start_reparse_all_task(endpoint: str, **url_args):
+    """Re-parse every stored mail in the background, shown on ``endpoint`` (the Inbox, Settings → Maintenance)."""
+    return start_task(lambda: start_reparse_all(current_app._get_current_object(), current_user), endpoint,
+                      busy="Re-parsing is already running; its progress is shown below.",
+                      started="Re-parsing all stored mails in the background.", **url_args)
 
 
 @main_bp.route("/inbox/upload", methods=["POST"])
-@roles_required(*ACTORS)
+@roles_required(*OPERATIONS_EDITORS)
 def inbox_upload():
     files = [f for f in request.files.getlist("files") if f and f.filename]
     if not files:
@@ -222,11 +223,10 @@ def inbox_upload():
         return redirect(url_for("main.inbox"))
     loaded = [(f.filename, f.read()) for f in files]
     empty = [name for name, raw in loaded if not raw.strip()]
-    result = import_raw_files([(n, r) for n, r in loaded if r.strip()], source="upload")
-    from ..services import audit
-    audit.record("inbox.upload", f"Uploaded {len(loaded)} file(s): {result['new']} new, "
-                                 f"{result['duplicates']} already imported", user=current_user)
-    db.session.commit()
+    with commit_or_flash():
+        result = import_raw_files([(n, r) for n, r in loaded if r.strip()], source="upload")
+        audit.record("inbox.upload", f"Uploaded {len(loaded)} file(s): {result['new']} new, "
+                                     f"{result['duplicates']} already imported", user=current_user)
     flash(f"{result['new']} new mail(s): {result['auto_processed']} became runs of known jobs, "
           f"{result['to_inbox']} wait in the Inbox; {result['duplicates']} were already imported.", "success")
     for name in empty[:5]:
@@ -241,7 +241,4 @@ def inbox_upload():
 @roles_required(*EVERYONE)
 def task_status(task_id: int):
     """Progress of a background task, for the user who started it and for admins."""
-    task = visible_task(task_id, current_user)
-    if task is None:
-        abort(404)
-    return jsonify(task_json(task))
+    return jsonify(task_json(or_404(visible_task(task_id, current_user))))

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..extensions import db
 from ..models import Override
-from ..security import has_role, roles_required
-from ..services import override_list as svc
+from ..route_helpers import commit_or_flash
+from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required
+from ..services.override_list import (
+    PER_PAGE,
+    STATES,
+    OverrideFilters,
+    backup_type_choices,
+    job_choices,
+    list_overrides,
+    software_choices,
+    unreviewed_runs_using,
+)
 from ..services.overrides import (
     LEVELS,
     MATCH_MODE_LABELS,
@@ -21,9 +31,9 @@ from ..services.overrides import (
     update_override,
 )
 from ..services.settings import ui_zone
-from . import main_bp
+from ..web import parse_id
+from .blueprint import main_bp
 
-EDITORS = ("admin", "operator")
 FIELDS = ("level", "software", "backup_type", "job_name_pattern", "job_id", "object_name", "match_status",
           "match_text", "match_mode", "valid_from", "valid_until", "comment")
 LIST_ARGS = ("q", "level", "state", "sort", "dir", "page")
@@ -32,8 +42,6 @@ LEVEL_LABELS = {"object": "Object (one object of a job)", "job": "Job (one job)"
 
 
 def _get_rule(rule_id: int) -> Override:
-    if not 0 < rule_id < 2 ** 31:
-        abort(404)
     return db.get_or_404(Override, rule_id)
 
 
@@ -63,17 +71,18 @@ def _submitted() -> dict:
 
 
 def _render_form(values: dict, rule: Override | None = None, error: str | None = None, status: int = 200):
-    job_id = values.get("job_id")
-    try:
-        include = int(job_id) if job_id not in (None, "") else None
-    except (TypeError, ValueError):
-        include = None
     return render_template(
         "main/overrides_form.html", values=values, rule=rule, error=error, levels=LEVELS,
         level_labels=LEVEL_LABELS, match_modes=MATCH_MODES, match_mode_labels=MATCH_MODE_LABELS,
-        jobs=svc.job_choices(include if include and include < 2 ** 31 else None),
-        softwares=svc.software_choices(), backup_types=svc.backup_type_choices(), zone=ui_zone().key,
+        jobs=job_choices(parse_id(str(values.get("job_id") or ""))),
+        softwares=software_choices(), backup_types=backup_type_choices(), zone=ui_zone().key,
     ), status
+
+
+def _refused(data: dict, error: Exception, rule: Override | None = None):
+    """The form again, as it was sent, with why it was not saved."""
+    return _render_form({**data, "treat_as_success": data["treat_as_success"] == "1",
+                         "active": data["active"] == "1"}, rule=rule, error=str(error), status=400)
 
 
 def _list_args() -> dict:
@@ -82,25 +91,25 @@ def _list_args() -> dict:
 
 
 def _saved_message(rule: Override, verb: str) -> str:
-    n = svc.unreviewed_runs_using(rule.id)
+    n = unreviewed_runs_using(rule.id)
     tail = (f" Unreviewed runs were re-checked: it now decides {n} of them." if n
             else " Unreviewed runs were re-checked; none match it right now.")
     return f"Override #{rule.id} {verb}: {describe(rule)}.{tail}"
 
 
 @main_bp.route("/overrides")
-@roles_required("admin", "operator", "viewer")
+@roles_required(*OPERATIONS_READERS)
 def overrides():
-    filters = svc.OverrideFilters.from_args(request.args)
+    filters = OverrideFilters.from_args(request.args)
     now = datetime.now(timezone.utc)
-    rows, total, page = svc.list_overrides(filters, now)
-    return render_template("main/overrides.html", rows=rows, total=total, page=page, per_page=svc.PER_PAGE,
-                           filters=filters, levels=LEVELS, states=svc.STATES, match_mode_labels=MATCH_MODE_LABELS,
-                           can_edit=has_role(*EDITORS), can_delete=has_role("admin"), list_args=_list_args())
+    rows, total, page = list_overrides(filters, now)
+    return render_template("main/overrides.html", rows=rows, total=total, page=page, per_page=PER_PAGE,
+                           filters=filters, levels=LEVELS, states=STATES, match_mode_labels=MATCH_MODE_LABELS,
+                           can_edit=has_role(*OPERATIONS_EDITORS), can_delete=has_role("admin"), list_args=_list_args())
 
 
 @main_bp.route("/overrides/new", methods=["GET", "POST"])
-@roles_required(*EDITORS)
+@roles_required(*OPERATIONS_EDITORS)
 def overrides_new():
     if request.method == "GET":
         values = {f: request.args.get(f, "") for f in FIELDS}
@@ -109,30 +118,25 @@ def overrides_new():
         values.update(treat_as_success=True, active=True, match_mode=values["match_mode"] or "contains")
         return _render_form(values)
     data = _submitted()
-    try:
+    with commit_or_flash(ValueError, message=None) as saved:
         rule = create_override(data, current_user, zone=ui_zone())
-    except ValueError as exc:
-        db.session.rollback()
-        return _render_form({**data, "treat_as_success": data["treat_as_success"] == "1",
-                             "active": data["active"] == "1"}, error=str(exc), status=400)
+    if saved.failed:
+        return _refused(data, saved.error)
     flash(_saved_message(rule, "created"), "success")
     return redirect(url_for("main.overrides"))
 
 
 @main_bp.route("/overrides/<id:rule_id>/edit", methods=["GET", "POST"])
-@roles_required(*EDITORS)
+@roles_required(*OPERATIONS_EDITORS)
 def overrides_edit(rule_id: int):
     rule = _get_rule(rule_id)
     if request.method == "GET":
         return _render_form(_values_of(rule), rule=rule)
     data = _submitted()
-    try:
+    with commit_or_flash(ValueError, message=None) as saved:
         update_override(rule, data, current_user, zone=ui_zone())
-    except ValueError as exc:
-        db.session.rollback()
-        return _render_form({**data, "treat_as_success": data["treat_as_success"] == "1",
-                             "active": data["active"] == "1"}, rule=_get_rule(rule_id), error=str(exc),
-                            status=400)
+    if saved.failed:
+        return _refused(data, saved.error, _get_rule(rule_id))
     flash(_saved_message(rule, "saved"), "success")
     return redirect(url_for("main.overrides"))
 
@@ -141,7 +145,7 @@ def overrides_edit(rule_id: int):
 @roles_required("admin")
 def overrides_delete(rule_id: int):
     rule = _get_rule(rule_id)
-    n = svc.unreviewed_runs_using(rule.id)
+    n = unreviewed_runs_using(rule.id)
     text = describe(rule)
     delete_override(rule, current_user)
     tail = (f" {n} unreviewed run{'s' if n != 1 else ''} it decided were re-checked against the other rules."

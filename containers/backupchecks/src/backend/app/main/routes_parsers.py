@@ -3,7 +3,7 @@ from flask import flash, render_template, request
 
 from ..parsers.registry import all_parsers, parse_raw
 from ..security import roles_required
-from . import main_bp
+from .blueprint import main_bp
 
 MAX_TRY_BYTES = 25 * 1024 * 1024
 

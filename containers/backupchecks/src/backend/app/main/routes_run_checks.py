@@ -4,18 +4,21 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..extensions import db
 from ..models import Job
-from ..security import roles_required
-from ..web import form_ids
+from ..route_helpers import commit_or_flash, or_404, posted_row
+from ..security import REVIEWERS, roles_required
 from ..services import review
-from ..services import run_checks as rc_svc
 from ..services.overrides import override_from_run
+from ..services.run_checks import REVIEWED_DAYS, flat_order, get_run, job_panel, last_import, queue
 from ..services.status import display_status
 from ..ticketing_utils import TicketingError, create_remark, create_ticket
-from . import main_bp
+from ..web import form_ids
+from .blueprint import main_bp
 
-REVIEWERS = ("admin", "operator")
+
+def _posted_run():
+    """The run the form names in ``run_id`` (with its objects and job), or 404."""
+    return or_404(get_run(request.form.get("run_id", type=int) or 0))
 
 
 def _include_reviewed() -> bool:
@@ -34,15 +37,15 @@ def _queue_url(job_id=None, **extra):
 @roles_required(*REVIEWERS)
 def run_checks():
     include_reviewed = _include_reviewed()
-    groups = rc_svc.queue(include_reviewed)
-    order = rc_svc.flat_order(groups)
+    groups = queue(include_reviewed)
+    order = flat_order(groups)
     job_id = request.args.get("job", type=int)
     if request.args.get("job") and job_id is None:
         abort(400, "The job in the address is not a number.")
     job_chosen = job_id is not None  # on a phone a chosen job opens as its own view
     if job_id is None and order:
         job_id = order[0]
-    panel = rc_svc.job_panel(job_id, include_reviewed) if job_id else None
+    panel = job_panel(job_id, include_reviewed) if job_id else None
     if job_id and panel is None:
         flash("That job no longer exists; here is the queue.", "warning")
         return redirect(_queue_url())
@@ -51,8 +54,8 @@ def run_checks():
     next_id = order[pos + 1] if 0 <= pos < len(order) - 1 else None
     return render_template("main/run_checks.html", groups=groups, panel=panel, selected=job_id,
                            prev_id=prev_id, next_id=next_id, include_reviewed=include_reviewed, job_chosen=job_chosen,
-                           reviewed_days=rc_svc.REVIEWED_DAYS,
-                           last_import=rc_svc.last_import(), display_status=display_status,
+                           reviewed_days=REVIEWED_DAYS,
+                           last_import=last_import(), display_status=display_status,
                            total=sum(g.count for g in groups))
 
 
@@ -60,7 +63,7 @@ def run_checks():
 @roles_required(*REVIEWERS)
 def run_checks_review():
     """Mark a job reviewed (all its unreviewed runs, or the selected ones) and move to the next job."""
-    job = db.get_or_404(Job, request.form.get("job_id", type=int) or 0)
+    job = posted_row(Job, "job_id")
     run_ids = form_ids("run_ids")
     n = review.mark_job_reviewed(job, current_user, run_ids or None)
     if n:
@@ -86,9 +89,7 @@ def run_checks_bulk_review():
 @main_bp.route("/run-checks/unreview", methods=["POST"])
 @roles_required("admin")
 def run_checks_unreview():
-    run = rc_svc.get_run(request.form.get("run_id", type=int) or 0)
-    if run is None:
-        abort(404)
+    run = _posted_run()
     if review.unreview_run(run, current_user):
         flash(f"Run {run.id} is back in the queue.", "success")
     else:
@@ -100,18 +101,13 @@ def run_checks_unreview():
 @roles_required(*REVIEWERS)
 def run_checks_mark_success():
     """'Mark as success': an override from this run, for this run only or for future runs too."""
-    run = rc_svc.get_run(request.form.get("run_id", type=int) or 0)
-    if run is None:
-        abort(404)
+    run = _posted_run()
     future = request.form.get("future") == "yes"
-    try:
+    with commit_or_flash(ValueError, message="Not marked: {error}") as saved:
         rule = override_from_run(run, current_user, future=future, comment=(request.form.get("comment") or None))
-    except ValueError as exc:
-        db.session.rollback()
-        flash(f"Not marked: {exc}", "danger")
-        return redirect(_queue_url(run.job_id))
-    scope = "this run and future runs" if future else "this run only"
-    flash(f"Marked as success ({scope}): override #{rule.id} created; see Overrides.", "success")
+    if not saved.failed:
+        scope = "this run and future runs" if future else "this run only"
+        flash(f"Marked as success ({scope}): override #{rule.id} created; see Overrides.", "success")
     return redirect(_queue_url(run.job_id))
 
 
@@ -128,11 +124,9 @@ def _scopes_from_form(run) -> list[dict]:
 @roles_required(*REVIEWERS)
 def run_checks_ticket():
     """A new internal ticket or remark from a run: linked to it, following the job's next runs."""
-    run = rc_svc.get_run(request.form.get("run_id", type=int) or 0)
-    if run is None:
-        abort(404)
+    run = _posted_run()
     kind = request.form.get("kind", "ticket")
-    try:
+    with commit_or_flash(TicketingError, message="Not saved: {error}") as saved:
         if kind == "remark":
             item = create_remark(request.form.get("body", ""), _scopes_from_form(run), current_user, run=run)
             what = "Remark"
@@ -140,10 +134,6 @@ def run_checks_ticket():
             item = create_ticket(request.form.get("code", ""), request.form.get("description", ""),
                                  _scopes_from_form(run), current_user, run=run)
             what = f"Ticket {item.code}"
-        db.session.commit()
-    except TicketingError as exc:
-        db.session.rollback()
-        flash(f"Not saved: {exc}", "danger")
-        return redirect(_queue_url(run.job_id))
-    flash(f"{what} added; it will follow this job's next runs until resolved.", "success")
+    if not saved.failed:
+        flash(f"{what} added; it will follow this job's next runs until resolved.", "success")
     return redirect(_queue_url(run.job_id))

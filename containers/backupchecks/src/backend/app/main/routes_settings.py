@@ -4,12 +4,25 @@ from __future__ import annotations
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..extensions import db
 from ..mail import MailSourceError
+from ..models import utcnow
+from ..route_helpers import commit_or_flash, flash_changed, start_task
 from ..security import roles_required
-from ..services import audit, importer, mail_check, settings_service
-from ..services.tasks import TaskBusy
-from . import main_bp
+from ..services import audit, importer, mail_check
+from ..services.schedules import recompute_all_schedules
+from ..services.settings_service import (
+    SettingsError,
+    general_form_values,
+    imports_form_values,
+    mail_form_values,
+    maintenance_info,
+    save_general,
+    save_imports,
+    save_mail,
+    timezone_choices,
+)
+from .blueprint import main_bp
+from .routes_inbox import start_reparse_all_task
 
 SECTIONS = ("general", "mail", "imports", "integrations", "users", "maintenance")
 
@@ -19,18 +32,23 @@ def _env_overrides() -> dict:
 
 
 def _render(section: str, status: int = 200, **extra):
-    ctx = {"section": section, "timezones": settings_service.timezone_choices(),
-           "general": settings_service.general_form_values(),
-           "mail": settings_service.mail_form_values(_env_overrides()),
+    ctx = {"section": section, "timezones": timezone_choices(),
+           "general": general_form_values(),
+           "mail": mail_form_values(_env_overrides()),
            "env_overrides": _env_overrides(),
-           "imports": settings_service.imports_form_values(),
+           "imports": imports_form_values(),
            "task_id": request.args.get("task", type=int)}
     if section == "imports":
         ctx["cycles"] = importer.recent_cycles(20)
     if section == "maintenance":
-        ctx["maintenance"] = settings_service.maintenance_info(current_app.config.get("APP_VERSION"))
+        ctx["maintenance"] = maintenance_info(current_app.config.get("APP_VERSION"))
     ctx.update(extra)
     return render_template("main/settings.html", **ctx), status
+
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"  # the form may hold a secret just typed
+    return response
 
 
 @main_bp.route("/settings")
@@ -44,36 +62,21 @@ def settings():
     return _render(section)
 
 
-def _save(section: str, fn, *args):
-    try:
-        changed = fn(request.form, *args)
-    except settings_service.SettingsError as exc:
-        db.session.rollback()
-        flash(str(exc), "danger")
-        response = make_response(*_render(section, 400, **{f"{section}_form": request.form}))
-        response.headers["Cache-Control"] = "no-store"  # the form may hold a secret just typed
-        return response
-    db.session.commit()
-    flash(f"{section.capitalize()} settings saved." if changed else "Nothing changed.", "success" if changed else "info")
+SAVERS = {"general": save_general, "mail": lambda form: save_mail(form, _env_overrides()), "imports": save_imports}
+
+
+@main_bp.route("/settings/general", methods=["POST"], endpoint="settings_general", defaults={"section": "general"})
+@main_bp.route("/settings/mail", methods=["POST"], endpoint="settings_mail", defaults={"section": "mail"})
+@main_bp.route("/settings/imports", methods=["POST"], endpoint="settings_imports", defaults={"section": "imports"})
+@roles_required("admin")
+def settings_save(section: str):
+    """Save one section's form; a refused form comes back as it was typed, with why."""
+    with commit_or_flash(SettingsError) as saved:
+        changed = SAVERS[section](request.form)
+    if saved.failed:
+        return _no_store(make_response(*_render(section, 400, **{f"{section}_form": request.form})))
+    flash_changed(changed, f"{section.capitalize()} settings saved.")
     return redirect(url_for("main.settings", section=section))
-
-
-@main_bp.route("/settings/general", methods=["POST"])
-@roles_required("admin")
-def settings_general():
-    return _save("general", settings_service.save_general)
-
-
-@main_bp.route("/settings/mail", methods=["POST"])
-@roles_required("admin")
-def settings_mail():
-    return _save("mail", settings_service.save_mail, _env_overrides())
-
-
-@main_bp.route("/settings/imports", methods=["POST"])
-@roles_required("admin")
-def settings_imports():
-    return _save("imports", settings_service.save_imports)
 
 
 @main_bp.route("/settings/mail/test", methods=["POST"])
@@ -81,10 +84,7 @@ def settings_imports():
 def settings_mail_test():
     """Test the values in the form without saving them; the form comes back as it was typed."""
     check = mail_check.check_mail_form(request.form, _env_overrides())
-    body, status = _render("mail", mail_form=request.form, mail_check=check)
-    response = make_response(body, status)
-    response.headers["Cache-Control"] = "no-store"  # the page may hold the secret just typed
-    return response
+    return _no_store(make_response(*_render("mail", mail_form=request.form, mail_check=check)))
 
 
 @main_bp.route("/settings/mail/folders")
@@ -110,44 +110,34 @@ def settings_mail_folders():
 @roles_required("admin")
 def settings_import_now():
     audit.record("import.manual", "Started an import now")  # committed with the task, dropped when busy
-    try:
-        task = importer.start_import_now(current_app._get_current_object(), current_user.id)
-    except TaskBusy as busy:
-        flash("An import is already running; its progress is shown below.", "info")
-        return redirect(url_for("main.settings", section="imports", task=busy.task.id))
-    flash("Import started in the background.", "info")
-    return redirect(url_for("main.settings", section="imports", task=task.id))
+    return start_task(lambda: importer.start_import_now(current_app._get_current_object(), current_user.id),
+                      "main.settings", section="imports", busy="An import is already running; its progress is "
+                      "shown below.", started="Import started in the background.")
 
 
 @main_bp.route("/settings/maintenance", methods=["POST"])
 @roles_required("admin")
 def settings_maintenance():
     action = request.form.get("action")
+    back = redirect(url_for("main.settings", section="maintenance"))
     if action == "reparse_all":
-        from ..services.inbox import start_reparse_all
-        try:
-            task = start_reparse_all(current_app._get_current_object(), current_user)
-        except TaskBusy as busy:
-            flash("Re-parsing is already running; its progress is shown below.", "info")
-            return redirect(url_for("main.settings", section="maintenance", task=busy.task.id))
-        flash("Re-parsing all stored mails in the background.", "info")
-        return redirect(url_for("main.settings", section="maintenance", task=task.id))
+        return start_reparse_all_task("main.settings", section="maintenance")
     if action == "purge_raw":
         raw = (request.form.get("days") or "").strip()
         if not raw.isdigit() or int(raw) < 1:
             flash("Give the number of days (1 or more) of raw mails to keep. Nothing was purged.", "danger")
-            return redirect(url_for("main.settings", section="maintenance"))
-        n = importer.purge_raw_mails(int(raw))
-        audit.record("maintenance.purge_raw", f"Purged raw mails older than {raw} days ({n} mails)", commit=True)
-        flash(f"Removed the raw bytes of {n} mail(s) older than {raw} days; their parsed data and runs stay.", "success")
-        return redirect(url_for("main.settings", section="maintenance"))
+            return back
+        with commit_or_flash():
+            n = importer.purge_raw_mails(int(raw))
+            audit.record("maintenance.purge_raw", f"Purged raw mails older than {raw} days ({n} mails)")
+        flash(f"Removed the raw bytes of {n} mail(s) older than {raw} days; their parsed data and runs stay.",
+              "success")
+        return back
     if action == "recompute_schedules":
-        from ..models import utcnow
-        from ..services.schedules import recompute_all_schedules
-        result = recompute_all_schedules(utcnow())
-        audit.record("maintenance.recompute_schedules", f"Recomputed schedules ({result})", commit=True)
-        db.session.commit()
+        with commit_or_flash():
+            result = recompute_all_schedules(utcnow())
+            audit.record("maintenance.recompute_schedules", f"Recomputed schedules ({result})")
         flash(f"Schedules recomputed: {result}.", "success")
-        return redirect(url_for("main.settings", section="maintenance"))
+        return back
     flash("Unknown maintenance action.", "warning")
-    return redirect(url_for("main.settings", section="maintenance"))
+    return back

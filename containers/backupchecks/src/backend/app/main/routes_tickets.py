@@ -1,44 +1,54 @@
 """/tickets: internal tickets and remarks (list, create, edit, resolve). Viewers read; admin and operator change.
 
-The rules live in ``ticketing_utils``; this module reads the form, calls one function and redirects
-with a flash message.
+The rules live in ``ticketing_utils``; this module reads the form, calls one function inside
+``commit_or_flash`` and redirects with a flash message.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import Callable, Optional
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import ticketing_utils as tk
 from ..extensions import db
 from ..models import JobRun, Remark, Ticket
-from ..security import has_role, roles_required, safe_next
-from ..web import parse_id
+from ..route_helpers import commit_or_flash, flash_changed, page_arg
+from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required, safe_next
+from ..services import autotask
 from ..services.settings import ui_zone
-from . import main_bp
+from ..ticketing_utils import (
+    STATES,
+    TicketingError,
+    create_remark,
+    create_ticket,
+    list_items,
+    resolve_remark,
+    resolve_ticket,
+    scope_choices,
+    update_remark,
+    update_ticket,
+)
+from ..web import parse_id
+from .blueprint import main_bp
 
 PER_PAGE = 50
 TABS = ("tickets", "remarks")
-READERS = ("admin", "operator", "viewer")
-EDITORS = ("admin", "operator")
 
 
 @main_bp.route("/tickets")
-@roles_required(*READERS)
+@roles_required(*OPERATIONS_READERS)
 def tickets():
     tab = request.args.get("tab", "tickets")
     if tab not in TABS:
         abort(400, "Unknown tab: use tickets or remarks.")
     state = request.args.get("state", "open")
-    if state not in tk.STATES:
+    if state not in STATES:
         abort(400, "Unknown filter: use open, resolved or all.")
     customer_id = request.args.get("customer", type=int)
-    page = max(1, request.args.get("page", 1, type=int) or 1)
-    listing = tk.list_items("ticket" if tab == "tickets" else "remark", state, customer_id, page, PER_PAGE)
-    can_edit = has_role(*EDITORS)
-    customers, jobs = tk.scope_choices(include_jobs=can_edit)
+    listing = list_items("ticket" if tab == "tickets" else "remark", state, customer_id, page_arg(), PER_PAGE)
+    can_edit = has_role(*OPERATIONS_EDITORS)
+    customers, jobs = scope_choices(include_jobs=can_edit)
     return render_template("main/tickets.html", tab=tab, state=state, customer_id=customer_id,
                            listing=listing, customers=customers, jobs=jobs, can_edit=can_edit,
                            page=listing.page, per_page=PER_PAGE, total=listing.total)
@@ -66,7 +76,7 @@ def _active_from_from_form() -> Optional[datetime]:
             return datetime.strptime(value, fmt).replace(tzinfo=ui_zone())
         except ValueError:
             continue
-    raise tk.TicketingError(f"'{value}' is not a date and time; use YYYY-MM-DD HH:MM.")
+    raise TicketingError(f"'{value}' is not a date and time; use YYYY-MM-DD HH:MM.")
 
 
 def _edited_active_from(item) -> dict:
@@ -87,7 +97,7 @@ def _run_from_form() -> Optional[JobRun]:
     run_id = parse_id(raw)
     run = db.session.get(JobRun, run_id) if run_id else None
     if run is None:
-        raise tk.TicketingError(f"Run {raw} does not exist (any more).")
+        raise TicketingError(f"Run {raw} does not exist (any more).")
     return run
 
 
@@ -96,112 +106,90 @@ def _back(tab: str):
     return redirect(safe_next(request.form.get("next"), url_for("main.tickets", tab=tab)))
 
 
+def _save(tab: str, refused: str, change: Callable[[], str], refusal: type[Exception] = TicketingError):
+    """Run ``change`` (it returns what to flash), commit, and go back; a refused change flashes
+    ``refused`` with the reason and changes nothing."""
+    with commit_or_flash(refusal, message=refused + ": {error}") as saved:
+        message = change()
+    if not saved.failed:
+        flash(message, "success")
+    return _back(tab)
+
+
+def _edit(tab: str, item, update: Callable, fields: dict, kind: str, name: Callable[[], str]):
+    """Save a ticket's or remark's edit form: ``fields``, and the start when the form changed it.
+    ``name()`` names the item in the message, after the change ("Ticket T-2", "Remark")."""
+    with commit_or_flash(TicketingError, message=kind + " not changed: {error}") as saved:
+        changed = update(item, current_user, **fields, **_edited_active_from(item))
+    if not saved.failed:
+        flash_changed(changed, f"{name()} saved.", f"{name()}: nothing changed.")
+    return _back(tab)
+
+
 # --- tickets -------------------------------------------------------------------------------------
 
 @main_bp.route("/tickets/new", methods=["POST"])
-@roles_required(*EDITORS)
+@roles_required(*OPERATIONS_EDITORS)
 def ticket_create():
-    try:
+    def create():
         run = _run_from_form()
-        ticket = tk.create_ticket(request.form.get("code", ""), request.form.get("description", ""),
-                                  _scopes_from_form(run), current_user, active_from=_active_from_from_form(), run=run)
-        db.session.commit()
-    except tk.TicketingError as exc:
-        db.session.rollback()
-        flash(f"Ticket not created: {exc}", "danger")
-        return _back("tickets")
-    flash(f"Ticket {ticket.code} created" + (" and linked to the run." if run else "."), "success")
-    return _back("tickets")
+        ticket = create_ticket(request.form.get("code", ""), request.form.get("description", ""),
+                               _scopes_from_form(run), current_user, active_from=_active_from_from_form(), run=run)
+        return f"Ticket {ticket.code} created" + (" and linked to the run." if run else ".")
+    return _save("tickets", "Ticket not created", create)
 
 
 @main_bp.route("/tickets/<id:ticket_id>/edit", methods=["POST"])
-@roles_required(*EDITORS)
+@roles_required(*OPERATIONS_EDITORS)
 def ticket_update(ticket_id: int):
     ticket = db.get_or_404(Ticket, ticket_id)
-    try:
-        changes = {"code": request.form.get("code", ""), "description": request.form.get("description", ""),
-                   **_edited_active_from(ticket)}
-        changed = tk.update_ticket(ticket, current_user, **changes)
-        db.session.commit()
-    except tk.TicketingError as exc:
-        db.session.rollback()
-        flash(f"Ticket not changed: {exc}", "danger")
-        return _back("tickets")
-    flash(f"Ticket {ticket.code} saved." if changed else f"Ticket {ticket.code}: nothing changed.",
-          "success" if changed else "info")
-    return _back("tickets")
+    fields = {"code": request.form.get("code", ""), "description": request.form.get("description", "")}
+    return _edit("tickets", ticket, update_ticket, fields, "Ticket", lambda: f"Ticket {ticket.code}")
 
 
 @main_bp.route("/tickets/<id:ticket_id>/resolve", methods=["POST"])
-@roles_required(*EDITORS)
+@roles_required(*OPERATIONS_EDITORS)
 def ticket_resolve(ticket_id: int):
     ticket = db.get_or_404(Ticket, ticket_id)
+    note = request.form.get("note", "")
     if ticket.autotask_ticket_id is not None:
         # An Autotask-backed ticket gets the note and is completed in Autotask too.
-        from ..services import autotask
-        try:
-            message = autotask.resolve_ticket(ticket.id, current_user, request.form.get("note", ""))
-        except autotask.AutotaskServiceError as exc:
-            db.session.rollback()
-            flash(f"Ticket not resolved: {exc}", "danger")
-            return _back("tickets")
-        flash(message + " It links to no new run from now on.", "success")
-        return _back("tickets")
-    try:
-        tk.resolve_ticket(ticket, current_user, request.form.get("note", ""))
-        db.session.commit()
-    except tk.TicketingError as exc:
-        db.session.rollback()
-        flash(f"Ticket not resolved: {exc}", "danger")
-        return _back("tickets")
-    flash(f"Ticket {ticket.code} resolved; it links to no new run from now on.", "success")
-    return _back("tickets")
+        return _save("tickets", "Ticket not resolved",
+                     lambda: autotask.resolve_ticket(ticket.id, current_user, note)
+                     + " It links to no new run from now on.", refusal=autotask.AutotaskServiceError)
+
+    def resolve():
+        resolve_ticket(ticket, current_user, note)
+        return f"Ticket {ticket.code} resolved; it links to no new run from now on."
+    return _save("tickets", "Ticket not resolved", resolve)
 
 
 # --- remarks -------------------------------------------------------------------------------------
 
 @main_bp.route("/tickets/remarks/new", methods=["POST"])
-@roles_required(*EDITORS)
+@roles_required(*OPERATIONS_EDITORS)
 def remark_create():
-    try:
+    def create():
         run = _run_from_form()
-        tk.create_remark(request.form.get("body", ""), _scopes_from_form(run), current_user,
-                         active_from=_active_from_from_form(), run=run)
-        db.session.commit()
-    except tk.TicketingError as exc:
-        db.session.rollback()
-        flash(f"Remark not created: {exc}", "danger")
-        return _back("remarks")
-    flash("Remark created" + (" and linked to the run." if run else "."), "success")
-    return _back("remarks")
+        create_remark(request.form.get("body", ""), _scopes_from_form(run), current_user,
+                      active_from=_active_from_from_form(), run=run)
+        return "Remark created" + (" and linked to the run." if run else ".")
+    return _save("remarks", "Remark not created", create)
 
 
 @main_bp.route("/tickets/remarks/<id:remark_id>/edit", methods=["POST"])
-@roles_required(*EDITORS)
+@roles_required(*OPERATIONS_EDITORS)
 def remark_update(remark_id: int):
-    remark = db.get_or_404(Remark, remark_id)
-    try:
-        changes = {"body": request.form.get("body", ""), **_edited_active_from(remark)}
-        changed = tk.update_remark(remark, current_user, **changes)
-        db.session.commit()
-    except tk.TicketingError as exc:
-        db.session.rollback()
-        flash(f"Remark not changed: {exc}", "danger")
-        return _back("remarks")
-    flash("Remark saved." if changed else "Remark: nothing changed.", "success" if changed else "info")
-    return _back("remarks")
+    return _edit("remarks", db.get_or_404(Remark, remark_id), update_remark, {"body": request.form.get("body", "")},
+                 "Remark", lambda: "Remark")
 
 
 @main_bp.route("/tickets/remarks/<id:remark_id>/resolve", methods=["POST"])
-@roles_required(*EDITORS)
+@roles_required(*OPERATIONS_EDITORS)
 def remark_resolve(remark_id: int):
     remark = db.get_or_404(Remark, remark_id)
-    try:
-        tk.resolve_remark(remark, current_user, request.form.get("note", ""))
-        db.session.commit()
-    except tk.TicketingError as exc:
-        db.session.rollback()
-        flash(f"Remark not resolved: {exc}", "danger")
-        return _back("remarks")
-    flash("Remark resolved; it links to no new run from now on.", "success")
-    return _back("remarks")
+
+    def resolve():
+        resolve_remark(remark, current_user, request.form.get("note", ""))
+        return "Remark resolved; it links to no new run from now on."
+    return _save("remarks", "Remark not resolved", resolve)

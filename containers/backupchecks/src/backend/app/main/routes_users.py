@@ -6,9 +6,10 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..models import User
+from ..route_helpers import commit_or_flash
 from ..security import keep_session, roles_required
 from ..services import accounts
-from . import main_bp
+from .blueprint import main_bp
 
 
 @main_bp.route("/settings/users")
@@ -21,15 +22,11 @@ def users():
 @main_bp.route("/settings/users/new", methods=["POST"])
 @roles_required("admin")
 def user_create():
-    try:
+    with commit_or_flash(accounts.AccountError, message="User not created: {error}") as saved:
         user = accounts.create_user(request.form.get("username", ""), request.form.get("password", ""),
                                     request.form.getlist("roles"), actor=current_user)
-        db.session.commit()
-    except accounts.AccountError as exc:
-        db.session.rollback()
-        flash(f"User not created: {exc}", "danger")
-        return redirect(url_for("main.users"))
-    flash(f"User {user.username} created.", "success")
+    if not saved.failed:
+        flash(f"User {user.username} created.", "success")
     return redirect(url_for("main.users"))
 
 
@@ -38,7 +35,7 @@ def user_create():
 def user_update(user_id: int):
     user = db.get_or_404(User, user_id)
     action = request.form.get("action")
-    try:
+    with commit_or_flash(accounts.AccountError, message="Not changed: {error}") as saved:
         if action == "roles":
             accounts.set_roles(user, request.form.getlist("roles"), actor=current_user)
             message = f"Roles of {user.username} saved."
@@ -54,10 +51,7 @@ def user_update(user_id: int):
             message = f"User {name} deleted."
         else:
             raise accounts.AccountError("Unknown action.")
-        db.session.commit()
-    except accounts.AccountError as exc:
-        db.session.rollback()
-        flash(f"Not changed: {exc}", "danger")
+    if saved.failed:
         return redirect(url_for("main.users"))
     if action != "delete":
         keep_session(user)  # an admin changing their own roles or password stays logged in here
