@@ -228,13 +228,20 @@ def _make_client_class():
 def app(_session_app):
     from backend.app.extensions import db
 
+    from tests.helpers import rolled_back_builder_rows, watch_builder_rows
+
     app = _session_app
     app._has_users = False
+    watch_builder_rows()
+    rolled_back_builder_rows()
     with app.app_context():
         yield app
+        lost = rolled_back_builder_rows()
         db.session.remove()
         _empty_tables(db)
     app._has_users = False
+    assert not lost, (f"a rollback discarded rows the builders made ({', '.join(lost)}): commit them "
+                      f"(db.session.commit()) before the code that rolls back")
 
 
 def _empty_tables(db) -> None:

@@ -17,13 +17,56 @@ PASSWORD = "correct-horse-battery"  # test personas only
 
 _HASH_CACHE: dict[str, str] = {}
 
+# Rows the builders flushed and nobody committed yet, per session; and what a rollback threw away.
+# A rollback (in the test or in the code under test) that discards built rows would let a test pass
+# on data it no longer has: the app fixture fails such a test (commit the data before that point).
+_UNCOMMITTED: dict[int, list[str]] = {}
+_LOST: list[str] = []
+
 
 def _add(row):
     from backend.app.extensions import db
 
-    db.session.add(row)
-    db.session.flush()
+    session = db.session()
+    session.add(row)
+    session.flush()
+    _UNCOMMITTED.setdefault(id(session), []).append(f"{type(row).__name__} {row.id if hasattr(row, 'id') else ''}")
     return row
+
+
+def _committed(session):
+    _UNCOMMITTED.pop(id(session), None)
+
+
+def _rolled_back(session, previous_transaction):
+    if not previous_transaction.nested and id(session) in _UNCOMMITTED:
+        _LOST.extend(_UNCOMMITTED.pop(id(session)))
+
+
+def watch_builder_rows() -> None:
+    """Start noting built rows that a rollback discards (idempotent; the app fixture calls it)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    if not event.contains(Session, "after_commit", _committed):
+        event.listen(Session, "after_commit", _committed)
+        event.listen(Session, "after_soft_rollback", _rolled_back)
+
+
+def discard_built() -> None:
+    """Roll back on purpose, throwing away what the builders made since the last commit."""
+    from backend.app.extensions import db
+
+    _UNCOMMITTED.pop(id(db.session()), None)
+    db.session.rollback()
+
+
+def rolled_back_builder_rows() -> list[str]:
+    """The built rows a rollback discarded since the last call; forgets them and the uncommitted ones."""
+    lost = list(_LOST)
+    _LOST.clear()
+    _UNCOMMITTED.clear()
+    return lost
 
 
 # --- Builders -------------------------------------------------------------------------------
@@ -129,3 +172,11 @@ def count_queries(fn, log: list | None = None) -> int:
     if log is not None:
         log.extend(seen)
     return len(seen)
+
+
+def page_queries(client, path: str) -> int:
+    """How many SQL statements the page at ``path`` costs (from an expired session; it must answer 200)."""
+    responses = []
+    n = count_queries(lambda: responses.append(client.get(path)))
+    assert responses[0].status_code == 200, responses[0].status_code
+    return n
