@@ -1,7 +1,7 @@
 """A fake Autotask PSA REST API on 127.0.0.1, strict about the protocol.
 
 It speaks real HTTP on a random free port from a background thread and
-enforces what ../shared/protocols/autotask.md section 4 lists:
+enforces the rules of the real API the client has to follow:
 
 * zone discovery ``GET /atservicesrest/v1.0/zoneInformation?user=`` (no auth),
   unknown user -> 500 ``{"errors": [...]}``; the REST API itself lives under a

@@ -1,4 +1,4 @@
-"""Autotask PSA REST client (protocol: ../shared/protocols/autotask.md).
+"""Autotask PSA REST client (the integration as users set it up: docs/pages/autotask.md).
 
 What it guarantees to the rest of the app:
 
@@ -72,7 +72,7 @@ ZONE_DISCOVERY_URLS: dict[str, tuple[str, ...]] = {
 }
 ENVIRONMENTS = tuple(ZONE_DISCOVERY_URLS)
 
-STATUS_COMPLETE = 5  # the one fixed system status (autotask.md 2.3)
+STATUS_COMPLETE = 5  # "Complete": the one ticket status Autotask fixes in every tenant
 ZONE_CACHE_SECONDS = 12 * 3600
 FALLBACK_CACHE_SECONDS = 15 * 60
 MAX_PAGE = 500

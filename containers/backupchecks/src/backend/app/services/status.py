@@ -26,7 +26,7 @@ OVERRIDE_SUCCESS = "Success (override)"
 STATUS_ORDER: tuple[str, ...] = (FAILED, MISSED, WARNING, OVERRIDE_SUCCESS, SUCCESS, EXPECTED)
 DAY_RULES: tuple[str, ...] = ("worst", "last", "best")
 
-# Bootstrap badge classes; the colours mean the same on every page (UX.md).
+# Bootstrap badge classes; the colours mean the same on every page.
 BADGE_CLASSES = {
     SUCCESS: "text-bg-success",
     WARNING: "text-bg-warning",
