@@ -359,11 +359,15 @@ def browser():
 
 @pytest.fixture
 def live_server(app):
-    """The app served on a real socket in a thread (for the browser)."""
+    """The app served on a real socket in a thread (for the browser). Its requests use their own
+    session: what the test built so far is committed here; commit what it builds later yourself."""
     import threading
 
     from werkzeug.serving import make_server
 
+    from backend.app.extensions import db
+
+    db.session.commit()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
