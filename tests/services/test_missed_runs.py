@@ -6,6 +6,7 @@ import threading
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from backend.app.extensions import db
@@ -63,6 +64,7 @@ def manual_daily(job, hhmm="22:00", grace=120, now=None):
 
 # --- The seeded month -------------------------------------------------------------------------------
 
+@pytest.mark.slow  # over 5 s
 def test_a_seeded_month_gets_missed_runs_exactly_at_the_removed_slots(app):
     """October 2026 in Europe/Amsterdam (summer time ends Sunday 25 October), simulated hour by hour."""
     contoso = make_customer("Contoso Demo")
