@@ -1,4 +1,4 @@
-"""Shared fixtures: the app on a real database, clients, personas and data builders.
+"""Shared fixtures: the app on a real database, clients and personas (builders: tests/helpers.py).
 
 Database (same rules as `make test`; PostgreSQL only): TEST_DATABASE_URL if set; else the
 local PostgreSQL on 127.0.0.1:5432 as user postgres when it answers; else a throw-away
@@ -17,16 +17,18 @@ import re
 import shutil
 import socket
 import tempfile
-from datetime import datetime, timezone
 
 import pytest
 
 os.environ.setdefault("BACKGROUND_JOBS", "0")
 
 from tests.clock import TEST_NOW  # noqa: E402
+# The builders and the query counter live in tests/helpers.py; imported here too, so
+# `from .conftest import make_job` keeps working.
+from tests.helpers import (PASSWORD, count_queries, make_customer, make_job, make_mail,  # noqa: E402,F401
+                           make_override, make_run, make_ticket, make_user, queries)
 
 IS_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-PASSWORD = "correct-horse-battery"  # test personas only
 LOCAL_PG = ("127.0.0.1", 5432)
 LOCAL_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/backupchecks_test"
 
@@ -202,13 +204,19 @@ def _make_client_class():
 
     class FreshGlobalsClient(FlaskClient):
         """The test holds an app context open (for db access); each request still starts with an
-        empty ``g`` as it would in production, so one client's login never leaks into another."""
+        empty ``g`` as it would in production, so one client's login never leaks into another.
+        What the test built (the builders only flush) is committed first, as data is before a
+        request in production: a route that rolls back never takes the test's data with it."""
 
         def open(self, *args, **kwargs):
+            from backend.app.extensions import db
+
             try:
                 g.__dict__.clear()
             except RuntimeError:
                 pass
+            else:
+                db.session.commit()
             return super().open(*args, **kwargs)
 
     return FreshGlobalsClient
@@ -220,13 +228,20 @@ def _make_client_class():
 def app(_session_app):
     from backend.app.extensions import db
 
+    from tests.helpers import rolled_back_builder_rows, watch_builder_rows
+
     app = _session_app
     app._has_users = False
+    watch_builder_rows()
+    rolled_back_builder_rows()
     with app.app_context():
         yield app
+        lost = rolled_back_builder_rows()
         db.session.remove()
         _empty_tables(db)
     app._has_users = False
+    assert not lost, (f"a rollback discarded rows the builders made ({', '.join(lost)}): commit them "
+                      f"(db.session.commit()) before the code that rolls back")
 
 
 def _empty_tables(db) -> None:
@@ -297,62 +312,6 @@ def active_html(html: str) -> list[str]:
     return found
 
 
-# --- Builders -------------------------------------------------------------------------------
-
-_HASH_CACHE: dict[str, str] = {}
-
-
-def make_user(username: str = "user", roles=("viewer",), password: str = PASSWORD, active: bool = True):
-    from backend.app.extensions import db
-    from backend.app.models import User
-    from backend.app.services.accounts import hash_password
-
-    if password not in _HASH_CACHE:
-        _HASH_CACHE[password] = hash_password(password)
-    user = User(username=username, password_hash=_HASH_CACHE[password], is_active_user=active)
-    user.role_list = list(roles)
-    user.active_role = list(roles)[0]
-    db.session.add(user)
-    db.session.commit()
-    return user
-
-
-def make_customer(name: str = "Northwind Demo", active: bool = True):
-    from backend.app.extensions import db
-    from backend.app.models import Customer
-
-    c = Customer(name=name, active=active)
-    db.session.add(c)
-    db.session.commit()
-    return c
-
-
-def make_job(customer=None, job_name: str = "Daily VM Backup", software: str = "Veeam Backup & Replication",
-             sender: str = "veeam@example.test", backup_type: str = "Backup Job", **kw):
-    from backend.app.extensions import db
-    from backend.app.models import Job
-
-    customer = customer or make_customer()
-    key = "|".join(s.strip().lower() for s in (sender, job_name, software))
-    job = Job(customer_id=customer.id, job_name=job_name, software=software, sender=sender,
-              backup_type=backup_type, identity_key=key, **kw)
-    db.session.add(job)
-    db.session.commit()
-    return job
-
-
-def make_run(job=None, status: str = "Success", started_at: datetime | None = None, **kw):
-    from backend.app.extensions import db
-    from backend.app.models import JobRun
-
-    job = job or make_job()
-    run = JobRun(job_id=job.id, status=status, effective_status=kw.pop("effective_status", status),
-                 started_at=started_at or datetime.now(timezone.utc), **kw)
-    db.session.add(run)
-    db.session.commit()
-    return run
-
-
 # --- Personas: one per role, so access tests read as sentences -----------------------------
 
 PERSONAS = {"admin": "alice", "operator": "oscar", "reporter": "rita", "viewer": "victor"}
@@ -365,7 +324,11 @@ def login(client, username: str, password: str = PASSWORD):
 
 @pytest.fixture
 def personas(app):
-    return {role: make_user(name, roles=(role,)) for role, name in PERSONAS.items()}
+    from backend.app.extensions import db
+
+    users = {role: make_user(name, roles=(role,)) for role, name in PERSONAS.items()}
+    db.session.commit()  # the browser's live server reads them from its own session
+    return users
 
 
 @pytest.fixture
@@ -403,11 +366,15 @@ def browser():
 
 @pytest.fixture
 def live_server(app):
-    """The app served on a real socket in a thread (for the browser)."""
+    """The app served on a real socket in a thread (for the browser). Its requests use their own
+    session: what the test built so far is committed here; commit what it builds later yourself."""
     import threading
 
     from werkzeug.serving import make_server
 
+    from backend.app.extensions import db
+
+    db.session.commit()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -415,28 +382,3 @@ def live_server(app):
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
-
-
-# --- Query counting (constant queries per page) ---------------------------------------------------
-
-def count_queries(fn, log: list | None = None) -> int:
-    """How many SQL statements ``fn()`` sends; their text is appended to ``log`` when given.
-    The session is expired first so every measurement starts from the same (empty) cache."""
-    from sqlalchemy import event
-
-    from backend.app.extensions import db
-
-    n = [0]
-
-    def before(conn, cursor, statement, *args, **kwargs):
-        n[0] += 1
-        if log is not None:
-            log.append(statement)
-
-    db.session.expire_all()
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    return n[0]

@@ -62,8 +62,12 @@ def http_login(session: requests.Session, base: str, username: str, password: st
 
 
 def app_behind_proxy(app):
-    """The same app (database, secret key) as create_app builds it with APP_BEHIND_PROXY=true."""
+    """The same app (database, secret key) as create_app builds it with APP_BEHIND_PROXY=true. It reads
+    from its own session, so what the test built so far is committed here."""
     from backend.app import create_app
+    from backend.app.extensions import db
+
+    db.session.commit()
 
     keys = ("TESTING", "SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "SERVER_NAME")
     return create_app({**{k: app.config[k] for k in keys}, "BACKGROUND_JOBS": False, "RUN_MIGRATIONS": False,

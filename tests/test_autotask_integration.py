@@ -577,6 +577,7 @@ def test_two_operators_creating_for_two_runs_of_one_job_make_one_ticket(at_app, 
     configure(fake)
     job, run = failed_run(mapped_customer())
     other = make_run(job, "Failed", NOW - timedelta(minutes=30))
+    db.session.commit()  # the threads read it
     fake.latency = 0.2
     results, errors = [], []
 

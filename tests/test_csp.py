@@ -101,6 +101,7 @@ def _check(r, where, seen):
     seen["html"] += 1
 
 
+@pytest.mark.slow  # over 5 s
 def test_every_html_page_of_every_role_sends_the_policy_and_needs_no_inline_code(app, personas):
     seed_pages()
     clients = {"anonymous": app.test_client()}

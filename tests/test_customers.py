@@ -5,12 +5,13 @@ import csv
 import io
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog, Customer, Job, JobRun, RunObject
 
 from .conftest import make_customer, make_job, make_run, post_form
+from .helpers import page_queries
 
 
 def _customer(name):
@@ -68,31 +69,15 @@ def test_nojobs_filter(as_user):
     assert 'data-customer="Empty"' in html and 'data-customer="Has"' not in html
 
 
-def _count_queries(client, path):
-    statements = []
-
-    def before(conn, cursor, statement, *a):
-        statements.append(statement)
-
-    db.session.expire_all()  # the test holds one session: start each request as production would
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        r = client.get(path)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    assert r.status_code == 200
-    return len(statements)
-
-
 def test_list_query_count_is_constant(as_user):
     c = as_user("viewer")
     for i in range(3):
         make_job(make_customer(f"Small {i}"), job_name=f"j{i}")
-    small = _count_queries(c, "/customers")
+    small = page_queries(c, "/customers")
     for i in range(60):
         cust = make_customer(f"Big {i}")
         make_job(cust, job_name=f"big{i}")
-    big = _count_queries(c, "/customers")
+    big = page_queries(c, "/customers")
     assert small == big, (small, big)
     assert big <= 8
 

@@ -7,12 +7,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from backend.app.extensions import db
-from backend.app.models import Override, Ticket, TicketJobRun
 from backend.app.services.daily_jobs import build_day
 from backend.app.services.schedules import effective_schedule, first_slot_in_force
 from backend.app.services.settings import get_settings
 
-from .conftest import count_queries, make_customer, make_job, make_run
+from .helpers import count_queries, make_customer, make_job, make_override, make_run, make_ticket
 
 AMS = ZoneInfo("Europe/Amsterdam")
 UTC = timezone.utc
@@ -113,15 +112,9 @@ def test_missed_run_override_and_ticket_show():
     slot = local(2026, 11, 25, 1)
     make_run(missed, "Missed", slot, missed=True, missed_slot=slot)
     overridden = job(acme, "Overridden", weekdays("02:00"))
-    rule = Override(level="job", job_id=overridden.id, match_status="Warning", treat_as_success=True)
-    db.session.add(rule)
-    db.session.commit()
+    rule = make_override(overridden, match_status="Warning", treat_as_success=True)
     run = make_run(overridden, "Warning", local(2026, 11, 25, 2, 1), effective_status="Success", override_id=rule.id)
-    ticket = Ticket(code="T20261125.0001", description="Disk replaced")
-    db.session.add(ticket)
-    db.session.flush()
-    db.session.add(TicketJobRun(ticket_id=ticket.id, job_run_id=run.id))
-    db.session.commit()
+    make_ticket("T20261125.0001", "Disk replaced", runs=[run])
     # Expected before the slot, Missed after: the generated missed run decides, whatever "now" says.
     view = day_view(now=local(2026, 11, 25, 0, 30))
     rows = rows_by_name(view)
@@ -143,9 +136,7 @@ def test_several_runs_on_one_day_follow_the_rule(rule, expected):
 
 def test_worst_rule_shows_an_override_over_a_plain_success():
     j = job(make_customer("Acme Testing"), "Twice", weekdays("01:00"))
-    rule = Override(level="job", job_id=j.id, treat_as_success=True)
-    db.session.add(rule)
-    db.session.commit()
+    rule = make_override(j, treat_as_success=True)
     make_run(j, "Success", local(2026, 11, 25, 1))
     make_run(j, "Warning", local(2026, 11, 25, 3), effective_status="Success", override_id=rule.id)
     assert rows_by_name(day_view(rule="worst"))["Twice"].status == "Success (override)"
@@ -217,10 +208,7 @@ def seed_page_day(n_jobs: int, customer_name: str = "Acme Testing"):
         j = job(cust, f"{customer_name} Job {i}", weekdays("01:00"))
         if i % 3 == 0:
             r = make_run(j, "Failed", local(2026, 11, 20, 1, 5))
-            t = Ticket(code=f"T{customer_name[:4]}{i}", description="")
-            db.session.add(t)
-            db.session.flush()
-            db.session.add(TicketJobRun(ticket_id=t.id, job_run_id=r.id))
+            make_ticket(f"T{customer_name[:4]}{i}", "", runs=[r])
         elif i % 3 == 1:
             make_run(j, "Success", local(2026, 11, 20, 1, 5))
             make_run(j, "Warning", local(2026, 11, 20, 13, 5))

@@ -12,14 +12,15 @@ import time_machine
 from sqlalchemy import func, select
 
 from backend.app.extensions import db
-from backend.app.models import AuditLog, ImportCycle, NewsItem, Override, User
+from backend.app.models import AuditLog, ImportCycle, NewsItem, User
 from backend.app.services import dashboard as dashboard_svc
 from backend.app.services.missed_runs import detect_missed_runs, reconcile_late_run
 from backend.app.services.schedules import set_manual_schedule
 from backend.app.services import news as news_svc
 from backend.app.services.settings import get_settings
 
-from .conftest import count_queries, make_customer, make_job, make_run, post_form
+from .conftest import post_form
+from .helpers import count_queries, make_customer, make_job, make_override, make_run
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -34,11 +35,8 @@ def _kpis(html: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r'data-kpi="(\w+)">(\d+)<', html)}
 
 
-def _override() -> Override:
-    ov = Override(level="global", software="Veeam Backup & Replication", match_status="Failed")
-    db.session.add(ov)
-    db.session.commit()
-    return ov
+def _override():
+    return make_override(software="Veeam Backup & Replication", match_status="Failed")
 
 
 def _today() -> date:

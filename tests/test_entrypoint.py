@@ -96,6 +96,7 @@ def embedded_server_running(instance) -> bool:
     return True
 
 
+@pytest.mark.slow  # over 5 s
 def test_module_entry_point_serves_setup_on_app_port_on_the_embedded_postgresql(instance):
     port = free_port()
     proc = start_server(instance, port, BACKGROUND_JOBS="0")
@@ -112,6 +113,7 @@ def test_module_entry_point_serves_setup_on_app_port_on_the_embedded_postgresql(
     assert not embedded_server_running(instance)
 
 
+@pytest.mark.slow  # over 5 s
 def test_sigterm_stops_the_server_after_the_background_loop(instance):
     port = free_port()
     proc = start_server(instance, port, BACKGROUND_JOBS="1")  # as with `make run`
@@ -138,6 +140,7 @@ def test_app_host_chooses_the_address_and_ctrl_c_stops_the_server(instance):
     assert not embedded_server_running(instance)
 
 
+@pytest.mark.slow  # over 5 s
 def test_the_embedded_data_survives_a_restart_and_is_shared_with_the_command_line(own_instance):
     """`make create-user` while `make run` serves: both use the one embedded server; the command
     leaving does not stop it, the app stopping does, and the user is still there on the next start."""
@@ -172,6 +175,7 @@ def pg_database():
     yield from fresh_database(f"backupchecks_entry_{os.getpid()}")
 
 
+@pytest.mark.slow  # over 5 s
 def test_on_postgresql_sigterm_frees_the_leader_lock(tmp_path, pg_database):
     """On PostgreSQL the background loop holds an advisory lock; after SIGTERM nobody holds it."""
     import psycopg

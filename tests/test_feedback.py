@@ -7,7 +7,7 @@ import struct
 import zlib
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from backend.app.extensions import db
 from backend.app.main import routes_feedback
@@ -16,6 +16,7 @@ from backend.app.services import feedback as fb
 from backend.app.services import markdown_render
 
 from .conftest import active_html, post_form
+from .helpers import count_queries
 
 
 # --- Image builders (tiny, valid by construction) ----------------------------------------------
@@ -551,19 +552,6 @@ def test_empty_list_says_what_to_do(as_user):
     assert "No feedback yet" in html and 'href="/feedback/new"' in html
 
 
-def _count_queries(fn):
-    seen = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement)
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
-    return len(seen)
-
-
 def test_list_page_uses_a_constant_number_of_queries(as_user, personas):
     c = as_user("viewer")
     c.get("/feedback")  # warm up (settings, session)
@@ -576,9 +564,9 @@ def test_list_page_uses_a_constant_number_of_queries(as_user, personas):
         db.session.commit()
 
     add(2)
-    few = _count_queries(lambda: c.get("/feedback"))
+    few = count_queries(lambda: c.get("/feedback"))
     add(28)
-    many = _count_queries(lambda: c.get("/feedback"))
+    many = count_queries(lambda: c.get("/feedback"))
     assert few == many, (few, many)
     html = c.get("/feedback?page=2").get_data(as_text=True)
     assert "Page 2 of 2" in html and html.count('data-item="') == 5
@@ -599,9 +587,9 @@ def test_detail_page_uses_a_constant_number_of_queries(as_user, personas):
         db.session.commit()
 
     add(1)
-    few = _count_queries(lambda: c.get(f"/feedback/{item.id}"))
+    few = count_queries(lambda: c.get(f"/feedback/{item.id}"))
     add(10)
-    many = _count_queries(lambda: c.get(f"/feedback/{item.id}"))
+    many = count_queries(lambda: c.get(f"/feedback/{item.id}"))
     assert few == many
 
 

@@ -200,8 +200,9 @@ def _known_jobs(mails: list[CorpusMail], every: int = 3):
     return known
 
 
-# --- the "Done when": 60 mails, repeated `flask import-mail` runs ---------------------
+# --- 60 mails over repeated `flask import-mail` runs: each stored once, all moved ---------------
 
+@pytest.mark.slow  # over 5 s
 def test_sixty_mails_over_repeated_import_mail_runs_are_stored_once_and_all_moved(app, graph_app):
     from backend.app.extensions import db
     from backend.app.models import ImportCycle, JobRun, MailMessage

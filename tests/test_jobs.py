@@ -7,12 +7,13 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from backend.app.extensions import db
-from backend.app.models import AuditLog, Customer, Job, JobRun, MailMessage, Override, RunObject
+from backend.app.models import AuditLog, Customer, Job, JobRun, MailMessage, RunObject
 
 from .conftest import make_customer, make_job, make_run, post_form
+from .helpers import make_mail, make_override, page_queries
 from tests.clock import TEST_NOW
 
 NOW = TEST_NOW
@@ -25,22 +26,6 @@ def _job(job_id):
 
 def _events(prefix):
     return db.session.execute(select(AuditLog.event).where(AuditLog.event.like(prefix + "%"))).scalars().all()
-
-
-def _count_queries(client, path):
-    statements = []
-
-    def before(conn, cursor, statement, *a):
-        statements.append(statement)
-
-    db.session.expire_all()  # the test holds one session: start each request as production would
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        r = client.get(path)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    assert r.status_code == 200, r.status_code
-    return len(statements)
 
 
 def _upload(client, content: bytes, filename="jobs.json"):
@@ -70,9 +55,7 @@ def test_list_is_grouped_by_customer_with_last_run_and_status(as_user):
 
 def test_override_shows_as_its_own_status(as_user):
     j = make_job()
-    ov = Override(level="job", job_id=j.id)
-    db.session.add(ov)
-    db.session.commit()
+    ov = make_override(j)
     make_run(j, "Failed", effective_status="Success", override_id=ov.id)
     html = as_user("viewer").get("/jobs").get_data(as_text=True)
     assert "Success (override)" in html
@@ -139,26 +122,24 @@ def test_list_query_count_is_constant(as_user):
     c = as_user("viewer")
     for i in range(2):
         make_run(make_job(make_customer(f"S{i}"), job_name=f"s{i}"))
-    small = _count_queries(c, "/jobs")
+    small = page_queries(c, "/jobs")
     for i in range(40):
         cust = make_customer(f"B{i}")
         for k in range(2):
             j = make_job(cust, job_name=f"b{i}-{k}")
             make_run(j, "Failed")
             make_run(j, "Success")
-    big = _count_queries(c, "/jobs")
+    big = page_queries(c, "/jobs")
     assert small == big, (small, big)
     assert big <= 10
-    assert _count_queries(c, "/jobs?q=b1&status=Success&sort=status") == big
+    assert page_queries(c, "/jobs?q=b1&status=Success&sort=status") == big
 
 
 # --- detail -------------------------------------------------------------------------------------
 
 def test_detail_shows_runs_objects_mail_and_reviewer_for_admins_only(as_user, personas):
     j = make_job(make_customer("Acme"), job_name="Nightly")
-    mail = MailMessage(from_address="veeam@example.test", subject="report")
-    db.session.add(mail)
-    db.session.commit()
+    mail = make_mail(subject="report")
     r1 = make_run(j, "Warning", NOW - timedelta(hours=2), mail_message_id=mail.id, message="disk almost full",
                   reviewed_at=NOW - timedelta(hours=1), reviewed_by_id=personas["operator"].id)
     db.session.add(RunObject(job_run_id=r1.id, name="vm-web-01", type="VM", status="Warning", message="slow"))
@@ -210,16 +191,14 @@ def test_detail_query_count_is_constant(as_user, personas):
     c = as_user("admin")
     j = make_job()
     make_run(j)
-    small = _count_queries(c, f"/jobs/{j.id}")
+    small = page_queries(c, f"/jobs/{j.id}")
     for i in range(30):
-        mail = MailMessage(from_address="x@example.test", subject=f"s{i}")
-        db.session.add(mail)
-        db.session.flush()
+        mail = make_mail("x@example.test", f"s{i}")
         run = make_run(j, "Warning", NOW - timedelta(hours=i), mail_message_id=mail.id,
                        reviewed_at=NOW, reviewed_by_id=personas["operator"].id)
         db.session.add_all([RunObject(job_run_id=run.id, name=f"o{k}", status="Warning") for k in range(3)])
     db.session.commit()
-    big = _count_queries(c, f"/jobs/{j.id}")
+    big = page_queries(c, f"/jobs/{j.id}")
     assert small == big, (small, big)
     assert big <= 12
 
@@ -269,9 +248,7 @@ def test_delete_needs_the_confirmation_naming_the_runs(as_user):
     a = make_customer("Acme")
     j = make_job(a, job_name="Gone")
     keep = make_job(a, job_name="Stays")
-    mail = MailMessage(from_address="x@example.test", subject="s")
-    db.session.add(mail)
-    db.session.commit()
+    mail = make_mail("x@example.test", "s")
     make_run(j, mail_message_id=mail.id)
     make_run(j)
     make_run(keep)

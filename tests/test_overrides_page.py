@@ -5,12 +5,13 @@ import re
 from html import unescape
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog, JobRun, Override
 
 from .conftest import make_customer, make_job, make_run, post_form
+from .helpers import count_queries
 from tests.clock import TEST_NOW
 
 NOW = TEST_NOW
@@ -197,33 +198,19 @@ def test_filters_and_paging(as_user):
     assert asc.index('data-override-id="1"') < asc.index('data-override-id="2"')
 
 
-def _queries(fn):
-    n = [0]
-
-    def counter(*a, **k):
-        n[0] += 1
-    db.session.expire_all()
-    event.listen(db.engine, "before_cursor_execute", counter)
-    try:
-        fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", counter)
-    return n[0]
-
-
 def test_constant_number_of_queries_whatever_the_number_of_rules(as_user):
     c = as_user("admin")
     seed_rules(4, "Alpha")
     c.get("/overrides")
-    small = _queries(lambda: c.get("/overrides"))
-    small_q = _queries(lambda: c.get("/overrides?q=text&level=job"))
+    small = count_queries(lambda: c.get("/overrides"))
+    small_q = count_queries(lambda: c.get("/overrides?q=text&level=job"))
     seed_rules(200, "Beta")
-    assert _queries(lambda: c.get("/overrides")) == small
-    assert _queries(lambda: c.get("/overrides?q=text&level=job")) == small_q
-    form_small = _queries(lambda: c.get("/overrides/new"))
+    assert count_queries(lambda: c.get("/overrides")) == small
+    assert count_queries(lambda: c.get("/overrides?q=text&level=job")) == small_q
+    form_small = count_queries(lambda: c.get("/overrides/new"))
     for i in range(30):
         make_job(make_customer(f"Many {i} Testing"), f"Job {i}", sender=f"m{i}@example.test")
-    assert _queries(lambda: c.get("/overrides/new")) == form_small
+    assert count_queries(lambda: c.get("/overrides/new")) == form_small
 
 
 def test_delete_comes_back_to_the_same_filtered_view(as_user):

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.app.extensions import db
-from backend.app.models import AuditLog, JobRun, Override, ReportDefinition, ReportRun, Ticket, TicketScope, User
+from backend.app.models import AuditLog, JobRun, ReportDefinition, ReportRun, User
 from backend.app.services import reports as svc
 from backend.app.services.settings import get_settings, ui_zone
 from backend.app.services.status import day_status
@@ -23,6 +23,7 @@ from backend.app.services.status import day_status
 from tests.clock import TEST_NOW
 
 from .conftest import active_html, make_customer, make_job, make_run, post_form
+from .helpers import make_override, make_ticket, queries
 
 UTC = timezone.utc
 TODAY = date(2026, 11, 10)                                   # "last month" is October 2026
@@ -60,10 +61,7 @@ def month(app):
             make_job(fabri, "File Server", software="Synology Active Backup", sender="nas@example.test")]
     quiet = make_job(fabri, "Old NAS", sender="old@example.test", archived=True)  # archived, no runs: left out
     inactive_job = make_job(gone, "Never in the report", sender="x@example.test")
-    override = Override(level="job", job_id=jobs[0].id, match_status="Failed", comment="Known: tape offline",
-                        treat_as_success=True)
-    db.session.add(override)
-    db.session.commit()
+    override = make_override(jobs[0], match_status="Failed", comment="Known: tape offline", treat_as_success=True)
     runs = []
     for job in jobs:
         for day in range(31):
@@ -97,15 +95,11 @@ def month(app):
                     started_at=datetime(2026, 10, 12, 7, 0, tzinfo=UTC))]
     db.session.add_all(runs)
     # Tickets: open during the period (customer scope), resolved before it (left out), job scope.
-    t1 = Ticket(code="T-1001", description="Tape drive replaced", active_from=datetime(2026, 9, 15, tzinfo=UTC),
+    make_ticket("T-1001", "Tape drive replaced", customer=north, active_from=datetime(2026, 9, 15, tzinfo=UTC),
                 resolved_at=datetime(2026, 10, 5, tzinfo=UTC))
-    t2 = Ticket(code="T-0999", description="Old issue", active_from=datetime(2026, 9, 1, tzinfo=UTC),
+    make_ticket("T-0999", "Old issue", customer=north, active_from=datetime(2026, 9, 1, tzinfo=UTC),
                 resolved_at=datetime(2026, 9, 29, tzinfo=UTC))
-    t3 = Ticket(code="T-1010", description="NAS volume full", active_from=datetime(2026, 10, 20, tzinfo=UTC))
-    t1.scopes = [TicketScope(scope_type="customer", customer_id=north.id)]
-    t2.scopes = [TicketScope(scope_type="customer", customer_id=north.id)]
-    t3.scopes = [TicketScope(scope_type="job", job_id=jobs[2].id)]
-    db.session.add_all([t1, t2, t3])
+    make_ticket("T-1010", "NAS volume full", job=jobs[2], active_from=datetime(2026, 10, 20, tzinfo=UTC))
     db.session.commit()
     return {"north": north, "fabri": fabri, "gone": gone, "jobs": jobs, "quiet": quiet, "override": override}
 
@@ -196,31 +190,16 @@ def test_chosen_customers_only(month):
 
 
 def test_report_reads_in_a_constant_number_of_queries(month, app):
-    from sqlalchemy import event
-
-    statements = []
-
-    def count(*args):
-        statements.append(1)
-
     defn = _definition()
     get_settings()
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with queries(expire=True) as small:
         svc.build_report(defn, today=TODAY)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    small = len(statements)
     for i in range(10):  # ten more customers with jobs and runs: the same number of queries
         c = make_customer(f"Extra {i}")
         make_run(make_job(c, f"Job {i}", sender=f"s{i}@example.test"), started_at=datetime(2026, 10, 3, 5, tzinfo=UTC))
-    statements.clear()
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with queries(expire=True) as large:
         svc.build_report(defn, today=TODAY)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    assert len(statements) == small <= 10
+    assert len(large) == len(small) <= 10
 
 
 def test_csv_is_one_row_per_run_and_matches_the_database(month):

@@ -35,6 +35,7 @@ def test_anonymous_is_sent_to_setup_without_users(app):
         assert r.status_code == 302 and "/auth/setup" in r.headers["Location"], (endpoint, r.status_code)
 
 
+@pytest.mark.slow  # over 5 s
 def test_role_matrix(app, personas):
     anon = app.test_client()
     clients = {}

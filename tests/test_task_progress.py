@@ -193,6 +193,7 @@ def test_a_task_that_never_started_is_marked_failed_at_shutdown(app, personas, m
     assert task.state == "failed" and task.message.startswith("Not started: the app was stopped")
 
 
+@pytest.mark.slow  # over 5 s
 def test_at_interpreter_exit_queued_work_is_dropped_not_run(tmp_path):
     """In a real process: exiting with work queued behind a busy pool does not run that work first."""
     import subprocess

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from backend.app import ticketing_utils as tk
 from backend.app.extensions import db
 from backend.app.models import AuditLog, Remark, RemarkJobRun, Ticket, TicketJobRun
 
 from .conftest import make_customer, make_job, make_run, post_form
+from .helpers import queries
 from tests.clock import TEST_NOW
 
 NOW = TEST_NOW
@@ -182,13 +183,8 @@ def test_the_list_pages_in_the_database_with_constant_queries(as_user, app):
     viewer = as_user("viewer")
 
     def queries_for(path):
-        seen = []
-        listener = lambda *a: seen.append(a[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with queries() as seen:
             html = viewer.get(path).get_data(as_text=True)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         return len(seen), html
 
     n1, html1 = queries_for("/tickets")

@@ -175,6 +175,7 @@ def test_run_checks_keyboard(admin):
 
 def test_role_switch_submits_on_change(browser, live_server, seeded):
     make_user("morgan", roles=("admin", "operator"))
+    db.session.commit()  # the live server reads from its own session
     w = Watched(browser, live_server)
     w.login("morgan")
     page = w.goto("/jobs")

@@ -1,4 +1,4 @@
-"""Day one, in a real browser, as a brand-new user (issue 12's "done when"), on a desktop and a phone.
+"""Day one, in a real browser, as a brand-new user, on a desktop and a phone.
 
 First start (no users) → create the first admin → Settings → Mail: type the mailbox values and test
 them (typed, not saved) → save → Settings → Imports → Import now, its progress card runs to the end →

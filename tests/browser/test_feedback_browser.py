@@ -1,6 +1,8 @@
 """In a real browser: file a bug with a screenshot, see the image and the Markdown rendered, vote, refuse a fake image."""
 import pytest
 
+from backend.app.extensions import db
+
 from ..conftest import PASSWORD, make_user
 
 pytestmark = [pytest.mark.browser]
@@ -24,6 +26,7 @@ def submit(page, selector):
 
 def test_create_feedback_with_a_screenshot_and_see_it_rendered(browser, live_server, app):
     make_user("victor", roles=("viewer",))
+    db.session.commit()  # the live server reads from its own session
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
     login(page, live_server, "victor")
@@ -84,6 +87,7 @@ def test_create_feedback_with_a_screenshot_and_see_it_rendered(browser, live_ser
 
     # An admin sets the status, deletes the item, sees it under 'Deleted items' and restores it.
     make_user("alice", roles=("admin",))
+    db.session.commit()  # the live server reads from its own session
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
     login(page, live_server, "alice")

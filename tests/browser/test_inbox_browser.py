@@ -27,6 +27,7 @@ def test_upload_and_approve_in_the_browser(browser, live_server, tmp_path):
     other.write_bytes(next(SAMPLES.rglob("v03_vbr_backup_failed.eml")).read_bytes())
     files.append(str(other))
 
+    db.session.commit()  # the live server reads from its own session
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(live_server + "/auth/login")
     page.fill("#username", "oscar")

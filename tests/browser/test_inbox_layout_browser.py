@@ -46,6 +46,7 @@ def _login(browser, live_server, username, viewport):
 def test_a_full_inbox_fits_a_1440_screen(browser, live_server):
     make_user("alice", roles=("admin",))
     _fill_inbox()
+    db.session.commit()  # the live server reads from its own session
     page = _login(browser, live_server, "alice", {"width": 1440, "height": 900})
     page.goto(live_server + "/inbox")
     page.screenshot(path="/tmp/backupchecks-inbox-1440.png")
@@ -70,6 +71,7 @@ def test_a_full_inbox_fits_a_1440_screen(browser, live_server):
 def test_the_count_says_what_a_filter_matched(browser, live_server):
     make_user("oscar", roles=("operator",))
     _fill_inbox()
+    db.session.commit()  # the live server reads from its own session
     page = _login(browser, live_server, "oscar", {"width": 1440, "height": 900})
     page.goto(live_server + "/inbox")
     assert "28 mails wait for a person: approve a job, or delete" in page.inner_text("main")
@@ -88,6 +90,7 @@ def test_the_count_says_what_a_filter_matched(browser, live_server):
 def test_a_viewer_is_not_told_to_approve_or_delete(browser, live_server):
     make_user("victor", roles=("viewer",))
     _fill_inbox(3)
+    db.session.commit()  # the live server reads from its own session
     page = _login(browser, live_server, "victor", {"width": 1440, "height": 900})
     page.goto(live_server + "/inbox")
     text = page.inner_text("main")
@@ -100,6 +103,7 @@ def test_a_viewer_is_not_told_to_approve_or_delete(browser, live_server):
 def test_on_a_phone_the_inbox_scrolls_only_inside_its_table(browser, live_server):
     make_user("oscar", roles=("operator",))
     _fill_inbox(5)
+    db.session.commit()  # the live server reads from its own session
     page = _login(browser, live_server, "oscar", {"width": 390, "height": 844})
     page.goto(live_server + "/inbox")
     assert page.locator("main h1").bounding_box()["y"] < 844

@@ -60,6 +60,7 @@ def _no_sideways_scroll(page):
 def test_on_a_phone_every_page_starts_with_its_heading(browser, live_server, path):
     make_user("oscar", roles=("operator",))
     _queue()
+    db.session.commit()  # the live server reads from its own session
     page = _login(browser, live_server, PHONE)
     page.goto(live_server + path)
     page.screenshot(path=f"/tmp/backupchecks-phone-{path.strip('/').replace('/', '-') or 'dashboard'}.png")
@@ -72,6 +73,7 @@ def test_on_a_phone_every_page_starts_with_its_heading(browser, live_server, pat
 
 def test_the_menu_button_opens_the_navigation_on_a_phone(browser, live_server):
     make_user("oscar", roles=("operator",))
+    db.session.commit()  # the live server reads from its own session
     page = _login(browser, live_server, PHONE)
     page.screenshot(path="/tmp/backupchecks-phone-dashboard.png")
     page.click("#nav-toggle")
@@ -89,6 +91,7 @@ def test_the_menu_button_opens_the_navigation_on_a_phone(browser, live_server):
 def test_on_a_desktop_the_sidebar_stays_and_there_is_no_menu_button(browser, live_server):
     make_user("oscar", roles=("operator",))
     _queue()
+    db.session.commit()  # the live server reads from its own session
     page = _login(browser, live_server, DESKTOP)
     page.goto(live_server + "/run-checks")
     assert page.locator("#main-nav a", has_text="Customers").is_visible()
@@ -106,6 +109,7 @@ def test_on_a_desktop_the_sidebar_stays_and_there_is_no_menu_button(browser, liv
 def test_on_a_phone_tapping_a_job_opens_its_panel_at_once(browser, live_server):
     make_user("oscar", roles=("operator",))
     jobs = _queue()
+    db.session.commit()  # the live server reads from its own session
     page = _login(browser, live_server, PHONE)
     page.goto(live_server + "/run-checks")
     assert page.locator("#queue").is_visible()
@@ -137,6 +141,7 @@ def test_on_a_phone_tapping_a_job_opens_its_panel_at_once(browser, live_server):
 def test_pages_load_without_console_errors_and_with_the_favicon(browser, live_server):
     make_user("oscar", roles=("operator",))
     _queue()
+    db.session.commit()  # the live server reads from its own session
     page = _login(browser, live_server, DESKTOP)
     for path in ("/", "/run-checks", "/inbox", "/customers", "/docs/"):
         page.goto(live_server + path)

@@ -30,6 +30,7 @@ def test_create_edit_and_delete_an_override(browser, live_server):
     sql = make_job(beta, "SQL Backup", sender="b@example.test")
     run = make_run(sql, "Warning", now - timedelta(hours=2), message="Transaction log is nearly full")
 
+    db.session.commit()  # the live server reads from its own session
     page = browser.new_page(viewport={"width": 1366, "height": 1000})
     login(page, live_server, "oscar")
     page.goto(live_server + "/overrides")

@@ -2,6 +2,8 @@
 and a phone width, and "Try a message" says which parser matched and on what."""
 import pytest
 
+from backend.app.extensions import db
+
 from ..conftest import PASSWORD, make_user
 from ..corpus import CORPUS
 
@@ -14,6 +16,7 @@ SAMPLES = CORPUS
                          ids=["desktop", "phone"])
 def test_parsers_page_stays_within_the_screen_and_explains_a_match(browser, live_server, viewport, tmp_path):
     make_user("alice", roles=("admin",))
+    db.session.commit()  # the live server reads from its own session
     page = browser.new_page(viewport=viewport)
     page.goto(live_server + "/auth/login")
     page.fill("#username", "alice")

@@ -4,6 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from backend.app.extensions import db
+
 from ..conftest import PASSWORD, make_customer, make_job, make_run, make_user
 
 pytestmark = [pytest.mark.browser]
@@ -17,6 +19,7 @@ def test_reporter_generates_and_downloads_a_pdf(browser, live_server, app, tmp_p
         make_run(job, status="Failed" if day == 3 else "Success", message="disk full" if day == 3 else None,
                  started_at=now - timedelta(days=day, hours=2))
 
+    db.session.commit()  # the live server reads from its own session
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = ctx.new_page()
     page.goto(live_server + "/auth/login")

@@ -15,9 +15,8 @@ STACK = REPO_ROOT / "deploy" / "backupchecks-stack.yml"
 ENV_EXAMPLE = REPO_ROOT / "deploy" / ".env.example"
 CONFIG_DOC = REPO_ROOT / "docs" / "configuration.md"
 PACKAGE = REPO_ROOT / "containers" / "backupchecks" / "src" / "backend" / "app"
-# The environment names others rely on, as the design (../shared/design/ARCHITECTURE.md, "Names
-# others rely on" → Environment) lists them; copied here so the suite needs nothing beside the
-# repository. REQUESTS_CA_BUNDLE, also named there, is read by requests (docs/configuration.md).
+# The environment names operators, the stack and the image rely on (each documented in
+# docs/configuration.md). REQUESTS_CA_BUNDLE is one too, but read by requests itself.
 ARCHITECTURE_ENVIRONMENT = {
     "APP_SECRET_KEY", "APP_ENV", "APP_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "DB_HOST",
     "DB_PORT", "DATABASE_URL", "GRAPH_TENANT_ID", "GRAPH_CLIENT_ID", "GRAPH_CLIENT_SECRET", "GRAPH_MAILBOX",
@@ -315,7 +314,7 @@ def test_every_env_example_variable_has_a_comment():
 
 def test_architecture_environment_variables_are_in_env_example():
     missing = ARCHITECTURE_ENVIRONMENT - set(env_example())
-    assert not missing, f"in ARCHITECTURE.md but not in deploy/.env.example: {sorted(missing)}"
+    assert not missing, f"relied on but not in deploy/.env.example: {sorted(missing)}"
 
 
 def test_variables_the_app_reads_are_in_env_example():

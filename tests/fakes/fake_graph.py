@@ -1,8 +1,8 @@
 """A fake Microsoft identity platform + Microsoft Graph mail API on 127.0.0.1.
 
 Two HTTPS servers (random free ports, background threads, a throw-away test
-CA from :mod:`tests.fakes.tls`) that enforce the protocol described in
-``../shared/protocols/graph.md``:
+CA from :mod:`tests.fakes.tls`) that enforce the protocol as Microsoft documents it and
+``backend/app/mail/graph.py`` relies on it:
 
 identity (``authority_host``)
     ``GET /{tenant}/v2.0/.well-known/openid-configuration`` (unknown tenant ->

@@ -12,7 +12,7 @@ from tests.corpus import CORPUS as _CORPUS
 
 HERE = os.path.dirname(__file__)
 OWN = os.path.join(HERE, "samples")
-# The non-Veeam half of the sample corpus (tests/samples/emails, a copy of ../shared/samples/emails).
+# The non-Veeam half of the sample corpus (tests/samples/emails, see tests/corpus.py).
 CORPUS = str(_CORPUS / "other")
 KEYS = ("software", "backup_type", "job_name", "overall_status", "objects")
 

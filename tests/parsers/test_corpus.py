@@ -1,7 +1,7 @@
 """The sample corpus is the regression suite: every sample parses as its expected.json says.
 
-Samples live in ``tests/samples/emails`` (a copy of the shared corpus,
-``../shared/samples/emails``; see tests/corpus.py) and in ``tests/parsers/samples``;
+Samples live in ``tests/samples/emails`` (a copy of the shared corpus; see tests/corpus.py)
+and in ``tests/parsers/samples``;
 each ``NAME.eml`` has a
 ``NAME.expected.json`` with software, backup_type, job_name, overall_status
 and objects (name, type, status, message), compared exactly.

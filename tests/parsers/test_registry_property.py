@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from backend.app.parsers.base import ParseResult
@@ -31,6 +32,7 @@ def test_arbitrary_bytes_never_raise(raw):
     _check(parse_raw(raw))
 
 
+@pytest.mark.slow  # over 5 s
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=3000))
 def test_arbitrary_text_never_raises(text):

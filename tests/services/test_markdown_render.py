@@ -205,6 +205,7 @@ def _content(personas):
     return item, defn
 
 
+@pytest.mark.slow  # over 5 s
 def test_page_views_never_run_markdown(as_user, personas, monkeypatch):
     item, defn = _content(personas)
 

@@ -7,10 +7,10 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from backend.app.extensions import db
-from backend.app.models import Job, JobRun, Ticket, TicketJobRun, TicketScope
+from backend.app.models import Job, JobRun, TicketJobRun
 from backend.app.services import background, missed_runs
 from backend.app.services.missed_runs import (
     detect_missed_runs,
@@ -19,7 +19,7 @@ from backend.app.services.missed_runs import (
 )
 from backend.app.services.schedules import local_to_utc, recompute_job_schedule
 
-from ..conftest import make_customer, make_job, make_run, make_user
+from ..helpers import make_customer, make_job, make_override, make_run, make_ticket, make_user, queries
 
 AMS = ZoneInfo("Europe/Amsterdam")
 UTC = timezone.utc
@@ -62,20 +62,9 @@ def manual_daily(job, hhmm="22:00", grace=120, now=None):
     return job
 
 
-@pytest.fixture
-def counter(app):
-    calls = []
-
-    def before(conn, cursor, statement, params, context, executemany):
-        calls.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    yield calls
-    event.remove(db.engine, "before_cursor_execute", before)
-
-
 # --- The seeded month -------------------------------------------------------------------------------
 
+@pytest.mark.slow  # over 5 s
 def test_a_seeded_month_gets_missed_runs_exactly_at_the_removed_slots(app):
     """October 2026 in Europe/Amsterdam (summer time ends Sunday 25 October), simulated hour by hour."""
     contoso = make_customer("Contoso Demo")
@@ -258,14 +247,14 @@ def test_archived_inactive_irregular_and_unknown_jobs_get_no_missed_runs(app):
     assert db.session.get(Job, unknown.id).next_expected_at is None
 
 
-def test_the_detector_reads_a_constant_number_of_rows_sets(app, counter):
+def test_the_detector_reads_a_constant_number_of_rows_sets(app):
     def one_round(n, name):
         customer = make_customer(name)
         for i in range(n):
             manual_daily(make_job(customer, job_name=f"{name} {i}"))
-        counter.clear()
-        made = detect_missed_runs(L(2026, 10, 11, 1), AMS)
-        selects = [s for s in counter if s.lstrip().upper().startswith("SELECT")]
+        with queries() as seen:
+            made = detect_missed_runs(L(2026, 10, 11, 1), AMS)
+        selects = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
         return made, len(selects)
 
     made3, selects3 = one_round(3, "Small Demo")
@@ -343,12 +332,7 @@ def test_two_runners_at_once_make_one_missed_run(app):
 # --- Tickets and late runs --------------------------------------------------------------------------
 
 def _ticket(job, code="T-100", resolved=False):
-    t = Ticket(code=code, description="Disk full", active_from=L(2026, 10, 1),
-               resolved_at=L(2026, 10, 5) if resolved else None)
-    t.scopes = [TicketScope(scope_type="job", job_id=job.id)]
-    db.session.add(t)
-    db.session.commit()
-    return t
+    return make_ticket(code, job=job, active_from=L(2026, 10, 1), resolved_at=L(2026, 10, 5) if resolved else None)
 
 
 def _linked_tickets(run_id):
@@ -437,23 +421,13 @@ def test_register_adds_the_missed_runs_loop(app):
 
 def test_a_job_level_override_for_missed_applies_to_generated_missed_runs(app):
     """A known gap (e.g. a planned holiday) is treated as success when the rule matches Missed."""
-    from datetime import datetime, timezone
-    from zoneinfo import ZoneInfo
-
-    from backend.app.models import Override
-    from backend.app.services.missed_runs import detect_missed_runs
-    from backend.app.services.schedules import recompute_job_schedule
-    from tests.conftest import make_customer, make_job, make_run
-
     zone = ZoneInfo("Europe/Amsterdam")
     job = make_job(make_customer("Holiday Testing"), "Nightly", sender="h@example.test")
     for day in range(1, 15):
         make_run(job, "Success", datetime(2026, 6, day, 20, 0, tzinfo=timezone.utc))
     now = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
     recompute_job_schedule(job, now, zone)
-    db.session.add(Override(level="job", job_id=job.id, match_status="Missed", match_mode="contains",
-                            treat_as_success=True, active=True))
-    db.session.commit()
+    make_override(job, match_status="Missed", match_mode="contains", treat_as_success=True, active=True)
     assert detect_missed_runs(datetime(2026, 6, 16, 12, 0, tzinfo=timezone.utc), zone) == 1
     missed = db.session.execute(select(JobRun).where(JobRun.missed.is_(True))).scalar_one()
     assert missed.status == "Missed" and missed.effective_status == "Success" and missed.override_id is not None

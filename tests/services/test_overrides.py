@@ -1,17 +1,16 @@
 """Overrides: validation, matching and precedence, validity windows, re-evaluation of unreviewed runs."""
-import contextlib
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog, JobRun, Override, RunObject
 from backend.app.services import overrides as ov
 from backend.app.services.status import display_status
 
-from ..conftest import make_customer, make_job, make_run, make_user
+from ..helpers import discard_built, make_customer, make_job, make_run, make_user, queries
 
 UTC = timezone.utc
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -34,20 +33,6 @@ def run_with_objects(job, status, objects=(), started_at=T0, message=None, **kw)
 def reload(run):
     db.session.expire_all()
     return db.session.get(JobRun, run.id)
-
-
-@contextlib.contextmanager
-def count_queries():
-    seen = []
-
-    def before(conn, cursor, statement, *a):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
 
 
 @pytest.fixture
@@ -152,6 +137,7 @@ def test_global_rule_by_software_type_and_pattern(app, oscar):
 
 def test_status_and_message_matching_modes(app, oscar):
     job = make_job()
+    db.session.commit()
     msg = "Backup completed with warnings: VSS snapshot timeout"
     cases = [
         ({"match_mode": "contains", "match_text": "vss SNAPSHOT"}, True),
@@ -171,7 +157,7 @@ def test_status_and_message_matching_modes(app, oscar):
         rule.id = 1
         ov.apply_overrides(r, [rule])
         assert (r.effective_status == "Success") is expected, fields
-        db.session.rollback()
+        discard_built()  # the case's run goes, the job stays
 
 
 def test_a_success_run_is_left_alone(app, oscar):
@@ -287,7 +273,7 @@ def test_active_overrides_for_many_jobs_is_one_query(app, oscar):
     jobs = [db.session.merge(j) for j in jobs]
     for j in jobs:
         j.software, j.job_name, j.backup_type  # load before counting
-    with count_queries() as seen:
+    with queries() as seen:
         rules = ov.active_overrides_for(jobs)
     assert len(seen) == 1
     assert [len(rules[j.id]) for j in jobs] == [2, 2, 2, 1, 1, 1, 1]
@@ -304,10 +290,10 @@ def test_reevaluation_query_count_does_not_grow_with_runs(app, oscar):
 
     seed(3)
     db.session.commit()
-    with count_queries() as small:
+    with queries() as small:
         ov.reevaluate_unreviewed_runs()
     seed(12)
-    with count_queries() as large:
+    with queries() as large:
         ov.reevaluate_unreviewed_runs()
     selects = lambda qs: [q for q in qs if q.lstrip().upper().startswith("SELECT")]  # noqa: E731
     assert len(selects(large)) == len(selects(small))
@@ -438,6 +424,7 @@ def test_a_run_reviewed_while_a_new_rule_is_applied_keeps_what_the_reviewer_saw(
     job = make_job()
     seen_by_reviewer = make_run(job, "Failed", T0, message="VSS timeout")
     still_open = make_run(job, "Failed", T0 + timedelta(days=1), message="VSS timeout")
+    db.session.commit()  # the other connections read these rows
     job_id, oscar_id, reviewed_id, open_id = job.id, oscar.id, seen_by_reviewer.id, still_open.id
 
     # Olga's review of the first run is in flight (row locked, not committed) ...
@@ -506,7 +493,7 @@ def test_missed_runs_made_in_bulk_get_their_rules_in_constant_queries(app, oscar
     db.session.flush()
     db.session.expire_all()  # as after the generator's flushes: nothing loaded
     made = [db.session.get(JobRun, r.id) for r in made]
-    with count_queries() as seen:
+    with queries() as seen:
         ov.apply_overrides_to_runs(made)
     assert len(seen) <= 3
     db.session.commit()

@@ -9,7 +9,7 @@ from backend.app.extensions import db
 from backend.app.models import AuditLog, JobRun
 from backend.app.services import review
 
-from ..conftest import make_customer, make_job, make_run, make_user
+from ..helpers import make_customer, make_job, make_run, make_user, queries
 
 UTC = timezone.utc
 T0 = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
@@ -98,19 +98,12 @@ def test_bulk_mark_several_jobs(app, oscar):
 
 
 def test_bulk_review_is_one_update_whatever_the_number_of_runs(app, oscar):
-    from sqlalchemy import event
-
     cust = make_customer()
     jobs = [make_job(cust, job_name=f"Job {i}") for i in range(4)]
     for j in jobs:
         runs_of(j, 5)
-    seen = []
-    listener = lambda conn, cur, stmt, *a: seen.append(stmt)  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with queries() as seen:
         assert review.bulk_mark_jobs_reviewed([j.id for j in jobs], oscar) == 20
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
     assert sum(1 for s in seen if s.lstrip().upper().startswith("UPDATE")) == 1
 
 
@@ -155,6 +148,7 @@ def _in_thread(app, fn):
 def test_two_operators_reviewing_the_same_job_at_once_never_lose_or_double_a_review(app, oscar, olga):
     job = make_job()
     runs = runs_of(job, 12)
+    db.session.commit()  # the operators' threads read these rows
     ids = [r.id for r in runs]
     oscar_id, olga_id, job_id = oscar.id, olga.id, job.id
 
@@ -209,6 +203,7 @@ def test_many_operators_racing_on_overlapping_jobs(app):
     jobs = [make_job(cust, job_name=f"Job {i}") for i in range(3)]
     for j in jobs:
         runs_of(j, 10)
+    db.session.commit()  # the operators' threads read these rows
     job_ids = [j.id for j in jobs]
     start = threading.Barrier(4)
 

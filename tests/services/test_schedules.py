@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog, Job
@@ -26,7 +26,7 @@ from backend.app.services.schedules import (
     validate_manual_schedule,
 )
 
-from ..conftest import make_customer, make_job, make_run, make_user
+from ..helpers import make_customer, make_job, make_run, make_user, queries
 
 AMS = ZoneInfo("Europe/Amsterdam")
 UTC = timezone.utc
@@ -55,20 +55,6 @@ def starts_on(day_filter, hh, mm, start=date(2026, 8, 1), end=date(2026, 9, 30),
 
 
 NOW = U(2026, 10, 1, 6)
-
-
-@pytest.fixture
-def counter(app):
-    """Counts SQL statements sent to the database."""
-    calls = []
-
-    def before(conn, cursor, statement, params, context, executemany):
-        calls.append(statement)
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    yield calls
-    event.remove(engine, "before_cursor_execute", before)
 
 
 # --- Learning ---------------------------------------------------------------------------------------
@@ -405,16 +391,16 @@ def test_an_irregular_job_has_no_next_expected_time(app):
     assert job.schedule_kind == "irregular" and job.next_expected_at is None
 
 
-def test_recompute_all_uses_a_constant_number_of_queries(app, counter):
+def test_recompute_all_uses_a_constant_number_of_queries(app):
     customer = make_customer()
     jobs = [make_job(customer, job_name=f"Job {i}") for i in range(6)]
     for i, job in enumerate(jobs):
         for t in starts_on(lambda d: True, 20 + i % 3, 0, start=date(2026, 9, 10), end=date(2026, 9, 30)):
             make_run(job, started_at=t)
     archived = make_job(customer, job_name="Old", archived=True)
-    counter.clear()
-    assert recompute_all_schedules(NOW, AMS) == 6
-    assert len(counter) == 2, counter
+    with queries() as seen:
+        assert recompute_all_schedules(NOW, AMS) == 6
+    assert len(seen) == 2, seen
     db.session.commit()
     kinds = db.session.execute(select(Job.job_name, Job.schedule_kind).order_by(Job.id)).all()
     assert [k for _, k in kinds] == ["daily"] * 6 + ["unknown"]

@@ -1,17 +1,16 @@
 """Internal tickets and remarks: validation, lifecycle and propagation to new and missed runs."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from backend.app import ticketing_utils as tk
 from backend.app.extensions import db
 from backend.app.models import AuditLog, Remark, RemarkJobRun, RunObject, Ticket, TicketJobRun, TicketScope
 
-from ..conftest import make_customer, make_job, make_run, make_user
+from ..helpers import make_customer, make_job, make_run, make_user, queries
 from tests.clock import TEST_NOW
 
 NOW = TEST_NOW
@@ -29,6 +28,7 @@ def world(app):
     files = make_job(north, job_name="File Server", sender="nas@example.test", software="Synology")
     other = make_job(contoso, job_name="Daily VM Backup", sender="veeam@contoso.test")
     oscar = make_user("oscar", roles=("operator",))
+    db.session.commit()  # tests roll back failed changes: the world stays
     return {"north": north, "contoso": contoso, "vm": vm, "files": files, "other": other, "oscar": oscar}
 
 
@@ -53,21 +53,6 @@ def remark_links(remark_id):
 
 def events():
     return [a.event for a in db.session.execute(select(AuditLog).order_by(AuditLog.id)).scalars()]
-
-
-@contextmanager
-def count_queries():
-    seen = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 def ticket(world, scopes, code="T-1", active_from=EARLIER, **kw):
@@ -201,14 +186,14 @@ def test_linking_uses_a_constant_number_of_queries(world):
         remark(world, [{"type": "customer", "customer_id": world["north"].id}], body=f"note {i}")
     runs = [new_run(world["vm"], objects=[f"VM{i}" for i in range(10)]) for _ in range(5)]
     ids = [r.id for r in runs]
-    with count_queries() as seen:
+    with queries() as seen:
         assert tk.link_open_internal_tickets_to_run(runs[0]) == (15, 15)
     assert len(seen) <= 2, seen  # one INSERT … SELECT for tickets, one for remarks
-    with count_queries() as seen:
+    with queries() as seen:
         assert tk.link_open_internal_tickets_to_runs(ids[1:]) == (60, 60)
     assert len(seen) == 2, seen
     db.session.commit()
-    with count_queries() as seen:
+    with queries() as seen:
         shown = tk.tickets_for_runs(ids)
     assert len(seen) == 1 and all(len(shown[i]) == 15 for i in ids)
 
@@ -339,7 +324,7 @@ def test_list_filters_by_state_and_customer_and_pages_in_three_queries(world):
     tk.link_open_internal_tickets_to_run(run)
     db.session.commit()
     db.session.expire_all()
-    with count_queries() as seen:
+    with queries() as seen:
         page = tk.list_items("ticket", "open", page=1, per_page=5)
         labels = [s.label for row in page.rows for s in row.scopes]
     assert len(seen) == 3, seen

@@ -1,4 +1,4 @@
-"""The domain model. Table names are stable (see ARCHITECTURE.md).
+"""The domain model. Table names are stable: a rename needs a migration.
 
 All timestamps are stored as timezone-aware UTC (``UTCDateTime``); pages
 convert them to the configured UI timezone.

@@ -7,7 +7,8 @@ works (one token request per hour, not one per call). Graph is called with
 ``requests``; TLS is verified the standard way, so ``REQUESTS_CA_BUNDLE``
 applies to both endpoints.
 
-Protocol notes: ``../shared/protocols/graph.md`` (and docs/). In short:
+The protocol as this client relies on it (settings: docs/configuration.md, "Microsoft Graph
+mail source"):
 
 * folders are configured as paths of display names from the mailbox root
   (``Inbox/Backup reports``) and resolved to ids once per source object;

@@ -34,7 +34,7 @@ from ..status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING
 from .data import CustomerReport, ReportData
 from .vocabulary import BUCKETS
 
-# Status colours mean the same as on the pages (UX.md); a word is always printed beside them.
+# Status colours mean the same as the badges on the pages; a word is always printed beside them.
 STATUS_COLOURS = {
     SUCCESS: colors.HexColor("#198754"),
     OVERRIDE_SUCCESS: colors.HexColor("#0d6efd"),
