@@ -119,7 +119,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None):
     from .services import markdown_render
     markdown_render.init_app(app)  # Markdown is rendered when it is saved
 
-    from .services.settings_service import SettingsError, check_secrets_key
+    from .services.settings import SettingsError, check_secrets_key
     try:
         check_secrets_key(app)  # production without APP_ENCRYPTION_KEY while secrets are stored
     except SettingsError as exc:

@@ -9,7 +9,8 @@ from ..security import roles_required
 from ..web import parse_id
 from ..services import daily_jobs as svc
 from ..services.settings import ui_zone
-from ..services.status import configured_day_rule, display_status, parse_day
+from ..services.status import configured_day_rule, display_status
+from ..services.timezones import parse_day
 from . import main_bp
 
 # Far outside this the calendar maths overflows; no backup report is dated there.

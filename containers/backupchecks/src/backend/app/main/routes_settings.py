@@ -7,7 +7,18 @@ from flask_login import current_user
 from ..extensions import db
 from ..mail import MailSourceError
 from ..security import roles_required
-from ..services import audit, importer, mail_check, settings_service
+from ..services import audit, importer, mail_check
+from ..services.settings import (
+    SettingsError,
+    general_form_values,
+    imports_form_values,
+    mail_form_values,
+    maintenance_info,
+    save_general,
+    save_imports,
+    save_mail,
+    timezone_choices,
+)
 from ..services.tasks import TaskBusy
 from . import main_bp
 
@@ -19,16 +30,16 @@ def _env_overrides() -> dict:
 
 
 def _render(section: str, status: int = 200, **extra):
-    ctx = {"section": section, "timezones": settings_service.timezone_choices(),
-           "general": settings_service.general_form_values(),
-           "mail": settings_service.mail_form_values(_env_overrides()),
+    ctx = {"section": section, "timezones": timezone_choices(),
+           "general": general_form_values(),
+           "mail": mail_form_values(_env_overrides()),
            "env_overrides": _env_overrides(),
-           "imports": settings_service.imports_form_values(),
+           "imports": imports_form_values(),
            "task_id": request.args.get("task", type=int)}
     if section == "imports":
         ctx["cycles"] = importer.recent_cycles(20)
     if section == "maintenance":
-        ctx["maintenance"] = settings_service.maintenance_info(current_app.config.get("APP_VERSION"))
+        ctx["maintenance"] = maintenance_info(current_app.config.get("APP_VERSION"))
     ctx.update(extra)
     return render_template("main/settings.html", **ctx), status
 
@@ -47,7 +58,7 @@ def settings():
 def _save(section: str, fn, *args):
     try:
         changed = fn(request.form, *args)
-    except settings_service.SettingsError as exc:
+    except SettingsError as exc:
         db.session.rollback()
         flash(str(exc), "danger")
         response = make_response(*_render(section, 400, **{f"{section}_form": request.form}))
@@ -61,19 +72,19 @@ def _save(section: str, fn, *args):
 @main_bp.route("/settings/general", methods=["POST"])
 @roles_required("admin")
 def settings_general():
-    return _save("general", settings_service.save_general)
+    return _save("general", save_general)
 
 
 @main_bp.route("/settings/mail", methods=["POST"])
 @roles_required("admin")
 def settings_mail():
-    return _save("mail", settings_service.save_mail, _env_overrides())
+    return _save("mail", save_mail, _env_overrides())
 
 
 @main_bp.route("/settings/imports", methods=["POST"])
 @roles_required("admin")
 def settings_imports():
-    return _save("imports", settings_service.save_imports)
+    return _save("imports", save_imports)
 
 
 @main_bp.route("/settings/mail/test", methods=["POST"])

@@ -49,10 +49,10 @@ from .status import (
     STATUS_ORDER,
     SUCCESS,
     WARNING,
-    day_bounds_utc,
     day_run,
     display_status,
 )
+from .timezones import day_bounds_utc
 
 PER_PAGE = 200
 # The status filter: a word in the URL -> the shown statuses it selects.

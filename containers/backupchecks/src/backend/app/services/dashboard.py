@@ -28,7 +28,8 @@ from . import markdown_render
 from . import news as news_svc
 from .daily_jobs import day_counts
 from .settings import get_settings, ui_zone
-from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule, day_bounds_utc
+from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule
+from .timezones import day_bounds_utc
 
 CHART_DAYS = 30
 CARD_STATUSES = (SUCCESS, WARNING, FAILED, MISSED)

@@ -19,6 +19,7 @@ from . import audit
 from .customers import NAME_MAX, _escape_like
 from .ingest import job_identity_key
 from .schedules import describe_schedule, effective_schedule, recompute_job_schedule
+from .settings import ui_zone
 from ..ticketing_utils import remarks_for_runs, tickets_for_runs
 
 UTC = timezone.utc
@@ -428,7 +429,6 @@ def import_jobs_json(data: bytes, actor, now: Optional[datetime] = None) -> JobI
     job name, software) does not exist yet, skipping the others with a reason. The caller commits."""
     rows = parse_jobs_json(data)
     now = now or datetime.now(UTC)
-    from .settings import ui_zone
     zone = ui_zone()
     keys = {r["identity_key"] for r in rows}
     existing = dict(db.session.execute(

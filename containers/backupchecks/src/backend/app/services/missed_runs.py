@@ -48,6 +48,7 @@ from .schedules import (
     recompute_all_schedules,
     slot_window,
 )
+from .timezones import as_zone
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,6 @@ CATCH_UP_LIMIT = timedelta(days=7)       # after downtime, slots older than this
 INTERVAL_SECONDS = 300
 RELEARN_AFTER = timedelta(hours=6)       # the loop relearns a job's schedule at most this often
 MISSED_MESSAGE = "No report received for the run expected at {hhmm}"
-
-
-def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
-    if zone is not None:
-        return zone
-    from .settings import ui_zone
-    return ui_zone()
 
 
 def _link_tickets(run_ids: list[int]) -> None:
@@ -160,7 +154,7 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     active and whose schedule is Daily/Weekly/Monthly/every N days. A constant number of reads
     (due jobs, their runs around the due slots, existing missed runs) plus one claim per due job.
     """
-    zone = _zone(zone)
+    zone = as_zone(zone)
     due_jobs = db.session.execute(_due_jobs_query(now)).scalars().all()
     if not due_jobs:
         return 0
@@ -247,7 +241,7 @@ def reconcile_late_run(run: JobRun, zone: Optional[ZoneInfo] = None) -> Optional
     """
     if run.missed or run.started_at is None or run.job_id is None:
         return None
-    zone = _zone(zone)
+    zone = as_zone(zone)
     job = run.job if run.job is not None else db.session.get(Job, run.job_id)
     sched = effective_schedule(job) if job is not None else None
     usable = is_scheduled(sched)

@@ -39,6 +39,7 @@ from ..extensions import db
 from ..models import STATUSES, Job, JobRun, Override, RunObject, utcnow
 from . import audit
 from .status import MISSED, SUCCESS, normalise_status
+from .timezones import as_zone
 
 LEVELS = ("global", "job", "object")
 MATCH_MODES = ("contains", "exact", "starts", "ends")
@@ -95,10 +96,7 @@ def _moment(data: Mapping[str, Any], key: str, label: str, zone: Optional[ZoneIn
         except ValueError:
             raise ValueError(f"{label} '{str(value)[:40]}' is not a date and time: use e.g. 2026-03-29 08:00.") from None
     if dt.tzinfo is None:  # a form gives local time in the UI timezone
-        if zone is None:
-            from .settings import ui_zone
-            zone = ui_zone()
-        dt = dt.replace(tzinfo=zone)
+        dt = dt.replace(tzinfo=as_zone(zone))
     return dt.astimezone(timezone.utc)
 
 

@@ -62,11 +62,10 @@ from .status import (  # the shared rules; see the module docstring
     SUCCESS,
     WARNING,
     configured_day_rule,
-    day_bounds_utc,
     day_status,
     display_status,
-    local_day,
 )
+from .timezones import day_bounds_utc, local_day
 
 log = logging.getLogger(__name__)
 

@@ -46,6 +46,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Job, JobRun
 from . import audit
+from .timezones import as_zone, local_day
 
 UTC = timezone.utc
 
@@ -86,11 +87,6 @@ def local_to_utc(day: date, wall: time, zone: ZoneInfo) -> datetime:
     # fold=0: a non-existent time is read with the offset before the gap (so it lands after the
     # gap, shifted forward), an ambiguous one as its first occurrence (PEP 495).
     return datetime.combine(day, wall, tzinfo=zone).replace(fold=0).astimezone(UTC)
-
-
-def local_day(moment: datetime, zone: ZoneInfo) -> date:
-    """The local day a moment falls on (a run belongs to the day its backup started)."""
-    return moment.astimezone(zone).date()
 
 
 def _parse_hhmm(value) -> time:
@@ -515,13 +511,6 @@ def first_slot_in_force(schedule: Optional[dict], since: datetime, zone: ZoneInf
 
 # --- Storing on the job -----------------------------------------------------------------------------
 
-def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
-    if zone is not None:
-        return zone
-    from .settings import ui_zone
-    return ui_zone()
-
-
 def _apply(job: Job, learned: Optional[dict], now: datetime, zone: ZoneInfo, keep_pending: bool) -> None:
     if learned is not None:
         job.learned_schedule = learned
@@ -560,7 +549,7 @@ def _learning_since(now: datetime) -> datetime:
 def recompute_job_schedule(job: Job, now: datetime, zone: Optional[ZoneInfo] = None) -> dict:
     """Relearn one job's schedule from its recent real runs (one query) and store it with the next
     expected slot and deadline. Returns the learned schedule. The caller commits."""
-    zone = _zone(zone)
+    zone = as_zone(zone)
     starts = db.session.execute(
         select(JobRun.started_at)
         .where(JobRun.job_id == job.id, JobRun.missed.is_(False), JobRun.started_at.is_not(None),
@@ -579,7 +568,7 @@ def recompute_all_schedules(now: datetime, zone: Optional[ZoneInfo] = None,
     Two queries whatever the number of jobs: the jobs, then the recent run starts of all of them,
     grouped in Python. Returns the number of jobs recomputed. The caller commits.
     """
-    zone = _zone(zone)
+    zone = as_zone(zone)
     q = select(Job).where(Job.archived.is_(False))
     if stale_after is not None:
         q = q.where((Job.learned_at.is_(None)) | (Job.learned_at <= now - stale_after))
@@ -611,7 +600,7 @@ def set_manual_schedule(job: Job, data: dict, actor, now: Optional[datetime] = N
     Raises ValueError with a message for the operator on bad input (nothing is changed then).
     Returns the stored schedule. The caller commits.
     """
-    zone = _zone(zone)
+    zone = as_zone(zone)
     now = now or datetime.now(UTC)
     clean = validate_manual_schedule(data, today=local_day(now, zone))
     before = job.manual_schedule
@@ -627,7 +616,7 @@ def set_manual_schedule(job: Job, data: dict, actor, now: Optional[datetime] = N
 def clear_manual_schedule(job: Job, actor, now: Optional[datetime] = None,
                           zone: Optional[ZoneInfo] = None) -> None:
     """Remove a manual schedule: the learned one counts again; audited. The caller commits."""
-    zone = _zone(zone)
+    zone = as_zone(zone)
     now = now or datetime.now(UTC)
     before = job.manual_schedule
     if before is None:

@@ -10,9 +10,10 @@
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable, Optional, Sequence, Union
-from zoneinfo import ZoneInfo
+from datetime import datetime, timezone
+from typing import Iterable, Optional, Sequence
+
+from .settings import get_settings
 
 SUCCESS = "Success"
 WARNING = "Warning"
@@ -41,8 +42,6 @@ _RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
 _CANONICAL = {s.lower(): s for s in STATUS_ORDER}
 # An unknown status word is treated like a warning: shown, never hidden as a success.
 _UNKNOWN_RANK = _RANK[WARNING]
-
-Zone = Union[ZoneInfo, str]
 
 
 def normalise_status(status: Optional[str]) -> Optional[str]:
@@ -144,40 +143,7 @@ def day_status(runs: Sequence, rule: str = "worst") -> Optional[str]:
     return display_status(chosen) if chosen is not None else None
 
 
-# --- Days in the UI timezone --------------------------------------------------------------
-
-def _zone(zone: Zone) -> ZoneInfo:
-    return zone if isinstance(zone, ZoneInfo) else ZoneInfo(str(zone))
-
-
-def local_day(dt_utc: datetime, zone: Zone) -> date:
-    """The calendar day (in ``zone``) of a moment: a run belongs to the day its backup started."""
-    if dt_utc.tzinfo is None:
-        raise ValueError("local_day needs a timezone-aware datetime (times are stored in UTC)")
-    return dt_utc.astimezone(_zone(zone)).date()
-
-
-def day_bounds_utc(day: date, zone: Zone) -> tuple[datetime, datetime]:
-    """[start, end) of a local calendar day as UTC datetimes; 23 or 25 hours long on DST days."""
-    z = _zone(zone)
-    start = datetime.combine(day, time.min, tzinfo=z)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=z)
-    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
-
-
-def parse_day(value: Optional[str], zone: Zone, today: Optional[date] = None) -> date:
-    """A YYYY-MM-DD from a URL (empty -> today in ``zone``); ValueError with a clear message."""
-    if value is None or not str(value).strip():
-        return today or datetime.now(_zone(zone)).date()
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValueError(f"'{str(value)[:40]}' is not a date: use YYYY-MM-DD, e.g. 2026-03-29.") from None
-
-
 def configured_day_rule() -> str:
     """The day-status rule chosen in Settings (an unknown value falls back to "worst")."""
-    from .settings import get_settings
-
     rule = (get_settings().daily_status_rule or "worst").strip().lower()
     return rule if rule in DAY_RULES else "worst"
