@@ -12,7 +12,7 @@ from ..services import review
 from ..services import run_checks as rc_svc
 from ..services.overrides import override_from_run
 from ..services.status import display_status
-from ..ticketing_utils import TicketingError, create_remark, create_ticket
+from ..services.tickets import TicketingError, create_remark, create_ticket
 from . import main_bp
 
 REVIEWERS = ("admin", "operator")

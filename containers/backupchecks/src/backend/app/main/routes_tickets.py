@@ -1,6 +1,6 @@
 """/tickets: internal tickets and remarks (list, create, edit, resolve). Viewers read; admin and operator change.
 
-The rules live in ``ticketing_utils``; this module reads the form, calls one function and redirects
+The rules live in ``services/tickets.py``; this module reads the form, calls one function and redirects
 with a flash message.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Optional
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import ticketing_utils as tk
+from ..services import tickets as tk
 from ..extensions import db
 from ..models import JobRun, Remark, Ticket
 from ..security import has_role, roles_required, safe_next

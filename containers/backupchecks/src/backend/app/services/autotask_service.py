@@ -558,7 +558,7 @@ def ticket_text(run: JobRun) -> tuple[str, str]:
 
 
 def open_autotask_tickets_for_job(job_id: int) -> list[Ticket]:
-    from ..ticketing_utils import open_tickets_for_job
+    from .tickets import open_tickets_for_job
 
     return [t for t in open_tickets_for_job(job_id) if t.autotask_ticket_id is not None]
 
@@ -589,7 +589,7 @@ def _link_run(run: JobRun, ticket: Ticket, actor: Optional[User], number: str, *
 
 
 def _new_internal_ticket(run: JobRun, at: PsaTicket, description: str, actor: Optional[User]) -> Ticket:
-    from ..ticketing_utils import TicketingError, create_ticket
+    from .tickets import TicketingError, create_ticket
 
     active_from = run.started_at if run.started_at and run.started_at <= utcnow() else None
     try:
@@ -720,7 +720,7 @@ def resolve_ticket(ticket_id: int, actor: Optional[User], note: str = "") -> str
 
     Nothing changes in Backupchecks when Autotask can't be reached. Commits; returns a message.
     """
-    from ..ticketing_utils import TicketingError, resolve_ticket as resolve_internal
+    from .tickets import TicketingError, resolve_ticket as resolve_internal
 
     note = (note or "").strip()
     ticket = db.session.execute(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).scalar_one_or_none()
@@ -784,7 +784,7 @@ def _closed_note(client: AutotaskClient, at_id: int, at: Optional[PsaTicket]) ->
 
 def _resolve_closed(ticket: Ticket, note: str) -> bool:
     """Resolve the internal ticket of a closed Autotask ticket (actor: none, the poll); False if already done."""
-    from ..ticketing_utils import TicketingError, resolve_ticket as resolve_internal
+    from .tickets import TicketingError, resolve_ticket as resolve_internal
 
     try:
         with db.session.begin_nested():

@@ -52,6 +52,7 @@ from .status import (
     day_run,
     display_status,
 )
+from .tickets import remarks_for_runs, tickets_for_runs
 from .timezones import day_bounds_utc
 
 PER_PAGE = 200
@@ -293,7 +294,6 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
     tickets: dict = {}
     remarks: dict = {}
     if with_links:
-        from ..ticketing_utils import remarks_for_runs, tickets_for_runs
         run_ids = [r.id for row in page_rows for r in row.runs]
         run_ids += [row.status_run.id for row in page_rows if row.status_run is not None and not row.runs]
         tickets = tickets_for_runs(run_ids)

@@ -185,7 +185,7 @@ def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
 
 def after_run_created(run: JobRun) -> None:
     """Hooks every new real run goes through: late-run reconciliation, overrides, tickets."""
-    from ..ticketing_utils import link_open_internal_tickets_to_run
+    from .tickets import link_open_internal_tickets_to_run
     from .missed_runs import reconcile_late_run
     from .overrides import apply_overrides
 

@@ -20,7 +20,7 @@ from .customers import NAME_MAX, _escape_like
 from .ingest import job_identity_key
 from .schedules import describe_schedule, effective_schedule, recompute_job_schedule
 from .settings import ui_zone
-from ..ticketing_utils import remarks_for_runs, tickets_for_runs
+from .tickets import remarks_for_runs, tickets_for_runs
 
 UTC = timezone.utc
 PER_PAGE = 50

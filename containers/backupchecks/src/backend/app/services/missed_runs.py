@@ -48,6 +48,7 @@ from .schedules import (
     recompute_all_schedules,
     slot_window,
 )
+from .tickets import link_open_internal_tickets_to_runs
 from .timezones import as_zone
 
 log = logging.getLogger(__name__)
@@ -61,18 +62,7 @@ MISSED_MESSAGE = "No report received for the run expected at {hhmm}"
 def _link_tickets(run_ids: list[int]) -> None:
     if not run_ids:
         return
-    try:
-        from .. import ticketing_utils
-    except ImportError:  # pragma: no cover - ticketing not present in this build
-        return
-    batch = getattr(ticketing_utils, "link_open_internal_tickets_to_runs", None)
-    if batch is not None:
-        batch(run_ids)
-        return
-    single = getattr(ticketing_utils, "link_open_internal_tickets_to_run", None)
-    if single is not None:  # pragma: no cover - older ticketing module
-        for run in db.session.execute(select(JobRun).where(JobRun.id.in_(run_ids))).scalars():
-            single(run)
+    link_open_internal_tickets_to_runs(run_ids)
 
 
 def _existing_missed(job_ids: list[int], lo: datetime, hi: datetime) -> dict[int, list[datetime]]:
