@@ -10,7 +10,7 @@ from flask_login import current_user
 from ..extensions import db
 from ..models import Override
 from ..security import has_role, roles_required
-from ..services import override_list as svc
+from ..services import overrides as svc
 from ..services.overrides import (
     LEVELS,
     MATCH_MODE_LABELS,

@@ -17,6 +17,7 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..models import AuditLog
+from .search import starts_with
 
 SECRET_FIELDS = {"graph_client_secret", "autotask_secret", "password", "password_hash", "client_secret", "secret"}
 MASK = "••••••"
@@ -101,7 +102,7 @@ def list_entries(zone: ZoneInfo, user: str = "", event: str = "", date_from=None
     if user:
         q = q.where(func.lower(AuditLog.username) == user.lower())
     if event:
-        q = q.where(AuditLog.event.like(f"{event}%"))
+        q = q.where(starts_with(AuditLog.event, event))
     if date_from:
         q = q.where(AuditLog.created_at >= datetime.combine(date_from, time.min, tzinfo=zone))
     if date_to:

@@ -14,12 +14,13 @@ import zlib
 from dataclasses import dataclass, field
 
 from markupsafe import Markup
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import FeedbackAttachment, FeedbackItem, FeedbackReply, FeedbackVote, User, utcnow
 from . import audit, markdown_render
+from .search import contains_text
 
 KINDS = {"bug": "Bug", "feature": "Feature request", "question": "Question"}
 STATUSES = {"open": "Open", "planned": "Planned", "in_progress": "In progress", "done": "Done",
@@ -490,9 +491,7 @@ def list_items(viewer: User, filters: ListFilters, *, per_page: int = 25) -> tup
     if filters.status:
         where.append(FeedbackItem.status == filters.status)
     if filters.q:
-        like = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append(or_(FeedbackItem.title.ilike(like, escape="\\"),
-                         FeedbackItem.description.ilike(like, escape="\\")))
+        where.append(contains_text([FeedbackItem.title, FeedbackItem.description], filters.q))
 
     total = db.session.execute(select(func.count(FeedbackItem.id)).where(*where)).scalar_one()
     vote_count = func.coalesce(votes.c.n, 0)

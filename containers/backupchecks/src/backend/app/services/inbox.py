@@ -11,6 +11,7 @@ from ..extensions import db
 from ..models import Customer, MailMessage
 from . import audit
 from .ingest import InboxError, reparse_message
+from .search import contains_text
 from .tasks import start_task
 
 PER_PAGE = 50
@@ -43,9 +44,7 @@ def list_messages(f: InboxFilters, state: str = "inbox") -> tuple[list[MailMessa
     elif f.parsed == "yes":
         q = q.where(MailMessage.parsed.is_(True), MailMessage.is_report.is_(True))
     if f.q:
-        like = f"%{f.q.lower()}%"
-        q = q.where(or_(func.lower(MailMessage.subject).like(like), func.lower(MailMessage.from_address).like(like),
-                        func.lower(MailMessage.job_name).like(like)))
+        q = q.where(contains_text([MailMessage.subject, MailMessage.from_address, MailMessage.job_name], f.q))
     total = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
     rows = db.session.execute(
         q.order_by(MailMessage.received_at.desc().nulls_last(), MailMessage.id.desc())

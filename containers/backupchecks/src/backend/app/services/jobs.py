@@ -16,7 +16,7 @@ from sqlalchemy.orm import contains_eager, selectinload
 from ..extensions import db
 from ..models import Customer, Job, JobRun, User
 from . import audit
-from .customers import NAME_MAX, _escape_like
+from .customers import NAME_MAX, search_filter
 from .ingest import job_identity_key
 from .schedules import describe_schedule, effective_schedule, recompute_job_schedule
 from .settings import ui_zone
@@ -99,8 +99,7 @@ def _filtered(stmt, last_status, last_override, *, archived, customer_id, softwa
     elif status in STATUS_FILTERS:
         stmt = stmt.where(last_status == status)
     if q:
-        like = f"%{_escape_like(q.strip())}%"
-        stmt = stmt.where(or_(Customer.name.ilike(like, escape="\\"), Job.job_name.ilike(like, escape="\\")))
+        stmt = stmt.where(search_filter(q.strip()))
     return stmt
 
 
