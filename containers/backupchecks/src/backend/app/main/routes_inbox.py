@@ -9,7 +9,6 @@ from ..extensions import db
 from ..models import MailMessage
 from ..security import EVERYONE, roles_required, safe_next
 from ..web import form_ids
-from ..services import ingest
 from ..services import inbox as inbox_svc
 from ..services import mail_body
 from ..services.importer import import_raw_files
@@ -122,20 +121,20 @@ def inbox_approve():
         flash("None of the selected mails is in the Inbox any more; nothing was approved.", "warning")
         return _back()
     try:
-        customer = ingest.get_or_create_customer(request.form.get("customer", ""), current_user)
+        customer = inbox_svc.get_or_create_customer(request.form.get("customer", ""), current_user)
         done_jobs, total_runs, skipped = [], 0, []
         for msg in msgs:
             if msg.state != "inbox":
                 continue  # already processed as another mail of the same job
             try:
                 with db.session.begin_nested():
-                    job, n = ingest.approve_message(msg, customer, current_user)
+                    job, n = inbox_svc.approve_message(msg, customer, current_user)
                 done_jobs.append(job.job_name)
                 total_runs += n
-            except ingest.InboxError as exc:
+            except inbox_svc.InboxError as exc:
                 skipped.append(f"{msg.subject[:60]}: {exc}")
         db.session.commit()
-    except ingest.InboxError as exc:
+    except inbox_svc.InboxError as exc:
         db.session.rollback()
         flash(str(exc), "danger")
         return _back()
@@ -155,7 +154,7 @@ def inbox_delete():
     ids = form_ids("ids")
     msgs = inbox_svc.messages_by_ids(ids, user=current_user, state="inbox")
     for msg in msgs:
-        ingest.delete_message(msg, current_user)
+        inbox_svc.delete_message(msg, current_user)
     db.session.commit()
     flash(f"{len(msgs)} mail(s) deleted. Admins can restore them under Deleted mails." if msgs
           else "Select at least one mail to delete.", "success" if msgs else "warning")
@@ -172,7 +171,7 @@ def inbox_deleted_action():
         flash("Select deleted mails and an action.", "warning")
         return redirect(url_for("main.inbox_deleted"))
     for msg in msgs:
-        (ingest.restore_message if action == "restore" else ingest.purge_message)(msg, current_user)
+        (inbox_svc.restore_message if action == "restore" else inbox_svc.purge_message)(msg, current_user)
     db.session.commit()
     flash(f"{len(msgs)} mail(s) {'restored to the Inbox' if action == 'restore' else 'removed permanently'}.", "success")
     return redirect(url_for("main.inbox_deleted"))
@@ -185,7 +184,7 @@ def inbox_reparse(msg_id: int):
     try:
         became_run = inbox_svc.reparse(msg, current_user)
         db.session.commit()
-    except ingest.InboxError as exc:
+    except inbox_svc.InboxError as exc:
         db.session.rollback()
         flash(str(exc), "danger")
         return redirect(url_for("main.inbox_message", msg_id=msg_id))

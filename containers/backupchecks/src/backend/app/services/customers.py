@@ -110,11 +110,23 @@ def create_customer(name, actor, active: bool = True) -> Customer:
     name = clean_name(name)
     if _name_taken(name):
         raise CustomerError(f"A customer named '{name}' already exists.")
+    return _add(name, actor, active)
+
+
+def find_or_create_customer(name, actor, source: str) -> Customer:
+    """The customer of this name (case-insensitive), or a new active one, audited with where it
+    was made (``source``, e.g. "from the Inbox"). CustomerError for an empty or too long name."""
+    name = clean_name(name)
+    return _name_taken(name) or _add(name, actor, True, source)
+
+
+def _add(name: str, actor, active: bool, source: str = "") -> Customer:
+    """The one way a single customer is created: added, flushed and audited."""
     customer = Customer(name=name, active=bool(active))
     db.session.add(customer)
     db.session.flush()
-    audit.record("customer.create", f"Added customer {name}", user=actor, target_type="customer",
-                 target_id=customer.id, after={"name": name, "active": customer.active})
+    audit.record("customer.create", f"Added customer {name}" + (f" ({source})" if source else ""), user=actor,
+                 target_type="customer", target_id=customer.id, after={"name": name, "active": customer.active})
     return customer
 
 

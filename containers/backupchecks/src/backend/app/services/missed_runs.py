@@ -38,6 +38,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun, RemarkJobRun, TicketJobRun, utcnow
+from .overrides import apply_overrides_to_runs
 from .schedules import (
     EARLY_LIMIT,
     LATE_LIMIT,
@@ -214,7 +215,6 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
             created.append(run)
     if created:
         # Job-level rules that match status Missed (e.g. a known holiday) apply like to any run.
-        from .overrides import apply_overrides_to_runs
         apply_overrides_to_runs(created)
     _link_tickets([r.id for r in created])
     db.session.commit()
