@@ -28,7 +28,7 @@ from typing import Optional
 
 from .base import (
     FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser,
-    normalize_status, parse_with_formats,
+    status_from_word, parse_with_formats,
 )
 
 SOFTWARE = "Acronis Cyber Protect"
@@ -131,7 +131,7 @@ def _status_from_words(words: str) -> Optional[str]:
         return FAILED
     if _OK_RE.search(words):
         return SUCCESS
-    return normalize_status(words)
+    return status_from_word(words)
 
 
 def _backup_type(head: str) -> str:

@@ -27,7 +27,7 @@ import re
 from datetime import datetime
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status, parse_with_formats
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, status_from_word, parse_with_formats
 
 SOFTWARE = "Veritas Backup Exec"
 
@@ -122,7 +122,7 @@ class BackupExecAlertParser(Parser):
         body_status = None
         cm = _COMPLETION_RE.search(text)
         if cm:
-            body_status = normalize_status(cm.group("status"))
+            body_status = status_from_word(cm.group("status"))
             if re.match(r"\s*(?:cancel|missed)", cm.group("status"), re.IGNORECASE):
                 body_status = FAILED
         if body_status is None:

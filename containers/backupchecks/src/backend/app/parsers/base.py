@@ -144,8 +144,9 @@ _WS_RE = re.compile(r"\s+")
 _STATUS_CACHE: dict = {}
 
 
-def normalize_status(word: Optional[str]) -> Optional[str]:
-    """Map a vendor status word (any of the supported languages) to Success/Warning/Failed."""
+def status_from_word(word: Optional[str]) -> Optional[str]:
+    """Map a vendor status word (any of the supported languages) to Success/Warning/Failed (our spelling
+    of our own statuses: ``services.status.canonical_status``)."""
     if word is None:
         return None
     key = str(word)

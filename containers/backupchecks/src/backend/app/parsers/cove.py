@@ -11,7 +11,7 @@ documented vocabulary rather than a fixed layout:
   warnings`` → Warning, ``Failed`` / ``Aborted`` / ``Interrupted`` /
   ``Over quota`` / ``Not started`` → Failed, ``In process`` / ``InProcess``
   (still running) → Warning; German and Dutch equivalents through
-  ``normalize_status``;
+  ``status_from_word``;
 * the device is the job: a ``Device`` / ``Device name`` (``Gerät``,
   ``Apparaat``) row or line, else the subject ``<status> - <device>
   (<customer>)``;
@@ -28,7 +28,7 @@ from typing import Optional
 
 from .texttables import label_lines
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, status_from_word,
     worst_status,
 )
 
@@ -83,7 +83,7 @@ def cove_status(word: str) -> Optional[str]:
         return FAILED
     if re.search(r"^(?:completed|success|successful|abgeschlossen|erfolgreich|voltooid|geslaagd)\b", w):
         return SUCCESS
-    return normalize_status(w)
+    return status_from_word(w)
 
 
 def _cell_text(cell) -> str:

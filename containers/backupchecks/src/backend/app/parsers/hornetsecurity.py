@@ -20,7 +20,7 @@ import re
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, normalize_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, status_from_word,
     worst_status, html_label_text,
 )
 
@@ -64,7 +64,7 @@ def _status_word(word: str) -> Optional[str]:
         return FAILED
     if re.search(r"success|succeeded|completed|ok\b|erfolgreich|geslaagd", w):
         return SUCCESS
-    return normalize_status(word)
+    return status_from_word(word)
 
 
 class HornetsecurityVMBackupParser(Parser):

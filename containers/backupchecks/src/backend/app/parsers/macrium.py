@@ -22,7 +22,7 @@ import re
 from datetime import datetime
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status, parse_with_formats, html_label_text
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, status_from_word, parse_with_formats, html_label_text
 
 SOFTWARE = "Macrium Reflect"
 
@@ -68,7 +68,7 @@ def _tail_status(tail: str) -> Optional[str]:
         return FAILED
     if re.search(r"success|succeeded|completed|erfolgreich|geslaagd|réussi|reussi|voltooid", t):
         return SUCCESS
-    return normalize_status(tail)
+    return status_from_word(tail)
 
 
 def _definition_name(value: str) -> str:

@@ -16,7 +16,7 @@ from datetime import timezone
 from typing import Optional
 
 from .base import (FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text,
-                   normalize_status, parse_datetime, worst_status)
+                   status_from_word, parse_datetime, worst_status)
 
 SOFTWARE = "NAKIVO Backup & Replication"
 
@@ -71,7 +71,7 @@ def _status(word: Optional[str]) -> Optional[str]:
         return FAILED
     if _ST_OK.search(word):
         return SUCCESS
-    return normalize_status(word)
+    return status_from_word(word)
 
 
 def _key(label: str) -> Optional[str]:

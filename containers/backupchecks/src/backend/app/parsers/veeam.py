@@ -27,7 +27,7 @@ from typing import Optional
 
 from .base import (
     Message, ParsedObject, ParseResult, Parser, clean_text,
-    combine_date_time, normalize_status, parse_datetime, worst_status,
+    combine_date_time, status_from_word, parse_datetime, worst_status,
 )
 
 VBR = "Veeam Backup & Replication"
@@ -243,12 +243,12 @@ class VeeamSessionReportParser(Parser):
         objects: list[ParsedObject] = []
         for row in info.get("objects", []):
             otype = row.get("type") or default_obj_type
-            objects.append(ParsedObject(name=row["name"], type=otype, status=normalize_status(row.get("status")),
+            objects.append(ParsedObject(name=row["name"], type=otype, status=status_from_word(row.get("status")),
                                         message=row.get("message", "")))
 
-        status = normalize_status(info.get("status"))
+        status = status_from_word(info.get("status"))
         if status is None and subj:
-            status = normalize_status(subj.group("status"))
+            status = status_from_word(subj.group("status"))
         if status is None:
             status = worst_status(*(o.status for o in objects))
 

@@ -44,8 +44,9 @@ _CANONICAL = {s.lower(): s for s in STATUS_ORDER}
 _UNKNOWN_RANK = _RANK[WARNING]
 
 
-def normalise_status(status: Optional[str]) -> Optional[str]:
-    """'failed ' -> 'Failed'; unknown words come back stripped, None stays None."""
+def canonical_status(status: Optional[str]) -> Optional[str]:
+    """One of our statuses in its canonical spelling ('failed ' -> 'Failed'); unknown words come back
+    stripped, None stays None. (A vendor's status word is mapped by ``parsers.base.status_from_word``.)"""
     if status is None:
         return None
     s = str(status).strip()
@@ -56,7 +57,7 @@ def severity(status: Optional[str]) -> int:
     """0 is worst. Unknown words rank like Warning; None (no run) ranks as Expected."""
     if status is None:
         return _RANK[EXPECTED]
-    return _RANK.get(normalise_status(status), _UNKNOWN_RANK)
+    return _RANK.get(canonical_status(status), _UNKNOWN_RANK)
 
 
 def worst(statuses: Iterable[Optional[str]]) -> Optional[str]:
@@ -64,20 +65,20 @@ def worst(statuses: Iterable[Optional[str]]) -> Optional[str]:
     items = [s for s in statuses if s is not None]
     if not items:
         return None
-    return normalise_status(min(items, key=severity))
+    return canonical_status(min(items, key=severity))
 
 
 def best(statuses: Iterable[Optional[str]]) -> Optional[str]:
     items = [s for s in statuses if s is not None]
     if not items:
         return None
-    return normalise_status(max(items, key=severity))
+    return canonical_status(max(items, key=severity))
 
 
 def display_status(run) -> str:
     """The word a page shows for a run or a run object: its effective status, and
     "Success (override)" when an override made it a success."""
-    status = normalise_status(getattr(run, "effective_status", None) or getattr(run, "status", None)) or UNKNOWN
+    status = canonical_status(getattr(run, "effective_status", None) or getattr(run, "status", None)) or UNKNOWN
     if status == SUCCESS and getattr(run, "override_id", None):
         return OVERRIDE_SUCCESS
     return status
@@ -105,7 +106,7 @@ def status_from_rank(rank: Optional[int]) -> Optional[str]:
 
 def badge_class(status: Optional[str]) -> str:
     """CSS classes of the badge for a shown status ("Success (override)" included)."""
-    return BADGE_CLASSES.get(normalise_status(status) or EXPECTED, BADGE_CLASSES[WARNING])
+    return BADGE_CLASSES.get(canonical_status(status) or EXPECTED, BADGE_CLASSES[WARNING])
 
 
 def _run_time(run) -> datetime:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from ...extensions import db
 from ...models import Job, JobRun, Override, RunObject
 from .. import audit
-from ..status import MISSED, SUCCESS, normalise_status
+from ..status import MISSED, SUCCESS, canonical_status
 from .matching import active_overrides_for, apply_overrides, reevaluate_unreviewed_runs, run_moment
 from .rules import ONE_RUN_WINDOW, describe, validate_override
 
@@ -107,16 +107,16 @@ def override_from_run(run: JobRun, actor, future: bool, comment: Optional[str] =
     run's start (``ONE_RUN_WINDOW``), so it covers this run alone; with ``future`` True it
     covers this run and later ones.
     """
-    status = normalise_status(run.status)
+    status = canonical_status(run.status)
     if status == SUCCESS:
         raise ValueError("This run is already a success; there is nothing to override.")
-    problems = [o for o in (run.objects or ()) if normalise_status(o.status) not in (None, SUCCESS)]
+    problems = [o for o in (run.objects or ()) if canonical_status(o.status) not in (None, SUCCESS)]
     when = run_moment(run)
     data: dict[str, Any] = {"job_id": run.job_id, "match_mode": "contains", "treat_as_success": True,
                             "valid_from": when, "valid_until": None if future else when + ONE_RUN_WINDOW}
     if status != MISSED and len(problems) == 1:
         obj = problems[0]
-        data.update(level="object", object_name=obj.name, match_status=normalise_status(obj.status),
+        data.update(level="object", object_name=obj.name, match_status=canonical_status(obj.status),
                     match_text=_first_line(obj.message))
     else:
         data.update(level="job", match_status=status, match_text=_first_line(run.message))

@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ...extensions import db
 from ...models import Job, JobRun, Override, RunObject, utcnow
-from ..status import MISSED, SUCCESS, normalise_status
+from ..status import MISSED, SUCCESS, canonical_status
 from .rules import pattern_matches
 
 _LEVEL_RANK = {"object": 0, "job": 1, "global": 2}
@@ -120,7 +120,7 @@ def apply_overrides(run: JobRun, overrides: Optional[Sequence[Override]] = None)
     if overrides is None:
         job = run.job if run.job is not None else db.session.get(Job, run.job_id)
         overrides = active_overrides_for([job]).get(job.id, [])
-    status = normalise_status(run.status) or SUCCESS
+    status = canonical_status(run.status) or SUCCESS
     when = run_moment(run)
 
     # Objects: object rules of this name first, then job and global rules.
@@ -128,7 +128,7 @@ def apply_overrides(run: JobRun, overrides: Optional[Sequence[Override]] = None)
     covered_objects = 0
     first_object_rule: Optional[Override] = None
     for obj in run.objects or ():
-        obj_status = normalise_status(obj.status)
+        obj_status = canonical_status(obj.status)
         if obj_status in (None, SUCCESS) or status == MISSED:
             obj.effective_status = obj_status
             obj.override_id = None

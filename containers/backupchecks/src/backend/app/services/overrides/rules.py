@@ -14,7 +14,7 @@ from sqlalchemy import Interval, and_, literal
 
 from ...extensions import db
 from ...models import STATUSES, Job, Override
-from ..status import MISSED, SUCCESS, normalise_status
+from ..status import MISSED, SUCCESS, canonical_status
 from ..timezones import as_zone
 
 LEVELS = ("global", "job", "object")
@@ -175,7 +175,7 @@ def validate_override(data: Mapping[str, Any], zone: Optional[ZoneInfo] = None) 
 
     status = _text(data, "match_status")
     if status is not None:
-        canon = normalise_status(status)
+        canon = canonical_status(status)
         if canon not in STATUSES or canon == SUCCESS:
             raise ValueError(f"Status '{status[:20]}' cannot be matched: use Warning, Failed or Missed, "
                              "or leave it empty for any problem.")
