@@ -1,6 +1,6 @@
 """Ingest: one raw mail in, stored once, parsed, and turned into a run when its job is known.
 
-Invariants (ARCHITECTURE.md): a message is imported once (same Internet
+Invariants (docs/architecture.md): a message is imported once (same Internet
 Message-ID or same source id adds nothing, backed by unique constraints);
 nothing is lost (a mail that fails to parse is stored with its error and shown
 in the Inbox); a message never stops the batch it is in.
