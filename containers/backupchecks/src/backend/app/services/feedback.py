@@ -304,6 +304,12 @@ def _markdown_text(text: str | None) -> str:
     return (text or "").replace("\r\n", "\n").strip()
 
 
+def _check_length(text: str, what: str, advice: str = "shorten it") -> None:
+    if len(text) > MAX_TEXT:
+        raise FeedbackError(f"The {what} is {len(text):,} characters long; the limit is {MAX_TEXT:,}. "
+                            f"Nothing was saved: {advice} and send again.")
+
+
 def _clean_text(title: str | None, description: str | None) -> tuple[str, str]:
     title = (title or "").strip()
     description = _markdown_text(description)
@@ -312,9 +318,7 @@ def _clean_text(title: str | None, description: str | None) -> tuple[str, str]:
     if len(title) > MAX_TITLE:
         raise FeedbackError(f"The title is {len(title)} characters long; keep it under {MAX_TITLE} "
                             "and put the rest in the description.")
-    if len(description) > MAX_TEXT:
-        raise FeedbackError(f"The description is {len(description):,} characters long; the limit is {MAX_TEXT:,}. "
-                            "Nothing was saved: shorten it (a screenshot can say the rest) and send again.")
+    _check_length(description, "description", "shorten it (a screenshot can say the rest)")
     return title, description
 
 
@@ -345,9 +349,7 @@ def add_reply(actor: User, item: FeedbackItem, body: str, uploads: list[Upload])
     body = _markdown_text(body)
     if not body:
         raise FeedbackError("The reply is empty: write something before sending.")
-    if len(body) > MAX_TEXT:
-        raise FeedbackError(f"The reply is {len(body):,} characters long; the limit is {MAX_TEXT:,}. "
-                            "Nothing was saved: shorten it and send again.")
+    _check_length(body, "reply")
     images = check_uploads(uploads)
     reply = FeedbackReply(item_id=item.id, user_id=actor.id, body=body)
     db.session.add(reply)
