@@ -46,7 +46,7 @@ def seed(n_customers: int, n_jobs: int, today: date, rng: random.Random) -> int:
     from backend.app.models import Customer, Job, JobRun, Override, Ticket, TicketScope
     from backend.app.services.reports import period_days
     from backend.app.services.settings import get_settings, ui_zone
-    from backend.app.services.status import day_bounds_utc
+    from backend.app.services.timezones import day_bounds_utc
 
     s = get_settings()
     s.company_name = "Contoso IT Services"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from backend.app import ticketing_utils as tk
+from backend.app.services import tickets as tk
 from backend.app.extensions import db
 from backend.app.models import (BackgroundTask, FeedbackAttachment, FeedbackItem, FeedbackReply, ImportCycle,
                                 MailMessage, NewsItem, Override, ReportDefinition, ReportRun, RunObject, User)

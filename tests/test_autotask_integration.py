@@ -15,7 +15,7 @@ from backend.app.extensions import db
 from backend.app.models import AuditLog, Customer, JobRun, RunObject, SystemSettings, Ticket, TicketJobRun
 from backend.app.services import autotask as svc
 from backend.app.services.autotask import mapping as at_mapping, poll as at_poll
-from backend.app.ticketing_utils import link_open_internal_tickets_to_run, tickets_for_runs
+from backend.app.services.tickets import link_open_internal_tickets_to_run, tickets_for_runs
 from tests.fakes.fake_autotask import FakeAutotask
 
 from .conftest import make_customer, make_job, make_run, post_form

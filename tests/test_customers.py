@@ -297,3 +297,20 @@ def test_simultaneous_add_of_the_same_name_is_a_message_not_an_error(as_user, mo
     r = post_form(as_user("operator"), "/customers/new", {"name": "Acme"}, follow_redirects=True)
     assert r.status_code == 200 and "was just added by someone else" in r.get_data(as_text=True)
     assert db.session.execute(select(func.count(Customer.id))).scalar_one() == 1
+
+
+def test_the_inbox_creates_customers_by_the_same_rule_as_the_customers_page(app):
+    """One creation rule: the name is cleaned the same way, an existing name (any case or spacing) is
+    reused, and a new customer is audited as added, saying it came from the Inbox."""
+    from backend.app.services.inbox import InboxError, get_or_create_customer
+
+    existing = make_customer("Northwind Demo")
+    assert get_or_create_customer("  northwind   demo ", None).id == existing.id
+    new = get_or_create_customer("  Contoso   Ltd ", None)
+    assert new.name == "Contoso Ltd" and new.active
+    assert db.session.execute(select(AuditLog.summary).where(AuditLog.event == "customer.create")
+                              ).scalars().all() == ["Added customer Contoso Ltd (from the Inbox)"]
+    with pytest.raises(InboxError, match="Choose a customer"):
+        get_or_create_customer("   ", None)
+    with pytest.raises(InboxError, match="longer than 200"):
+        get_or_create_customer("x" * 201, None)

@@ -178,10 +178,10 @@ def test_chart_groups_by_local_day_across_dst_in_one_query(app):
 
 
 def test_grouping_in_sql_follows_the_local_day_rule(app):
-    """PostgreSQL's timezone() grouping puts every run on the day status.local_day gives it."""
+    """PostgreSQL's timezone() grouping puts every run on the day timezones.local_day gives it."""
     from collections import Counter
 
-    from backend.app.services.status import local_day
+    from backend.app.services.timezones import local_day
 
     job = make_job()
     base = date(2026, 10, 20)

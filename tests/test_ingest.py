@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog, Job, JobRun, MailMessage, RunObject
-from backend.app.services.ingest import (InboxError, approve_message, ingest_message, job_identity_key,
-                                         process_inbox_for_job, reparse_message)
+from backend.app.services.inbox import InboxError, approve_message, process_inbox_for_job, reparse_message
+from backend.app.services.ingest import ingest_message, job_identity_key
 from tests.conftest import make_customer, make_job, make_user
 from tests.test_importer import SAMPLES, _with_message_id
 

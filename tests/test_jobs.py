@@ -157,7 +157,7 @@ def test_detail_shows_runs_objects_mail_and_reviewer_for_admins_only(as_user, pe
 
 
 def test_detail_shows_ticket_and_remark_indicators(as_user, personas):
-    from backend.app import ticketing_utils as tk
+    from backend.app.services import tickets as tk
     j = make_job()
     run = make_run(j, "Failed")
     tk.create_ticket("T-1001", "disk failure", [{"type": "job", "job_id": j.id}], personas["operator"],

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
-from backend.app import ticketing_utils as tk
 from backend.app.extensions import db
 from backend.app.models import AuditLog, Remark, RemarkJobRun, Ticket, TicketJobRun
+from backend.app.services import tickets as tk
 
 from .conftest import make_customer, make_job, make_run, post_form
 from .helpers import queries

@@ -1,7 +1,7 @@
 """Status words as reports write them map consistently; negations never read as the opposite."""
 import pytest
 
-from backend.app.parsers.base import FAILED, SUCCESS, WARNING, normalize_status
+from backend.app.parsers.base import FAILED, SUCCESS, WARNING, status_from_word
 
 
 @pytest.mark.parametrize("word,expected", [
@@ -16,9 +16,9 @@ from backend.app.parsers.base import FAILED, SUCCESS, WARNING, normalize_status
     ("Teilweise erfolgreich", WARNING), ("Failed", FAILED), ("Fehlgeschlagen", FAILED), ("Mislukt", FAILED),
 ])
 def test_status_word(word, expected):
-    assert normalize_status(word) == expected
+    assert status_from_word(word) == expected
 
 
 @pytest.mark.parametrize("word", ["Pending", "Running", "In progress", "Unknown", ""])
 def test_no_result_yet_is_no_status(word):
-    assert normalize_status(word) is None
+    assert status_from_word(word) is None

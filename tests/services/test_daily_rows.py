@@ -9,7 +9,7 @@ import pytest
 
 from backend.app.services.daily_jobs import DayRun, row_status, slot_on
 from backend.app.services.schedules import local_to_utc
-from backend.app.services.status import day_bounds_utc
+from backend.app.services.timezones import day_bounds_utc
 
 AMS = ZoneInfo("Europe/Amsterdam")
 DAY = date(2026, 6, 10)  # a Wednesday

@@ -16,7 +16,6 @@ from backend.app.services.schedules import (
     describe_schedule,
     effective_schedule,
     infer_schedule,
-    local_day,
     local_to_utc,
     next_expected_run,
     recompute_all_schedules,
@@ -25,6 +24,7 @@ from backend.app.services.schedules import (
     slot_window,
     validate_manual_schedule,
 )
+from backend.app.services.timezones import local_day
 
 from ..helpers import make_customer, make_job, make_run, make_user, queries
 

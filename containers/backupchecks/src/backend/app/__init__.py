@@ -101,7 +101,7 @@ def _register_web(app) -> None:
 
 def _check_secrets_key(app) -> None:
     """Production without APP_ENCRYPTION_KEY while secrets are stored: refuse to start."""
-    from .services.settings_service import SettingsError, check_secrets_key
+    from .services.settings import SettingsError, check_secrets_key
 
     try:
         check_secrets_key(app)

@@ -93,7 +93,7 @@ def rotate_secrets_cmd() -> None:
     """Encrypt the stored secrets again with the first key of APP_ENCRYPTION_KEY.
 
     Rotation: set APP_ENCRYPTION_KEY="new,old", restart, run this, then drop the old key."""
-    from .services.settings_service import SettingsError, rotate_stored_secrets
+    from .services.settings import SettingsError, rotate_stored_secrets
 
     try:
         done, unreadable = rotate_stored_secrets(username="cli")

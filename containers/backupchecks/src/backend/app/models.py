@@ -1,77 +1,19 @@
-"""The domain model. Table names are stable: a rename needs a migration.
+"""The domain model. Table names are stable: a rename needs a migration. The column types are in
+``column_types``.
 
 All timestamps are stored as timezone-aware UTC (``UTCDateTime``); pages
 convert them to the configured UI timezone.
 """
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timezone
-
 from sqlalchemy import Index, UniqueConstraint, text
-from sqlalchemy.types import DateTime, Text, TypeDecorator
 
-from . import crypto
+from .column_types import EncryptedText, UTCDateTime, utcnow
 from .extensions import db
-
-log = logging.getLogger(__name__)
 
 ROLES = ("admin", "operator", "reporter", "viewer")
 THEMES = ("light", "dark", "auto")
 STATUSES = ("Success", "Warning", "Failed", "Missed")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class UTCDateTime(TypeDecorator):
-    """A DateTime that is always timezone-aware UTC (``timestamp with time zone``)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column; attach a timezone")
-        return value.astimezone(timezone.utc)
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
-
-
-class EncryptedText(TypeDecorator):
-    """A secret: the attribute holds the clear text, the column ``fernet:<token>`` (see ``crypto``).
-
-    A stored value no key can decrypt reads as None ("not set": enter it again, or set the key it
-    was stored with), with one warning per process; it is never shown or logged."""
-
-    impl = Text
-    cache_ok = True
-    _warned = False
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        return crypto.encrypt(value)
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        try:
-            return crypto.decrypt(value)
-        except (crypto.SecretUnreadable, crypto.SecretsKeyError) as exc:
-            if not EncryptedText._warned:
-                EncryptedText._warned = True
-                log.warning("%s; it counts as not set until it is entered again (or the key it was stored "
-                            "with is added to %s)", exc, crypto.ENV_VAR)
-            return None
 
 
 class TimestampMixin:
@@ -384,76 +326,77 @@ class Override(TimestampMixin, db.Model):
 
 # --- Tickets and remarks ---------------------------------------------------------------------
 
-class Ticket(TimestampMixin, db.Model):
-    __tablename__ = "tickets"
-
-    id = db.Column(db.Integer, primary_key=True)
-    code = db.Column(db.String(100), nullable=False, index=True)
-    description = db.Column(db.Text, nullable=False, default="")
+class _OpenUntilResolved:
+    """What tickets and remarks share: in force from ``active_from`` until resolved."""
     active_from = db.Column(UTCDateTime(), nullable=False, default=utcnow)
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     resolved_at = db.Column(UTCDateTime(), nullable=True)
     resolved_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     resolution_note = db.Column(db.Text, nullable=True)
-    autotask_ticket_id = db.Column(db.Integer, nullable=True, index=True)
-
-    scopes = db.relationship("TicketScope", back_populates="ticket", cascade="all, delete-orphan")
 
 
-class TicketScope(db.Model):
-    __tablename__ = "ticket_scopes"
-
-    id = db.Column(db.Integer, primary_key=True)
-    ticket_id = db.Column(db.Integer, db.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True)
+class _Scope:
+    """One scope of a ticket or remark: a customer, a job, or one object of a job."""
     scope_type = db.Column(db.String(10), nullable=False)  # customer|job|object
     customer_id = db.Column(db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), nullable=True, index=True)
     job_id = db.Column(db.Integer, db.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True)
     object_name = db.Column(db.String(500), nullable=True)
 
-    ticket = db.relationship("Ticket", back_populates="scopes")
 
-
-class TicketJobRun(db.Model):
-    __tablename__ = "ticket_job_runs"
-
-    ticket_id = db.Column(db.Integer, db.ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+class _RunLink:
+    """A run a ticket or remark was linked to (when it was open as the run came in)."""
     job_run_id = db.Column(db.Integer, db.ForeignKey("job_runs.id", ondelete="CASCADE"), primary_key=True, index=True)
     linked_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
 
 
-class Remark(TimestampMixin, db.Model):
+class Ticket(_OpenUntilResolved, TimestampMixin, db.Model):
+    __tablename__ = "tickets"
+
+    id = db.Column(db.Integer, primary_key=True)
+    code = db.Column(db.String(100), nullable=False, index=True)
+    description = db.Column(db.Text, nullable=False, default="")
+    autotask_ticket_id = db.Column(db.Integer, nullable=True, index=True)
+
+    scopes = db.relationship("TicketScope", back_populates="ticket", cascade="all, delete-orphan")
+
+
+class TicketScope(_Scope, db.Model):
+    __tablename__ = "ticket_scopes"
+
+    id = db.Column(db.Integer, primary_key=True)
+    ticket_id = db.Column(db.Integer, db.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True)
+
+    ticket = db.relationship("Ticket", back_populates="scopes")
+
+
+class TicketJobRun(_RunLink, db.Model):
+    __tablename__ = "ticket_job_runs"
+
+    ticket_id = db.Column(db.Integer, db.ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Remark(_OpenUntilResolved, TimestampMixin, db.Model):
     __tablename__ = "remarks"
 
     id = db.Column(db.Integer, primary_key=True)
     body = db.Column(db.Text, nullable=False, default="")
-    active_from = db.Column(UTCDateTime(), nullable=False, default=utcnow)
-    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
-    resolved_at = db.Column(UTCDateTime(), nullable=True)
-    resolved_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
-    resolution_note = db.Column(db.Text, nullable=True)
 
     scopes = db.relationship("RemarkScope", back_populates="remark", cascade="all, delete-orphan")
 
 
-class RemarkScope(db.Model):
+class RemarkScope(_Scope, db.Model):
     __tablename__ = "remark_scopes"
 
     id = db.Column(db.Integer, primary_key=True)
     remark_id = db.Column(db.Integer, db.ForeignKey("remarks.id", ondelete="CASCADE"), nullable=False, index=True)
-    scope_type = db.Column(db.String(10), nullable=False)
-    customer_id = db.Column(db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), nullable=True, index=True)
-    job_id = db.Column(db.Integer, db.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True)
-    object_name = db.Column(db.String(500), nullable=True)
 
     remark = db.relationship("Remark", back_populates="scopes")
 
 
-class RemarkJobRun(db.Model):
+class RemarkJobRun(_RunLink, db.Model):
     __tablename__ = "remark_job_runs"
 
     remark_id = db.Column(db.Integer, db.ForeignKey("remarks.id", ondelete="CASCADE"), primary_key=True)
-    job_run_id = db.Column(db.Integer, db.ForeignKey("job_runs.id", ondelete="CASCADE"), primary_key=True, index=True)
-    linked_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
 
 
 # --- Feedback and news -------------------------------------------------------------------------
@@ -547,8 +490,7 @@ class ImportCycle(db.Model):
 
 
 class BackgroundTask(db.Model):
-    """A long action (import now, re-parse all, Autotask refresh all) with progress that survives a
-    reload; a report's progress is on its ReportRun (both are task rows, services/tasks.py)."""
+    """A long action (re-parse all, import now, report) with progress that survives a reload."""
 
     __tablename__ = "background_tasks"
 

@@ -8,7 +8,8 @@ from flask import abort, render_template, request
 from ..security import OPERATIONS_READERS, roles_required
 from ..services.daily_jobs import STATUS_FILTER_LABELS, build_day, parse_status_filter
 from ..services.settings import ui_zone
-from ..services.status import configured_day_rule, display_status, parse_day
+from ..services.status import configured_day_rule, display_status
+from ..services.timezones import parse_day
 from ..web import parse_id
 from .blueprint import main_bp
 

@@ -9,16 +9,22 @@ from ..extensions import db
 from ..models import MailMessage
 from ..route_helpers import commit_or_flash, or_404, page_arg, start_task
 from ..security import EVERYONE, OPERATIONS_EDITORS, OPERATIONS_READERS, roles_required, safe_next
-from ..services import audit, ingest, mail_body
+from ..services import audit, mail_body
 from ..services.importer import import_raw_files
 from ..services.inbox import (
     PER_PAGE,
+    InboxError,
     InboxFilters,
+    approve_message,
     count_messages,
     customer_names,
+    delete_message,
+    get_or_create_customer,
     list_messages,
     messages_by_ids,
+    purge_message,
     reparse,
+    restore_message,
     start_reparse_all,
     visible_message,
 )
@@ -126,18 +132,18 @@ def inbox_approve():
     if not msgs:
         flash("None of the selected mails is in the Inbox any more; nothing was approved.", "warning")
         return _back()
-    with commit_or_flash(ingest.InboxError) as saved:
-        customer = ingest.get_or_create_customer(request.form.get("customer", ""), current_user)
+    with commit_or_flash(InboxError) as saved:
+        customer = get_or_create_customer(request.form.get("customer", ""), current_user)
         done_jobs, total_runs, skipped = [], 0, []
         for msg in msgs:
             if msg.state != "inbox":
                 continue  # already processed as another mail of the same job
             try:
                 with db.session.begin_nested():
-                    job, n = ingest.approve_message(msg, customer, current_user)
+                    job, n = approve_message(msg, customer, current_user)
                 done_jobs.append(job.job_name)
                 total_runs += n
-            except ingest.InboxError as exc:
+            except InboxError as exc:
                 skipped.append(f"{msg.subject[:60]}: {exc}")
     if saved.failed:
         return _back()
@@ -158,7 +164,7 @@ def inbox_delete():
     msgs = messages_by_ids(ids, user=current_user, state="inbox")
     with commit_or_flash():
         for msg in msgs:
-            ingest.delete_message(msg, current_user)
+            delete_message(msg, current_user)
     flash(f"{len(msgs)} mail(s) deleted. Admins can restore them under Deleted mails." if msgs
           else "Select at least one mail to delete.", "success" if msgs else "warning")
     return _back()
@@ -175,7 +181,7 @@ def inbox_deleted_action():
         return redirect(url_for("main.inbox_deleted"))
     with commit_or_flash():
         for msg in msgs:
-            (ingest.restore_message if action == "restore" else ingest.purge_message)(msg, current_user)
+            (restore_message if action == "restore" else purge_message)(msg, current_user)
     flash(f"{len(msgs)} mail(s) {'restored to the Inbox' if action == 'restore' else 'removed permanently'}.", "success")
     return redirect(url_for("main.inbox_deleted"))
 
@@ -185,7 +191,7 @@ def inbox_deleted_action():
 def inbox_reparse(msg_id: int):
     msg = _visible_or_404(msg_id)
     back = redirect(url_for("main.inbox_message", msg_id=msg_id))
-    with commit_or_flash(ingest.InboxError) as saved:
+    with commit_or_flash(InboxError) as saved:
         became_run = reparse(msg, current_user)
     if saved.failed:
         return back

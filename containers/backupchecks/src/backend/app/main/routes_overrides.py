@@ -11,7 +11,7 @@ from ..extensions import db
 from ..models import Override
 from ..route_helpers import commit_or_flash
 from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required
-from ..services.override_list import (
+from ..services.overrides import (
     PER_PAGE,
     STATES,
     OverrideFilters,

@@ -11,7 +11,7 @@ from ..services import review
 from ..services.overrides import override_from_run
 from ..services.run_checks import REVIEWED_DAYS, flat_order, get_run, job_panel, last_import, queue
 from ..services.status import display_status
-from ..ticketing_utils import TicketingError, create_remark, create_ticket
+from ..services.tickets import TicketingError, create_remark, create_ticket
 from ..web import form_ids
 from .blueprint import main_bp
 

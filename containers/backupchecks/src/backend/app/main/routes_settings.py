@@ -10,7 +10,7 @@ from ..route_helpers import commit_or_flash, flash_changed, start_task
 from ..security import roles_required
 from ..services import audit, importer, mail_check
 from ..services.schedules import recompute_all_schedules
-from ..services.settings_service import (
+from ..services.settings import (
     SettingsError,
     general_form_values,
     imports_form_values,

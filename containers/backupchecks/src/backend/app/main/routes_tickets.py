@@ -1,6 +1,6 @@
 """/tickets: internal tickets and remarks (list, create, edit, resolve). Viewers read; admin and operator change.
 
-The rules live in ``ticketing_utils``; this module reads the form, calls one function inside
+The rules live in ``services/tickets.py``; this module reads the form, calls one function inside
 ``commit_or_flash`` and redirects with a flash message.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..route_helpers import commit_or_flash, flash_changed, page_arg
 from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required, safe_next
 from ..services import autotask
 from ..services.settings import ui_zone
-from ..ticketing_utils import (
+from ..services.tickets import (
     STATES,
     TicketingError,
     create_remark,

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, first_group, first_label, normalize_status,
+    FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, first_group, first_label, status_from_word,
     status_from_rules,
 )
 from .dates import parse_with_formats
@@ -134,7 +134,7 @@ class BackupExecAlertParser(Parser):
         body_status = None
         cm = _COMPLETION_RE.search(text)
         if cm:
-            body_status = normalize_status(cm.group("status"))
+            body_status = status_from_word(cm.group("status"))
             if re.match(r"\s*(?:cancel|missed)", cm.group("status"), re.IGNORECASE):
                 body_status = FAILED
         if body_status is None:

@@ -144,8 +144,9 @@ _WS_RE = re.compile(r"\s+")
 _STATUS_CACHE: dict = {}
 
 
-def normalize_status(word: Optional[str]) -> Optional[str]:
-    """Map a vendor status word (any of the supported languages) to Success/Warning/Failed."""
+def status_from_word(word: Optional[str]) -> Optional[str]:
+    """Map a vendor status word (any of the supported languages) to Success/Warning/Failed (our spelling
+    of our own statuses: ``services.status.canonical_status``)."""
     if word is None:
         return None
     key = str(word)
@@ -190,8 +191,8 @@ def status_from_rules(text: str, rules) -> Optional[str]:
 
 def vendor_status(word: str, rules, lower: bool = False) -> Optional[str]:
     """A vendor's status word: its own ``rules`` (see :func:`status_from_rules`; tried on the lower-cased word
-    with ``lower``) first, then the status words every parser shares (:func:`normalize_status`)."""
-    return status_from_rules(word.lower() if lower else word, rules) or normalize_status(word)
+    with ``lower``) first, then the status words every parser shares (:func:`status_from_word`)."""
+    return status_from_rules(word.lower() if lower else word, rules) or status_from_word(word)
 
 
 def first_label(text: str, table, default: Optional[str] = None) -> Optional[str]:

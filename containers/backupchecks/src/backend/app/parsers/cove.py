@@ -11,7 +11,7 @@ documented vocabulary rather than a fixed layout:
   warnings`` → Warning, ``Failed`` / ``Aborted`` / ``Interrupted`` /
   ``Over quota`` / ``Not started`` → Failed, ``In process`` / ``InProcess``
   (still running) → Warning; German and Dutch equivalents through
-  ``normalize_status``;
+  ``status_from_word``;
 * the device is the job: a ``Device`` / ``Device name`` (``Gerät``,
   ``Apparaat``) row or line, else the subject ``<status> - <device>
   (<customer>)``;

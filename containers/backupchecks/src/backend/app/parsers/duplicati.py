@@ -27,7 +27,7 @@ import re
 from datetime import datetime, timezone
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, normalize_status
+from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, status_from_word
 from .dates import mail_tz, strptime_any
 
 SOFTWARE = "Duplicati"
@@ -75,7 +75,7 @@ def _map_result(word: Optional[str]) -> Optional[str]:
         return _RESULT_MAP[w]
     if w == "unknown":
         return None
-    return normalize_status(w)
+    return status_from_word(w)
 
 
 def _json_payload(text: str) -> Optional[dict]:

@@ -25,7 +25,7 @@ import re
 from datetime import timedelta
 from typing import Optional
 
-from .base import Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status, worst_status
+from .base import Message, ParsedObject, ParseResult, Parser, clean_text, status_from_word, worst_status
 from .dates import combine_date_time, parse_datetime
 from .tables import row_cells
 
@@ -234,11 +234,11 @@ class VeeamSessionReportParser(Parser):
                 default_obj_type = "Computer"
         # Object type: VB365 gives it per row; "N of N VMs processed" confirms VMs.
         objects = [ParsedObject(name=row["name"], type=row.get("type") or default_obj_type,
-                                status=normalize_status(row.get("status")), message=row.get("message", ""))
+                                status=status_from_word(row.get("status")), message=row.get("message", ""))
                    for row in info.get("objects", [])]
-        status = normalize_status(info.get("status"))
+        status = status_from_word(info.get("status"))
         if status is None and subj:
-            status = normalize_status(subj.group("status"))
+            status = status_from_word(subj.group("status"))
         if status is None:
             status = worst_status(*(o.status for o in objects))
         started, ended = _run_times(info, msg)

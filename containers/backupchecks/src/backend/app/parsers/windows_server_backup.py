@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text, normalize_status,
+    FAILED, SUCCESS, WARNING, Message, ParsedObject, ParseResult, Parser, clean_text, status_from_word,
     status_from_rules, worst_status,
 )
 from .dates import mail_tz, parse_datetime
@@ -108,7 +108,7 @@ def _item_status(word: str) -> Optional[str]:
         return WARNING
     if w in ("failed", "error", "aborted", "stopped", "cancelled", "canceled"):
         return FAILED
-    return normalize_status(word)
+    return status_from_word(word)
 
 
 def _host_from(msg: Message) -> Optional[str]:
@@ -120,7 +120,7 @@ def _host_from(msg: Message) -> Optional[str]:
         return m.group("host")
     m = re.search(r"(?:\bon|\bfor|\bfrom|\bauf|\bop|\bvan|[-:|])\s+(?P<host>[A-Za-z0-9][\w.-]{0,62})\s*\)?\s*$",
                   msg.subject or "", re.IGNORECASE)
-    if m and not normalize_status(m.group("host")):
+    if m and not status_from_word(m.group("host")):
         return m.group("host")
     m = re.search(r"^\s*(?:computer(?:name)?|server|host(?:name)?|machine)\s*[:=]\s*(?P<host>[\w.-]+)",
                   msg.text, re.IGNORECASE | re.MULTILINE)
@@ -273,7 +273,7 @@ class WbadminOutputParser(Parser):
             status = SUCCESS if hr.group("hr") in ("0", "0x0", "0x00000000") else FAILED
         status = worst_status(status, *(o.status for o in objects)) if objects else status
         if status is None:
-            status = normalize_status(msg.subject)
+            status = status_from_word(msg.subject)
         started = None
         m = re.search(r"(?:backup operation that started at|started at|gestartet um|gestart om)\s*['‘’\"]?"
                       r"(?P<t>[^'’\"\n]{6,60})", text, re.IGNORECASE)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping, Optional
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..models import AuditLog
+from .search import starts_with
 
 SECRET_FIELDS = {"graph_client_secret", "autotask_secret", "password", "password_hash", "client_secret", "secret"}
 MASK = "••••••"
@@ -89,22 +90,19 @@ def _jsonable(values: Optional[dict]) -> Optional[dict]:
 AUDIT_PER_PAGE = 50
 
 
-def list_entries(user: str = "", event: str = "", date_from=None, date_to=None, page: int = 1,
-                 per_page: int = AUDIT_PER_PAGE) -> tuple[list[AuditLog], int, list[str]]:
+def list_entries(zone: ZoneInfo, user: str = "", event: str = "", date_from=None, date_to=None,
+                 page: int = 1, per_page: int = AUDIT_PER_PAGE) -> tuple[list[AuditLog], int, list[str]]:
     """One page of entries, newest first, filtered by user name, event prefix and local dates
-    (inclusive, in the UI timezone): a count, a page and the list of event names."""
+    (inclusive, in ``zone``): a count, a page and the list of event names."""
     from datetime import datetime, time, timedelta
 
     from sqlalchemy import func, select
-
-    from .settings import ui_zone
 
     q = select(AuditLog)
     if user:
         q = q.where(func.lower(AuditLog.username) == user.lower())
     if event:
-        q = q.where(AuditLog.event.like(f"{event}%"))
-    zone = ui_zone()
+        q = q.where(starts_with(AuditLog.event, event))
     if date_from:
         q = q.where(AuditLog.created_at >= datetime.combine(date_from, time.min, tzinfo=zone))
     if date_to:

@@ -10,11 +10,12 @@ import io
 from dataclasses import dataclass, field
 from typing import Optional
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun
 from . import audit
+from .search import contains_text
 
 NAME_MAX = 200
 PER_PAGE = 50
@@ -61,7 +62,7 @@ def list_customers(q: str = "", active: str = "", sort: str = "name", direction:
     n = func.coalesce(counts.c.n, 0)
     stmt = select(Customer, n.label("job_count")).outerjoin(counts, counts.c.customer_id == Customer.id)
     if q:
-        stmt = stmt.where(Customer.name.ilike(f"%{_escape_like(q)}%", escape="\\"))
+        stmt = stmt.where(contains_text([Customer.name], q))
     if active == "active":
         stmt = stmt.where(Customer.active.is_(True))
     elif active == "inactive":
@@ -75,10 +76,6 @@ def list_customers(q: str = "", active: str = "", sort: str = "name", direction:
     page = max(1, page)
     result = db.session.execute(stmt.order_by(key, Customer.id).limit(per_page).offset((page - 1) * per_page)).all()
     return CustomerPage([CustomerRow(c, int(cnt)) for c, cnt in result], total, page, per_page)
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def delete_summary(customer: Customer) -> tuple[int, int]:
@@ -113,11 +110,23 @@ def create_customer(name, actor, active: bool = True) -> Customer:
     name = clean_name(name)
     if _name_taken(name):
         raise CustomerError(f"A customer named '{name}' already exists.")
+    return _add(name, actor, active)
+
+
+def find_or_create_customer(name, actor, source: str) -> Customer:
+    """The customer of this name (case-insensitive), or a new active one, audited with where it
+    was made (``source``, e.g. "from the Inbox"). CustomerError for an empty or too long name."""
+    name = clean_name(name)
+    return _name_taken(name) or _add(name, actor, True, source)
+
+
+def _add(name: str, actor, active: bool, source: str = "") -> Customer:
+    """The one way a single customer is created: added, flushed and audited."""
     customer = Customer(name=name, active=bool(active))
     db.session.add(customer)
     db.session.flush()
-    audit.record("customer.create", f"Added customer {name}", user=actor, target_type="customer",
-                 target_id=customer.id, after={"name": name, "active": customer.active})
+    audit.record("customer.create", f"Added customer {name}" + (f" ({source})" if source else ""), user=actor,
+                 target_type="customer", target_id=customer.id, after={"name": name, "active": customer.active})
     return customer
 
 
@@ -354,5 +363,4 @@ def import_csv(data: bytes, actor) -> ImportReport:
 
 def search_filter(q: str):
     """The WHERE clause for the global search (customer or job name)."""
-    like = f"%{_escape_like(q)}%"
-    return or_(Customer.name.ilike(like, escape="\\"), Job.job_name.ilike(like, escape="\\"))
+    return contains_text([Customer.name, Job.job_name], q)

@@ -36,7 +36,6 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun
-from ..ticketing_utils import remarks_for_runs, tickets_for_runs
 from .missed_runs import EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT, slot_verdict
 from .schedules import (
     EARLY_LIMIT,
@@ -54,10 +53,11 @@ from .status import (
     SUCCESS,
     WARNING,
     RunColumns,
-    day_bounds_utc,
     day_run,
     display_status,
 )
+from .tickets import remarks_for_runs, tickets_for_runs
+from .timezones import day_bounds_utc
 
 PER_PAGE = 200
 # The status filter: a word in the URL -> the shown statuses it selects.

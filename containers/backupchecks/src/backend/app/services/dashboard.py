@@ -25,10 +25,11 @@ from sqlalchemy import Date, cast, func, literal, select
 from ..extensions import db
 from ..models import ImportCycle, JobRun, utcnow
 from . import markdown_render
-from . import news as news_svc
+from . import news
 from .daily_jobs import day_counts
 from .settings import get_settings, ui_zone
-from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule, day_bounds_utc
+from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule
+from .timezones import day_bounds_utc
 
 CHART_DAYS = 30
 CARD_STATUSES = (SUCCESS, WARNING, FAILED, MISSED)
@@ -176,8 +177,8 @@ def dashboard_data(include_all_news: bool = False, now: Optional[datetime] = Non
     series = chart_days(zone, today)
     unreviewed, has_runs = run_totals()
     cycle = last_import()
-    visible = news_svc.visible_news(now)
-    managed = news_svc.all_news() if include_all_news else []
+    visible = news.visible_news(now)
+    managed = news.all_news() if include_all_news else []
     return {
         "today": today,
         "counts": counts,
@@ -196,5 +197,5 @@ def dashboard_data(include_all_news: bool = False, now: Optional[datetime] = Non
             "totals": [d.total for d in series],
         },
         "news": [(item, markdown_render.html_of(item)) for item in visible],  # stored HTML
-        "all_news": [(item, news_svc.state(item, now)) for item in managed],
+        "all_news": [(item, news.state(item, now)) for item in managed],
     }

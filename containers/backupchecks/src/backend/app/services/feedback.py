@@ -14,12 +14,13 @@ import zlib
 from dataclasses import dataclass, field
 
 from markupsafe import Markup
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import FeedbackAttachment, FeedbackItem, FeedbackReply, FeedbackVote, User, utcnow
 from . import audit, markdown_render
+from .search import contains_text
 
 KINDS = {"bug": "Bug", "feature": "Feature request", "question": "Question"}
 STATUSES = {"open": "Open", "planned": "Planned", "in_progress": "In progress", "done": "Done",
@@ -303,6 +304,12 @@ def _markdown_text(text: str | None) -> str:
     return (text or "").replace("\r\n", "\n").strip()
 
 
+def _check_length(text: str, what: str, advice: str = "shorten it") -> None:
+    if len(text) > MAX_TEXT:
+        raise FeedbackError(f"The {what} is {len(text):,} characters long; the limit is {MAX_TEXT:,}. "
+                            f"Nothing was saved: {advice} and send again.")
+
+
 def _clean_text(title: str | None, description: str | None) -> tuple[str, str]:
     title = (title or "").strip()
     description = _markdown_text(description)
@@ -311,9 +318,7 @@ def _clean_text(title: str | None, description: str | None) -> tuple[str, str]:
     if len(title) > MAX_TITLE:
         raise FeedbackError(f"The title is {len(title)} characters long; keep it under {MAX_TITLE} "
                             "and put the rest in the description.")
-    if len(description) > MAX_TEXT:
-        raise FeedbackError(f"The description is {len(description):,} characters long; the limit is {MAX_TEXT:,}. "
-                            "Nothing was saved: shorten it (a screenshot can say the rest) and send again.")
+    _check_length(description, "description", "shorten it (a screenshot can say the rest)")
     return title, description
 
 
@@ -344,9 +349,7 @@ def add_reply(actor: User, item: FeedbackItem, body: str, uploads: list[Upload])
     body = _markdown_text(body)
     if not body:
         raise FeedbackError("The reply is empty: write something before sending.")
-    if len(body) > MAX_TEXT:
-        raise FeedbackError(f"The reply is {len(body):,} characters long; the limit is {MAX_TEXT:,}. "
-                            "Nothing was saved: shorten it and send again.")
+    _check_length(body, "reply")
     images = check_uploads(uploads)
     reply = FeedbackReply(item_id=item.id, user_id=actor.id, body=body)
     db.session.add(reply)
@@ -490,9 +493,7 @@ def list_items(viewer: User, filters: ListFilters, *, per_page: int = 25) -> tup
     if filters.status:
         where.append(FeedbackItem.status == filters.status)
     if filters.q:
-        like = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append(or_(FeedbackItem.title.ilike(like, escape="\\"),
-                         FeedbackItem.description.ilike(like, escape="\\")))
+        where.append(contains_text([FeedbackItem.title, FeedbackItem.description], filters.q))
 
     total = db.session.execute(select(func.count(FeedbackItem.id)).where(*where)).scalar_one()
     vote_count = func.coalesce(votes.c.n, 0)

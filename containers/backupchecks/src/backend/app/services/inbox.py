@@ -1,4 +1,6 @@
-"""The Inbox: listing with filters and paging in the database, and the long actions."""
+"""The Inbox: listing with filters and paging in the database, and what users do to its mails
+(approve to a customer, delete, restore, purge, re-parse one or all). Storing and parsing a mail is
+``ingest``'s."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,13 +10,25 @@ from flask import Flask
 from sqlalchemy import func, or_, select, true
 
 from ..extensions import db
-from ..models import Customer, MailMessage
+from ..models import Customer, Job, MailMessage, utcnow
 from . import audit
-from .ingest import InboxError, reparse_message
+from .customers import CustomerError, find_or_create_customer
+from .ingest import (
+    create_run_from_message,
+    find_job_for,
+    message_identity_key,
+    normalise_identity_part,
+    parse_into,
+)
+from .search import contains_text
 from .tasks import start_task
 
 PER_PAGE = 50
 STATUSES = ("Success", "Warning", "Failed")
+
+
+class InboxError(ValueError):
+    pass
 
 
 @dataclass
@@ -43,9 +57,7 @@ def list_messages(f: InboxFilters, state: str = "inbox") -> tuple[list[MailMessa
     elif f.parsed == "yes":
         q = q.where(MailMessage.parsed.is_(True), MailMessage.is_report.is_(True))
     if f.q:
-        like = f"%{f.q.lower()}%"
-        q = q.where(or_(func.lower(MailMessage.subject).like(like), func.lower(MailMessage.from_address).like(like),
-                        func.lower(MailMessage.job_name).like(like)))
+        q = q.where(contains_text([MailMessage.subject, MailMessage.from_address, MailMessage.job_name], f.q))
     total = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
     rows = db.session.execute(
         q.order_by(MailMessage.received_at.desc().nulls_last(), MailMessage.id.desc())
@@ -93,6 +105,104 @@ def messages_by_ids(ids: list[int], *, user, state: Optional[str] = None) -> lis
     if state:
         q = q.where(MailMessage.state == state)
     return db.session.execute(q.order_by(MailMessage.received_at.asc().nulls_last(), MailMessage.id)).scalars().all()
+
+
+# --- Actions on mails -------------------------------------------------------------------------
+
+def get_or_create_customer(name: str, actor) -> Customer:
+    """The customer an approval goes to: found by name or created by the customer service."""
+    if not " ".join((name or "").split()):
+        raise InboxError("Choose a customer or type the name of a new one.")
+    try:
+        return find_or_create_customer(name, actor, source="from the Inbox")
+    except CustomerError as exc:
+        raise InboxError(str(exc)) from None
+
+
+def approve_message(msg: MailMessage, customer: Customer, actor) -> tuple[Job, int]:
+    """Create (or find) the job for this mail under the customer, make its run, then process the
+    other Inbox mails of the same job. Returns the job and how many mails became runs."""
+    if msg.state != "inbox":
+        raise InboxError("This mail is no longer in the Inbox (someone else may have handled it).")
+    key = message_identity_key(msg)
+    if key is None:
+        raise InboxError("Only a parsed backup report can be approved: this mail has no software and "
+                         "job name. Re-parse it after a parser update, or delete it.")
+    job = db.session.execute(select(Job).where(Job.identity_key == key)).scalar_one_or_none()
+    if job is not None and job.archived:
+        raise InboxError(f"The job '{job.job_name}' exists but is archived; unarchive it under Jobs first.")
+    if job is None:
+        job = Job(customer_id=customer.id, sender=msg.from_address, job_name=msg.job_name, software=msg.software,
+                  backup_type=msg.backup_type, identity_key=key)
+        db.session.add(job)
+        db.session.flush()
+        audit.record("job.create", f"Approved job {msg.job_name} ({msg.software}) for {customer.name}",
+                     user=actor, target_type="job", target_id=job.id,
+                     after={"customer": customer.name, "job_name": job.job_name, "software": job.software,
+                            "sender": job.sender})
+    elif job.customer_id != customer.id:
+        raise InboxError(f"This job already belongs to customer '{job.customer.name}'.")
+    processed = process_inbox_for_job(job)
+    return job, processed
+
+
+def process_inbox_for_job(job: Job) -> int:
+    """Turn every Inbox mail of this job into a run (oldest first). One query for the candidates.
+
+    The identity is normalised for case and spacing, so the query narrows by sender and software
+    (case-insensitive) and the normalised key decides; a job name compared in SQL would miss
+    "Daily  VM Backup" for "Daily VM Backup"."""
+    candidates = db.session.execute(
+        select(MailMessage).where(MailMessage.state == "inbox", MailMessage.parsed.is_(True),
+                                  MailMessage.is_report.is_(True),
+                                  func.lower(MailMessage.from_address) == normalise_identity_part(job.sender),
+                                  func.lower(MailMessage.software) == normalise_identity_part(job.software))
+        .order_by(MailMessage.received_at.asc().nulls_last(), MailMessage.id)
+    ).scalars().all()
+    count = 0
+    for m in candidates:
+        if message_identity_key(m) == job.identity_key:
+            create_run_from_message(m, job)
+            count += 1
+    return count
+
+
+def delete_message(msg: MailMessage, actor) -> None:
+    if msg.state == "deleted":
+        return
+    before = msg.state
+    msg.state, msg.deleted_at, msg.deleted_by_id = "deleted", utcnow(), getattr(actor, "id", None)
+    audit.record("inbox.delete", f"Deleted mail '{msg.subject[:120]}'", user=actor, target_type="mail",
+                 target_id=msg.id, before={"state": before}, after={"state": "deleted"})
+
+
+def restore_message(msg: MailMessage, actor) -> None:
+    if msg.state != "deleted":
+        raise InboxError("Only deleted mails can be restored.")
+    msg.state, msg.deleted_at, msg.deleted_by_id = "inbox", None, None
+    audit.record("inbox.restore", f"Restored mail '{msg.subject[:120]}'", user=actor, target_type="mail",
+                 target_id=msg.id, before={"state": "deleted"}, after={"state": "inbox"})
+
+
+def purge_message(msg: MailMessage, actor) -> None:
+    if msg.state != "deleted":
+        raise InboxError("Delete the mail first; only deleted mails can be removed permanently.")
+    audit.record("inbox.purge", f"Permanently removed mail '{msg.subject[:120]}'", user=actor,
+                 target_type="mail", target_id=msg.id)
+    db.session.delete(msg)
+
+
+def reparse_message(msg: MailMessage) -> bool:
+    """Re-run the parsers over the stored raw mail; an Inbox mail of a known job becomes a run."""
+    if msg.raw is None:
+        raise InboxError("The raw mail is no longer stored (raw-mail retention), so it can't be re-parsed.")
+    parse_into(msg, msg.raw)
+    if msg.state == "inbox":
+        job = find_job_for(msg)
+        if job is not None:
+            create_run_from_message(msg, job)
+            return True
+    return False
 
 
 def reparse(msg: MailMessage, actor) -> bool:

@@ -1,9 +1,9 @@
 """Ingest: one raw mail in, stored once, parsed, and turned into a run when its job is known.
 
-Invariants (docs/architecture.md, "The flow of one report"): a message is
-imported once (same Internet Message-ID or same source id adds nothing, backed
-by unique constraints); nothing is lost (a mail that fails to parse is stored
-with its error and shown in the Inbox); a message never stops the batch it is in.
+Invariants (docs/architecture.md): a message is imported once (same Internet
+Message-ID or same source id adds nothing, backed by unique constraints);
+nothing is lost (a mail that fails to parse is stored with its error and shown
+in the Inbox); a message never stops the batch it is in.
 """
 from __future__ import annotations
 
@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Customer, Job, JobRun, MailMessage, RunObject, utcnow
+from ..models import Job, JobRun, MailMessage, RunObject, utcnow
 from ..parsers.base import ParseResult
 from ..parsers.normalize import normalize
 from ..parsers.registry import parse_message
-from . import audit
+from .missed_runs import reconcile_late_run
+from .overrides import apply_overrides
 from .settings import get_settings
+from .tickets import link_open_internal_tickets_to_run
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,13 @@ class IngestOutcome:
     error: Optional[str] = None
 
 
-def _norm(value: Optional[str]) -> str:
+def normalise_identity_part(value: Optional[str]) -> str:
     return re.sub(r"\s+", " ", (value or "")).strip().lower()
 
 
 def job_identity_key(sender: Optional[str], job_name: Optional[str], software: Optional[str]) -> str:
     """Sender + job name + software, normalised for case and spacing."""
-    return "|".join(_norm(v) for v in (sender, job_name, software))
+    return "|".join(normalise_identity_part(v) for v in (sender, job_name, software))
 
 
 def message_identity_key(msg: MailMessage) -> Optional[str]:
@@ -185,10 +187,6 @@ def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
 
 def after_run_created(run: JobRun) -> None:
     """Hooks every new real run goes through: late-run reconciliation, overrides, tickets."""
-    from ..ticketing_utils import link_open_internal_tickets_to_run
-    from .missed_runs import reconcile_late_run
-    from .overrides import apply_overrides
-
     reconcile_late_run(run)
     apply_overrides(run)
     link_open_internal_tickets_to_run(run)
@@ -224,12 +222,8 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
         msg.parsed, msg.parse_reason = False, "the mail could not be read (not RFC 822?)"
     _clean_text_fields(msg)
     try:
-        with db.session.begin_nested():
-            db.session.add(msg)
-            db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return IngestOutcome("duplicate")  # a concurrent import stored it first
+        if not _store(msg):
+            return IngestOutcome("duplicate")  # a concurrent import stored it first
     except Exception as exc:  # noqa: BLE001 - the database refused a parsed field: keep the mail anyway
         db.session.rollback()
         log.exception("storing the parsed fields of a mail failed; storing it with the error")
@@ -257,120 +251,19 @@ def _store_unparsed(raw: bytes, source: str, source_id: Optional[str], imid: Opt
     msg = MailMessage(source=source, source_id=source_id, internet_message_id=imid, imported_at=utcnow(),
                       raw=raw if keep_raw else None, raw_size=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(),
                       state="inbox", parsed=False, parse_error=error)
+    if not _store(msg):
+        return IngestOutcome("duplicate")
+    db.session.commit()
+    return IngestOutcome("inbox", message_id=msg.id, error=error)
+
+
+def _store(msg: MailMessage) -> bool:
+    """Add the mail in a savepoint; False when it is a duplicate (a unique constraint refused it)."""
     try:
         with db.session.begin_nested():
             db.session.add(msg)
             db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        return IngestOutcome("duplicate")
-    db.session.commit()
-    return IngestOutcome("inbox", message_id=msg.id, error=error)
-
-
-# --- Inbox actions --------------------------------------------------------------------------
-
-class InboxError(ValueError):
-    pass
-
-
-def get_or_create_customer(name: str, actor) -> Customer:
-    name = re.sub(r"\s+", " ", (name or "")).strip()
-    if not name:
-        raise InboxError("Choose a customer or type the name of a new one.")
-    if len(name) > 200:
-        raise InboxError("A customer name may have at most 200 characters.")
-    customer = db.session.execute(select(Customer).where(func.lower(Customer.name) == name.lower())).scalar_one_or_none()
-    if customer is None:
-        customer = Customer(name=name)
-        db.session.add(customer)
-        db.session.flush()
-        audit.record("customer.create", f"Created customer {name} (from the Inbox)", user=actor,
-                     target_type="customer", target_id=customer.id, after={"name": name})
-    return customer
-
-
-def approve_message(msg: MailMessage, customer: Customer, actor) -> tuple[Job, int]:
-    """Create (or find) the job for this mail under the customer, make its run, then process the
-    other Inbox mails of the same job. Returns the job and how many mails became runs."""
-    if msg.state != "inbox":
-        raise InboxError("This mail is no longer in the Inbox (someone else may have handled it).")
-    key = message_identity_key(msg)
-    if key is None:
-        raise InboxError("Only a parsed backup report can be approved: this mail has no software and "
-                         "job name. Re-parse it after a parser update, or delete it.")
-    job = db.session.execute(select(Job).where(Job.identity_key == key)).scalar_one_or_none()
-    if job is not None and job.archived:
-        raise InboxError(f"The job '{job.job_name}' exists but is archived; unarchive it under Jobs first.")
-    if job is None:
-        job = Job(customer_id=customer.id, sender=msg.from_address, job_name=msg.job_name, software=msg.software,
-                  backup_type=msg.backup_type, identity_key=key)
-        db.session.add(job)
-        db.session.flush()
-        audit.record("job.create", f"Approved job {msg.job_name} ({msg.software}) for {customer.name}",
-                     user=actor, target_type="job", target_id=job.id,
-                     after={"customer": customer.name, "job_name": job.job_name, "software": job.software,
-                            "sender": job.sender})
-    elif job.customer_id != customer.id:
-        raise InboxError(f"This job already belongs to customer '{job.customer.name}'.")
-    processed = process_inbox_for_job(job)
-    return job, processed
-
-
-def process_inbox_for_job(job: Job) -> int:
-    """Turn every Inbox mail of this job into a run (oldest first). One query for the candidates.
-
-    The identity is normalised for case and spacing, so the query narrows by sender and software
-    (case-insensitive) and the normalised key decides; a job name compared in SQL would miss
-    "Daily  VM Backup" for "Daily VM Backup"."""
-    candidates = db.session.execute(
-        select(MailMessage).where(MailMessage.state == "inbox", MailMessage.parsed.is_(True),
-                                  MailMessage.is_report.is_(True),
-                                  func.lower(MailMessage.from_address) == _norm(job.sender),
-                                  func.lower(MailMessage.software) == _norm(job.software))
-        .order_by(MailMessage.received_at.asc().nulls_last(), MailMessage.id)
-    ).scalars().all()
-    count = 0
-    for m in candidates:
-        if message_identity_key(m) == job.identity_key:
-            create_run_from_message(m, job)
-            count += 1
-    return count
-
-
-def delete_message(msg: MailMessage, actor) -> None:
-    if msg.state == "deleted":
-        return
-    before = msg.state
-    msg.state, msg.deleted_at, msg.deleted_by_id = "deleted", utcnow(), getattr(actor, "id", None)
-    audit.record("inbox.delete", f"Deleted mail '{msg.subject[:120]}'", user=actor, target_type="mail",
-                 target_id=msg.id, before={"state": before}, after={"state": "deleted"})
-
-
-def restore_message(msg: MailMessage, actor) -> None:
-    if msg.state != "deleted":
-        raise InboxError("Only deleted mails can be restored.")
-    msg.state, msg.deleted_at, msg.deleted_by_id = "inbox", None, None
-    audit.record("inbox.restore", f"Restored mail '{msg.subject[:120]}'", user=actor, target_type="mail",
-                 target_id=msg.id, before={"state": "deleted"}, after={"state": "inbox"})
-
-
-def purge_message(msg: MailMessage, actor) -> None:
-    if msg.state != "deleted":
-        raise InboxError("Delete the mail first; only deleted mails can be removed permanently.")
-    audit.record("inbox.purge", f"Permanently removed mail '{msg.subject[:120]}'", user=actor,
-                 target_type="mail", target_id=msg.id)
-    db.session.delete(msg)
-
-
-def reparse_message(msg: MailMessage) -> bool:
-    """Re-run the parsers over the stored raw mail; an Inbox mail of a known job becomes a run."""
-    if msg.raw is None:
-        raise InboxError("The raw mail is no longer stored (raw-mail retention), so it can't be re-parsed.")
-    parse_into(msg, msg.raw)
-    if msg.state == "inbox":
-        job = find_job_for(msg)
-        if job is not None:
-            create_run_from_message(msg, job)
-            return True
-    return False
+        return False
+    return True

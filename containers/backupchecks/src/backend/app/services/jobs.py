@@ -16,10 +16,11 @@ from sqlalchemy.orm import contains_eager, selectinload
 from ..extensions import db
 from ..models import Customer, Job, JobRun, User
 from . import audit
-from .customers import NAME_MAX, _escape_like
+from .customers import NAME_MAX, search_filter
 from .ingest import job_identity_key
 from .schedules import describe_schedule, effective_schedule, recompute_job_schedule
-from ..ticketing_utils import remarks_for_runs, tickets_for_runs
+from .settings import ui_zone
+from .tickets import remarks_for_runs, tickets_for_runs
 
 UTC = timezone.utc
 PER_PAGE = 50
@@ -98,8 +99,7 @@ def _filtered(stmt, last_status, last_override, *, archived, customer_id, softwa
     elif status in STATUS_FILTERS:
         stmt = stmt.where(last_status == status)
     if q:
-        like = f"%{_escape_like(q.strip())}%"
-        stmt = stmt.where(or_(Customer.name.ilike(like, escape="\\"), Job.job_name.ilike(like, escape="\\")))
+        stmt = stmt.where(search_filter(q.strip()))
     return stmt
 
 
@@ -428,7 +428,6 @@ def import_jobs_json(data: bytes, actor, now: Optional[datetime] = None) -> JobI
     job name, software) does not exist yet, skipping the others with a reason. The caller commits."""
     rows = parse_jobs_json(data)
     now = now or datetime.now(UTC)
-    from .settings import ui_zone
     zone = ui_zone()
     keys = {r["identity_key"] for r in rows}
     existing = dict(db.session.execute(

@@ -17,8 +17,7 @@ from flask import current_app
 
 from ..mail.graph import GraphConfig, GraphMailSource
 from . import audit
-from .settings import get_settings
-from .settings_service import SettingsError, typed_mail_values, typed_secret, validate_mail_values
+from .settings import SettingsError, get_settings, typed_mail_values, typed_secret, validate_mail_values
 
 log = logging.getLogger(__name__)
 

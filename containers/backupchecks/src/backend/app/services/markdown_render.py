@@ -1,11 +1,11 @@
-"""Markdown to safe HTML: the one pipeline and the one allow-list of the app.
+"""Markdown to safe HTML: the one Markdown pipeline of the app.
 
 Used for what users write (feedback descriptions and replies, dashboard news, report intros) and for
 the shipped documentation pages.
 
-- Safe: Markdown's own HTML handling is off, so HTML typed in the text is shown as text; nh3 then
-  keeps only TAGS and ATTRIBUTES, and links keep only http, https and mailto targets (and relative
-  ones), so ``javascript:`` and ``data:`` links lose their target.
+- Safe: Markdown's own HTML handling is off, so HTML typed in the text is shown as text; the result
+  then goes through the allow-list in ``sanitize`` (``USER_MARKDOWN``, or ``DOCS_MARKDOWN`` with the
+  docs' heading anchors).
 - Rendered once, when the text is saved. FIELDS lists each Markdown column and the HTML column beside
   it; a flush of a new row, or of a row whose Markdown changed, renders it and stamps the row's
   ``html_version`` with VERSION. Pages read the stored HTML (``html_of``) and never run Markdown.
@@ -28,7 +28,6 @@ import types
 from dataclasses import dataclass
 
 import markdown
-import nh3
 from flask import Flask
 from markdown.inlinepatterns import LinkInlineProcessor
 from markupsafe import Markup, escape
@@ -37,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import FeedbackItem, FeedbackReply, NewsItem, ReportDefinition
+from .sanitize import DOCS_MARKDOWN, USER_MARKDOWN
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,6 @@ LINK_WINDOW = 2_000         # characters a link text or target may have
 RERENDER_BATCH = 50         # rows per table per pass of the background loop ...
 PASS_SECONDS = 5.0          # ... and about this much CPU per pass at most (the loop thread has other work)
 
-TAGS = frozenset({"p", "br", "hr", "strong", "em", "b", "i", "del", "code", "pre", "blockquote", "ul", "ol", "li",
-                  "a", "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td"})
-ATTRIBUTES = {"a": {"href", "title"}, **{f"h{n}": {"id"} for n in range(1, 7)}}  # ids: the docs' anchors
-URL_SCHEMES = frozenset({"http", "https", "mailto"})
-LINK_REL = "noopener noreferrer"
 EXTENSIONS = ("tables", "fenced_code", "sane_lists")
 
 
@@ -180,11 +175,6 @@ def plain_html(text: str) -> str:
     return "".join("<p>" + str(escape(p)).replace("\n", "<br>\n") + "</p>\n" for p in paragraphs if p.strip())
 
 
-def _clean(html: str) -> str:
-    return nh3.clean(html, tags=set(TAGS), attributes=ATTRIBUTES, url_schemes=set(URL_SCHEMES),
-                     link_rel=LINK_REL, strip_comments=True)
-
-
 def render(text: str | None, *, heading_ids: bool = False) -> str:
     """Markdown to safe HTML, in bounded time (see the module's notes); heading_ids for the docs' anchors."""
     source = text or ""
@@ -195,7 +185,7 @@ def render(text: str | None, *, heading_ids: bool = False) -> str:
                     "it nests too deep" if isinstance(exc, RecursionError) else
                     f"rendering took more than {BUDGET_SECONDS} s of CPU")
         html = plain_html(source)
-    return _clean(html)
+    return (DOCS_MARKDOWN if heading_ids else USER_MARKDOWN).clean(html)
 
 
 # --- Stored HTML --------------------------------------------------------------------------------
@@ -205,7 +195,7 @@ def html_of(row) -> Markup:
     field = _BY_MODEL[type(row)]
     if (row.html_version or 0) >= VERSION:
         return Markup(getattr(row, field.html) or "")
-    return Markup(_clean(plain_html(getattr(row, field.source) or "")))
+    return Markup(USER_MARKDOWN.clean(plain_html(getattr(row, field.source) or "")))
 
 
 def _render_changed(session: Session, flush_context, instances) -> None:

@@ -41,7 +41,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun, RemarkJobRun, TicketJobRun, utcnow
-from ..ticketing_utils import link_open_internal_tickets_to_runs
 from .background import register_loop
 from .overrides import apply_overrides_to_runs
 from .schedules import (
@@ -54,7 +53,8 @@ from .schedules import (
     recompute_all_schedules,
     slot_window,
 )
-from .settings import ui_zone
+from .tickets import link_open_internal_tickets_to_runs
+from .timezones import as_zone
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ RELEARN_AFTER = timedelta(hours=6)       # the loop relearns a job's schedule at
 MISSED_MESSAGE = "No report received for the run expected at {hhmm}"
 
 
-def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
-    if zone is not None:
-        return zone
-    return ui_zone()
 
 
 def _existing_missed(job_ids: list[int], lo: datetime, hi: datetime) -> dict[int, list[datetime]]:
@@ -255,7 +251,7 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     (due jobs, their runs around the due slots, existing missed runs) plus one claim per due job.
     The decisions are the pure ``plan_job`` and ``slots_to_create``; this step reads and writes.
     """
-    zone = _zone(zone)
+    zone = as_zone(zone)
     due_jobs = db.session.execute(_due_jobs_query(now)).scalars().all()
     if not due_jobs:
         return 0
@@ -287,7 +283,7 @@ def reconcile_late_run(run: JobRun, zone: Optional[ZoneInfo] = None) -> Optional
     """
     if run.missed or run.started_at is None or run.job_id is None:
         return None
-    zone = _zone(zone)
+    zone = as_zone(zone)
     job = run.job if run.job is not None else db.session.get(Job, run.job_id)
     sched = effective_schedule(job) if job is not None else None
     usable = is_scheduled(sched)

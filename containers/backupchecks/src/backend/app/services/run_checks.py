@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 from ..extensions import db
 from ..models import Customer, ImportCycle, Job, JobRun, utcnow
 from .status import severity, status_from_rank, status_rank_sql
+from .tickets import open_remarks_for_job, open_tickets_for_job, remarks_for_runs, tickets_for_runs
 
 RUNS_IN_PANEL = 50
 REVIEWED_DAYS = 7  # "include reviewed" shows the reviewed runs of the last week
@@ -93,7 +94,6 @@ def job_panel(job_id: int, include_reviewed: bool = False) -> Optional[JobPanel]
     runs = db.session.execute(q).scalars().all()
     for run in runs:  # failed and warning objects on top
         run.sorted_objects = sorted(run.objects, key=lambda o: (severity(o.effective_status or o.status), o.name.lower()))
-    from ..ticketing_utils import open_remarks_for_job, open_tickets_for_job, remarks_for_runs, tickets_for_runs
     ids = [r.id for r in runs]
     return JobPanel(job=job, runs=runs, tickets=tickets_for_runs(ids), remarks=remarks_for_runs(ids),
                     open_tickets=open_tickets_for_job(job_id), open_remarks=open_remarks_for_job(job_id))

@@ -1,14 +1,25 @@
-"""System settings: one row, created on first use."""
+"""System settings: the one settings row (created on first use), the UI timezone, and saving the
+Settings page's sections (validation, audit with before/after, secrets masked)."""
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, available_timezones
+import logging
+import re
 from functools import lru_cache
+from typing import Mapping
+from zoneinfo import ZoneInfo, available_timezones
 
 from flask import current_app, g
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from .. import crypto
 from ..extensions import db
-from ..models import SystemSettings
+from ..models import MailMessage, SystemSettings
+from . import audit
 
+DAILY_RULES = ("worst", "last", "best")
+
+log = logging.getLogger(__name__)
 
 def get_settings() -> SystemSettings:
     """The settings row (cached per request)."""
@@ -18,7 +29,6 @@ def get_settings() -> SystemSettings:
     if row is None:
         # Created inside a savepoint: it is committed with the caller's transaction, and
         # never commits the caller's half-done work.
-        from sqlalchemy.exc import IntegrityError
         try:
             with db.session.begin_nested():
                 row = SystemSettings(id=1)
@@ -50,3 +60,229 @@ def timezone_choices() -> list[str]:
 def graph_env_overrides() -> dict:
     """Graph values set in the environment; they win over the Settings page."""
     return dict(current_app.config.get("GRAPH_ENV_OVERRIDES") or {})
+
+
+# --- Saving the Settings page ------------------------------------------------------------------
+
+class SettingsError(ValueError):
+    pass
+
+
+def _snapshot(row, fields) -> dict:
+    return {f: getattr(row, f) for f in fields}
+
+
+def _apply(section: str, values: dict) -> bool:
+    row = get_settings()
+    before = _snapshot(row, values.keys())
+    for key, value in values.items():
+        setattr(row, key, value)
+    b, a = audit.changed_fields(before, values)
+    if "ui_timezone" in a:
+        g.pop("ui_zone", None)  # the cached zone of this request is stale now
+    if not a:
+        return False
+    audit.record(f"settings.{section}", f"Settings → {section.capitalize()}: {', '.join(sorted(a))}",
+                 target_type="settings", target_id=section, before=b, after=a)
+    return True
+
+
+def general_form_values() -> dict:
+    s = get_settings()
+    return {"ui_timezone": s.ui_timezone, "sandbox_mode": s.sandbox_mode, "dashboard_first": s.dashboard_first,
+            "daily_status_rule": s.daily_status_rule, "company_name": s.company_name}
+
+
+def save_general(form: Mapping[str, str]) -> bool:
+    tz = (form.get("ui_timezone") or "").strip()
+    if tz not in timezone_choices():
+        raise SettingsError(f"'{tz}' is not a known IANA timezone (e.g. Europe/Amsterdam). Nothing was saved.")
+    rule = form.get("daily_status_rule", "worst")
+    if rule not in DAILY_RULES:
+        raise SettingsError("The day's status rule must be worst, last or best. Nothing was saved.")
+    name = (form.get("company_name") or "").strip()
+    if len(name) > 200:
+        raise SettingsError("The service provider name may have at most 200 characters. Nothing was saved.")
+    return _apply("general", {
+        "ui_timezone": tz,
+        "sandbox_mode": form.get("sandbox_mode") in ("on", "1", "true", "y"),
+        "dashboard_first": form.get("dashboard_first") in ("on", "1", "true", "y"),
+        "daily_status_rule": rule,
+        "company_name": name,
+    })
+
+
+# --- Mail (Microsoft Graph) ---------------------------------------------------------------------
+
+MAIL_FIELDS = ("graph_tenant_id", "graph_client_id", "graph_mailbox", "graph_incoming_folder", "graph_processed_folder")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def mail_form_values(env_overrides: Mapping[str, str]) -> dict:
+    s = get_settings()
+    values = {f: getattr(s, f) or "" for f in MAIL_FIELDS}
+    values.update({k: v for k, v in env_overrides.items() if k in MAIL_FIELDS})
+    values["secret_set"] = bool(s.graph_client_secret or env_overrides.get("graph_client_secret"))
+    return values
+
+
+def typed_mail_values(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> dict:
+    """The Graph values typed in the form (stripped, None when empty); fields the environment
+    sets are left out, as they are not editable on the page. The secret is not included."""
+    return {f: (form.get(f) or "").strip() or None for f in MAIL_FIELDS if f not in env_overrides}
+
+
+def validate_mail_values(values: Mapping[str, str | None]) -> None:
+    """Raise SettingsError (one sentence) when a typed Graph value can't be right."""
+    for f in ("graph_tenant_id", "graph_client_id"):
+        v = values.get(f)
+        if v and not _GUID.match(v) and not (f == "graph_tenant_id" and "." in v):
+            label = "Tenant ID" if f == "graph_tenant_id" else "Client ID"
+            raise SettingsError(f"{label} must be a GUID like 0a1b2c3d-…-… (copy it from the app registration's "
+                                "Overview page).")
+    mailbox = values.get("graph_mailbox")
+    if mailbox and "@" not in mailbox:
+        raise SettingsError("Mailbox must be an address like backups@example.com.")
+    for f in ("graph_incoming_folder", "graph_processed_folder"):
+        if values.get(f) and len(values[f]) > 500:
+            raise SettingsError("A folder path may have at most 500 characters.")
+    if values.get("graph_incoming_folder") and values.get("graph_incoming_folder") == values.get("graph_processed_folder"):
+        raise SettingsError("The processed folder must differ from the incoming folder.")
+
+
+def typed_secret(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> tuple[str | None, bool]:
+    """(the secret typed in the form or None, whether "Remove the stored secret" is ticked);
+    both ignored when the environment sets the secret."""
+    if "graph_client_secret" in env_overrides:
+        return None, False
+    return (form.get("graph_client_secret") or "").strip() or None, form.get("clear_secret") == "on"
+
+
+def save_mail(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> bool:
+    """Save the Graph settings. Values set in the environment are not editable here.
+    The client secret is write-only: an empty field keeps the stored one."""
+    values = typed_mail_values(form, env_overrides)
+    try:
+        validate_mail_values(values)
+    except SettingsError as exc:
+        raise SettingsError(f"{exc} Nothing was saved.") from None
+    secret, clear = typed_secret(form, env_overrides)
+    if secret and not crypto.can_store():
+        raise SettingsError(f"{crypto.no_key_message()} Nothing was saved.")
+    if secret:
+        values["graph_client_secret"] = secret
+    if clear:
+        values["graph_client_secret"] = None
+    return _apply("mail", values)
+
+
+# --- Imports -----------------------------------------------------------------------------------------
+
+def imports_form_values() -> dict:
+    s = get_settings()
+    return {"auto_import_enabled": s.auto_import_enabled, "import_interval_minutes": s.import_interval_minutes,
+            "import_batch_size": s.import_batch_size, "manual_import_batch_size": s.manual_import_batch_size,
+            "keep_raw_mails": s.keep_raw_mails, "raw_retention_days": s.raw_retention_days}
+
+
+def _int_field(form, name: str, label: str, lo: int, hi: int) -> int:
+    raw = (form.get(name) or "").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{label} must be a whole number between {lo} and {hi}, not '{raw}'. Nothing was saved.")
+    if not lo <= value <= hi:
+        raise SettingsError(f"{label} must be between {lo} and {hi}. Nothing was saved.")
+    return value
+
+
+def save_imports(form: Mapping[str, str]) -> bool:
+    values = {
+        "auto_import_enabled": form.get("auto_import_enabled") == "on",
+        "import_interval_minutes": _int_field(form, "import_interval_minutes", "Interval (minutes)", 1, 1440),
+        "import_batch_size": _int_field(form, "import_batch_size", "Batch size", 1, 1000),
+        "manual_import_batch_size": _int_field(form, "manual_import_batch_size", "Manual batch size", 1, 1000),
+        "keep_raw_mails": form.get("keep_raw_mails") == "on",
+        "raw_retention_days": _int_field(form, "raw_retention_days", "Retention (days)", 0, 3650),
+    }
+    return _apply("imports", values)
+
+
+# --- Maintenance -------------------------------------------------------------------------------------
+
+def maintenance_info(app_version) -> dict:
+    """Database and version information for Settings → Maintenance."""
+    engine = db.engine
+    try:
+        revision = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # noqa: BLE001 - a database without the table still shows the rest
+        db.session.rollback()
+        revision = None
+    mails, raw_kept, raw_bytes = db.session.execute(select(
+        func.count(MailMessage.id), func.count(MailMessage.raw), func.coalesce(func.sum(MailMessage.raw_size), 0))).one()
+    return {"dialect": engine.dialect.name, "server": getattr(engine.dialect, "server_version_info", None),
+            "database": engine.url.database, "host": engine.url.host, "schema_revision": revision,
+            "app_version": app_version, "mails": mails, "raw_kept": raw_kept, "raw_bytes": raw_bytes}
+
+
+# --- Secrets at rest (see ``crypto``) ------------------------------------------------------------
+
+def _stored_secrets(conn) -> dict[str, str]:
+    """The non-empty secret columns of the settings row as stored (encrypted or, from before
+    encryption, clear), read with plain SQL so nothing is decrypted; {} without the table."""
+    if not inspect(conn).has_table(SystemSettings.__tablename__):
+        return {}
+    columns = SystemSettings.secret_columns()
+    row = conn.execute(text(f"SELECT {', '.join(columns)} FROM system_settings WHERE id = 1")).mappings().first()
+    return {c: row[c] for c in columns if row is not None and row[c]}
+
+
+def check_secrets_key(app) -> None:
+    """Production without APP_ENCRYPTION_KEY may run only while no secret is stored: raise
+    SettingsError (one line for the operator) when the database holds one."""
+    if crypto.can_store(app.config):
+        return
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                stored = _stored_secrets(conn)
+        except SQLAlchemyError as exc:  # the database is not there yet: the migrations will say so
+            log.warning("could not check for stored secrets: %s", type(exc).__name__)
+            return
+        finally:
+            db.engine.dispose()
+    if not stored:
+        return
+    names = ", ".join(sorted(stored))
+    if any(crypto.is_encrypted(v) for v in stored.values()):
+        raise SettingsError(f"{crypto.ENV_VAR} is not set, but the database holds encrypted secrets ({names}); "
+                            "set it to the key they were stored with (docs/configuration.md).")
+    raise SettingsError(f"{crypto.ENV_VAR} is not set, but the database holds secrets ({names}) that an earlier "
+                        f"version stored in clear; set it to a new key (make one with: {crypto.GENERATE_HINT}) "
+                        "and they are encrypted at start-up.")
+
+
+def rotate_stored_secrets(actor=None, username: str | None = None) -> tuple[list[str], list[str]]:
+    """Encrypt every stored secret again with the first key of APP_ENCRYPTION_KEY (and encrypt any
+    left in clear). Returns (re-encrypted columns, columns no key can decrypt, left as they are).
+    Audited; commits."""
+    if not crypto.can_store():
+        raise SettingsError(crypto.no_key_message())
+    conn = db.session.connection()
+    stored = _stored_secrets(conn)
+    done, unreadable = [], []
+    for column, value in sorted(stored.items()):
+        try:
+            new = crypto.reencrypt(value)
+        except crypto.SecretUnreadable:
+            unreadable.append(column)
+            continue
+        conn.execute(text(f"UPDATE system_settings SET {column} = :v WHERE id = 1"), {"v": new})
+        done.append(column)
+    if done:
+        audit.record("settings.rotate_secrets", f"Re-encrypted the stored secrets with the current key: "
+                     f"{', '.join(done)}", user=actor, username=username, target_type="settings",
+                     target_id="secrets")
+    db.session.commit()
+    db.session.expire_all()
+    return done, unreadable

@@ -11,9 +11,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable, Optional, Sequence, Union
-from zoneinfo import ZoneInfo
+from datetime import datetime, timezone
+from typing import Iterable, Optional, Sequence
+
+from .settings import get_settings
 
 SUCCESS = "Success"
 WARNING = "Warning"
@@ -32,11 +33,10 @@ _CANONICAL = {s.lower(): s for s in STATUS_ORDER}
 # An unknown status word is treated like a warning: shown, never hidden as a success.
 _UNKNOWN_RANK = _RANK[WARNING]
 
-Zone = Union[ZoneInfo, str]
 
-
-def normalise_status(status: Optional[str]) -> Optional[str]:
-    """'failed ' -> 'Failed'; unknown words come back stripped, None stays None."""
+def canonical_status(status: Optional[str]) -> Optional[str]:
+    """One of our statuses in its canonical spelling ('failed ' -> 'Failed'); unknown words come back
+    stripped, None stays None. (A vendor's status word is mapped by ``parsers.base.status_from_word``.)"""
     if status is None:
         return None
     s = str(status).strip()
@@ -47,7 +47,7 @@ def severity(status: Optional[str]) -> int:
     """0 is worst. Unknown words rank like Warning; None (no run) ranks as Expected."""
     if status is None:
         return _RANK[EXPECTED]
-    return _RANK.get(normalise_status(status), _UNKNOWN_RANK)
+    return _RANK.get(canonical_status(status), _UNKNOWN_RANK)
 
 
 def worst(statuses: Iterable[Optional[str]]) -> Optional[str]:
@@ -55,14 +55,14 @@ def worst(statuses: Iterable[Optional[str]]) -> Optional[str]:
     items = [s for s in statuses if s is not None]
     if not items:
         return None
-    return normalise_status(min(items, key=severity))
+    return canonical_status(min(items, key=severity))
 
 
 def best(statuses: Iterable[Optional[str]]) -> Optional[str]:
     items = [s for s in statuses if s is not None]
     if not items:
         return None
-    return normalise_status(max(items, key=severity))
+    return canonical_status(max(items, key=severity))
 
 
 @dataclass(slots=True)
@@ -81,7 +81,7 @@ class RunColumns:
 def display_status(run) -> str:
     """The word a page shows for a run or a run object: its effective status, and
     "Success (override)" when an override made it a success."""
-    status = normalise_status(getattr(run, "effective_status", None) or getattr(run, "status", None)) or UNKNOWN
+    status = canonical_status(getattr(run, "effective_status", None) or getattr(run, "status", None)) or UNKNOWN
     if status == SUCCESS and getattr(run, "override_id", None):
         return OVERRIDE_SUCCESS
     return status
@@ -142,40 +142,7 @@ def day_status(runs: Sequence, rule: str = "worst") -> Optional[str]:
     return display_status(chosen) if chosen is not None else None
 
 
-# --- Days in the UI timezone --------------------------------------------------------------
-
-def _zone(zone: Zone) -> ZoneInfo:
-    return zone if isinstance(zone, ZoneInfo) else ZoneInfo(str(zone))
-
-
-def local_day(dt_utc: datetime, zone: Zone) -> date:
-    """The calendar day (in ``zone``) of a moment: a run belongs to the day its backup started."""
-    if dt_utc.tzinfo is None:
-        raise ValueError("local_day needs a timezone-aware datetime (times are stored in UTC)")
-    return dt_utc.astimezone(_zone(zone)).date()
-
-
-def day_bounds_utc(day: date, zone: Zone) -> tuple[datetime, datetime]:
-    """[start, end) of a local calendar day as UTC datetimes; 23 or 25 hours long on DST days."""
-    z = _zone(zone)
-    start = datetime.combine(day, time.min, tzinfo=z)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=z)
-    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
-
-
-def parse_day(value: Optional[str], zone: Zone, today: Optional[date] = None) -> date:
-    """A YYYY-MM-DD from a URL (empty -> today in ``zone``); ValueError with a clear message."""
-    if value is None or not str(value).strip():
-        return today or datetime.now(_zone(zone)).date()
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValueError(f"'{str(value)[:40]}' is not a date: use YYYY-MM-DD, e.g. 2026-03-29.") from None
-
-
 def configured_day_rule() -> str:
     """The day-status rule chosen in Settings (an unknown value falls back to "worst")."""
-    from .settings import get_settings
-
     rule = (get_settings().daily_status_rule or "worst").strip().lower()
     return rule if rule in DAY_RULES else "worst"

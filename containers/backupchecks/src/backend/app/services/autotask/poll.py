@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Ticket
 from ...psa import AutotaskClient, PsaError, PsaNotFoundError, PsaTicket
-from ...ticketing_utils import TicketingError, resolve_ticket as resolve_internal
+from ..tickets import TicketingError, resolve_ticket as resolve_internal
 from ..background import register_loop
 from ..settings import get_settings, ui_zone
 from .client import AutotaskServiceError, autotask_client, is_configured

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from ...extensions import db
 from ...models import Customer, Job, JobRun, Ticket, TicketJobRun, User, utcnow
 from ...psa import PsaError, PsaNotFoundError, PsaTicket, PsaValidationError
-from ...ticketing_utils import TicketingError, create_ticket, open_tickets_for_job
-from ...ticketing_utils import resolve_ticket as resolve_internal
+from ..tickets import TicketingError, create_ticket, open_tickets_for_job
+from ..tickets import resolve_ticket as resolve_internal
 from .. import audit
 from ..settings import get_settings, ui_zone
 from .client import AutotaskServiceError, _fail, autotask_client

@@ -15,7 +15,8 @@ from sqlalchemy import and_, func, or_, select
 from ...extensions import db
 from ...models import Customer, Job, JobRun, Override, ReportDefinition, RunObject, Ticket, TicketScope, utcnow
 from ..settings import get_settings, ui_zone
-from ..status import configured_day_rule, day_status, display_status, local_day
+from ..status import configured_day_rule, day_status, display_status
+from ..timezones import local_day
 from .data import (
     CustomerReport,
     FailureRow,

@@ -9,7 +9,7 @@ from typing import Optional
 from zoneinfo import ZoneInfo
 
 from ...models import ReportDefinition, ReportRun
-from ..status import day_bounds_utc
+from ..timezones import day_bounds_utc
 from .vocabulary import PERIODS, ReportError
 
 

@@ -12,6 +12,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Optional
 from zoneinfo import ZoneInfo
 
+from ..timezones import local_day  # noqa: F401 (schedules.local_day is the same function)
+
 UTC = timezone.utc
 
 DEFAULT_GRACE_MINUTES = 120      # a run may start up to 2 h after the expected time
@@ -28,11 +30,6 @@ def local_to_utc(day: date, wall: time, zone: ZoneInfo) -> datetime:
     # fold=0: a non-existent time is read with the offset before the gap (so it lands after the
     # gap, shifted forward), an ambiguous one as its first occurrence (PEP 495).
     return datetime.combine(day, wall, tzinfo=zone).replace(fold=0).astimezone(UTC)
-
-
-def local_day(moment: datetime, zone: ZoneInfo) -> date:
-    """The local day a moment falls on (a run belongs to the day its backup started)."""
-    return moment.astimezone(zone).date()
 
 
 def _parse_hhmm(value) -> time:

@@ -12,16 +12,10 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Job, JobRun
 from .. import audit
-from ..settings import ui_zone
+from ..timezones import as_zone
 from .learning import MONTHLY_WINDOW_DAYS, infer_schedule
 from .manual import _normalise_manual, describe_schedule, effective_schedule, validate_manual_schedule
 from .slots import UTC, first_open_slot, first_slot_in_force, grace_of, is_scheduled, local_day, local_to_utc, next_slot
-
-
-def _zone(zone: Optional[ZoneInfo]) -> ZoneInfo:
-    if zone is not None:
-        return zone
-    return ui_zone()
 
 
 def _apply(job: Job, learned: Optional[dict], now: datetime, zone: ZoneInfo, keep_pending: bool) -> None:
@@ -62,7 +56,7 @@ def _learning_since(now: datetime) -> datetime:
 def recompute_job_schedule(job: Job, now: datetime, zone: Optional[ZoneInfo] = None) -> dict:
     """Relearn one job's schedule from its recent real runs (one query) and store it with the next
     expected slot and deadline. Returns the learned schedule. The caller commits."""
-    zone = _zone(zone)
+    zone = as_zone(zone)
     starts = db.session.execute(
         select(JobRun.started_at)
         .where(JobRun.job_id == job.id, JobRun.missed.is_(False), JobRun.started_at.is_not(None),
@@ -81,7 +75,7 @@ def recompute_all_schedules(now: datetime, zone: Optional[ZoneInfo] = None,
     Two queries whatever the number of jobs: the jobs, then the recent run starts of all of them,
     grouped in Python. Returns the number of jobs recomputed. The caller commits.
     """
-    zone = _zone(zone)
+    zone = as_zone(zone)
     q = select(Job).where(Job.archived.is_(False))
     if stale_after is not None:
         q = q.where((Job.learned_at.is_(None)) | (Job.learned_at <= now - stale_after))
@@ -113,7 +107,7 @@ def set_manual_schedule(job: Job, data: dict, actor, now: Optional[datetime] = N
     Raises ValueError with a message for the operator on bad input (nothing is changed then).
     Returns the stored schedule. The caller commits.
     """
-    zone = _zone(zone)
+    zone = as_zone(zone)
     now = now or datetime.now(UTC)
     clean = validate_manual_schedule(data, today=local_day(now, zone))
     before = job.manual_schedule
@@ -129,7 +123,7 @@ def set_manual_schedule(job: Job, data: dict, actor, now: Optional[datetime] = N
 def clear_manual_schedule(job: Job, actor, now: Optional[datetime] = None,
                           zone: Optional[ZoneInfo] = None) -> None:
     """Remove a manual schedule: the learned one counts again; audited. The caller commits."""
-    zone = _zone(zone)
+    zone = as_zone(zone)
     now = now or datetime.now(UTC)
     before = job.manual_schedule
     if before is None:

@@ -1,8 +1,7 @@
 """The Overrides page: the list of rules (filtered, sorted and paged in the database; three queries
-per page whatever the number of rules) and the choices its form offers. The rules themselves —
-validation, matching, re-evaluation — live in ``services/overrides.py``.
+per page whatever the number of rules) and the choices its form offers.
 
-A rule made with "Mark as success → this run only" (``overrides.is_one_run_rule``) is in the
+A rule made with "Mark as success → this run only" (``rules.is_one_run_rule``) is in the
 state "run": the page says which run it was applied to, never "expired"."""
 from __future__ import annotations
 
@@ -12,9 +11,10 @@ from typing import Optional
 
 from sqlalchemy import and_, func, or_, select
 
-from ..extensions import db
-from ..models import Customer, Job, JobRun, Override, User
-from .overrides import LEVELS, is_one_run_rule, one_run_rule_sql
+from ...extensions import db
+from ...models import Customer, Job, JobRun, Override, RunObject, User
+from ..search import contains_text
+from .rules import LEVELS, is_one_run_rule, one_run_rule_sql
 
 PER_PAGE = 50
 STATES = {"current": "In force (active, not expired)", "run": "This run only (applied to one run)",
@@ -79,10 +79,6 @@ def _state_of(rule: Override, now: datetime) -> str:
     return "current"
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def list_overrides(filters: OverrideFilters, now: datetime, per_page: int = PER_PAGE
                    ) -> tuple[list[OverrideRow], int, int]:
     """(rows of this page, total rows, page) — one count query and one page query."""
@@ -106,10 +102,9 @@ def list_overrides(filters: OverrideFilters, now: datetime, per_page: int = PER_
     elif filters.state == "upcoming":
         conds += [Override.active.is_(True), Override.valid_from > now, ~one_run]
     if filters.q:
-        pattern = _like(filters.q)
-        conds.append(or_(*[col.ilike(pattern, escape="\\") for col in (
+        conds.append(contains_text((
             Override.software, Override.backup_type, Override.job_name_pattern, Override.object_name,
-            Override.match_text, Override.comment, Job.job_name, Customer.name)]))
+            Override.match_text, Override.comment, Job.job_name, Customer.name), filters.q))
     if conds:
         base = base.where(and_(*conds))
     total = db.session.execute(select(func.count()).select_from(base.with_only_columns(Override.id).subquery())
@@ -153,7 +148,6 @@ def job_choices(include_id: Optional[int] = None) -> list[tuple[int, str, str]]:
 
 def unreviewed_runs_using(rule_id: int) -> int:
     """How many unreviewed runs the rule currently decides (the run itself or one of its objects)."""
-    from ..models import JobRun, RunObject
     by_object = select(RunObject.job_run_id).where(RunObject.override_id == rule_id)
     return db.session.execute(
         select(func.count(JobRun.id)).where(JobRun.reviewed_at.is_(None),

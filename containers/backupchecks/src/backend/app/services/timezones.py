@@ -1,0 +1,43 @@
+"""Zones and local days, the one home for them: a run belongs to the day its backup started, in the
+UI timezone (Settings → General, read by ``settings.ui_zone``)."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Optional, Union
+from zoneinfo import ZoneInfo
+
+from .settings import ui_zone
+
+Zone = Union[ZoneInfo, str]
+
+
+def as_zone(zone: Optional[Zone] = None) -> ZoneInfo:
+    """``zone`` as a ZoneInfo (a name is looked up); None means the UI timezone."""
+    if zone is None:
+        return ui_zone()
+    return zone if isinstance(zone, ZoneInfo) else ZoneInfo(str(zone))
+
+
+def local_day(moment: datetime, zone: Optional[Zone] = None) -> date:
+    """The calendar day (in ``zone``) of a moment: a run belongs to the day its backup started."""
+    if moment.tzinfo is None:
+        raise ValueError("local_day needs a timezone-aware datetime (times are stored in UTC)")
+    return moment.astimezone(as_zone(zone)).date()
+
+
+def day_bounds_utc(day: date, zone: Optional[Zone] = None) -> tuple[datetime, datetime]:
+    """[start, end) of a local calendar day as UTC datetimes; 23 or 25 hours long on DST days."""
+    z = as_zone(zone)
+    start = datetime.combine(day, time.min, tzinfo=z)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=z)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def parse_day(value: Optional[str], zone: Optional[Zone] = None, today: Optional[date] = None) -> date:
+    """A YYYY-MM-DD from a URL (empty -> today in ``zone``); ValueError with a clear message."""
+    if value is None or not str(value).strip():
+        return today or datetime.now(as_zone(zone)).date()
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"'{str(value)[:40]}' is not a date: use YYYY-MM-DD, e.g. 2026-03-29.") from None
