@@ -24,9 +24,9 @@ def audit_log():
     user = (request.args.get("user") or "").strip()
     event = (request.args.get("event") or "").strip()
     page = page_arg()
-    rows, total, events = audit.list_entries(user, event, _parse_date(request.args.get("from")),
-                                             _parse_date(request.args.get("to")), page)
     zone = ui_zone()
+    rows, total, events = audit.list_entries(zone, user, event, _parse_date(request.args.get("from")),
+                                             _parse_date(request.args.get("to")), page)
     changes = {r.id: audit.change_lines(r.before, r.after, zone) for r in rows}
     return render_template("main/audit_log.html", rows=rows, changes=changes, total=total, page=page,
                            per_page=audit.AUDIT_PER_PAGE,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any, Mapping, Optional
 from zoneinfo import ZoneInfo
 
 from flask import has_request_context, request
 from flask_login import current_user
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import AuditLog
@@ -94,10 +95,6 @@ def list_entries(zone: ZoneInfo, user: str = "", event: str = "", date_from=None
                  page: int = 1, per_page: int = AUDIT_PER_PAGE) -> tuple[list[AuditLog], int, list[str]]:
     """One page of entries, newest first, filtered by user name, event prefix and local dates
     (inclusive, in ``zone``): a count, a page and the list of event names."""
-    from datetime import datetime, time, timedelta
-
-    from sqlalchemy import func, select
-
     q = select(AuditLog)
     if user:
         q = q.where(func.lower(AuditLog.username) == user.lower())
