@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from .extensions import db
 from .models import ROLES, JobRun, MailMessage
 from .services.settings import get_settings, ui_zone
+from .services.timezones import local_day
 
 
 def init_app(app: Flask) -> None:
@@ -73,7 +74,7 @@ def reltime(value: datetime | None) -> Markup:
         value = value.replace(tzinfo=timezone.utc)
     local = value.astimezone(ui_zone())
     ago = _ago(int((datetime.now(timezone.utc) - value).total_seconds()))
-    today = datetime.now(ui_zone()).date()
+    today = local_day(datetime.now(timezone.utc))
     short = local.strftime("%H:%M") if local.date() == today else local.strftime("%Y-%m-%d %H:%M")
     full = local.strftime("%Y-%m-%d %H:%M:%S %Z (UTC%z)")
     return Markup(f'<time datetime="{escape(value.isoformat())}" title="{escape(full)}">{escape(short)} · {escape(ago)}</time>')

@@ -3,7 +3,7 @@ redirects, and the security headers. Error pages are in ``errors.py``, template 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 
 from flask import Flask, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user
@@ -13,7 +13,8 @@ from .extensions import db, login_manager
 from .models import User
 from .security import session_is_current
 from .services.accounts import has_users
-from .services.settings import get_settings, ui_zone
+from .services.settings import get_settings
+from .services.timezones import local_day
 
 #: The largest id a row can have: primary keys are PostgreSQL ``integer`` (32-bit signed).
 MAX_ID = 2**31 - 1
@@ -114,7 +115,7 @@ def dashboard_first_of_the_day():
     settings = get_settings()
     if not settings.dashboard_first:
         return None
-    today = datetime.now(ui_zone()).date().isoformat()
+    today = local_day(datetime.now(timezone.utc)).isoformat()
     if current_user.last_dashboard_date == today:
         return None
     current_user.last_dashboard_date = today

@@ -9,7 +9,7 @@ from ..security import OPERATIONS_READERS, roles_required
 from ..services.daily_jobs import STATUS_FILTER_LABELS, build_day, parse_status_filter
 from ..services.settings import ui_zone
 from ..services.status import configured_day_rule, display_status
-from ..services.timezones import parse_day
+from ..services.timezones import local_day, parse_day
 from ..web import parse_id
 from .blueprint import main_bp
 
@@ -23,7 +23,7 @@ def daily_jobs():
     zone = ui_zone()
     now = datetime.now(timezone.utc)
     try:
-        day = parse_day(request.args.get("date"), zone, today=now.astimezone(zone).date())
+        day = parse_day(request.args.get("date"), zone, today=local_day(now, zone))
         status = parse_status_filter(request.args.get("status"))
     except ValueError as exc:
         abort(400, f"Daily Jobs: {exc}")

@@ -57,7 +57,7 @@ from .status import (
     display_status,
 )
 from .tickets import remarks_for_runs, tickets_for_runs
-from .timezones import day_bounds_utc
+from .timezones import day_bounds_utc, local_day
 
 PER_PAGE = 200
 # The status filter: a word in the URL -> the shown statuses it selects.
@@ -330,7 +330,7 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
         tickets = tickets_for_runs(run_ids)
         remarks = remarks_for_runs(run_ids)
 
-    return DailyJobsView(day=day, today=now.astimezone(zone).date(), rule=rule, zone=zone, groups=groups,
+    return DailyJobsView(day=day, today=local_day(now, zone), rule=rule, zone=zone, groups=groups,
                          counts=counts, total=total, page=page, per_page=per_page, customers=customers,
                          customer_id=customer_id, status_filter=status_filter, tickets=tickets, remarks=remarks)
 

@@ -29,7 +29,7 @@ from . import news
 from .daily_jobs import day_counts
 from .settings import get_settings, ui_zone
 from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule
-from .timezones import day_bounds_utc
+from .timezones import day_bounds_utc, local_day
 
 CHART_DAYS = 30
 CARD_STATUSES = (SUCCESS, WARNING, FAILED, MISSED)
@@ -160,7 +160,7 @@ def last_import() -> Optional[ImportCycle]:
 def todays_cards(zone: ZoneInfo, now: datetime, rule: str) -> tuple[dict[str, int], int]:
     """({status: jobs} for the four cards, jobs that are a success by override) for the local day
     of ``now``: the counts of the Daily Jobs rows of that day (Success includes overrides)."""
-    shown = day_counts(now.astimezone(zone).date(), zone, now, rule)
+    shown = day_counts(local_day(now, zone), zone, now, rule)
     counts = {s: shown.get(s, 0) for s in CARD_STATUSES}
     counts[SUCCESS] += shown.get(OVERRIDE_SUCCESS, 0)
     return counts, shown.get(OVERRIDE_SUCCESS, 0)
@@ -172,7 +172,7 @@ def dashboard_data(include_all_news: bool = False, now: Optional[datetime] = Non
     import (1), visible news (1), and for admins all news (1)."""
     zone = ui_zone()
     now = now or utcnow()
-    today = now.astimezone(zone).date()
+    today = local_day(now, zone)
     counts, by_override = todays_cards(zone, now, configured_day_rule())
     series = chart_days(zone, today)
     unreviewed, has_runs = run_totals()

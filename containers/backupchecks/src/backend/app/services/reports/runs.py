@@ -27,6 +27,7 @@ from .definitions import parse_recipients
 from .pdf import render_pdf
 from .periods import Period, period_for, run_period
 from .vocabulary import FORMATS, ReportError
+from ..timezones import local_day
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def request_report(defn: ReportDefinition, fmt: str, user=None, *, trigger: str 
         _check_user_limit(user.id)
     zone = ui_zone()
     now = now or utcnow()
-    period = period_for(defn, zone, now.astimezone(zone).date())
+    period = period_for(defn, zone, local_day(now, zone))
     run = ReportRun(definition_id=defn.id, trigger=trigger, fmt=fmt, state="queued", progress=0,
                     period_start=period.start_utc, period_end=period.end_utc,
                     created_by_id=getattr(user, "id", None), created_at=now)
