@@ -10,7 +10,7 @@ INSTANCE := $(or $(APP_INSTANCE_PATH),instance)
 # The team's shared sample corpus beside the clone; `make check-parsers` checks it where it exists.
 SHARED_SAMPLES := ../shared/samples/emails
 
-.PHONY: run test test-fast audit bench-parsers bench-reports bench-import check-parsers migrate \
+.PHONY: run test test-fast audit bench-parsers bench-reports bench-import bench-pages check-parsers migrate \
 	flask create-user import-mail import-eml parse clean clean-data
 
 $(VENV)/.installed: containers/backupchecks/requirements.txt requirements-dev.txt
@@ -56,6 +56,13 @@ bench-parsers: $(VENV)/.installed
 ## Mails per second through the whole pipeline (parse + store + runs) on PostgreSQL.
 bench-import: $(VENV)/.installed
 	$(PY) scripts/bench_import.py
+
+## The morning pages at MSP size (300 customers / 3,000 jobs / ~1.07 M runs) beside a 10x smaller
+## database, served by gunicorn as in production: p50/p95/max ms, KB and statements per page, the ratio
+## and the goal per page (scripts/bench/pages.py; ~15 min; PostgreSQL on 127.0.0.1:5432; BENCH_KEEP=1
+## keeps the two databases, BENCH_REUSE=1 reuses the ones seeded today).
+bench-pages: $(VENV)/.installed
+	$(PY) scripts/bench/pages.py
 
 ## A one-month PDF for 100 customers and 1,000 jobs on PostgreSQL.
 bench-reports: $(VENV)/.installed
