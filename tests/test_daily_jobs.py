@@ -286,7 +286,9 @@ def test_constant_number_of_queries_whatever_the_day_size(as_user):
     small = count_queries(lambda: c.get(url))
     for k in range(4):
         seed_page_day(30, f"Bulk {k} Testing")
-    large = count_queries(lambda: c.get(url))
+    computed = count_queries(lambda: c.get(url))  # the new jobs change the day: its rows are computed again
+    large = count_queries(lambda: c.get(url))      # then served from the day cache
+    assert computed == small + 2                   # the candidate jobs and the runs around the day
     html = c.get(url).get_data(as_text=True)
     assert html.count("data-job=") == 123
     assert small == large, (small, large)
@@ -298,3 +300,60 @@ def test_dates_out_of_range_are_refused(as_user):
     for value in ("0001-01-01", "9999-12-31"):
         r = c.get(f"/daily-jobs?date={value}")
         assert r.status_code == 400 and "is out of range" in r.get_data(as_text=True)
+
+
+# --- The day cache: a cached day still shows every change at once -------------------------------------
+
+def test_a_cached_day_shows_a_late_run_a_review_an_override_and_a_schedule_change():
+    acme = make_customer("Cache Testing")
+    late = job(acme, "Late Report", weekdays("02:00"))
+    other = job(acme, "Other Job", weekdays("03:00"))
+    ran = make_run(other, "Warning", local(2026, 11, 25, 3, 5))
+    assert rows_by_name(day_view())["Late Report"].status == "Missed"   # computed, then cached
+    assert rows_by_name(day_view())["Late Report"].status == "Missed"   # from the cache
+
+    make_run(late, "Failed", local(2026, 11, 25, 2, 40))               # the report arrives late
+    assert rows_by_name(day_view())["Late Report"].status == "Failed"
+
+    assert not rows_by_name(day_view())["Other Job"].runs[0].reviewed
+    ran.reviewed_at = local(2026, 11, 25, 8, 0)                         # a review
+    db.session.flush()
+    assert rows_by_name(day_view())["Other Job"].runs[0].reviewed
+
+    ran.effective_status, ran.override_id = "Success", make_override(other, comment="known").id  # an override
+    db.session.flush()
+    assert rows_by_name(day_view())["Other Job"].status == "Success (override)"
+
+    quiet = job(acme, "Quiet Job", weekdays("04:00"))
+    assert rows_by_name(day_view())["Quiet Job"].status == "Missed"
+    quiet.manual_schedule = weekdays("04:00", days=(1,))                # not expected on a Wednesday any more
+    db.session.flush()
+    assert "Quiet Job" not in rows_by_name(day_view())
+
+    acme.active = False                                                 # a deactivated customer's jobs go
+    db.session.flush()
+    assert rows_by_name(day_view()) == {}
+
+
+def test_a_cached_day_follows_the_clock_from_expected_to_missed():
+    j = job(make_customer("Clock Testing"), "Evening Job", weekdays("22:00", grace=60))
+    assert rows_by_name(day_view(now=local(2026, 11, 25, 21, 30)))["Evening Job"].status == "Expected"
+    assert rows_by_name(day_view(now=local(2026, 11, 25, 22, 30)))["Evening Job"].note.startswith(
+        "expected at 22:00, late but within grace")
+    assert rows_by_name(day_view(now=local(2026, 11, 25, 23, 5)))["Evening Job"].status == "Missed"
+    # an earlier moment is never answered from a later one's rows
+    assert rows_by_name(day_view(now=local(2026, 11, 25, 21, 30)))["Evening Job"].status == "Expected"
+    assert j.id
+
+
+def test_each_setting_and_filter_has_its_own_rows():
+    acme = make_customer("Rules Testing")
+    j = job(acme, "Two Runs", weekdays("01:00"))
+    make_run(j, "Failed", local(2026, 11, 25, 1, 5))
+    make_run(j, "Success", local(2026, 11, 25, 3, 5))
+    assert rows_by_name(day_view(rule="worst"))["Two Runs"].status == "Failed"
+    assert rows_by_name(day_view(rule="last"))["Two Runs"].status == "Success"
+    assert rows_by_name(day_view(rule="worst", customer_id=acme.id))["Two Runs"].status == "Failed"
+    assert rows_by_name(day_view(rule="worst", customer_id=acme.id + 1000)) == {}
+    view = build_day(DAY, ZoneInfo("America/New_York"), local(2026, 11, 25, 21, 30))
+    assert view.zone.key == "America/New_York"

@@ -20,23 +20,33 @@ with the day's status. The rules (documented on the Daily Jobs help page):
 ``row_status`` decides one row from the job's schedule, the day's slot and runs and the moment,
 without the database; ``build_day`` and ``day_counts`` query, then call it for every job.
 
-Queries per page, whatever the number of jobs or runs: the candidate jobs, the runs around the
-day, the customers for the filter, the tickets and the remarks of the shown runs.
+Queries per page, whatever the number of jobs or runs: the day's fingerprint, then (only when the
+rows are not cached) the candidate jobs and the runs around the day; the customers for the filter,
+the tickets and the remarks of the shown runs.
+
+The rows of a day are cached per process (``_DayCache``): a row depends only on the jobs, the
+customers, the runs around the day, the settings (zone, rule) and the moment. The cache entry is
+used while the day's fingerprint is unchanged — one cheap statement over the jobs, the customers
+and the runs around the day: their count and the sum of their row versions (``xmin``, ``ctid``), which any
+insert, update or delete changes — and while no slot, deadline or catch-up limit of its rows has
+been passed by the clock. So a late run, a review, an override, a schedule or job change shows at
+once, in every web process, and a settled past day is computed once.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Optional, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select, text
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun
-from .missed_runs import EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT, slot_verdict
+from .missed_runs import CATCH_UP_LIMIT, EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT, slot_verdict
 from .schedules import (
     EARLY_LIMIT,
     LATE_LIMIT,
@@ -262,7 +272,8 @@ def _runs_around(day_start: datetime, day_end: datetime, customer_id: Optional[i
     return on_day, nearby
 
 
-def _day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str, customer_id: Optional[int]) -> list[DayRow]:
+def _compute_day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str,
+                      customer_id: Optional[int]) -> list[DayRow]:
     """The rows of a day with their shown status, before the status filter and paging (two queries)."""
     day_start, day_end = day_bounds_utc(day, zone)
     candidates = _candidates(customer_id)
@@ -280,6 +291,79 @@ def _day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str, customer_id: 
                            schedule_text=describe_schedule(schedule), expected=shown.expected, slot=shown.slot,
                            deadline=shown.deadline, runs=runs, status=shown.status,
                            status_run=shown.status_run, note=shown.note))
+    return rows
+
+
+def _valid_until(rows: list[DayRow], now: datetime) -> Optional[datetime]:
+    """The first moment after ``now`` at which the clock alone could change one of the rows: a slot
+    (the "late" note), a deadline (Expected -> Missed) or a slot leaving the catch-up limit
+    (``missed_runs.awaiting_check``). None: no such moment (a settled day)."""
+    moments = [m for row in rows if row.slot is not None
+               for m in (row.slot, row.deadline, row.slot + CATCH_UP_LIMIT) if m is not None and m > now]
+    return min(moments) if moments else None
+
+
+# One statement: what the rows of a day are computed from, as counts and sums over row versions
+# (a row's xmin and ctid: any insert, update or delete changes the sum, within a transaction too).
+_VERSIONS = "count(*), coalesce(sum(hashtextextended(xmin::text || ctid::text, 0)), 0)"
+_FINGERPRINT = text(
+    f"SELECT j.*, c.*, r.* FROM (SELECT {_VERSIONS} FROM jobs) j, (SELECT {_VERSIONS} FROM customers) c,"
+    f" (SELECT {_VERSIONS} FROM job_runs WHERE started_at >= :lo AND started_at < :hi) r")
+
+
+def _fingerprint(day_start: datetime, day_end: datetime) -> tuple:
+    return tuple(db.session.execute(_FINGERPRINT, {"lo": day_start - EARLY_LIMIT, "hi": day_end + LATE_LIMIT}).one())
+
+
+@dataclass
+class _CachedDay:
+    fingerprint: tuple
+    computed_at: datetime
+    valid_until: Optional[datetime]
+    rows: list[DayRow]
+
+
+class _DayCache:
+    """The computed rows of the last few (day, zone, rule, customer) views in this process."""
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._entries: OrderedDict[tuple, _CachedDay] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, fingerprint: tuple, now: datetime) -> Optional[list[DayRow]]:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.fingerprint != fingerprint or now < entry.computed_at \
+                    or (entry.valid_until is not None and now >= entry.valid_until):
+                return None
+            self._entries.move_to_end(key)
+            return entry.rows
+
+    def put(self, key: tuple, entry: _CachedDay) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+day_cache = _DayCache()
+
+
+def _day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str, customer_id: Optional[int]) -> list[DayRow]:
+    """The rows of a day (``_compute_day_rows``), from the cache while nothing they depend on changed."""
+    day_start, day_end = day_bounds_utc(day, zone)
+    fingerprint = _fingerprint(day_start, day_end)
+    key = (str(db.engine.url), day, zone.key, rule, customer_id)
+    rows = day_cache.get(key, fingerprint, now)
+    if rows is None:
+        rows = _compute_day_rows(day, zone, now, rule, customer_id)
+        day_cache.put(key, _CachedDay(fingerprint, now, _valid_until(rows, now), rows))
     return rows
 
 
