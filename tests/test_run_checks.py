@@ -36,8 +36,11 @@ def test_queue_is_worst_first_and_grouped_by_customer(as_user):
     html = as_user("operator").get("/run-checks").get_data(as_text=True)
     # Beta (a failure) comes before Alpha (a warning and a success); within Alpha the warning first.
     assert html.index("Beta Testing") < html.index("Alpha Testing")
-    assert html.index("Nightly Warn") < html.index("Nightly OK")
     assert "3 unreviewed runs" in html
+    # Alpha's job with only a success is folded into one line; unfolded, it comes after the warning.
+    assert "Nightly OK" not in html and "1 job with only successful runs" in html
+    unfolded = as_user("operator").get(f"/run-checks?expand={ok.customer_id}").get_data(as_text=True)
+    assert unfolded.index("Nightly Warn") < unfolded.index("Nightly OK")
     # The worst job is opened by default, failed objects on top.
     assert html.index("Disk full") < html.index("VM-B")
 
@@ -159,3 +162,81 @@ def test_ids_that_are_no_ids_are_left_out_of_a_bulk_review(as_user):
     assert r.status_code == 404
     db.session.refresh(run)
     assert run.reviewed_at is None
+
+
+# --- Jobs with only successful runs: folded per customer, reviewed in one action ----------------------
+
+def seed_many_successes(n=40):
+    quiet = make_customer("Quiet Testing")
+    busy = make_customer("Busy Testing")
+    quiet_jobs = [make_job(quiet, f"Quiet Job {i:02d}", sender=f"q{i}@example.test") for i in range(n)]
+    for i, j in enumerate(quiet_jobs):
+        make_run(j, "Success", NOW - timedelta(hours=2, minutes=i))
+    mixed = make_job(busy, "Mixed Job", sender="m@example.test")
+    make_run(mixed, "Success", NOW - timedelta(hours=3))
+    make_run(mixed, "Failed", NOW - timedelta(hours=2))
+    calm = make_job(busy, "Calm Job", sender="c@example.test")
+    make_run(calm, "Success", NOW - timedelta(hours=2))
+    return quiet, busy, quiet_jobs, mixed, calm
+
+
+def test_successful_jobs_are_one_line_per_customer_and_the_keys_walk_the_rest(as_user):
+    quiet, busy, quiet_jobs, mixed, calm = seed_many_successes()
+    c = as_user("operator")
+    html = c.get("/run-checks").get_data(as_text=True)
+    assert "43 unreviewed runs" in html
+    assert "Quiet Job" not in html and "40 jobs with only successful runs" in html and "(40 runs)" in html
+    assert "Calm Job" not in html and "1 job with only successful runs" in html
+    assert "Mixed Job" in html                       # a failure among its runs: listed, opened first
+    assert f'data-job-id="{mixed.id}"' in html and 'data-next-url=""' in html
+    assert "Review all successful (41)" in html
+    # The page does not grow with the successful jobs.
+    more = count_queries(lambda: c.get("/run-checks"))
+    assert len(html) < 30_000
+    # Unfolded, the keyboard walks them too, and the unfolding is kept from job to job.
+    unfolded = c.get(f"/run-checks?expand={quiet.id}").get_data(as_text=True)
+    assert unfolded.count('name="job_ids"') == 41
+    assert f'data-next-url="/run-checks?expand={quiet.id}&amp;job=' in unfolded
+    assert "Fold the jobs with only successful runs" in unfolded
+    every = c.get("/run-checks?expand=all").get_data(as_text=True)
+    assert every.count('name="job_ids"') == 42 and "folded-successful" not in every
+    assert count_queries(lambda: c.get("/run-checks?expand=all")) == more
+
+
+def test_reviewing_a_customers_successful_jobs_leaves_the_rest(as_user):
+    quiet, busy, quiet_jobs, mixed, calm = seed_many_successes(5)
+    c = as_user("operator")
+    r = post_form(c, "/run-checks/review-successful", {"customer_id": busy.id}, follow_redirects=True)
+    assert "1 successful run of 1 job marked reviewed." in r.get_data(as_text=True)
+    unreviewed = dict(db.session.execute(select(JobRun.job_id, func.count()).where(JobRun.reviewed_at.is_(None))
+                                         .group_by(JobRun.job_id)).all())
+    assert calm.id not in unreviewed and unreviewed[mixed.id] == 2 and len(unreviewed) == 6
+    entry = db.session.execute(select(AuditLog).where(AuditLog.event == "job.review")).scalar_one()
+    assert entry.summary == "1 successful run of 1 job of 'Busy Testing' marked reviewed"
+    assert entry.target_type == "customer" and entry.target_id == str(busy.id) and entry.user_id is not None
+    # Every customer at once: the mixed job, with its failure, stays whole.
+    r = post_form(c, "/run-checks/review-successful", {}, follow_redirects=True)
+    assert "5 successful runs of 5 jobs marked reviewed." in r.get_data(as_text=True)
+    left = db.session.execute(select(JobRun.job_id).where(JobRun.reviewed_at.is_(None))).scalars().all()
+    assert sorted(left) == [mixed.id, mixed.id]
+    r = post_form(c, "/run-checks/review-successful", {}, follow_redirects=True)
+    assert "Nothing to mark" in r.get_data(as_text=True)
+
+
+def test_a_job_that_failed_since_the_page_was_shown_is_not_reviewed_with_the_successful_ones(as_user):
+    quiet, busy, quiet_jobs, mixed, calm = seed_many_successes(3)
+    c = as_user("operator")
+    assert "3 jobs with only successful runs" in c.get("/run-checks").get_data(as_text=True)
+    make_run(quiet_jobs[0], "Failed", NOW - timedelta(minutes=5))   # arrives before the click
+    post_form(c, "/run-checks/review-successful", {"customer_id": quiet.id})
+    left = db.session.execute(select(JobRun.job_id, JobRun.status).where(JobRun.reviewed_at.is_(None))
+                              .where(JobRun.job_id == quiet_jobs[0].id)).all()
+    assert sorted(s for _, s in left) == ["Failed", "Success"]
+
+
+def test_reviewing_successful_jobs_checks_its_input_and_the_role(as_user):
+    seed_many_successes(2)
+    r = post_form(as_user("operator"), "/run-checks/review-successful", {"customer_id": "abc"})
+    assert r.status_code == 400 and "not a number" in r.get_data(as_text=True)
+    assert post_form(as_user("viewer"), "/run-checks/review-successful", {}).status_code == 403
+    assert db.session.execute(select(func.count()).where(JobRun.reviewed_at.is_not(None))).scalar_one() == 0

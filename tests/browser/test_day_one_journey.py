@@ -265,46 +265,51 @@ def _run_checks(j: Journey) -> None:
     page = j.page
     j.nav("Run Checks")
     expect(page.locator("main h1 + div")).to_have_text("4 unreviewed runs")
+    # Worst first: the customer with the failed PC task, its failed job listed on top; the two
+    # customers whose jobs only succeeded are one line each, to be reviewed in one action.
     queue = page.locator("#queue [data-job-id]")
-    expect(queue).to_have_count(3)
-    # Worst first: the customer with the failed PC task, its failed job on top.
+    expect(queue).to_have_count(1)
     expect(queue.first).to_contain_text("Werkplekken")
+    folded = page.locator("#queue .folded-successful")
+    expect(folded).to_have_count(2)
     expect(page.locator("#queue")).to_contain_text("Zuid Accountants")
     expect(page.locator("#queue")).to_contain_text("Pluto Dental")
+    expect(folded.first).to_contain_text("1 job with only successful runs")
     j.shot("8-run-checks")
     j.no_sideways_scroll()
 
-    reviewed = []
     if j.phone:
-        # The queue first; a tapped job opens as its own view with a Back button. Reviewing it opens
-        # the next job in the queue's order, or, after the last one, the queue with what is left.
+        # The queue first; a tapped job opens as its own view with a Back button. Reviewing the last
+        # listed job opens the queue with what is left: the folded lines, reviewed one by one.
         expect(page.locator("#job-panel")).to_be_hidden()
         j.on_screen("#queue [data-job-id]")
-        for _ in range(3):
-            if not page.locator("#panel-back").is_visible():
-                expect(page.locator("#queue")).to_be_visible()
-                queue.first.locator("a").click()
-            expect(page.locator("#panel-back")).to_be_visible()
-            expect(page.locator("#queue")).to_be_hidden()
-            j.on_screen("#job-panel h2")
-            j.on_screen("#review-job button", whole=True)
-            reviewed.append(page.locator("#job-panel h2").inner_text())
-            if len(reviewed) == 1:
-                j.shot("9-run-checks-job")
-                j.no_sideways_scroll()
-            page.click("#review-job button")
-            expect(page.locator(".alert-success")).to_contain_text(f"of '{reviewed[-1]}' marked reviewed")
-    else:
-        # Both panes side by side, the worst job chosen; r marks it reviewed and moves on.
+        queue.first.locator("a").click()
+        expect(page.locator("#panel-back")).to_be_visible()
+        expect(page.locator("#queue")).to_be_hidden()
+        j.on_screen("#job-panel h2")
+        j.on_screen("#review-job button", whole=True)
         expect(page.locator("#job-panel h2")).to_have_text("Werkplekken")
         j.shot("9-run-checks-job")
-        for _ in range(3):
-            name = page.locator("#job-panel h2").inner_text()
-            reviewed.append(name)
-            with page.expect_navigation():
-                page.keyboard.press("r")
-            expect(page.locator(".alert-success")).to_contain_text(f"of '{name}' marked reviewed")
-    assert sorted(reviewed) == ["Dagelijks C2", "Pluto (Site A) VMs", "Werkplekken"]
+        j.no_sideways_scroll()
+        page.click("#review-job button")
+        expect(page.locator(".alert-success")).to_contain_text("of 'Werkplekken' marked reviewed")
+        for _ in range(2):
+            expect(page.locator("#queue")).to_be_visible()
+            j.on_screen("#queue .folded-successful button", whole=True)
+            page.locator("#queue .folded-successful button").first.click()
+            expect(page.locator(".alert-success")).to_contain_text("successful run")
+    else:
+        # Both panes side by side, the worst job chosen; r marks it reviewed. Then only successful
+        # runs are waiting, and one button reviews them all.
+        expect(page.locator("#job-panel h2")).to_have_text("Werkplekken")
+        j.shot("9-run-checks-job")
+        with page.expect_navigation():
+            page.keyboard.press("r")
+        expect(page.locator(".alert-success")).to_contain_text("of 'Werkplekken' marked reviewed")
+        expect(page.locator("#only-successful")).to_contain_text("Only successful runs are waiting")
+        page.once("dialog", lambda d: d.accept())
+        page.click("#review-all-successful")
+        expect(page.locator(".alert-success")).to_contain_text("3 successful runs of 2 jobs marked reviewed")
     expect(page.locator("#queue-empty")).to_contain_text("All runs reviewed")
     expect(page.locator("main h1 + div")).to_have_text("0 unreviewed runs")
     j.shot("10-all-reviewed")

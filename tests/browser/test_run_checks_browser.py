@@ -42,18 +42,25 @@ def test_work_the_queue_to_empty(browser, live_server):
     assert page.locator("#job-panel h2").inner_text() == "SQL Backup"  # the worst job first
     page.screenshot(path="/tmp/backupchecks-run-checks.png", full_page=True)
 
-    # Keyboard: r marks the failed job reviewed and moves to the next (the warning).
+    # The two jobs with only successful runs are folded, one line per customer.
+    assert page.locator("#queue .folded-successful").count() == 2
+    assert page.locator("#queue [data-job-id]").count() == 2
+
+    # Keyboard: r marks the failed job reviewed and moves to the next listed job (the warning).
     page.keyboard.press("r")
-    page.wait_for_url("**/run-checks?job=*")
-    assert "1 run of 'SQL Backup' marked reviewed" in page.inner_text("main")
-    # Grouped by customer: the next job is Beta's other job. The queue re-sorts (Alpha now holds the
-    # worst run), so k goes back up to Alpha's jobs.
-    assert page.locator("#job-panel h2").inner_text() == "Exchange Backup"
-    page.keyboard.press("k")
-    page.wait_for_url(f"**/run-checks?job={jobs['ok1'].id}")
-    page.click(f"#queue [data-job-id='{jobs['warn'].id}'] a")
     page.wait_for_url(f"**/run-checks?job={jobs['warn'].id}")
+    assert "1 run of 'SQL Backup' marked reviewed" in page.inner_text("main")
     assert page.locator("#job-panel h2").inner_text() == "File Server Backup"
+
+    # Unfolded, Alpha's successful job is listed too, and j walks to it.
+    page.click("#queue [data-customer-id='%d'] a" % alpha.id)
+    page.wait_for_url(f"**/run-checks?expand={alpha.id}")
+    assert page.locator("#job-panel h2").inner_text() == "File Server Backup"
+    page.keyboard.press("j")
+    page.wait_for_url(f"**/run-checks?expand={alpha.id}&job={jobs['ok1'].id}")
+    assert page.locator("#job-panel h2").inner_text() == "VM Backup"
+    page.keyboard.press("k")
+    page.wait_for_url(f"**/run-checks?expand={alpha.id}&job={jobs['warn'].id}")
 
     # The warning is known and accepted: mark it as success for future runs too.
     page.select_option(".mark-success select[name=future]", "yes")
@@ -61,9 +68,12 @@ def test_work_the_queue_to_empty(browser, live_server):
     assert "Marked as success (this run and future runs)" in page.inner_text("main")
     assert "Success (override)" in page.inner_text("#job-panel")
 
-    # Bulk: select all remaining jobs and mark them reviewed.
-    page.check("#bulk-review input[data-select-all]")
-    page.click("#bulk-review button")
+    # What is left is successful: one button reviews it all, after a confirmation.
+    page.goto(live_server + "/run-checks")
+    assert page.locator("#only-successful").is_visible()
+    page.once("dialog", lambda d: d.accept())
+    page.click("#review-all-successful")
+    assert "3 successful runs of 3 jobs marked reviewed" in page.inner_text("main")
     assert "All runs reviewed" in page.inner_text("main")
     page.screenshot(path="/tmp/backupchecks-run-checks-empty.png")
 

@@ -9,10 +9,10 @@ from ..route_helpers import commit_or_flash, or_404, posted_row
 from ..security import REVIEWERS, roles_required
 from ..services import review
 from ..services.overrides import override_from_run
-from ..services.run_checks import REVIEWED_DAYS, flat_order, get_run, job_panel, last_import, queue
+from ..services.run_checks import ALL, REVIEWED_DAYS, flat_order, get_run, job_panel, last_import, queue
 from ..services.status import display_status
 from ..services.tickets import TicketingError, create_remark, create_ticket
-from ..web import form_ids
+from ..web import form_ids, parse_id
 from .blueprint import main_bp
 
 
@@ -25,8 +25,25 @@ def _include_reviewed() -> bool:
     return request.values.get("include_reviewed") == "1" and current_user.current_role == "admin"
 
 
-def _queue_url(job_id=None, **extra):
+def _expand():
+    """The customer whose successful jobs are unfolded (``expand=<id>``), every one (``all``), or none."""
+    value = (request.values.get("expand") or "").strip()
+    if value == ALL:
+        return ALL
+    cid = parse_id(value)
+    return (cid,) if cid is not None else ()
+
+
+def _queue_args() -> dict:
     args = {"include_reviewed": "1"} if _include_reviewed() else {}
+    expand = request.values.get("expand")
+    if expand and _expand():
+        args["expand"] = expand.strip()
+    return args
+
+
+def _queue_url(job_id=None, **extra):
+    args = _queue_args()
     if job_id:
         args["job"] = job_id
     args.update(extra)
@@ -37,7 +54,7 @@ def _queue_url(job_id=None, **extra):
 @roles_required(*REVIEWERS)
 def run_checks():
     include_reviewed = _include_reviewed()
-    groups = queue(include_reviewed)
+    groups = queue(include_reviewed, _expand())
     order = flat_order(groups)
     job_id = request.args.get("job", type=int)
     if request.args.get("job") and job_id is None:
@@ -52,11 +69,17 @@ def run_checks():
     pos = order.index(job_id) if job_id in order else -1
     prev_id = order[pos - 1] if pos > 0 else None
     next_id = order[pos + 1] if 0 <= pos < len(order) - 1 else None
+    queue_url = _queue_url()
     return render_template("main/run_checks.html", groups=groups, panel=panel, selected=job_id,
                            prev_id=prev_id, next_id=next_id, include_reviewed=include_reviewed, job_chosen=job_chosen,
-                           reviewed_days=REVIEWED_DAYS,
+                           reviewed_days=REVIEWED_DAYS, queue_url=queue_url, queue_args=_queue_args(),
+                           base_args={"include_reviewed": "1"} if include_reviewed else {},
+                           # one address built per page, not per row: the row links add the job id
+                           job_link=queue_url + ("&" if "?" in queue_url else "?") + "job=",
                            last_import=last_import(), display_status=display_status,
-                           total=sum(g.count for g in groups))
+                           total=sum(g.count for g in groups),
+                           folded_runs=sum(g.folded_runs for g in groups),
+                           folded_jobs=sum(len(g.folded) for g in groups))
 
 
 @main_bp.route("/run-checks/review", methods=["POST"])
@@ -83,6 +106,24 @@ def run_checks_bulk_review():
         return redirect(_queue_url())
     n = review.bulk_mark_jobs_reviewed(job_ids, current_user)
     flash(f"{n} run{'s' if n != 1 else ''} of {len(job_ids)} job{'s' if len(job_ids) != 1 else ''} marked reviewed.", "success")
+    return redirect(_queue_url())
+
+
+@main_bp.route("/run-checks/review-successful", methods=["POST"])
+@roles_required(*REVIEWERS)
+def run_checks_review_successful():
+    """Mark reviewed the runs of the jobs with only successful runs: of one customer, or of all."""
+    raw = request.form.get("customer_id")
+    customer_id = parse_id(raw) if raw else None
+    if raw and customer_id is None:
+        abort(400, "The customer in the form is not a number.")
+    runs, jobs = review.mark_successful_jobs_reviewed(current_user, customer_id)
+    if runs:
+        flash(f"{runs} successful run{'s' if runs != 1 else ''} of {jobs} job{'s' if jobs != 1 else ''} "
+              "marked reviewed.", "success")
+    else:
+        flash("Nothing to mark: no job with only successful runs is waiting (perhaps a colleague reviewed them).",
+              "info")
     return redirect(_queue_url())
 
 

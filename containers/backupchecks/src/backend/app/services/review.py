@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from ..extensions import db
-from ..models import Job, JobRun, utcnow
+from ..models import Customer, Job, JobRun, utcnow
 from . import audit
+from .status import SUCCESSFUL_RANK, status_rank_sql
 
 
 def _mark(actor, *conditions) -> list[tuple[int, int]]:
@@ -97,6 +98,37 @@ def bulk_mark_jobs_reviewed(job_ids: Iterable, actor) -> int:
                          after={"count": n, "run_ids": sorted(runs_per_job[job_id]), "bulk": True})
     db.session.commit()
     return len(marked)
+
+
+def successful_jobs_query(customer_id: Optional[int] = None):
+    """The ids of the jobs (of one customer, or all) whose unreviewed runs are all successful:
+    Success or Success (override). Run Checks folds them into one line per customer."""
+    rank = status_rank_sql(JobRun.effective_status, JobRun.override_id)
+    q = select(JobRun.job_id).where(JobRun.reviewed_at.is_(None)).group_by(JobRun.job_id) \
+        .having(func.min(rank) >= SUCCESSFUL_RANK)
+    if customer_id is not None:
+        q = q.join(Job, Job.id == JobRun.job_id).where(Job.customer_id == customer_id)
+    return q
+
+
+def mark_successful_jobs_reviewed(actor, customer_id: Optional[int] = None) -> tuple[int, int]:
+    """Mark reviewed every unreviewed run of the jobs whose unreviewed runs are all successful (of
+    one customer, or of all), in ONE conditional UPDATE: a job that got a failure in the meantime
+    stays in the queue whole. One audit entry for the action. Returns (runs, jobs) marked. Commits."""
+    rank = status_rank_sql(JobRun.effective_status, JobRun.override_id)
+    marked = _mark(actor, JobRun.job_id.in_(successful_jobs_query(customer_id)), rank >= SUCCESSFUL_RANK)
+    jobs = {j for _, j in marked}
+    if marked:
+        name = db.session.get(Customer, customer_id).name if customer_id is not None else None
+        n = len(marked)
+        audit.record("job.review", f"{n} successful run{'s' if n != 1 else ''} of {len(jobs)} "
+                     f"job{'s' if len(jobs) != 1 else ''}{f' of {name!r}' if name else ''} marked reviewed",
+                     user=actor, target_type="customer" if customer_id is not None else None,
+                     target_id=customer_id,
+                     after={"count": n, "jobs": len(jobs), "run_ids": sorted(r for r, _ in marked),
+                            "successful_only": True})
+    db.session.commit()
+    return len(marked), len(jobs)
 
 
 def unreview_run(run: JobRun, actor) -> bool:

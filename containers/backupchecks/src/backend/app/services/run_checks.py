@@ -1,17 +1,22 @@
 """Run Checks: the review queue (jobs with unreviewed runs, worst first, grouped by customer)
-and the selected job's panel. A constant number of queries whatever the queue size."""
+and the selected job's panel. A constant number of queries whatever the queue size.
+
+The jobs whose runs to review are all successful (Success, Success (override)) are folded into one
+line per customer — "12 jobs with only successful runs" — with one action to review them; the
+page lists them one by one only for the customers the operator unfolds (``expand``). So the page
+grows with what needs attention, not with the number of jobs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Collection, Optional, Union
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import Customer, ImportCycle, Job, JobRun, utcnow
-from .status import severity, status_from_rank, status_rank_sql
+from .status import SUCCESSFUL, severity, status_from_rank, status_rank_sql
 from .tickets import open_remarks_for_job, open_tickets_for_job, remarks_for_runs, tickets_for_runs
 
 RUNS_IN_PANEL = 50
@@ -28,7 +33,10 @@ class QueueRow:
     customer_name: str
     count: int
     worst: str
-    latest: Optional[datetime]
+
+    @property
+    def successful(self) -> bool:
+        return self.worst in SUCCESSFUL
 
 
 @dataclass
@@ -36,19 +44,35 @@ class QueueGroup:
     customer_id: int
     customer_name: str
     worst: str
-    rows: list[QueueRow] = field(default_factory=list)
+    rows: list[QueueRow] = field(default_factory=list)       # listed one by one
+    folded: list[QueueRow] = field(default_factory=list)     # only successful runs: one line
+    expanded: bool = False                                   # its successful jobs are listed too
 
     @property
     def count(self) -> int:
-        return sum(r.count for r in self.rows)
+        return sum(r.count for r in self.rows) + self.folded_runs
+
+    @property
+    def folded_runs(self) -> int:
+        return sum(r.count for r in self.folded)
+
+    @property
+    def successful_jobs(self) -> int:
+        """Jobs of this customer with only successful runs to review (listed or folded)."""
+        return len(self.folded) + sum(1 for r in self.rows if r.successful)
 
 
-def queue(include_reviewed: bool = False) -> list[QueueGroup]:
+ALL = "all"
+
+
+def queue(include_reviewed: bool = False, expand: Union[Collection[int], str] = ()) -> list[QueueGroup]:
     """Jobs with unreviewed runs (or, for admins, all runs of the last days) grouped by customer.
-    Groups and jobs are ordered worst first, then by name. One query."""
+    Groups and jobs are ordered worst first, then by name. Jobs with only successful runs are
+    folded per customer, except for the customers in ``expand`` (or every customer: ``ALL``).
+    One query."""
     rank = status_rank_sql(JobRun.effective_status, JobRun.override_id)
     q = (select(Job.id, Job.job_name, Job.software, Job.backup_type, Customer.id, Customer.name,
-                func.count(JobRun.id), func.min(rank), func.max(JobRun.started_at))
+                func.count(JobRun.id), func.min(rank))
          .join(Job, Job.id == JobRun.job_id).join(Customer, Customer.id == Job.customer_id)
          .group_by(Job.id, Job.job_name, Job.software, Job.backup_type, Customer.id, Customer.name))
     if include_reviewed:
@@ -57,18 +81,22 @@ def queue(include_reviewed: bool = False) -> list[QueueGroup]:
     else:
         q = q.where(JobRun.reviewed_at.is_(None))
     groups: dict[int, QueueGroup] = {}
-    for job_id, name, software, btype, cid, cname, count, worst_rank, latest in db.session.execute(q):
-        row = QueueRow(job_id, name, software, btype, cid, cname, count, status_from_rank(worst_rank), latest)
-        g = groups.setdefault(cid, QueueGroup(cid, cname, row.worst))
+    for job_id, name, software, btype, cid, cname, count, worst_rank in db.session.execute(q):
+        row = QueueRow(job_id, name, software, btype, cid, cname, count, status_from_rank(worst_rank))
+        g = groups.get(cid)
+        if g is None:
+            g = groups[cid] = QueueGroup(cid, cname, row.worst, expanded=expand == ALL or cid in expand)
         if severity(row.worst) < severity(g.worst):
             g.worst = row.worst
-        g.rows.append(row)
+        (g.folded if row.successful and not g.expanded else g.rows).append(row)
     for g in groups.values():
         g.rows.sort(key=lambda r: (severity(r.worst), r.job_name.lower()))
+        g.folded.sort(key=lambda r: r.job_name.lower())
     return sorted(groups.values(), key=lambda g: (severity(g.worst), g.customer_name.lower()))
 
 
 def flat_order(groups: list[QueueGroup]) -> list[int]:
+    """The jobs the keyboard walks (j/k) in page order: the listed ones, not the folded ones."""
     return [r.job_id for g in groups for r in g.rows]
 
 

@@ -29,6 +29,9 @@ STATUS_ORDER: tuple[str, ...] = (FAILED, MISSED, WARNING, OVERRIDE_SUCCESS, SUCC
 DAY_RULES: tuple[str, ...] = ("worst", "last", "best")
 
 _RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
+# A run ranked at least this (``status_rank_sql``) is successful: Success or Success (override).
+SUCCESSFUL_RANK = _RANK[OVERRIDE_SUCCESS]
+SUCCESSFUL: tuple[str, ...] = (OVERRIDE_SUCCESS, SUCCESS)
 _CANONICAL = {s.lower(): s for s in STATUS_ORDER}
 # An unknown status word is treated like a warning: shown, never hidden as a success.
 _UNKNOWN_RANK = _RANK[WARNING]
