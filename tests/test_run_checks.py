@@ -240,3 +240,37 @@ def test_reviewing_successful_jobs_checks_its_input_and_the_role(as_user):
     assert r.status_code == 400 and "not a number" in r.get_data(as_text=True)
     assert post_form(as_user("viewer"), "/run-checks/review-successful", {}).status_code == 403
     assert db.session.execute(select(func.count()).where(JobRun.reviewed_at.is_not(None))).scalar_one() == 0
+
+
+def test_a_long_queue_is_paged_by_whole_customers_and_the_keys_cross_pages(as_user, monkeypatch):
+    from backend.app.services import run_checks
+    monkeypatch.setattr(run_checks, "QUEUE_PAGE_LINES", 4)
+    jobs = {}
+    for name in ("Amber", "Birch", "Cedar"):   # all warnings: worst first is then by name
+        cust = make_customer(f"{name} Testing")
+        for k in (1, 2):
+            jobs[name, k] = make_job(cust, f"{name} Job {k}", sender=f"{name}{k}@example.test")
+            make_run(jobs[name, k], "Warning", NOW - timedelta(hours=k))
+    c = as_user("operator")
+    html = c.get("/run-checks").get_data(as_text=True)
+    assert "Amber Job 1" in html and "Birch Testing" not in html        # 3 lines a customer: one a page
+    assert "Customers 1–1 of 3" in html and "6 unreviewed runs" in html
+    # The last job of page 1 leads (j) to the first job of page 2, which opens on its page.
+    last = c.get(f"/run-checks?job={jobs['Amber', 2].id}").get_data(as_text=True)
+    assert f'data-next-url="/run-checks?job={jobs["Birch", 1].id}"' in last
+    second = c.get(f"/run-checks?job={jobs['Birch', 1].id}").get_data(as_text=True)
+    assert "Customers 2–2 of 3" in second and "Amber Job" not in second
+    assert f'data-prev-url="/run-checks?job={jobs["Amber", 2].id}"' in second
+    # A page number opens that page with its first job; one past the end is the last page.
+    third = c.get("/run-checks?page=3").get_data(as_text=True)
+    assert "Customers 3–3 of 3" in third and '<h2 class="h4 mb-0">Cedar Job 1</h2>' in third
+    assert "Customers 3–3 of 3" in c.get("/run-checks?page=99").get_data(as_text=True)
+
+
+def test_reviewed_runs_show_as_history_without_actions(as_user):
+    ok, bad, warn = seed()
+    c = as_user("admin")
+    post_form(c, "/run-checks/review", {"job_id": bad.id})
+    html = c.get(f"/run-checks?include_reviewed=1&job={bad.id}").get_data(as_text=True)
+    assert "Disk full" in html and "Un-review" in html
+    assert "Mark as success" not in html and "New ticket" not in html

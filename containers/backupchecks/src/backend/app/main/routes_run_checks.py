@@ -9,7 +9,16 @@ from ..route_helpers import commit_or_flash, or_404, posted_row
 from ..security import REVIEWERS, roles_required
 from ..services import review
 from ..services.overrides import override_from_run
-from ..services.run_checks import ALL, REVIEWED_DAYS, flat_order, get_run, job_panel, last_import, queue
+from ..services.run_checks import (
+    ALL,
+    REVIEWED_DAYS,
+    flat_order,
+    get_run,
+    job_panel,
+    last_import,
+    queue,
+    queue_page,
+)
 from ..services.status import display_status
 from ..services.tickets import TicketingError, create_remark, create_ticket
 from ..web import form_ids, parse_id
@@ -60,8 +69,9 @@ def run_checks():
     if request.args.get("job") and job_id is None:
         abort(400, "The job in the address is not a number.")
     job_chosen = job_id is not None  # on a phone a chosen job opens as its own view
-    if job_id is None and order:
-        job_id = order[0]
+    page = queue_page(groups, request.args.get("page", 1, type=int) or 1, job_id)
+    if job_id is None:  # the first listed job of the page
+        job_id = next((r.job_id for g in page.groups for r in g.rows), None)
     panel = job_panel(job_id, include_reviewed) if job_id else None
     if job_id and panel is None:
         flash("That job no longer exists; here is the queue.", "warning")
@@ -70,12 +80,13 @@ def run_checks():
     prev_id = order[pos - 1] if pos > 0 else None
     next_id = order[pos + 1] if 0 <= pos < len(order) - 1 else None
     queue_url = _queue_url()
-    return render_template("main/run_checks.html", groups=groups, panel=panel, selected=job_id,
+    return render_template("main/run_checks.html", groups=page.groups, queue_page=page, panel=panel, selected=job_id,
                            prev_id=prev_id, next_id=next_id, include_reviewed=include_reviewed, job_chosen=job_chosen,
                            reviewed_days=REVIEWED_DAYS, queue_url=queue_url, queue_args=_queue_args(),
                            base_args={"include_reviewed": "1"} if include_reviewed else {},
                            # one address built per page, not per row: the row links add the job id
                            job_link=queue_url + ("&" if "?" in queue_url else "?") + "job=",
+                           page_link=queue_url + ("&" if "?" in queue_url else "?") + "page=",
                            last_import=last_import(), display_status=display_status,
                            total=sum(g.count for g in groups),
                            folded_runs=sum(g.folded_runs for g in groups),

@@ -95,6 +95,48 @@ def queue(include_reviewed: bool = False, expand: Union[Collection[int], str] = 
     return sorted(groups.values(), key=lambda g: (severity(g.worst), g.customer_name.lower()))
 
 
+QUEUE_PAGE_LINES = 120  # lines (jobs and folded lines) per page of the queue, whole customers
+
+
+@dataclass
+class QueuePage:
+    groups: list[QueueGroup]   # the customers on this page
+    page: int
+    pages: int
+    first: int                 # 1-based number of the first customer on the page (0: none)
+    last: int
+    customers: int             # in the whole queue
+
+
+def _lines(g: QueueGroup) -> int:
+    return 1 + len(g.rows) + (1 if g.folded else 0)
+
+
+def queue_page(groups: list[QueueGroup], page: int = 1, job_id: Optional[int] = None,
+               per_page: Optional[int] = None) -> QueuePage:
+    """One page of the queue: whole customers, up to about ``per_page`` lines (a customer with more
+    jobs has a page of its own), so a large queue stays a small page. With ``job_id`` the page that
+    lists that job (``page`` is then ignored); a page past the end is the last one."""
+    per_page = per_page or QUEUE_PAGE_LINES
+    starts = [0]
+    lines = 0
+    for i, g in enumerate(groups):
+        if lines and lines + _lines(g) > per_page:
+            starts.append(i)
+            lines = 0
+        lines += _lines(g)
+    if job_id is not None:
+        for i, g in enumerate(groups):
+            if any(r.job_id == job_id for r in g.rows):
+                page = sum(1 for s in starts if s <= i)
+                break
+    page = min(max(1, page), len(starts))
+    start = starts[page - 1]
+    end = starts[page] if page < len(starts) else len(groups)
+    shown = groups[start:end]
+    return QueuePage(shown, page, len(starts), start + 1 if shown else 0, end, len(groups))
+
+
 def flat_order(groups: list[QueueGroup]) -> list[int]:
     """The jobs the keyboard walks (j/k) in page order: the listed ones, not the folded ones."""
     return [r.job_id for g in groups for r in g.rows]
