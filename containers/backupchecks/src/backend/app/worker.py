@@ -39,7 +39,9 @@ def run() -> int:
     names = ", ".join(loop.name for loop in background.LOOPS)
     print(f"Backupchecks worker {app.config['APP_VERSION']} (process {os.getpid()}): background loops {names}; "
           "SIGTERM or Ctrl+C stops it after the step under way.", flush=True)
-    stopped_by_signal = background.run_in_foreground(app)
+    stopped_by_signal = background.run_in_foreground(app, on_signal=lambda: print(
+        "Stopping: the background loop finishes the step it is in (SIGTERM or Ctrl+C again stops at once).",
+        flush=True))
     if embedded is not None:
         from .extensions import db
 

@@ -175,13 +175,15 @@ def start_background_jobs(app: Flask) -> None:
     _thread.start()
 
 
-def run_in_foreground(app: Flask, poll_seconds: float = 0.5) -> bool:
+def run_in_foreground(app: Flask, poll_seconds: float = 0.5,
+                      on_signal: Optional[Callable[[], None]] = None) -> bool:
     """The worker process: run the runner until SIGTERM or SIGINT, then let the step under way
     finish and return. True when a signal stopped it, False when the runner ended by itself.
 
     The signal handler only takes note (it touches no lock: the main thread may hold one when the
-    signal comes); the main thread, which waits here, asks the runner to stop and waits for it,
-    however long the step takes. A second signal meanwhile ends the process at once."""
+    signal comes); the main thread, which waits here, calls ``on_signal()``, asks the runner to
+    stop and waits for it, however long the step takes. A second signal meanwhile ends the
+    process at once."""
     global _started, _thread, _kind
     if _started:
         raise RuntimeError("the background runner already runs in this process")
@@ -200,5 +202,7 @@ def run_in_foreground(app: Flask, poll_seconds: float = 0.5) -> bool:
         _thread.join(poll_seconds)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    if received and on_signal is not None:
+        on_signal()
     stop_and_wait(None)
     return bool(received)
