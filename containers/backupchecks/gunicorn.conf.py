@@ -16,9 +16,11 @@ Every value comes from the environment with a documented default
                             proxy can reach the container)
 
 Start-up: each worker imports ``backend.app:create_app()`` (no preload), which
-runs the migrations under a PostgreSQL advisory lock and starts the
-background loops, which take their own advisory lock so that only one process
-in the whole deployment runs them.
+runs the migrations under a PostgreSQL advisory lock and, unless
+BACKGROUND_JOBS is false, starts the background loops, which take their own
+advisory lock so that only one process in the whole deployment runs them. The
+compose stack's web service runs with BACKGROUND_JOBS=false: its ``worker``
+service (``python -m backend.app.worker``, same image) runs the loops.
 
 Shutdown: on SIGTERM gunicorn stops accepting connections and lets the
 workers finish their requests for up to GUNICORN_GRACEFUL_TIMEOUT seconds;

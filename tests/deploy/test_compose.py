@@ -150,8 +150,8 @@ def published(service: dict) -> list[tuple[str, int, int]]:
 # -- shape ----------------------------------------------------------------------
 
 
-def test_three_services():
-    assert set(stack(filled_env())["services"]) == {"backupchecks", "postgres", "adminer"}
+def test_four_services():
+    assert set(stack(filled_env())["services"]) == {"backupchecks", "worker", "postgres", "adminer"}
 
 
 @pytest.mark.parametrize("env", ["example", "defaults"])
@@ -164,6 +164,7 @@ def test_published_ports(env):
     assert services["backupchecks"]["environment"]["APP_PORT"] == "8080"
     assert published(services["adminer"]) == [("127.0.0.1", 8081, 8080)]
     assert "ports" not in services["postgres"], "PostgreSQL must not be published"
+    assert "ports" not in services["worker"], "the worker serves nothing"
 
 
 def test_app_port_moves_the_listener_and_the_mapping_together():
@@ -183,15 +184,16 @@ def test_postgres_data_volume_and_pinned_major():
         stack(env)["services"]["postgres"]["volumes"]
 
 
-def test_app_image_comes_from_variables_with_a_default():
+@pytest.mark.parametrize("name", ["backupchecks", "worker"])
+def test_app_image_comes_from_variables_with_a_default(name):
     env = filled_env()
     del env["BACKUPCHECKS_IMAGE"], env["BACKUPCHECKS_TAG"]
-    assert stack(env)["services"]["backupchecks"]["image"] == "backupchecks/backupchecks:latest"
+    assert stack(env)["services"][name]["image"] == "backupchecks/backupchecks:latest"
     custom = stack(filled_env(BACKUPCHECKS_IMAGE="ghcr.io/acme/backupchecks", BACKUPCHECKS_TAG="0.1.0"))
-    assert custom["services"]["backupchecks"]["image"] == "ghcr.io/acme/backupchecks:0.1.0"
+    assert custom["services"][name]["image"] == "ghcr.io/acme/backupchecks:0.1.0"
 
 
-@pytest.mark.parametrize("name", ["backupchecks", "postgres", "adminer"])
+@pytest.mark.parametrize("name", ["backupchecks", "worker", "postgres", "adminer"])
 def test_every_service_has_a_healthcheck_and_a_restart_policy(name):
     service = stack(filled_env())["services"][name]
     check = service.get("healthcheck")
@@ -214,7 +216,7 @@ def test_postgres_healthcheck_uses_the_container_env_not_compose_interpolation()
     assert "$${POSTGRES_USER}" in " ".join(raw)
 
 
-@pytest.mark.parametrize("name", ["backupchecks", "adminer"])
+@pytest.mark.parametrize("name", ["backupchecks", "worker", "adminer"])
 def test_depends_on_a_healthy_postgres(name):
     depends = stack(filled_env())["services"][name]["depends_on"]
     assert depends == {"postgres": {"condition": "service_healthy"}}
@@ -224,6 +226,49 @@ def test_graceful_stop_period_outlasts_gunicorn_graceful_timeout():
     app = stack(filled_env())["services"]["backupchecks"]
     assert app["stop_grace_period"].endswith("s")
     assert int(app["stop_grace_period"][:-1]) > int(app["environment"]["GUNICORN_GRACEFUL_TIMEOUT"])
+
+
+# -- the web service and the worker ---------------------------------------------------
+
+
+def test_the_web_service_leaves_the_background_loops_to_the_worker_by_default():
+    assert stack(filled_env())["services"]["backupchecks"]["environment"]["BACKGROUND_JOBS"] == "false"
+    assert stack(filled_env(BACKGROUND_JOBS="true"))["services"]["backupchecks"]["environment"][
+        "BACKGROUND_JOBS"] == "true"
+
+
+def test_the_worker_runs_the_loops_in_the_foreground_with_a_heartbeat_health_check():
+    worker = stack(filled_env())["services"]["worker"]
+    assert worker["command"] == ["python", "-m", "backend.app.worker"]
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "backend.app.worker", "--check"]
+    assert worker["init"] is True  # SIGTERM reaches the worker, which finishes its step
+    assert worker["restart"] == "unless-stopped"
+    assert (PACKAGE / "worker.py").is_file()
+    # BACKGROUND_JOBS is for the web service: the worker runs its loops whatever it says
+    assert "BACKGROUND_JOBS" not in worker["environment"]
+    assert not [name for name in worker["environment"] if name.startswith("GUNICORN_")]
+
+
+def test_the_worker_reads_the_same_database_secrets_and_mailbox_as_the_web_service():
+    services = stack(filled_env(DATABASE_URL="postgresql://u:p@db.example:5432/bc", GRAPH_MAILBOX="m@x.example",
+                                APP_ENCRYPTION_KEY="k"))["services"]
+    web, worker = services["backupchecks"]["environment"], services["worker"]["environment"]
+    for name in ("APP_ENV", "APP_SECRET_KEY", "APP_ENCRYPTION_KEY", "POSTGRES_DB", "POSTGRES_USER",
+                 "POSTGRES_PASSWORD", "DB_HOST", "DB_PORT", "DATABASE_URL", "RUN_MIGRATIONS",
+                 *[var for var in env_example() if var.startswith("GRAPH_")]):
+        assert name in worker and worker[name] == web[name], name
+    assert worker["DATABASE_URL"] == "postgresql://u:p@db.example:5432/bc"
+
+
+def test_the_web_service_can_be_scaled():
+    """`--scale backupchecks=3` needs replicas Compose may name itself and a published port
+    that a range can replace (docs/operations.md, "Scaling")."""
+    raw = raw_stack()["services"]
+    for name in ("backupchecks", "worker"):
+        assert "container_name" not in raw[name], f"{name}: a fixed container name prevents --scale"
+        assert "hostname" not in raw[name], f"{name}: each replica's health is told apart by its host name"
+    services = stack(filled_env(BACKUPCHECKS_BIND="127.0.0.1", BACKUPCHECKS_PORT="8090-8092"))["services"]
+    assert services["backupchecks"]["ports"] == ["127.0.0.1:8090-8092:8080"]
 
 
 # -- variables and secrets --------------------------------------------------------

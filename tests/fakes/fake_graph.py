@@ -32,7 +32,7 @@ Usage::
                              api_base=fake.api_base)
 
 Fault injection: :meth:`FakeGraph.fail` (any status on the Nth matching
-request, with ``Retry-After`` and a delay), :meth:`FakeGraph.throttle`,
+request, with ``Retry-After`` and a delay, or held until the test sets an event), :meth:`FakeGraph.throttle`,
 :meth:`FakeGraph.fail_mime_fetch`; wrong secret / unknown tenant / unknown
 client by configuring the client differently from the fake (or setting
 :attr:`FakeGraph.client_secret`, :attr:`FakeGraph.secret_expired`);
@@ -151,6 +151,7 @@ class Fault:
     retry_after: Optional[str] = None
     code: Optional[str] = None
     delay: float = 0.0                    # seconds to sleep before answering
+    hold: Optional[threading.Event] = None  # answer only once the test sets it (at most 120 s)
     seen: int = 0
     fired: int = 0
 
@@ -398,6 +399,8 @@ class FakeGraph:
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
+            if fault.hold is not None:
+                fault.hold.wait(120)
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             if kind == "idp":
                 status, headers2, payload = fault.status, headers, _json(

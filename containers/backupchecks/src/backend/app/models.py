@@ -506,6 +506,24 @@ class BackgroundTask(db.Model):
     finished_at = db.Column(UTCDateTime(), nullable=True)
 
 
+class WorkerHeartbeat(db.Model):
+    """A process that runs the background runner, as it last reported itself (``services/heartbeat.py``).
+
+    One row per process (host name + process id), written every few seconds by the runner with the
+    database's clock: whether it holds the leader lock and which loop step it is in. The worker's
+    health check (``python -m backend.app.worker --check``) reads the rows of its own host."""
+
+    __tablename__ = "worker_heartbeats"
+
+    hostname = db.Column(db.String(255), primary_key=True)
+    pid = db.Column(db.Integer, primary_key=True, autoincrement=False)
+    kind = db.Column(db.String(20), nullable=False)  # worker (the worker service) | web (a web process)
+    started_at = db.Column(UTCDateTime(), nullable=False)
+    beat_at = db.Column(UTCDateTime(), nullable=False)
+    leader = db.Column(db.Boolean, nullable=False, default=False)  # runs the loops (holds the leader lock)
+    step = db.Column(db.String(60), nullable=True)  # the loop step under way since beat_at, if any
+
+
 # --- Reports ---------------------------------------------------------------------------------------
 
 class ReportDefinition(TimestampMixin, db.Model):
