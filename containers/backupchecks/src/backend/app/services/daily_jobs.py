@@ -34,6 +34,7 @@ once, in every web process, and a settled past day is computed once.
 """
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from datetime import date, datetime, timedelta
 from typing import Optional, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, select, text
+from sqlalchemy import Text, and_, cast, exists, func, or_, select, text
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
@@ -52,7 +53,9 @@ from .schedules import (
     LATE_LIMIT,
     describe_schedule,
     effective_schedule,
+    is_scheduled,
     next_slot,
+    slot_window,
 )
 from .status import (
     EXPECTED,
@@ -205,16 +208,18 @@ class RowStatus:
 
 def row_status(schedule: Optional[dict], slot: Optional[datetime], runs: Sequence, now: datetime, *,
                zone: ZoneInfo, rule: str = "worst", created_at: Optional[datetime] = None,
-               next_expected_slot: Optional[datetime] = None, nearby: Sequence = ()) -> Optional[RowStatus]:
+               next_expected_slot: Optional[datetime] = None, nearby: Sequence = (),
+               window: Optional[tuple[datetime, datetime]] = None) -> Optional[RowStatus]:
     """The Daily Jobs status of one job on one day (the rules in the module docstring); no database.
 
     ``schedule`` is the job's effective schedule, ``slot`` its slot on the day (``slot_on``; None
     when it has none), ``runs`` the job's runs that started on the day (oldest first), ``nearby``
     its real runs just outside the day (a slot's window may reach across midnight), ``created_at``
-    and ``next_expected_slot`` the job's columns. None: the job is not listed on that day.
+    and ``next_expected_slot`` the job's columns, ``window`` the slot's window when known
+    (``schedules.slot_window``). None: the job is not listed on that day.
     """
     verdict = slot_verdict(schedule, slot, created_at=created_at, next_expected_slot=next_expected_slot,
-                           now=now, zone=zone, real_runs=() if runs else nearby)
+                           now=now, zone=zone, real_runs=() if runs else nearby, window=window)
     if verdict is None and not runs:
         return None
     if not runs and verdict.state not in (EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT):
@@ -239,11 +244,26 @@ def row_status(schedule: Optional[dict], slot: Optional[datetime], runs: Sequenc
 def _candidates(customer_id: Optional[int]) -> list[tuple[DayJob, str]]:
     """Jobs that may be listed: not archived, of active customers (with the customer's name). Plain
     rows, not ORM entities: a large service provider has thousands of jobs and the page only reads
-    a few columns."""
+    a few columns. The schedules come as text and each distinct one is decoded once (jobs share
+    few schedules)."""
+    columns = [cast(Job.manual_schedule, Text) if f == "manual_schedule" else
+               cast(Job.learned_schedule, Text) if f == "learned_schedule" else getattr(Job, f)
+               for f in _JOB_COLUMNS]
     jobs_q = _candidate_filter(
-        select(*[getattr(Job, f) for f in _JOB_COLUMNS], Customer.name).join(Customer, Customer.id == Job.customer_id),
+        select(*columns, Customer.name).join(Customer, Customer.id == Job.customer_id),
         customer_id).order_by(func.lower(Customer.name), Customer.id, func.lower(Job.job_name), Job.id)
-    return [(DayJob(*row[:-1]), row[-1]) for row in db.session.execute(jobs_q)]
+    decoded: dict[Optional[str], Optional[dict]] = {None: None}
+    manual_at, learned_at = _JOB_COLUMNS.index("manual_schedule"), _JOB_COLUMNS.index("learned_schedule")
+    out = []
+    for row in db.session.execute(jobs_q):
+        values = list(row[:-1])
+        for i in (manual_at, learned_at):
+            raw = values[i]
+            if raw not in decoded:
+                decoded[raw] = json.loads(raw)
+            values[i] = decoded[raw]
+        out.append((DayJob(*values), row[-1]))
+    return out
 
 
 def _runs_around(day_start: datetime, day_end: datetime, customer_id: Optional[int]
@@ -279,16 +299,25 @@ def _compute_day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str,
     candidates = _candidates(customer_id)
     on_day, nearby = _runs_around(day_start, day_end, customer_id)
     rows: list[DayRow] = []
+    # What a schedule means for the day (its slot, the slot's window, its description), worked out
+    # once per distinct schedule: a provider's thousands of jobs share a few hundred schedules.
+    facts: dict[tuple[int, int], tuple] = {}
     for job, customer_name in candidates:
         schedule = effective_schedule(job)
+        key = (id(job.manual_schedule), id(job.learned_schedule))  # the decoded objects are shared
+        known = facts.get(key)
+        if known is None:
+            slot = slot_on(schedule, day_start, day_end, zone)
+            window = slot_window(schedule, slot, zone) if slot is not None and is_scheduled(schedule) else None
+            known = facts[key] = (slot, window, describe_schedule(schedule))
+        slot, window, schedule_text = known
         runs = on_day.get(job.id, [])
-        shown = row_status(schedule, slot_on(schedule, day_start, day_end, zone), runs, now, zone=zone,
-                           rule=rule, created_at=job.created_at, next_expected_slot=job.next_expected_slot,
-                           nearby=nearby.get(job.id, ()))
+        shown = row_status(schedule, slot, runs, now, zone=zone, rule=rule, created_at=job.created_at,
+                           next_expected_slot=job.next_expected_slot, nearby=nearby.get(job.id, ()), window=window)
         if shown is None:
             continue
         rows.append(DayRow(job=job, customer_id=job.customer_id, customer_name=customer_name,
-                           schedule_text=describe_schedule(schedule), expected=shown.expected, slot=shown.slot,
+                           schedule_text=schedule_text, expected=shown.expected, slot=shown.slot,
                            deadline=shown.deadline, runs=runs, status=shown.status,
                            status_run=shown.status_run, note=shown.note))
     return rows

@@ -102,21 +102,23 @@ def awaiting_check(slot: datetime, next_expected_slot: Optional[datetime], now: 
 
 def slot_verdict(schedule: Optional[dict], slot: Optional[datetime], *, created_at: Optional[datetime],
                  next_expected_slot: Optional[datetime], now: datetime, zone: ZoneInfo,
-                 real_runs: Iterable[Any] = ()) -> Optional[SlotVerdict]:
+                 real_runs: Iterable[Any] = (), window: Optional[tuple[datetime, datetime]] = None
+                 ) -> Optional[SlotVerdict]:
     """What one expected slot of a job is at ``now`` (None: the job was not expected then).
 
     ``schedule`` is the job's effective schedule, ``slot`` one of its slots (UTC), ``real_runs``
     the job's real runs near the slot (objects with ``started_at``; Missed runs are ignored).
     A slot before the job was created is never expected. A slot before ``next_expected_slot`` is
     settled: it counts as missed only through its stored Missed run. A slot from there on is
-    Expected until its deadline, then Missed unless a real run belongs to it (``slot_window``).
+    Expected until its deadline, then Missed unless a real run belongs to it (``slot_window``;
+    ``window`` is that window when the caller has it already).
     """
     if slot is None or not is_scheduled(schedule):
         return None
     if created_at is not None and slot < created_at:
         return None
     deadline = slot + grace_of(schedule)
-    lo, hi = slot_window(schedule, slot, zone)
+    lo, hi = window or slot_window(schedule, slot, zone)
     belonging = tuple(r for r in real_runs
                       if not getattr(r, "missed", False) and r.started_at is not None and lo <= r.started_at < hi)
     if not awaiting_check(slot, next_expected_slot, now):
