@@ -14,6 +14,8 @@
 5. Prints the table with the goal per page (p95 < 100 ms, <= 1.5x the 100 k cost, <= 300 KB) and drops
    both databases (BENCH_KEEP=1 keeps them).
 
+BENCH_ONLY="run-checks daily" limits the pages to those whose label holds one of the words;
+BENCH_REQUESTS sets the timed requests per page and size (default 30).
 Figures and JSON results go to $SCALE_OUT (default: ``scale/`` in the system temp folder).
 """
 from __future__ import annotations
@@ -71,15 +73,20 @@ def main() -> int:
             continue
         _run([PY, str(HERE / "seed_scale.py"), "--proj", str(ROOT), "--db", db,
               "--customers", str(customers), "--jobs", str(jobs)])
+    only = os.environ.get("BENCH_ONLY", "").split()
+    only_args = ["--only", *only] if only else []
+    requests = ["--requests", os.environ["BENCH_REQUESTS"]] if os.environ.get("BENCH_REQUESTS") else []
     count_json = bp.OUT_DIR / "count.json"
     time_json = bp.OUT_DIR / "time.json"
     try:
         if os.access(bp.PG_LOG, os.R_OK):
-            _run([PY, str(HERE / "bench_pages.py"), "count", "--targets", *targets, "--out", str(count_json)])
+            _run([PY, str(HERE / "bench_pages.py"), "count", "--targets", *targets, *only_args,
+                  "--out", str(count_json)])
         else:
             print(f"statement counts skipped: {bp.PG_LOG} cannot be read (set PG_LOG to the server's log)", flush=True)
             count_json.write_text(json.dumps({"pages": []}))
-        _run([PY, str(HERE / "bench_pages.py"), "time", "--targets", *targets, "--out", str(time_json)])
+        _run([PY, str(HERE / "bench_pages.py"), "time", "--targets", *targets, *only_args, *requests,
+              "--out", str(time_json)])
         if Path("/usr/bin/chromium").exists():
             _run([PY, str(HERE / "browser_timing.py"), *targets, "--pages", "run-checks",
                   "run-checks include reviewed", "daily-jobs backlog day", "tickets"])
