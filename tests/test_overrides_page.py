@@ -275,3 +275,42 @@ def test_a_this_run_only_override_whose_run_is_gone_says_so(as_user):
     page = " ".join(unescape(re.sub(r"<[^>]+>", "", text(c.get("/overrides")))).split())
     assert ("made for the run of job Nightly SQL that started 2026-11-25 02:14; that run no longer exists"
             in page)
+
+
+# --- The job picker: the form lists no jobs; typed text names one --------------------------------------
+
+def test_the_form_lists_no_jobs_and_shows_the_rules_own_job(as_user):
+    acme = make_customer("Acme Testing")
+    job = make_job(acme, "Daily VM Backup")
+    for i in range(30):
+        make_job(acme, f"Other Job {i:02}", sender=f"o{i}@example.test")
+    job.archived = True  # a rule keeps its job, archived or not
+    c = as_user("operator")
+    post_form(c, "/overrides/new", job_form(job))
+    rule = db.session.execute(select(Override)).scalar_one()
+    page = c.get("/overrides/new").get_data(as_text=True)
+    assert "Other Job" not in page and "data-job-picker" in page and "js/pages/job_picker.js" in page
+    edit = text(c.get(f"/overrides/{rule.id}/edit"))
+    assert "Other Job" not in edit
+    assert 'id="job_id" name="job_id" value="%d"' % job.id in edit
+    assert 'value="Acme Testing · Daily VM Backup"' in edit and "Chosen: Acme Testing · Daily VM Backup" in edit
+    assert "archived." in edit
+
+
+def test_a_typed_job_name_without_a_choice_saves_that_job_and_an_unclear_one_is_refused(as_user):
+    acme, beta = make_customer("Acme Testing"), make_customer("Beta Testing")
+    vm = make_job(acme, "Daily VM Backup")
+    make_job(beta, "Daily VM Backup", sender="b@example.test")
+    c = as_user("operator")
+    # Without JavaScript the hidden id is empty and the box's text is sent.
+    r = post_form(c, "/overrides/new", job_form(vm, job_id="", job_text="daily", valid_from="yesterday"))
+    page = text(r)
+    assert r.status_code == 400 and "Not saved:</strong> 'daily' matches 2 jobs (Acme Testing · Daily VM Backup" in page
+    assert 'value="daily"' in page and 'id="job_id" name="job_id" value=""' in page  # what was typed stays
+    # Once the text names one job, a refusal for another reason shows that job as chosen.
+    r = post_form(c, "/overrides/new", job_form(vm, job_id="", job_text="acme daily", valid_from="yesterday"))
+    assert r.status_code == 400 and "is not a date and time" in text(r)
+    assert f'id="job_id" name="job_id" value="{vm.id}"' in text(r)
+    r = post_form(c, "/overrides/new", job_form(vm, job_id="", job_text="acme daily"), follow_redirects=True)
+    assert "Override #1 created: job 'Daily VM Backup'" in text(r)
+    assert db.session.execute(select(Override.job_id)).scalar_one() == vm.id

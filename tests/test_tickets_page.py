@@ -228,3 +228,72 @@ def test_partials_for_run_pages_show_links_from_the_link_table_and_post_a_linked
     t = db.session.execute(select(Ticket).where(Ticket.code == "OBJ-9")).scalar_one()
     assert [(s.scope_type, s.job_id, s.object_name) for s in t.scopes] == [("object", job.id, "SQL01")]
     assert "OBJ-9" in [x.code for x in tk.tickets_for_runs([run.id])[run.id]]
+
+
+# --- The job picker: the page does not list every job ------------------------------------------------
+
+def test_the_page_size_does_not_grow_with_the_number_of_jobs(as_user):
+    customer = make_customer("Scale Demo")
+    shown = make_job(customer, job_name="Shown Job 000", sender="s@example.test")
+    seed_ticket("T-1", shown)
+    op = as_user("operator")
+    before = op.get("/tickets").get_data(as_text=True)
+    for i in range(1, 300):
+        make_job(customer, job_name=f"Hidden Job {i:03}", sender=f"h{i}@example.test")
+    db.session.commit()
+    for path in ("/tickets", "/tickets?tab=remarks"):
+        html = op.get(path).get_data(as_text=True)
+        assert "Hidden Job" not in html, path  # no job beyond the ones the list shows
+        assert 'data-lookup-url="/jobs/lookup"' in html and "js/pages/job_picker.js" in html
+    after = op.get("/tickets").get_data(as_text=True)
+    assert len(after) == len(before)  # (same CSRF token length, same rows: not one byte per job)
+    assert "Shown Job 000" in after  # the ticket's scope in the list
+
+
+def test_viewers_get_no_picker_and_no_script(as_user):
+    make_job()
+    html = as_user("viewer").get("/tickets").get_data(as_text=True)
+    assert "data-job-picker" not in html and "job_picker.js" not in html
+
+
+def test_a_form_sent_with_the_typed_job_name_and_no_choice_takes_the_one_job_it_names(as_user):
+    acme, beta = make_customer("Acme Demo"), make_customer("Beta Demo")
+    vm = make_job(acme, job_name="Daily VM Backup", sender="a@example.test")
+    beta_vm = make_job(beta, job_name="Daily VM Backup", sender="b@example.test")
+    sql = make_job(beta, job_name="SQL Logs", sender="c@example.test")
+    op = as_user("operator")
+    # No JavaScript: the hidden id stays empty and the box's text is sent.
+    r = post_form(op, "/tickets/new", {"code": "T-1", "scope_type": "job", "job_id": "", "job_text": "sql logs"},
+                  follow_redirects=True)
+    assert "Ticket T-1 created." in r.get_data(as_text=True)
+    r = post_form(op, "/tickets/new", {"code": "T-2", "scope_type": "job", "job_id": "", "job_text": "daily vm",
+                                       "customer_id": str(acme.id)}, follow_redirects=True)
+    assert "Ticket T-2 created." in r.get_data(as_text=True)  # the chosen customer narrows it to one
+    r = post_form(op, "/tickets/remarks/new", {"body": "Watch it", "scope_type": "object", "job_id": "",
+                                               "job_text": "Beta Demo · Daily VM Backup", "object_name": "VM1"},
+                  follow_redirects=True)
+    assert "Remark created." in r.get_data(as_text=True)
+    # Several jobs match: nothing saved, and the message names them.
+    r = post_form(op, "/tickets/new", {"code": "T-3", "scope_type": "job", "job_id": "", "job_text": "daily"},
+                  follow_redirects=True)
+    html = r.get_data(as_text=True)
+    assert "Ticket not created" in html and "&#39;daily&#39; matches 2 jobs (Acme Demo · Daily VM Backup" in html
+    r = post_form(op, "/tickets/new", {"code": "T-4", "scope_type": "job", "job_id": "", "job_text": "nothing like it"},
+                  follow_redirects=True)
+    assert "No job matches &#39;nothing like it&#39;" in r.get_data(as_text=True)
+    tickets = {t.code: [(s.scope_type, s.job_id) for s in t.scopes] for t in db.session.execute(select(Ticket)).scalars()}
+    assert tickets == {"T-1": [("job", sql.id)], "T-2": [("job", vm.id)]}
+    remark = db.session.execute(select(Remark)).scalar_one()
+    assert [(s.scope_type, s.job_id, s.object_name) for s in remark.scopes] == [("object", beta_vm.id, "VM1")]
+
+
+def test_the_chosen_job_wins_over_nothing_and_its_label_keeps_it(as_user):
+    job = make_job(make_customer("Acme Demo"), job_name="Daily VM Backup")
+    make_job(make_customer("Beta Demo"), job_name="Daily VM Backup", sender="b@example.test")
+    op = as_user("operator")
+    # With JavaScript: a suggestion was chosen, so the hidden id is set and the box shows its label.
+    r = post_form(op, "/tickets/new", {"code": "T-1", "scope_type": "job", "job_id": str(job.id),
+                                       "job_text": "Acme Demo · Daily VM Backup"}, follow_redirects=True)
+    assert "Ticket T-1 created." in r.get_data(as_text=True)
+    t = db.session.execute(select(Ticket)).scalar_one()
+    assert [s.job_id for s in t.scopes] == [job.id]

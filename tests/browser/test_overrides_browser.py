@@ -3,6 +3,7 @@ and delete as admin (the operator has no delete button)."""
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from backend.app.extensions import db
@@ -39,7 +40,7 @@ def test_create_edit_and_delete_an_override(browser, live_server):
 
     # Global first, with a broken pattern: refused with the reason, and what was typed stays.
     page.check("#level-global")
-    assert page.locator("#job_id").is_hidden() and page.locator("#software").is_visible()
+    assert page.locator("#job_text").is_hidden() and page.locator("#software").is_visible()
     page.fill("#software", "Veeam Backup & Replication")
     page.fill("#job_name_pattern", "SQL[0-9")
     page.click("#save-override")
@@ -47,12 +48,15 @@ def test_create_edit_and_delete_an_override(browser, live_server):
     assert page.input_value("#job_name_pattern") == "SQL[0-9"
     assert page.is_checked("#level-global")
 
-    # Job level: narrow the picker by typing, pick the job, match the message.
+    # Job level: type part of the customer and job name, choose the suggestion, match the message.
     page.check("#level-job")
-    assert page.locator("#software").is_disabled()
-    page.fill("#job-search", "beta sql")
-    assert page.locator("#job_id option[data-search]:not([hidden])").count() == 1
-    page.select_option("#job_id", str(sql.id))
+    assert page.locator("#software").is_disabled() and page.locator("#job_text").is_enabled()
+    page.locator("#job_text").press_sequentially("beta sql", delay=30)
+    suggestions = page.locator("#job_text-list [role=option]")
+    expect(suggestions).to_have_count(1)
+    suggestions.first.click()
+    expect(page.locator("#job_id")).to_have_value(str(sql.id))
+    assert page.input_value("#job_text") == "Beta Testing · SQL Backup"
     page.select_option("#match_status", "Warning")
     page.fill("#match_text", "nearly full")
     page.fill("#comment", "Log backups run at noon")

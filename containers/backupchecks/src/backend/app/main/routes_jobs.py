@@ -1,5 +1,5 @@
 """/jobs, /jobs/archived, /jobs/<id>: the grouped list, the detail with run history, archive,
-delete, manual schedule, JSON export and import.
+delete, manual schedule, JSON export and import; /jobs/lookup: the job picker's suggestions.
 
 Viewers read; admin and operator change; archive/unarchive and the archived list are admin only.
 The rules live in ``services.jobs`` (and ``services.schedules``); this module stays thin.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..models import Job
@@ -20,6 +20,7 @@ from ..services.jobs import (
     STATUS_FILTERS,
     JobError,
     JobImportError,
+    JobLookupError,
     archive_job,
     clear_schedule,
     delete_job,
@@ -28,6 +29,7 @@ from ..services.jobs import (
     get_job,
     import_jobs_json,
     list_jobs,
+    lookup_jobs,
     page_of_run,
     run_history,
     schedule_of,
@@ -73,6 +75,32 @@ def jobs():
 @roles_required("admin")
 def jobs_archived():
     return _render_list(archived=True)
+
+
+def _lookup_args() -> dict:
+    """The job picker's question: ``q`` (search text), ``customer`` (an id: only its jobs),
+    ``archived=1`` (archived jobs too)."""
+    customer = (request.args.get("customer") or "").strip()
+    customer_id = parse_id(customer) if customer else None
+    if customer and customer_id is None:
+        raise JobLookupError(f"'{customer[:30]}' is not a customer id: send the id of a customer, or no customer.")
+    archived = request.args.get("archived", "")
+    if archived not in ("", "0", "1"):
+        raise JobLookupError(f"'{archived[:30]}' is not a choice for archived: send 1 to include archived jobs, "
+                             f"0 or nothing to leave them out.")
+    return {"text": request.args.get("q", ""), "customer_id": customer_id, "include_archived": archived == "1"}
+
+
+@main_bp.route("/jobs/lookup")
+@roles_required(*OPERATIONS_EDITORS)
+def jobs_lookup():
+    """The job picker's suggestions as JSON: at most 20 jobs matching the typed text (services.jobs.lookup_jobs);
+    the roles that create tickets, remarks and overrides. A question that can't be answered: 400 with why."""
+    try:
+        found = lookup_jobs(**_lookup_args())
+    except JobLookupError as exc:
+        return jsonify({"status": "error", "code": 400, "message": str(exc)}), 400
+    return jsonify(found.as_json())
 
 
 def _job_or_404(job_id: int) -> Job:

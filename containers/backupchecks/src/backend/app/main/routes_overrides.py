@@ -11,12 +11,12 @@ from ..extensions import db
 from ..models import Override
 from ..route_helpers import commit_or_flash
 from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required
+from ..services.jobs import job_from_picker, job_match
 from ..services.overrides import (
     PER_PAGE,
     STATES,
     OverrideFilters,
     backup_type_choices,
-    job_choices,
     list_overrides,
     software_choices,
     unreviewed_runs_using,
@@ -31,7 +31,6 @@ from ..services.overrides import (
     update_override,
 )
 from ..services.settings import ui_zone
-from ..web import parse_id
 from .blueprint import main_bp
 
 FIELDS = ("level", "software", "backup_type", "job_name_pattern", "job_id", "object_name", "match_status",
@@ -65,6 +64,7 @@ def _submitted() -> dict:
         data["job_id"] = data["object_name"] = ""
     elif data["level"] in ("job", "object"):
         data["software"] = data["backup_type"] = data["job_name_pattern"] = ""
+    data["job_text"] = request.form.get("job_text") if data["level"] in ("job", "object") else None
     data["treat_as_success"] = "1" if request.form.get("treat_as_success") else "0"
     data["active"] = "1" if request.form.get("active") else "0"
     return data
@@ -74,9 +74,17 @@ def _render_form(values: dict, rule: Override | None = None, error: str | None =
     return render_template(
         "main/overrides_form.html", values=values, rule=rule, error=error, levels=LEVELS,
         level_labels=LEVEL_LABELS, match_modes=MATCH_MODES, match_mode_labels=MATCH_MODE_LABELS,
-        jobs=job_choices(parse_id(str(values.get("job_id") or ""))),
+        chosen_job=job_match(values.get("job_id")), job_text=values.get("job_text"),
         softwares=software_choices(), backup_types=backup_type_choices(), zone=ui_zone().key,
     ), status
+
+
+def _with_job(data: dict) -> dict:
+    """The form's data with the job its picker sent: the chosen one, or the one job the typed text
+    names (else JobLookupError, a ValueError, says why). Known now, the box shows that job."""
+    if data["job_text"] is None:
+        return data
+    return {**data, "job_id": job_from_picker(data["job_id"], data["job_text"]), "job_text": None}
 
 
 def _refused(data: dict, error: Exception, rule: Override | None = None):
@@ -119,6 +127,7 @@ def overrides_new():
         return _render_form(values)
     data = _submitted()
     with commit_or_flash(ValueError, message=None) as saved:
+        data = _with_job(data)
         rule = create_override(data, current_user, zone=ui_zone())
     if saved.failed:
         return _refused(data, saved.error)
@@ -134,6 +143,7 @@ def overrides_edit(rule_id: int):
         return _render_form(_values_of(rule), rule=rule)
     data = _submitted()
     with commit_or_flash(ValueError, message=None) as saved:
+        data = _with_job(data)
         update_override(rule, data, current_user, zone=ui_zone())
     if saved.failed:
         return _refused(data, saved.error, _get_rule(rule_id))

@@ -16,6 +16,7 @@ from ..models import JobRun, Remark, Ticket
 from ..route_helpers import commit_or_flash, flash_changed, page_arg
 from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required, safe_next
 from ..services import autotask
+from ..services.jobs import JobLookupError, job_from_picker
 from ..services.settings import ui_zone
 from ..services.tickets import (
     STATES,
@@ -24,8 +25,8 @@ from ..services.tickets import (
     create_ticket,
     list_items,
     resolve_remark,
+    customer_choices,
     resolve_ticket,
-    scope_choices,
     update_remark,
     update_ticket,
 )
@@ -47,10 +48,8 @@ def tickets():
         abort(400, "Unknown filter: use open, resolved or all.")
     customer_id = request.args.get("customer", type=int)
     listing = list_items("ticket" if tab == "tickets" else "remark", state, customer_id, page_arg(), PER_PAGE)
-    can_edit = has_role(*OPERATIONS_EDITORS)
-    customers, jobs = scope_choices(include_jobs=can_edit)
     return render_template("main/tickets.html", tab=tab, state=state, customer_id=customer_id,
-                           listing=listing, customers=customers, jobs=jobs, can_edit=can_edit,
+                           listing=listing, customers=customer_choices(), can_edit=has_role(*OPERATIONS_EDITORS),
                            page=listing.page, per_page=PER_PAGE, total=listing.total)
 
 
@@ -64,7 +63,17 @@ def _scopes_from_form(run: Optional[JobRun]) -> list[dict]:
         return []
     if kind == "customer":
         return [{"type": "customer", "customer_id": request.form.get("customer_id")}]
-    return [{"type": kind, "job_id": request.form.get("job_id"), "object_name": request.form.get("object_name")}]
+    return [{"type": kind, "job_id": _job_from_form(), "object_name": request.form.get("object_name")}]
+
+
+def _job_from_form():
+    """The job picker's choice; typed text without a choice names one job (of the customer chosen
+    in the form, when one is)."""
+    try:
+        return job_from_picker(request.form.get("job_id"), request.form.get("job_text"),
+                               customer_id=parse_id(request.form.get("customer_id")))
+    except JobLookupError as exc:
+        raise TicketingError(str(exc)) from exc
 
 
 def _active_from_from_form() -> Optional[datetime]:

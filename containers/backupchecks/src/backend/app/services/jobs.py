@@ -17,6 +17,7 @@ from ..extensions import db
 from ..models import Customer, Job, JobRun, User
 from . import audit
 from .customers import NAME_MAX, search_filter
+from .search import contains_text, starts_with_text
 from .ingest import job_identity_key
 from .schedules import describe_schedule, effective_schedule, recompute_job_schedule
 from .settings import ui_zone
@@ -138,6 +139,148 @@ def filter_choices() -> tuple[list, list[str]]:
     software = db.session.execute(select(Job.software).where(Job.software != "").distinct()
                                   .order_by(Job.software)).scalars().all()
     return customers, software
+
+
+# --- The job picker --------------------------------------------------------------------------------
+#
+# Forms that scope something to one job (a ticket, a remark, an override) do not list every job:
+# the user types part of the customer or job name and chooses one of a few suggestions
+# (/jobs/lookup, static/js/pages/job_picker.js). A form sent without a choice (no JavaScript, or
+# typed and sent at once) still works: ``job_from_picker`` takes the one job the text names.
+
+LOOKUP_LIMIT = 20  # suggestions per answer
+LOOKUP_MAX_TEXT = 200  # characters of search text
+LOOKUP_MAX_WORDS = 8
+LABEL_SEPARATOR = " · "
+
+
+class JobLookupError(ValueError):
+    """The search text can't be used, or names no job or several; the message is shown as is."""
+
+
+@dataclass(frozen=True)
+class JobMatch:
+    id: int
+    job_name: str
+    customer_id: int
+    customer_name: str
+    software: str
+    backup_type: Optional[str]
+    archived: bool
+
+    @property
+    def label(self) -> str:
+        """What the picker's box shows for the chosen job: "Customer · Job"."""
+        return f"{self.customer_name}{LABEL_SEPARATOR}{self.job_name}"
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "job_name": self.job_name, "customer_id": self.customer_id,
+                "customer_name": self.customer_name, "software": self.software,
+                "backup_type": self.backup_type or "", "archived": self.archived, "label": self.label}
+
+
+@dataclass(frozen=True)
+class JobLookup:
+    jobs: list[JobMatch]
+    more: bool  # more jobs match than ``jobs`` holds: type more to narrow them down
+
+    def as_json(self) -> dict:
+        return {"jobs": [j.as_json() for j in self.jobs], "more": self.more, "limit": LOOKUP_LIMIT}
+
+
+def _match_columns():
+    return (select(Job.id, Job.job_name, Job.customer_id, Customer.name, Job.software, Job.backup_type, Job.archived)
+            .join(Customer, Customer.id == Job.customer_id))
+
+
+def lookup_words(text: Optional[str]) -> list[str]:
+    """The words of a search text; each must appear in the customer or the job name. The label's
+    separator is no word, so a chosen job's label typed (or sent) back finds that job."""
+    text = text or ""
+    if len(text) > LOOKUP_MAX_TEXT:
+        raise JobLookupError(f"The search text is too long: at most {LOOKUP_MAX_TEXT} characters.")
+    if any((ord(ch) < 32 and not ch.isspace()) or ord(ch) == 127 for ch in text):
+        raise JobLookupError("The search text holds control characters: type part of the customer or job name.")
+    words = text.replace(LABEL_SEPARATOR.strip(), " ").split()
+    if len(words) > LOOKUP_MAX_WORDS:
+        raise JobLookupError(f"The search text has {len(words)} words: use at most {LOOKUP_MAX_WORDS}.")
+    return words
+
+
+def lookup_jobs(text: Optional[str] = "", *, customer_id: Optional[int] = None, include_archived: bool = False,
+                limit: int = LOOKUP_LIMIT) -> JobLookup:
+    """Up to ``limit`` jobs whose customer or job name contains every word of ``text`` (ignoring case;
+    % and _ are the characters themselves), best first: the job named exactly (its name or its label),
+    then job names that start with the text, then by customer and job name. No text: the first jobs
+    in that order. Only jobs of ``customer_id`` when given; archived jobs only with
+    ``include_archived``. One query, whatever the number of jobs."""
+    words = lookup_words(text)
+    stmt = _match_columns()
+    if not include_archived:
+        stmt = stmt.where(Job.archived.is_(False))
+    if customer_id is not None:
+        stmt = stmt.where(Job.customer_id == customer_id)
+    for word in words:
+        stmt = stmt.where(contains_text([Customer.name, Job.job_name], word))
+    order = []
+    if words:
+        typed = " ".join((text or "").split()).lower()
+        label = func.lower(Customer.name + LABEL_SEPARATOR + Job.job_name)
+        order.append(case((func.lower(Job.job_name) == typed, 0), (label == typed, 0),
+                          (starts_with_text(Job.job_name, " ".join(words)), 1), else_=2))
+    order += [func.lower(Customer.name), Customer.id, func.lower(Job.job_name), Job.id]
+    rows = db.session.execute(stmt.order_by(*order).limit(limit + 1)).all()
+    return JobLookup([JobMatch(*row) for row in rows[:limit]], more=len(rows) > limit)
+
+
+def _row_id(value) -> Optional[int]:
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2 ** 31 else None
+
+
+def job_match(job_id) -> Optional[JobMatch]:
+    """The job (archived or not) as the picker shows it, or None when there is no such job; one query."""
+    row_id = _row_id(job_id)
+    if row_id is None:
+        return None
+    row = db.session.execute(_match_columns().where(Job.id == row_id)).one_or_none()
+    return JobMatch(*row) if row else None
+
+
+def _named(job: JobMatch) -> str:
+    return job.label + (f" ({job.software})" if job.software else "")
+
+
+def job_from_picker(job_id, text: Optional[str], *, customer_id: Optional[int] = None):
+    """The job a form's picker sent, as the job id to save ("" for none).
+
+    ``text`` is what the picker's box shows. None (a form without the box: Run Checks, a script):
+    ``job_id`` as sent. The chosen job's label: that job. Anything else was typed without choosing a
+    suggestion: the job whose name or label it is exactly, else the only job (not archived, of
+    ``customer_id`` when given) it matches; no job or several are refused with ``JobLookupError``
+    naming a few. Two queries at most."""
+    if text is None:
+        return job_id
+    typed = " ".join(text.split())
+    if not typed:
+        return ""
+    chosen = job_match(job_id)
+    if chosen is not None and chosen.label.lower() == typed.lower():
+        return str(chosen.id)
+    found = lookup_jobs(typed, customer_id=customer_id)
+    exact = [j for j in found.jobs if typed.lower() in (j.label.lower(), j.job_name.lower())]
+    if len(exact) == 1:
+        return str(exact[0].id)
+    if len(found.jobs) == 1 and not found.more:
+        return str(found.jobs[0].id)
+    if not found.jobs:
+        scope = " of the chosen customer" if customer_id is not None else ""
+        raise JobLookupError(f"No job{scope} matches '{typed}': type part of the customer or job name "
+                             f"and choose one of the suggestions.")
+    count = f"more than {LOOKUP_LIMIT}" if found.more else str(len(found.jobs))
+    examples = "; ".join(_named(j) for j in found.jobs[:3]) + ("; …" if found.more or len(found.jobs) > 3 else "")
+    raise JobLookupError(f"'{typed}' matches {count} jobs ({examples}): type more of the customer or job "
+                         f"name, or choose one of the suggestions.")
 
 
 # --- The detail ------------------------------------------------------------------------------------

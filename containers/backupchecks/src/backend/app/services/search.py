@@ -20,6 +20,11 @@ def contains_text(columns: Iterable, text: str):
     return or_(*[column.ilike(pattern, escape=LIKE_ESCAPE) for column in columns])
 
 
+def starts_with_text(column, text: str):
+    """``column`` starts with ``text``, ignoring case, as a WHERE condition (or an ordering key)."""
+    return column.ilike(f"{escape_like(text)}%", escape=LIKE_ESCAPE)
+
+
 def starts_with(column, text: str):
     """``column`` starts with ``text`` (case-sensitive) as a WHERE condition."""
     return column.like(f"{escape_like(text)}%", escape=LIKE_ESCAPE)

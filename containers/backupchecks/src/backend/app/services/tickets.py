@@ -503,13 +503,7 @@ def list_items(kind_name: str = "ticket", state: str = "open", customer_id: Opti
     return ListPage(rows=out, total=total, page=page, per_page=per_page)
 
 
-def scope_choices(include_jobs: bool = True) -> tuple[list, list]:
-    """(customers as (id, name), active jobs as (id, job name, customer name)) for the scope pickers."""
-    customers = db.session.execute(select(Customer.id, Customer.name).order_by(Customer.name)).all()
-    jobs = []
-    if include_jobs:
-        jobs = db.session.execute(
-            select(Job.id, Job.job_name, Customer.name).join(Customer, Customer.id == Job.customer_id)
-            .where(Job.archived.is_(False)).order_by(Customer.name, Job.job_name)
-        ).all()
-    return customers, jobs
+def customer_choices() -> list:
+    """Customers as (id, name) for the customer filter and the customer scope; one query. Jobs are
+    not listed: the job scope is chosen with the job picker (services/jobs.py:lookup_jobs)."""
+    return db.session.execute(select(Customer.id, Customer.name).order_by(Customer.name)).all()

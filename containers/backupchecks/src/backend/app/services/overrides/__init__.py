@@ -33,7 +33,6 @@ from .listing import (
     OverrideFilters,
     OverrideRow,
     backup_type_choices,
-    job_choices,
     list_overrides,
     software_choices,
     unreviewed_runs_using,

@@ -135,17 +135,6 @@ def _attach_applied_runs(rows: list[OverrideRow]) -> None:
                     if jid == rule.job_id and rule.valid_from <= started < rule.valid_until]
 
 
-def job_choices(include_id: Optional[int] = None) -> list[tuple[int, str, str]]:
-    """(job id, customer name, job name) of every job that is not archived (plus ``include_id``, the
-    rule's own job) for the form's job picker; one query."""
-    keep = Job.archived.is_(False)
-    if include_id:
-        keep = or_(keep, Job.id == include_id)
-    return [tuple(r) for r in db.session.execute(
-        select(Job.id, Customer.name, Job.job_name).join(Customer, Customer.id == Job.customer_id)
-        .where(keep).order_by(func.lower(Customer.name), func.lower(Job.job_name), Job.id))]
-
-
 def unreviewed_runs_using(rule_id: int) -> int:
     """How many unreviewed runs the rule currently decides (the run itself or one of its objects)."""
     by_object = select(RunObject.job_run_id).where(RunObject.override_id == rule_id)
