@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from html import unescape
 
 import pytest
+from sqlalchemy import delete, select
 
 from backend.app.extensions import db
 from backend.app.models import AuditLog
@@ -150,6 +151,38 @@ def test_the_count_text():
     assert page.total_text == "1,000+ entries"
     assert audit.AuditPage([], audit.COUNT_CAP, [], None, None).total_text == "1,000 entries"
     assert audit.AuditPage([], 1, [], None, None).total_text == "1 entry"
+
+
+def test_the_event_list_holds_every_event_in_the_log_and_only_those(as_user):
+    c = as_user("admin")  # logging in writes a "login" entry
+    for event in ("user.create", "settings.mail", "user.create", "ticket.created", "settings.mail", "a_b%c"):
+        add(event, "bob", T0)
+    db.session.commit()
+    html = c.get("/audit-log").get_data(as_text=True)
+    select_html = html.split('id="f-event"')[1].split("</select>")[0]
+    options = [unescape(o) for attrs, o in re.findall(r"<option([^>]*)>([^<]+)</option>", select_html) if 'value=""' not in attrs]
+    present = sorted(set(db.session.execute(select(AuditLog.event)).scalars()))
+    assert options == present == ["a_b%c", "login", "settings.mail", "ticket.created", "user.create"]
+    # An event whose entries are gone leaves the list.
+    db.session.execute(delete(AuditLog).where(AuditLog.event == "ticket.created"))
+    db.session.commit()
+    assert audit.event_names() == ["a_b%c", "login", "settings.mail", "user.create"]
+
+
+def test_the_event_filter_matches_the_events_that_start_with_it(as_user):
+    c = as_user("admin")
+    for event in ("settings.general", "settings.mail", "settingsx", "a_b%c", "axb%c", "a_bc"):
+        add(event, "bob", T0, summary=f"is {event}")
+    db.session.commit()
+
+    def shown(prefix):
+        html = c.get("/audit-log", query_string={"user": "bob", "event": prefix}).get_data(as_text=True)
+        return sorted(re.findall(r"<td>is ([^<]+)</td>", html))
+
+    assert shown("settings.") == ["settings.general", "settings.mail"]
+    assert shown("settings.mail") == ["settings.mail"]
+    assert shown("a_b%") == ["a_b%c"]  # % and _ are themselves, not wildcards
+    assert shown("nothing") == []
 
 
 def test_a_bad_date_gets_a_clear_message(as_user):

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 from flask import has_request_context, request
 from flask_login import current_user
 from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import AuditLog
-from .search import starts_with
 
 SECRET_FIELDS = {"graph_client_secret", "autotask_secret", "password", "password_hash", "client_secret", "secret"}
 MASK = "••••••"
@@ -90,7 +90,9 @@ def _jsonable(values: Optional[dict]) -> Optional[dict]:
 #
 # The log grows by thousands of entries a day, so the page never reads it all: it pages by
 # position (keyset: the entries just older or newer than a cursor, from the index on created_at),
-# and counts at most COUNT_CAP + 1 matching entries.
+# counts at most COUNT_CAP + 1 matching entries, and lists the event names by skipping through the
+# index on event (one index probe per distinct name). The event filter (a prefix) becomes the list
+# of those names that start with it, so a rare event is found through the same index.
 
 AUDIT_PER_PAGE = 50
 COUNT_CAP = 1000         # beyond this many matching entries the page says "1,000+ entries"
@@ -153,11 +155,13 @@ def list_entries(zone: ZoneInfo, user: str = "", event: str = "", date_from=None
     ``newer``, or the newest ones; with a count capped at COUNT_CAP + 1 and the event names.
     BadCursor for a cursor ``cursor_of`` did not write."""
     per_page = per_page or AUDIT_PER_PAGE
+    events = event_names()
     conditions = []
     if user:
         conditions.append(func.lower(AuditLog.username) == user.lower())
     if event:
-        conditions.append(starts_with(AuditLog.event, event))
+        # The names that start with ``event``, as a list the index on event can find.
+        conditions.append(AuditLog.event.in_([name for name in events if name.startswith(event)]))
     if date_from:
         conditions.append(AuditLog.created_at >= datetime.combine(date_from, time.min, tzinfo=zone))
     if date_to:
@@ -187,12 +191,19 @@ def list_entries(zone: ZoneInfo, user: str = "", event: str = "", date_from=None
 
     capped = select(AuditLog.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
     total = db.session.execute(select(func.count()).select_from(capped)).scalar_one()
-    return AuditPage(rows=rows, total=total, events=event_names(), newer=newer_link, older=older_link)
+    return AuditPage(rows=rows, total=total, events=events, newer=newer_link, older=older_link)
 
 
 def event_names() -> list[str]:
-    """Every distinct event name in the log, sorted."""
-    return list(db.session.execute(select(AuditLog.event).distinct().order_by(AuditLog.event)).scalars())
+    """Every distinct event name in the log, sorted, by a loose index scan: the smallest name,
+    then the smallest one after it, and so on (one probe of ix_audit_logs_event per name, instead
+    of reading every entry)."""
+    names = select(func.min(AuditLog.event).label("event")).cte("names", recursive=True)
+    later = aliased(AuditLog)
+    following = select(func.min(later.event)).where(later.event > names.c.event).scalar_subquery()
+    names = names.union_all(select(following).where(names.c.event.is_not(None)))
+    return list(db.session.execute(
+        select(names.c.event).where(names.c.event.is_not(None)).order_by(names.c.event)).scalars())
 
 
 # --- Presentation (the Audit log page) -----------------------------------------------------------
