@@ -113,6 +113,7 @@ def test_a_new_entry_does_not_shift_the_older_pages(as_user, monkeypatch):
 @pytest.mark.parametrize("arg", ["older=yesterday", "newer=2026-02-30T00:00:00.000000Z_1",
                                  "older=2026-11-25T09:30:00.000000Z_1234567890123456789",
                                  "older=2026-11-25T09:30:00.000000Z_2147483648",
+                                 "older=2026-11-25T09:30:00.000000Z_1%0A",
                                  "newer=2026-11-25%2009:30:00_1", "older=%00"])
 def test_a_bad_page_link_gets_a_clear_message(as_user, arg):
     r = as_user("admin").get(f"/audit-log?user=bob&{arg}")

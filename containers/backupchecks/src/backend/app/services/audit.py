@@ -96,7 +96,7 @@ def _jsonable(values: Optional[dict]) -> Optional[dict]:
 
 AUDIT_PER_PAGE = 50
 COUNT_CAP = 1000         # beyond this many matching entries the page says "1,000+ entries"
-_CURSOR = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6})Z_(\d{1,10})$")
+_CURSOR = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6})Z_(\d{1,10})")
 _MAX_ID = 2**31 - 1      # audit_logs.id is an integer column
 
 
@@ -113,7 +113,7 @@ def cursor_of(entry: AuditLog) -> str:
 
 def parse_cursor(text: str) -> tuple[datetime, int]:
     """(created_at, id) of a cursor written by ``cursor_of``; BadCursor for anything else."""
-    match = _CURSOR.match(text or "")
+    match = _CURSOR.fullmatch(text or "")
     if match and int(match.group(2)) <= _MAX_ID:
         try:
             return datetime.fromisoformat(match.group(1)).replace(tzinfo=timezone.utc), int(match.group(2))
