@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from typing import Any, Mapping, Optional
 from zoneinfo import ZoneInfo
 
 from flask import has_request_context, request
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import AuditLog
-from .search import starts_with
 
 SECRET_FIELDS = {"graph_client_secret", "autotask_secret", "password", "password_hash", "client_secret", "secret"}
 MASK = "••••••"
@@ -87,28 +87,123 @@ def _jsonable(values: Optional[dict]) -> Optional[dict]:
 
 
 # --- Listing (the Audit log page) ------------------------------------------------------------
+#
+# The log grows by thousands of entries a day, so the page never reads it all: it pages by
+# position (keyset: the entries just older or newer than a cursor, from the index on created_at),
+# counts at most COUNT_CAP + 1 matching entries, and lists the event names by skipping through the
+# index on event (one index probe per distinct name). The event filter (a prefix) becomes the list
+# of those names that start with it, so a rare event is found through the same index.
 
 AUDIT_PER_PAGE = 50
+COUNT_CAP = 1000         # beyond this many matching entries the page says "1,000+ entries"
+_CURSOR = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6})Z_(\d{1,10})")
+_MAX_ID = 2**31 - 1      # audit_logs.id is an integer column
 
 
-def list_entries(zone: ZoneInfo, user: str = "", event: str = "", date_from=None, date_to=None,
-                 page: int = 1, per_page: int = AUDIT_PER_PAGE) -> tuple[list[AuditLog], int, list[str]]:
+class BadCursor(ValueError):
+    """A page link whose position (``older=`` / ``newer=``) is not one this page wrote."""
+
+
+def cursor_of(entry: AuditLog) -> str:
+    """The position of ``entry`` in the newest-first order, for a page link: its moment (UTC, to
+    the microsecond) and its id, e.g. ``2026-11-25T09:30:00.000000Z_4711``."""
+    moment = entry.created_at.astimezone(timezone.utc)
+    return f"{moment.strftime('%Y-%m-%dT%H:%M:%S.%f')}Z_{entry.id}"
+
+
+def parse_cursor(text: str) -> tuple[datetime, int]:
+    """(created_at, id) of a cursor written by ``cursor_of``; BadCursor for anything else."""
+    match = _CURSOR.fullmatch(text or "")
+    if match and int(match.group(2)) <= _MAX_ID:
+        try:
+            return datetime.fromisoformat(match.group(1)).replace(tzinfo=timezone.utc), int(match.group(2))
+        except ValueError:  # a date that does not exist, such as 2026-02-30
+            pass
+    raise BadCursor("its position is not one the audit log wrote")
+
+
+@dataclass
+class AuditPage:
+    rows: list[AuditLog]     # newest first
+    total: int               # matching entries, at most COUNT_CAP + 1
+    events: list[str]        # every event name in the log, for the filter
+    newer: Optional[str]     # cursor for the page of newer entries (None: this is the newest page)
+    older: Optional[str]     # cursor for the page of older entries (None: nothing older)
+
+    @property
+    def total_capped(self) -> bool:
+        """More than COUNT_CAP entries match: the page says "1,000+" instead of the number."""
+        return self.total > COUNT_CAP
+
+    @property
+    def total_text(self) -> str:
+        """"1 entry", "73 entries", "1,000+ entries"."""
+        if self.total_capped:
+            return f"{COUNT_CAP:,}+ entries"
+        return f"{self.total:,} entr{'y' if self.total == 1 else 'ies'}"
+
+
+def _newest_first(q):
+    return q.order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+
+
+def list_entries(zone: ZoneInfo, user: str = "", event: str = "", date_from=None, date_to=None, *,
+                 older: str | None = None, newer: str | None = None,
+                 per_page: int | None = None) -> AuditPage:
     """One page of entries, newest first, filtered by user name, event prefix and local dates
-    (inclusive, in ``zone``): a count, a page and the list of event names."""
-    q = select(AuditLog)
+    (inclusive, in ``zone``): the entries just older than the cursor ``older``, or just newer than
+    ``newer``, or the newest ones; with a count capped at COUNT_CAP + 1 and the event names.
+    BadCursor for a cursor ``cursor_of`` did not write."""
+    per_page = per_page or AUDIT_PER_PAGE
+    events = event_names()
+    conditions = []
     if user:
-        q = q.where(func.lower(AuditLog.username) == user.lower())
+        conditions.append(func.lower(AuditLog.username) == user.lower())
     if event:
-        q = q.where(starts_with(AuditLog.event, event))
+        # The names that start with ``event``, as a list the index on event can find.
+        conditions.append(AuditLog.event.in_([name for name in events if name.startswith(event)]))
     if date_from:
-        q = q.where(AuditLog.created_at >= datetime.combine(date_from, time.min, tzinfo=zone))
+        conditions.append(AuditLog.created_at >= datetime.combine(date_from, time.min, tzinfo=zone))
     if date_to:
-        q = q.where(AuditLog.created_at < datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=zone))
-    total = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-    rows = db.session.execute(q.order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
-                              .limit(per_page).offset((max(1, page) - 1) * per_page)).scalars().all()
-    events = db.session.execute(select(AuditLog.event).distinct().order_by(AuditLog.event)).scalars().all()
-    return rows, total, events
+        conditions.append(AuditLog.created_at < datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=zone))
+    position = tuple_(AuditLog.created_at, AuditLog.id)
+
+    rows: list[AuditLog] | None = None
+    if newer:
+        # The entries just newer than the cursor, fetched oldest first, shown newest first. With
+        # no more than a page of them this is the newest page, shown as the first page (full).
+        found = db.session.execute(
+            select(AuditLog).where(*conditions, position > parse_cursor(newer))
+            .order_by(AuditLog.created_at, AuditLog.id).limit(per_page + 1)).scalars().all()
+        if len(found) > per_page:
+            rows = found[:per_page][::-1]
+            newer_link, older_link = cursor_of(rows[0]), cursor_of(rows[-1])
+    if rows is None:
+        before = parse_cursor(older) if older and not newer else None
+        q = select(AuditLog).where(*conditions)
+        if before is not None:
+            q = q.where(position < before)
+        found = db.session.execute(_newest_first(q).limit(per_page + 1)).scalars().all()
+        rows = found[:per_page]
+        older_link = cursor_of(rows[-1]) if len(found) > per_page else None
+        # Past the oldest matching entry the way back is the entries newer than the same position.
+        newer_link = None if before is None else cursor_of(rows[0]) if rows else older
+
+    capped = select(AuditLog.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+    total = db.session.execute(select(func.count()).select_from(capped)).scalar_one()
+    return AuditPage(rows=rows, total=total, events=events, newer=newer_link, older=older_link)
+
+
+def event_names() -> list[str]:
+    """Every distinct event name in the log, sorted, by a loose index scan: the smallest name,
+    then the smallest one after it, and so on (one probe of ix_audit_logs_event per name, instead
+    of reading every entry)."""
+    names = select(func.min(AuditLog.event).label("event")).cte("names", recursive=True)
+    later = aliased(AuditLog)
+    following = select(func.min(later.event)).where(later.event > names.c.event).scalar_subquery()
+    names = names.union_all(select(following).where(names.c.event.is_not(None)))
+    return list(db.session.execute(
+        select(names.c.event).where(names.c.event.is_not(None)).order_by(names.c.event)).scalars())
 
 
 # --- Presentation (the Audit log page) -----------------------------------------------------------
