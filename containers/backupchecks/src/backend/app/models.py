@@ -139,6 +139,9 @@ class AuditLog(db.Model):
     after = db.Column(db.JSON, nullable=True)
     ip_address = db.Column(db.String(64), nullable=True)
 
+    # The Audit log filtered by a user, newest first, without reading the whole log.
+    __table_args__ = (db.Index("ix_audit_logs_user_time", db.func.lower(username), created_at, id),)
+
 
 class LoginAttempt(db.Model):
     """Failed logins, for throttling per user and per address across processes."""
