@@ -23,9 +23,11 @@ from ..models import Job, JobRun, MailMessage, RunObject, utcnow
 from ..parsers.base import ParseResult
 from ..parsers.normalize import normalize
 from ..parsers.registry import parse_message
+from . import audit
 from .missed_runs import reconcile_late_run
 from .overrides import apply_overrides
-from .settings import get_settings
+from .settings import auto_review_successes, get_settings
+from .status import SUCCESS, canonical_status
 from .tickets import link_open_internal_tickets_to_run
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class IngestOutcome:
     message_id: Optional[int] = None
     run_id: Optional[int] = None
     error: Optional[str] = None
+    reviewed_on_arrival: bool = False  # its new run was successful and marked reviewed on arrival
 
 
 def normalise_identity_part(value: Optional[str]) -> str:
@@ -136,8 +139,10 @@ def _parse_iso(value: Optional[str]) -> Optional[datetime]:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
-    """A job run with its objects from a parsed message; overrides applied, tickets linked."""
+def create_run_from_message(msg: MailMessage, job: Job, *, review_successes_at: Optional[datetime] = None) -> JobRun:
+    """A job run with its objects from a parsed message; overrides applied, tickets linked.
+    With ``review_successes_at`` a new run whose effective status is a success (also by an
+    override) is reviewed at that moment, without a reviewer ("Successful runs need no review")."""
     pr = msg.parse_result or {}
     reported_start = _parse_iso(pr.get("started_at"))
     started = reported_start or msg.received_at or msg.imported_at or utcnow()
@@ -172,12 +177,13 @@ def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
         job.backup_type = msg.backup_type
     if job.last_run_at is None or (started and started >= job.last_run_at):
         job.last_run_at, job.last_status = started, status
-    after_run_created(run)
+    after_run_created(run, review_successes_at=review_successes_at)
     return run
 
 
-def after_run_created(run: JobRun) -> None:
-    """Hooks every new real run goes through: late-run reconciliation, overrides, tickets.
+def after_run_created(run: JobRun, *, review_successes_at: Optional[datetime] = None) -> None:
+    """Hooks every new real run goes through: late-run reconciliation, overrides, reviewed on
+    arrival when successful (``review_successes_at``), tickets.
 
     The run may still be unsaved: the late-run and override lookups read other rows only, so
     they run without flushing it, and the run is stored once, with its final effective status,
@@ -185,12 +191,23 @@ def after_run_created(run: JobRun) -> None:
     with db.session.no_autoflush:
         reconcile_late_run(run)
         apply_overrides(run)
+    if review_successes_at is not None and run.reviewed_at is None and not run.missed \
+            and canonical_status(run.effective_status) == SUCCESS:
+        # Reviewed by nobody at the moment it was created: see JobRun.reviewed_on_arrival.
+        run.reviewed_at = run.created_at = review_successes_at
+        run.reviewed_by_id = None
     link_open_internal_tickets_to_run(run)
 
 
 def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[str] = None,
-                   keep_raw: bool = True) -> IngestOutcome:
+                   keep_raw: bool = True, auto_review: Optional[bool] = None,
+                   audit_auto_review: bool = True) -> IngestOutcome:
     """Store one mail exactly once, parse it, and process it when its job is known. Commits.
+
+    ``auto_review`` ("Successful runs need no review"; None: the setting) marks a new successful
+    run reviewed on arrival (``IngestOutcome.reviewed_on_arrival``). A run so marked is audited
+    here, one entry for this mail, unless ``audit_auto_review`` is False: an import of many mails
+    (an import cycle, an upload of several files) counts them and records one entry for all.
 
     The statements of a mail of a known job: the job lookup, one INSERT of the mail (which is also
     the duplicate check), the late-run and override lookups, the run and its objects, the ticket
@@ -240,16 +257,21 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     if values is None:
         db.session.commit()  # nothing of this mail was written; ends the job lookup's transaction
         return IngestOutcome("duplicate")
-    run_id = None
+    run_id, reviewed = None, False
     if job is not None:
+        if auto_review is None:
+            auto_review = auto_review_successes()
+        moment = msg.imported_at if auto_review else None
         try:
-            run = create_run_from_message(msg, job)
+            run = create_run_from_message(msg, job, review_successes_at=moment)
             db.session.flush()
             run_id = run.id
+            reviewed = moment is not None and run.reviewed_by_id is None and run.reviewed_at == moment
         except Exception as exc:  # noqa: BLE001 - keep the message, show the error
             log.exception("creating a run for message %s failed", msg.id)
             _rollback()
             run_error = exc
+            reviewed = False
     if run_error is not None:
         # Nothing of the run is kept: the mail alone, in the Inbox, with the error.
         values.update(state="inbox", job_id=None,
@@ -260,8 +282,21 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
             db.session.commit()
             return IngestOutcome("duplicate")  # a concurrent import stored it meanwhile
     state, message_id = msg.state, msg.id   # read before the commit expires them (no reload of the row)
+    if reviewed and audit_auto_review:
+        record_reviewed_on_arrival([run_id], target_type="mail", target_id=message_id)
     db.session.commit()
-    return IngestOutcome(state, message_id=message_id, run_id=run_id)
+    return IngestOutcome(state, message_id=message_id, run_id=run_id, reviewed_on_arrival=reviewed)
+
+
+def record_reviewed_on_arrival(run_ids: list[int], *, target_type: str, target_id, what: str = "") -> None:
+    """The audit entry of one import: how many successful runs it marked reviewed on arrival
+    ("Successful runs need no review"). Nothing when it marked none. Committed by the caller."""
+    n = len(run_ids)
+    if not n:
+        return
+    audit.record("run.reviewed_on_arrival",
+                 f"{n} successful run{'s' if n != 1 else ''} marked reviewed on arrival{what}",
+                 target_type=target_type, target_id=target_id, after={"count": n, "run_ids": sorted(run_ids)})
 
 
 def _rollback() -> None:
