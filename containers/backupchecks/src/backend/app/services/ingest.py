@@ -244,7 +244,7 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     except Exception as exc:  # noqa: BLE001 - keep the message, show the error
         log.exception("looking up the job of a mail failed")
         _rollback()
-        run_error = exc
+        msg.parse_error = _run_failed(exc)
     if job is not None:
         msg.job_id, msg.state = job.id, "processed"
     try:
@@ -271,11 +271,9 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
             log.exception("creating a run for message %s failed", msg.id)
             _rollback()
             run_error = exc
-            reviewed = False
     if run_error is not None:
         # Nothing of the run is kept: the mail alone, in the Inbox, with the error.
-        values.update(state="inbox", job_id=None,
-                      parse_error=_no_nul(f"Creating the run failed: {type(run_error).__name__}: {run_error}"))
+        values.update(state="inbox", job_id=None, parse_error=_run_failed(run_error))
         values.pop("id", None)
         msg = MailMessage(**values)
         if _insert_message(msg) is None:
@@ -297,6 +295,10 @@ def record_reviewed_on_arrival(run_ids: list[int], *, target_type: str, target_i
     audit.record("run.reviewed_on_arrival",
                  f"{n} successful run{'s' if n != 1 else ''} marked reviewed on arrival{what}",
                  target_type=target_type, target_id=target_id, after={"count": n, "run_ids": sorted(run_ids)})
+
+
+def _run_failed(exc: Exception) -> str:
+    return _no_nul(f"Creating the run failed: {type(exc).__name__}: {exc}")
 
 
 def _rollback() -> None:
@@ -322,8 +324,6 @@ def _store_unparsed(raw: bytes, source: str, source_id: Optional[str], imid: Opt
 _MAIL_TABLE = MailMessage.__table__
 _MAIL_COLUMNS = tuple((MailMessage.__mapper__.get_property_by_column(c).key, c)
                       for c in _MAIL_TABLE.columns if not c.primary_key)
-
-
 
 
 def _insert_mail_statement():
