@@ -120,13 +120,15 @@ def parse_into(msg: MailMessage, raw: bytes) -> None:
     _apply_parse(msg, parse_message(nm), copy=is_copy(nm))
 
 
+# Built once (the key is a parameter): no statement to build or cache key to compute per mail.
+_JOB_BY_IDENTITY = select(Job).where(Job.identity_key == bindparam("key"), Job.archived.is_(False))
+
+
 def find_job_for(msg: MailMessage) -> Optional[Job]:
     key = message_identity_key(msg)
     if not key:
         return None
-    return db.session.execute(
-        select(Job).where(Job.identity_key == key, Job.archived.is_(False))
-    ).scalar_one_or_none()
+    return db.session.execute(_JOB_BY_IDENTITY, {"key": key}).scalar_one_or_none()
 
 
 def _parse_iso(value: Optional[str]) -> Optional[datetime]:
