@@ -185,12 +185,12 @@ class StatementCounter:
                  f"{self.count['(pool checkout)'] / mails:.2f} pool checkouts); time in statements "
                  f"{1000 * stmt_time / mails:.2f} ms/mail + commits {1000 * self.seconds['COMMIT'] / mails:.2f} "
                  f"ms/mail, of {1000 * elapsed / mails:.2f} ms/mail wall",
-                 f"  {'statement':<50} {'per mail':>9} {'rows/stmt':>9} {'ms/mail':>9} {'ms/stmt':>8}"]
+                 f"  {'statement':<54} {'per mail':>9} {'rows/stmt':>9} {'ms/mail':>9} {'ms/stmt':>8}"]
         for label, n in sorted(self.count.items(), key=lambda kv: (-self.seconds[kv[0]], -kv[1])):
             if label.startswith("("):
                 continue
             rows = f"{self.rows[label] / n:.1f}" if label != "COMMIT" else "-"
-            lines.append(f"  {label:<50} {n / mails:>9.2f} {rows:>9} "
+            lines.append(f"  {label:<54} {n / mails:>9.2f} {rows:>9} "
                          f"{1000 * self.seconds[label] / mails:>9.3f} {1000 * self.seconds[label] / n:>8.3f}")
         return "\n".join(lines)
 

@@ -17,6 +17,15 @@ class FakeMonotonic:
         return self.now
 
 
+def fake_clock(monkeypatch) -> FakeMonotonic:
+    """The pool's clock, from an empty pool (no connection given back on the real clock)."""
+    clock = FakeMonotonic()
+    monkeypatch.setattr(extensions, "_monotonic", clock)
+    db.session.remove()
+    db.engine.dispose()
+    return clock
+
+
 def backend_pid() -> int:
     pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
     db.session.commit()  # the connection goes back to the pool
@@ -24,8 +33,7 @@ def backend_pid() -> int:
 
 
 def test_a_connection_given_back_a_moment_ago_is_not_checked(app, monkeypatch):
-    clock = FakeMonotonic()
-    monkeypatch.setattr(extensions, "_monotonic", clock)
+    clock = fake_clock(monkeypatch)
     pings = []
     dialect = db.engine.dialect
     real_ping = dialect.do_ping
@@ -42,8 +50,7 @@ def test_a_connection_given_back_a_moment_ago_is_not_checked(app, monkeypatch):
 
 
 def test_an_idle_connection_that_died_is_replaced_before_use(app, monkeypatch):
-    clock = FakeMonotonic()
-    monkeypatch.setattr(extensions, "_monotonic", clock)
+    clock = fake_clock(monkeypatch)
     first = backend_pid()
     # The database ends that connection while it waits in the pool (a restart, an idle timeout).
     url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
