@@ -54,8 +54,9 @@ bench-parsers: $(VENV)/.installed
 	$(PY) scripts/bench_parsers.py
 
 ## Mails per second through the whole pipeline (parse + store + runs) on PostgreSQL.
+## BENCH_ARGS=--profile adds the statements per mail by kind and table and the top Python functions.
 bench-import: $(VENV)/.installed
-	$(PY) scripts/bench_import.py
+	$(PY) scripts/bench_import.py $(BENCH_ARGS)
 
 ## The morning pages at MSP size (300 customers / 3,000 jobs / ~1.07 M runs) beside a 10x smaller
 ## database, served by gunicorn as in production: p50/p95/max ms, KB and statements per page, the ratio

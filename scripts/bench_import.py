@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Import throughput on PostgreSQL: mails per second through the whole pipeline.
 
-    python scripts/bench_import.py [--mails 2000] [--jobs 300] [--graph-mails 300] [--database-url URL]
+    python scripts/bench_import.py [--mails 2000] [--jobs 300] [--graph-mails 300] [--database-url URL] [--profile]
 
 1. Creates its own database (``backupchecks_bench`` on BENCH_DATABASE_URL / --database-url's server,
    else on the local PostgreSQL when it answers, else on a throw-away embedded one: bench_db.py),
@@ -14,6 +14,11 @@
 4. Runs ``run_import_cycle`` against a FakeGraph (HTTPS on 127.0.0.1: list, MIME download and move
    per mail) holding ``--graph-mails`` further mails and prints that figure too.
 
+With --profile the ingest run is instrumented (so its mails/s is lower than without): it prints the
+SQL statements per mail by kind and table (SELECT/INSERT/UPDATE/DELETE on mail_messages, job_runs, ...,
+plus SAVEPOINT/RELEASE and the commits) with their total time, and the Python functions that take the
+most time (cProfile, own time and cumulative).
+
 The database is dropped afterwards unless --keep is given. Exits 1 when a mail was lost or stored
 twice.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -83,15 +89,126 @@ def count(model) -> int:
     return db.session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-def bench_ingest(mails) -> tuple[float, Counter]:
+def bench_ingest(mails, profiler=None) -> tuple[float, Counter]:
     from backend.app.services.ingest import ingest_message
 
     states: Counter = Counter()
+    if profiler is not None:
+        profiler.enable()
     start, cpu = time.perf_counter(), time.process_time()
     for i, m in enumerate(mails):
         states[ingest_message(m.raw, source="graph", source_id=f"bench-{i}").state] += 1
     states["_cpu"] = time.process_time() - cpu
-    return time.perf_counter() - start, states
+    elapsed = time.perf_counter() - start
+    if profiler is not None:
+        profiler.disable()
+    return elapsed, states
+
+
+# --- --profile: statements per mail and the Python side --------------------------------------
+
+_SQL_KIND = re.compile(r"^\s*(\w+)", re.S)
+_SQL_TABLE = {
+    "SELECT": re.compile(r"\bFROM\s+\"?(\w+)", re.I),
+    "INSERT": re.compile(r"^\s*INSERT\s+INTO\s+\"?(\w+)", re.I),
+    "UPDATE": re.compile(r"^\s*UPDATE\s+\"?(\w+)", re.I),
+    "DELETE": re.compile(r"^\s*DELETE\s+FROM\s+\"?(\w+)", re.I),
+}
+
+
+def statement_label(statement: str) -> str:
+    """'SELECT job_runs', 'INSERT run_objects', 'SAVEPOINT', ... for one SQL statement."""
+    m = _SQL_KIND.match(statement)
+    kind = m.group(1).upper() if m else "?"
+    if kind == "WITH":
+        # data-modifying WITH clauses (e.g. the ticket and remark links in one statement)
+        written = re.findall(r"\bINSERT\s+INTO\s+\"?(\w+)", statement, re.I)
+        if written:
+            return "INSERT " + "+".join(dict.fromkeys(written)) + " (one statement)"
+        kind = "SELECT"
+    rx = _SQL_TABLE.get(kind)
+    t = rx.search(statement) if rx else None
+    return f"{kind} {t.group(1)}" if t else kind
+
+
+class StatementCounter:
+    """Counts and times every statement the engine sends (before/after_cursor_execute), plus the
+    commits and the pool's checkouts (each a pre-ping round trip with pool_pre_ping)."""
+
+    def __init__(self, engine):
+        from sqlalchemy import event
+
+        self.engine, self.event = engine, event
+        self.count: Counter = Counter()
+        self.seconds: Counter = Counter()
+        self.rows: Counter = Counter()   # executemany: parameter sets sent in one statement
+        self._start: dict = {}
+        self._hooks = [(engine, "before_cursor_execute", self._before),
+                       (engine, "after_cursor_execute", self._after),
+                       (engine.pool, "checkout", self._checkout)]
+        for target, name, fn in self._hooks:
+            event.listen(target, name, fn)
+        # The engine has no event after a COMMIT: the dialect's do_commit is timed instead.
+        dialect = engine.dialect
+        self._do_commit = dialect.do_commit
+
+        def timed_commit(dbapi_connection):
+            t = time.perf_counter()
+            try:
+                return self._do_commit(dbapi_connection)
+            finally:
+                self.count["COMMIT"] += 1
+                self.seconds["COMMIT"] += time.perf_counter() - t
+        dialect.do_commit = timed_commit
+
+    def close(self):
+        for target, name, fn in self._hooks:
+            self.event.remove(target, name, fn)
+        del self.engine.dialect.do_commit  # back to the class's method
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        self._start[id(cursor)] = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        label = statement_label(statement)
+        self.count[label] += 1
+        self.seconds[label] += time.perf_counter() - self._start.pop(id(cursor), time.perf_counter())
+        self.rows[label] += len(parameters) if executemany and parameters else 1
+
+    def _checkout(self, dbapi_conn, record, proxy):
+        self.count["(pool checkout)"] += 1
+
+    def report(self, mails: int, elapsed: float) -> str:
+        stmts = sum(v for k, v in self.count.items() if k != "COMMIT" and not k.startswith("("))
+        stmt_time = sum(v for k, v in self.seconds.items() if k != "COMMIT")
+        lines = [f"statements per mail: {stmts / mails:.2f} (+ {self.count['COMMIT'] / mails:.2f} commits, "
+                 f"{self.count['(pool checkout)'] / mails:.2f} pool checkouts); time in statements "
+                 f"{1000 * stmt_time / mails:.2f} ms/mail + commits {1000 * self.seconds['COMMIT'] / mails:.2f} "
+                 f"ms/mail, of {1000 * elapsed / mails:.2f} ms/mail wall",
+                 f"  {'statement':<54} {'per mail':>9} {'rows/stmt':>9} {'ms/mail':>9} {'ms/stmt':>8}"]
+        for label, n in sorted(self.count.items(), key=lambda kv: (-self.seconds[kv[0]], -kv[1])):
+            if label.startswith("("):
+                continue
+            rows = f"{self.rows[label] / n:.1f}" if label != "COMMIT" else "-"
+            lines.append(f"  {label:<54} {n / mails:>9.2f} {rows:>9} "
+                         f"{1000 * self.seconds[label] / mails:>9.3f} {1000 * self.seconds[label] / n:>8.3f}")
+        return "\n".join(lines)
+
+
+def profile_report(profiler, top: int = 25) -> str:
+    import io
+    import pstats
+
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.strip_dirs()
+    out.write(f"top {top} Python functions by own time:\n")
+    stats.sort_stats("tottime").print_stats(top)
+    out.write(f"top {top} by cumulative time:\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    # print_stats' header names the profile file and the totals; keep the tables
+    return "\n".join(line for line in out.getvalue().splitlines()
+                     if line.strip() and not line.lstrip().startswith(("Ordered by", "List reduced")))
 
 
 def bench_graph(app, mails) -> tuple[float, object]:
@@ -125,6 +242,11 @@ def main(argv=None) -> int:
     ap.add_argument("--graph-mails", type=int, default=300, help="mails through run_import_cycle + FakeGraph")
     ap.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     ap.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    ap.add_argument("--profile", action="store_true",
+                    help="instrument the ingest run: statements per mail by kind and table with their time, "
+                         "and the top Python functions (the mails/s figure is then lower)")
+    ap.add_argument("--profile-out", metavar="FILE",
+                    help="with --profile: also write the raw cProfile data here (python -m pstats FILE)")
     args = ap.parse_args(argv)
     with bench_server(args.database_url) as url:
         return run(args, url)
@@ -170,7 +292,13 @@ def run(args, url: str) -> int:
             db.session.execute(db.delete(MailMessage).where(MailMessage.source == "warm-up"))
             db.session.commit()
 
-            elapsed, states = bench_ingest(mails)
+            counter = profiler = None
+            if args.profile:
+                import cProfile
+                counter, profiler = StatementCounter(db.engine), cProfile.Profile()
+            elapsed, states = bench_ingest(mails, profiler)
+            if counter is not None:
+                counter.close()
             stored = count(MailMessage)
             runs, objects = count(JobRun), count(RunObject)
             rate = len(mails) / elapsed
@@ -184,6 +312,14 @@ def run(args, url: str) -> int:
                 print(f"MISMATCH: stored={stored} expected {len(mails)}, runs={runs} expected {matching}",
                       file=sys.stderr)
                 ok = False
+            if counter is not None:
+                print("\n--profile (the figure above is instrumented):")
+                print(counter.report(len(mails), elapsed))
+                print(profile_report(profiler))
+                if args.profile_out:
+                    profiler.dump_stats(args.profile_out)
+                    print(f"cProfile data written to {args.profile_out}")
+                print()
 
             if args.graph_mails:
                 elapsed, cycle = bench_graph(app, graph_mails)

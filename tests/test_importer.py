@@ -466,7 +466,7 @@ def test_a_mail_whose_run_creation_raises_stays_in_the_inbox_with_the_error(app,
     _known_jobs(mails, every=1)
     calls = []
 
-    def flaky(run):
+    def flaky(run, **options):
         calls.append(run.id)
         if len(calls) == 2:
             raise RuntimeError("override service broke")

@@ -358,3 +358,46 @@ def test_object_problems_still_make_the_message_when_the_report_gives_no_reason_
     outcome = ingest_message(sample(ACRONIS), source="upload")
     run = db.session.get(JobRun, outcome.run_id)
     assert run is not None and run.message.startswith("FS01: Failed to connect to the backup location")
+
+
+# --- what one mail costs ---------------------------------------------------------------------------
+
+def test_a_mail_costs_a_constant_number_of_statements(app):
+    """An Inbox mail: the job lookup and one INSERT (also the duplicate check). A mail of a known job:
+    also the late-run and override lookups, the run, its objects, the ticket and remark links in one
+    statement (and the job's last run). No savepoints, no UPDATE of the new mail or run."""
+    from tests.helpers import queries
+
+    make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication")
+    ingest_message(sample(V01, message_id="<warm@example.test>"))  # the settings row, the statement cache
+
+    with queries() as inbox:
+        assert ingest_message(sample(ACRONIS)).state == "inbox"
+    with queries() as known:
+        assert ingest_message(sample(V01)).state == "processed"
+    with queries() as again:
+        assert ingest_message(sample(V01)).state == "duplicate"
+
+    assert [s.split()[0] for s in inbox] == ["SELECT", "INSERT"], inbox
+    kinds = [" ".join(s.split()[:3]) for s in known]
+    assert len(known) <= 8 and not any(k.startswith(("SAVEPOINT", "RELEASE", "UPDATE mail_messages",
+                                                      "UPDATE job_runs", "UPDATE run_objects")) for k in kinds), kinds
+    assert len(again) == 2  # the job lookup, the INSERT that finds it stored
+
+
+def test_a_mail_whose_job_lookup_fails_is_kept_in_the_inbox_with_the_error(app, monkeypatch):
+    from backend.app.services import ingest
+
+    make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication")
+    db.session.commit()
+
+    def broken(msg):
+        raise RuntimeError("lookup broke")
+
+    monkeypatch.setattr(ingest, "find_job_for", broken)
+    outcome = ingest_message(sample(V01), source="graph", source_id="AAMk-lookup")
+
+    assert outcome.state == "inbox" and count(MailMessage) == 1 and count(JobRun) == 0
+    msg = db.session.get(MailMessage, outcome.message_id)
+    assert "Creating the run failed: RuntimeError: lookup broke" in msg.parse_error and msg.job_id is None
+    assert msg.job_name == "Daily VM Backup" and msg.parsed

@@ -73,9 +73,11 @@ def _start_embedded_postgres(app) -> None:
 
 
 def _init_extensions(app) -> None:
-    from .extensions import csrf, db, login_manager, migrate
+    from .extensions import csrf, db, login_manager, migrate, ping_idle_connections
 
     db.init_app(app)
+    with app.app_context():
+        ping_idle_connections(db.engine)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)

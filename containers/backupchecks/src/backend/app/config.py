@@ -103,7 +103,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url(env),
         # Where the embedded PostgreSQL keeps its data when no database is configured (development).
         "EMBEDDED_PGDATA": os.path.join(instance_path, "pgdata"),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping: extensions.ping_idle_connections checks a connection that has been idle.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "GRAPH_AUTHORITY_HOST": env_str(env, "GRAPH_AUTHORITY_HOST", "https://login.microsoftonline.com"),
         "GRAPH_API_BASE": env_str(env, "GRAPH_API_BASE", "https://graph.microsoft.com/v1.0"),
         # GRAPH_* values set in the environment win over the Settings page.

@@ -87,6 +87,8 @@ class SystemSettings(db.Model):
     dashboard_first = db.Column(db.Boolean, nullable=False, default=False)  # dashboard policy
     daily_status_rule = db.Column(db.String(10), nullable=False, default="worst")  # worst|last|best
     company_name = db.Column(db.String(200), nullable=False, default="")
+    # On: an imported run whose effective status is a success is reviewed on arrival (no reviewer)
+    auto_review_successes = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
     # Mail (Microsoft Graph)
     graph_tenant_id = db.Column(db.String(100), nullable=True)
     graph_client_id = db.Column(db.String(100), nullable=True)
@@ -279,6 +281,14 @@ class JobRun(db.Model):
     objects = db.relationship("RunObject", back_populates="run", cascade="all, delete-orphan",
                               order_by="RunObject.id")
     reviewed_by = db.relationship("User", foreign_keys=[reviewed_by_id])
+
+    @property
+    def reviewed_on_arrival(self) -> bool:
+        """Reviewed by the system when it was imported ("Successful runs need no review"): no
+        reviewer, and reviewed at the moment it was created. A run whose reviewer was deleted
+        later has no reviewer either, but was reviewed after it arrived."""
+        return (self.reviewed_at is not None and self.reviewed_by_id is None
+                and self.created_at is not None and self.reviewed_at == self.created_at)
 
     __table_args__ = (
         Index("ix_job_runs_job_started", "job_id", "started_at"),

@@ -20,7 +20,7 @@ from ..extensions import db
 from ..mail import MailSourceError
 from ..mail.graph import GraphConfig, GraphMailSource
 from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
-from .ingest import ingest_message
+from .ingest import ingest_message, record_reviewed_on_arrival
 from .locks import LeaderLock
 from .settings import get_settings
 from .tasks import TaskFailed, start_task
@@ -78,6 +78,7 @@ class CycleCounts:
     to_inbox: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    reviewed_on_arrival: list[int] = field(default_factory=list)  # run ids ("Successful runs need no review")
 
 
 def run_import_cycle(source=None, *, trigger: str = "auto", batch_size: Optional[int] = None,
@@ -95,6 +96,7 @@ def run_import_cycle(source=None, *, trigger: str = "auto", batch_size: Optional
 def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
     settings = get_settings()
     keep_raw = bool(settings.keep_raw_mails)
+    auto_review = bool(settings.auto_review_successes)  # read once: the same for the whole cycle
     if batch_size is None:
         batch_size = settings.manual_import_batch_size if trigger == "manual" else settings.import_batch_size
     # We hold the import lock, so a cycle still marked running was cut off (the process died).
@@ -112,7 +114,7 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
         remote = source.list_messages(limit=batch_size)
         counts.fetched = len(remote)
         for i, rm in enumerate(remote):
-            _import_one(source, rm.source_id, counts, keep_raw)
+            _import_one(source, rm.source_id, counts, keep_raw, auto_review)
             if progress:
                 progress(i + 1, len(remote))
         purge_raw_mails(settings.raw_retention_days)
@@ -136,11 +138,14 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
         setattr(cycle, attr, getattr(counts, attr))
     cycle.finished_at = utcnow()
     db.session.add(cycle)
+    # One audit entry for the cycle, however many successful runs it marked reviewed on arrival.
+    record_reviewed_on_arrival(counts.reviewed_on_arrival, target_type="import_cycle", target_id=cycle.id,
+                               what=f" by import cycle {cycle.id} ({trigger})")
     db.session.commit()
     return cycle
 
 
-def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool) -> None:
+def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool, auto_review: bool = False) -> None:
     try:
         raw = source.fetch_raw(source_id)
     except MailSourceError as exc:
@@ -149,7 +154,8 @@ def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool) -> 
         return  # stays in the mailbox; the next cycle tries again
     try:
         outcome = ingest_message(raw, source=getattr(source, "name", "graph") or "graph",
-                                 source_id=source_id, keep_raw=keep_raw)
+                                 source_id=source_id, keep_raw=keep_raw, auto_review=auto_review,
+                                 audit_auto_review=False)
     except Exception as exc:  # noqa: BLE001 - the database refused it: leave it in the mailbox
         db.session.rollback()
         log.exception("storing message %s failed", source_id)
@@ -164,6 +170,8 @@ def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool) -> 
             counts.auto_processed += 1
         else:
             counts.to_inbox += 1
+        if outcome.reviewed_on_arrival:
+            counts.reviewed_on_arrival.append(outcome.run_id)
     # Only now, after the commit, move it out of the incoming folder.
     try:
         new_id = source.mark_processed(source_id)
@@ -182,15 +190,19 @@ def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool) -> 
 
 def import_raw_files(files: list[tuple[str, bytes]], *, source: str = "upload", keep_raw: Optional[bool] = None) -> dict:
     """Import uploaded or CLI-given .eml files through the same pipeline. Returns counts and per-file results."""
+    settings = get_settings()
     if keep_raw is None:
-        keep_raw = bool(get_settings().keep_raw_mails)
-    result = {"new": 0, "duplicates": 0, "auto_processed": 0, "to_inbox": 0, "failed": 0, "files": []}
+        keep_raw = bool(settings.keep_raw_mails)
+    auto_review = bool(settings.auto_review_successes)
+    result = {"new": 0, "duplicates": 0, "auto_processed": 0, "to_inbox": 0, "failed": 0, "files": [],
+              "reviewed_on_arrival": 0}
+    reviewed: list[int] = []
     for name, raw in files:
         try:
             # The file's hash is its source id: the same file uploaded again is a duplicate even
             # when it has no Message-ID header.
             outcome = ingest_message(raw, source=source, source_id="sha256:" + hashlib.sha256(raw).hexdigest(),
-                                     keep_raw=keep_raw)
+                                     keep_raw=keep_raw, auto_review=auto_review, audit_auto_review=False)
         except Exception as exc:  # noqa: BLE001
             db.session.rollback()
             result["failed"] += 1
@@ -201,7 +213,15 @@ def import_raw_files(files: list[tuple[str, bytes]], *, source: str = "upload", 
         else:
             result["new"] += 1
             result["auto_processed" if outcome.state == "processed" else "to_inbox"] += 1
+        if outcome.reviewed_on_arrival:
+            reviewed.append(outcome.run_id)
         result["files"].append((name, outcome.state, outcome.error or ""))
+    if reviewed:
+        # One audit entry for the whole upload.
+        record_reviewed_on_arrival(reviewed, target_type="upload", target_id=None,
+                                   what=f" by an import of {len(files)} file{'s' if len(files) != 1 else ''} ({source})")
+        db.session.commit()
+        result["reviewed_on_arrival"] = len(reviewed)
     return result
 
 

@@ -14,17 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
+from flask import g
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import make_transient_to_detached
 
 from ..extensions import db
 from ..models import Job, JobRun, MailMessage, RunObject, utcnow
 from ..parsers.base import ParseResult
 from ..parsers.normalize import normalize
 from ..parsers.registry import parse_message
+from . import audit
 from .missed_runs import reconcile_late_run
 from .overrides import apply_overrides
-from .settings import get_settings
+from .settings import auto_review_successes, get_settings
+from .status import SUCCESS, canonical_status
 from .tickets import link_open_internal_tickets_to_run
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ class IngestOutcome:
     message_id: Optional[int] = None
     run_id: Optional[int] = None
     error: Optional[str] = None
+    reviewed_on_arrival: bool = False  # its new run was successful and marked reviewed on arrival
 
 
 def normalise_identity_part(value: Optional[str]) -> str:
@@ -74,17 +78,6 @@ def _clean_text_fields(msg: MailMessage) -> None:
         value = getattr(msg, attr)
         if isinstance(value, str) and "\x00" in value:
             setattr(msg, attr, _no_nul(value))
-
-
-def _find_duplicate(source: str, source_id: Optional[str], imid: Optional[str]) -> Optional[MailMessage]:
-    conds = []
-    if source_id:
-        conds.append((MailMessage.source == source) & (MailMessage.source_id == source_id))
-    if imid:
-        conds.append(MailMessage.internet_message_id == imid)
-    if not conds:
-        return None
-    return db.session.execute(select(MailMessage).where(or_(*conds)).limit(1)).scalar_one_or_none()
 
 
 _COPY_PREFIX = re.compile(r"^\s*(?:re|fw|fwd|wg|aw|tr|sv|vs|antw|doorst|rif|r|i)\s*(?:\[\d+\])?\s*:", re.I)
@@ -127,13 +120,15 @@ def parse_into(msg: MailMessage, raw: bytes) -> None:
     _apply_parse(msg, parse_message(nm), copy=is_copy(nm))
 
 
+# Built once (the key is a parameter): no statement to build or cache key to compute per mail.
+_JOB_BY_IDENTITY = select(Job).where(Job.identity_key == bindparam("key"), Job.archived.is_(False))
+
+
 def find_job_for(msg: MailMessage) -> Optional[Job]:
     key = message_identity_key(msg)
     if not key:
         return None
-    return db.session.execute(
-        select(Job).where(Job.identity_key == key, Job.archived.is_(False))
-    ).scalar_one_or_none()
+    return db.session.execute(_JOB_BY_IDENTITY, {"key": key}).scalar_one_or_none()
 
 
 def _parse_iso(value: Optional[str]) -> Optional[datetime]:
@@ -146,8 +141,10 @@ def _parse_iso(value: Optional[str]) -> Optional[datetime]:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
-    """A job run with its objects from a parsed message; overrides applied, tickets linked."""
+def create_run_from_message(msg: MailMessage, job: Job, *, review_successes_at: Optional[datetime] = None) -> JobRun:
+    """A job run with its objects from a parsed message; overrides applied, tickets linked.
+    With ``review_successes_at`` a new run whose effective status is a success (also by an
+    override) is reviewed at that moment, without a reviewer ("Successful runs need no review")."""
     pr = msg.parse_result or {}
     reported_start = _parse_iso(pr.get("started_at"))
     started = reported_start or msg.received_at or msg.imported_at or utcnow()
@@ -167,43 +164,64 @@ def create_run_from_message(msg: MailMessage, job: Job) -> JobRun:
     lines = [pr["message"]] if pr.get("message") else []
     lines += [f"{o.get('name')}: {o.get('message')}" for o in objects
               if o.get("status") not in (None, "Success") and o.get("message")]
+    # override_id is given (None) so that the overrides' verdict, decided before the first flush,
+    # goes into the INSERT instead of an UPDATE after it.
     run = JobRun(job_id=job.id, mail_message_id=msg.id, status=status, effective_status=status,
-                 started_at=started, ended_at=_parse_iso(pr.get("ended_at")),
+                 override_id=None, started_at=started, ended_at=_parse_iso(pr.get("ended_at")),
                  message="\n".join(lines)[:MAX_SUMMARY] or None)
     run.objects = [RunObject(name=(o.get("name") or "")[:500] or "(unnamed)", type=o.get("type"),
-                             status=o.get("status"), effective_status=o.get("status"),
+                             status=o.get("status"), effective_status=o.get("status"), override_id=None,
                              message=o.get("message")) for o in objects]
     db.session.add(run)
-    db.session.flush()
     msg.job_id = job.id
     msg.state = "processed"
     if job.backup_type is None and msg.backup_type:
         job.backup_type = msg.backup_type
     if job.last_run_at is None or (started and started >= job.last_run_at):
         job.last_run_at, job.last_status = started, status
-    after_run_created(run)
+    after_run_created(run, review_successes_at=review_successes_at)
     return run
 
 
-def after_run_created(run: JobRun) -> None:
-    """Hooks every new real run goes through: late-run reconciliation, overrides, tickets."""
-    reconcile_late_run(run)
-    apply_overrides(run)
+def after_run_created(run: JobRun, *, review_successes_at: Optional[datetime] = None) -> None:
+    """Hooks every new real run goes through: late-run reconciliation, overrides, reviewed on
+    arrival when successful (``review_successes_at``), tickets.
+
+    The run may still be unsaved: the late-run and override lookups read other rows only, so
+    they run without flushing it, and the run is stored once, with its final effective status,
+    by the flush before the ticket links (which need its id)."""
+    with db.session.no_autoflush:
+        reconcile_late_run(run)
+        apply_overrides(run)
+    if review_successes_at is not None and run.reviewed_at is None and not run.missed \
+            and canonical_status(run.effective_status) == SUCCESS:
+        # Reviewed by nobody at the moment it was created: see JobRun.reviewed_on_arrival.
+        run.reviewed_at = run.created_at = review_successes_at
+        run.reviewed_by_id = None
     link_open_internal_tickets_to_run(run)
 
 
 def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[str] = None,
-                   keep_raw: bool = True) -> IngestOutcome:
-    """Store one mail exactly once, parse it, and process it when its job is known. Commits."""
+                   keep_raw: bool = True, auto_review: Optional[bool] = None,
+                   audit_auto_review: bool = True) -> IngestOutcome:
+    """Store one mail exactly once, parse it, and process it when its job is known. Commits.
+
+    ``auto_review`` ("Successful runs need no review"; None: the setting) marks a new successful
+    run reviewed on arrival (``IngestOutcome.reviewed_on_arrival``). A run so marked is audited
+    here, one entry for this mail, unless ``audit_auto_review`` is False: an import of many mails
+    (an import cycle, an upload of several files) counts them and records one entry for all.
+
+    The statements of a mail of a known job: the job lookup, one INSERT of the mail (which is also
+    the duplicate check), the late-run and override lookups, the run and its objects, the ticket
+    links, one commit. A mail whose run can't be made is stored again on its own, in the Inbox,
+    with the error."""
     try:
         nm = normalize(raw)
         imid = _internet_message_id(nm.message_id)
     except Exception:  # noqa: BLE001 - unreadable: still stored, with its error
         nm, imid = None, None
-    if _find_duplicate(source, source_id, imid):
-        return IngestOutcome("duplicate")
     # The run hooks read settings (the UI timezone); get_settings() commits when it has to create
-    # the row, which must not happen inside the savepoints below.
+    # the row, which must not happen in the middle of this mail's transaction.
     get_settings()
     msg = MailMessage(source=source, source_id=source_id, internet_message_id=imid, imported_at=utcnow(),
                       raw=raw if keep_raw else None, raw_size=len(raw),
@@ -221,28 +239,75 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     else:
         msg.parsed, msg.parse_reason = False, "the mail could not be read (not RFC 822?)"
     _clean_text_fields(msg)
+    # The job first, so a mail of a known job is stored as processed in its one INSERT.
+    job, run_error = None, None
     try:
-        if not _store(msg):
-            return IngestOutcome("duplicate")  # a concurrent import stored it first
+        job = find_job_for(msg)
+    except Exception as exc:  # noqa: BLE001 - keep the message, show the error
+        log.exception("looking up the job of a mail failed")
+        _rollback()
+        msg.parse_error = _run_failed(exc)
+    if job is not None:
+        msg.job_id, msg.state = job.id, "processed"
+    try:
+        values = _insert_message(msg)
     except Exception as exc:  # noqa: BLE001 - the database refused a parsed field: keep the mail anyway
-        db.session.rollback()
+        _rollback()
         log.exception("storing the parsed fields of a mail failed; storing it with the error")
         return _store_unparsed(raw, source, source_id, imid, keep_raw,
                                f"Storing the parsed mail failed ({type(exc).__name__}); re-parse it after an update.")
-    run_id = None
-    try:
-        job = find_job_for(msg)
-        if job is not None:
-            with db.session.begin_nested():
-                run = create_run_from_message(msg, job)
-                run_id = run.id
-    except Exception as exc:  # noqa: BLE001 - keep the message, show the error
-        log.exception("creating a run for message %s failed", msg.id)
-        msg.state = "inbox"
-        msg.parse_error = _no_nul(f"Creating the run failed: {type(exc).__name__}: {exc}")
+    if values is None:
+        db.session.commit()  # nothing of this mail was written; ends the job lookup's transaction
+        return IngestOutcome("duplicate")
+    run_id, reviewed = None, False
+    if job is not None:
+        if auto_review is None:
+            auto_review = auto_review_successes()
+        moment = msg.imported_at if auto_review else None
+        try:
+            run = create_run_from_message(msg, job, review_successes_at=moment)
+            db.session.flush()
+            run_id = run.id
+            reviewed = moment is not None and run.reviewed_by_id is None and run.reviewed_at == moment
+        except Exception as exc:  # noqa: BLE001 - keep the message, show the error
+            log.exception("creating a run for message %s failed", msg.id)
+            _rollback()
+            run_error = exc
+    if run_error is not None:
+        # Nothing of the run is kept: the mail alone, in the Inbox, with the error.
+        values.update(state="inbox", job_id=None, parse_error=_run_failed(run_error))
+        values.pop("id", None)
+        msg = MailMessage(**values)
+        if _insert_message(msg) is None:
+            db.session.commit()
+            return IngestOutcome("duplicate")  # a concurrent import stored it meanwhile
     state, message_id = msg.state, msg.id   # read before the commit expires them (no reload of the row)
+    if reviewed and audit_auto_review:
+        record_reviewed_on_arrival([run_id], target_type="mail", target_id=message_id)
     db.session.commit()
-    return IngestOutcome(state, message_id=message_id, run_id=run_id)
+    return IngestOutcome(state, message_id=message_id, run_id=run_id, reviewed_on_arrival=reviewed)
+
+
+def record_reviewed_on_arrival(run_ids: list[int], *, target_type: str, target_id, what: str = "") -> None:
+    """The audit entry of one import: how many successful runs it marked reviewed on arrival
+    ("Successful runs need no review"). Nothing when it marked none. Committed by the caller."""
+    n = len(run_ids)
+    if not n:
+        return
+    audit.record("run.reviewed_on_arrival",
+                 f"{n} successful run{'s' if n != 1 else ''} marked reviewed on arrival{what}",
+                 target_type=target_type, target_id=target_id, after={"count": n, "run_ids": sorted(run_ids)})
+
+
+def _run_failed(exc: Exception) -> str:
+    return _no_nul(f"Creating the run failed: {type(exc).__name__}: {exc}")
+
+
+def _rollback() -> None:
+    """Roll back this mail's transaction. A settings row this request or step created in it is
+    gone with it, so the cached one is forgotten (get_settings() reads or creates it again)."""
+    db.session.rollback()
+    g.pop("system_settings", None)
 
 
 def _store_unparsed(raw: bytes, source: str, source_id: Optional[str], imid: Optional[str], keep_raw: bool,
@@ -251,19 +316,55 @@ def _store_unparsed(raw: bytes, source: str, source_id: Optional[str], imid: Opt
     msg = MailMessage(source=source, source_id=source_id, internet_message_id=imid, imported_at=utcnow(),
                       raw=raw if keep_raw else None, raw_size=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(),
                       state="inbox", parsed=False, parse_error=error)
-    if not _store(msg):
+    if _insert_message(msg) is None:
+        db.session.commit()
         return IngestOutcome("duplicate")
     db.session.commit()
     return IngestOutcome("inbox", message_id=msg.id, error=error)
 
 
-def _store(msg: MailMessage) -> bool:
-    """Add the mail in a savepoint; False when it is a duplicate (a unique constraint refused it)."""
-    try:
-        with db.session.begin_nested():
-            db.session.add(msg)
-            db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return False
-    return True
+_MAIL_TABLE = MailMessage.__table__
+_MAIL_COLUMNS = tuple((MailMessage.__mapper__.get_property_by_column(c).key, c)
+                      for c in _MAIL_TABLE.columns if not c.primary_key)
+
+
+def _insert_mail_statement():
+    """INSERT INTO mail_messages (…) VALUES (…) ON CONFLICT DO NOTHING RETURNING id, as a typed
+    text() statement: SQLAlchemy caches its compiled form (it does not cache the PostgreSQL
+    dialect's insert().on_conflict_do_nothing(), which would be compiled again for every mail)."""
+    columns = [c for _, c in _MAIL_COLUMNS]
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    binds = ", ".join(f":{c.name}" for c in columns)
+    return (text(f'INSERT INTO "{_MAIL_TABLE.name}" ({names}) VALUES ({binds}) ON CONFLICT DO NOTHING RETURNING id')
+            .bindparams(*(bindparam(c.name, type_=c.type) for c in columns))
+            .columns(_MAIL_TABLE.c.id))
+
+
+_INSERT_MAIL = _insert_mail_statement()
+
+
+def _column_default(column):
+    d = column.default
+    if d is None:
+        return None
+    return d.arg(None) if d.is_callable else d.arg
+
+
+def _insert_message(msg: MailMessage) -> Optional[dict]:
+    """Store a new mail in ONE statement: INSERT … ON CONFLICT DO NOTHING RETURNING id. None when
+    the unique constraints (same source id, same Message-ID) say it is stored already; else the
+    values stored, and ``msg`` is in the session as that row (as if loaded: no UPDATE follows
+    unless it is changed)."""
+    values = {}
+    for key, column in _MAIL_COLUMNS:
+        if key not in msg.__dict__:
+            setattr(msg, key, _column_default(column))
+        values[key] = getattr(msg, key)
+    new_id = db.session.execute(_INSERT_MAIL, {c.name: values[k] for k, c in _MAIL_COLUMNS}).scalar()
+    if new_id is None:
+        return None
+    msg.id = new_id
+    make_transient_to_detached(msg)
+    db.session.add(msg)
+    values["id"] = new_id
+    return values

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, insert, literal, select, update
+from sqlalchemy import and_, bindparam, exists, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -277,6 +277,12 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     return len(created)
 
 
+# The missed runs of a job whose slot lies in [lo, hi]; built once (every import of a run uses it).
+_MISSED_AROUND = select(JobRun).where(JobRun.job_id == bindparam("job_id"), JobRun.missed.is_(True),
+                                      JobRun.missed_slot >= bindparam("lo", type_=JobRun.missed_slot.type),
+                                      JobRun.missed_slot <= bindparam("hi", type_=JobRun.missed_slot.type))
+
+
 def reconcile_late_run(run: JobRun, zone: Optional[ZoneInfo] = None) -> Optional[JobRun]:
     """A real run arrived: if an UNREVIEWED missed run stands for the slot it belongs to, delete
     that missed run (its ticket and remark links, and an Autotask ticket made from it, move to the
@@ -291,10 +297,8 @@ def reconcile_late_run(run: JobRun, zone: Optional[ZoneInfo] = None) -> Optional
     usable = is_scheduled(sched)
     t = run.started_at
     back = max(LATE_LIMIT, grace_of(sched)) if usable else LATE_LIMIT
-    candidates = db.session.execute(
-        select(JobRun).where(JobRun.job_id == run.job_id, JobRun.missed.is_(True),
-                             JobRun.missed_slot >= t - back, JobRun.missed_slot <= t + EARLY_LIMIT)
-    ).scalars().all()
+    candidates = db.session.execute(_MISSED_AROUND, {"job_id": run.job_id, "lo": t - back,
+                                                     "hi": t + EARLY_LIMIT}).scalars().all()
     fitting = []
     for m in candidates:
         if m.id == run.id:

@@ -52,6 +52,16 @@ def ui_zone() -> ZoneInfo:
     return zone
 
 
+def auto_review_successes() -> bool:
+    """"Successful runs need no review": read once per request or background step, like the
+    timezone (an import must not reload the settings row for every mail it stores)."""
+    if "auto_review_successes" in g:
+        return g.auto_review_successes
+    value = bool(get_settings().auto_review_successes)
+    g.auto_review_successes = value
+    return value
+
+
 @lru_cache(maxsize=1)
 def timezone_choices() -> list[str]:
     return sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")))
@@ -80,6 +90,8 @@ def _apply(section: str, values: dict) -> bool:
     b, a = audit.changed_fields(before, values)
     if "ui_timezone" in a:
         g.pop("ui_zone", None)  # the cached zone of this request is stale now
+    if "auto_review_successes" in a:
+        g.pop("auto_review_successes", None)
     if not a:
         return False
     audit.record(f"settings.{section}", f"Settings → {section.capitalize()}: {', '.join(sorted(a))}",
@@ -90,7 +102,8 @@ def _apply(section: str, values: dict) -> bool:
 def general_form_values() -> dict:
     s = get_settings()
     return {"ui_timezone": s.ui_timezone, "sandbox_mode": s.sandbox_mode, "dashboard_first": s.dashboard_first,
-            "daily_status_rule": s.daily_status_rule, "company_name": s.company_name}
+            "daily_status_rule": s.daily_status_rule, "company_name": s.company_name,
+            "auto_review_successes": s.auto_review_successes}
 
 
 def save_general(form: Mapping[str, str]) -> bool:
@@ -109,6 +122,7 @@ def save_general(form: Mapping[str, str]) -> bool:
         "dashboard_first": form.get("dashboard_first") in ("on", "1", "true", "y"),
         "daily_status_rule": rule,
         "company_name": name,
+        "auto_review_successes": form.get("auto_review_successes") in ("on", "1", "true", "y"),
     })
 
 

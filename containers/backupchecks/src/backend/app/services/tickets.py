@@ -277,15 +277,12 @@ def resolve_remark(remark: Remark, actor: Optional[User], note: Optional[str] = 
 
 # --- Propagation to runs -------------------------------------------------------------------
 
-_LINK_STATEMENTS: dict[str, object] = {}
+_LINK_STATEMENT: list = []
 
 
-def _link_statement(kind: _Kind):
-    """The INSERT … SELECT for one kind, built once: the run ids and the time are bound parameters,
-    so SQLAlchemy's statement cache serves every later call without building or compiling again."""
-    key = kind.name
-    if key in _LINK_STATEMENTS:
-        return _LINK_STATEMENTS[key]
+def _link_insert(kind: _Kind):
+    """The INSERT … SELECT of one kind: every open item whose scope covers one of the runs
+    (``run_ids``, ``now`` and ``linked_at`` are bound parameters), not yet linked."""
     item, scope, link = kind.model, kind.scope_model, kind.link_model
     run = aliased(JobRun)
     job = aliased(Job)
@@ -311,35 +308,42 @@ def _link_statement(kind: _Kind):
         .join(job, job.id == run.job_id)
         .where(item.resolved_at.is_(None), item.active_from <= reference, covers, ~already)
     )
-    stmt = insert(link).from_select([kind.fk, "job_run_id", "linked_at"], rows)
-    # preserve_rowcount: SQLAlchemy keeps an INSERT's rowcount only when asked.
-    stmt = stmt.execution_options(preserve_rowcount=True)
-    _LINK_STATEMENTS[key] = stmt
-    return stmt
+    return insert(link).from_select([kind.fk, "job_run_id", "linked_at"], rows).returning(link.job_run_id)
 
 
-def _link_open(kind: _Kind, run_ids: list[int], now: datetime) -> int:
-    """One INSERT … SELECT: every open item whose scope covers one of the runs, not yet linked.
+def _link_statement():
+    """Both kinds' INSERT … SELECT in ONE statement (two data-modifying WITH clauses) that returns
+    how many tickets and remarks were linked; built once, so SQLAlchemy's statement cache serves
+    every later call without building or compiling again."""
+    if not _LINK_STATEMENT:
+        tickets = _link_insert(TICKET).cte("linked_tickets")
+        remarks = _link_insert(REMARK).cte("linked_remarks")
+        _LINK_STATEMENT.append(select(select(func.count()).select_from(tickets).scalar_subquery(),
+                                      select(func.count()).select_from(remarks).scalar_subquery()))
+    return _LINK_STATEMENT[0]
+
+
+def _link_open(run_ids: list[int], now: datetime) -> tuple[int, int]:
+    """Link the open tickets and remarks that cover the runs; returns (tickets, remarks) linked.
 
     The NOT EXISTS skips existing links. The runs linked here are new ones of the caller's own,
     uncommitted transaction (a run from mail, a generated missed run), so no other transaction can
     link them at the same time."""
     params = {"run_ids": list(run_ids), "now": now, "linked_at": now}
-    result = db.session.connection().execute(_link_statement(kind), params)
-    return max(result.rowcount or 0, 0)
+    tickets, remarks = db.session.connection().execute(_link_statement(), params).one()
+    return int(tickets), int(remarks)
 
 
 def link_open_internal_tickets_to_runs(run_ids: Iterable[int]) -> tuple[int, int]:
     """Batch form of ``link_open_internal_tickets_to_run`` (e.g. for many generated missed runs).
 
-    Two statements whatever the number of runs, tickets or scopes. Returns (tickets, remarks) links made.
+    One statement whatever the number of runs, tickets or scopes. Returns (tickets, remarks) links made.
     """
     ids = sorted({int(i) for i in run_ids if i is not None})
     if not ids:
         return 0, 0
     db.session.flush()  # the runs and their objects must be visible to the INSERT … SELECT
-    now = utcnow()
-    return _link_open(TICKET, ids, now), _link_open(REMARK, ids, now)
+    return _link_open(ids, utcnow())
 
 
 def link_open_internal_tickets_to_run(run: JobRun) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Iterable, Optional, Sequence
 
-from sqlalchemy import and_, func, inspect, or_, select
+from sqlalchemy import and_, bindparam, func, inspect, or_, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -66,6 +66,17 @@ def _precedence(rule: Override) -> tuple:
     return (_LEVEL_RANK.get(rule.level, 9), 0 if rule.treat_as_success else 1, rule.id or 0)
 
 
+# Built once, with the jobs and softwares as parameters: every imported run asks it.
+_ACTIVE_RULES = select(Override).where(
+    Override.active.is_(True),
+    or_(
+        and_(Override.level.in_(("job", "object")), Override.job_id.in_(bindparam("job_ids", expanding=True))),
+        and_(Override.level == "global",
+             func.lower(func.trim(Override.software)).in_(bindparam("softwares", expanding=True))),
+    ),
+)
+
+
 def active_overrides_for(jobs: Iterable[Job]) -> dict[int, list[Override]]:
     """The active rules that can touch each job, in precedence order, in ONE query.
 
@@ -77,15 +88,7 @@ def active_overrides_for(jobs: Iterable[Job]) -> dict[int, list[Override]]:
         return result
     ids = sorted({j.id for j in jobs})
     softwares = sorted({(j.software or "").strip().lower() for j in jobs})
-    rules = db.session.execute(
-        select(Override).where(
-            Override.active.is_(True),
-            or_(
-                and_(Override.level.in_(("job", "object")), Override.job_id.in_(ids)),
-                and_(Override.level == "global", func.lower(func.trim(Override.software)).in_(softwares)),
-            ),
-        )
-    ).scalars().all()
+    rules = db.session.execute(_ACTIVE_RULES, {"job_ids": ids, "softwares": softwares}).scalars().all()
     by_job: dict[int, list[Override]] = defaultdict(list)
     globals_ = []
     for rule in rules:
