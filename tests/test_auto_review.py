@@ -43,7 +43,8 @@ def turn(on: bool) -> None:
 
 
 def queued_jobs() -> set[int]:
-    return {r.job_id for group in queue() for r in group.rows}
+    """The jobs in the Run Checks queue, listed or folded (only successful runs)."""
+    return {r.job_id for group in queue() for r in group.rows + group.folded}
 
 
 def entries(event: str = "run.reviewed_on_arrival") -> list[AuditLog]:
