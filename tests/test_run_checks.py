@@ -200,7 +200,7 @@ def test_successful_jobs_are_one_line_per_customer_and_the_keys_walk_the_rest(as
     assert "Fold the jobs with only successful runs" in unfolded
     every = c.get("/run-checks?expand=all").get_data(as_text=True)
     assert every.count('name="job_ids"') == 42 and "folded-successful" not in every
-    assert count_queries(lambda: c.get("/run-checks?expand=all")) == more
+    assert count_queries(lambda: c.get("/run-checks?expand=all")) == more - 1  # nothing folded to count
 
 
 def test_reviewing_a_customers_successful_jobs_leaves_the_rest(as_user):

@@ -90,7 +90,7 @@ def run_checks():
                            last_import=last_import(), display_status=display_status,
                            total=sum(g.count for g in groups),
                            folded_runs=sum(g.folded_runs for g in groups),
-                           folded_jobs=sum(len(g.folded) for g in groups))
+                           folded_jobs=sum(g.folded_jobs for g in groups))
 
 
 @main_bp.route("/run-checks/review", methods=["POST"])

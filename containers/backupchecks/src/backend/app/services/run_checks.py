@@ -11,19 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Collection, Optional, Union
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import Customer, ImportCycle, Job, JobRun, utcnow
-from .status import SUCCESSFUL, severity, status_from_rank, status_rank_sql
+from .status import SUCCESSFUL_RANK, severity, status_from_rank, status_rank_sql
 from .tickets import open_remarks_for_job, open_tickets_for_job, remarks_for_runs, tickets_for_runs
 
 RUNS_IN_PANEL = 50
 REVIEWED_DAYS = 7  # "include reviewed" shows the reviewed runs of the last week
 
 
-@dataclass
+@dataclass(slots=True)
 class QueueRow:
     job_id: int
     job_name: str
@@ -32,34 +32,39 @@ class QueueRow:
     customer_id: int
     customer_name: str
     count: int
-    worst: str
+    rank: int                    # status_rank_sql of its worst run: 0 is worst
+
+    @property
+    def worst(self) -> str:
+        return status_from_rank(self.rank)
 
     @property
     def successful(self) -> bool:
-        return self.worst in SUCCESSFUL
+        return self.rank >= SUCCESSFUL_RANK
 
 
 @dataclass
 class QueueGroup:
     customer_id: int
     customer_name: str
-    worst: str
-    rows: list[QueueRow] = field(default_factory=list)       # listed one by one
-    folded: list[QueueRow] = field(default_factory=list)     # only successful runs: one line
-    expanded: bool = False                                   # its successful jobs are listed too
+    rank: int
+    rows: list[QueueRow] = field(default_factory=list)  # listed one by one
+    folded_jobs: int = 0                                 # jobs with only successful runs: one line
+    folded_runs: int = 0
+    expanded: bool = False                               # its successful jobs are listed too
+
+    @property
+    def worst(self) -> str:
+        return status_from_rank(self.rank)
 
     @property
     def count(self) -> int:
         return sum(r.count for r in self.rows) + self.folded_runs
 
     @property
-    def folded_runs(self) -> int:
-        return sum(r.count for r in self.folded)
-
-    @property
     def successful_jobs(self) -> int:
         """Jobs of this customer with only successful runs to review (listed or folded)."""
-        return len(self.folded) + sum(1 for r in self.rows if r.successful)
+        return self.folded_jobs + sum(1 for r in self.rows if r.successful)
 
 
 ALL = "all"
@@ -68,31 +73,46 @@ ALL = "all"
 def queue(include_reviewed: bool = False, expand: Union[Collection[int], str] = ()) -> list[QueueGroup]:
     """Jobs with unreviewed runs (or, for admins, all runs of the last days) grouped by customer.
     Groups and jobs are ordered worst first, then by name. Jobs with only successful runs are
-    folded per customer, except for the customers in ``expand`` (or every customer: ``ALL``).
-    One query."""
+    folded per customer, except for the customers in ``expand`` (or every customer: ``ALL``): the
+    database counts them per customer, so the page's work grows with what needs attention. Two
+    queries: the listed jobs, worst first and by name; the folded ones per customer."""
     rank = status_rank_sql(JobRun.effective_status, JobRun.override_id)
-    q = (select(Job.id, Job.job_name, Job.software, Job.backup_type, Customer.id, Customer.name,
-                func.count(JobRun.id), func.min(rank))
-         .join(Job, Job.id == JobRun.job_id).join(Customer, Customer.id == Job.customer_id)
-         .group_by(Job.id, Job.job_name, Job.software, Job.backup_type, Customer.id, Customer.name))
+    per_job = select(JobRun.job_id, func.count(JobRun.id).label("n"), func.min(rank).label("rank")) \
+        .group_by(JobRun.job_id)
     if include_reviewed:
         since = utcnow() - timedelta(days=REVIEWED_DAYS)
-        q = q.where(or_(JobRun.reviewed_at.is_(None), JobRun.started_at >= since))
+        per_job = per_job.where(or_(JobRun.reviewed_at.is_(None), JobRun.started_at >= since))
     else:
-        q = q.where(JobRun.reviewed_at.is_(None))
+        per_job = per_job.where(JobRun.reviewed_at.is_(None))
+    per_job = per_job.subquery()
+    expand_all = expand == ALL
+    expand_ids = [] if expand_all else [int(c) for c in expand]
+    successful = per_job.c.rank >= SUCCESSFUL_RANK
+    # the jobs folded into their customer's line (none when every customer is unfolded)
+    folds = None if expand_all else and_(successful, Job.customer_id.not_in(expand_ids)) if expand_ids else successful
+    joined = lambda q: q.join(Job, Job.id == per_job.c.job_id).join(Customer, Customer.id == Job.customer_id)  # noqa: E731
+
     groups: dict[int, QueueGroup] = {}
-    for job_id, name, software, btype, cid, cname, count, worst_rank in db.session.execute(q):
-        row = QueueRow(job_id, name, software, btype, cid, cname, count, status_from_rank(worst_rank))
-        g = groups.get(cid)
-        if g is None:
-            g = groups[cid] = QueueGroup(cid, cname, row.worst, expanded=expand == ALL or cid in expand)
-        if severity(row.worst) < severity(g.worst):
-            g.worst = row.worst
-        (g.folded if row.successful and not g.expanded else g.rows).append(row)
-    for g in groups.values():
-        g.rows.sort(key=lambda r: (severity(r.worst), r.job_name.lower()))
-        g.folded.sort(key=lambda r: r.job_name.lower())
-    return sorted(groups.values(), key=lambda g: (severity(g.worst), g.customer_name.lower()))
+    listed = joined(select(Job.id, Job.job_name, Job.software, Job.backup_type, Customer.id, Customer.name,
+                           per_job.c.n, per_job.c.rank)).order_by(per_job.c.rank, func.lower(Job.job_name), Job.id)
+    if folds is not None:
+        listed = listed.where(~folds)
+    for row in db.session.execute(listed).tuples():
+        row = QueueRow(*row)
+        g = groups.get(row.customer_id)
+        if g is None:  # its worst listed job comes first
+            g = groups[row.customer_id] = QueueGroup(row.customer_id, row.customer_name, row.rank,
+                                                     expanded=expand_all or row.customer_id in expand_ids)
+        g.rows.append(row)
+    if folds is not None:
+        folded = joined(select(Customer.id, Customer.name, func.count(), func.sum(per_job.c.n),
+                               func.min(per_job.c.rank))).where(folds).group_by(Customer.id, Customer.name)
+        for cid, cname, jobs, runs, worst in db.session.execute(folded).tuples():
+            g = groups.get(cid)
+            if g is None:
+                g = groups[cid] = QueueGroup(cid, cname, worst)
+            g.folded_jobs, g.folded_runs, g.rank = jobs, int(runs), min(g.rank, worst)
+    return sorted(groups.values(), key=lambda g: (g.rank, g.customer_name.lower()))
 
 
 QUEUE_PAGE_LINES = 120  # lines (jobs and folded lines) per page of the queue, whole customers
@@ -109,7 +129,7 @@ class QueuePage:
 
 
 def _lines(g: QueueGroup) -> int:
-    return 1 + len(g.rows) + (1 if g.folded else 0)
+    return 1 + len(g.rows) + (1 if g.folded_jobs else 0)
 
 
 def queue_page(groups: list[QueueGroup], page: int = 1, job_id: Optional[int] = None,
