@@ -164,7 +164,7 @@ def test_chart_groups_by_local_day_across_dst_in_one_query(app):
     make_run(job, "Failed", _local(date(2026, 2, 1), 12))  # before the window
     series = []
     n = count_queries(lambda: series.extend(dashboard_svc.chart_days(AMS, today=date(2026, 4, 10))))
-    assert n == 1
+    assert n == 3  # what the past days depend on, the 28 past days, today and yesterday
     assert len(series) == 30 and series[0].day == date(2026, 3, 12) and series[-1].day == date(2026, 4, 10)
     by_day = {d.day: d for d in series}
     assert (by_day[spring].success, by_day[spring].total, by_day[spring].rate) == (3, 4, 75.0)
@@ -262,9 +262,9 @@ def test_dashboard_runs_a_constant_number_ofcount_queries(as_user):
     db.session.expire_all()
     log: list[str] = []
     many = count_queries(lambda: admin.get("/"), log)  # and then come from the day cache
-    assert computed == many + 2  # the candidate jobs and the runs around the day
+    assert computed == many + 3  # the candidate jobs, the runs around the day, the chart's past days
     assert few == many, "\n".join(s[:90] for s in log)
-    assert many <= 10, "\n".join(s[:90] for s in log)  # incl. the day's fingerprint for the counts
+    assert many <= 11, "\n".join(s[:90] for s in log)  # incl. the fingerprints of the cards and of the chart
 
 
 # --- Last import --------------------------------------------------------------------------
@@ -483,3 +483,22 @@ def test_policy_off_redirects_nobody(as_user):
     c = as_user("operator")
     assert c.get("/customers").status_code == 200
     assert c.get("/jobs").status_code == 200
+
+
+def test_the_charts_past_days_are_counted_once_and_follow_every_change(app):
+    job = make_job()
+    today = date(2026, 4, 10)
+    make_run(job, "Success", _local(date(2026, 4, 1), 22))
+    chart = lambda: {d.day: d for d in dashboard_svc.chart_days(AMS, today=today)}  # noqa: E731
+    assert chart()[date(2026, 4, 1)].total == 1
+    series = []
+    assert count_queries(lambda: series.append(chart())) == 2  # the fingerprint, today and yesterday
+    assert series[0][date(2026, 4, 1)].total == 1
+    late = make_run(job, "Failed", _local(date(2026, 4, 2), 23))         # a late report for a past day
+    assert (chart()[date(2026, 4, 2)].total, chart()[date(2026, 4, 2)].rate) == (1, 0.0)
+    rule = _override()                                                   # a new override makes it a success
+    late.effective_status, late.override_id = "Success", rule.id
+    db.session.flush()
+    assert chart()[date(2026, 4, 2)].by_override == 1
+    make_run(job, "Warning", _local(today, 1))                           # today is always counted afresh
+    assert chart()[today].total == 1

@@ -9,18 +9,24 @@ The rules match Run Checks and Daily Jobs (services/status.py):
   run to the day of its expected slot (its ``started_at``). Counts use the *effective* status: a
   run an override made a success counts as a success.
 - The success rate of a day is successes (overrides included) / all runs (missed included);
-  a day without runs has no rate (a gap in the chart, "—" in the table). The 30 days come from
-  ONE grouped query; the page runs a fixed number of queries whatever the data size.
+  a day without runs has no rate (a gap in the chart, "—" in the table). The page runs a fixed
+  number of queries whatever the data size.
+- Today and yesterday are counted on every view (one grouped query over two days). The 28 days
+  before them are counted once and kept per process (``_past_days``) while nothing that changes
+  them happened: no new run (the highest run id), no change to an override or a job (their row
+  versions), for at most ``PAST_DAYS_TTL``. So the chart's cost does not grow with a year of runs.
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, cast, func, literal, select
+from sqlalchemy import Date, cast, func, literal, select, text
 
 from ..extensions import db
 from ..models import ImportCycle, JobRun, utcnow
@@ -82,10 +88,40 @@ def _key(status: str, by_override: bool) -> str:
     return OVERRIDE_SUCCESS if status == SUCCESS and by_override else status
 
 
+PAST_DAYS_TTL = 300  # seconds a process keeps the counts of the days before yesterday at most
+
+# What the counts of past days depend on besides their runs' rows: a new run (late, missed or
+# re-parsed) raises the highest id; overrides and jobs change their row versions.
+_PAST_FINGERPRINT = text(
+    "SELECT (SELECT max(id) FROM job_runs), o.*, j.* FROM"
+    " (SELECT count(*), coalesce(sum(hashtextextended(xmin::text || ctid::text, 0)), 0) FROM overrides) o,"
+    " (SELECT count(*), coalesce(sum(hashtextextended(xmin::text || ctid::text, 0)), 0) FROM jobs) j")
+_past_lock = threading.Lock()
+_past_cache: dict[tuple, tuple[tuple, float, dict]] = {}
+
+
+def _past_days(zone: ZoneInfo, first: date, last: date) -> dict[date, Counter]:
+    """``day_status_counts`` for days that are over, kept while their fingerprint holds."""
+    key = (str(db.engine.url), zone.key, first, last)
+    fingerprint = tuple(db.session.execute(_PAST_FINGERPRINT).one())
+    with _past_lock:
+        kept = _past_cache.get(key)
+    if kept and kept[0] == fingerprint and time.monotonic() - kept[1] < PAST_DAYS_TTL:
+        return kept[2]
+    counts = day_status_counts(zone, first, last)
+    with _past_lock:
+        if len(_past_cache) > 16:
+            _past_cache.clear()
+        _past_cache[key] = (fingerprint, time.monotonic(), counts)
+    return counts
+
+
 def chart_days(zone: ZoneInfo, today: date, days: int = CHART_DAYS) -> list[DayFigures]:
     """The last ``days`` local days ending today, oldest first, each with its counts."""
     first = today - timedelta(days=days - 1)
-    counts = day_status_counts(zone, first, today)
+    recent = max(first, today - timedelta(days=1))
+    counts = dict(_past_days(zone, first, recent - timedelta(days=1))) if recent > first else {}
+    counts.update(day_status_counts(zone, recent, today))
     return [DayFigures(d, counts.get(d, Counter())) for d in (first + timedelta(days=i) for i in range(days))]
 
 
