@@ -128,7 +128,7 @@ def test_every_main_page_opens_without_a_violation(admin):
 
 def test_dashboard_chart_and_sizes_from_the_stylesheet(admin):
     page = admin.goto("/")
-    page.wait_for_function("window.bcSuccessChart && window.bcSuccessChart.chartArea")
+    page.wait_for_function("() => window.bcSuccessChart && window.bcSuccessChart.chartArea")
     box = page.locator("#success-chart").bounding_box()
     assert box["height"] == pytest.approx(260, abs=2) and box["width"] > 500  # .chart-box, sized by Chart.js
     assert _width(page, "#global-search") == pytest.approx(18 * 16, abs=1)  # .topbar-search
@@ -143,7 +143,7 @@ def test_run_checks_keyboard(admin):
     first = page.locator("#job-panel h2").inner_text()
     page.keyboard.press("?")
     expect(page.locator("#keys-help.show")).to_be_visible()
-    page.wait_for_function("!document.querySelector('.modal-backdrop:not(.show)')")
+    page.wait_for_function("() => !document.querySelector('.modal-backdrop:not(.show)')")
     page.keyboard.press("Escape")
     expect(page.locator("#keys-help")).to_be_hidden()
     page.keyboard.press("j")  # next job
@@ -218,7 +218,7 @@ def test_progress_bars_and_report_day_bars(admin):
     page = admin.goto("/inbox?task=1")
     expect(page.locator(".task-progress .task-message")).to_have_text("Re-parsing 2 of 5")
     track = _width(page, ".task-progress .progress")
-    page.wait_for_function("document.querySelector('.task-progress .progress-bar').style.width === '40%'")
+    page.wait_for_function("() => document.querySelector('.task-progress .progress-bar').style.width === '40%'")
     assert _width(page, ".task-progress .progress-bar") == pytest.approx(0.4 * track, abs=2)
     assert page.locator(".task-progress .progress").bounding_box()["height"] == pytest.approx(0.6 * 16, abs=1)
 
@@ -270,7 +270,7 @@ def test_settings_folder_loading_copy_button_and_feedback_thumbnail(admin):
 
     page = admin.goto("/feedback/1")
     thumb = page.locator(".feedback-attachments img")
-    page.wait_for_function("document.querySelector('.feedback-attachments img').complete")
+    page.wait_for_function("() => document.querySelector('.feedback-attachments img').complete")
     assert thumb.evaluate("el => el.naturalWidth") == 2
     assert thumb.evaluate("el => getComputedStyle(el).maxHeight") == "220px"
     assert admin.problems == []

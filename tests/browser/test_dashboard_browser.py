@@ -48,7 +48,7 @@ def test_chart_renders_and_admin_posts_news(browser, live_server):
     page.goto(live_server + "/")
 
     # The chart: Chart.js drew on the canvas with 30 days of rates.
-    page.wait_for_function("window.bcSuccessChart !== undefined")
+    page.wait_for_function("() => window.bcSuccessChart !== undefined")
     points = page.evaluate("window.bcSuccessChart.data.datasets[0].data")
     assert len(points) == 30 and all(p is not None for p in points)
     assert min(points) < 100 and max(points) == 100
