@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(import_mail_cmd)
     app.cli.add_command(import_eml_cmd)
     app.cli.add_command(rotate_secrets_cmd)
+    app.cli.add_command(digest_cmd)
 
 
 @click.command("import-mail")
@@ -108,3 +109,36 @@ def rotate_secrets_cmd() -> None:
                    "Add the key they were stored with, or enter them again on the Settings page.", err=True)
         sys.exit(1)
     click.echo("The old key(s) can now be removed from APP_ENCRYPTION_KEY.")
+
+
+@click.command("digest")
+@click.option("--print", "print_", is_flag=True, help="Print the digest (required: it is not sent from here).")
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD",
+              help="The local day (UI timezone) to report on; default yesterday, the night's backups.")
+@click.option("--html", is_flag=True, help="Print the mail's HTML part instead of the text.")
+@click.option("--base-url", default=None, metavar="URL",
+              help="Backupchecks address for the links (default: Settings → Autotask's Backupchecks URL; "
+                   "relative links without one).")
+def digest_cmd(print_: bool, day, html: bool, base_url) -> None:
+    """Print the morning digest: the day's failed, missed and warning jobs per customer."""
+    from datetime import date
+
+    from .services import digest
+
+    if not print_:
+        raise click.UsageError("Nothing to do: add --print to print the digest.")
+    parsed = None
+    if day is not None:
+        try:
+            parsed = date.fromisoformat(day.strip())
+        except ValueError:
+            raise click.BadParameter(f"'{day[:40]}' is not a date: use YYYY-MM-DD, e.g. 2026-12-03.",
+                                     param_hint="--date") from None
+    if base_url is not None:
+        base_url = base_url.strip().rstrip("/")
+        if base_url and not base_url.lower().startswith(("http://", "https://")):
+            raise click.BadParameter("use an address starting with http:// or https://.", param_hint="--base-url")
+    else:
+        base_url = digest.default_base_url()
+    result = digest.build_digest(parsed, base_url=base_url or None)
+    click.echo(digest.render_html(result) if html else digest.render_text(result), nl=False)

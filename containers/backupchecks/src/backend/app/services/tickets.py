@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
@@ -408,6 +408,32 @@ def open_tickets_for_job(job_id: int) -> list[Ticket]:
 
 def open_remarks_for_job(job_id: int) -> list[Remark]:
     return _open_for_job(REMARK, job_id)
+
+
+def _open_per_job(kind: _Kind, job_ids: list[int]):
+    """(kind, job id, open items covering it) for the jobs: scoped to the job, one of its objects
+    or its customer."""
+    scope, item = kind.scope_model, kind.model
+    covers = or_(and_(scope.scope_type.in_(("job", "object")), scope.job_id == Job.id),
+                 and_(scope.scope_type == "customer", scope.customer_id == Job.customer_id))
+    return (select(literal(kind.name).label("kind"), Job.id.label("job_id"),
+                   func.count(func.distinct(item.id)).label("n"))
+            .select_from(Job).join(scope, covers).join(item, item.id == getattr(scope, kind.fk))
+            .where(Job.id.in_(job_ids), item.resolved_at.is_(None)).group_by(Job.id))
+
+
+def open_counts_for_jobs(job_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """{job_id: (open tickets, open remarks)} for every job asked, covering it as ``open_tickets_for_job``
+    and ``open_remarks_for_job`` do; one query whatever the number of jobs."""
+    ids = sorted({int(i) for i in job_ids if i is not None})
+    out = {i: (0, 0) for i in ids}
+    if not ids:
+        return out
+    both = union_all(_open_per_job(TICKET, ids), _open_per_job(REMARK, ids))
+    for kind, job_id, n in db.session.execute(both):
+        tickets, remarks = out[job_id]
+        out[job_id] = (int(n), remarks) if kind == TICKET.name else (tickets, int(n))
+    return out
 
 
 # --- The /tickets list -----------------------------------------------------------------------
