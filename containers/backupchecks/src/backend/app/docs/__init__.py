@@ -20,7 +20,7 @@ PAGES_DIR = os.path.join(os.path.dirname(__file__), "pages")
 # Sidebar order: (section, [slugs]); each slug is pages/<slug>.md whose first line is "# Title".
 SECTIONS = [
     ("Start", ["index", "getting_started", "users_and_roles"]),
-    ("Daily work", ["dashboard", "run_checks", "daily_jobs", "inbox", "customers", "jobs", "overrides",
+    ("Daily work", ["dashboard", "run_checks", "daily_jobs", "digest", "inbox", "customers", "jobs", "overrides",
                     "tickets", "reports", "feedback"]),
     ("Setup", ["mail_import", "parsers", "schedules", "autotask", "settings", "audit_log"]),
     ("Operations", ["command_line", "deployment", "troubleshooting"]),
