@@ -230,6 +230,8 @@ def test_the_command_refuses_a_bad_date_and_a_missing_print(app):
     r = app.test_cli_runner().invoke(args=["digest", "--print", "--date", "03-12-2026"])
     assert r.exit_code == 2
     assert "is not a date: use YYYY-MM-DD" in r.output
+    r = app.test_cli_runner().invoke(args=["digest", "--print", "--date", "0001-01-01"])
+    assert r.exit_code == 2 and "out of range" in r.output
     r = app.test_cli_runner().invoke(args=["digest", "--print", "--base-url", "javascript:alert(1)"])
     assert r.exit_code == 2
     r = app.test_cli_runner().invoke(args=["digest"])

@@ -121,19 +121,17 @@ def rotate_secrets_cmd() -> None:
                    "relative links without one).")
 def digest_cmd(print_: bool, day, html: bool, base_url) -> None:
     """Print the morning digest: the day's failed, missed and warning jobs per customer."""
-    from datetime import date
-
     from .services import digest
+    from .services.timezones import check_day_in_range, parse_day
 
     if not print_:
         raise click.UsageError("Nothing to do: add --print to print the digest.")
     parsed = None
     if day is not None:
         try:
-            parsed = date.fromisoformat(day.strip())
-        except ValueError:
-            raise click.BadParameter(f"'{day[:40]}' is not a date: use YYYY-MM-DD, e.g. 2026-12-03.",
-                                     param_hint="--date") from None
+            parsed = check_day_in_range(parse_day(day or "-"))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--date") from None
     if base_url is not None:
         base_url = base_url.strip().rstrip("/")
         if base_url and not base_url.lower().startswith(("http://", "https://")):

@@ -10,6 +10,10 @@ from .settings import ui_zone
 
 Zone = Union[ZoneInfo, str]
 
+# The days a page or command accepts: far outside them the calendar maths overflows, and no backup
+# report is dated there.
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2999, 12, 31)
+
 
 def as_zone(zone: Optional[Zone] = None) -> ZoneInfo:
     """``zone`` as a ZoneInfo (a name is looked up); None means the UI timezone."""
@@ -41,3 +45,11 @@ def parse_day(value: Optional[str], zone: Optional[Zone] = None, today: Optional
         return date.fromisoformat(str(value).strip())
     except ValueError:
         raise ValueError(f"'{str(value)[:40]}' is not a date: use YYYY-MM-DD, e.g. 2026-03-29.") from None
+
+
+def check_day_in_range(day: date) -> date:
+    """``day`` when it is within FIRST_DAY..LAST_DAY; ValueError with a clear message otherwise."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{day.isoformat()} is out of range; choose a date between "
+                         f"{FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}.")
+    return day
