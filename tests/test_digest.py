@@ -236,3 +236,29 @@ def test_the_command_refuses_a_bad_date_and_a_missing_print(app):
     assert r.exit_code == 2
     r = app.test_cli_runner().invoke(args=["digest"])
     assert r.exit_code == 2 and "--print" in r.output
+
+
+# --- The preview page (admin) -------------------------------------------------------------------
+
+def test_the_preview_page_is_for_admins_and_keeps_the_pages_policy(as_user):
+    from .conftest import active_html
+
+    seed_night()
+    admin = as_user("admin")
+    page = admin.get("/settings/digest-preview?date=2026-12-03")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Backups 2026-12-03: 1 failed, 1 missed, 1 warning" in html
+    assert "style-src 'self'" in page.headers["Content-Security-Policy"]
+    assert not [found for found in active_html(html) if "style=" in found or " on" in found]
+    assert 'sandbox=""' in html and "/settings/digest-preview/mail?date=2026-12-03" in html
+    mail = admin.get("/settings/digest-preview/mail?date=2026-12-03")
+    assert mail.status_code == 200
+    assert "sandbox" in mail.headers["Content-Security-Policy"]
+    assert "script-src" not in mail.headers["Content-Security-Policy"]  # default-src 'none' covers scripts
+    body = mail.get_data(as_text=True)
+    assert "SQL Nightly" in body and "/run-checks?job=" in body
+    assert admin.get("/settings/digest-preview?date=03-12-2026").status_code == 400
+    for role in ("operator", "viewer", "reporter"):
+        assert as_user(role).get("/settings/digest-preview").status_code == 403
+        assert as_user(role).get("/settings/digest-preview/mail").status_code == 403

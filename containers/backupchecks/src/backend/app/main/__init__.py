@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     routes_customers,
     routes_daily_jobs,
     routes_dashboard,
+    routes_digest,
     routes_feedback,
     routes_health,
     routes_inbox,
