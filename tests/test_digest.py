@@ -262,3 +262,34 @@ def test_the_preview_page_is_for_admins_and_keeps_the_pages_policy(as_user):
     for role in ("operator", "viewer", "reporter"):
         assert as_user(role).get("/settings/digest-preview").status_code == 403
         assert as_user(role).get("/settings/digest-preview/mail").status_code == 403
+
+
+def test_a_stored_missed_run_is_listed_with_its_expected_time():
+    c = make_customer("Stored Missed")
+    j = job(c, "Nightly", daily("23:15"))
+    slot = local(2026, 12, 3, 23, 15)
+    make_run(j, "Missed", slot, missed=True, missed_slot=slot, message="No report arrived")
+    db.session.commit()
+    d = digest_of()
+    assert listed(d) == [("Stored Missed", [("Missed", "Nightly")])]
+    assert d.customers[0].jobs[0].detail == "no run arrived; expected at 23:15"
+    assert subject(d) == "Backups 2026-12-03: 1 missed"
+
+
+def test_open_counts_for_jobs_cover_job_object_and_customer_scopes_in_one_query():
+    from backend.app.models import TicketScope
+    from backend.app.services.tickets import open_counts_for_jobs
+
+    c = make_customer("Scoped")
+    a, b = job(c, "A"), job(c, "B")
+    other = job(make_customer("Other"), "C")
+    make_ticket("T-cust", customer=c)
+    t = make_ticket("T-obj")
+    t.scopes.append(TicketScope(scope_type="object", job_id=a.id, object_name="vm1"))
+    make_ticket("T-both", job=a, customer=c)  # covers A twice: counted once
+    db.session.commit()
+    ids = (a.id, b.id, other.id)
+    seen = []
+    assert count_queries(lambda: seen.append(open_counts_for_jobs(ids))) == 1
+    assert seen[0] == {ids[0]: (3, 0), ids[1]: (2, 0), ids[2]: (0, 0)}
+    assert open_counts_for_jobs([]) == {}
