@@ -245,6 +245,7 @@ def test_the_preview_page_is_for_admins_and_keeps_the_pages_policy(as_user):
 
     seed_night()
     admin = as_user("admin")
+    assert 'href="/settings/digest-preview"' in admin.get("/settings?section=general").get_data(as_text=True)
     page = admin.get("/settings/digest-preview?date=2026-12-03")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
