@@ -20,6 +20,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from ..extensions import db
 from ..models import Job, JobRun, MailMessage, RunObject, utcnow
+from .notifications import enqueue_run_events
 from ..parsers.base import ParseResult
 from ..parsers.normalize import normalize
 from ..parsers.registry import parse_message
@@ -199,6 +200,7 @@ def after_run_created(run: JobRun, *, review_successes_at: Optional[datetime] = 
         run.reviewed_at = run.created_at = review_successes_at
         run.reviewed_by_id = None
     link_open_internal_tickets_to_run(run)
+    enqueue_run_events([run])
 
 
 def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[str] = None,

@@ -1,0 +1,233 @@
+"""Notifications: queuing run events, the sender (signatures, payload shapes, retries, one sender
+across processes) and the `notify --test` command. Receivers are real HTTP servers on loopback."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+
+from tests.clock import TEST_NOW
+from tests.fakes.receiver import Receiver
+from tests.helpers import make_job, make_override, make_run
+
+# The clock ticks on from TEST_NOW: rows queued now are due a moment later.
+T0 = TEST_NOW + timedelta(seconds=30)
+
+
+def _channel(url, kind="webhook", **kw):
+    from backend.app.extensions import db
+    from backend.app.models import NotificationChannel
+
+    ch = NotificationChannel(name=kw.pop("name", f"{kind} channel"), kind=kind, target_url=url, **kw)
+    db.session.add(ch)
+    db.session.flush()
+    return ch
+
+
+def _queue(payload=None, key="test:1", kind="failed"):
+    from backend.app.extensions import db
+    from backend.app.services.notifications import enqueue
+
+    n = enqueue(key, kind, payload or {"event": kind, "job": "Daily VM Backup", "customer": "Northwind"})
+    db.session.commit()
+    return n
+
+
+def _rows():
+    from backend.app.extensions import db
+    from backend.app.models import NotificationOutbox
+
+    db.session.expire_all()
+    return db.session.query(NotificationOutbox).order_by(NotificationOutbox.id).all()
+
+
+def _send(now=T0, **kw):
+    from backend.app.services.notifications import send_due
+
+    return send_due(now, **kw)
+
+
+def test_webhook_body_is_signed_with_the_channel_secret(app):
+    with Receiver() as rx:
+        _channel(rx.url(), secret="s3cret")
+        assert _queue() == 1
+        assert _send()["sent"] == 1
+    (req,) = rx.requests
+    expected = "sha256=" + hmac.new(b"s3cret", req.body, hashlib.sha256).hexdigest()
+    assert req.headers["X-Backupchecks-Signature"] == expected
+    assert json.loads(req.body)["event"] == "failed"
+    (row,) = _rows()
+    assert row.state == "sent" and row.attempts == 1 and row.sent_at is not None
+
+
+@pytest.mark.parametrize("kind", ["slack", "teams", "discord"])
+def test_chat_payload_shapes(app, kind):
+    with Receiver() as rx:
+        _channel(rx.url(), kind=kind)
+        _queue()
+        assert _send()["sent"] == 1
+    body = json.loads(rx.requests[0].body)
+    if kind == "slack":
+        assert set(body) == {"text"} and "Northwind / Daily VM Backup" in body["text"]
+    elif kind == "discord":
+        assert set(body) == {"content"} and "failed" in body["content"]
+    else:
+        assert body["type"] == "message"
+        (att,) = body["attachments"]
+        assert att["contentType"] == "application/vnd.microsoft.card.adaptive"
+        card = att["content"]
+        assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+        assert "Northwind / Daily VM Backup" in card["body"][0]["text"]
+
+
+def test_a_receiver_that_fails_twice_gets_the_message_once(app):
+    with Receiver(answers=[500, 503]) as rx:
+        _channel(rx.url())
+        _queue()
+        assert _send(T0)["retry"] == 1
+        assert _send(T0)["retry"] == 0 and len(rx.requests) == 1  # not due yet: backoff
+        (row,) = _rows()
+        assert row.state == "pending" and row.attempts == 1 and "HTTP 500" in row.last_error
+        assert timedelta(minutes=1) <= row.next_attempt_at - T0 <= timedelta(minutes=1.3)
+        assert _send(T0 + timedelta(minutes=2))["retry"] == 1
+        assert _send(T0 + timedelta(minutes=10))["sent"] == 1
+        assert _send(T0 + timedelta(hours=10)) == {"sent": 0, "retry": 0, "failed": 0, "given_up": 0}
+    assert len(rx.requests) == 3
+    (row,) = _rows()
+    assert row.state == "sent" and row.attempts == 3
+
+
+def test_a_client_error_fails_at_once_without_retry(app):
+    with Receiver(default=404) as rx:
+        _channel(rx.url())
+        _queue()
+        assert _send()["failed"] == 1
+        assert _send(T0 + timedelta(days=1))["failed"] == 0
+    assert len(rx.requests) == 1
+    (row,) = _rows()
+    assert row.state == "failed" and "HTTP 404" in row.last_error
+
+
+def test_too_many_requests_is_retried_and_given_up_after_the_limit(app):
+    from backend.app.services.notifications.sender import MAX_ATTEMPTS
+
+    with Receiver(default=429) as rx:
+        _channel(rx.url())
+        _queue()
+        now = T0
+        for _ in range(MAX_ATTEMPTS):
+            _send(now)
+            now += timedelta(days=1)
+    assert len(rx.requests) == MAX_ATTEMPTS
+    (row,) = _rows()
+    assert row.state == "given_up" and row.attempts == MAX_ATTEMPTS and "429" in row.last_error
+
+
+def test_retry_puts_a_failed_row_back(app):
+    from backend.app.extensions import db
+    from backend.app.services.notifications.sender import retry
+
+    with Receiver(answers=[400]) as rx:
+        _channel(rx.url())
+        _queue()
+        _send()
+        (row,) = _rows()
+        assert retry(row.id, T0) is True
+        db.session.commit()
+        assert _send()["sent"] == 1
+
+
+def test_two_senders_at_once_never_send_a_row_twice(app):
+    with Receiver(delay=0.05) as rx:
+        _channel(rx.url())
+        for i in range(12):
+            _queue(key=f"test:{i}")
+        barrier = threading.Barrier(2)
+        results = []
+
+        def sender():
+            with app.app_context():
+                from backend.app.extensions import db
+                barrier.wait()
+                results.append(_send(limit=12))
+                db.session.remove()
+
+        threads = [threading.Thread(target=sender) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert sum(r["sent"] for r in results) == 12
+    keys = [json.loads(r.body)["event"] for r in rx.requests]
+    assert len(keys) == 12
+    assert all(r.state == "sent" and r.attempts == 1 for r in _rows())
+
+
+# --- Events ------------------------------------------------------------------------------------
+
+def _new_run(job, status, started, **kw):
+    from backend.app.extensions import db
+    from backend.app.services.ingest import after_run_created
+
+    run = make_run(job, status=status, started_at=started, **kw)
+    after_run_created(run)
+    db.session.commit()
+    return run
+
+
+def _events():
+    return sorted((r.channel_id, r.event_key) for r in _rows())
+
+
+def test_failed_missed_and_recovery_queue_once_per_channel(app):
+    from backend.app.extensions import db
+    from backend.app.services.notifications import enqueue_run_events
+
+    a = _channel("http://127.0.0.1:9/a", name="a")
+    b = _channel("http://127.0.0.1:9/b", name="b", on_recovery=False)
+    _channel("http://127.0.0.1:9/c", name="off", enabled=False)
+    job = make_job()
+    _new_run(job, "Success", T0 - timedelta(days=9))  # nothing: no failure before it
+    failed = _new_run(job, "Failed", T0 - timedelta(days=8))
+    recovered = _new_run(job, "Success", T0 - timedelta(days=7))
+    _new_run(job, "Success", T0 - timedelta(days=6))  # nothing: the run before it was fine
+    _new_run(job, "Warning", T0 - timedelta(days=5))  # warnings are off by default
+    missed = make_run(job, status="Missed", started_at=T0 - timedelta(days=4), missed=True,
+                      missed_slot=T0 - timedelta(days=4))
+    enqueue_run_events([missed])
+    enqueue_run_events([missed])  # queued once, however often it is asked
+    db.session.commit()
+    back = _new_run(job, "Success", T0 - timedelta(days=2))
+    assert _events() == sorted([
+        (a.id, f"run:{failed.id}:failed"), (b.id, f"run:{failed.id}:failed"),
+        (a.id, f"run:{recovered.id}:recovery"),
+        (a.id, f"run:{missed.id}:missed"), (b.id, f"run:{missed.id}:missed"),
+        (a.id, f"run:{back.id}:recovery")])
+    payload = next(r.payload for r in _rows() if r.event_key == f"run:{failed.id}:failed")
+    assert payload["job"] == job.job_name and payload["status"] == "Failed" and payload["event"] == "failed"
+
+
+def test_a_run_an_override_makes_successful_queues_nothing(app):
+    _channel("http://127.0.0.1:9/a")
+    job = make_job()
+    make_override(job, match_status="Failed", treat_as_success=True, active=True)
+    _new_run(job, "Failed", T0 - timedelta(hours=1))
+    assert _events() == []
+
+
+def test_the_missed_run_check_queues_missed_events(app):
+    from backend.app.extensions import db
+    from backend.app.models import JobRun
+    from backend.app.services.missed_runs import detect_missed_runs
+    from tests.services.test_missed_runs import AMS, L, manual_daily
+
+    ch = _channel("http://127.0.0.1:9/a")
+    db.session.commit()
+    manual_daily(make_job(), "22:00", grace=120)
+    assert detect_missed_runs(L(2026, 10, 11, 0, 0), AMS) == 1
+    (run,) = db.session.query(JobRun).filter(JobRun.missed.is_(True)).all()
+    assert _events() == [(ch.id, f"run:{run.id}:missed")]
