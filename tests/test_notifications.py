@@ -231,3 +231,35 @@ def test_the_missed_run_check_queues_missed_events(app):
     assert detect_missed_runs(L(2026, 10, 11, 0, 0), AMS) == 1
     (run,) = db.session.query(JobRun).filter(JobRun.missed.is_(True)).all()
     assert _events() == [(ch.id, f"run:{run.id}:missed")]
+
+
+# --- notify --test --------------------------------------------------------------------------------
+
+def test_notify_test_delivers_to_an_apprise_json_url(app):
+    with Receiver() as rx:
+        r = app.test_cli_runner().invoke(args=["notify", "--test", f"json://127.0.0.1:{rx.port}/path"])
+    assert r.exit_code == 0, r.output
+    assert "Delivered" in r.output
+    (req,) = rx.requests
+    assert req.path == "/path" and b"test message" in req.body
+
+
+def test_notify_test_to_an_http_url_posts_a_json_webhook(app):
+    with Receiver() as rx:
+        r = app.test_cli_runner().invoke(args=["notify", "--test", rx.url("/in")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(rx.requests[0].body)["event"] == "test"
+
+
+@pytest.mark.parametrize("answer", [403, 500])
+def test_notify_test_exits_1_when_the_receiver_refuses(app, answer):
+    with Receiver(default=answer) as rx:
+        r = app.test_cli_runner().invoke(args=["notify", "--test", f"json://127.0.0.1:{rx.port}/path"])
+        r2 = app.test_cli_runner().invoke(args=["notify", "--test", rx.url()])
+    assert r.exit_code == 1 and "Not delivered" in r.output
+    assert r2.exit_code == 1 and f"HTTP {answer}" in r2.output
+
+
+def test_notify_test_refuses_an_unknown_scheme(app):
+    r = app.test_cli_runner().invoke(args=["notify", "--test", "nosuchservice://x"])
+    assert r.exit_code == 1 and "does not know the scheme" in r.output

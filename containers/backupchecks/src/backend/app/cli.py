@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(import_mail_cmd)
     app.cli.add_command(import_eml_cmd)
     app.cli.add_command(rotate_secrets_cmd)
+    app.cli.add_command(notify_cmd)
 
 
 @click.command("import-mail")
@@ -108,3 +109,24 @@ def rotate_secrets_cmd() -> None:
                    "Add the key they were stored with, or enter them again on the Settings page.", err=True)
         sys.exit(1)
     click.echo("The old key(s) can now be removed from APP_ENCRYPTION_KEY.")
+
+
+@click.command("notify")
+@click.option("--test", "url", required=True, metavar="URL",
+              help="Send one test message to this Apprise URL (an http(s) URL gets a JSON webhook POST).")
+def notify_cmd(url: str) -> None:
+    """Send a test notification; exits 0 only when it was delivered."""
+    from .services.notifications.channels import ChannelError, check_url, kind_for_url, send_test
+
+    kind = kind_for_url(url)
+    try:
+        url = check_url(kind, url)
+    except ChannelError as exc:
+        click.echo(f"Not sent: {exc}", err=True)
+        sys.exit(1)
+    result = send_test(kind, url)
+    if result.sent:
+        click.echo("Delivered.")
+        return
+    click.echo(f"Not delivered: {result.error}", err=True)
+    sys.exit(1)
