@@ -263,3 +263,103 @@ def test_notify_test_exits_1_when_the_receiver_refuses(app, answer):
 def test_notify_test_refuses_an_unknown_scheme(app):
     r = app.test_cli_runner().invoke(args=["notify", "--test", "nosuchservice://x"])
     assert r.exit_code == 1 and "does not know the scheme" in r.output
+
+
+# --- Settings → Notifications -------------------------------------------------------------------
+
+from tests.conftest import post_form  # noqa: E402
+
+
+def _audit(event):
+    from backend.app.extensions import db
+    from backend.app.models import AuditLog
+
+    db.session.expire_all()
+    return db.session.query(AuditLog).filter(AuditLog.event == event).order_by(AuditLog.id).all()
+
+
+@pytest.mark.parametrize("role", ["operator", "reporter", "viewer"])
+def test_only_admins_see_the_notifications_page(app, as_user, role):
+    c = as_user(role)
+    assert c.get("/settings/notifications").status_code == 403
+    r = c.post("/settings/notifications", data={"name": "x", "kind": "webhook", "target_url": "https://a.test/"})
+    assert r.status_code in (400, 403)
+    from backend.app.models import NotificationChannel
+    assert NotificationChannel.query.count() == 0
+
+
+def test_admin_adds_edits_tests_and_deletes_a_channel_with_audit_entries(app, as_user):
+    from backend.app.extensions import db
+    from backend.app.models import NotificationChannel
+
+    c = as_user("admin")
+    with Receiver() as rx:
+        r = post_form(c, "/settings/notifications", {"name": "Ops hook", "kind": "webhook", "target_url": rx.url("/t0ken"),
+                                                     "secret": "shh", "enabled": "on", "on_failed": "on"},
+                      token_from="/settings/notifications")
+        assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+        ch = NotificationChannel.query.one()
+        assert ch.secret == "shh" and ch.on_failed and not ch.on_missed and ch.enabled
+        (entry,) = _audit("notification_channel.create")
+        assert entry.after["target_url"] == "••••••" and entry.after["secret"] == "••••••"
+        page = c.get("/settings/notifications").get_data(as_text=True)
+        assert "Ops hook" in page and "t0ken" not in page and "shh" not in page
+
+        r = post_form(c, f"/settings/notifications/{ch.id}/test", {}, token_from="/settings/notifications",
+                      follow_redirects=True)
+        assert "Test message delivered to Ops hook" in r.get_data(as_text=True)
+        assert json.loads(rx.requests[0].body)["event"] == "test"
+        assert rx.requests[0].headers["X-Backupchecks-Signature"].startswith("sha256=")
+
+    # Editing with the URL and secret left empty keeps them.
+    r = post_form(c, f"/settings/notifications/{ch.id}/edit", {"name": "Ops", "kind": "webhook", "target_url": "",
+                                                               "enabled": "on", "on_missed": "on"})
+    assert r.status_code == 302
+    db.session.expire_all()
+    ch = db.session.get(NotificationChannel, ch.id)
+    assert ch.name == "Ops" and ch.secret == "shh" and "t0ken" in ch.target_url and ch.on_missed and not ch.on_failed
+    (entry,) = _audit("notification_channel.update")
+    assert entry.before == {"name": "Ops hook", "on_failed": True, "on_missed": False}
+
+    r = post_form(c, f"/settings/notifications/{ch.id}/test", {}, follow_redirects=True)
+    assert "not delivered" in r.get_data(as_text=True)  # the receiver is gone
+    assert len(_audit("notification_channel.test")) == 2
+
+    assert post_form(c, f"/settings/notifications/{ch.id}/delete", {}).status_code == 302
+    assert NotificationChannel.query.count() == 0
+    assert len(_audit("notification_channel.delete")) == 1
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"name": "", "kind": "webhook", "target_url": "https://a.test/"}, "Give the channel a name."),
+    ({"name": "x", "kind": "webhook", "target_url": "not a url"}, "must start with https://"),
+    ({"name": "x", "kind": "slack", "target_url": "ftp://a.test/"}, "must start with https://"),
+    ({"name": "x", "kind": "apprise", "target_url": "nosuchservice://abc"}, "does not know the scheme"),
+    ({"name": "x", "kind": "apprise", "target_url": "plain"}, "An Apprise URL looks like"),
+    ({"name": "x", "kind": "pager", "target_url": "https://a.test/"}, "Choose the kind"),
+    ({"name": "x", "kind": "webhook", "target_url": ""}, "Enter the channel"),
+])
+def test_bad_channel_input_is_refused_with_a_clear_message(app, as_user, data, message):
+    from backend.app.models import NotificationChannel
+
+    c = as_user("admin")
+    r = post_form(c, "/settings/notifications", data)
+    assert r.status_code == 400
+    assert message in r.get_data(as_text=True)
+    assert NotificationChannel.query.count() == 0
+
+
+def test_retry_button_queues_a_given_up_row_again(app, as_user):
+    with Receiver(default=400) as rx:
+        _channel(rx.url())
+        _queue()
+        _send()
+        (row,) = _rows()
+        assert row.state == "failed"
+        c = as_user("admin")
+        page = c.get("/settings/notifications").get_data(as_text=True)
+        assert "HTTP 400" in page and f"/settings/notifications/log/{row.id}/retry" in page
+        assert post_form(c, f"/settings/notifications/log/{row.id}/retry", {}).status_code == 302
+        (row,) = _rows()
+        assert row.state == "pending" and row.attempts == 0
+        assert len(_audit("notification.retry")) == 1
