@@ -363,3 +363,17 @@ def test_retry_button_queues_a_given_up_row_again(app, as_user):
         (row,) = _rows()
         assert row.state == "pending" and row.attempts == 0
         assert len(_audit("notification.retry")) == 1
+
+
+def test_the_pages_run_no_inline_code(app, as_user):
+    import re
+
+    ch = _channel("https://hooks.example.test/t0ken", secret="shh")
+    _queue()
+    c = as_user("admin")
+    for path in ("/settings/notifications", f"/settings/notifications/{ch.id}"):
+        r = c.get(path)
+        html = r.get_data(as_text=True)
+        assert r.status_code == 200
+        assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)|\son[a-z]+=|\sstyle=", html)
+        assert "t0ken" not in html and "shh" not in html
