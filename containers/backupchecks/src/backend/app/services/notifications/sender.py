@@ -4,7 +4,7 @@ A pass claims up to ``limit`` due rows with ONE conditional ``UPDATE … WHERE s
 next_attempt_at <= now AND (claimed_until IS NULL OR claimed_until < now) … RETURNING`` (the
 candidate rows are picked ``FOR UPDATE SKIP LOCKED``), commits the claim, then sends. So two
 processes never send the same row, and a row whose sender died is claimed again after
-``CLAIM_SECONDS``. The outcome is written only while the claim token is still ours.
+its claim expires (a whole batch at its timeout, plus a minute). The outcome is written only while the claim token is still ours.
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from sqlalchemy import text
 from ...extensions import db
 from ...models import NotificationChannel, NotificationOutbox
 from ..background import register_loop
-from .delivery import deliver
+from .delivery import TIMEOUT_SECONDS, deliver
 
 log = logging.getLogger(__name__)
 
 LOOP_SECONDS = 30
 MAX_ATTEMPTS = 8
-CLAIM_SECONDS = 120  # longer than a delivery can take (10 s timeout per row, a few rows a pass)
+CLAIM_SLACK_SECONDS = 60  # a claim lasts a whole batch at its timeout, plus this
 BATCH = 20
 
 _CLAIM = text("""
@@ -49,7 +49,9 @@ def backoff(attempts: int, jitter: float = 0.0) -> timedelta:
 def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = None) -> dict:
     """Deliver up to ``limit`` due rows at ``now``; returns counts by outcome. Commits."""
     token = uuid.uuid4().hex
-    ids = db.session.execute(_CLAIM, {"now": now, "until": now + timedelta(seconds=CLAIM_SECONDS),
+    # The claim outlasts the slowest pass (every row at its timeout), so no row is claimed twice.
+    hold = limit * ((timeout or TIMEOUT_SECONDS) + 5) + CLAIM_SLACK_SECONDS
+    ids = db.session.execute(_CLAIM, {"now": now, "until": now + timedelta(seconds=hold),
                                       "token": token, "limit": limit}).scalars().all()
     db.session.commit()
     out = {"sent": 0, "retry": 0, "failed": 0, "given_up": 0}
