@@ -377,3 +377,31 @@ def test_the_pages_run_no_inline_code(app, as_user):
         assert r.status_code == 200
         assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)|\son[a-z]+=|\sstyle=", html)
         assert "t0ken" not in html and "shh" not in html
+
+
+def test_a_failed_report_approved_from_the_inbox_and_its_next_report_are_delivered(app, as_user):
+    """End to end: mails → runs → outbox → the sender → a receiver; one statement queues a batch."""
+    from backend.app.extensions import db
+    from backend.app.models import JobRun
+    from tests.test_inbox import sample, upload, variant
+
+    with Receiver() as rx:
+        _channel(rx.url(), kind="slack")
+        db.session.commit()
+        c = as_user("operator")
+        raw = sample("v03_vbr_backup_failed.eml")
+        upload(c, [("1.eml", raw), ("2.eml", variant(raw, 2))])
+        first = db.session.query(JobRun).count()
+        assert first == 0 and _rows() == []
+        from backend.app.models import MailMessage
+        ids = [m.id for m in db.session.query(MailMessage).order_by(MailMessage.id)][:1]
+        r = post_form(c, "/inbox/approve", {"ids": ids, "customer": "Fabrikam"}, follow_redirects=True)
+        assert r.status_code == 200
+        runs = db.session.query(JobRun).order_by(JobRun.id).all()
+        assert len(runs) == 2 and all(run.effective_status == "Failed" for run in runs)
+        assert sorted(r.event_key for r in _rows()) == sorted(f"run:{run.id}:failed" for run in runs)
+        upload(c, [("3.eml", variant(raw, 3))])  # the import path
+        assert len(_rows()) == 3
+        assert _send(T0 + timedelta(minutes=1))["sent"] == 3
+    assert len(rx.requests) == 3
+    assert all("failed" in json.loads(q.body)["text"] for q in rx.requests)

@@ -74,8 +74,8 @@ def enqueue_run_events(runs: Iterable) -> int:
     when no run makes an event."""
     import json
 
-    items = [{"id": r.id, "event": ev} for r in runs
-             if r.id is not None and (ev := event_of(r.effective_status)) is not None]
+    items = list({r.id: {"id": r.id, "event": ev} for r in runs
+                  if r.id is not None and (ev := event_of(r.effective_status)) is not None}.values())
     if not items:
         return 0
     db.session.flush()  # the statement reads the runs' stored effective status
