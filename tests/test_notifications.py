@@ -405,3 +405,20 @@ def test_a_failed_report_approved_from_the_inbox_and_its_next_report_are_deliver
         assert _send(T0 + timedelta(minutes=1))["sent"] == 3
     assert len(rx.requests) == 3
     assert all("failed" in json.loads(q.body)["text"] for q in rx.requests)
+
+
+def test_channel_secrets_are_encrypted_at_rest_and_rotated(app, monkeypatch):
+    from sqlalchemy import text
+
+    from backend.app.extensions import db
+
+    ch = _channel("https://hooks.example.test/t0ken", secret="shh")
+    db.session.commit()
+    row = db.session.execute(text("SELECT target_url, secret FROM notification_channels WHERE id = :i"),
+                             {"i": ch.id}).one()
+    assert row.target_url.startswith("fernet:") and row.secret.startswith("fernet:") and "t0ken" not in row.target_url
+    r = app.test_cli_runner().invoke(args=["rotate-secrets"])
+    assert r.exit_code == 0, r.output
+    assert f"notification channel {ch.id} target_url" in r.output and f"notification channel {ch.id} secret" in r.output
+    db.session.expire_all()
+    assert db.session.get(type(ch), ch.id).target_url == "https://hooks.example.test/t0ken"
