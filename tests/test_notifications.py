@@ -422,3 +422,15 @@ def test_channel_secrets_are_encrypted_at_rest_and_rotated(app, monkeypatch):
     assert f"notification channel {ch.id} target_url" in r.output and f"notification channel {ch.id} secret" in r.output
     db.session.expire_all()
     assert db.session.get(type(ch), ch.id).target_url == "https://hooks.example.test/t0ken"
+
+
+def test_the_background_runner_sends_due_messages(app):
+    from backend.app.services import background
+
+    loop = next(lp for lp in background.LOOPS if lp.name == "notifications")
+    assert loop.interval_seconds(app) == 30
+    with Receiver() as rx:
+        _channel(rx.url())
+        _queue()
+        loop.step(app)
+    assert len(rx.requests) == 1 and _rows()[0].state == "sent"
