@@ -434,3 +434,38 @@ def test_the_background_runner_sends_due_messages(app):
         _queue()
         loop.step(app)
     assert len(rx.requests) == 1 and _rows()[0].state == "sent"
+
+
+_SENDER_PROCESS = """
+import json, sys
+from datetime import datetime
+from backend.app import create_app
+app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sys.argv[1], "SECRET_KEY": sys.argv[2],
+                  "BACKGROUND_JOBS": False, "RUN_MIGRATIONS": False, "SERVER_NAME": None})
+with app.app_context():
+    from backend.app.services.notifications import send_due
+    print(json.dumps(send_due(datetime.fromisoformat(sys.argv[3]), limit=20)))
+"""
+
+
+def test_two_sender_processes_never_send_a_message_twice(app, database_url):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "containers" / "backupchecks" / "src"
+    env = dict(os.environ, PYTHONPATH=str(src))
+    with Receiver(delay=0.05) as rx:
+        _channel(rx.url())
+        for i in range(16):
+            _queue(key=f"test:{i}")
+        args = [sys.executable, "-c", _SENDER_PROCESS, database_url, app.config["SECRET_KEY"], T0.isoformat()]
+        procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    results = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert sum(r["sent"] for r in results) == 16
+    assert len(rx.requests) == 16
+    assert all(r.state == "sent" and r.attempts == 1 for r in _rows())
