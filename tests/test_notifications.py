@@ -469,3 +469,21 @@ def test_two_sender_processes_never_send_a_message_twice(app, database_url):
     assert sum(r["sent"] for r in results) == 16
     assert len(rx.requests) == 16
     assert all(r.state == "sent" and r.attempts == 1 for r in _rows())
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_tried_again(app):
+    with Receiver(answers=[200], delay=1.5) as rx:
+        _channel(rx.url())
+        _queue()
+        assert _send(timeout=0.5)["retry"] == 1
+    (row,) = _rows()
+    assert row.state == "pending" and row.attempts == 1 and "no answer within" in row.last_error
+
+
+def test_a_refused_connection_is_tried_again(app):
+    with Receiver() as rx:
+        url = rx.url()
+    _channel(url)  # the receiver is gone: nothing listens on its port
+    _queue()
+    assert _send()["retry"] == 1
+    assert "connection failed" in _rows()[0].last_error
