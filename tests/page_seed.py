@@ -11,7 +11,8 @@ from datetime import timedelta
 from backend.app.services import tickets as tk
 from backend.app.extensions import db
 from backend.app.models import (BackgroundTask, FeedbackAttachment, FeedbackItem, FeedbackReply, ImportCycle,
-                                MailMessage, NewsItem, Override, ReportDefinition, ReportRun, RunObject, User)
+                                MailMessage, NewsItem, NotificationChannel, NotificationOutbox, Override,
+                                ReportDefinition, ReportRun, RunObject, User)
 from backend.app.services import reports as report_svc
 from tests.clock import TEST_NOW
 
@@ -104,6 +105,14 @@ def seed_pages() -> dict:
         ImportCycle(trigger="manual", started_at=t0, finished_at=t0, state="done", fetched=3, new=3,
                     auto_processed=2, to_inbox=1),
     ])
+    db.session.commit()
+    channel = NotificationChannel(name="Ops webhook", kind="webhook", target_url="https://hooks.example.test/t",  # channel 1
+                                  secret="s")
+    db.session.add(channel)
+    db.session.commit()
+    db.session.add(NotificationOutbox(channel_id=channel.id, event_key=f"run:{warn.id}:warning", event="warning",
+                                      payload={"event": "warning"}, state="failed", attempts=1,
+                                      last_error="HTTP 404 Not Found"))
     db.session.commit()
     return {"job": job, "inbox_mail": inbox_mail, "run": warn, "ticket": ticket, "definition": definition,
             "feedback": item}

@@ -15,6 +15,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(import_eml_cmd)
     app.cli.add_command(rotate_secrets_cmd)
     app.cli.add_command(digest_cmd)
+    app.cli.add_command(notify_cmd)
 
 
 @click.command("import-mail")
@@ -140,3 +141,22 @@ def digest_cmd(print_: bool, day, html: bool, base_url) -> None:
         base_url = digest.default_base_url()
     result = digest.build_digest(parsed, base_url=base_url or None)
     click.echo(digest.render_html(result) if html else digest.render_text(result), nl=False)
+@click.command("notify")
+@click.option("--test", "url", required=True, metavar="URL",
+              help="Send one test message to this Apprise URL (an http(s) URL gets a JSON webhook POST).")
+def notify_cmd(url: str) -> None:
+    """Send a test notification; exits 0 only when it was delivered."""
+    from .services.notifications.channels import ChannelError, check_url, kind_for_url, send_test
+
+    kind = kind_for_url(url)
+    try:
+        url = check_url(kind, url)
+    except ChannelError as exc:
+        click.echo(f"Not sent: {exc}", err=True)
+        sys.exit(1)
+    result = send_test(kind, url)
+    if result.sent:
+        click.echo("Delivered.")
+        return
+    click.echo(f"Not delivered: {result.error}", err=True)
+    sys.exit(1)

@@ -599,3 +599,51 @@ class ReportRun(db.Model):
         # "How many reports has this user queued or running?" on every Generate click.
         Index("ix_report_runs_created_by_state", "created_by_id", "state"),
     )
+
+
+# --- Notifications ---------------------------------------------------------------------------------
+
+class NotificationChannel(TimestampMixin, db.Model):
+    """Where run events are sent (Settings → Notifications): a webhook, Slack, Teams, Discord or any
+    Apprise URL. The target URL and the webhook's signing secret are secrets (write-only in the UI)."""
+
+    __tablename__ = "notification_channels"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(120), nullable=False)
+    kind = db.Column(db.String(20), nullable=False)  # webhook | slack | teams | discord | apprise
+    target_url = db.Column(EncryptedText(), nullable=False)
+    secret = db.Column(EncryptedText(), nullable=True)  # webhook only: HMAC-SHA256 key of the signature
+    enabled = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
+    on_failed = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
+    on_missed = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
+    on_warning = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
+    on_recovery = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
+
+
+class NotificationOutbox(db.Model):
+    """One event to deliver to one channel. Written in the transaction that made the event; the
+    background sender claims due rows with a conditional UPDATE, so one process sends each row."""
+
+    __tablename__ = "notification_outbox"
+
+    id = db.Column(db.Integer, primary_key=True)
+    channel_id = db.Column(db.Integer, db.ForeignKey("notification_channels.id", ondelete="CASCADE"), nullable=False)
+    event_key = db.Column(db.String(120), nullable=False)  # e.g. run:123:failed
+    event = db.Column(db.String(20), nullable=False)  # failed | missed | warning | recovery | test
+    payload = db.Column(db.JSON, nullable=False)
+    state = db.Column(db.String(20), nullable=False, default="pending")  # pending|sent|failed|given_up
+    attempts = db.Column(db.Integer, nullable=False, default=0)
+    next_attempt_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    claimed_until = db.Column(UTCDateTime(), nullable=True)
+    claim_token = db.Column(db.String(40), nullable=True)
+    last_error = db.Column(db.Text, nullable=True)
+    sent_at = db.Column(UTCDateTime(), nullable=True)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    channel = db.relationship("NotificationChannel")
+
+    __table_args__ = (
+        UniqueConstraint("channel_id", "event_key", name="uq_notification_outbox_channel_id_event_key"),
+        Index("ix_notification_outbox_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+    )

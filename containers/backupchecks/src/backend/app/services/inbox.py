@@ -20,6 +20,7 @@ from .ingest import (
     normalise_identity_part,
     parse_into,
 )
+from .notifications import enqueue_run_events
 from .search import contains_text
 from .tasks import start_task
 
@@ -159,12 +160,10 @@ def process_inbox_for_job(job: Job) -> int:
                                   func.lower(MailMessage.software) == normalise_identity_part(job.software))
         .order_by(MailMessage.received_at.asc().nulls_last(), MailMessage.id)
     ).scalars().all()
-    count = 0
-    for m in candidates:
-        if message_identity_key(m) == job.identity_key:
-            create_run_from_message(m, job)
-            count += 1
-    return count
+    runs = [create_run_from_message(m, job, notify=False) for m in candidates
+            if message_identity_key(m) == job.identity_key]
+    enqueue_run_events(runs)  # one statement for all of them
+    return len(runs)
 
 
 def delete_message(msg: MailMessage, actor) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from ..extensions import db
 from ..models import Job, JobRun, MailMessage, RunObject, utcnow
+from .notifications import enqueue_run_events
 from ..parsers.base import ParseResult
 from ..parsers.normalize import normalize
 from ..parsers.registry import parse_message
@@ -141,10 +142,12 @@ def _parse_iso(value: Optional[str]) -> Optional[datetime]:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def create_run_from_message(msg: MailMessage, job: Job, *, review_successes_at: Optional[datetime] = None) -> JobRun:
+def create_run_from_message(msg: MailMessage, job: Job, *, review_successes_at: Optional[datetime] = None,
+                            notify: bool = True) -> JobRun:
     """A job run with its objects from a parsed message; overrides applied, tickets linked.
     With ``review_successes_at`` a new run whose effective status is a success (also by an
-    override) is reviewed at that moment, without a reviewer ("Successful runs need no review")."""
+    override) is reviewed at that moment, without a reviewer ("Successful runs need no review").
+    ``notify=False``: the caller queues the run's notification (``enqueue_run_events``) with others."""
     pr = msg.parse_result or {}
     reported_start = _parse_iso(pr.get("started_at"))
     started = reported_start or msg.received_at or msg.imported_at or utcnow()
@@ -179,13 +182,14 @@ def create_run_from_message(msg: MailMessage, job: Job, *, review_successes_at: 
         job.backup_type = msg.backup_type
     if job.last_run_at is None or (started and started >= job.last_run_at):
         job.last_run_at, job.last_status = started, status
-    after_run_created(run, review_successes_at=review_successes_at)
+    after_run_created(run, review_successes_at=review_successes_at, notify=notify)
     return run
 
 
-def after_run_created(run: JobRun, *, review_successes_at: Optional[datetime] = None) -> None:
+def after_run_created(run: JobRun, *, review_successes_at: Optional[datetime] = None, notify: bool = True) -> None:
     """Hooks every new real run goes through: late-run reconciliation, overrides, reviewed on
-    arrival when successful (``review_successes_at``), tickets.
+    arrival when successful (``review_successes_at``), tickets, its notification (unless ``notify``
+    is off because the caller queues a batch).
 
     The run may still be unsaved: the late-run and override lookups read other rows only, so
     they run without flushing it, and the run is stored once, with its final effective status,
@@ -199,6 +203,8 @@ def after_run_created(run: JobRun, *, review_successes_at: Optional[datetime] = 
         run.reviewed_at = run.created_at = review_successes_at
         run.reviewed_by_id = None
     link_open_internal_tickets_to_run(run)
+    if notify:
+        enqueue_run_events([run])
 
 
 def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[str] = None,

@@ -41,6 +41,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun, RemarkJobRun, TicketJobRun, utcnow
+from .notifications import enqueue_run_events
 from .background import register_loop
 from .overrides import apply_overrides_to_runs
 from .schedules import (
@@ -271,6 +272,7 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
         # Job-level rules that match status Missed (e.g. a known holiday) apply like to any run.
         apply_overrides_to_runs(created)
         link_open_internal_tickets_to_runs([r.id for r in created])
+        enqueue_run_events(created)
     db.session.commit()
     if created:
         log.info("created %d missed run(s)", len(created))

@@ -241,14 +241,27 @@ def maintenance_info(app_version) -> dict:
 
 # --- Secrets at rest (see ``crypto``) ------------------------------------------------------------
 
+def _stored_secret_cells(conn) -> list[tuple[str, str, str, int, str]]:
+    """Every non-empty stored secret as (name, table, column, row id, value as stored: encrypted
+    or, from before encryption, clear): the settings row's secret columns and each notification
+    channel's URL and signing secret. Read with plain SQL so nothing is decrypted; none without
+    the tables."""
+    cells = []
+    insp = inspect(conn)
+    if insp.has_table(SystemSettings.__tablename__):
+        columns = SystemSettings.secret_columns()
+        row = conn.execute(text(f"SELECT {', '.join(columns)} FROM system_settings WHERE id = 1")).mappings().first()
+        cells += [(c, "system_settings", c, 1, row[c]) for c in sorted(columns) if row is not None and row[c]]
+    if insp.has_table("notification_channels"):
+        for row in conn.execute(text("SELECT id, target_url, secret FROM notification_channels ORDER BY id")).mappings():
+            cells += [(f"notification channel {row['id']} {c}", "notification_channels", c, row["id"], row[c])
+                      for c in ("target_url", "secret") if row[c]]
+    return cells
+
+
 def _stored_secrets(conn) -> dict[str, str]:
-    """The non-empty secret columns of the settings row as stored (encrypted or, from before
-    encryption, clear), read with plain SQL so nothing is decrypted; {} without the table."""
-    if not inspect(conn).has_table(SystemSettings.__tablename__):
-        return {}
-    columns = SystemSettings.secret_columns()
-    row = conn.execute(text(f"SELECT {', '.join(columns)} FROM system_settings WHERE id = 1")).mappings().first()
-    return {c: row[c] for c in columns if row is not None and row[c]}
+    """{name: value as stored} of every non-empty stored secret (``_stored_secret_cells``)."""
+    return {name: value for name, _t, _c, _i, value in _stored_secret_cells(conn)}
 
 
 def check_secrets_key(app) -> None:
@@ -283,16 +296,15 @@ def rotate_stored_secrets(actor=None, username: str | None = None) -> tuple[list
     if not crypto.can_store():
         raise SettingsError(crypto.no_key_message())
     conn = db.session.connection()
-    stored = _stored_secrets(conn)
     done, unreadable = [], []
-    for column, value in sorted(stored.items()):
+    for name, table, column, row_id, value in _stored_secret_cells(conn):
         try:
             new = crypto.reencrypt(value)
         except crypto.SecretUnreadable:
-            unreadable.append(column)
+            unreadable.append(name)
             continue
-        conn.execute(text(f"UPDATE system_settings SET {column} = :v WHERE id = 1"), {"v": new})
-        done.append(column)
+        conn.execute(text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": new, "id": row_id})
+        done.append(name)
     if done:
         audit.record("settings.rotate_secrets", f"Re-encrypted the stored secrets with the current key: "
                      f"{', '.join(done)}", user=actor, username=username, target_type="settings",
