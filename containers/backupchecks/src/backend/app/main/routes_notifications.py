@@ -37,7 +37,12 @@ def notifications():
 @main_bp.route("/settings/notifications/<id:channel_id>")
 @roles_required("admin")
 def notifications_edit(channel_id: int):
-    return _render(channel=or_404(db.session.get(NotificationChannel, channel_id)))
+    return _render(channel=_channel(channel_id))
+
+
+def _channel(channel_id: int) -> NotificationChannel:
+    """The channel in the address, or 404."""
+    return or_404(db.session.get(NotificationChannel, channel_id))
 
 
 @main_bp.route("/settings/notifications", methods=["POST"])
@@ -54,11 +59,11 @@ def notifications_create():
 @main_bp.route("/settings/notifications/<id:channel_id>/edit", methods=["POST"])
 @roles_required("admin")
 def notifications_update(channel_id: int):
-    ch = or_404(db.session.get(NotificationChannel, channel_id))
+    ch = _channel(channel_id)
     with commit_or_flash(svc.ChannelError, message=None) as saved:
         svc.save_channel(_form(), ch)
     if saved.failed:
-        ch = or_404(db.session.get(NotificationChannel, channel_id))
+        ch = _channel(channel_id)
         return _render(400, channel=ch, form=request.form, error=str(saved.error))
     flash(f"Channel {ch.name} saved.", "success")
     return redirect(url_for("main.notifications"))
@@ -67,7 +72,7 @@ def notifications_update(channel_id: int):
 @main_bp.route("/settings/notifications/<id:channel_id>/delete", methods=["POST"])
 @roles_required("admin")
 def notifications_delete(channel_id: int):
-    ch = or_404(db.session.get(NotificationChannel, channel_id))
+    ch = _channel(channel_id)
     name = ch.name
     with commit_or_flash():
         svc.delete_channel(ch)
@@ -78,7 +83,7 @@ def notifications_delete(channel_id: int):
 @main_bp.route("/settings/notifications/<id:channel_id>/test", methods=["POST"])
 @roles_required("admin")
 def notifications_test(channel_id: int):
-    ch = or_404(db.session.get(NotificationChannel, channel_id))
+    ch = _channel(channel_id)
     result = svc.send_test(ch.kind, ch.target_url, ch.secret)
     from ..services import audit
 
