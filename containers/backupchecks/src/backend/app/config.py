@@ -59,6 +59,11 @@ def env_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def env_list(env: Mapping[str, str], name: str) -> list[str]:
+    """A comma-separated list; empty items are skipped."""
+    return [item.strip() for item in (env_str(env, name) or "").split(",") if item.strip()]
+
+
 def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     value = env_str(env, name)
     if value is None:
@@ -122,6 +127,11 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "LOGIN_THROTTLE_WINDOW_SECONDS": env_int(env, "LOGIN_THROTTLE_WINDOW_SECONDS", 900),
         # Fernet key(s) for the secrets stored in the database, first one encrypts ("new,old" while rotating).
         "APP_ENCRYPTION_KEY": env_str(env, "APP_ENCRYPTION_KEY"),
+        # Apprise URLs every alert also goes to (comma-separated); shown read-only in Settings.
+        "NOTIFY_URLS": env_list(env, "NOTIFY_URLS"),
+        "NOTIFY_LOOP_SECONDS": env_int(env, "NOTIFY_LOOP_SECONDS", 30),
+        # Sent, failed and given-up messages stay in the delivery log this many days.
+        "NOTIFY_LOG_DAYS": env_int(env, "NOTIFY_LOG_DAYS", 30),
     }
     return cfg
 

@@ -619,6 +619,8 @@ class NotificationChannel(TimestampMixin, db.Model):
     on_missed = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
     on_warning = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
     on_recovery = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
+    # Set for a channel that comes from NOTIFY_URLS (read-only in the UI): a digest of its URL.
+    env_key = db.Column(db.String(64), nullable=True, unique=True)
 
 
 class NotificationOutbox(db.Model):

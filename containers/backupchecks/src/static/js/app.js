@@ -39,6 +39,19 @@
     var el = ev.target;
     if (el.hasAttribute && el.hasAttribute('data-autosubmit') && el.form) { el.form.submit(); }
   });
+  // A random signing secret made in the browser (Settings → Notifications): 32 bytes as hex, shown
+  // in the field so it can be copied into the receiver before the form is saved.
+  document.addEventListener('click', function (ev) {
+    var btn = ev.target.closest('[data-generate-secret]');
+    if (!btn) return;
+    var input = document.getElementById(btn.getAttribute('data-generate-secret'));
+    if (!input || !window.crypto) return;
+    var bytes = new Uint8Array(32);
+    window.crypto.getRandomValues(bytes);
+    input.value = Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
+    input.type = 'text';
+    input.select();
+  });
   // Bars sized by data (progress, the report preview's days): the Content-Security-Policy refuses
   // style="…" attributes, but sizes set through element.style are allowed.
   document.querySelectorAll('[data-bar-width]').forEach(function (el) {

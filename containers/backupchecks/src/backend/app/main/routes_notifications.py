@@ -1,13 +1,14 @@
 """Settings → Notifications (admin): channels, a test message, the delivery log."""
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 
 from ..extensions import db
 from ..models import NotificationChannel, NotificationOutbox
 from ..route_helpers import commit_or_flash, or_404
 from ..security import roles_required
 from ..services.notifications import channels as svc
+from ..services.notifications import env_channels
 from ..services.notifications.delivery import KIND_LABELS
 from .blueprint import main_bp
 
@@ -22,7 +23,8 @@ def _form() -> svc.ChannelForm:
 def _render(status: int = 200, channel=None, form=None, error=None):
     ctx = {"section": "notifications", "kinds": KIND_LABELS, "channel": channel, "form": form, "error": error,
            "channels": db.session.query(NotificationChannel).order_by(NotificationChannel.name).all(),
-           "last": svc.last_states(), "log": svc.delivery_log(100)}
+           "last": svc.last_states(), "log": svc.delivery_log(100),
+           "env_urls": env_channels.describe(current_app.config.get("NOTIFY_URLS") or [])}
     resp = make_response(render_template("main/notifications.html", **ctx), status)
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -37,12 +39,23 @@ def notifications():
 @main_bp.route("/settings/notifications/<id:channel_id>")
 @roles_required("admin")
 def notifications_edit(channel_id: int):
-    return _render(channel=_channel(channel_id))
+    ch, refused = _editable(channel_id)
+    return refused or _render(channel=ch)
 
 
 def _channel(channel_id: int) -> NotificationChannel:
     """The channel in the address, or 404."""
     return or_404(db.session.get(NotificationChannel, channel_id))
+
+
+def _editable(channel_id: int):
+    """The channel in the address if it may be changed here, else a redirect with the reason
+    (a NOTIFY_URLS channel is changed in the environment)."""
+    ch = _channel(channel_id)
+    if ch.env_key:
+        flash(f"{ch.name} comes from NOTIFY_URLS in the environment: change it there.", "warning")
+        return None, redirect(url_for("main.notifications"))
+    return ch, None
 
 
 @main_bp.route("/settings/notifications", methods=["POST"])
@@ -59,7 +72,9 @@ def notifications_create():
 @main_bp.route("/settings/notifications/<id:channel_id>/edit", methods=["POST"])
 @roles_required("admin")
 def notifications_update(channel_id: int):
-    ch = _channel(channel_id)
+    ch, refused = _editable(channel_id)
+    if refused:
+        return refused
     with commit_or_flash(svc.ChannelError, message=None) as saved:
         svc.save_channel(_form(), ch)
     if saved.failed:
@@ -72,7 +87,9 @@ def notifications_update(channel_id: int):
 @main_bp.route("/settings/notifications/<id:channel_id>/delete", methods=["POST"])
 @roles_required("admin")
 def notifications_delete(channel_id: int):
-    ch = _channel(channel_id)
+    ch, refused = _editable(channel_id)
+    if refused:
+        return refused
     name = ch.name
     with commit_or_flash():
         svc.delete_channel(ch)

@@ -18,6 +18,7 @@ KIND_LABELS = {"webhook": "Webhook (JSON, signed)", "slack": "Slack", "teams": "
                "discord": "Discord", "apprise": "Apprise URL (any other service)"}
 TIMEOUT_SECONDS = 10.0
 SIGNATURE_HEADER = "X-Backupchecks-Signature"
+GONE = (401, 403, 404, 410)  # what a deleted or revoked webhook answers (Teams, Slack, Discord)
 
 
 @dataclass
@@ -97,6 +98,9 @@ def _post(url: str, raw: bytes, headers: dict, timeout: float) -> Result:
     detail = (resp.text or "").strip()[:200]
     if detail:
         reason += f": {detail}"
+    if resp.status_code in GONE:
+        reason += (" (the service no longer accepts this URL: the webhook may have been deleted or revoked;"
+                   " enter its new URL in the channel)")
     return Result(False, resp.status_code == 429 or resp.status_code >= 500, reason)
 
 

@@ -95,12 +95,34 @@ def retry(row_id: int, now: datetime) -> bool:
     return res.rowcount == 1
 
 
+def purge_log(now: datetime, days: int) -> int:
+    """Delete delivered, failed and given-up messages older than ``days`` (pending ones stay)."""
+    res = db.session.execute(
+        NotificationOutbox.__table__.delete()
+        .where(NotificationOutbox.state != "pending",
+               NotificationOutbox.created_at < now - timedelta(days=max(1, days))))
+    return res.rowcount or 0
+
+
+PURGE_EVERY = timedelta(hours=1)
+_last_purge: dict[str, datetime] = {}
+
+
 def _step(app) -> None:
     from ...models import utcnow
+    from . import env_channels
 
-    send_due(utcnow())
+    now = utcnow()
+    env_channels.sync(app.config.get("NOTIFY_URLS") or [])
+    db.session.commit()
+    send_due(now)
+    if now - _last_purge.get("at", datetime.min.replace(tzinfo=now.tzinfo)) >= PURGE_EVERY:
+        purge_log(now, int(app.config.get("NOTIFY_LOG_DAYS") or 30))
+        db.session.commit()
+        _last_purge["at"] = now
 
 
 def register(app) -> None:
     """Register the sender with the single background runner (call from create_app)."""
-    register_loop("notifications", _step, lambda app: float(app.config.get("NOTIFY_LOOP_SECONDS") or LOOP_SECONDS))
+    register_loop("notifications", _step,
+                  lambda app: float(max(5, app.config.get("NOTIFY_LOOP_SECONDS") or LOOP_SECONDS)))
