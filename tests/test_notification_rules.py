@@ -1,0 +1,170 @@
+"""Notification rules (Settings → Notifications → Rules): which customers a channel is for, "after N
+consecutive failures" (per channel, overridden per job) and quiet hours. Deliveries go to real HTTP
+receivers on loopback; the pure quiet-hours arithmetic is tested in tests/services/test_quiet_hours.py."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from tests.conftest import post_form
+from tests.fakes.receiver import Receiver
+from tests.helpers import make_customer, make_job, make_run
+from tests.test_notifications import T0, _audit, _channel, _new_run, _rows, _send
+
+
+def _missed(job, started):
+    from backend.app.extensions import db
+    from backend.app.services.notifications import enqueue_run_events
+
+    # Reviewed, so the next real run is added after it instead of taking its place (a late run).
+    run = make_run(job, status="Missed", started_at=started, missed=True, missed_slot=started, reviewed_at=started)
+    enqueue_run_events([run])
+    db.session.commit()
+    return run
+
+
+def _keys():
+    return [r.event_key for r in _rows()]
+
+
+def _received(rx):
+    return [(json.loads(q.body)["customer"], json.loads(q.body)["event"]) for q in rx.requests]
+
+
+# --- Customers -----------------------------------------------------------------------------------
+
+def test_a_channel_for_one_customer_gets_only_that_customers_failures(app):
+    a, b = make_customer("Alpha"), make_customer("Bravo")
+    with Receiver() as rx_a, Receiver() as rx_all:
+        _channel(rx_a.url(), name="alpha only", all_customers=False, customers=[a])
+        _channel(rx_all.url(), name="everyone")
+        _new_run(make_job(a, job_name="A nightly"), "Failed", T0 - timedelta(hours=3))
+        _new_run(make_job(b, job_name="B nightly"), "Failed", T0 - timedelta(hours=2))
+        assert _send()["sent"] == 3
+    assert _received(rx_a) == [("Alpha", "failed")]
+    assert sorted(_received(rx_all)) == [("Alpha", "failed"), ("Bravo", "failed")]
+
+
+# --- N consecutive failures -----------------------------------------------------------------------
+
+def test_after_three_failures_in_a_row_the_third_is_sent_once_and_the_recovery_follows(app):
+    with Receiver() as rx:
+        ch = _channel(rx.url(), min_failures=3)
+        job = make_job()
+        day = lambda n: T0 - timedelta(days=10 - n)  # noqa: E731
+        _new_run(job, "Success", day(0))
+        _new_run(job, "Failed", day(1))
+        _missed(job, day(2))
+        assert _keys() == []  # failures 1 and 2: nothing yet
+        third = _new_run(job, "Failed", day(3))
+        assert _keys() == [f"run:{third.id}:failed"]
+        _missed(job, day(4))
+        _new_run(job, "Failed", day(5))
+        assert _keys() == [f"run:{third.id}:failed"]  # 4th and 5th: already told
+        back = _new_run(job, "Success", day(6))
+        _new_run(job, "Success", day(7))
+        assert _keys() == [f"run:{third.id}:failed", f"run:{back.id}:recovery"]
+        assert _send()["sent"] == 2
+    assert [json.loads(q.body)["event"] for q in rx.requests] == ["failed", "recovery"]
+    assert all(r.channel_id == ch.id for r in _rows())
+
+
+def test_a_success_after_a_shorter_streak_sends_no_recovery(app):
+    _channel("http://127.0.0.1:9/a", min_failures=3)
+    job = make_job()
+    _new_run(job, "Failed", T0 - timedelta(days=3))
+    _new_run(job, "Failed", T0 - timedelta(days=2))
+    _new_run(job, "Success", T0 - timedelta(days=1))
+    assert _keys() == []
+
+
+def test_a_warning_breaks_the_streak(app):
+    _channel("http://127.0.0.1:9/a", min_failures=2)
+    job = make_job()
+    _new_run(job, "Failed", T0 - timedelta(days=3))
+    _new_run(job, "Warning", T0 - timedelta(days=2))
+    _new_run(job, "Failed", T0 - timedelta(days=1))
+    assert _keys() == []
+
+
+def test_the_jobs_own_number_beats_the_channels(app):
+    every = _channel("http://127.0.0.1:9/a", name="every failure")
+    third = _channel("http://127.0.0.1:9/b", name="after three", min_failures=3)
+    job = make_job(alert_after_failures=2)
+    other = make_job(job.customer, job_name="Other job")
+    first = _new_run(job, "Failed", T0 - timedelta(days=3))
+    second = _new_run(job, "Failed", T0 - timedelta(days=2))
+    _new_run(job, "Failed", T0 - timedelta(days=1))
+    o = _new_run(other, "Failed", T0 - timedelta(days=1))
+    keys = sorted((r.channel_id, r.event_key) for r in _rows())
+    assert keys == sorted([(every.id, f"run:{second.id}:failed"), (third.id, f"run:{second.id}:failed"),
+                           (every.id, f"run:{o.id}:failed")])
+    assert f"run:{first.id}:failed" not in _keys()
+
+
+# --- The channel form ------------------------------------------------------------------------------
+
+BASE = {"name": "Ops", "kind": "webhook", "target_url": "https://hooks.example.test/x", "enabled": "on",
+        "on_failed": "on"}
+
+
+def test_the_form_saves_the_rules_and_the_audit_entry_lists_them(app, as_user):
+    from backend.app.extensions import db
+    from backend.app.models import NotificationChannel
+
+    a, b = make_customer("Alpha"), make_customer("Bravo")
+    gone = make_customer("Gone")
+    gone_id = gone.id
+    db.session.delete(gone)
+    db.session.commit()
+    c = as_user("admin")
+    assert post_form(c, "/settings/notifications", BASE, token_from="/settings/notifications").status_code == 302
+    ch = NotificationChannel.query.one()
+    assert ch.all_customers and ch.min_failures == 1 and ch.quiet_start is None
+
+    r = post_form(c, f"/settings/notifications/{ch.id}/edit",
+                  {**BASE, "target_url": "", "scope": "chosen", "customers": [str(b.id), str(a.id), str(gone_id)],
+                   "min_failures": "3", "quiet_start": "22:00", "quiet_end": "07:00", "quiet_mode": "drop"})
+    assert r.status_code == 302, r.get_data(as_text=True)[:3000]
+    db.session.expire_all()
+    ch = db.session.get(NotificationChannel, ch.id)
+    assert [cu.name for cu in ch.customers] == ["Alpha", "Bravo"] and not ch.all_customers
+    (entry,) = _audit("notification_channel.update")
+    assert entry.before == {"all_customers": True, "customers": [], "min_failures": 1, "quiet_start": None,
+                            "quiet_end": None, "quiet_mode": "hold"}
+    assert entry.after == {"all_customers": False, "customers": ["Alpha", "Bravo"], "min_failures": 3,
+                           "quiet_start": "22:00", "quiet_end": "07:00", "quiet_mode": "drop"}
+    page = c.get("/settings/notifications").get_data(as_text=True)
+    assert "Alpha, Bravo · after 3 failures in a row · quiet 22:00–07:00 (dropped)" in page
+    edit = c.get(f"/settings/notifications/{ch.id}").get_data(as_text=True)
+    assert f'<option value="{a.id}" selected>Alpha</option>' in edit and 'value="22:00"' in edit
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"min_failures": "0"}, "must be a whole number from 1 to 30"),
+    ({"min_failures": "31"}, "must be a whole number from 1 to 30"),
+    ({"min_failures": "two"}, "must be a whole number from 1 to 30"),
+    ({"quiet_start": "22:00", "quiet_end": "22:00"}, "start and end are the same"),
+    ({"quiet_start": "22:00"}, "Give both the start and the end"),
+    ({"quiet_start": "25:00", "quiet_end": "07:00"}, "is not a time of day"),
+    ({"scope": "chosen"}, "Choose at least one customer"),
+])
+def test_bad_rules_are_refused_with_a_message_and_nothing_is_saved(app, as_user, extra, message):
+    from backend.app.extensions import db
+    from backend.app.models import NotificationChannel
+
+    c = as_user("admin")
+    r = post_form(c, "/settings/notifications", {**BASE, **extra})
+    assert r.status_code == 400 and message in r.get_data(as_text=True)
+    assert NotificationChannel.query.count() == 0
+    ch = _channel("https://hooks.example.test/y", name="Kept", min_failures=2)
+    db.session.commit()
+    r = post_form(c, f"/settings/notifications/{ch.id}/edit", {**BASE, "name": "Changed", **extra})
+    assert r.status_code == 400 and message in r.get_data(as_text=True)
+    db.session.expire_all()
+    ch = db.session.get(NotificationChannel, ch.id)
+    assert ch.name == "Kept" and ch.min_failures == 2 and ch.quiet_start is None
+    assert _audit("notification_channel.update") == []
