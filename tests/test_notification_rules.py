@@ -168,3 +168,41 @@ def test_bad_rules_are_refused_with_a_message_and_nothing_is_saved(app, as_user,
     ch = db.session.get(NotificationChannel, ch.id)
     assert ch.name == "Kept" and ch.min_failures == 2 and ch.quiet_start is None
     assert _audit("notification_channel.update") == []
+
+
+# --- The job's own number ---------------------------------------------------------------------------
+
+def test_an_operator_sets_the_jobs_own_number_on_the_job_page_audited(app, as_user):
+    from backend.app.extensions import db
+    from backend.app.models import Job
+
+    job = make_job()
+    db.session.commit()
+    c = as_user("operator")
+    page = c.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "Each channel's own “after N failures in a row” counts." in page
+    r = post_form(c, f"/jobs/{job.id}/notifications", {"alert_after_failures": "4"}, follow_redirects=True)
+    html = r.get_data(as_text=True)
+    assert "a failure is sent after 4 in a row" in html and "<strong>4</strong> failed or missed runs in a row" in html
+    db.session.expire_all()
+    assert db.session.get(Job, job.id).alert_after_failures == 4
+    (entry,) = _audit("job.notifications")
+    assert entry.before == {"alert_after_failures": None} and entry.after == {"alert_after_failures": 4}
+
+    r = post_form(c, f"/jobs/{job.id}/notifications", {"alert_after_failures": "40"}, follow_redirects=True)
+    assert "must be a whole number from 1 to 30" in r.get_data(as_text=True)
+    r = post_form(c, f"/jobs/{job.id}/notifications", {"alert_after_failures": ""}, follow_redirects=True)
+    assert "each channel&#39;s own number counts" in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Job, job.id).alert_after_failures is None
+    assert len(_audit("job.notifications")) == 2
+
+
+def test_a_viewer_cannot_change_the_jobs_number(app, as_user):
+    from backend.app.extensions import db
+
+    job = make_job()
+    db.session.commit()
+    c = as_user("viewer")
+    assert 'id="job-notifications-form"' not in c.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert post_form(c, f"/jobs/{job.id}/notifications", {"alert_after_failures": "2"}).status_code == 403
