@@ -206,3 +206,69 @@ def test_a_viewer_cannot_change_the_jobs_number(app, as_user):
     c = as_user("viewer")
     assert 'id="job-notifications-form"' not in c.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert post_form(c, f"/jobs/{job.id}/notifications", {"alert_after_failures": "2"}).status_code == 403
+
+
+# --- Quiet hours ------------------------------------------------------------------------------------
+
+def _local(day_offset, hh, mm=0):
+    """hh:mm local (UI timezone) on TEST_NOW's local day + ``day_offset``, as UTC."""
+    from datetime import datetime, time, timezone
+
+    from backend.app.services.settings import ui_zone
+    from tests.clock import TEST_NOW
+
+    zone = ui_zone()
+    day = TEST_NOW.astimezone(zone).date() + timedelta(days=day_offset)
+    return datetime.combine(day, time(hh, mm), tzinfo=zone).astimezone(timezone.utc)
+
+
+def _night_failure(clock, rx, mode):
+    from datetime import time
+
+    ch = _channel(rx.url(), quiet_start=time(22, 0), quiet_end=time(7, 0), quiet_mode=mode)
+    clock.move_to(_local(0, 23, 0))
+    run = _new_run(make_job(), "Failed", _local(0, 22, 40))
+    return ch, run
+
+
+def test_a_failure_in_quiet_hours_is_held_and_delivered_when_they_end(app, as_user, clock):
+    with Receiver() as rx:
+        ch, run = _night_failure(clock, rx, "hold")
+        assert _send(_local(0, 23, 1))["held"] == 1
+        (row,) = _rows()
+        assert row.state == "pending" and row.attempts == 0 and row.next_attempt_at == _local(1, 7, 0)
+        c = as_user("admin")
+        log = c.get("/settings/notifications").get_data(as_text=True)
+        assert "held until 07:00 (quiet hours)" in log
+        # Send test ignores quiet hours.
+        r = post_form(c, f"/settings/notifications/{ch.id}/test", {}, follow_redirects=True)
+        assert "Test message delivered" in r.get_data(as_text=True)
+        assert [json.loads(q.body)["event"] for q in rx.requests] == ["test"]
+        assert _send(_local(1, 3, 0))["held"] == 0 and _send(_local(1, 6, 59))["sent"] == 0
+        assert len(rx.requests) == 1
+        assert _send(_local(1, 7, 0))["sent"] == 1
+    assert [json.loads(q.body)["event"] for q in rx.requests] == ["test", "failed"]
+    assert json.loads(rx.requests[1].body)["run_id"] == run.id
+    (row,) = _rows()
+    assert row.state == "sent" and row.attempts == 1 and row.sent_at == _local(1, 7, 0)
+    assert "held until" not in as_user("admin").get("/settings/notifications").get_data(as_text=True)
+
+
+def test_drop_mode_marks_a_quiet_hours_failure_dropped_and_sends_nothing(app, as_user, clock):
+    with Receiver() as rx:
+        _night_failure(clock, rx, "drop")
+        assert _send(_local(0, 23, 1))["dropped"] == 1
+        assert _send(_local(1, 8, 0)) == {"sent": 0, "retry": 0, "failed": 0, "given_up": 0, "held": 0, "dropped": 0}
+    assert rx.requests == []
+    (row,) = _rows()
+    assert row.state == "dropped" and row.attempts == 0 and row.last_error == "quiet hours"
+    log = as_user("admin").get("/settings/notifications").get_data(as_text=True)
+    assert ">dropped</span>" in log and "quiet hours" in log
+    assert f"/settings/notifications/log/{row.id}/retry" not in log
+
+
+def test_a_failure_outside_quiet_hours_is_sent_at_once(app, clock):
+    with Receiver() as rx:
+        _night_failure(clock, rx, "hold")
+        assert _send(_local(1, 9, 0))["sent"] == 1
+    assert len(rx.requests) == 1
