@@ -272,3 +272,20 @@ def test_a_failure_outside_quiet_hours_is_sent_at_once(app, clock):
         _night_failure(clock, rx, "hold")
         assert _send(_local(1, 9, 0))["sent"] == 1
     assert len(rx.requests) == 1
+
+
+def test_removing_the_quiet_hours_releases_held_messages(app, as_user, clock):
+    from backend.app.models import utcnow
+
+    with Receiver() as rx:
+        ch, _ = _night_failure(clock, rx, "hold")
+        assert _send(_local(0, 23, 1))["held"] == 1
+        c = as_user("admin")
+        r = post_form(c, f"/settings/notifications/{ch.id}/edit",
+                      {**BASE, "name": ch.name, "target_url": "", "quiet_start": "", "quiet_end": ""})
+        assert r.status_code == 302
+        assert _send(utcnow() + timedelta(seconds=1))["sent"] == 1
+    assert [json.loads(q.body)["event"] for q in rx.requests] == ["failed"]
+    (entry,) = _audit("notification_channel.update")
+    assert (entry.before["quiet_start"], entry.before["quiet_end"]) == ("22:00", "07:00")
+    assert (entry.after["quiet_start"], entry.after["quiet_end"]) == (None, None)

@@ -174,9 +174,23 @@ def save_channel(form: ChannelForm, channel: Optional[NotificationChannel] = Non
                      target_type="notification_channel", target_id=ch.id, after=_masked(after))
     else:
         b, a = audit.changed_fields(before, after)
+        if {"quiet_start", "quiet_end", "quiet_mode"} & set(a):
+            release_held(ch.id)
         audit.record("notification_channel.update", f"Changed notification channel {ch.name}",
                      target_type="notification_channel", target_id=ch.id, before=_masked(b), after=_masked(a))
     return ch
+
+
+def release_held(channel_id: int) -> int:
+    """Messages held for the channel's old quiet hours are due again at once (the sender holds or
+    drops them again when the new quiet hours say so); one statement."""
+    from sqlalchemy import update
+
+    o = NotificationOutbox
+    return db.session.execute(
+        update(o).where(o.channel_id == channel_id, o.state == "pending", o.held_until.is_not(None),
+                        o.next_attempt_at == o.held_until)
+        .values(next_attempt_at=utcnow()).execution_options(synchronize_session=False)).rowcount or 0
 
 
 def _masked(values: dict) -> dict:
