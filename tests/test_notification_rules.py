@@ -289,3 +289,20 @@ def test_removing_the_quiet_hours_releases_held_messages(app, as_user, clock):
     (entry,) = _audit("notification_channel.update")
     assert (entry.before["quiet_start"], entry.before["quiet_end"]) == ("22:00", "07:00")
     assert (entry.after["quiet_start"], entry.after["quiet_end"]) == (None, None)
+
+
+def test_a_deleted_customer_leaves_the_channels_list(app, as_user):
+    from backend.app.extensions import db
+    from backend.app.models import NotificationChannel
+    from backend.app.services.customers import delete_customer
+
+    a, b = make_customer("Alpha"), make_customer("Bravo")
+    ch = _channel("http://127.0.0.1:9/a", all_customers=False, customers=[a, b])
+    db.session.commit()
+    delete_customer(a, None)
+    db.session.commit()
+    db.session.expire_all()
+    assert [cu.name for cu in db.session.get(NotificationChannel, ch.id).customers] == ["Bravo"]
+    _new_run(make_job(b), "Failed", T0 - timedelta(hours=1))
+    assert len(_rows()) == 1
+    assert 'channel-rules">Bravo</div>' in as_user("admin").get("/settings/notifications").get_data(as_text=True)
