@@ -199,6 +199,9 @@ class Job(TimestampMixin, db.Model):
     next_expected_slot = db.Column(UTCDateTime(), nullable=True)
     last_run_at = db.Column(UTCDateTime(), nullable=True)
     last_status = db.Column(db.String(20), nullable=True)
+    # Notifications: send a failure only when the job has failed this many times in a row (NULL: each
+    # channel's own "after N consecutive failures").
+    alert_after_failures = db.Column(db.Integer, nullable=True)
 
     customer = db.relationship("Customer", back_populates="jobs")
     runs = db.relationship("JobRun", back_populates="job", lazy="dynamic", passive_deletes=True)
@@ -603,6 +606,15 @@ class ReportRun(db.Model):
 
 # --- Notifications ---------------------------------------------------------------------------------
 
+# The customers a channel is limited to (used when the channel's all_customers is off).
+notification_channel_customers = db.Table(
+    "notification_channel_customers",
+    db.Column("channel_id", db.Integer, db.ForeignKey("notification_channels.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("customer_id", db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True,
+              index=True),
+)
+
+
 class NotificationChannel(TimestampMixin, db.Model):
     """Where run events are sent (Settings → Notifications): a webhook, Slack, Teams, Discord or any
     Apprise URL. The target URL and the webhook's signing secret are secrets (write-only in the UI)."""
@@ -621,6 +633,17 @@ class NotificationChannel(TimestampMixin, db.Model):
     on_recovery = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
     # Set for a channel that comes from NOTIFY_URLS (read-only in the UI): a digest of its URL.
     env_key = db.Column(db.String(64), nullable=True, unique=True)
+    # Rules (docs: Notifications → Rules). Scope: every customer, or only those in `customers`.
+    all_customers = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
+    # A failed or missed event only when the job's streak of Failed/Missed runs reaches this (1: every one).
+    min_failures = db.Column(db.Integer, nullable=False, default=1, server_default=text("1"))
+    # Quiet hours: local wall-clock times in the UI timezone (both NULL: none); hold = deliver at the end.
+    quiet_start = db.Column(db.Time(), nullable=True)
+    quiet_end = db.Column(db.Time(), nullable=True)
+    quiet_mode = db.Column(db.String(10), nullable=False, default="hold", server_default=text("'hold'"))
+
+    customers = db.relationship("Customer", secondary=notification_channel_customers, lazy="selectin",
+                                order_by="Customer.name")
 
 
 class NotificationOutbox(db.Model):
@@ -634,13 +657,14 @@ class NotificationOutbox(db.Model):
     event_key = db.Column(db.String(120), nullable=False)  # e.g. run:123:failed
     event = db.Column(db.String(20), nullable=False)  # failed | missed | warning | recovery | test
     payload = db.Column(db.JSON, nullable=False)
-    state = db.Column(db.String(20), nullable=False, default="pending")  # pending|sent|failed|given_up
+    state = db.Column(db.String(20), nullable=False, default="pending")  # pending|sent|failed|given_up|dropped
     attempts = db.Column(db.Integer, nullable=False, default=0)
     next_attempt_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
     claimed_until = db.Column(UTCDateTime(), nullable=True)
     claim_token = db.Column(db.String(40), nullable=True)
     last_error = db.Column(db.Text, nullable=True)
     sent_at = db.Column(UTCDateTime(), nullable=True)
+    held_until = db.Column(UTCDateTime(), nullable=True)  # held for the channel's quiet hours until then
     created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
 
     channel = db.relationship("NotificationChannel")

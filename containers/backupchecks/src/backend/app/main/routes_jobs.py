@@ -33,6 +33,7 @@ from ..services.jobs import (
     page_of_run,
     run_history,
     schedule_of,
+    set_alert_after_failures,
     set_schedule,
     unarchive_job,
 )
@@ -189,6 +190,20 @@ def job_schedule(job_id: int):
     if not saved.failed:
         flash(message, "success")
     return redirect(back)
+
+
+@main_bp.route("/jobs/<id:job_id>/notifications", methods=["POST"])
+@roles_required(*OPERATIONS_EDITORS)
+def job_notifications(job_id: int):
+    job = _job_or_404(job_id)
+    with commit_or_flash(JobError) as saved:
+        changed = set_alert_after_failures(job, request.form.get("alert_after_failures", ""), current_user)
+    if not saved.failed:
+        n = job.alert_after_failures
+        flash_changed(changed, f"Notifications for {job.job_name}: " + (
+            f"a failure is sent after {n} in a row." if n else "each channel's own number counts."),
+            "Nothing changed.")
+    return redirect(url_for("main.job_detail", job_id=job_id) + "#notifications")
 
 
 @main_bp.route("/jobs/export.<fmt>")

@@ -4,12 +4,14 @@ from __future__ import annotations
 from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 
 from ..extensions import db
-from ..models import NotificationChannel, NotificationOutbox
+from ..models import Customer, NotificationChannel, NotificationOutbox
 from ..route_helpers import commit_or_flash, or_404
 from ..security import roles_required
 from ..services.notifications import channels as svc
 from ..services.notifications import env_channels
 from ..services.notifications.delivery import KIND_LABELS
+from ..services.settings import ui_zone
+from ..web import form_ids
 from .blueprint import main_bp
 
 
@@ -17,11 +19,16 @@ def _form() -> svc.ChannelForm:
     f = request.form
     return svc.ChannelForm(name=f.get("name", ""), kind=f.get("kind", ""), url=f.get("target_url", ""),
                            secret=f.get("secret", ""), clear_secret=bool(f.get("clear_secret")),
-                           enabled=bool(f.get("enabled")), flags={k: bool(f.get(k)) for k in svc.EVENT_FLAGS})
+                           enabled=bool(f.get("enabled")), flags={k: bool(f.get(k)) for k in svc.EVENT_FLAGS},
+                           all_customers=f.get("scope", "all") != "chosen", customer_ids=form_ids("customers"),
+                           min_failures=f.get("min_failures", ""), quiet_start=f.get("quiet_start", ""),
+                           quiet_end=f.get("quiet_end", ""), quiet_mode=f.get("quiet_mode", "hold"))
 
 
 def _render(status: int = 200, channel=None, form=None, error=None):
     ctx = {"section": "notifications", "kinds": KIND_LABELS, "channel": channel, "form": form, "error": error,
+           "customers": db.session.query(Customer.id, Customer.name).order_by(Customer.name).all(),
+           "quiet_modes": svc.QUIET_MODES, "max_failures": svc.MAX_FAILURES, "zone_name": ui_zone().key,
            "channels": db.session.query(NotificationChannel).order_by(NotificationChannel.name).all(),
            "last": svc.last_states(), "log": svc.delivery_log(100),
            "env_urls": env_channels.describe(current_app.config.get("NOTIFY_URLS") or [])}

@@ -413,6 +413,25 @@ def clear_schedule(job: Job, actor) -> None:
     clear_manual_schedule(job, actor)
 
 
+def set_alert_after_failures(job: Job, value, actor) -> bool:
+    """The job's own "after N failures in a row" for notifications (empty: each channel's own N);
+    audited. Returns whether it changed; JobError with the form's message."""
+    from .notifications.channels import ChannelError, parse_failures
+
+    try:
+        n = parse_failures(value, "“After N failures in a row”")
+    except ChannelError as exc:
+        raise JobError(f"Not saved: {exc}") from None
+    if n == job.alert_after_failures:
+        return False
+    before = job.alert_after_failures
+    job.alert_after_failures = n
+    audit.record("job.notifications", f"Changed the notification rule of job {job.job_name}", user=actor,
+                 target_type="job", target_id=job.id, before={"alert_after_failures": before},
+                 after={"alert_after_failures": n})
+    return True
+
+
 # --- JSON export and import -------------------------------------------------------------------------
 
 def export_json() -> dict:

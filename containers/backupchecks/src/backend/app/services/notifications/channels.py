@@ -4,17 +4,22 @@ The target URL and the webhook secret are write-only: forms leave them empty to 
 stored, and audit entries show them masked."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from datetime import time
 from typing import Optional
 from urllib.parse import urlsplit
 
 from ...extensions import db
-from ...models import NotificationChannel, NotificationOutbox, utcnow
+from ...models import Customer, NotificationChannel, NotificationOutbox, utcnow
 from .. import audit
 from .delivery import KINDS, Result, apprise_url_ok, deliver
+from .events import MAX_FAILURES
 
 TEST_TIMEOUT_SECONDS = 5.0
 EVENT_FLAGS = ("on_failed", "on_missed", "on_warning", "on_recovery")
+QUIET_MODES = {"hold": "deliver them when the quiet hours end", "drop": "drop them (never sent)"}
+_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::\d{2})?$")
 
 
 class ChannelError(ValueError):
@@ -60,11 +65,71 @@ class ChannelForm:
     clear_secret: bool
     enabled: bool
     flags: dict
+    # Rules; the defaults are a channel without rules (every customer, every failure, no quiet hours).
+    all_customers: bool = True
+    customer_ids: list = field(default_factory=list)  # ids typed into the form; unknown ones are ignored
+    min_failures: str = ""  # empty: 1
+    quiet_start: str = ""  # HH:MM in the UI timezone; both empty: no quiet hours
+    quiet_end: str = ""
+    quiet_mode: str = "hold"
+
+
+def _hhmm(value: Optional[time]) -> Optional[str]:
+    return value.strftime("%H:%M") if value is not None else None
 
 
 def _snapshot(ch: NotificationChannel) -> dict:
     return {"name": ch.name, "kind": ch.kind, "target_url": ch.target_url, "secret": ch.secret,
-            "enabled": ch.enabled, **{f: getattr(ch, f) for f in EVENT_FLAGS}}
+            "enabled": ch.enabled, **{f: getattr(ch, f) for f in EVENT_FLAGS},
+            "all_customers": ch.all_customers, "customers": [c.name for c in ch.customers] if not ch.all_customers else [],
+            "min_failures": ch.min_failures, "quiet_start": _hhmm(ch.quiet_start), "quiet_end": _hhmm(ch.quiet_end),
+            "quiet_mode": ch.quiet_mode}
+
+
+def parse_failures(value, what: str = "“After N consecutive failures”") -> Optional[int]:
+    """N from a form: empty -> None; a whole number 1 … MAX_FAILURES, else ChannelError."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_FAILURES:
+        raise ChannelError(f"{what} must be a whole number from 1 to {MAX_FAILURES}; “{text[:20]}” is not.")
+    return int(text)
+
+
+def _parse_time(value: str, which: str) -> Optional[time]:
+    text = (value or "").strip()
+    if not text:
+        return None
+    m = _TIME_RE.match(text)
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise ChannelError(f"The quiet hours' {which} “{text[:20]}” is not a time of day (HH:MM, 00:00 to 23:59).")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def _quiet_hours(form: ChannelForm) -> tuple[Optional[time], Optional[time], str]:
+    start, end = _parse_time(form.quiet_start, "start"), _parse_time(form.quiet_end, "end")
+    if (start is None) != (end is None):
+        raise ChannelError("Give both the start and the end of the quiet hours, or neither.")
+    if start is not None and start == end:
+        raise ChannelError("The quiet hours' start and end are the same: give a period, for example 22:00 to 07:00.")
+    mode = form.quiet_mode or "hold"
+    if mode not in QUIET_MODES:
+        raise ChannelError("Choose what happens to messages during quiet hours.")
+    return start, end, mode
+
+
+def _customers(form: ChannelForm) -> list[Customer]:
+    """The chosen customers that exist (one query); a customer deleted meanwhile is left out."""
+    if form.all_customers:
+        return []
+    from sqlalchemy import select
+
+    ids = sorted({int(i) for i in form.customer_ids})
+    found = db.session.execute(select(Customer).where(Customer.id.in_(ids)).order_by(Customer.name)).scalars().all() \
+        if ids else []
+    if not found:
+        raise ChannelError("Choose at least one customer, or send for all customers.")
+    return list(found)
 
 
 def save_channel(form: ChannelForm, channel: Optional[NotificationChannel] = None) -> NotificationChannel:
@@ -83,6 +148,9 @@ def save_channel(form: ChannelForm, channel: Optional[NotificationChannel] = Non
         url = check_url(form.kind, url or channel.target_url)
     if len(form.secret or "") > 500:
         raise ChannelError("The signing secret is too long (at most 500 characters).")
+    min_failures = parse_failures(form.min_failures) or 1
+    quiet_start, quiet_end, quiet_mode = _quiet_hours(form)
+    customers = _customers(form)
     before = _snapshot(channel) if channel is not None else None
     ch = channel or NotificationChannel()
     ch.name, ch.kind, ch.enabled = name, form.kind, form.enabled
@@ -94,6 +162,9 @@ def save_channel(form: ChannelForm, channel: Optional[NotificationChannel] = Non
         ch.secret = form.secret
     for f in EVENT_FLAGS:
         setattr(ch, f, bool(form.flags.get(f)))
+    ch.all_customers, ch.customers = form.all_customers, customers
+    ch.min_failures = min_failures
+    ch.quiet_start, ch.quiet_end, ch.quiet_mode = quiet_start, quiet_end, quiet_mode
     if channel is None:
         db.session.add(ch)
     db.session.flush()
@@ -103,9 +174,23 @@ def save_channel(form: ChannelForm, channel: Optional[NotificationChannel] = Non
                      target_type="notification_channel", target_id=ch.id, after=_masked(after))
     else:
         b, a = audit.changed_fields(before, after)
+        if {"quiet_start", "quiet_end", "quiet_mode"} & set(a):
+            release_held(ch.id)
         audit.record("notification_channel.update", f"Changed notification channel {ch.name}",
                      target_type="notification_channel", target_id=ch.id, before=_masked(b), after=_masked(a))
     return ch
+
+
+def release_held(channel_id: int) -> int:
+    """Messages held for the channel's old quiet hours are due again at once (the sender holds or
+    drops them again when the new quiet hours say so); one statement."""
+    from sqlalchemy import update
+
+    o = NotificationOutbox
+    return db.session.execute(
+        update(o).where(o.channel_id == channel_id, o.state == "pending", o.held_until.is_not(None),
+                        o.next_attempt_at == o.held_until)
+        .values(next_attempt_at=utcnow()).execution_options(synchronize_session=False)).rowcount or 0
 
 
 def _masked(values: dict) -> dict:

@@ -5,6 +5,11 @@ next_attempt_at <= now AND (claimed_until IS NULL OR claimed_until < now) … RE
 candidate rows are picked ``FOR UPDATE SKIP LOCKED``), commits the claim, then sends. So two
 processes never send the same row, and a row whose sender died is claimed again after
 its claim expires (a whole batch at its timeout, plus a minute). The outcome is written only while the claim token is still ours.
+
+Quiet hours (a channel's ``quiet_start``–``quiet_end``, local times in the UI timezone): a claimed
+row whose channel is quiet at ``now`` is not sent. In "hold" mode it is due again when the quiet
+hours end (``held_until``), without counting an attempt; in "drop" mode it is marked ``dropped``
+with the reason "quiet hours" and never sent. Test messages are not held.
 """
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ from sqlalchemy import text
 from ...extensions import db
 from ...models import NotificationChannel, NotificationOutbox
 from ..background import register_loop
+from ..settings import ui_zone
 from .delivery import TIMEOUT_SECONDS, deliver
+from .quiet import is_quiet
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,7 @@ LOOP_SECONDS = 30
 MAX_ATTEMPTS = 8
 CLAIM_SLACK_SECONDS = 60  # a claim lasts a whole batch at its timeout, plus this
 BATCH = 20
+QUIET_REASON = "quiet hours"
 
 _CLAIM = text("""
 UPDATE notification_outbox o SET claimed_until = :until, claim_token = :token
@@ -54,12 +62,20 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
     ids = db.session.execute(_CLAIM, {"now": now, "until": now + timedelta(seconds=hold),
                                       "token": token, "limit": limit}).scalars().all()
     db.session.commit()
-    out = {"sent": 0, "retry": 0, "failed": 0, "given_up": 0}
+    out = {"sent": 0, "retry": 0, "failed": 0, "given_up": 0, "held": 0, "dropped": 0}
+    zone = None
     for row_id in ids:
         row = db.session.get(NotificationOutbox, row_id)
         channel = db.session.get(NotificationChannel, row.channel_id) if row is not None else None
         if row is None or channel is None:
             continue
+        if row.event != "test" and channel.quiet_start is not None and channel.quiet_end is not None:
+            zone = zone or ui_zone()
+            until = is_quiet(now, channel.quiet_start, channel.quiet_end, zone)
+            if until is not None:
+                outcome = _keep_quiet(row_id, token, until, drop=channel.quiet_mode == "drop")
+                out[outcome] += 1
+                continue
         db.session.commit()  # no transaction stays open while we wait for the network
         kwargs = {} if timeout is None else {"timeout": timeout}
         result = deliver(channel.kind, channel.target_url, row.payload or {}, secret=channel.secret, **kwargs)
@@ -86,6 +102,22 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
     return out
 
 
+def _keep_quiet(row_id: int, token: str, until: datetime, *, drop: bool) -> str:
+    """A row claimed during its channel's quiet hours: held until ``until`` (no attempt counted) or
+    dropped. Releases the claim; commits."""
+    values = {"claimed_until": None, "claim_token": None}
+    if drop:
+        values.update(state="dropped", last_error=QUIET_REASON)
+    else:
+        values.update(next_attempt_at=until, held_until=until)
+    db.session.execute(
+        NotificationOutbox.__table__.update()
+        .where(NotificationOutbox.id == row_id, NotificationOutbox.claim_token == token)
+        .values(**values))
+    db.session.commit()
+    return "dropped" if drop else "held"
+
+
 def retry(row_id: int, now: datetime) -> bool:
     """A failed or given-up row goes back to pending, due now (Settings → Notifications → Retry)."""
     res = db.session.execute(
@@ -95,11 +127,14 @@ def retry(row_id: int, now: datetime) -> bool:
     return res.rowcount == 1
 
 
+FINISHED = ("sent", "failed", "given_up", "dropped")  # states the log forgets after NOTIFY_LOG_DAYS
+
+
 def purge_log(now: datetime, days: int) -> int:
-    """Delete delivered, failed and given-up messages older than ``days`` (pending ones stay)."""
+    """Delete finished messages older than ``days`` (pending and held ones stay)."""
     res = db.session.execute(
         NotificationOutbox.__table__.delete()
-        .where(NotificationOutbox.state != "pending",
+        .where(NotificationOutbox.state.in_(FINISHED),
                NotificationOutbox.created_at < now - timedelta(days=max(1, days))))
     return res.rowcount or 0
 
