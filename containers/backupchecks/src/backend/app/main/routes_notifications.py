@@ -1,4 +1,5 @@
-"""Settings → Notifications (admin): channels, a test message, the delivery log."""
+"""Settings → Notifications (admin): channels, a test message, the delivery log, and Mail sending
+(the SMTP server e-mail channels and the digest may use)."""
 from __future__ import annotations
 
 from flask import flash, make_response, redirect, render_template, request, url_for
@@ -8,6 +9,8 @@ from ..models import NotificationChannel, NotificationOutbox
 from ..route_helpers import commit_or_flash, or_404
 from ..security import roles_required
 from ..services.notifications import channels as svc
+from ..services import settings
+from ..services.mail_transport import SECURITY, TRANSPORT_LABELS, smtp_env_overrides
 from ..services.notifications.delivery import KIND_LABELS
 from .blueprint import main_bp
 
@@ -16,11 +19,15 @@ def _form() -> svc.ChannelForm:
     f = request.form
     return svc.ChannelForm(name=f.get("name", ""), kind=f.get("kind", ""), url=f.get("target_url", ""),
                            secret=f.get("secret", ""), clear_secret=bool(f.get("clear_secret")),
-                           enabled=bool(f.get("enabled")), flags={k: bool(f.get(k)) for k in svc.EVENT_FLAGS})
+                           enabled=bool(f.get("enabled")), flags={k: bool(f.get(k)) for k in svc.EVENT_FLAGS},
+                           recipients=f.get("recipients", ""), transport=f.get("transport", "graph"))
 
 
-def _render(status: int = 200, channel=None, form=None, error=None):
+def _render(status: int = 200, channel=None, form=None, error=None, smtp_form=None, smtp_error=None):
+    env = smtp_env_overrides()
     ctx = {"section": "notifications", "kinds": KIND_LABELS, "channel": channel, "form": form, "error": error,
+           "transports": TRANSPORT_LABELS, "smtp": smtp_form or settings.smtp_form_values(env),
+           "smtp_env": env, "smtp_error": smtp_error, "security_choices": SECURITY,
            "channels": db.session.query(NotificationChannel).order_by(NotificationChannel.name).all(),
            "last": svc.last_states(), "log": svc.delivery_log(100)}
     resp = make_response(render_template("main/notifications.html", **ctx), status)
@@ -84,7 +91,7 @@ def notifications_delete(channel_id: int):
 @roles_required("admin")
 def notifications_test(channel_id: int):
     ch = _channel(channel_id)
-    result = svc.send_test(ch.kind, ch.target_url, ch.secret)
+    result = svc.send_channel_test(ch)
     from ..services import audit
 
     audit.record("notification_channel.test", f"Test message to {ch.name}: {'delivered' if result.sent else 'not delivered'}",
@@ -106,3 +113,16 @@ def notifications_retry(row_id: int):
     flash("Queued again; it is sent within a minute." if ok else "Only failed or given-up messages can be retried.",
           "success" if ok else "warning")
     return redirect(url_for("main.notifications"))
+
+
+@main_bp.route("/settings/notifications/mail-sending", methods=["POST"])
+@roles_required("admin")
+def notifications_mail_sending():
+    with commit_or_flash(settings.SettingsError, message=None) as saved:
+        changed = settings.save_smtp(request.form, smtp_env_overrides())
+    if saved.failed:
+        form = {k: v for k, v in request.form.items() if k not in ("smtp_password", "csrf_token")}
+        form["password_set"] = settings.smtp_form_values(smtp_env_overrides())["password_set"]
+        return _render(400, smtp_form=form, smtp_error=str(saved.error))
+    flash("Mail sending saved." if changed else "Nothing changed.", "success" if changed else "info")
+    return redirect(url_for("main.notifications") + "#mail-sending")

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from ...extensions import db
 from ...models import NotificationChannel, NotificationOutbox
 from ..background import register_loop
+from .channels import email_target
 from .delivery import TIMEOUT_SECONDS, deliver
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,17 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
                                       "token": token, "limit": limit}).scalars().all()
     db.session.commit()
     out = {"sent": 0, "retry": 0, "failed": 0, "given_up": 0}
+    transports: dict = {}  # an e-mail channel's transport, resolved once per pass
     for row_id in ids:
         row = db.session.get(NotificationOutbox, row_id)
         channel = db.session.get(NotificationChannel, row.channel_id) if row is not None else None
         if row is None or channel is None:
             continue
+        email = email_target(channel, transports)
         db.session.commit()  # no transaction stays open while we wait for the network
         kwargs = {} if timeout is None else {"timeout": timeout}
-        result = deliver(channel.kind, channel.target_url, row.payload or {}, secret=channel.secret, **kwargs)
+        result = deliver(channel.kind, channel.target_url, row.payload or {}, secret=channel.secret,
+                         email=email, **kwargs)
         attempts = row.attempts + 1
         values = {"attempts": attempts, "claimed_until": None, "claim_token": None}
         if result.sent:
