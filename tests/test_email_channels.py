@@ -191,6 +191,60 @@ def test_environment_wins_over_the_settings(smtp, app, monkeypatch):
     assert smtp.messages[0].mail_from == "env@msp.example"
 
 
+def _settings_for(fake, security):
+    s = get_settings()
+    s.smtp_host, s.smtp_port, s.smtp_security = fake.host, fake.port, security
+    s.smtp_username, s.smtp_password, s.smtp_from = "mailer", "pw", "backupchecks@msp.example"
+    db.session.commit()
+
+
+def test_implicit_tls_ssl_mode(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SMTP_ENV_OVERRIDES", {})
+    with FakeSMTP(user="mailer", password="pw", implicit_tls=True) as fake:
+        monkeypatch.setenv("SSL_CERT_FILE", fake.ca_bundle)
+        _settings_for(fake, "ssl")
+        _email_channel()
+        _queue()
+        out = _send()
+        assert out["sent"] == 1, _rows()[0].last_error
+        assert fake.messages[0].tls and fake.messages[0].auth_user == "mailer"
+
+
+def test_starttls_required_but_not_offered_fails_clearly(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SMTP_ENV_OVERRIDES", {})
+    with FakeSMTP(starttls=False) as fake:
+        _settings_for(fake, "starttls")
+        _email_channel()
+        _queue()
+        assert _send()["failed"] == 1
+        assert fake.messages == []
+    assert "does not offer STARTTLS" in _rows()[0].last_error
+
+
+def test_an_untrusted_certificate_fails_clearly(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SMTP_ENV_OVERRIDES", {})
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with FakeSMTP(user="mailer", password="pw") as fake:
+        _settings_for(fake, "starttls")
+        _email_channel()
+        _queue()
+        assert _send()["failed"] == 1
+        assert fake.messages == []
+    assert "could not be verified" in _rows()[0].last_error
+
+
+def test_no_security_sends_in_the_clear_without_login(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SMTP_ENV_OVERRIDES", {})
+    with FakeSMTP(starttls=False) as fake:
+        _settings_for(fake, "none")
+        get_settings().smtp_username = None
+        db.session.commit()
+        _email_channel()
+        _queue()
+        assert _send()["sent"] == 1
+        assert not fake.messages[0].tls
+
+
 def test_graph_transport_sends_through_sendmail(graph):
     _email_channel(recipients="ops@northwind.example", transport="graph")
     _queue()

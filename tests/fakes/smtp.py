@@ -7,7 +7,9 @@ It records every message it accepts (``messages``: envelope sender, recipients a
 * ``fail_data(n, code=451)``: the next ``n`` messages are refused at DATA with a temporary error;
 * ``refuse_recipient(addr, code=550)``: RCPT TO that address is refused (permanently by default);
 * ``user``/``password``: AUTH (PLAIN, LOGIN) is required before MAIL and is only offered after
-  STARTTLS (``auth_require_tls``), as on any well-configured submission server.
+  STARTTLS (``auth_require_tls``), as on any well-configured submission server;
+* ``starttls=False``: a plain server that offers no STARTTLS; ``implicit_tls=True``: TLS from the
+  first byte (port 465 style).
 
 Clients trust the test CA with ``SSL_CERT_FILE=<ca_bundle>`` (``ssl.create_default_context``
 reads it), so the client code under test verifies the certificate as it would in production.
@@ -71,13 +73,18 @@ class _Handler:
             parsed = email.message_from_bytes(raw, policy=email.policy.default)
             login = getattr(session, "auth_data", None)
             user = login.login.decode() if isinstance(login, LoginPassword) else None
+            transport = getattr(server, "transport", None)
+            tls = transport is not None and transport.get_extra_info("ssl_object") is not None
             self.fake.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), raw, parsed, user,
-                                               session.ssl is not None))
+                                               tls or session.ssl is not None))
         return "250 2.0.0 Message accepted for delivery"
 
 
 class FakeSMTP:
-    def __init__(self, *, user: Optional[str] = None, password: Optional[str] = None, starttls: bool = True):
+    def __init__(self, *, user: Optional[str] = None, password: Optional[str] = None, starttls: bool = True,
+                 implicit_tls: bool = False):
+        """``starttls``: offered and required before anything else; ``implicit_tls``: TLS from the first
+        byte (SMTPS, port 465 style) instead."""
         self.user, self.password = user, password
         self.host = "127.0.0.1"
         self.port = _free_port()
@@ -90,9 +97,14 @@ class FakeSMTP:
         self.lock = threading.Lock()
         self.ca_bundle = fake_tls().ca_bundle
         kwargs = {}
+        if implicit_tls:
+            starttls = False
+            kwargs.update(ssl_context=fake_tls().server_context())
         if starttls:
             kwargs.update(tls_context=fake_tls().server_context(), require_starttls=True)
         if user is not None:
+            # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; an implicit-TLS connection is
+            # encrypted from the first byte, so AUTH is safe there anyway.
             kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=starttls)
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port,
                                       server_hostname="localhost", **kwargs)
