@@ -165,6 +165,31 @@ def test_a_permanent_failure_is_shown_with_the_reason_and_can_be_retried(smtp, a
     assert db.session.execute(select(AuditLog).where(AuditLog.event == "digest.retry")).scalar_one()
 
 
+def test_the_digest_can_go_through_the_microsoft_365_mailbox(smtp, app, monkeypatch):
+    from backend.app.mail import graph as graph_module
+    from tests.fakes.fake_graph import FakeGraph
+
+    a_failure()
+    get_settings().digest_recipients = None
+    subscriber("ann", "ann@msp.example")
+    graph_module.reset_token_cache()
+    with FakeGraph([]) as fake:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_bundle)
+        s = get_settings()
+        s.graph_tenant_id, s.graph_client_id, s.graph_client_secret = fake.tenant_id, fake.client_id, fake.client_secret
+        s.graph_mailbox, s.digest_transport = fake.mailbox, "graph"
+        db.session.commit()
+        monkeypatch.setitem(app.config, "GRAPH_AUTHORITY_HOST", fake.authority_host)
+        monkeypatch.setitem(app.config, "GRAPH_API_BASE", fake.api_base)
+        monkeypatch.setitem(app.config, "GRAPH_ENV_OVERRIDES", {})
+        assert svc.send_due(MORNING)["sent"] == 1
+        (mail,) = fake.sent_mail
+    graph_module.reset_token_cache()
+    assert mail.to == ["ann@msp.example"] and mail.subject == "Backups 2026-12-03: 1 failed"
+    assert mail.content_type == "html" and "Nightly SQL" in mail.body
+    assert smtp.messages == []
+
+
 def test_switched_off_sends_nothing(smtp):
     get_settings().digest_enabled = False
     db.session.commit()

@@ -17,7 +17,7 @@ import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
 from .outcome import Result
 
@@ -247,15 +247,3 @@ def _send_graph(cfg, mail: OutgoingMail, timeout: float) -> Result:
         source.close()
     return Result(True)
 
-
-def describe(transport: Transport) -> str:
-    """One line for a page: where mail goes out (no secret)."""
-    if transport.kind == "smtp" and transport.smtp is not None:
-        s = transport.smtp
-        return f"SMTP {s.host or '?'}:{s.port} ({s.security}) from {s.from_addr or '?'}"
-    return f"Microsoft 365 mailbox {getattr(transport.graph, 'mailbox', '') or '?'}"
-
-
-def form_env(env: Mapping[str, str]) -> dict:
-    """The environment's SMTP values for the page (the password only as set / not set)."""
-    return {k: ("set" if k == "smtp_password" else v) for k, v in env.items()}
