@@ -301,3 +301,49 @@ def test_the_loop_is_registered(app):
     from backend.app.services.background import LOOPS
 
     assert "digest" in [loop.name for loop in LOOPS]
+
+
+_SENDER_PROCESS = """
+import json, sys
+from datetime import datetime
+from backend.app import create_app
+app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": sys.argv[1], "SECRET_KEY": sys.argv[2],
+                  "BACKGROUND_JOBS": False, "RUN_MIGRATIONS": False, "SERVER_NAME": None,
+                  "SMTP_ENV_OVERRIDES": {}})
+with app.app_context():
+    from backend.app.services.digest_delivery import send_due
+    print(json.dumps(send_due(datetime.fromisoformat(sys.argv[3]))))
+"""
+
+
+def test_two_sender_processes_send_each_digest_once(app, database_url, monkeypatch, clock):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clock.move_to(MORNING - timedelta(hours=1))
+    with FakeSMTP() as fake:  # STARTTLS, no login: no stored secret for the other processes to read
+        s = get_settings()
+        s.ui_timezone = "Europe/Amsterdam"
+        s.smtp_host, s.smtp_port, s.smtp_security, s.smtp_from = fake.host, fake.port, "starttls", "digest@msp.example"
+        s.digest_enabled, s.digest_time, s.digest_transport, s.digest_recipients = True, "08:00", "smtp", None
+        db.session.commit()
+        a_failure()
+        for i in range(8):
+            subscriber(f"user{i}", f"user{i}@msp.example")
+        src = Path(__file__).resolve().parents[1] / "containers" / "backupchecks" / "src"
+        env = dict(os.environ, PYTHONPATH=str(src), SSL_CERT_FILE=fake.ca_bundle)
+        for var in [k for k in env if k.startswith("SMTP_")]:
+            env.pop(var)
+        args = [sys.executable, "-c", _SENDER_PROCESS, database_url, app.config["SECRET_KEY"],
+                (MORNING + timedelta(seconds=10)).isoformat()]
+        procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    results = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert sum(r["sent"] for r in results) == 8
+    assert sorted(m.rcpt_tos[0] for m in fake.messages) == sorted(f"user{i}@msp.example" for i in range(8))
+    assert all(r.state == "sent" and r.attempts == 1 for r in rows())
