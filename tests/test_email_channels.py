@@ -370,3 +370,22 @@ def test_mail_sending_is_for_admins_only(as_user):
     r = post_form(as_user("operator"), "/settings/notifications/mail-sending", {"smtp_host": "x.example"},
                   token_from="/")
     assert r.status_code == 403
+
+
+def test_the_page_lists_and_edits_an_email_channel(as_user):
+    ch = _email_channel(recipients="ops@northwind.example")
+    client = as_user("admin")
+    page = client.get("/settings/notifications").get_data(as_text=True)
+    assert "ops@northwind.example" in page and "SMTP" in page
+    page = client.get(f"/settings/notifications/{ch.id}").get_data(as_text=True)
+    assert 'value="ops@northwind.example"' in page
+    r = post_form(client, f"/settings/notifications/{ch.id}/edit",
+                  {"name": "Ops mail", "kind": "email", "recipients": "ops@northwind.example, cto@northwind.example",
+                   "transport": "graph", "on_failed": "on", "enabled": "on"})
+    assert r.status_code == 302
+    db.session.expire_all()
+    ch = db.session.get(NotificationChannel, ch.id)
+    assert ch.recipients == "ops@northwind.example, cto@northwind.example" and ch.transport == "graph"
+    # switching to a webhook needs a URL
+    r = post_form(client, f"/settings/notifications/{ch.id}/edit", {"name": "Ops mail", "kind": "webhook"})
+    assert r.status_code == 400 and "Enter the channel&#39;s URL" in r.get_data(as_text=True)

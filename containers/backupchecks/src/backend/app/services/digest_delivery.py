@@ -40,7 +40,7 @@ from . import audit
 from .background import register_loop
 from .mail_transport import TRANSPORTS, AddressError, OutgoingMail, parse_addresses, resolve, send
 from .notifications.sender import backoff
-from .settings import SettingsError, _apply, get_settings, ui_zone
+from .settings import SettingsError, get_settings, save_section, ui_zone
 from .timezones import local_day, local_instant
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def save_settings(form: Mapping[str, str]) -> bool:
     if transport not in TRANSPORTS:
         raise SettingsError("Choose how the digest is sent: the Microsoft 365 mailbox or the SMTP server. "
                             "Nothing was saved.")
-    return _apply("digest", {
+    return save_section("digest", {
         "digest_enabled": form.get("digest_enabled") in ("on", "1", "true", "y"),
         "digest_time": f"{at:%H:%M}",
         "digest_recipients": ", ".join(recipients) or None,

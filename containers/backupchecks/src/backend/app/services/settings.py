@@ -99,6 +99,12 @@ def _apply(section: str, values: dict) -> bool:
     return True
 
 
+def save_section(section: str, values: dict) -> bool:
+    """Store validated values of a settings section another service owns (the digest), with the same
+    audit entry (``settings.<section>``, before/after, secrets masked); True when something changed."""
+    return _apply(section, values)
+
+
 def general_form_values() -> dict:
     s = get_settings()
     return {"ui_timezone": s.ui_timezone, "sandbox_mode": s.sandbox_mode, "dashboard_first": s.dashboard_first,
