@@ -13,7 +13,6 @@ from backend.app.extensions import db
 from backend.app.mail import graph as graph_module
 from backend.app.models import AuditLog, NotificationChannel, NotificationOutbox
 from backend.app.services.mail_transport import AddressError, parse_addresses
-from backend.app.services.notifications import channels as svc
 from backend.app.services.settings import get_settings
 from tests.clock import TEST_NOW
 from tests.fakes.fake_graph import FakeGraph
