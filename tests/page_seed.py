@@ -10,9 +10,9 @@ from datetime import timedelta
 
 from backend.app.services import tickets as tk
 from backend.app.extensions import db
-from backend.app.models import (BackgroundTask, FeedbackAttachment, FeedbackItem, FeedbackReply, ImportCycle,
+from backend.app.models import (BackgroundTask, DigestDelivery, FeedbackAttachment, FeedbackItem, FeedbackReply, ImportCycle,
                                 MailMessage, NewsItem, NotificationChannel, NotificationOutbox, Override,
-                                ReportDefinition, ReportRun, RunObject, User)
+                                ReportDefinition, ReportRun, RunObject, SystemSettings, User)
 from backend.app.services import reports as report_svc
 from tests.clock import TEST_NOW
 
@@ -113,6 +113,17 @@ def seed_pages() -> dict:
     db.session.add(NotificationOutbox(channel_id=channel.id, event_key=f"run:{warn.id}:warning", event="warning",
                                       payload={"event": "warning"}, state="failed", attempts=1,
                                       last_error="HTTP 404 Not Found"))
+    db.session.add(NotificationChannel(name="Ops mail", kind="email", recipients="ops@example.test",  # channel 2
+                                       transport="smtp"))
+    settings = db.session.get(SystemSettings, 1)
+    if settings is not None:
+        settings.digest_enabled, settings.digest_recipients = True, "noc@example.test"
+    db.session.add_all([
+        DigestDelivery(day=TEST_NOW.date(), recipient="noc@example.test", state="failed", attempts=1,
+                       subject="Backups: 1 failed", last_error="550 5.1.1 <noc@example.test>: mailbox unavailable"),
+        DigestDelivery(day=TEST_NOW.date(), recipient="ops@example.test", state="sent", attempts=1,
+                       subject="Backups: 1 failed", sent_at=TEST_NOW),
+    ])
     db.session.commit()
     return {"job": job, "inbox_mail": inbox_mail, "run": warn, "ticket": ticket, "definition": definition,
             "feedback": item}

@@ -113,7 +113,7 @@ def _check_secrets_key(app) -> None:
 
 def _start_background(app) -> None:
     """Register the background loops; start the runner unless switched off or under a CLI command."""
-    from .services import autotask, importer, markdown_render, missed_runs, notifications, reports
+    from .services import autotask, digest_delivery, importer, markdown_render, missed_runs, notifications, reports
     from .services.background import start_background_jobs
 
     importer.start_auto_importer(app)
@@ -122,6 +122,7 @@ def _start_background(app) -> None:
     missed_runs.register(app)
     autotask.register(app)
     notifications.register(app)
+    digest_delivery.register(app)
     if app.config.get("BACKGROUND_JOBS") and not _running_cli_command():
         start_background_jobs(app)
 

@@ -96,6 +96,15 @@ def database_url(env: Mapping[str, str]) -> Optional[str]:
         return f"postgresql+psycopg://{auth}@{host}:{port}/{name}"
     return None
 
+SMTP_ENV = {
+    "SMTP_HOST": "smtp_host",
+    "SMTP_PORT": "smtp_port",
+    "SMTP_SECURITY": "smtp_security",
+    "SMTP_USER": "smtp_username",
+    "SMTP_PASSWORD": "smtp_password",
+    "SMTP_FROM": "smtp_from",
+}
+
 
 def load_config(env: Mapping[str, str], instance_path: str) -> dict:
     """Build the Flask config mapping from the environment."""
@@ -114,6 +123,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "GRAPH_API_BASE": env_str(env, "GRAPH_API_BASE", "https://graph.microsoft.com/v1.0"),
         # GRAPH_* values set in the environment win over the Settings page.
         "GRAPH_ENV_OVERRIDES": {key: env_str(env, var) for var, key in GRAPH_ENV.items() if env_str(env, var)},
+        # SMTP_* values set in the environment win over Settings → Notifications → Mail sending.
+        "SMTP_ENV_OVERRIDES": {key: env_str(env, var) for var, key in SMTP_ENV.items() if env_str(env, var)},
         "BACKGROUND_JOBS": env_bool(env, "BACKGROUND_JOBS", True),
         "APP_BEHIND_PROXY": env_bool(env, "APP_BEHIND_PROXY", False),
         "RUN_MIGRATIONS": env_bool(env, "RUN_MIGRATIONS", True),

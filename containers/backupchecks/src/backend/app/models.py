@@ -38,6 +38,10 @@ class User(TimestampMixin, db.Model):
     # Stored in the session at login; logout, a password change, a role change and deactivation
     # raise it, so every session made before is refused at its next request (security.py).
     session_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    # The morning digest (profile): sent to ``email`` while subscribed; "all clear" days only when asked.
+    email = db.Column(db.String(320), nullable=True)
+    digest_subscribed = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
+    digest_all_clear = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
 
     # Flask-Login protocol -----------------------------------------------------
     @property
@@ -118,6 +122,18 @@ class SystemSettings(db.Model):
     autotask_reference_refreshed_at = db.Column(UTCDateTime(), nullable=True)
     # Reports
     report_retention_days = db.Column(db.Integer, nullable=False, default=90)
+    # Mail sending (e-mail channels, the digest): SMTP server; SMTP_* in the environment win
+    smtp_host = db.Column(db.String(255), nullable=True)
+    smtp_port = db.Column(db.Integer, nullable=True)
+    smtp_security = db.Column(db.String(10), nullable=True)  # starttls | ssl | none
+    smtp_username = db.Column(db.String(255), nullable=True)
+    smtp_password = db.Column(EncryptedText(), nullable=True)  # write-only in the UI, encrypted
+    smtp_from = db.Column(db.String(320), nullable=True)
+    # The morning digest (Settings → Digest)
+    digest_enabled = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
+    digest_time = db.Column(db.String(5), nullable=False, default="08:00", server_default="08:00")  # HH:MM, UI zone
+    digest_recipients = db.Column(db.Text, nullable=True)  # extra addresses, comma separated
+    digest_transport = db.Column(db.String(10), nullable=False, default="graph", server_default="graph")  # graph|smtp
     updated_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow)
 
     @classmethod
@@ -623,9 +639,11 @@ class NotificationChannel(TimestampMixin, db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     name = db.Column(db.String(120), nullable=False)
-    kind = db.Column(db.String(20), nullable=False)  # webhook | slack | teams | discord | apprise
-    target_url = db.Column(EncryptedText(), nullable=False)
+    kind = db.Column(db.String(20), nullable=False)  # webhook | slack | teams | discord | apprise | email
+    target_url = db.Column(EncryptedText(), nullable=True)  # every kind but email
     secret = db.Column(EncryptedText(), nullable=True)  # webhook only: HMAC-SHA256 key of the signature
+    recipients = db.Column(db.Text, nullable=True)  # email only: addresses, comma separated
+    transport = db.Column(db.String(10), nullable=True)  # email only: graph | smtp
     enabled = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
     on_failed = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
     on_missed = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
@@ -672,4 +690,31 @@ class NotificationOutbox(db.Model):
     __table_args__ = (
         UniqueConstraint("channel_id", "event_key", name="uq_notification_outbox_channel_id_event_key"),
         Index("ix_notification_outbox_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+    )
+
+
+class DigestDelivery(db.Model):
+    """The morning digest of one local day to one address. ``UNIQUE(day, recipient)``: the row is
+    claimed with ``INSERT … ON CONFLICT DO NOTHING`` and each attempt with a conditional UPDATE, so
+    two processes never send a day's digest twice to one address."""
+
+    __tablename__ = "digest_deliveries"
+
+    id = db.Column(db.Integer, primary_key=True)
+    day = db.Column(db.Date, nullable=False)  # the local day the digest was sent on (it reports the day before)
+    recipient = db.Column(db.String(320), nullable=False)  # lower case
+    all_clear = db.Column(db.Boolean, nullable=False, default=False)  # also send when nothing to report
+    state = db.Column(db.String(20), nullable=False, default="pending")  # pending|sent|skipped|failed|given_up
+    attempts = db.Column(db.Integer, nullable=False, default=0)
+    next_attempt_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    claimed_until = db.Column(UTCDateTime(), nullable=True)
+    claim_token = db.Column(db.String(40), nullable=True)
+    last_error = db.Column(db.Text, nullable=True)
+    subject = db.Column(db.String(300), nullable=True)
+    sent_at = db.Column(UTCDateTime(), nullable=True)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("day", "recipient", name="uq_digest_deliveries_day_recipient"),
+        Index("ix_digest_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
     )

@@ -106,6 +106,16 @@ def profile():
                              target_id=current_user.id, before={"theme": before}, after={"theme": current_user.theme})
             flash(f"Theme set to {current_user.theme}.", "success")
             return redirect(url_for("auth.profile"))
+        elif section == "digest":
+            from ..services import digest_delivery
+
+            with commit_or_flash(digest_delivery.DigestError, message=None) as saved:
+                changed = digest_delivery.save_subscription(current_user, request.form)
+            if saved.failed:
+                return render_template("auth/profile.html", pw_form=pw_form, theme_form=theme_form,
+                                       digest_form=request.form, digest_error=str(saved.error)), 400
+            flash("Morning digest saved." if changed else "Nothing changed.", "success" if changed else "info")
+            return redirect(url_for("auth.profile"))
     return render_template("auth/profile.html", pw_form=pw_form, theme_form=theme_form)
 
 

@@ -1,4 +1,5 @@
-"""Settings → Notifications (admin): channels, a test message, the delivery log."""
+"""Settings → Notifications (admin): channels, a test message, the delivery log, and Mail sending
+(the SMTP server e-mail channels and the digest may use)."""
 from __future__ import annotations
 
 from flask import current_app, flash, make_response, redirect, render_template, request, url_for
@@ -9,6 +10,8 @@ from ..route_helpers import commit_or_flash, or_404
 from ..security import roles_required
 from ..services.notifications import channels as svc
 from ..services.notifications import env_channels
+from ..services import settings
+from ..services.mail_transport import SECURITY, TRANSPORT_LABELS, smtp_env_overrides
 from ..services.notifications.delivery import KIND_LABELS
 from ..services.settings import ui_zone
 from ..web import form_ids
@@ -22,13 +25,17 @@ def _form() -> svc.ChannelForm:
                            enabled=bool(f.get("enabled")), flags={k: bool(f.get(k)) for k in svc.EVENT_FLAGS},
                            all_customers=f.get("scope", "all") != "chosen", customer_ids=form_ids("customers"),
                            min_failures=f.get("min_failures", ""), quiet_start=f.get("quiet_start", ""),
-                           quiet_end=f.get("quiet_end", ""), quiet_mode=f.get("quiet_mode", "hold"))
+                           quiet_end=f.get("quiet_end", ""), quiet_mode=f.get("quiet_mode", "hold"),
+                           recipients=f.get("recipients", ""), transport=f.get("transport", "graph"))
 
 
-def _render(status: int = 200, channel=None, form=None, error=None):
+def _render(status: int = 200, channel=None, form=None, error=None, smtp_form=None, smtp_error=None):
+    env = smtp_env_overrides()
     ctx = {"section": "notifications", "kinds": KIND_LABELS, "channel": channel, "form": form, "error": error,
            "customers": db.session.query(Customer.id, Customer.name).order_by(Customer.name).all(),
            "quiet_modes": svc.QUIET_MODES, "max_failures": svc.MAX_FAILURES, "zone_name": ui_zone().key,
+           "transports": TRANSPORT_LABELS, "smtp": smtp_form or settings.smtp_form_values(env),
+           "smtp_env": env, "smtp_error": smtp_error, "security_choices": SECURITY,
            "channels": db.session.query(NotificationChannel).order_by(NotificationChannel.name).all(),
            "last": svc.last_states(), "log": svc.delivery_log(100),
            "env_urls": env_channels.describe(current_app.config.get("NOTIFY_URLS") or [])}
@@ -108,7 +115,7 @@ def notifications_delete(channel_id: int):
 @roles_required("admin")
 def notifications_test(channel_id: int):
     ch = _channel(channel_id)
-    result = svc.send_test(ch.kind, ch.target_url, ch.secret)
+    result = svc.send_channel_test(ch)
     from ..services import audit
 
     audit.record("notification_channel.test", f"Test message to {ch.name}: {'delivered' if result.sent else 'not delivered'}",
@@ -130,3 +137,16 @@ def notifications_retry(row_id: int):
     flash("Queued again; it is sent within a minute." if ok else "Only failed or given-up messages can be retried.",
           "success" if ok else "warning")
     return redirect(url_for("main.notifications"))
+
+
+@main_bp.route("/settings/notifications/mail-sending", methods=["POST"])
+@roles_required("admin")
+def notifications_mail_sending():
+    with commit_or_flash(settings.SettingsError, message=None) as saved:
+        changed = settings.save_smtp(request.form, smtp_env_overrides())
+    if saved.failed:
+        form = {k: v for k, v in request.form.items() if k not in ("smtp_password", "csrf_token")}
+        form["password_set"] = settings.smtp_form_values(smtp_env_overrides())["password_set"]
+        return _render(400, smtp_form=form, smtp_error=str(saved.error))
+    flash("Mail sending saved." if changed else "Nothing changed.", "success" if changed else "info")
+    return redirect(url_for("main.notifications") + "#mail-sending")

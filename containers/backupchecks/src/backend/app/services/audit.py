@@ -20,7 +20,8 @@ from sqlalchemy.orm import aliased
 from ..extensions import db
 from ..models import AuditLog
 
-SECRET_FIELDS = {"graph_client_secret", "autotask_secret", "password", "password_hash", "client_secret", "secret"}
+SECRET_FIELDS = {"graph_client_secret", "autotask_secret", "password", "password_hash", "client_secret", "secret",
+                 "smtp_password"}
 MASK = "••••••"
 
 

@@ -94,9 +94,15 @@ def _apply(section: str, values: dict) -> bool:
         g.pop("auto_review_successes", None)
     if not a:
         return False
-    audit.record(f"settings.{section}", f"Settings → {section.capitalize()}: {', '.join(sorted(a))}",
+    audit.record(f"settings.{section}", f"Settings → {section.replace('_', ' ').capitalize()}: {', '.join(sorted(a))}",
                  target_type="settings", target_id=section, before=b, after=a)
     return True
+
+
+def save_section(section: str, values: dict) -> bool:
+    """Store validated values of a settings section another service owns (the digest), with the same
+    audit entry (``settings.<section>``, before/after, secrets masked); True when something changed."""
+    return _apply(section, values)
 
 
 def general_form_values() -> dict:
@@ -312,3 +318,68 @@ def rotate_stored_secrets(actor=None, username: str | None = None) -> tuple[list
     db.session.commit()
     db.session.expire_all()
     return done, unreadable
+
+
+# --- Mail sending (SMTP, Settings → Notifications) ---------------------------------------------------
+
+def smtp_form_values(env_overrides: Mapping[str, str]) -> dict:
+    """The SMTP fields for the page (environment values win and are shown read-only); the password
+    only as set / not set."""
+    s = get_settings()
+    values = {f: getattr(s, f) for f in ("smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_from")}
+    values.update({k: v for k, v in env_overrides.items() if k != "smtp_password"})
+    values["password_set"] = bool(s.smtp_password or env_overrides.get("smtp_password"))
+    return values
+
+
+def save_smtp(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> bool:
+    """Save the SMTP server settings (audited, the password masked and write-only: an empty field keeps
+    the stored one). Fields set in the environment are not editable. SettingsError: nothing saved."""
+    from .mail_transport import DEFAULT_PORTS, SECURITY, AddressError, parse_addresses
+
+    values: dict = {}
+
+    def typed(name: str) -> str:
+        return (form.get(name) or "").strip()
+
+    if "smtp_host" not in env_overrides:
+        host = typed("smtp_host")
+        if len(host) > 255 or any(c.isspace() for c in host) or "/" in host:
+            raise SettingsError("The SMTP server must be a host name or address, like smtp.example.com. Nothing was saved.")
+        values["smtp_host"] = host or None
+    if "smtp_security" not in env_overrides:
+        security = typed("smtp_security") or "starttls"
+        if security not in SECURITY:
+            raise SettingsError("Security must be STARTTLS, SSL or none. Nothing was saved.")
+        values["smtp_security"] = security
+    if "smtp_port" not in env_overrides:
+        raw = typed("smtp_port")
+        if raw:
+            if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 65535:
+                raise SettingsError("The SMTP port must be a number from 1 to 65535. Nothing was saved.")
+            values["smtp_port"] = int(raw)
+        else:
+            values["smtp_port"] = DEFAULT_PORTS[values.get("smtp_security") or "starttls"]
+    if "smtp_username" not in env_overrides:
+        user = typed("smtp_username")
+        if len(user) > 255:
+            raise SettingsError("The SMTP user may have at most 255 characters. Nothing was saved.")
+        values["smtp_username"] = user or None
+    if "smtp_from" not in env_overrides:
+        sender = typed("smtp_from")
+        try:
+            parsed = parse_addresses(sender, limit=1) if sender else []
+        except AddressError as exc:
+            raise SettingsError(f"From address: {exc} Nothing was saved.") from None
+        values["smtp_from"] = parsed[0] if parsed else None
+    if "smtp_password" not in env_overrides:
+        password = form.get("smtp_password") or ""
+        if len(password) > 500:
+            raise SettingsError("The SMTP password may have at most 500 characters. Nothing was saved.")
+        if password and not crypto.can_store():
+            raise SettingsError(f"{crypto.no_key_message()} Nothing was saved.")
+        if password:
+            values["smtp_password"] = password
+        elif form.get("clear_smtp_password") == "on":
+            values["smtp_password"] = None
+    return _apply("mail_sending", values)

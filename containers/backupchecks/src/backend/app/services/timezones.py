@@ -53,3 +53,18 @@ def check_day_in_range(day: date) -> date:
         raise ValueError(f"{day.isoformat()} is out of range; choose a date between "
                          f"{FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}.")
     return day
+
+
+def local_instant(day: date, at: time, zone: Optional[Zone] = None) -> datetime:
+    """The UTC moment a wall-clock time ``at`` on ``day`` happens in ``zone``. A time that does not
+    exist that day (the spring DST gap, e.g. 02:30 on the last Sunday of March in Europe/Amsterdam)
+    is the first valid instant after it (03:00 local); a time that happens twice (the autumn fold)
+    is its first occurrence."""
+    z = as_zone(zone)
+    wall = datetime.combine(day, at.replace(tzinfo=None, fold=0))
+    for minutes in range(0, 24 * 60):
+        candidate = wall + timedelta(minutes=minutes)
+        moment = candidate.replace(tzinfo=z, fold=0).astimezone(timezone.utc)
+        if moment.astimezone(z).replace(tzinfo=None) == candidate:
+            return moment
+    raise ValueError(f"{wall} never happens in {z.key}")  # pragma: no cover - no zone skips a day's every minute

@@ -1,7 +1,8 @@
 """Channels (Settings → Notifications): validation, saving with an audit entry, test messages.
 
 The target URL and the webhook secret are write-only: forms leave them empty to keep what is
-stored, and audit entries show them masked."""
+stored, and audit entries show them masked. An e-mail channel has recipients and a transport
+(graph or smtp, ``mail_transport``) instead of a URL."""
 from __future__ import annotations
 
 import re
@@ -13,7 +14,8 @@ from urllib.parse import urlsplit
 from ...extensions import db
 from ...models import Customer, NotificationChannel, NotificationOutbox, utcnow
 from .. import audit
-from .delivery import KINDS, Result, apprise_url_ok, deliver
+from ..mail_transport import TRANSPORTS, AddressError, parse_addresses, resolve
+from .delivery import KINDS, EmailTarget, Result, apprise_url_ok, deliver
 from .events import MAX_FAILURES
 
 TEST_TIMEOUT_SECONDS = 5.0
@@ -50,10 +52,32 @@ def check_url(kind: str, url: str) -> str:
     return url
 
 
-def send_test(kind: str, url: str, secret: Optional[str] = None, *, timeout: float = TEST_TIMEOUT_SECONDS,
-              message: str = "A test message from Backupchecks.") -> Result:
+def send_test(kind: str, url: Optional[str], secret: Optional[str] = None, *, timeout: float = TEST_TIMEOUT_SECONDS,
+              message: str = "A test message from Backupchecks.", email: Optional[EmailTarget] = None) -> Result:
     payload = {"event": "test", "message": message, "sent_at": utcnow().isoformat()}
-    return deliver(kind, url, payload, secret=secret, timeout=timeout)
+    return deliver(kind, url, payload, secret=secret, timeout=timeout, email=email)
+
+
+def send_channel_test(channel: NotificationChannel) -> Result:
+    """"Send test" on Settings → Notifications (an e-mail channel through its transport)."""
+    timeout = 20.0 if channel.kind == "email" else TEST_TIMEOUT_SECONDS
+    return send_test(channel.kind, channel.target_url, channel.secret, timeout=timeout,
+                     email=email_target(channel, {}))
+
+
+def email_target(channel: NotificationChannel, transports: dict) -> Optional[EmailTarget]:
+    """An e-mail channel's recipients and resolved transport (``transports`` caches them per kind
+    for one sender pass); None for any other kind."""
+    if channel.kind != "email":
+        return None
+    kind = channel.transport or "graph"
+    if kind not in transports:
+        transports[kind] = resolve(kind)
+    try:
+        recipients = tuple(parse_addresses(channel.recipients))
+    except AddressError:
+        recipients = ()
+    return EmailTarget(recipients, transports[kind])
 
 
 @dataclass
@@ -72,6 +96,8 @@ class ChannelForm:
     quiet_start: str = ""  # HH:MM in the UI timezone; both empty: no quiet hours
     quiet_end: str = ""
     quiet_mode: str = "hold"
+    recipients: str = ""  # email: addresses, comma separated
+    transport: str = "graph"  # email: graph | smtp
 
 
 def _hhmm(value: Optional[time]) -> Optional[str]:
@@ -80,7 +106,8 @@ def _hhmm(value: Optional[time]) -> Optional[str]:
 
 def _snapshot(ch: NotificationChannel) -> dict:
     return {"name": ch.name, "kind": ch.kind, "target_url": ch.target_url, "secret": ch.secret,
-            "enabled": ch.enabled, **{f: getattr(ch, f) for f in EVENT_FLAGS},
+            "recipients": ch.recipients, "transport": ch.transport, "enabled": ch.enabled,
+            **{f: getattr(ch, f) for f in EVENT_FLAGS},
             "all_customers": ch.all_customers, "customers": [c.name for c in ch.customers] if not ch.all_customers else [],
             "min_failures": ch.min_failures, "quiet_start": _hhmm(ch.quiet_start), "quiet_end": _hhmm(ch.quiet_end),
             "quiet_mode": ch.quiet_mode}
@@ -141,11 +168,24 @@ def save_channel(form: ChannelForm, channel: Optional[NotificationChannel] = Non
         raise ChannelError("The name is too long (at most 120 characters).")
     if form.kind not in KINDS:
         raise ChannelError("Choose the kind of channel.")
-    url = form.url.strip()
-    if channel is None and not url:
-        raise ChannelError("Enter the channel's URL.")
-    if url or (channel is not None and channel.kind != form.kind):
-        url = check_url(form.kind, url or channel.target_url)
+    url = (form.url or "").strip()
+    recipients = transport = None
+    if form.kind == "email":
+        try:
+            recipients = ", ".join(parse_addresses(form.recipients))
+        except AddressError as exc:
+            raise ChannelError(str(exc)) from None
+        if not recipients:
+            raise ChannelError("Enter at least one recipient address.")
+        transport = form.transport if form.transport in TRANSPORTS else None
+        if transport is None:
+            raise ChannelError("Choose how the mail is sent: the Microsoft 365 mailbox or the SMTP server.")
+        url = ""
+    else:
+        if not url and (channel is None or not channel.target_url):
+            raise ChannelError("Enter the channel's URL.")
+        if url or channel.kind != form.kind:
+            url = check_url(form.kind, url or channel.target_url)
     if len(form.secret or "") > 500:
         raise ChannelError("The signing secret is too long (at most 500 characters).")
     min_failures = parse_failures(form.min_failures) or 1
@@ -154,8 +194,12 @@ def save_channel(form: ChannelForm, channel: Optional[NotificationChannel] = Non
     before = _snapshot(channel) if channel is not None else None
     ch = channel or NotificationChannel()
     ch.name, ch.kind, ch.enabled = name, form.kind, form.enabled
-    if url:
-        ch.target_url = url
+    if form.kind == "email":
+        ch.target_url, ch.recipients, ch.transport = None, recipients, transport
+    else:
+        ch.recipients = ch.transport = None
+        if url:
+            ch.target_url = url
     if form.kind != "webhook" or form.clear_secret:
         ch.secret = None
     elif form.secret:

@@ -2,6 +2,9 @@
 
 ``deliver`` returns a ``Result``: sent, or not sent and whether trying again later may help
 (429, 5xx, a timeout or a connection error may; any other 4xx, a bad URL or a refusal may not).
+An e-mail channel gets its recipients and its resolved transport (``mail_transport.Transport``)
+from the caller (``EmailTarget``), and is sent by ``mail_transport.send`` (SMTP: 4xx replies and
+connection errors are tried again, 5xx replies are not).
 """
 from __future__ import annotations
 
@@ -13,19 +16,21 @@ from typing import Optional
 
 import requests
 
-KINDS = ("webhook", "slack", "teams", "discord", "apprise")
+from ..outcome import Result  # noqa: F401 (callers import it from here)
+
+KINDS = ("webhook", "slack", "teams", "discord", "apprise", "email")
 KIND_LABELS = {"webhook": "Webhook (JSON, signed)", "slack": "Slack", "teams": "Microsoft Teams (Workflows)",
-               "discord": "Discord", "apprise": "Apprise URL (any other service)"}
+               "discord": "Discord", "apprise": "Apprise URL (any other service)", "email": "E-mail"}
 TIMEOUT_SECONDS = 10.0
 SIGNATURE_HEADER = "X-Backupchecks-Signature"
 GONE = (401, 403, 404, 410)  # what a deleted or revoked webhook answers (Teams, Slack, Discord)
 
 
-@dataclass
-class Result:
-    sent: bool
-    retry: bool = False
-    error: str = ""
+@dataclass(frozen=True)
+class EmailTarget:
+    """An e-mail channel's recipients and the transport (graph or smtp) resolved by the caller."""
+    recipients: tuple
+    transport: object  # mail_transport.Transport
 
 
 def signature(body: bytes, secret: str) -> str:
@@ -108,10 +113,30 @@ def _short(exc: Exception) -> str:
     return str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__
 
 
-def deliver(kind: str, url: str, payload: dict, *, secret: Optional[str] = None,
-            timeout: float = TIMEOUT_SECONDS) -> Result:
+def email_parts(payload: dict) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of an e-mail notification."""
+    import html
+
+    title, body = title_and_text(payload)
+    paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in body.splitlines()[1:] if line.strip())
+    page = (f"<!DOCTYPE html><html><body style=\"font-family: Arial, sans-serif;\">"
+            f"<h2 style=\"font-size: 16px;\">{html.escape(title)}</h2>{paragraphs}"
+            f"<p style=\"color: #666; font-size: 12px;\">Sent by Backupchecks.</p></body></html>")
+    return title, body + "\n\n-- \nSent by Backupchecks.\n", page
+
+
+def deliver(kind: str, url: Optional[str], payload: dict, *, secret: Optional[str] = None,
+            timeout: float = TIMEOUT_SECONDS, email: Optional[EmailTarget] = None) -> Result:
     """Send one message; never raises."""
     try:
+        if kind == "email":
+            from ..mail_transport import OutgoingMail, send
+
+            if email is None:
+                return Result(False, False, "no mail transport given")
+            subject, text, page = email_parts(payload)
+            return send(email.transport, OutgoingMail(list(email.recipients), subject, text, page),
+                        timeout=timeout)
         if kind == "apprise":
             return _apprise(url, payload, timeout)
         raw, headers = request_for(kind, payload, secret)

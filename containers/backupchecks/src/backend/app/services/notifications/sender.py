@@ -25,6 +25,7 @@ from ...extensions import db
 from ...models import NotificationChannel, NotificationOutbox
 from ..background import register_loop
 from ..settings import ui_zone
+from .channels import email_target
 from .delivery import TIMEOUT_SECONDS, deliver
 from .quiet import is_quiet
 
@@ -64,6 +65,7 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
     db.session.commit()
     out = {"sent": 0, "retry": 0, "failed": 0, "given_up": 0, "held": 0, "dropped": 0}
     zone = None
+    transports: dict = {}  # an e-mail channel's transport, resolved once per pass
     for row_id in ids:
         row = db.session.get(NotificationOutbox, row_id)
         channel = db.session.get(NotificationChannel, row.channel_id) if row is not None else None
@@ -76,9 +78,11 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
                 outcome = _keep_quiet(row_id, token, until, drop=channel.quiet_mode == "drop")
                 out[outcome] += 1
                 continue
+        email = email_target(channel, transports)
         db.session.commit()  # no transaction stays open while we wait for the network
         kwargs = {} if timeout is None else {"timeout": timeout}
-        result = deliver(channel.kind, channel.target_url, row.payload or {}, secret=channel.secret, **kwargs)
+        result = deliver(channel.kind, channel.target_url, row.payload or {}, secret=channel.secret,
+                         email=email, **kwargs)
         attempts = row.attempts + 1
         values = {"attempts": attempts, "claimed_until": None, "claim_token": None}
         if result.sent:

@@ -17,7 +17,6 @@ from ..settings import ui_zone
 from .periods import period_days
 from .vocabulary import CONTENT_KEYS, PERIODS, SCHEDULES, WEEKDAYS, ReportError
 
-_EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -47,16 +46,12 @@ def _parse_date(value: Optional[str], label: str) -> Optional[date]:
 
 def parse_recipients(value: Optional[str]) -> list[str]:
     """'a@x.example; b@y.example' -> ['a@x.example', 'b@y.example']; ReportError names a bad one."""
-    out: list[str] = []
-    for part in re.split(r"[,;\s]+", value or ""):
-        part = part.strip()
-        if not part:
-            continue
-        if not _EMAIL_RE.match(part):
-            raise ReportError(f"'{part[:80]}' is not a mail address; separate addresses with commas.")
-        if part.lower() not in {a.lower() for a in out}:
-            out.append(part)
-    return out
+    from ..mail_transport import AddressError, parse_addresses
+
+    try:
+        return parse_addresses(value)
+    except AddressError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def definition_values(form: Mapping[str, str], getlist: Callable[[str], list[str]]) -> dict:
