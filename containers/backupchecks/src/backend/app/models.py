@@ -632,7 +632,7 @@ class NotificationOutbox(db.Model):
     event_key = db.Column(db.String(120), nullable=False)  # e.g. run:123:failed
     event = db.Column(db.String(20), nullable=False)  # failed | missed | warning | recovery | test
     payload = db.Column(db.JSON, nullable=False)
-    state = db.Column(db.String(20), nullable=False, default="pending")  # pending|sent|failed|given_up
+    state = db.Column(db.String(20), nullable=False, default="pending")  # pending|sent|failed|given_up|held
     attempts = db.Column(db.Integer, nullable=False, default=0)
     next_attempt_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
     claimed_until = db.Column(UTCDateTime(), nullable=True)

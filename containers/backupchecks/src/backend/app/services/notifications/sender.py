@@ -87,10 +87,11 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
 
 
 def retry(row_id: int, now: datetime) -> bool:
-    """A failed or given-up row goes back to pending, due now (Settings → Notifications → Retry)."""
+    """A failed, given-up or held row goes back to pending, due now (Settings → Notifications → Retry;
+    for a held row — snooze or maintenance, services/quiet.py — that means "send it anyway")."""
     res = db.session.execute(
         NotificationOutbox.__table__.update()
-        .where(NotificationOutbox.id == row_id, NotificationOutbox.state.in_(("failed", "given_up")))
+        .where(NotificationOutbox.id == row_id, NotificationOutbox.state.in_(("failed", "given_up", "held")))
         .values(state="pending", next_attempt_at=now, claimed_until=None, claim_token=None, attempts=0))
     return res.rowcount == 1
 
