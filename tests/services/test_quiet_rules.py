@@ -160,3 +160,9 @@ def test_hold_reasons_prefer_the_snooze_and_fall_back_to_the_window():
     runs = [(10, 1, 9, NOW), (11, 2, 3, NOW + timedelta(minutes=5)), (12, 2, 3, NOW + timedelta(hours=2))]
     assert hold_reasons(runs, [s], [w], AMS) == {10: "snoozed until 2026-12-05 08:00: migrating NAS",
                                                  11: "maintenance window: firmware"}
+
+
+def test_a_filled_in_date_wins_over_the_quick_choice():
+    assert snooze_until("1d", "2026-12-10T08:00", NOW, AMS) == datetime(2026, 12, 10, 7, 0, tzinfo=UTC)
+    with pytest.raises(QuietError, match="Choose 1 day"):
+        snooze_until("2y", "", NOW, AMS)

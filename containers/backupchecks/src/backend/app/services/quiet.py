@@ -73,13 +73,13 @@ def parse_clock(value: Optional[str], what: str) -> time:
 
 
 def snooze_until(choice: Optional[str], custom: Optional[str], now: datetime, zone: ZoneInfo) -> datetime:
-    """The end of a snooze (UTC) from the form: a quick choice (1d, 3d, 1w from ``now``) or a date
-    and time in ``zone``. QuietError for an unknown choice, a moment that is not in the future, or
-    one more than a year ahead."""
+    """The end of a snooze (UTC) from the form: a date and time in ``zone`` when one is given (or
+    ``choice`` is "custom"), else a quick choice (1d, 3d, 1w from ``now``). QuietError for an
+    unknown choice, a moment that is not in the future, or one more than a year ahead."""
     choice = (choice or "").strip()
-    if choice in QUICK_CHOICES:
+    if choice in QUICK_CHOICES and not (custom or "").strip():
         return now + QUICK_CHOICES[choice][1]
-    if choice not in ("", "custom"):
+    if choice not in ("", "custom", *QUICK_CHOICES):
         raise QuietError("Choose 1 day, 3 days, 1 week or a date and time.")
     until = parse_local(custom, zone)
     return check_snooze_until(until, now, zone)
