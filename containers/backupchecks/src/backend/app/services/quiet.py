@@ -463,22 +463,30 @@ def hold_reasons(runs: Sequence[tuple[int, int, Optional[int], Optional[datetime
 def hold_for_runs(run_ids: Sequence[int], now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     """Hold the queued (pending) alerts of these runs when their job or customer is snoozed at
     ``now`` or the run started inside a maintenance window: state 'held', the reason in
-    ``last_error``. Reads the runs, the snoozes in force and the windows (three small queries, none
-    when no snooze or window exists), then ONE UPDATE. Returns the rows held."""
+    ``last_error``. One read of the runs (with whether a snooze in force or a window concerns them
+    at all); only when one does, the snoozes and the windows; then ONE UPDATE. Returns the rows held.
+    """
     from .timezones import as_zone
 
     run_ids = list(run_ids)
     if not run_ids:
         return 0
-    runs = db.session.execute(select(JobRun.id, JobRun.job_id, Job.customer_id, JobRun.started_at)
-                              .join(Job, Job.id == JobRun.job_id).where(JobRun.id.in_(run_ids))).all()
+    # the runs, and whether a snooze in force or a window concerns their job at all (the usual
+    # answer is no: then this is the only read)
+    concerned = or_(
+        select(Snooze.id).where(Snooze.lifted_at.is_(None), Snooze.until > now,
+                                or_(Snooze.job_id == Job.id, Snooze.customer_id == Job.customer_id)).exists(),
+        select(MaintenanceWindow.id).where(or_(MaintenanceWindow.job_id == Job.id,
+                                               MaintenanceWindow.customer_id == Job.customer_id)).exists())
+    runs = [r[:4] for r in db.session.execute(
+        select(JobRun.id, JobRun.job_id, Job.customer_id, JobRun.started_at, concerned)
+        .join(Job, Job.id == JobRun.job_id).where(JobRun.id.in_(run_ids))) if r[4]]
+    if not runs:
+        return 0
     job_ids = [r[1] for r in runs]
     customer_ids = [r[2] for r in runs]
-    snoozes = active_snoozes(job_ids, customer_ids, now)
-    windows = windows_for(job_ids, customer_ids)
-    if not snoozes and not windows:
-        return 0
-    reasons = hold_reasons(runs, snoozes, windows, as_zone(zone))
+    reasons = hold_reasons(runs, active_snoozes(job_ids, customer_ids, now), windows_for(job_ids, customer_ids),
+                           as_zone(zone))
     if not reasons:
         return 0
     held = json.dumps([{"id": k, "reason": v} for k, v in reasons.items()])
