@@ -17,7 +17,7 @@ from backend.app.services.missed_runs import detect_missed_runs
 from backend.app.services.schedules import local_to_utc, recompute_job_schedule
 
 from .clock import TEST_NOW
-from .conftest import PERSONAS, post_form
+from .conftest import post_form
 from .fakes.receiver import Receiver
 from .helpers import make_customer, make_job, make_run, make_user
 

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select, text
 
 from ..extensions import db
-from ..models import Customer, Job, JobRun, MaintenanceWindow, Snooze, utcnow
+from ..models import Customer, Job, JobRun, MaintenanceWindow, Snooze
 from . import audit
 
 REASON_MAX = 200
