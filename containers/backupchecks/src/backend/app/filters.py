@@ -88,6 +88,7 @@ _BADGES = {
     "Failed": ("failed", "text-bg-danger"),
     "Missed": ("missed", "badge-missed"),
     "Expected": ("expected", "text-bg-secondary"),
+    "Maintenance": ("maintenance", "text-bg-light border"),
     "Success (override)": ("override", "badge-override"),
     "Reviewed": ("reviewed", "badge-reviewed"),
 }

@@ -675,7 +675,7 @@ class NotificationOutbox(db.Model):
     event_key = db.Column(db.String(120), nullable=False)  # e.g. run:123:failed
     event = db.Column(db.String(20), nullable=False)  # failed | missed | warning | recovery | test
     payload = db.Column(db.JSON, nullable=False)
-    state = db.Column(db.String(20), nullable=False, default="pending")  # pending|sent|failed|given_up|dropped
+    state = db.Column(db.String(20), nullable=False, default="pending")  # pending|sent|failed|given_up|dropped|held
     attempts = db.Column(db.Integer, nullable=False, default=0)
     next_attempt_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
     claimed_until = db.Column(UTCDateTime(), nullable=True)
@@ -717,4 +717,65 @@ class DigestDelivery(db.Model):
     __table_args__ = (
         UniqueConstraint("day", "recipient", name="uq_digest_deliveries_day_recipient"),
         Index("ix_digest_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+    )
+
+
+# --- Snoozes and maintenance windows ------------------------------------------------------------
+
+class Snooze(TimestampMixin, db.Model):
+    """Quiet for a job or a whole customer until ``until`` (UTC), with a reason: its runs' alerts are
+    held (services/quiet.py). It stops applying when ``until`` passes or when it is lifted."""
+
+    __tablename__ = "snoozes"
+
+    id = db.Column(db.Integer, primary_key=True)
+    job_id = db.Column(db.Integer, db.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True)
+    customer_id = db.Column(db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), nullable=True)
+    until = db.Column(UTCDateTime(), nullable=False)
+    reason = db.Column(db.String(200), nullable=False)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    lifted_at = db.Column(UTCDateTime(), nullable=True)
+    lifted_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+    job = db.relationship("Job")
+    customer = db.relationship("Customer")
+    created_by = db.relationship("User", foreign_keys=[created_by_id])
+
+    __table_args__ = (
+        db.CheckConstraint("(job_id IS NULL) <> (customer_id IS NULL)", name="one_target"),
+        # "the snoozes in force": not lifted, until in the future, per job / per customer
+        Index("ix_snoozes_job_active", "job_id", "until", postgresql_where=text("lifted_at IS NULL")),
+        Index("ix_snoozes_customer_active", "customer_id", "until", postgresql_where=text("lifted_at IS NULL")),
+    )
+
+
+class MaintenanceWindow(TimestampMixin, db.Model):
+    """A time in which a job or all jobs of a customer are not expected to report: no Missed run for a
+    slot inside it, Daily Jobs shows "Maintenance", alerts of runs that start inside it are held.
+    One-off (``starts_at``..``ends_at``, UTC) or weekly (``weekdays`` 0=Mon..6=Sun at ``local_start``
+    in ``zone`` for ``duration_minutes``, or until the wall-clock ``local_end``)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id = db.Column(db.Integer, primary_key=True)
+    job_id = db.Column(db.Integer, db.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True)
+    customer_id = db.Column(db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), nullable=True)
+    kind = db.Column(db.String(10), nullable=False)  # once | weekly
+    starts_at = db.Column(UTCDateTime(), nullable=True)  # once
+    ends_at = db.Column(UTCDateTime(), nullable=True)  # once
+    weekdays = db.Column(db.String(20), nullable=True)  # weekly: "0,5,6"
+    local_start = db.Column(db.Time(), nullable=True)  # weekly, wall clock in ``zone``
+    local_end = db.Column(db.Time(), nullable=True)  # weekly: wall-clock end (the next day when <= start)
+    duration_minutes = db.Column(db.Integer, nullable=True)  # weekly: or a length
+    zone = db.Column(db.String(64), nullable=False)
+    reason = db.Column(db.String(200), nullable=False)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+    job = db.relationship("Job")
+    customer = db.relationship("Customer")
+
+    __table_args__ = (
+        db.CheckConstraint("(job_id IS NULL) <> (customer_id IS NULL)", name="one_target"),
+        Index("ix_maintenance_windows_job", "job_id"),
+        Index("ix_maintenance_windows_customer", "customer_id"),
     )

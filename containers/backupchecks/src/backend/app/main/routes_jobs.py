@@ -12,9 +12,9 @@ from typing import Callable
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..models import Job
+from ..models import Job, utcnow
 from ..route_helpers import commit_or_flash, dated_download, flash_changed, import_upload, or_404, page_arg, sorted_list_args
-from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required
+from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, REVIEWERS, has_role, roles_required
 from ..services.jobs import (
     SORTS,
     STATUS_FILTERS,
@@ -37,7 +37,9 @@ from ..services.jobs import (
     set_schedule,
     unarchive_job,
 )
+from ..services.quiet import job_quiet
 from ..services.status import display_status
+from ..services.timezones import as_zone
 from ..web import parse_id
 from .blueprint import main_bp
 
@@ -122,7 +124,9 @@ def job_detail(job_id: int):
                            schedule_text=schedule_text, can_edit=has_role(*OPERATIONS_EDITORS),
                            is_admin=has_role("admin"), page=history.page, per_page=history.per_page,
                            total=history.total, mail_url=_mail_url, run_status=display_status,
-                           weekday_names=WEEKDAY_NAMES, shown_run=shown_run)
+                           weekday_names=WEEKDAY_NAMES, shown_run=shown_run, quiet=job_quiet(job, utcnow()),
+                           quiet_next=url_for("main.job_detail", job_id=job.id), can_snooze=has_role(*REVIEWERS),
+                           ui_zone_name=as_zone().key)
 
 
 def _mail_url(message_id: int) -> str:

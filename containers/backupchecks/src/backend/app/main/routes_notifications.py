@@ -134,7 +134,7 @@ def notifications_retry(row_id: int):
     or_404(db.session.get(NotificationOutbox, row_id))
     ok = svc.retry_row(row_id)
     db.session.commit()
-    flash("Queued again; it is sent within a minute." if ok else "Only failed or given-up messages can be retried.",
+    flash("Queued again; it is sent within a minute." if ok else "Only failed, given-up or held messages can be retried.",
           "success" if ok else "warning")
     return redirect(url_for("main.notifications"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..models import Job
+from ..models import Job, utcnow
 from ..route_helpers import commit_or_flash, or_404, posted_row
 from ..security import REVIEWERS, roles_required
 from ..services import review
@@ -18,7 +18,10 @@ from ..services.run_checks import (
     last_import,
     queue,
     queue_page,
+    snoozed_jobs,
 )
+from ..services.quiet import job_quiet
+from ..services.timezones import as_zone
 from ..services.status import display_status
 from ..services.tickets import TicketingError, create_remark, create_ticket
 from ..web import form_ids, parse_id
@@ -80,7 +83,11 @@ def run_checks():
     prev_id = order[pos - 1] if pos > 0 else None
     next_id = order[pos + 1] if 0 <= pos < len(order) - 1 else None
     queue_url = _queue_url()
-    return render_template("main/run_checks.html", groups=page.groups, queue_page=page, panel=panel, selected=job_id,
+    now = utcnow()
+    return render_template("main/run_checks.html", quiet=job_quiet(panel.job, now) if panel else None,
+                           snoozed=snoozed_jobs(page.groups, now), quiet_next=_queue_url(job_id),
+                           can_snooze=True, is_admin=current_user.current_role == "admin",
+                           ui_zone_name=as_zone().key, groups=page.groups, queue_page=page, panel=panel, selected=job_id,
                            prev_id=prev_id, next_id=next_id, include_reviewed=include_reviewed, job_chosen=job_chosen,
                            reviewed_days=REVIEWED_DAYS, queue_url=queue_url, queue_args=_queue_args(),
                            base_args={"include_reviewed": "1"} if include_reviewed else {},

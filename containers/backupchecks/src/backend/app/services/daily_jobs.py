@@ -15,14 +15,17 @@ with the day's status. The rules (documented on the Daily Jobs help page):
   schedule existed or before the job was added is not expected at all. A real run of the slot that
   started just across midnight (within the slot's window, ``schedules.slot_window``) counts for the
   slot: its status is shown with a note.
+* A slot inside a maintenance window of the job or its customer (``services.quiet``) that has no
+  run shows **Maintenance** instead of Missed or Expected (the loop makes no Missed run for it).
+  A job snoozed now carries a "Snoozed until …" marker (``view.snoozes``, read per page, not cached).
 * ``day_counts`` gives the counts per shown status (the dashboard's cards), from the same rows.
 
 ``row_status`` decides one row from the job's schedule, the day's slot and runs and the moment,
 without the database; ``build_day`` and ``day_counts`` query, then call it for every job.
 
 Queries per page, whatever the number of jobs or runs: the day's fingerprint, then (only when the
-rows are not cached) the candidate jobs and the runs around the day; the customers for the filter,
-the tickets and the remarks of the shown runs.
+rows are not cached) the candidate jobs, the runs around the day and the maintenance windows; the
+customers for the filter, the tickets and the remarks of the shown runs, the snoozes in force.
 
 The rows of a day are cached per process (``_DayCache``): a row depends only on the jobs, the
 customers, the runs around the day, the settings (zone, rule) and the moment. The cache entry is
@@ -60,6 +63,7 @@ from .schedules import (
 from .status import (
     EXPECTED,
     FAILED,
+    MAINTENANCE,
     MISSED,
     OVERRIDE_SUCCESS,
     STATUS_ORDER,
@@ -69,6 +73,7 @@ from .status import (
     day_run,
     display_status,
 )
+from .quiet import active_snoozes, snooze_of, window_for, windows_for
 from .tickets import remarks_for_runs, tickets_for_runs
 from .timezones import day_bounds_utc, local_day
 
@@ -81,10 +86,11 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "success": (SUCCESS, OVERRIDE_SUCCESS),
     "override": (OVERRIDE_SUCCESS,),
     "expected": (EXPECTED,),
+    "maintenance": (MAINTENANCE,),
 }
 STATUS_FILTER_LABELS = {"failed": "Failed", "missed": "Missed", "warning": "Warning",
                         "success": "Success (incl. override)", "override": "Success (override) only",
-                        "expected": "Expected"}
+                        "expected": "Expected", "maintenance": "Maintenance"}
 MESSAGE_PREVIEW = 300
 
 
@@ -151,6 +157,7 @@ class DailyJobsView:
     status_filter: Optional[str]
     tickets: dict = field(default_factory=dict)
     remarks: dict = field(default_factory=dict)
+    snoozes: dict = field(default_factory=dict)  # job id -> quiet.ActiveSnooze (its own or its customer's)
 
     @property
     def prev_day(self) -> date:
@@ -209,19 +216,25 @@ class RowStatus:
 def row_status(schedule: Optional[dict], slot: Optional[datetime], runs: Sequence, now: datetime, *,
                zone: ZoneInfo, rule: str = "worst", created_at: Optional[datetime] = None,
                next_expected_slot: Optional[datetime] = None, nearby: Sequence = (),
-               window: Optional[tuple[datetime, datetime]] = None) -> Optional[RowStatus]:
+               window: Optional[tuple[datetime, datetime]] = None,
+               maintenance: Optional[str] = None) -> Optional[RowStatus]:
     """The Daily Jobs status of one job on one day (the rules in the module docstring); no database.
 
     ``schedule`` is the job's effective schedule, ``slot`` its slot on the day (``slot_on``; None
     when it has none), ``runs`` the job's runs that started on the day (oldest first), ``nearby``
     its real runs just outside the day (a slot's window may reach across midnight), ``created_at``
     and ``next_expected_slot`` the job's columns, ``window`` the slot's window when known
-    (``schedules.slot_window``). None: the job is not listed on that day.
+    (``schedules.slot_window``), ``maintenance`` the reason of the maintenance window the slot lies
+    in (None: none). None: the job is not listed on that day.
     """
     verdict = slot_verdict(schedule, slot, created_at=created_at, next_expected_slot=next_expected_slot,
                            now=now, zone=zone, real_runs=() if runs else nearby, window=window)
     if verdict is None and not runs:
         return None
+    if not runs and maintenance is not None and verdict.state != RAN_SLOT:
+        # no Missed run is made for a slot in maintenance: say why nothing is expected
+        return RowStatus(MAINTENANCE, expected=True, slot=verdict.slot, deadline=verdict.deadline,
+                         note=f"maintenance window at {_hhmm(verdict.slot, zone)}: {maintenance}")
     if not runs and verdict.state not in (EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT):
         return None  # settled without a Missed run: the schedule was not in force at that slot
     slot_fields = dict(expected=verdict is not None, slot=verdict.slot if verdict else None,
@@ -293,11 +306,13 @@ def _runs_around(day_start: datetime, day_end: datetime, customer_id: Optional[i
 
 
 def _compute_day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str,
-                      customer_id: Optional[int]) -> list[DayRow]:
-    """The rows of a day with their shown status, before the status filter and paging (two queries)."""
+                      customer_id: Optional[int], has_windows: bool = True) -> list[DayRow]:
+    """The rows of a day with their shown status, before the status filter and paging (two queries,
+    three when a maintenance window exists: ``has_windows``, known from the fingerprint)."""
     day_start, day_end = day_bounds_utc(day, zone)
     candidates = _candidates(customer_id)
     on_day, nearby = _runs_around(day_start, day_end, customer_id)
+    windows = windows_for(all_=True) if has_windows else []  # few rows: every window, one query
     rows: list[DayRow] = []
     # What a schedule means for the day (its slot, the slot's window, its description), worked out
     # once per distinct schedule: a provider's thousands of jobs share a few hundred schedules.
@@ -312,8 +327,10 @@ def _compute_day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str,
             known = facts[key] = (slot, window, describe_schedule(schedule))
         slot, window, schedule_text = known
         runs = on_day.get(job.id, [])
+        in_window = window_for(windows, job.id, job.customer_id, slot) if windows and slot is not None else None
         shown = row_status(schedule, slot, runs, now, zone=zone, rule=rule, created_at=job.created_at,
-                           next_expected_slot=job.next_expected_slot, nearby=nearby.get(job.id, ()), window=window)
+                           next_expected_slot=job.next_expected_slot, nearby=nearby.get(job.id, ()), window=window,
+                           maintenance=in_window.reason if in_window is not None else None)
         if shown is None:
             continue
         rows.append(DayRow(job=job, customer_id=job.customer_id, customer_name=customer_name,
@@ -336,8 +353,9 @@ def _valid_until(rows: list[DayRow], now: datetime) -> Optional[datetime]:
 # (a row's xmin and ctid: any insert, update or delete changes the sum, within a transaction too).
 _VERSIONS = "count(*), coalesce(sum(hashtextextended(xmin::text || ctid::text, 0)), 0)"
 _FINGERPRINT = text(
-    f"SELECT j.*, c.*, r.* FROM (SELECT {_VERSIONS} FROM jobs) j, (SELECT {_VERSIONS} FROM customers) c,"
-    f" (SELECT {_VERSIONS} FROM job_runs WHERE started_at >= :lo AND started_at < :hi) r")
+    f"SELECT j.*, c.*, r.*, m.* FROM (SELECT {_VERSIONS} FROM jobs) j, (SELECT {_VERSIONS} FROM customers) c,"
+    f" (SELECT {_VERSIONS} FROM job_runs WHERE started_at >= :lo AND started_at < :hi) r,"
+    f" (SELECT {_VERSIONS} FROM maintenance_windows) m")
 
 
 def _fingerprint(day_start: datetime, day_end: datetime) -> tuple:
@@ -391,7 +409,7 @@ def _day_rows(day: date, zone: ZoneInfo, now: datetime, rule: str, customer_id: 
     key = (str(db.engine.url), day, zone.key, rule, customer_id)
     rows = day_cache.get(key, fingerprint, now)
     if rows is None:
-        rows = _compute_day_rows(day, zone, now, rule, customer_id)
+        rows = _compute_day_rows(day, zone, now, rule, customer_id, has_windows=fingerprint[6] > 0)
         day_cache.put(key, _CachedDay(fingerprint, now, _valid_until(rows, now), rows))
     return rows
 
@@ -442,8 +460,12 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
         run_ids += [row.status_run.id for row in page_rows if row.status_run is not None and not row.runs]
         tickets = tickets_for_runs(run_ids)
         remarks = remarks_for_runs(run_ids)
+    # 6. The snoozes in force for the shown jobs (read every time: a snooze ends with the clock).
+    in_force = active_snoozes([r.job.id for r in page_rows], [r.customer_id for r in page_rows], now)
+    snoozes = {r.job.id: s for r in page_rows if (s := snooze_of(in_force, r.job.id, r.customer_id)) is not None}
 
     return DailyJobsView(day=day, today=local_day(now, zone), rule=rule, zone=zone, groups=groups,
                          counts=counts, total=total, page=page, per_page=per_page, customers=customers,
-                         customer_id=customer_id, status_filter=status_filter, tickets=tickets, remarks=remarks)
+                         customer_id=customer_id, status_filter=status_filter, tickets=tickets, remarks=remarks,
+                         snoozes=snoozes)
 

@@ -31,19 +31,20 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, exists, insert, literal, select, update
+from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
-from ..models import Customer, Job, JobRun, RemarkJobRun, TicketJobRun, utcnow
+from ..models import Customer, Job, JobRun, MaintenanceWindow, RemarkJobRun, TicketJobRun, utcnow
 from .notifications import enqueue_run_events
 from .background import register_loop
 from .overrides import apply_overrides_to_runs
+from .quiet import window_for, windows_for
 from .schedules import (
     EARLY_LIMIT,
     LATE_LIMIT,
@@ -135,7 +136,9 @@ def slot_verdict(schedule: Optional[dict], slot: Optional[datetime], *, created_
 
 def _due_jobs_query(now: datetime):
     # "archived = false" (not "IS false") so PostgreSQL can use the partial index ix_jobs_next_expected_due.
-    return (select(Job).join(Customer, Customer.id == Job.customer_id)
+    has_window = exists().where(or_(MaintenanceWindow.job_id == Job.id,
+                                    MaintenanceWindow.customer_id == Job.customer_id)).label("has_window")
+    return (select(Job, has_window).join(Customer, Customer.id == Job.customer_id)
             .where(Job.next_expected_at.is_not(None), Job.next_expected_at <= now,
                    Job.archived == False, Customer.active.is_(True))  # noqa: E712
             .order_by(Job.id))
@@ -179,16 +182,19 @@ def plan_job(job_id: int, schedule: Optional[dict], next_expected_slot: Optional
 
 
 def slots_to_create(plan: JobPlan, real_runs: Iterable[Any], existing_slots: Iterable[datetime], now: datetime,
-                    zone: ZoneInfo) -> list[datetime]:
+                    zone: ZoneInfo, in_maintenance: Optional[Callable[[datetime], bool]] = None) -> list[datetime]:
     """The due slots of a plan that get a Missed run (no database): ``slot_verdict`` calls them
-    missed (no real run of ``real_runs`` belongs to them) and no stored Missed run lies in their
-    window yet (``existing_slots``; also when a relearned time moved the slot a little)."""
+    missed (no real run of ``real_runs`` belongs to them), no stored Missed run lies in their
+    window yet (``existing_slots``; also when a relearned time moved the slot a little) and the slot
+    does not lie inside a maintenance window of the job (``in_maintenance``, see services/quiet.py)."""
     if not plan.due:
         return []
     existing = list(existing_slots)
     out = []
     for due in plan.due:
         if any(due.lo <= s < due.hi for s in existing):
+            continue
+        if in_maintenance is not None and in_maintenance(due.slot):
             continue
         verdict = slot_verdict(plan.schedule, due.slot, created_at=None, next_expected_slot=plan.due[0].slot,
                                now=now, zone=zone, real_runs=real_runs)
@@ -255,16 +261,22 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     The decisions are the pure ``plan_job`` and ``slots_to_create``; this step reads and writes.
     """
     zone = as_zone(zone)
-    due_jobs = db.session.execute(_due_jobs_query(now)).scalars().all()
-    if not due_jobs:
+    due = db.session.execute(_due_jobs_query(now)).all()
+    if not due:
         return 0
+    due_jobs = [job for job, _ in due]
     plans = [plan_job(job.id, effective_schedule(job), job.next_expected_slot, now, zone) for job in due_jobs]
     real, existing = _runs_near(plans)
+    # the maintenance windows of the due jobs that have one (theirs or their customer's): one query
+    quiet = [job for (job, has_window), plan in zip(due, plans) if has_window and plan.due]
+    windows = windows_for([j.id for j in quiet], [j.customer_id for j in quiet]) if quiet else []
     created: list[JobRun] = []
     for job, plan in zip(due_jobs, plans):
         if not _claim(job, plan):  # only the runner whose UPDATE changes the row goes on
             continue
-        for slot in slots_to_create(plan, real.get(job.id, ()), existing.get(job.id, ()), now, zone):
+        in_maintenance = (lambda slot, j=job: window_for(windows, j.id, j.customer_id, slot) is not None) \
+            if windows else None
+        for slot in slots_to_create(plan, real.get(job.id, ()), existing.get(job.id, ()), now, zone, in_maintenance):
             run = _insert_missed_run(job.id, slot, zone)
             if run is not None:
                 created.append(run)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import Customer, ImportCycle, Job, JobRun, utcnow
+from .quiet import active_snoozes, snooze_of
 from .status import SUCCESSFUL_RANK, severity, status_from_rank, status_rank_sql
 from .tickets import open_remarks_for_job, open_tickets_for_job, remarks_for_runs, tickets_for_runs
 
@@ -155,6 +156,14 @@ def queue_page(groups: list[QueueGroup], page: int = 1, job_id: Optional[int] = 
     end = starts[page] if page < len(starts) else len(groups)
     shown = groups[start:end]
     return QueuePage(shown, page, len(starts), start + 1 if shown else 0, end, len(groups))
+
+
+def snoozed_jobs(groups: list[QueueGroup], now: datetime) -> dict:
+    """The snooze in force (its own or its customer's) of each listed job of ``groups``: job id ->
+    ``quiet.ActiveSnooze``. One query."""
+    rows = [r for g in groups for r in g.rows]
+    in_force = active_snoozes([r.job_id for r in rows], [g.customer_id for g in groups], now)
+    return {r.job_id: s for r in rows if (s := snooze_of(in_force, r.job_id, r.customer_id)) is not None}
 
 
 def flat_order(groups: list[QueueGroup]) -> list[int]:

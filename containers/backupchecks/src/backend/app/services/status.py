@@ -23,6 +23,7 @@ MISSED = "Missed"
 EXPECTED = "Expected"  # Daily Jobs: expected today, no run yet (never stored on a run)
 UNKNOWN = "Unknown"  # an object whose report gave no status
 OVERRIDE_SUCCESS = "Success (override)"
+MAINTENANCE = "Maintenance"  # Daily Jobs: the slot lies in a maintenance window (never stored on a run)
 
 # Worst first: sort keys, "worst first" lists and the queue order use this.
 STATUS_ORDER: tuple[str, ...] = (FAILED, MISSED, WARNING, OVERRIDE_SUCCESS, SUCCESS, EXPECTED)

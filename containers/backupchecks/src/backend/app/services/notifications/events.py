@@ -102,4 +102,8 @@ def enqueue_run_events(runs: Iterable) -> int:
     if not items:
         return 0
     db.session.flush()  # the statement reads the runs' stored effective status
-    return db.session.execute(_RUN_EVENTS, {"runs": json.dumps(items), "now": utcnow()}).rowcount or 0
+    queued = db.session.execute(_RUN_EVENTS, {"runs": json.dumps(items), "now": utcnow()}).rowcount or 0
+    if queued:  # snoozed jobs/customers and runs inside a maintenance window: written, but held
+        from ..quiet import hold_for_runs
+        hold_for_runs([i["id"] for i in items], utcnow())
+    return queued

@@ -123,10 +123,11 @@ def _keep_quiet(row_id: int, token: str, until: datetime, *, drop: bool) -> str:
 
 
 def retry(row_id: int, now: datetime) -> bool:
-    """A failed or given-up row goes back to pending, due now (Settings → Notifications → Retry)."""
+    """A failed, given-up or held row goes back to pending, due now (Settings → Notifications → Retry;
+    for a held row — snooze or maintenance, services/quiet.py — that means "send it anyway")."""
     res = db.session.execute(
         NotificationOutbox.__table__.update()
-        .where(NotificationOutbox.id == row_id, NotificationOutbox.state.in_(("failed", "given_up")))
+        .where(NotificationOutbox.id == row_id, NotificationOutbox.state.in_(("failed", "given_up", "held")))
         .values(state="pending", next_attempt_at=now, claimed_until=None, claim_token=None, attempts=0))
     return res.rowcount == 1
 
