@@ -52,13 +52,20 @@ _HEADER_RE = re.compile(
     r"^\s*(?P<kind>[A-Za-z][\w &/+\-]{0,60}?\s*" + _KIND_WORDS + r")\s*:\s*(?P<name>\S.*?)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
-# Trailing run kind in the header: "(Incremental)", "(Full)", "(Retry 1)", ...
+# Trailing run kind in the header: "(Incremental)", "(Full)", "(Retry 1)", ...; vee-mail 0.6.4 writes
+# "(Incremental)" / "(Full)" or, when the agent's session does not say (v13 agents), an empty "()".
 _RUN_KIND_RE = re.compile(
-    r"\s*\((?:incremental|full|active full|synthetic full|reverse(?:d)? incremental|increment|"
+    r"\s*\((?:|\s+|incremental|full|active full|synthetic full|reverse(?:d)? incremental|increment|"
     r"retry\s*\d*|health check|compact|transform|inkrementell|vollständig|volledig|incrementeel|"
     r"periodic|immediate|retention|sync|transaction log|log)\)\s*$",
     re.IGNORECASE,
 )
+# vee-mail (github.com/grufocom/vee-mail) 0.6.x subject, RFC 2047-encoded with a trailing newline:
+# "[Failed] WEB02 - Tuesday, 04 March 2025 01:30:02 (nightly-files - Incremental)", "(<job>)" without
+# a backup type. The session start is in the server's locale, so only its clock time is relied on.
+_VEEMAIL_SUBJECT_RE = re.compile(
+    r"^\[(?:success|warning|failed)\]\s+\S+\s+-\s+.*?\d{1,2}:\d{2}:\d{2}\s+"
+    r"\((?P<job>.+?)(?:\s+-\s+(?:full|incremental))?\)\s*$", re.IGNORECASE)
 _SIGNATURE_WORDS = ("start time", "end time", "duration")
 # The session grid's counters: "Success 3", "Warning 0", "Error 1" (cells on lines, maybe with a
 # blank line between them as Outlook renders Word paragraphs, or tab-separated).
@@ -251,7 +258,14 @@ class VeeamSessionReportParser(Parser):
 
 
 def _job_name(info: dict, subj: Optional[re.Match], software: str) -> str:
-    """The header's job name without its run kind; else the subject's, without counts and retry."""
+    """The header's job name without its run kind; else the subject's, without counts and retry.
+
+    vee-mail's subject names the agent's job as its database has it; its header is a template that
+    installations upgraded from vee-mail 0.5 still fill with "Backup Job <HOST>", so for the Linux
+    agent a vee-mail subject wins over the header."""
+    vm = _VEEMAIL_SUBJECT_RE.match(subj.group(0)) if subj and software == VAL else None
+    if vm:
+        return clean_text(vm.group("job"))
     job_name = _strip_run_kind(info.get("name") or "")
     if not job_name and subj:
         rest = _SUBJECT_COUNT_RE.split(subj.group("rest"))[0]
