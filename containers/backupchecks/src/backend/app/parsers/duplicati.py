@@ -44,7 +44,9 @@ import re
 from datetime import datetime, timezone
 from typing import Optional
 
-from .base import FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, clean_text, status_from_word
+from .base import (
+    FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, clean_text, status_from_word, worst_status,
+)
 from .dates import mail_tz, strptime_any
 
 SOFTWARE = "Duplicati"
@@ -79,6 +81,8 @@ _DT_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%d/%m/%Y %H:%M:%S", "%d-%m-%Y %H:%M:%S",
 def _parse_time(value: str, msg: Message) -> Optional[datetime]:
     if not value:
         return None
+    if re.search(r"\(-\d+\)|\b0001\b", value):
+        return None  # an unset time ("1/1/0001 12:00:00 AM (-62135596800)")
     m = _EPOCH_RE.search(value)
     if m:
         return datetime.fromtimestamp(int(m.group(1)), tz=timezone.utc)
@@ -173,15 +177,23 @@ def _run_message(status: Optional[str], thrown: str, lists: dict, log_lines: lis
     return _joined(warnings)
 
 
+# Where a JSON report starts below a banner line or a forwarder's note (mail gateways add one): the first
+# line that is just "{" (pretty-printed) or that opens the report's "Data" key (Duplicati's compact JSON).
+_JSON_START_RE = re.compile(r'^[ \t]*\{[ \t]*$|^[ \t]*\{\s*"(?:Data|Extra)"\s*:', re.MULTILINE)
+
+
+def _json_start(text: str) -> Optional[int]:
+    m = _JSON_START_RE.search(text, 0, 2400)
+    return m.start() if m else None
+
+
 def _json_payload(text: str) -> Optional[dict]:
     s = text.strip()
     if not s.startswith("{"):
-        # A banner line or a forwarder's note above the JSON (mail gateways add one): the
-        # JSON report starts at the first line that is just "{".
-        m = re.search(r"^[ \t]*\{[ \t]*$", s, re.MULTILINE)
-        if not m or m.start() > 2000:
+        start_at = _json_start(s)
+        if start_at is None:
             return None
-        s = s[m.start():].strip()
+        s = s[start_at:].strip()
     start = 0
     try:
         data, _ = json.JSONDecoder(strict=False).raw_decode(s)
@@ -219,7 +231,8 @@ class DuplicatiReportParser(Parser):
         if text[:200].lstrip()[:1] == "{" and text.find('"ParsedResult"', 0, 20000) >= 0 and \
                 text.find('"MainOperation"', 0, 20000) >= 0:
             return "Duplicati JSON result body"
-        if re.match(r'\s*\{\s*"Data"\s*:', text[:400]) and '"LogLines"' in text and '"Extra"' in text and \
+        at = _json_start(text)
+        if at is not None and re.match(r'\s*\{\s*"Data"\s*:', text[at:at + 400]) and '"LogLines"' in text and '"Extra"' in text and \
                 ("Duplicati." in text or '"backup-name"' in text):
             return "Duplicati JSON report ({\"Data\": ..., \"Extra\": ..., \"LogLines\": ...})"
         return None
@@ -261,21 +274,25 @@ class DuplicatiReportParser(Parser):
             message = _run_message(status, thrown, lists, log_lines)
         else:
             # Only column-0 lines are top-level.  Nested result blocks (DeleteResults, TestResults,
-            # ...) come between the top-level MainOperation and the top-level ParsedResult /
-            # BeginTime / EndTime; when the indentation was lost (HTML rendering) the first
-            # MainOperation and the last ParsedResult / times are still the top-level ones.
+            # ... before the top-level ParsedResult; BackendStatistics after it, with its own
+            # "ParsedResult: Success" and an unset "EndTime: 1/1/0001 ...") are indented.  When the
+            # indentation was lost (HTML rendering, a forward) they all look top-level: the first
+            # MainOperation is still the top-level one, the top-level result is the worst of them
+            # (a nested result never hides a failure of the run) and its times span the others.
             seen: dict[str, list[str]] = {}
             for m in _TOP_FIELD_RE.finditer(text):
                 seen.setdefault(m.group("k"), []).append(m.group("v"))
             fields = {k: (v[0] if k in ("MainOperation", "Failed", "Fatal") else v[-1]) for k, v in seen.items()}
-            status = _map_result(fields.get("ParsedResult"))
+            status = worst_status(*(_map_result(v) for v in seen.get("ParsedResult", [])))
             if fields.get("MainOperation"):
                 op_word = fields["MainOperation"]
             thrown = fields.get("Failed") or fields.get("Fatal") or ""
             if status is None and ("Failed" in fields or "Fatal" in fields):
                 status = FAILED
-            started = _parse_time(fields.get("BeginTime", ""), msg)
-            ended = _parse_time(fields.get("EndTime", ""), msg)
+            begins = [t for t in (_parse_time(v, msg) for v in seen.get("BeginTime", [])) if t is not None]
+            ends = [t for t in (_parse_time(v, msg) for v in seen.get("EndTime", [])) if t is not None]
+            started = min(begins) if begins else None
+            ended = max(ends) if ends else None
             log_data = _log_data(text)
             report = text[: _LOG_DATA_RE.search(text).start()] if log_data else text
             message = _run_message(status, thrown, _text_lists(report), log_data)
