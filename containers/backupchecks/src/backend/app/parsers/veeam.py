@@ -496,6 +496,7 @@ def _read_text_summary(lines: list[str], start: int, info: dict) -> Optional[int
     return None
 
 
+_TEXT_TABLE_END_RE = re.compile(r"^(?:backup target|.*\bvee-mail version\b.*)$", re.IGNORECASE)
 _KNOWN_COLUMNS = ("status", "type", "start time", "end time", "size", "read", "transferred", "duration",
                   "details", "heartbeat test", "ping test", "script test", "processed", "rate", "tape",
                   "media pool", "backup size", "data read")
@@ -510,6 +511,11 @@ def _read_text_objects(lines: list[str], header_at: int, blank_after: set, tabbe
         j += 1
     fixed = len(cols) - (1 if "details" in cols else 0)
     body = lines[j:]
+    # vee-mail puts a "Backup Target" table and its version footer under the object table; in a text
+    # rendering nothing else tells where the last row's details end.
+    end = next((k for k, ln in enumerate(body) if _TEXT_TABLE_END_RE.match(ln)), None)
+    if end is not None:
+        body = body[:end]
     status_off = cols.index("status") if "status" in cols else 1
     starts = _text_row_starts(body, status_off, fixed)
     for n, s in enumerate(starts):
