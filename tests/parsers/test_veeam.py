@@ -295,3 +295,23 @@ def test_vbr_title_without_run_kind_gives_job_and_status():
     html = report_html("Backup job: SQL Tier", "Warning", rows=[("sql-01", "Warning", "22:00", "22:30", "Low space")])
     r = parse_raw(mail(html, "[Warning] SQL Tier"))
     assert (r.software, r.job_name, r.overall_status) == ("Veeam Backup & Replication", "SQL Tier", "Warning")
+
+
+@pytest.mark.parametrize("header", ["Backup policy: Branch Laptops", "Agent backup policy: Branch Laptops",
+                                    "Windows backup policy: Branch Laptops"])
+@pytest.mark.parametrize("name_col,status_col", [("Name", "Status"), ("Computer name", "Status"), ("Hostname", "Status"),
+                                                 ("Computer", "Result")])
+def test_agent_backup_policy_lists_its_computers(header, name_col, status_col):
+    rows = [("lt-01", "Success", "21:00", "21:18", ""), ("lt-02", "Failed", "21:00", "21:02", "Network path not found")]
+    html = report_html(header, "Failed", cols=(name_col, status_col, "Start time", "End time", "Details"), rows=rows,
+                       processed="1 of 2 computers processed")
+    r = parse_raw(mail(html, "[Failed] Branch Laptops (2 computers) 1 failed"))
+    assert (r.backup_type, r.job_name) == ("Agent Backup Policy", "Branch Laptops")
+    assert [(o.name, o.type, o.status, o.message) for o in r.objects] == [
+        ("lt-01", "Computer", "Success", ""), ("lt-02", "Computer", "Failed", "Network path not found")]
+
+
+def test_a_vm_backup_job_is_not_made_a_policy():
+    r = parse_raw(mail(report_html("Backup job: Nightly", "Success", rows=[("vm-01", "Success", "22:00", "22:10", "")],
+                                   processed="1 of 1 VMs processed"), "[Success] Nightly (1 VM)"))
+    assert (r.backup_type, [o.type for o in r.objects]) == ("Backup Job", ["VM"])
