@@ -77,3 +77,49 @@ def test_german_subject_template():
     body = "MainOperation: Backup\nParsedResult: Success\n"
     r = parse_raw(raw_mail("Duplicati Backup Bericht für Buchhaltung", body))
     assert (r.software, r.job_name, r.overall_status) == ("Duplicati", "Buchhaltung", "Success")
+
+
+def test_error_line_comes_from_the_top_level_limited_errors_not_nested_or_messages():
+    body = ("MainOperation: Backup\nParsedResult: Error\n"
+            "LimitedMessages: [\n    2025-03-11 02:00:00 +01 - [Information-Duplicati.Library.Main.Controller-"
+            "StartingOperation]: The operation Backup has started\n]\n"
+            "LimitedErrors: [\n    2025-03-11 02:06:30 +01 - [Error-Duplicati.Library.Main.Operation.Backup."
+            "BackendUploader-UploadFailed]: Upload failed after 5 attempts\n"
+            "System.Net.Http.HttpRequestException: 507 (Insufficient Storage).\n]\n"
+            "BackendStatistics:\n    ParsedResult: Success\n    LimitedErrors: [\n        nested, not ours\n    ]\n")
+    r = parse_raw(raw_mail("Duplicati Backup report for Docs", body))
+    assert (r.overall_status, r.message) == ("Failed", "Upload failed after 5 attempts")
+
+
+def test_log_data_block_gives_the_error_line_when_the_lists_are_empty():
+    body = ("MainOperation: Backup\nParsedResult: Error\nLimitedWarnings: []\nLimitedErrors: []\n\nLog data:\n"
+            "2025-03-11 02:00:09 +01 - [Information-Duplicati.Library.Main.Controller-StartingOperation]: started\n"
+            "2025-03-11 02:06:30 +01 - [Error-Duplicati.Library.Main.Controller-FailedOperation]: "
+            "The operation Backup has failed with error: Disk full\n")
+    r = parse_raw(raw_mail("Duplicati Backup report for Docs", body))
+    assert r.message == "The operation Backup has failed with error: Disk full"
+
+
+def test_fatal_line_is_a_failure_with_its_message():
+    body = "Fatal: Could not find the database for this backup\nMainOperation: Backup\n"
+    r = parse_raw(raw_mail("Duplicati Backup report for Docs", body))
+    assert (r.overall_status, r.message) == ("Failed", "Could not find the database for this backup")
+
+
+def test_success_has_no_message_even_with_information_lines():
+    body = ("MainOperation: Backup\nParsedResult: Success\nLimitedMessages: [\n    2025-03-11 02:00:00 +01 - "
+            "[Information-Duplicati.Library.Main.Controller-StartingOperation]: The operation Backup has started\n]\n")
+    r = parse_raw(raw_mail("Duplicati Backup report for Docs", body))
+    assert (r.overall_status, r.message) == ("Success", "")
+
+
+def test_json_limited_lists_and_top_level_exception():
+    doc = ('{"Data": {"MainOperation": "Backup", "ParsedResult": "Error", "LimitedErrors": '
+           '["2025-03-11 02:06:30 +01 - [Error-Duplicati.Library.Main.Operation.BackupHandler-FatalError]: Fatal error"]},'
+           ' "Extra": {"OperationName": "Backup", "backup-name": "Docs"}, "LogLines": [], "Exception": null}')
+    r = parse_raw(raw_mail("Duplicati Backup report for Docs", doc))
+    assert (r.job_name, r.overall_status, r.message) == ("Docs", "Failed", "Fatal error")
+    doc = ('{"Data": null, "Extra": {"OperationName": "Backup", "backup-name": "Docs"}, "LogLines": [], '
+           '"Exception": "System.IO.IOException: The disk is full\\n   at Duplicati.Library.Main.Controller.Run()"}')
+    r = parse_raw(raw_mail("Backup status", doc, sender="relay@example.invalid"))
+    assert (r.software, r.job_name, r.overall_status, r.message) == ("Duplicati", "Docs", "Failed", "The disk is full")

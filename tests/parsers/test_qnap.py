@@ -86,3 +86,24 @@ def test_a_failure_or_warning_carries_its_reason_and_a_success_none():
     started = parse_message(_msg("[Info] [Hybrid Backup Sync] Notification from your device: NAS-T",
                                  '[Hybrid Backup Sync] Started Sync job: "Mirror".'))
     assert started.message == ""
+
+
+@pytest.mark.parametrize("label", ["Error", "Reason", "Fehler", "Fout"])
+def test_reason_on_its_own_line_reaches_the_message(label):
+    msg = _msg("[Error] [Hybrid Backup Sync] Notification from your device: NAS-T",
+               f'[Hybrid Backup Sync] Failed to complete Backup job: "Weekly".\n{label}: Destination unreachable.', "Error")
+    r = parse_message(msg)
+    assert (r.job_name, r.overall_status) == ("Weekly", "Failed")
+    assert r.message == f'Failed to complete Backup job: "Weekly". {label}: Destination unreachable.'
+
+
+def test_a_label_line_after_the_event_is_not_taken_as_its_reason():
+    msg = _msg("[Error] [Hybrid Backup Sync] Notification from your device: NAS-T",
+               '[Hybrid Backup Sync] Failed to complete Backup job: "Weekly".\nSource IP: 10.0.0.9', "Error")
+    assert parse_message(msg).message == 'Failed to complete Backup job: "Weekly".'
+
+
+def test_severity_from_the_nas_first_subject_form():
+    r = parse_message(_msg("[Warning][NAS-T] Hybrid Backup Sync", '[Hybrid Backup Sync] Finished Backup job: "Weekly".',
+                           "Warning"))
+    assert r.overall_status == "Warning"

@@ -10,7 +10,7 @@ import pytest
 from backend.app.parsers.base import Message
 from tests.parsers._vendor_helpers import assert_sample_matches, samples
 from backend.app.parsers.normalize import normalize
-from backend.app.parsers.registry import parse_message
+from backend.app.parsers.registry import parse_message, parse_raw
 
 HERE = os.path.dirname(__file__)
 OWN = os.path.join(HERE, "samples")
@@ -125,3 +125,40 @@ def test_abb_device_names_do_not_decide_the_task_kind():
                            "Backup task Clients on NAS has completed.\nDevice list: VM-HOST-LAPTOP, SMB-PC\n\nFrom NAS\n"))
     assert r.backup_type == "PC backup task"
     assert [o.type for o in r.objects] == ["PC", "PC"]
+
+
+def _dsm_mail(subject: str, body: str, sender: str = "LAB-NAS1 <sns@synologynotification.com>") -> bytes:
+    return (f"From: {sender}\nTo: it@example.invalid\nSubject: {subject}\nDate: Mon, 17 Mar 2025 03:05:12 +0100\n"
+            "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n" + body).encode("utf-8")
+
+
+@pytest.mark.parametrize("subject,sentence,kind,name", [
+    ("[LAB-NAS1] Replication failed", "The replication of shared folder [Engineering] to LAB-NAS2 has failed.",
+     "Replication task", "Engineering"),
+    ("[LAB-NAS1] Snapshot failed", "Failed to take a snapshot of shared folder [Team Docs] on LAB-NAS1.",
+     "Snapshot task", "Team Docs"),
+    ("[LAB-NAS1] Replikation fehlgeschlagen", "Die Replikation des freigegebenen Ordners [Projekte] ist fehlgeschlagen.",
+     "Replication task", "Projekte"),
+    ("[LAB-NAS1] Replicatie mislukt", "De replicatie van gedeelde map [Projecten] is mislukt.",
+     "Replication task", "Projecten"),
+])
+def test_dsm_event_sentence_without_the_package_name_is_a_snapshot_replication_failure(subject, sentence, kind, name):
+    r = parse_raw(_dsm_mail(subject, f"Dear user,\n\n{sentence}\n\nFrom LAB-NAS1\n"))
+    assert (r.software, r.backup_type, r.job_name, r.overall_status) == (
+        "Synology Snapshot Replication", kind, name, "Failed")
+    assert r.message == sentence
+
+
+def test_snapshot_replication_reason_line_is_the_message_and_success_has_none():
+    body = ("Dear user,\n\nThe replication of shared folder [Engineering] has failed.\n"
+            "Reason: The destination server could not be reached.\n\nFrom LAB-NAS1\n")
+    assert parse_raw(_dsm_mail("[LAB-NAS1] Replication", body)).message == "The destination server could not be reached."
+    ok = "Dear user,\n\nThe replication of shared folder [Engineering] has been completed successfully.\n\nFrom LAB-NAS1\n"
+    r = parse_raw(_dsm_mail("[LAB-NAS1] Replication", ok))
+    assert (r.overall_status, r.message) == ("Success", "")
+
+
+def test_a_shared_folder_sentence_outside_a_synology_mail_is_not_taken():
+    body = "Hello,\n\nThe replication of shared folder [Engineering] has failed.\n"
+    r = parse_raw(_dsm_mail("Replication", body, sender="monitor@example.invalid"))
+    assert r.software != "Synology Snapshot Replication"

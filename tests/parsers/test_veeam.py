@@ -265,3 +265,53 @@ def test_backup_copy_of_agent_backups_lists_computers():
     r = parse_raw(mail(report_html("Backup Copy job: Agents Offsite", "Success", rows=rows,
                                    processed="1 of 1 machines processed"), "[Success] Agents Offsite (1 objects)"))
     assert (r.backup_type, r.objects[0].type) == ("Backup Copy Job", "Computer")
+
+
+def _encoded_subject_mail(html: str, subject: str) -> bytes:
+    """A mail as vee-mail writes it: the subject through `echo | base64`, so it ends in a newline."""
+    import base64
+    enc = base64.b64encode((subject + "\n").encode("utf-8")).decode()
+    return (f"From: veeam@lab-web02.example.invalid\nTo: ops@example.invalid\nSubject: =?UTF-8?B?{enc}?=\n"
+            "Date: Tue, 04 Mar 2025 01:43:10 +0100\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+            + html).encode("utf-8")
+
+
+@pytest.mark.parametrize("header", ["Agent Backup job: web-nightly ()", "Agent Backup job: web-nightly",
+                                    "Agent Backup job: web-nightly (Incremental)", "Agent Backup job: web-nightly (Full)"])
+def test_agent_title_with_or_without_backup_type_gives_the_job_name(header):
+    html = report_html(header, "Failed", desc="Veeam Agent for Linux", rows=[("LAB-WEB02", "Failed", "01:30", "01:41", "")])
+    r = parse_raw(mail(html, "[Failed] LAB-WEB02 - Tuesday, 04 March 2025 01:30:02"))
+    assert (r.software, r.job_name, r.overall_status) == ("Veeam Agent for Linux", "web-nightly", "Failed")
+
+
+def test_veemail_encoded_subject_with_newline_names_the_job_over_an_old_template_header():
+    html = report_html("Agent Backup job: Backup Job LAB-WEB02", "Warning", desc="Veeam Agent for Linux",
+                       rows=[("LAB-WEB02", "Warning", "01:30", "01:41", "")])
+    r = parse_raw(_encoded_subject_mail(html, "[Warning] LAB-WEB02 - Dienstag, 04 März 2025 01:30:02 (web (nightly) - Full)"))
+    assert (r.job_name, r.overall_status) == ("web (nightly)", "Warning")
+
+
+def test_vbr_title_without_run_kind_gives_job_and_status():
+    html = report_html("Backup job: SQL Tier", "Warning", rows=[("sql-01", "Warning", "22:00", "22:30", "Low space")])
+    r = parse_raw(mail(html, "[Warning] SQL Tier"))
+    assert (r.software, r.job_name, r.overall_status) == ("Veeam Backup & Replication", "SQL Tier", "Warning")
+
+
+@pytest.mark.parametrize("header", ["Backup policy: Branch Laptops", "Agent backup policy: Branch Laptops",
+                                    "Windows backup policy: Branch Laptops"])
+@pytest.mark.parametrize("name_col,status_col", [("Name", "Status"), ("Computer name", "Status"), ("Hostname", "Status"),
+                                                 ("Computer", "Result")])
+def test_agent_backup_policy_lists_its_computers(header, name_col, status_col):
+    rows = [("lt-01", "Success", "21:00", "21:18", ""), ("lt-02", "Failed", "21:00", "21:02", "Network path not found")]
+    html = report_html(header, "Failed", cols=(name_col, status_col, "Start time", "End time", "Details"), rows=rows,
+                       processed="1 of 2 computers processed")
+    r = parse_raw(mail(html, "[Failed] Branch Laptops (2 computers) 1 failed"))
+    assert (r.backup_type, r.job_name) == ("Agent Backup Policy", "Branch Laptops")
+    assert [(o.name, o.type, o.status, o.message) for o in r.objects] == [
+        ("lt-01", "Computer", "Success", ""), ("lt-02", "Computer", "Failed", "Network path not found")]
+
+
+def test_a_vm_backup_job_is_not_made_a_policy():
+    r = parse_raw(mail(report_html("Backup job: Nightly", "Success", rows=[("vm-01", "Success", "22:00", "22:10", "")],
+                                   processed="1 of 1 VMs processed"), "[Success] Nightly (1 VM)"))
+    assert (r.backup_type, [o.type for o in r.objects]) == ("Backup Job", ["VM"])

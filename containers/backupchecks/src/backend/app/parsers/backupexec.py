@@ -16,10 +16,22 @@ job was canceled because ...``.  When the job log is included, ``Job
 Completion Status`` / ``Completed status: Successful | Completed with
 exceptions | Failed | Canceled | Missed`` is used as well.
 
+The job log's ``Job Completion Status`` is a heading with ``Job ended: ...``
+and ``Completed status: ...`` on the lines below it; the status is read from
+the same line as its label only.
+
 Status: success → Success; exceptions / warning / no data → Warning;
-failed / cancellation / canceled / missed → Failed.  Alerts that are not
-about a finished job (Job Start, media, storage, service and information
-alerts) are recognised with ``is_report=False``.
+failed / cancellation / canceled / missed → Failed; a "Job Completed" alert
+takes the job log's completed status.  The run's message is the job log's
+``Final error: ...``, else the alert's ``The job failed with the following
+error: ...``, ``The job was canceled because ...`` or the conditions listed
+after ``However, the following conditions were encountered:``.  Alerts that
+are not about a finished job are recognised with ``is_report=False`` (the
+not-a-report path): the guide's informational ones (Job Start, General
+Information, Database Maintenance / Install / Storage / Media / Tape Alert /
+Software Update / License and Maintenance Information, Service Start/Stop),
+the attention-required ones (Media Insert / Overwrite / Remove / Intervention,
+Library Insert) and the device, install and licence warnings and errors.
 """
 from __future__ import annotations
 
@@ -28,7 +40,7 @@ from datetime import datetime
 from typing import Optional
 
 from .base import (
-    FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, first_group, first_label, status_from_word,
+    FAILED, SUCCESS, WARNING, Message, ParseResult, Parser, clean_text, first_group, first_label, status_from_word,
     status_from_rules,
 )
 from .dates import parse_with_formats
@@ -39,9 +51,11 @@ _ALERT_RE = re.compile(r"^\s*(?:Backup Exec|BackupExec)\s+(?:Alert|Warnung|Waars
                        r"\s*:\s*(?P<category>[^(]*?)\s*(?=\(|$)", re.IGNORECASE)
 # Greedy up to the last '")' so a job name with quotes or parentheses stays whole.
 _JOB_RE = re.compile(r"\(\s*(?:Job|Auftrag|Taak|Tâche|Trabajo)\s*:\s*\"(?P<job>.*)\"\s*\)", re.IGNORECASE)
+# The status on the same line: the job log's "Job Completion Status" is a heading of its own, with
+# "Job ended: ..." and "Completed status: ..." on the lines under it.
 _COMPLETION_RE = re.compile(
-    r"(?:Job completion status|Completed status|Job status|Auftragsabschlussstatus|Abschlussstatus)\s*:?\s*"
-    r"(?P<status>[A-Za-zäöüÄÖÜ ]+)", re.IGNORECASE)
+    r"(?:Job completion status|Completed status|Job status|Auftragsabschlussstatus|Abschlussstatus)[ \t]*:?[ \t]*"
+    r"(?P<status>[A-Za-zäöüÄÖÜ][A-Za-zäöüÄÖÜ ,]*)", re.IGNORECASE)
 # The body's outcome sentences; exceptions first ("completed successfully. However, ...").
 _BODY_RULES = (
     (WARNING, re.compile(r"however,\s+the\s+following\s+conditions\s+were\s+encountered|"
@@ -51,6 +65,13 @@ _BODY_RULES = (
                         r"\bmissed\b", re.IGNORECASE)),
     (SUCCESS, re.compile(r"completed\s+successfully|erfolgreich\s+abgeschlossen|is\s+voltooid|"
                          r"met\s+succes\s+voltooid", re.IGNORECASE)),
+)
+# The report's own reason for a failure or warning: the job log's "Final error", else the alert's sentence.
+_REASON_RES = (
+    re.compile(r"^[ \t]*Final error\s*:\s*(?P<r>\S.*?)\s*$", re.IGNORECASE | re.MULTILINE),
+    re.compile(r"the job failed with the following error\s*:\s*(?P<r>\S.*?)\s*$", re.IGNORECASE | re.MULTILINE),
+    re.compile(r"(?P<r>the job was cancel+ed\b.*?)\s*$", re.IGNORECASE | re.MULTILINE),
+    re.compile(r"the following conditions were encountered\s*:\s*(?P<r>\S[\s\S]*?)\s*(?:\n\s*\n|$)", re.IGNORECASE),
 )
 _JOB_TYPES = (
     ("duplicate", "Duplicate"), ("restore", "Restore"), ("verify", "Verify"),
@@ -132,11 +153,12 @@ class BackupExecAlertParser(Parser):
                                reason=f"Backup Exec alert '{category or msg.subject}' is not a job result")
 
         body_status = None
-        cm = _COMPLETION_RE.search(text)
-        if cm:
+        for cm in _COMPLETION_RE.finditer(text):
             body_status = status_from_word(cm.group("status"))
             if re.match(r"\s*(?:cancel|missed)", cm.group("status"), re.IGNORECASE):
                 body_status = FAILED
+            if body_status is not None:
+                break
         if body_status is None:
             body_status = status_from_rules(text, _BODY_RULES)
         # The category is authoritative, but a body that says "however, the following
@@ -147,7 +169,10 @@ class BackupExecAlertParser(Parser):
             status = body_status
 
         backup_type = first_label(category.lower(), _JOB_TYPES, "Backup")
-        return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=job, overall_status=status,
+        reason = ""
+        if status in (FAILED, WARNING):
+            reason = next((clean_text(m.group("r")) for m in (rx.search(text) for rx in _REASON_RES) if m), "")
+        return ParseResult(software=SOFTWARE, backup_type=backup_type, job_name=job, overall_status=status, message=reason,
                            started_at=_parse_dt(first_group(_TIME_RE["start"], text), msg),
                            ended_at=_parse_dt(first_group(_TIME_RE["end"], text), msg), objects=[])
 

@@ -15,9 +15,13 @@ Format (see the corpus samples' format_source): subject
 The message text carries the job type, the quoted job name and the outcome;
 labels are not relied upon (only the ``[Hybrid Backup Sync]`` message line).
 A "job started" event is recognised as not being a result. For a failed or
-warning event that line is the only reason the mail gives (``Failed to complete
+warning event that line is the reason the mail gives (``Failed to complete
 Backup job: "X". Error: Insufficient storage space on the destination.``), so
 it becomes the result's ``message`` (the run's message); a success carries none.
+Where the reason stands on a line of its own under the event (``Error: ...`` /
+``Reason: ...``, or after a ``<br>`` in the HTML message cell) it is part of the
+message too. Some firmware writes the subject as ``[Error][<NAS>] Hybrid Backup
+Sync``; its severity counts like the other form's.
 """
 from __future__ import annotations
 
@@ -33,7 +37,13 @@ _HBS_RE = re.compile(r"Hybrid\s*Backup\s*Sync|\bHBS\s*3?\b", re.IGNORECASE)
 _MSG_RE = re.compile(r"\[(?:Hybrid Backup Sync|HBS ?3?)\]\s*(?P<m>[^\r\n]+)", re.IGNORECASE)
 _QUOTED_RE = re.compile(r"[\"“”„«»](?P<n>[^\"“”„«»]+)[\"“”„«»]|'(?P<s>[^']+)'|\[(?P<b>[^\]]+)\]")
 _DATE_RE = re.compile(r"(?<!\d)(\d{4}[/.-]\d{1,2}[/.-]\d{1,2}[ T]\d{1,2}:\d{2}(?::\d{2})?)")
-_SEVERITY_TAG_RE = re.compile(r"\[(?P<s>[^\]]+)\]\s*\[(?:Hybrid Backup Sync|HBS)", re.IGNORECASE)
+# "[Error] [Hybrid Backup Sync] Notification from your device: NAS" and "[Error][NAS] Hybrid Backup Sync"
+_SEVERITY_TAG_RE = re.compile(r"\[(?P<s>[^\]]+)\]\s*(?:\[[^\]]*\]\s*)?\[?(?:Hybrid Backup Sync|HBS)", re.IGNORECASE)
+# A reason the notification puts on a line of its own under the event line (or after a <br> in the
+# HTML Message cell): "Error: ...", "Reason: ...", German "Fehler:", Dutch "Fout:", Italian "Errore:".
+_REASON_LINE_RE = re.compile(r"^[ \t]*(?:error(?:\s+message)?|reason|cause|details?|fehler|ursache|grund|fout|"
+                             r"oorzaak|reden|errore|causa|motivo|erreur|raison)\s*[:：]\s*(?P<r>\S.*?)\s*$",
+                             re.IGNORECASE)
 
 _TYPES = (
     (re.compile(r"restore|wiederherstell|herstel|ripristin|restaur", re.IGNORECASE), "Restore job"),
@@ -77,17 +87,25 @@ def _status(message: str, job: Optional[str]) -> Optional[str]:
 def _event_message(text: str) -> str:
     """The '[Hybrid Backup Sync] ...' event line; when a plain-text client wrapped it (the
     line ends with ':', leaves a quote open or fills the 76 columns), the next line
-    continues it unless that is a 'Label: value' line of its own."""
+    continues it unless that is a 'Label: value' line of its own. A reason line right under
+    it ('Error: ...', 'Reason: ...') belongs to the event too."""
     m = _MSG_RE.search(text)
     if not m:
         return ""
     line = m.group("m").rstrip()
     full = len(text[text.rfind("\n", 0, m.start()) + 1:m.end()].rstrip())
+    following = text[m.end():].replace("\r", "").split("\n")[1:4]
     if line.endswith(":") or line.count('"') % 2 == 1 or full >= 66:
-        rest = text[m.end():].lstrip("\r").split("\n", 2)
-        nxt = rest[1].strip() if len(rest) > 1 else ""
+        nxt = following[0].strip() if following else ""
         if nxt and "\t" not in nxt and not re.match(r"^[\w /-]{1,30}:\s", nxt):
             line = line + " " + nxt
+            following = following[1:]
+    for nxt in following:
+        reason = _REASON_LINE_RE.match(nxt)
+        if not reason:
+            break
+        if reason.group("r") not in line:
+            line = line.rstrip() + " " + nxt.strip()
     return line
 
 

@@ -19,7 +19,13 @@ Active Backup for Business: ``<prefix> Active Backup for Business - Backup task
   Device list`` lines (Microsoft 365 / Google Workspace: ``backup task [<task>]
   on [<NAS>] ...``).
 USB Copy: ``USB Copy task <task> on <NAS> has completed``.
-Snapshot Replication: replication / snapshot task notifications.
+Snapshot Replication: replication / snapshot task notifications, also DSM's own
+  event sentences that name the shared folder (or LUN) in brackets without naming
+  the package (``The replication of shared folder [X] ... has failed.``,
+  ``Failed to take a snapshot of shared folder [X] ...``, German ``Replikation /
+  Snapshot des freigegebenen Ordners [X]``, Dutch ``replicatie van gedeelde map
+  [X]``); a failure's ``Reason:`` line, else its opening sentences, is the run's
+  message.
 
 The status comes from the wording (subject and opening sentence) in any of the
 supported languages, with the task name blanked out first so a task called
@@ -145,7 +151,7 @@ def _first_sentences(msg: Message, n: int = 3) -> str:
         s = line.strip()
         if not s:
             continue
-        if re.match(r"^(Dear|Sehr geehrte|Beste|Geachte|Hallo|Hello|Hi)\b", s, re.IGNORECASE):
+        if re.match(r"^(Dear|Sehr geehrte[rs]?|Beste|Geachte|Hallo|Hello|Hi)\b", s, re.IGNORECASE):
             continue
         out.append(s)
         if len(out) >= n:
@@ -410,11 +416,47 @@ _SR_SNAP_SENT_RE = re.compile(
     r"(?:\s+(?:on|auf|op|has|is|was|wurde|ist|werd|could|konnte|kon)\b|[.]|$)", re.IGNORECASE)
 _SR_TASK_RE = _label_re("Replication task", "Task name", "Replikationsaufgabe", "Aufgabenname", "Replicatietaak",
                         "Taaknaam")
+# DSM's own event sentences name the shared folder (or LUN) in brackets and need not name the package:
+# "The replication of shared folder [Projects] from NAS-HQ to NAS-DR failed.", "Failed to take a snapshot
+# of shared folder [Data] on NAS-HQ.", "Die Replikation des freigegebenen Ordners [Projekte] ist
+# fehlgeschlagen.", "De replicatie van gedeelde map [Projecten] is mislukt."
+_SR_OBJECT = (r"(?:the\s+|der\s+|des\s+|de\s+|het\s+)?(?:shared\s+folder|iSCSI\s+LUN|LUN|"
+              r"freigegebenen?\s+Ordners?|gedeelde\s+map)\s*\[(?P<task>[^\]\r\n]+)\]")
+_SR_EVENT_RE = re.compile(
+    r"(?P<what>replication|Replikation|replicatie|snapshots?|momentopname)\s+(?:of|von|des|van|for|für|voor)\s+"
+    + _SR_OBJECT, re.IGNORECASE)
+_SR_REASON_RE = _label_re("Reason", "Cause", "Error", "Grund", "Ursache", "Fehler", "Oorzaak", "Reden", "Fout")
+_SR_BOILERPLATE_RE = re.compile(r"^(?:please|bitte|ga\s+naar|go\s+to|for\s+more|weitere|meer)\b", re.IGNORECASE)
+
+
+def _is_closing(sentence: str) -> bool:
+    """DSM's closing 'From <NAS>' (one word after it), not a sentence that starts with Dutch 'De'."""
+    m = _FROM_LINE_RE.match(sentence)
+    return bool(m) and len(m.group(1).split()) == 1
+
+
+def _sr_event(msg: Message) -> Optional[re.Match]:
+    """DSM's bracketed replication / snapshot event sentence in the subject or the opening lines."""
+    return _SR_EVENT_RE.search(msg.subject) or _SR_EVENT_RE.search(_first_sentences(msg, 4))
+
+
+def _sr_reason(msg: Message) -> str:
+    """What a failed or warning Snapshot Replication mail says about why: a 'Reason:' line, else its
+    opening sentences without the greeting, the 'please go to ...' hint and the 'From <NAS>' closing."""
+    labelled = _first_value(_SR_REASON_RE, msg.text)
+    if labelled:
+        return labelled
+    kept = [s for s in (x.strip() for x in re.split(r"(?<=[.!])\s+", _first_sentences(msg, 4)))
+            if s and not _SR_BOILERPLATE_RE.match(s) and not _is_closing(s)]
+    return clean_text(" ".join(kept[:3]))
 
 
 class SynologySnapshotReplicationParser(Parser):
     """Synology Snapshot Replication: replication task or scheduled snapshot result, recognised by 'Snapshot
-    Replication' in subject or body plus a replication/snapshot task sentence.
+    Replication' in subject or body plus a replication/snapshot task sentence, or by DSM's own event sentence
+    naming the shared folder or LUN in brackets ('The replication of shared folder [X] ... failed', 'Failed to
+    take a snapshot of shared folder [X]') in a Synology mail. A failure's or warning's reason becomes the
+    run's message.
     """
 
     name = "synology_snapshot_replication"
@@ -426,6 +468,10 @@ class SynologySnapshotReplicationParser(Parser):
     def matches(self, msg: Message) -> Optional[str]:
         head = msg.text[:3000]
         low = (msg.subject + " " + head).lower()
+        if not any(w in low for w in ("snapshot", "momentopname", "replica", "replika")):
+            return None
+        if _sr_event(msg) and _is_synology_context(msg):
+            return "Synology replication / snapshot event for a shared folder ('... of shared folder [name]')"
         if "snapshot" not in low and "momentopname" not in low:
             return None
         if not (_SR_RE.search(msg.subject) or _SR_RE.search(head)):
@@ -447,8 +493,16 @@ class SynologySnapshotReplicationParser(Parser):
                 m = _SR_SNAP_SENT_RE.search(msg.subject) or _SR_SNAP_SENT_RE.search(opening)
                 if m:
                     task, kind = m.group("task").strip(), "Snapshot task"
+        if not task:
+            event = _sr_event(msg)
+            if event:
+                task = clean_text(event.group("task"))
+                if event.group("what").lower() in ("snapshot", "snapshots", "momentopname"):
+                    kind = "Snapshot task"
         status = _status_of(_PREFIX_RE.sub("", msg.subject), opening, blank=task)
-        return ParseResult(software=SR, backup_type=kind, job_name=task, overall_status=status, objects=[])
+        reason = _sr_reason(msg) if status in (FAILED, WARNING) else ""
+        return ParseResult(software=SR, backup_type=kind, job_name=task, overall_status=status, objects=[],
+                           message=reason)
 
 
 PARSERS: list[Parser] = [

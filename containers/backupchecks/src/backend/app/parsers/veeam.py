@@ -11,7 +11,10 @@ reused by the agents, VB365 and community scripts such as vee-mail):
   label/value cells (Success n, Start time, End time, Duration, ...);
 * "Details" and a table with a header row (``Name``/``VM name``, [``Type``],
   ``Status``, times, sizes, ``Details``) and one row per processed object;
-  vee-mail adds a row of log lines.
+  vee-mail adds a row of log lines. An agent backup policy's table lists its
+  computers; its name column may read ``Computer name`` / ``Hostname`` and its
+  status column ``Result`` / ``State``, and a ``Backup policy:`` header over
+  ``N of M computers processed`` is an agent backup policy.
 
 The layout is read with lxml (class names are not relied on: Outlook rewrites
 them to ``x_...`` when forwarding). When only a text rendering survives (a
@@ -52,13 +55,20 @@ _HEADER_RE = re.compile(
     r"^\s*(?P<kind>[A-Za-z][\w &/+\-]{0,60}?\s*" + _KIND_WORDS + r")\s*:\s*(?P<name>\S.*?)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
-# Trailing run kind in the header: "(Incremental)", "(Full)", "(Retry 1)", ...
+# Trailing run kind in the header: "(Incremental)", "(Full)", "(Retry 1)", ...; vee-mail 0.6.4 writes
+# "(Incremental)" / "(Full)" or, when the agent's session does not say (v13 agents), an empty "()".
 _RUN_KIND_RE = re.compile(
-    r"\s*\((?:incremental|full|active full|synthetic full|reverse(?:d)? incremental|increment|"
+    r"\s*\((?:|\s+|incremental|full|active full|synthetic full|reverse(?:d)? incremental|increment|"
     r"retry\s*\d*|health check|compact|transform|inkrementell|vollständig|volledig|incrementeel|"
     r"periodic|immediate|retention|sync|transaction log|log)\)\s*$",
     re.IGNORECASE,
 )
+# vee-mail (github.com/grufocom/vee-mail) 0.6.x subject, RFC 2047-encoded with a trailing newline:
+# "[Failed] WEB02 - Tuesday, 04 March 2025 01:30:02 (nightly-files - Incremental)", "(<job>)" without
+# a backup type. The session start is in the server's locale, so only its clock time is relied on.
+_VEEMAIL_SUBJECT_RE = re.compile(
+    r"^\[(?:success|warning|failed)\]\s+\S+\s+-\s+.*?\d{1,2}:\d{2}:\d{2}\s+"
+    r"\((?P<job>.+?)(?:\s+-\s+(?:full|incremental))?\)\s*$", re.IGNORECASE)
 _SIGNATURE_WORDS = ("start time", "end time", "duration")
 # The session grid's counters: "Success 3", "Warning 0", "Error 1" (cells on lines, maybe with a
 # blank line between them as Outlook renders Word paragraphs, or tab-separated).
@@ -70,7 +80,10 @@ _AGENT_PRODUCTS = (
     ("veeam backup for office 365", VB365),
 )
 _NAME_HEADERS = ("name", "vm name", "vm", "object", "object name", "machine", "computer", "host",
-                 "server", "share", "file share", "backup", "source", "naam", "objekt", "objectnaam")
+                 "server", "share", "file share", "backup", "source", "naam", "objekt", "objectnaam",
+                 "computer name", "host name", "hostname", "machine name", "server name", "endpoint", "workstation")
+# The object table's status column; agent backup policy reports (computers) may head it otherwise.
+_STATUS_HEADERS = ("status", "result", "state", "last result", "session result", "job status")
 _STATUS_WORDS = {"success", "warning", "error", "failed", "pending", "in progress", "none", "skipped",
                  "successful", "succeeded", "erfolgreich", "warnung", "fehler", "geslaagd",
                  "waarschuwing", "mislukt", "fout"}
@@ -226,12 +239,16 @@ class VeeamSessionReportParser(Parser):
         description = info.get("description", "")
         software = _software_from(" ".join([description, info.get("kind", ""), msg.text[:4000]]))
         backup_type, default_obj_type = _kind_to_type(info.get("kind") or "Backup job", software)
-        if backup_type in ("Backup Copy Job", "Backup Job") and software == VBR:
+        processed = re.search(r"\bof \d+ (\w+) processed", description, re.IGNORECASE)
+        computers = bool(processed) and processed.group(1).lower() in (
+            "machines", "machine", "computers", "computer", "endpoints", "servers", "workstations")
+        if backup_type in ("Backup Copy Job", "Backup Job") and software == VBR and computers:
             # "2 of 2 machines processed": a copy (or backup) of agent backups holds computers.
-            processed = re.search(r"\bof \d+ (\w+) processed", description, re.IGNORECASE)
-            if processed and processed.group(1).lower() in ("machines", "machine", "computers", "computer",
-                                                             "endpoints", "servers", "workstations"):
-                default_obj_type = "Computer"
+            default_obj_type = "Computer"
+        elif computers and "policy" in (info.get("kind") or "").lower() and backup_type != "CDP Policy":
+            # "Backup policy: X" / "Windows backup policy: X" over "1 of 2 computers processed": the
+            # Veeam Agent backup policy a backup server manages; its objects are the computers.
+            backup_type, default_obj_type = "Agent Backup Policy", "Computer"
         # Object type: VB365 gives it per row; "N of N VMs processed" confirms VMs.
         objects = [ParsedObject(name=row["name"], type=row.get("type") or default_obj_type,
                                 status=status_from_word(row.get("status")), message=row.get("message", ""))
@@ -251,7 +268,14 @@ class VeeamSessionReportParser(Parser):
 
 
 def _job_name(info: dict, subj: Optional[re.Match], software: str) -> str:
-    """The header's job name without its run kind; else the subject's, without counts and retry."""
+    """The header's job name without its run kind; else the subject's, without counts and retry.
+
+    vee-mail's subject names the agent's job as its database has it; its header is a template that
+    installations upgraded from vee-mail 0.5 still fill with "Backup Job <HOST>", so for the Linux
+    agent a vee-mail subject wins over the header."""
+    vm = _VEEMAIL_SUBJECT_RE.match(subj.group(0)) if subj and software == VAL else None
+    if vm:
+        return clean_text(vm.group("job"))
     job_name = _strip_run_kind(info.get("name") or "")
     if not job_name and subj:
         rest = _SUBJECT_COUNT_RE.split(subj.group("rest"))[0]
@@ -365,7 +389,7 @@ class _SessionRows:
         low = [t.lower().rstrip(":") for t in texts]
         if len(cells) == 1:
             self._single_cell(cells[0], texts[0], low[0])
-        elif "status" in low and any(x in _NAME_HEADERS for x in low):
+        elif any(x in _STATUS_HEADERS for x in low) and any(x in _NAME_HEADERS for x in low):
             self._table_header(tr, low)
         elif self.cols is None:
             self._summary(cells, texts, low)
@@ -386,7 +410,7 @@ class _SessionRows:
 
     def _table_header(self, tr, low: list[str]) -> None:
         name_i = next(i for i, x in enumerate(low) if x in _NAME_HEADERS)
-        self.cols = {"name": name_i, "status": low.index("status"),
+        self.cols = {"name": name_i, "status": next(i for i, x in enumerate(low) if x in _STATUS_HEADERS),
                      "type": low.index("type") if "type" in low else None,
                      "details": low.index("details") if "details" in low else None}
         self.in_log = False
@@ -473,7 +497,7 @@ def _read_text_summary(lines: list[str], start: int, info: dict) -> Optional[int
     """Summary grid up to the object table header; the header's index, None when there is none."""
     for j in range(start, len(lines)):
         if lines[j].lower() in _NAME_HEADERS and j + 1 < len(lines) and \
-                lines[j + 1].lower() in ("status", "type"):
+                lines[j + 1].lower() in _STATUS_HEADERS + ("type",):
             return j
         if j + 1 < len(lines):
             label = lines[j].lower().rstrip(":")
@@ -482,7 +506,8 @@ def _read_text_summary(lines: list[str], start: int, info: dict) -> Optional[int
     return None
 
 
-_KNOWN_COLUMNS = ("status", "type", "start time", "end time", "size", "read", "transferred", "duration",
+_TEXT_TABLE_END_RE = re.compile(r"^(?:backup target|.*\bvee-mail version\b.*)$", re.IGNORECASE)
+_KNOWN_COLUMNS = _STATUS_HEADERS + ("type", "start time", "end time", "size", "read", "transferred", "duration",
                   "details", "heartbeat test", "ping test", "script test", "processed", "rate", "tape",
                   "media pool", "backup size", "data read")
 
@@ -496,7 +521,12 @@ def _read_text_objects(lines: list[str], header_at: int, blank_after: set, tabbe
         j += 1
     fixed = len(cols) - (1 if "details" in cols else 0)
     body = lines[j:]
-    status_off = cols.index("status") if "status" in cols else 1
+    # vee-mail puts a "Backup Target" table and its version footer under the object table; in a text
+    # rendering nothing else tells where the last row's details end.
+    end = next((k for k, ln in enumerate(body) if _TEXT_TABLE_END_RE.match(ln)), None)
+    if end is not None:
+        body = body[:end]
+    status_off = next((i for i, c in enumerate(cols) if c in _STATUS_HEADERS), 1)
     starts = _text_row_starts(body, status_off, fixed)
     for n, s in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(body)
