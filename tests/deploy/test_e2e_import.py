@@ -35,7 +35,7 @@ from tests.test_importer import corpus_mails
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
 GUNICORN_CONF = REPO_ROOT / "containers" / "backupchecks" / "gunicorn.conf.py"
-DB_NAME = "backupchecks_e2e_import"
+DB_NAME = f"backupchecks_e2e_import_{os.getpid()}"  # one per test process: checkouts sharing a server never collide
 N_MAILS = 40
 ADMIN, ADMIN_PASSWORD = "e2e-admin", "e2e-" + secrets.token_hex(12)
 

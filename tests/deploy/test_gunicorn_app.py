@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
 GUNICORN_CONF = REPO_ROOT / "containers" / "backupchecks" / "gunicorn.conf.py"
 VERSION = (REPO_ROOT / "version.txt").read_text().strip()
-DB_NAME = "backupchecks_gunicorn_e2e"
+DB_NAME = f"backupchecks_gunicorn_e2e_{os.getpid()}"  # one per test process: checkouts sharing a server never collide
 
 pytestmark = pytest.mark.slow
 psycopg = pytest.importorskip("psycopg")

@@ -43,7 +43,7 @@ from tests.deploy.pg import fresh_database
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
 GUNICORN_CONF = REPO_ROOT / "containers" / "backupchecks" / "gunicorn.conf.py"
-DB_NAME = "backupchecks_scale_out"
+DB_NAME = f"backupchecks_scale_out_{os.getpid()}"  # one per test process: checkouts sharing a server never collide
 N_MAILS = 20
 ADMIN, ADMIN_PASSWORD = "scale-admin", "scale-" + secrets.token_hex(12)
 
