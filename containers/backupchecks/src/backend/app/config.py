@@ -132,6 +132,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "NOTIFY_LOOP_SECONDS": env_int(env, "NOTIFY_LOOP_SECONDS", 30),
         # Sent, failed and given-up messages stay in the delivery log this many days.
         "NOTIFY_LOG_DAYS": env_int(env, "NOTIFY_LOG_DAYS", 30),
+        # Prometheus metrics at /metrics, for requests with "Authorization: Bearer <token>"; unset: off (404).
+        "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),
     }
     return cfg
 

@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     routes_health,
     routes_inbox,
     routes_jobs,
+    routes_metrics,
     routes_notifications,
     routes_overrides,
     routes_parsers,
