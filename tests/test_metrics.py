@@ -208,6 +208,8 @@ def test_a_request_shows_up_in_the_request_duration_histogram_by_endpoint(app, m
     assert client.get("/health").status_code == 200
     assert client.get("/health").status_code == 200
     assert client.get("/no/such/page").status_code == 404
+    assert client.open("/health", method="BREW").status_code == 405  # any word as a method: one series
+    assert client.open("/health", method="FROBNICATE").status_code == 405
     after = scrape()
     assert count(after, "main.health", "2xx") == count(before, "main.health", "2xx") + 2
     assert count(after, "unmatched", "4xx") == count(before, "unmatched", "4xx") + 1
@@ -216,3 +218,6 @@ def test_a_request_shows_up_in_the_request_duration_histogram_by_endpoint(app, m
                                        "le": "+Inf"}.items()))]
     assert health_inf == count(after, "main.health", "2xx")
     assert not any("/health" in dict(k).get("endpoint", "") for k in after[name + "_count"])  # never a path
+    other = [dict(k) for k in after[name + "_count"] if dict(k)["method"] not in ("GET", "POST")]
+    assert other == [{"endpoint": "unmatched", "method": "other", "status": "4xx"}]  # 405: no route matched
+    assert after[name + "_count"][labels(endpoint="unmatched", method="other", status="4xx")] == 2

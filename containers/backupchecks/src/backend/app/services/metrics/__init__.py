@@ -36,6 +36,8 @@ __all__ = ["Access", "authorize", "exposition", "init_app", "record_import_cycle
 REQUEST_DURATION = PREFIX + "http_request_duration_seconds"
 REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 UNMATCHED = "unmatched"  # the endpoint label of a request no route matched (a 404 for an unknown path)
+# The method label: any other word a client sends is "other", so clients can't add series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _START = "backupchecks.request_started"
 _EXT = "backupchecks_metrics"
 
@@ -93,7 +95,8 @@ def _observe(response):
     started = request.environ.get(_START)
     if started is not None:
         histogram = current_app.extensions[_EXT]["histogram"]
-        histogram.labels(request.endpoint or UNMATCHED, request.method,
+        method = request.method if request.method in METHODS else "other"
+        histogram.labels(request.endpoint or UNMATCHED, method,
                          f"{response.status_code // 100}xx").observe(time.perf_counter() - started)
     return response
 
