@@ -24,6 +24,7 @@ EXAMPLE_SECRET_KEYS = {
 # Placeholders people paste from examples: "set-me…", "change-me…", "changeme…", "your-secret…".
 EXAMPLE_SECRET_PREFIXES = ("set-me", "change-me", "changeme", "your-secret", "replace-me")
 MIN_SECRET_KEY_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 16  # production: a guessable token would open /metrics to anyone
 # `openssl rand -hex 32` has about 16 different characters; "aaaa…" or "abab…" has 1 or 2.
 MIN_SECRET_KEY_DISTINCT = 8
 
@@ -179,3 +180,7 @@ def check_production(cfg: Mapping) -> None:
     if not cfg.get("SQLALCHEMY_DATABASE_URI"):
         raise ConfigError("APP_ENV=production needs a PostgreSQL server: set DATABASE_URL or "
                           "POSTGRES_DB/POSTGRES_USER/POSTGRES_PASSWORD/DB_HOST (the embedded one is for development only)")
+    token = cfg.get("METRICS_TOKEN") or ""
+    if token and len(token) < MIN_METRICS_TOKEN_LENGTH:
+        raise ConfigError(f"METRICS_TOKEN is too short; use at least {MIN_METRICS_TOKEN_LENGTH} random characters "
+                          "(e.g. `openssl rand -hex 32`), or leave it empty to turn the metrics off")
