@@ -221,3 +221,14 @@ def test_a_request_shows_up_in_the_request_duration_histogram_by_endpoint(app, m
     other = [dict(k) for k in after[name + "_count"] if dict(k)["method"] not in ("GET", "POST")]
     assert other == [{"endpoint": "unmatched", "method": "other", "status": "4xx"}]  # 405: no route matched
     assert after[name + "_count"][labels(endpoint="unmatched", method="other", status="4xx")] == 2
+
+
+def test_with_the_database_down_a_scrape_still_answers_and_says_so():
+    app = create_app({"TESTING": True, "RUN_MIGRATIONS": False, "BACKGROUND_JOBS": False, "METRICS_TOKEN": TOKEN,
+                      "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2",
+                      "SECRET_KEY": "x" * 32})
+    r = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(r.get_data(as_text=True))}
+    assert families["backupchecks_database_up"].samples[0].value == 0
+    assert "backupchecks_job_runs" not in families and "backupchecks_build_info" in families
