@@ -10,7 +10,7 @@ INSTANCE := $(or $(APP_INSTANCE_PATH),instance)
 # The team's shared sample corpus beside the clone; `make check-parsers` checks it where it exists.
 SHARED_SAMPLES := ../shared/samples/emails
 
-.PHONY: run test test-fast audit bench-parsers bench-reports bench-import bench-pages check-parsers migrate \
+.PHONY: run test test-fast audit bench-parsers bench-reports bench-import bench-pages bench-metrics check-parsers migrate \
 	flask create-user import-mail import-eml parse clean clean-data
 
 $(VENV)/.installed: containers/backupchecks/requirements.txt requirements-dev.txt
@@ -64,6 +64,10 @@ bench-import: $(VENV)/.installed
 ## keeps the two databases, BENCH_REUSE=1 reuses the ones seeded today).
 bench-pages: $(VENV)/.installed
 	$(PY) scripts/bench/pages.py
+
+## What a Prometheus scrape of /metrics costs the database (scripts/bench_metrics.py; BENCH_ARGS=--runs 1000000).
+bench-metrics: $(VENV)/.installed
+	$(PY) scripts/bench_metrics.py $(BENCH_ARGS)
 
 ## A one-month PDF for 100 customers and 1,000 jobs on PostgreSQL.
 bench-reports: $(VENV)/.installed

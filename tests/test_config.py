@@ -56,6 +56,8 @@ RANDOM_KEY = "9f2c4e7a1b3d5f60a8c2e4b6d8f01357"  # 32 characters, as random as `
     ({"APP_ENV": "production", "APP_SECRET_KEY": "a" * 64, "DATABASE_URL": PG}, "not random"),
     ({"APP_ENV": "production", "APP_SECRET_KEY": "ab" * 20, "DATABASE_URL": PG}, "not random"),
     ({"APP_ENV": "production", "APP_SECRET_KEY": RANDOM_KEY}, "needs a PostgreSQL server"),
+    ({"APP_ENV": "production", "APP_SECRET_KEY": RANDOM_KEY, "DATABASE_URL": PG, "METRICS_TOKEN": "secret"},
+     "METRICS_TOKEN is too short; use at least 16"),
 ])
 def test_production_refuses_unsafe_config(tmp_path, env, reason):
     with pytest.raises(ConfigError, match=reason):
@@ -65,6 +67,15 @@ def test_production_refuses_unsafe_config(tmp_path, env, reason):
 def test_production_accepts_a_random_key_of_32_characters(tmp_path):
     check_production(load_config({"APP_ENV": "production", "APP_SECRET_KEY": RANDOM_KEY, "DATABASE_URL": PG},
                                  str(tmp_path)))
+
+
+def test_the_metrics_token_is_read_from_the_environment_and_off_when_empty(tmp_path):
+    assert load_config({"METRICS_TOKEN": "  " + RANDOM_KEY + " "}, str(tmp_path))["METRICS_TOKEN"] == RANDOM_KEY
+    assert load_config({"METRICS_TOKEN": " "}, str(tmp_path))["METRICS_TOKEN"] is None
+    assert load_config({}, str(tmp_path))["METRICS_TOKEN"] is None
+    check_production(load_config({"APP_ENV": "production", "APP_SECRET_KEY": RANDOM_KEY, "DATABASE_URL": PG,
+                                  "METRICS_TOKEN": RANDOM_KEY[:16]}, str(tmp_path)))
+    check_config(load_config({"METRICS_TOKEN": "short"}, str(tmp_path)))  # development: any token
 
 
 @pytest.mark.parametrize("key,reason", [

@@ -2,8 +2,8 @@
 import re
 
 
-SKIP = {"static", "main.health", "auth.login", "auth.setup", "auth.logout",
-        "main.digest_preview_mail"}  # the content of a page's frame, not a page
+SKIP = {"static", "main.health", "main.metrics", "auth.login", "auth.setup", "auth.logout",
+        "main.digest_preview_mail"}  # the content of a page's frame, not a page; /metrics is for Prometheus
 
 
 def test_every_page_links_to_existing_documentation(app, as_user):

@@ -132,3 +132,30 @@ def test_the_secrets_migration_encrypts_clear_values_and_the_downgrade_decrypts_
     finally:
         upgrade()
     assert _diff() == []
+
+
+def test_the_metrics_migration_adds_up_the_import_cycles_already_recorded(app):
+    """c5a0e3f1b2d4 creates the totals /metrics reads and starts them from the import history (a
+    cycle still running is counted when it ends, by the importer)."""
+    downgrade(revision="a4e1c7d2f9b0")
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO import_cycles (trigger, started_at, finished_at, state, fetched, new, duplicates, "
+                "auto_processed, to_inbox, failed) VALUES "
+                "('auto', '2026-06-01 08:00:00+00', '2026-06-01 08:00:10+00', 'done', 5, 4, 1, 3, 1, 0), "
+                "('auto', '2026-06-01 08:15:00+00', '2026-06-01 08:15:02+00', 'done', 2, 2, 0, 2, 0, 0), "
+                "('auto', '2026-06-01 08:30:00+00', '2026-06-01 08:30:01+00', 'failed', 0, 0, 0, 0, 0, 1), "
+                "('manual', '2026-06-01 09:00:00+00', NULL, 'running', 0, 0, 0, 0, 0, 0)"))
+    finally:
+        upgrade()
+    assert _diff() == []
+    with db.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT trigger, state, cycles_total, duration_seconds_total, fetched_total, auto_processed_total, "
+            "to_inbox_total, duplicates_total, failed_total, last_duration_seconds, "
+            "extract(epoch FROM last_finished_at) FROM import_cycle_stats ORDER BY trigger, state")).all()
+    assert [tuple(r) for r in rows] == [
+        ("auto", "done", 2, 12.0, 7, 5, 1, 1, 0, 2.0, 1780301702),
+        ("auto", "failed", 1, 1.0, 0, 0, 0, 0, 1, 1.0, 1780302601),
+    ]

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import PERSONAS, csrf_token, login
 
-PUBLIC_ENDPOINTS = {"static", "main.health", "auth.login", "auth.setup", "auth.logout"}
+PUBLIC_ENDPOINTS = {"static", "main.health", "main.metrics", "auth.login", "auth.setup", "auth.logout"}
 
 
 def _routes(app):

@@ -14,6 +14,9 @@ Every value comes from the environment with a documented default
   FORWARDED_ALLOW_IPS       127.0.0.1,::1  proxies trusted for X-Forwarded-Proto
                             (read by gunicorn itself; "*" when only your reverse
                             proxy can reach the container)
+  METRICS_TOKEN             (unset) with it set, /metrics serves Prometheus metrics; the
+                            workers then share their request metrics through
+                            PROMETHEUS_MULTIPROC_DIR (see "metrics" below)
 
 Start-up: each worker imports ``backend.app:create_app()`` (no preload), which
 runs the migrations under a PostgreSQL advisory lock and, unless
@@ -32,6 +35,8 @@ GUNICORN_GRACEFUL_TIMEOUT (the compose stack uses 60 s).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 
 def _int(name: str, default: int) -> int:
@@ -75,7 +80,55 @@ capture_output = True
 proc_name = "backupchecks"
 
 
+# -- metrics: every worker's request metrics in one directory ---------------
+# With METRICS_TOKEN set, /metrics must show the requests of all workers, whichever worker answers
+# the scrape: prometheus_client's multiprocess mode keeps each worker's values in files of a
+# directory they share (PROMETHEUS_MULTIPROC_DIR, read by the workers when they import
+# prometheus_client, after the fork). A fresh directory per start (a RAM disk when there is one;
+# the files are sparse, so they take little of it), emptied at start, removed on exit; a dead
+# worker's live gauges are dropped (child_exit), its counters and histograms stay in the sums.
+METRICS_DIR_PREFIX = "backupchecks-metrics-"
+
+
+def _metrics_dir() -> str | None:
+    if not (os.environ.get("METRICS_TOKEN") or "").strip():
+        return None
+    path = (os.environ.get("PROMETHEUS_MULTIPROC_DIR") or "").strip()
+    if not path:  # (a reload of this file keeps the directory of the first start)
+        path = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX, dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+_metrics_dir()
+
+
 # -- hooks ------------------------------------------------------------------
+def on_starting(server):
+    """Start the metrics from nothing: files a previous run left in the directory are removed."""
+    path = _metrics_dir()
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.remove(os.path.join(path, name))
+
+
+def child_exit(server, worker):
+    """A worker ended: its live gauges no longer count (its counters and histograms still do)."""
+    if _metrics_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this configuration made."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or ""
+    if path and os.path.basename(path.rstrip("/")).startswith(METRICS_DIR_PREFIX):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def worker_exit(server, worker):
     """Let the background loop finish its step before the worker process ends.
 

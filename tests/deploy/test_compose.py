@@ -27,7 +27,8 @@ REQUIRED_SECRETS = {"APP_SECRET_KEY", "POSTGRES_PASSWORD"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET")
 # Set inside the image (Dockerfile ENV) and documented in docs/configuration.md,
 # not something an operator sets in deploy/.env.
-IMAGE_INTERNAL = {"APP_VERSION_FILE", "APP_INSTANCE_PATH", "FLASK_APP", "PYTHONPATH"}
+IMAGE_INTERNAL = {"APP_VERSION_FILE", "APP_INSTANCE_PATH", "FLASK_APP", "PYTHONPATH",
+                  "PROMETHEUS_MULTIPROC_DIR"}  # set by gunicorn.conf.py when METRICS_TOKEN is
 # Read only when running from source (`make run`), documented in docs/configuration.md and the
 # README; the image's gunicorn binds 0.0.0.0:APP_PORT itself, so the stack has no use for it.
 SOURCE_ONLY = {"APP_HOST"}

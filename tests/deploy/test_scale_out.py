@@ -13,6 +13,8 @@ reports, with a job for every report's identity and automatic import switched on
 - The worker imports every mail exactly once: one stored mail and one move per mail, one run per
   report, no mail with two runs. Both web processes show the same runs to one session that logged
   in on the first only (signed-cookie sessions: no sticky sessions needed).
+- What the worker did (mails, runs, import cycles, the loops' last success) shows in /metrics on
+  both web processes alike: it is read from the database.
 - SIGTERM stops the worker (exit 0, its heartbeat and lock gone) and then the web processes.
 
 And two workers: one runs the loops, the other stands by. SIGTERM on the first while it is inside
@@ -236,9 +238,20 @@ def _runs_shown(session, base: str, job_ids: list[int]) -> set[int]:
     return shown
 
 
+def _metrics(base: str, token: str) -> dict:
+    """{(sample name, sorted labels): value} of one scrape of /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = requests.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 200, r.status_code
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(r.text) for s in family.samples}
+
+
 def test_two_web_processes_and_a_worker_import_every_mail_once_and_show_the_same_runs(
         database, mails, fake, tmp_path, processes):
-    env = _env(database, fake, tmp_path, secrets.token_hex(32))
+    metrics_token = secrets.token_hex(16)
+    env = _env(database, fake, tmp_path, secrets.token_hex(32), METRICS_TOKEN=metrics_token)
     expected_runs = _prepare(env, mails, tmp_path)
     assert 0 < expected_runs <= N_MAILS
 
@@ -292,6 +305,18 @@ def test_two_web_processes_and_a_worker_import_every_mail_once_and_show_the_same
     job_ids = sorted({r[0] for r in _rows(database, "SELECT job_id FROM job_runs")})
     shown = [_runs_shown(session, base, job_ids) for base in bases]
     assert shown[0] == shown[1] == run_ids
+
+    # what the worker did shows in /metrics on either web process (read from the database)
+    scraped = [_metrics(base, metrics_token) for base in bases]
+    for m in scraped:
+        assert m[("backupchecks_mail_messages", (("state", "processed"),))] == expected_runs
+        assert m[("backupchecks_import_mails_total", (("outcome", "processed"),))] == expected_runs
+        assert sum(v for (name, labels), v in m.items() if name == "backupchecks_import_mails_total") == N_MAILS
+        assert m[("backupchecks_background_loop_last_success_timestamp_seconds", (("loop", "mail-import"),))] > 0
+        assert m[("backupchecks_import_cycle_duration_seconds_count", (("state", "done"), ("trigger", "auto")))] >= 1
+    stable = [{k: v for k, v in m.items() if k[0] in ("backupchecks_mail_messages", "backupchecks_job_runs",
+                                                      "backupchecks_import_mails_total")} for m in scraped]
+    assert stable[0] == stable[1]
 
     # SIGTERM: the worker finishes and leaves nothing behind; then the web processes stop
     assert processes.stop(worker, timeout=20) == 0, processes.logs()

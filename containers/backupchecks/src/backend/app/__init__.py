@@ -89,9 +89,10 @@ def _register_web(app) -> None:
     from .auth import auth_bp
     from .docs import doc_bp
     from .main import main_bp
-    from .services import markdown_render
+    from .services import markdown_render, metrics
 
-    web.init_app(app)  # first: the blueprints' routes use its <id:…> converter
+    metrics.init_app(app)  # first: its request timer is the first hook in and the last out
+    web.init_app(app)  # before the blueprints: their routes use its <id:…> converter
     errors.init_app(app)
     filters.init_app(app)
     app.register_blueprint(auth_bp)

@@ -24,6 +24,7 @@ EXAMPLE_SECRET_KEYS = {
 # Placeholders people paste from examples: "set-me…", "change-me…", "changeme…", "your-secret…".
 EXAMPLE_SECRET_PREFIXES = ("set-me", "change-me", "changeme", "your-secret", "replace-me")
 MIN_SECRET_KEY_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 16  # production: a guessable token would open /metrics to anyone
 # `openssl rand -hex 32` has about 16 different characters; "aaaa…" or "abab…" has 1 or 2.
 MIN_SECRET_KEY_DISTINCT = 8
 
@@ -143,6 +144,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "NOTIFY_LOOP_SECONDS": env_int(env, "NOTIFY_LOOP_SECONDS", 30),
         # Sent, failed and given-up messages stay in the delivery log this many days.
         "NOTIFY_LOG_DAYS": env_int(env, "NOTIFY_LOG_DAYS", 30),
+        # Prometheus metrics at /metrics, for requests with "Authorization: Bearer <token>"; unset: off (404).
+        "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),
     }
     return cfg
 
@@ -188,3 +191,7 @@ def check_production(cfg: Mapping) -> None:
     if not cfg.get("SQLALCHEMY_DATABASE_URI"):
         raise ConfigError("APP_ENV=production needs a PostgreSQL server: set DATABASE_URL or "
                           "POSTGRES_DB/POSTGRES_USER/POSTGRES_PASSWORD/DB_HOST (the embedded one is for development only)")
+    token = cfg.get("METRICS_TOKEN") or ""
+    if token and len(token) < MIN_METRICS_TOKEN_LENGTH:
+        raise ConfigError(f"METRICS_TOKEN is too short; use at least {MIN_METRICS_TOKEN_LENGTH} random characters "
+                          "(e.g. `openssl rand -hex 32`), or leave it empty to turn the metrics off")

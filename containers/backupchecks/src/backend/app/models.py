@@ -557,6 +557,45 @@ class WorkerHeartbeat(db.Model):
     step = db.Column(db.String(60), nullable=True)  # the loop step under way since beat_at, if any
 
 
+class BackgroundLoopStats(db.Model):
+    """Each background loop's steps so far, for the Prometheus metrics (``services/metrics``).
+
+    The loops run in another process (the worker) than the web processes that answer ``/metrics``,
+    so what they did lives here: one row per loop, counted up by one UPSERT after every step
+    (``metrics.record_loop_step``) and read at scrape time."""
+
+    __tablename__ = "background_loop_stats"
+
+    loop = db.Column(db.String(60), primary_key=True)
+    steps_total = db.Column(db.BigInteger, nullable=False, default=0)
+    failures_total = db.Column(db.BigInteger, nullable=False, default=0)  # steps that raised
+    duration_seconds_total = db.Column(db.Float, nullable=False, default=0.0)
+    last_step_at = db.Column(UTCDateTime(), nullable=True)  # when the last step ended
+    last_success_at = db.Column(UTCDateTime(), nullable=True)  # when the last step that did not raise ended
+    last_duration_seconds = db.Column(db.Float, nullable=True)
+
+
+class ImportCycleStats(db.Model):
+    """Import cycles so far by trigger and outcome, for the Prometheus metrics: one UPSERT in the
+    transaction that finishes a cycle (``metrics.record_import_cycle``), so a scrape reads a few
+    rows instead of adding up ``import_cycles``."""
+
+    __tablename__ = "import_cycle_stats"
+
+    trigger = db.Column(db.String(20), primary_key=True)  # auto|manual|cli
+    state = db.Column(db.String(20), primary_key=True)  # done|failed
+    cycles_total = db.Column(db.BigInteger, nullable=False, default=0)
+    duration_seconds_total = db.Column(db.Float, nullable=False, default=0.0)
+    fetched_total = db.Column(db.BigInteger, nullable=False, default=0)
+    new_total = db.Column(db.BigInteger, nullable=False, default=0)
+    duplicates_total = db.Column(db.BigInteger, nullable=False, default=0)
+    auto_processed_total = db.Column(db.BigInteger, nullable=False, default=0)
+    to_inbox_total = db.Column(db.BigInteger, nullable=False, default=0)
+    failed_total = db.Column(db.BigInteger, nullable=False, default=0)
+    last_finished_at = db.Column(UTCDateTime(), nullable=True)
+    last_duration_seconds = db.Column(db.Float, nullable=True)
+
+
 # --- Reports ---------------------------------------------------------------------------------------
 
 class ReportDefinition(TimestampMixin, db.Model):

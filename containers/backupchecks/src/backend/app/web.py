@@ -93,9 +93,9 @@ def load_user(user_id: str):
 
 
 def first_run_setup():
-    """Until the first user exists, every page but setup (and health, static) leads to setup."""
+    """Until the first user exists, every page but setup (and health, metrics, static) leads to setup."""
     endpoint = request.endpoint or ""
-    if endpoint in ("static", "main.health", "auth.setup"):
+    if endpoint in ("static", "main.health", "main.metrics", "auth.setup"):
         return None
     app = current_app._get_current_object()
     if not getattr(app, "_has_users", False):
@@ -110,7 +110,7 @@ def dashboard_first_of_the_day():
     if request.method != "GET" or not current_user.is_authenticated:
         return None
     endpoint = request.endpoint or ""
-    if endpoint in ("static", "main.health") or endpoint.startswith(("auth.", "docs.")):
+    if endpoint in ("static", "main.health", "main.metrics") or endpoint.startswith(("auth.", "docs.")):
         return None
     settings = get_settings()
     if not settings.dashboard_first:

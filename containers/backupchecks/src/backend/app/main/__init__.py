@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     routes_inbox,
     routes_jobs,
     routes_maintenance,
+    routes_metrics,
     routes_notifications,
     routes_overrides,
     routes_parsers,

@@ -101,12 +101,15 @@ def run_due_loops(app: Flask, now: float | None = None,
             continue
         if on_step is not None:
             on_step(loop.name)
+        started, ok = time.monotonic(), False
         try:
             with app.app_context():
                 loop.step(app)
+            ok = True
         except Exception:  # noqa: BLE001 - one failing loop never stops the others
             log.exception("background loop %s failed", loop.name)
         finally:
+            _record_step(app, loop.name, ok, time.monotonic() - started)
             try:
                 with app.app_context():
                     interval = float(loop.interval_seconds(app))
@@ -115,6 +118,15 @@ def run_due_loops(app: Flask, now: float | None = None,
             loop.next_run = time.monotonic() + max(5.0, interval)
             ran.append(loop.name)
     return ran
+
+
+def _record_step(app: Flask, name: str, ok: bool, seconds: float) -> None:
+    """The step's outcome for /metrics, which the web processes read from the database."""
+    from ..extensions import db
+    from .metrics import record_loop_step
+
+    with app.app_context():
+        record_loop_step(db.engine, name, ok=ok, duration_seconds=seconds)
 
 
 def _runner(app: Flask) -> None:

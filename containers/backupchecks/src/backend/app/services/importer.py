@@ -22,6 +22,7 @@ from ..mail.graph import GraphConfig, GraphMailSource
 from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
 from .ingest import ingest_message, record_reviewed_on_arrival
 from .locks import LeaderLock
+from .metrics import record_import_cycle
 from .settings import get_settings
 from .tasks import TaskFailed, start_task
 
@@ -138,6 +139,7 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
         setattr(cycle, attr, getattr(counts, attr))
     cycle.finished_at = utcnow()
     db.session.add(cycle)
+    record_import_cycle(db.session, cycle)  # the totals /metrics reads, in the cycle's own commit
     # One audit entry for the cycle, however many successful runs it marked reviewed on arrival.
     record_reviewed_on_arrival(counts.reviewed_on_arrival, target_type="import_cycle", target_id=cycle.id,
                                what=f" by import cycle {cycle.id} ({trigger})")
