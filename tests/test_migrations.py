@@ -137,7 +137,7 @@ def test_the_secrets_migration_encrypts_clear_values_and_the_downgrade_decrypts_
 def test_the_metrics_migration_adds_up_the_import_cycles_already_recorded(app):
     """c5a0e3f1b2d4 creates the totals /metrics reads and starts them from the import history (a
     cycle still running is counted when it ends, by the importer)."""
-    downgrade(revision="a4e1c7d2f9b0")
+    downgrade(revision="c4e8a2f61b7d")
     try:
         with db.engine.begin() as conn:
             conn.execute(text(
