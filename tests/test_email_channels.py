@@ -97,7 +97,7 @@ def test_a_failure_alert_reaches_the_smtp_server_over_starttls_with_auth(smtp):
     assert msg.get_content_type() == "multipart/alternative"
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
-    assert "disk full" in text and "Started: 2026-06-10" in text
+    assert "disk full" in text and "Started: Wed 10 Jun 2026" in text
     assert "<h2" in html and "disk full" in html
     (row,) = _rows()
     assert row.state == "sent" and row.attempts == 1

@@ -16,17 +16,19 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Optional
 
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.orm import joinedload
 
 from ...extensions import db
 from ...models import NotificationChannel, NotificationOutbox
 from ..background import register_loop
 from ..settings import ui_zone
 from .channels import email_target
-from .delivery import TIMEOUT_SECONDS, deliver
+from .delivery import TIMEOUT_SECONDS, Context, EmailTarget, deliver
 from .quiet import is_quiet
 
 log = logging.getLogger(__name__)
@@ -64,26 +66,28 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
                                       "token": token, "limit": limit}).scalars().all()
     db.session.commit()
     out = {"sent": 0, "retry": 0, "failed": 0, "given_up": 0, "held": 0, "dropped": 0}
-    zone = None
-    transports: dict = {}  # an e-mail channel's transport, resolved once per pass
-    for row_id in ids:
-        row = db.session.get(NotificationOutbox, row_id)
-        channel = db.session.get(NotificationChannel, row.channel_id) if row is not None else None
-        if row is None or channel is None:
-            continue
-        if row.event != "test" and channel.quiet_start is not None and channel.quiet_end is not None:
-            zone = zone or ui_zone()
-            until = is_quiet(now, channel.quiet_start, channel.quiet_end, zone)
+    jobs = _claimed(ids)
+    ctx = _context() if jobs else None
+    db.session.commit()  # no transaction stays open while we wait for the network
+    # A channel that failed in a way worth retrying is not tried again in this pass: its other
+    # messages wait for the same time, without counting an attempt (no retry storm on an outage).
+    resting: dict[int, datetime] = {}
+    for job in jobs:
+        row_id, channel = job.row_id, job.channel
+        if job.event != "test" and channel.quiet_start is not None and channel.quiet_end is not None:
+            until = is_quiet(now, channel.quiet_start, channel.quiet_end, ctx.zone)
             if until is not None:
                 outcome = _keep_quiet(row_id, token, until, drop=channel.quiet_mode == "drop")
                 out[outcome] += 1
                 continue
-        email = email_target(channel, transports)
-        db.session.commit()  # no transaction stays open while we wait for the network
+        if channel.id in resting:
+            _release(row_id, token, next_attempt_at=resting[channel.id])
+            out["retry"] += 1
+            continue
         kwargs = {} if timeout is None else {"timeout": timeout}
-        result = deliver(channel.kind, channel.target_url, row.payload or {}, secret=channel.secret,
-                         email=email, **kwargs)
-        attempts = row.attempts + 1
+        result = deliver(channel.kind, channel.target_url, job.payload, secret=channel.secret,
+                         email=job.email, ctx=ctx, **kwargs)
+        attempts = job.attempts + 1
         values = {"attempts": attempts, "claimed_until": None, "claim_token": None}
         if result.sent:
             outcome = "sent"
@@ -101,9 +105,69 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
             .values(**values))
         db.session.commit()
         out[outcome] += 1
+        if outcome == "retry":
+            resting[channel.id] = values["next_attempt_at"]
         if outcome != "sent":
-            log.info("notification %s to channel %s: %s (%s)", row.event_key, channel.id, outcome, result.error)
+            log.info("notification %s to channel %s: %s (%s)", job.event_key, channel.id, outcome, result.error)
     return out
+
+
+@dataclass(frozen=True)
+class _Channel:
+    id: int
+    kind: str
+    target_url: Optional[str]
+    secret: Optional[str]
+    quiet_start: Optional[time]
+    quiet_end: Optional[time]
+    quiet_mode: str
+
+
+@dataclass(frozen=True)
+class _Job:
+    row_id: int
+    event: str
+    event_key: str
+    attempts: int
+    payload: dict
+    channel: _Channel
+    email: Optional[EmailTarget]
+
+
+def _claimed(ids: list[int]) -> list[_Job]:
+    """The claimed rows with their channels (one query), as plain values that outlive commits."""
+    if not ids:
+        return []
+    rows = db.session.execute(
+        select(NotificationOutbox).options(joinedload(NotificationOutbox.channel))
+        .where(NotificationOutbox.id.in_(ids))
+        .order_by(NotificationOutbox.next_attempt_at, NotificationOutbox.id)).scalars().all()
+    transports: dict = {}  # an e-mail channel's transport, resolved once per pass
+    jobs = []
+    for r in rows:
+        ch = r.channel
+        if ch is None:
+            continue
+        jobs.append(_Job(r.id, r.event, r.event_key, r.attempts, r.payload or {},
+                         _Channel(ch.id, ch.kind, ch.target_url, ch.secret, ch.quiet_start, ch.quiet_end,
+                                  ch.quiet_mode),
+                         email_target(ch, transports)))
+    return jobs
+
+
+def _context() -> Context:
+    """The UI timezone and the app's address for this pass's messages."""
+    from ..digest import default_base_url
+
+    return Context(zone=ui_zone(), base_url=default_base_url())
+
+
+def _release(row_id: int, token: str, **values) -> None:
+    db.session.execute(
+        NotificationOutbox.__table__.update()
+        .where(NotificationOutbox.id == row_id, NotificationOutbox.claim_token == token)
+        .values(claimed_until=None, claim_token=None, **values))
+    db.session.commit()
 
 
 def _keep_quiet(row_id: int, token: str, until: datetime, *, drop: bool) -> str:
