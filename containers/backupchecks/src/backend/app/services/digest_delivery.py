@@ -38,6 +38,7 @@ from ..extensions import db
 from ..models import DigestDelivery, User
 from . import audit
 from .background import register_loop
+from .claims import claim_due
 from .mail_transport import TRANSPORTS, AddressError, OutgoingMail, parse_addresses, resolve, send
 from .notifications.sender import backoff
 from .settings import SettingsError, get_settings, save_section, ui_zone
@@ -151,17 +152,6 @@ FROM json_array_elements(CAST(:rows AS json)) AS x
 ON CONFLICT (day, recipient) DO NOTHING
 """)
 
-_CLAIM = text("""
-UPDATE digest_deliveries d SET claimed_until = :until, claim_token = :token
-WHERE d.id IN (
-    SELECT id FROM digest_deliveries
-    WHERE state = 'pending' AND next_attempt_at <= :now AND (claimed_until IS NULL OR claimed_until < :now)
-    ORDER BY next_attempt_at, id LIMIT :limit FOR UPDATE SKIP LOCKED)
-  AND d.state = 'pending' AND d.next_attempt_at <= :now AND (d.claimed_until IS NULL OR d.claimed_until < :now)
-RETURNING d.id
-""")
-
-
 def queue_today(now: datetime) -> int:
     """Insert today's rows once the configured time has come (nothing before, nothing twice); returns
     the rows inserted. One statement. Commits."""
@@ -204,8 +194,7 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: float = SEND_TIMEOUT
     queue_today(now)
     token = uuid.uuid4().hex
     hold = limit * (timeout + 5) + CLAIM_SLACK_SECONDS
-    ids = db.session.execute(_CLAIM, {"now": now, "until": now + timedelta(seconds=hold), "token": token,
-                                      "limit": limit}).scalars().all()
+    ids = claim_due("digest_deliveries", now, now + timedelta(seconds=hold), token, limit)
     db.session.commit()
     out = {"sent": 0, "skipped": 0, "retry": 0, "failed": 0, "given_up": 0}
     if not ids:

@@ -1,8 +1,7 @@
 """The sender: delivers due outbox rows. Runs in the background leader every ``LOOP_SECONDS``.
 
-A pass claims up to ``limit`` due rows with ONE conditional ``UPDATE … WHERE state = 'pending' AND
-next_attempt_at <= now AND (claimed_until IS NULL OR claimed_until < now) … RETURNING`` (the
-candidate rows are picked ``FOR UPDATE SKIP LOCKED``), commits the claim, then sends. So two
+A pass claims up to ``limit`` due rows with ONE conditional UPDATE (``claims.claim_due``, shared with
+the digest), commits the claim, then sends. So two
 processes never send the same row, and a row whose sender died is claimed again after
 its claim expires (a whole batch at its timeout, plus a minute). The outcome is written only while the claim token is still ours.
 
@@ -20,12 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Optional
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from ...extensions import db
 from ...models import NotificationChannel, NotificationOutbox
 from ..background import register_loop
+from ..claims import claim_due
 from ..settings import ui_zone
 from .channels import email_target
 from .delivery import TIMEOUT_SECONDS, Context, EmailTarget, deliver
@@ -39,17 +39,6 @@ CLAIM_SLACK_SECONDS = 60  # a claim lasts a whole batch at its timeout, plus thi
 BATCH = 20
 QUIET_REASON = "quiet hours"
 
-_CLAIM = text("""
-UPDATE notification_outbox o SET claimed_until = :until, claim_token = :token
-WHERE o.id IN (
-    SELECT id FROM notification_outbox
-    WHERE state = 'pending' AND next_attempt_at <= :now AND (claimed_until IS NULL OR claimed_until < :now)
-    ORDER BY next_attempt_at, id LIMIT :limit FOR UPDATE SKIP LOCKED)
-  AND o.state = 'pending' AND o.next_attempt_at <= :now AND (o.claimed_until IS NULL OR o.claimed_until < :now)
-RETURNING o.id
-""")
-
-
 def backoff(attempts: int, jitter: float = 0.0) -> timedelta:
     """Wait before try ``attempts + 1``: 1, 2, 4 … minutes (at most 4 hours), plus up to ``jitter``
     of it."""
@@ -62,8 +51,7 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
     token = uuid.uuid4().hex
     # The claim outlasts the slowest pass (every row at its timeout), so no row is claimed twice.
     hold = limit * ((timeout or TIMEOUT_SECONDS) + 5) + CLAIM_SLACK_SECONDS
-    ids = db.session.execute(_CLAIM, {"now": now, "until": now + timedelta(seconds=hold),
-                                      "token": token, "limit": limit}).scalars().all()
+    ids = claim_due("notification_outbox", now, now + timedelta(seconds=hold), token, limit)
     db.session.commit()
     out = {"sent": 0, "retry": 0, "failed": 0, "given_up": 0, "held": 0, "dropped": 0}
     jobs = _claimed(ids)
