@@ -337,6 +337,22 @@ def test_the_command_stores_a_mail_and_exits_0_on_sigterm_after_it(app):
     assert (row.source, row.raw) == ("smtp", raw)
 
 
+@pytest.mark.slow
+def test_the_command_answers_451_while_its_database_is_unreachable(app):
+    """No database behind the process (a port nothing listens on): the client is told to try again."""
+    from tests.corpus import corpus_mail
+
+    dead = f"postgresql://postgres@127.0.0.1:{_free_port()}/none"
+    with smtpd_process(app, DATABASE_URL=dead) as (proc, port):
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                smtp.sendmail("nas@site.example", [TO], crlf(corpus_mail("v03_vbr_backup_failed.eml")))
+        code, output = _stop(proc)
+    assert (refused.value.smtp_code, refused.value.smtp_error.split()[0]) == (451, b"4.3.0")
+    assert code == 0, output
+    assert "smtp retry-later: " in output
+
+
 def test_the_command_refuses_to_run_when_the_receiver_is_off(app):
     result = app.test_cli_runner().invoke(args=["smtpd"])
     assert result.exit_code == 1

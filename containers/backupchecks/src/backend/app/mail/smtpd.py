@@ -168,9 +168,12 @@ class Receiver:
         self.port = self._server.sockets[0].getsockname()[1]
 
     def request_stop(self) -> None:
-        """Thread-safe: ask ``serve()`` to shut down."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        """Thread-safe: ask ``serve()`` to shut down (nothing when it has ended already)."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # closed meanwhile: it has stopped
+                pass
 
     async def serve(self, on_ready: Optional[Callable[[], None]] = None, signals: bool = False) -> None:
         await self.start()
