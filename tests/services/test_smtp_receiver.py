@@ -74,6 +74,8 @@ def test_the_size_limit():
 def test_a_report_is_a_mail():
     assert check_message(corpus_mail("v03_vbr_backup_failed.eml")) is None
     assert check_message(b"From: a@b.example\r\nSubject: x\r\n\r\nbody\r\n") is None
+    # a stray line in the headers: read as the body's start, as mail servers do (not refused)
+    assert check_message(b"From: a@b.example\r\nnot a header\r\nSubject: x\r\n\r\nbody\r\n") is None
 
 
 @pytest.mark.parametrize("raw,reason", [

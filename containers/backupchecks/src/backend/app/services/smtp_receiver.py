@@ -13,10 +13,9 @@ Every reply is a :class:`Reply` (code, enhanced status code, text): the SMTP lay
 """
 from __future__ import annotations
 
-import email
 import logging
 from dataclasses import dataclass
-from email.errors import MissingHeaderBodySeparatorDefect
+from email.parser import BytesHeaderParser
 from typing import Iterable, Optional
 
 from ..config import SmtpReceiverConfig
@@ -73,14 +72,15 @@ def check_size(size: int, max_bytes: int) -> Optional[Reply]:
 
 
 def check_message(raw: bytes) -> Optional[Reply]:
-    """None when ``raw`` reads as an RFC 5322 mail (a header block with a From header, then the
-    body); else the refusal with a short reason. A refused message is not stored."""
+    """None when ``raw`` reads as an RFC 5322 mail (it starts with a header block that has a From
+    header); else the refusal with a short reason. A refused message is not stored. Lenient past
+    that, as mail servers are: a stray line in the headers does not make a report unreadable."""
     if not raw.strip():
         return Reply(554, "5.6.0", "Malformed message: it is empty")
-    parsed = email.message_from_bytes(raw)
-    if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in parsed.defects) or not parsed.keys():
+    headers = BytesHeaderParser().parsebytes(raw)
+    if not headers.keys():
         return Reply(554, "5.6.0", "Malformed message: it does not start with a header block")
-    if not (parsed.get("From") or "").strip():
+    if not (headers.get("From") or "").strip():
         return Reply(554, "5.6.0", "Malformed message: it has no From header")
     try:
         from ..parsers.normalize import normalize
