@@ -237,9 +237,9 @@ def test_one_log_line_per_message_without_its_content(app, caplog):
     assert not any("Veeam" in line or "Subject" in line for line in lines)
 
 
-def test_a_stop_while_a_mail_is_being_stored_finishes_and_answers_it_first(app):
+def test_a_stop_while_a_mail_is_being_stored_finishes_and_answers_it_first(app, monkeypatch):
     """request_stop() is what SIGTERM does: the listener closes, the store under way is committed
-    and answered 250, then the session is told 421 and the receiver ends."""
+    and answered 250 (then the session is told 421 and the receiver ends)."""
     from backend.app.services import smtp_receiver
     from tests.corpus import corpus_mail
 
@@ -251,26 +251,22 @@ def test_a_stop_while_a_mail_is_being_stored_finishes_and_answers_it_first(app):
         assert release.wait(30)
         return real(*args, **kwargs)
 
+    monkeypatch.setattr(smtp_receiver, "ingest_message", slow)
     raw = crlf(corpus_mail("v03_vbr_backup_failed.eml"))
     replies = []
     with receiving(app) as receiver:
         smtp = client(receiver)
-        smtp_receiver_ingest = pytest.MonkeyPatch()
-        smtp_receiver_ingest.setattr(smtp_receiver, "ingest_message", slow)
-        try:
-            sender = threading.Thread(target=lambda: replies.append(smtp.sendmail("nas@site.example", [TO], raw)))
-            sender.start()
-            assert storing.wait(30)
-            receiver.request_stop()
-            with pytest.raises(OSError):  # the listener is closed while the mail is still being stored
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    socket.create_connection(("127.0.0.1", receiver.port), timeout=5).close()
-            release.set()
-            sender.join(30)
-        finally:
-            smtp_receiver_ingest.undo()
-            smtp.close()
+        sender = threading.Thread(target=lambda: replies.append(smtp.sendmail("nas@site.example", [TO], raw)))
+        sender.start()
+        assert storing.wait(30)
+        receiver.request_stop()
+        with pytest.raises(OSError):  # the listener is closed while the mail is still being stored
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                socket.create_connection(("127.0.0.1", receiver.port), timeout=5).close()
+        release.set()
+        sender.join(30)
+        smtp.close()
     assert replies == [{}]  # 250
     assert len(mail_rows()) == 1
 
