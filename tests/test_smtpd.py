@@ -349,6 +349,21 @@ def test_the_command_answers_451_while_its_database_is_unreachable(app):
     assert "smtp retry-later: " in output
 
 
+def test_the_stacks_health_check_passes_against_a_listening_receiver(app):
+    """The smtpd service's health check (deploy/backupchecks-stack.yml), run as Docker would run it."""
+    from tests.deploy.test_compose import filled_env, stack
+
+    test = stack(filled_env())["services"]["smtpd"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"]
+    with receiving(app) as receiver:
+        env = {**os.environ, "SMTP_LISTEN": f"127.0.0.1:{receiver.port}"}
+        healthy = subprocess.run([sys.executable, *test[2:]], env=env, capture_output=True, text=True, timeout=60)
+    assert healthy.returncode == 0, healthy.stderr
+    env = {**os.environ, "SMTP_LISTEN": f"127.0.0.1:{_free_port()}"}
+    down = subprocess.run([sys.executable, *test[2:]], env=env, capture_output=True, text=True, timeout=60)
+    assert down.returncode != 0
+
+
 def test_the_command_refuses_to_run_when_the_receiver_is_off(app):
     result = app.test_cli_runner().invoke(args=["smtpd"])
     assert result.exit_code == 1
