@@ -79,6 +79,25 @@ def test_environment_values_win_and_the_page_says_so(app, as_user):
         app.config["GRAPH_ENV_OVERRIDES"] = {}
 
 
+def test_the_page_says_whether_the_smtp_receiver_is_on_and_where_it_listens(app, as_user):
+    from backend.app.config import smtp_receiver_config
+
+    c = as_user("admin")
+    page = c.get("/settings?section=mail").get_data(as_text=True)
+    assert 'id="smtp-receiver"' in page and ">off</span>" in page
+    app.config["SMTP_RECEIVER"] = smtp_receiver_config({
+        "SMTP_LISTEN": "0.0.0.0:2525", "SMTP_ALLOWED_DOMAINS": "backups.example.com", "SMTP_TLS_CERT": "/c.pem",
+        "SMTP_TLS_KEY": "/k.pem"})
+    try:
+        page = c.get("/settings?section=mail").get_data(as_text=True)
+        assert ">on</span>" in page
+        assert ("listening on 0.0.0.0:2525 for backups.example.com; at most 25 MB per message; STARTTLS offered"
+                in page)
+        assert "/k.pem" not in page
+    finally:
+        app.config["SMTP_RECEIVER"] = None
+
+
 def test_imports_section_validates_numbers(as_user):
     c = as_user("admin")
     r = post_form(c, "/settings/imports", {"import_interval_minutes": "often", "import_batch_size": "50",

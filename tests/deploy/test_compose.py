@@ -151,8 +151,25 @@ def published(service: dict) -> list[tuple[str, int, int]]:
 # -- shape ----------------------------------------------------------------------
 
 
-def test_four_services():
-    assert set(stack(filled_env())["services"]) == {"backupchecks", "worker", "postgres", "adminer"}
+def test_four_services_and_the_optional_smtp_receiver():
+    services = stack(filled_env())["services"]
+    assert set(services) == {"backupchecks", "worker", "postgres", "adminer", "smtpd"}
+    assert [name for name, service in services.items() if service.get("profiles")] == ["smtpd"]
+
+
+def test_the_smtp_receiver_runs_the_same_image_only_with_its_profile():
+    services = stack(filled_env(SMTP_LISTEN="0.0.0.0:2525", SMTP_ALLOWED_DOMAINS="backups.example.com"))["services"]
+    smtpd = services["smtpd"]
+    assert smtpd["profiles"] == ["smtp"]
+    assert smtpd["image"] == services["worker"]["image"]
+    assert smtpd["command"] == ["flask", "--app", "backend.app", "smtpd"]
+    assert smtpd["init"] is True  # SIGTERM reaches it: it finishes the message being stored
+    assert published(smtpd) == [("0.0.0.0", 25, 2525)]
+    assert smtpd["environment"]["SMTP_LISTEN"] == "0.0.0.0:2525"
+    assert smtpd["environment"]["SMTP_ALLOWED_DOMAINS"] == "backups.example.com"
+    assert smtpd["environment"]["POSTGRES_PASSWORD"] == services["worker"]["environment"]["POSTGRES_PASSWORD"]
+    moved = stack(filled_env(SMTP_BIND="127.0.0.1", SMTP_PUBLISH="2525"))["services"]["smtpd"]
+    assert published(moved) == [("127.0.0.1", 2525, 2525)]
 
 
 @pytest.mark.parametrize("env", ["example", "defaults"])
@@ -194,7 +211,7 @@ def test_app_image_comes_from_variables_with_a_default(name):
     assert custom["services"][name]["image"] == "ghcr.io/acme/backupchecks:0.1.0"
 
 
-@pytest.mark.parametrize("name", ["backupchecks", "worker", "postgres", "adminer"])
+@pytest.mark.parametrize("name", ["backupchecks", "worker", "postgres", "adminer", "smtpd"])
 def test_every_service_has_a_healthcheck_and_a_restart_policy(name):
     service = stack(filled_env())["services"][name]
     check = service.get("healthcheck")
@@ -217,7 +234,7 @@ def test_postgres_healthcheck_uses_the_container_env_not_compose_interpolation()
     assert "$${POSTGRES_USER}" in " ".join(raw)
 
 
-@pytest.mark.parametrize("name", ["backupchecks", "worker", "adminer"])
+@pytest.mark.parametrize("name", ["backupchecks", "worker", "adminer", "smtpd"])
 def test_depends_on_a_healthy_postgres(name):
     depends = stack(filled_env())["services"][name]["depends_on"]
     assert depends == {"postgres": {"condition": "service_healthy"}}

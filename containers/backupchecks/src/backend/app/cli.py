@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(rotate_secrets_cmd)
     app.cli.add_command(digest_cmd)
     app.cli.add_command(notify_cmd)
+    app.cli.add_command(smtpd_cmd)
 
 
 @click.command("import-mail")
@@ -53,6 +54,30 @@ def import_eml_cmd(files):
                f"to_inbox={result['to_inbox']} failed={result['failed']}")
     if result["failed"]:
         sys.exit(1)
+
+
+@click.command("smtpd")
+def smtpd_cmd():
+    """Run the built-in SMTP receiver in the foreground (SMTP_LISTEN); SIGTERM or Ctrl+C stops it."""
+    import os
+
+    from flask import current_app
+
+    from .mail.smtpd import Receiver, ReceiverError
+    from .services.smtp_receiver import describe
+
+    cfg = current_app.config.get("SMTP_RECEIVER")
+    if cfg is None:
+        raise click.ClickException("The SMTP receiver is off: set SMTP_LISTEN=host:port and SMTP_ALLOWED_DOMAINS "
+                                   "(docs/configuration.md).")
+    receiver = Receiver(current_app._get_current_object(), cfg)
+    try:
+        receiver.run(on_ready=lambda: click.echo(
+            f"Backupchecks SMTP receiver {current_app.config.get('APP_VERSION', '')} (process {os.getpid()}): "
+            f"{describe(cfg)}; SIGTERM or Ctrl+C stops it."))
+    except ReceiverError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("Backupchecks SMTP receiver stopped.")
 
 
 @click.command("create-user")

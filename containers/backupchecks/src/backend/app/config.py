@@ -8,6 +8,7 @@ production refuses that. PostgreSQL is the only database: a SQLite URL is refuse
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Mapping, Optional
 from urllib.parse import quote_plus
 
@@ -107,6 +108,59 @@ SMTP_ENV = {
 }
 
 
+@dataclass(frozen=True)
+class SmtpReceiverConfig:
+    """The built-in SMTP receiver (`flask --app backend.app smtpd`): SMTP_LISTEN and its companions."""
+    host: str
+    port: int
+    allowed_domains: tuple[str, ...]   # lower case, without a trailing dot
+    max_message_bytes: int
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    require_tls: bool = False
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (``0.0.0.0:2525``, ``[::]:25``, ``127.0.0.1:2525``) → (host, port)."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"SMTP_LISTEN must be host:port (e.g. 0.0.0.0:2525), got {value!r}")
+    return host, int(port)
+
+
+def smtp_receiver_config(env: Mapping[str, str]) -> Optional[SmtpReceiverConfig]:
+    """The SMTP receiver's settings; None when SMTP_LISTEN is unset (the receiver is off)."""
+    listen = env_str(env, "SMTP_LISTEN")
+    if listen is None:
+        return None
+    host, port = parse_listen(listen)
+    domains = tuple(dict.fromkeys(d.lower().rstrip(".") for d in env_list(env, "SMTP_ALLOWED_DOMAINS")))
+    if not domains:
+        raise ConfigError("SMTP_LISTEN is set but SMTP_ALLOWED_DOMAINS is empty: list the recipient domains the "
+                          "receiver accepts mail for (comma-separated, e.g. backups.example.com)")
+    bad = [d for d in domains if "@" in d or " " in d or "." not in d]
+    if bad:
+        raise ConfigError(f"SMTP_ALLOWED_DOMAINS must be domain names (e.g. backups.example.com), got {bad[0]!r}")
+    max_mb = env_int(env, "SMTP_MAX_MESSAGE_MB", 25)
+    if max_mb < 1:
+        raise ConfigError(f"SMTP_MAX_MESSAGE_MB must be at least 1, got {max_mb}")
+    cert, key = env_str(env, "SMTP_TLS_CERT"), env_str(env, "SMTP_TLS_KEY")
+    if bool(cert) != bool(key):
+        raise ConfigError("SMTP_TLS_CERT and SMTP_TLS_KEY go together: set both (STARTTLS) or neither")
+    require_tls = env_bool(env, "SMTP_REQUIRE_TLS", False)
+    if require_tls and not cert:
+        raise ConfigError("SMTP_REQUIRE_TLS needs a certificate: set SMTP_TLS_CERT and SMTP_TLS_KEY")
+    return SmtpReceiverConfig(host=host, port=port, allowed_domains=domains, max_message_bytes=max_mb * 1024 * 1024,
+                              tls_cert=cert, tls_key=key, require_tls=require_tls)
+
+
 def load_config(env: Mapping[str, str], instance_path: str) -> dict:
     """Build the Flask config mapping from the environment."""
     app_env = (env_str(env, "APP_ENV", "development") or "development").lower()
@@ -146,6 +200,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "NOTIFY_LOG_DAYS": env_int(env, "NOTIFY_LOG_DAYS", 30),
         # Prometheus metrics at /metrics, for requests with "Authorization: Bearer <token>"; unset: off (404).
         "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),
+        # The built-in SMTP receiver (`flask smtpd`); None: off (SMTP_LISTEN unset).
+        "SMTP_RECEIVER": smtp_receiver_config(env),
     }
     return cfg
 

@@ -234,7 +234,7 @@ class MailMessage(db.Model):
     __tablename__ = "mail_messages"
 
     id = db.Column(db.Integer, primary_key=True)
-    source = db.Column(db.String(20), nullable=False, default="upload")  # graph|upload|folder|cli
+    source = db.Column(db.String(20), nullable=False, default="upload")  # graph|upload|folder|cli|smtp
     source_id = db.Column(db.String(500), nullable=True)
     internet_message_id = db.Column(db.String(998), nullable=True)
     from_address = db.Column(db.String(320), nullable=False, default="")

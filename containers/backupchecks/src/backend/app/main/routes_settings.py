@@ -8,7 +8,7 @@ from ..mail import MailSourceError
 from ..models import utcnow
 from ..route_helpers import commit_or_flash, flash_changed, start_task
 from ..security import roles_required
-from ..services import audit, importer, mail_check
+from ..services import audit, importer, mail_check, smtp_receiver
 from ..services.schedules import recompute_all_schedules
 from ..services.settings import (
     SettingsError,
@@ -37,6 +37,7 @@ def _render(section: str, status: int = 200, **extra):
            "mail": mail_form_values(_env_overrides()),
            "env_overrides": _env_overrides(),
            "imports": imports_form_values(),
+           "smtp_receiver": smtp_receiver.describe(current_app.config.get("SMTP_RECEIVER")),
            "task_id": request.args.get("task", type=int)}
     if section == "imports":
         ctx["cycles"] = importer.recent_cycles(20)

@@ -7,7 +7,6 @@ only one process imports at a time (a PostgreSQL advisory lock).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,7 +19,7 @@ from ..extensions import db
 from ..mail import MailSourceError
 from ..mail.graph import GraphConfig, GraphMailSource
 from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
-from .ingest import ingest_message, record_reviewed_on_arrival
+from .ingest import content_source_id, ingest_message, record_reviewed_on_arrival
 from .locks import LeaderLock
 from .metrics import record_import_cycle
 from .settings import get_settings
@@ -203,7 +202,7 @@ def import_raw_files(files: list[tuple[str, bytes]], *, source: str = "upload", 
         try:
             # The file's hash is its source id: the same file uploaded again is a duplicate even
             # when it has no Message-ID header.
-            outcome = ingest_message(raw, source=source, source_id="sha256:" + hashlib.sha256(raw).hexdigest(),
+            outcome = ingest_message(raw, source=source, source_id=content_source_id(raw),
                                      keep_raw=keep_raw, auto_review=auto_review, audit_auto_review=False)
         except Exception as exc:  # noqa: BLE001
             db.session.rollback()

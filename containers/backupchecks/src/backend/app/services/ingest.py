@@ -207,6 +207,13 @@ def after_run_created(run: JobRun, *, review_successes_at: Optional[datetime] = 
         enqueue_run_events([run])
 
 
+def content_source_id(raw: bytes) -> str:
+    """The source id of a mail that has no id of its own (an uploaded file, a mail received over
+    SMTP): its content's hash, so the same bytes handed in again are a duplicate even without a
+    Message-ID header."""
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
 def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[str] = None,
                    keep_raw: bool = True, auto_review: Optional[bool] = None,
                    audit_auto_review: bool = True) -> IngestOutcome:
