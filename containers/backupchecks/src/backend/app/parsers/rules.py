@@ -153,7 +153,7 @@ def compile_rule(rule: dict) -> CompiledRule:
     problems: list[str] = []
     if not isinstance(rule, dict):
         raise RuleError(["a rule must be a mapping of its fields"])
-    name = _text(rule.get("name"), "the name", problems, required=True)
+    name = _text(rule.get("name"), "the name", problems, required=True, limit=90)
     placement = rule.get("runs") or "after"
     if placement not in PLACEMENTS:
         problems.append(f"runs must be 'before' or 'after', not {placement!r}")
