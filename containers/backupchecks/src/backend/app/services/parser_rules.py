@@ -65,8 +65,8 @@ def check(data: dict) -> dict:
     capture, no status word, …)."""
     if not isinstance(data, dict):
         raise ParserRuleError("A rule must be a mapping of its fields.")
+    unknown = sorted(str(k) for k in set(data) - {"id", "name", "enabled", "runs", *DEFINITION_KEYS})
     data = _clean(data)
-    unknown = sorted(set(data) - {"name", "enabled", "runs", *DEFINITION_KEYS})
     problems = [f"unknown field {k!r}" for k in unknown]
     if len(data.get("status") or []) > MAX_STATUS_WORDS:
         problems.append(f"at most {MAX_STATUS_WORDS} status words")
