@@ -206,3 +206,36 @@ def test_try_the_rules_on_the_inbox_turns_a_mail_into_a_proposal_and_a_run(as_us
     proposal = db.session.execute(select(MailMessage).where(MailMessage.state == "inbox")).scalar_one()
     assert proposal.parser_name == "rule: StoreVault" and proposal.job_name == "Office shares"
     assert "inbox.try_rules" in events()
+
+
+def test_the_documented_yaml_example_imports_and_reads_its_mail(app):
+    import re
+    from pathlib import Path
+
+    from backend.app.parsers.base import Message
+    from backend.app.parsers.registry import parse_message
+
+    docs = (Path(__file__).parents[1] / "containers/backupchecks/src/backend/app/docs/pages/parsers.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", docs, re.S).group(1)
+    assert parser_rules.import_yaml(example, None).created == ["Quillstone Q4"]
+    db.session.commit()
+    msg = Message(from_address="nas-q4@quillstone.example", text="volume1: done\nvolume2: skipped - target full\n",
+                  subject='Q4-NAS: replication task "Branch office" finished with warnings')
+    result = parse_message(msg, rules=parser_rules.load_ruleset())
+    assert (result.job_name, result.overall_status, len(result.objects)) == ("Branch office", "Warning", 2)
+
+
+def test_the_rule_pages_need_no_inline_code(as_user):
+    from .test_csp import inline_problems
+
+    rule = parser_rules.create_rule({**RULE, "objects": {"table": {"name": "Folder"}}}, None)
+    db.session.commit()
+    c = as_user("admin")
+    for r in (c.get("/parsers"), c.get("/parsers/rules/new?sender=a@b.example&subject=x"),
+              c.get(f"/parsers/rules/{rule.id}"), post_form(c, "/parsers", {"pasted": NAS_MAIL.decode()}),
+              post_form(c, "/parsers/rules/new", {**form_of(RULE), "name": ""})):
+        assert r.status_code in (200, 400)
+        assert inline_problems(r.get_data(as_text=True)) == []
+    # The edit form shows the stored rule.
+    html = unescape(c.get(f"/parsers/rules/{rule.id}").get_data(as_text=True))
+    assert "Backup job '(?P<job>[^']+)'" in html and 'value="Folder"' in html
