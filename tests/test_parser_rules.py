@@ -239,3 +239,11 @@ def test_the_rule_pages_need_no_inline_code(as_user):
     # The edit form shows the stored rule.
     html = unescape(c.get(f"/parsers/rules/{rule.id}").get_data(as_text=True))
     assert "Backup job '(?P<job>[^']+)'" in html and 'value="Folder"' in html
+
+
+def test_without_a_status_word_or_default_the_mail_waits_in_the_inbox_with_the_reason(app):
+    parser_rules.create_rule({**RULE, "status": [{"word": "exploded", "status": "Failed"}]}, None)
+    db.session.commit()
+    msg = db.session.get(MailMessage, ingest_message(NAS_MAIL).message_id)
+    assert msg.state == "inbox" and not msg.parsed
+    assert msg.parse_reason == "your rule 'StoreVault' recognised the mail: no status word found"

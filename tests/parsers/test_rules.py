@@ -114,7 +114,7 @@ def test_rules_are_tried_in_order_and_disabled_rules_are_left_out():
 def test_no_status_word_leaves_the_mail_unparsed_with_the_reason():
     rs, _ = compile_rules([rule(status=[{"word": "zzz", "status": "Failed"}])])
     result = parse_message(mail(), rules=rs)
-    assert not result.parsed and "found no status word" in result.reason
+    assert not result.parsed and result.reason == "your rule 'AcmeNAS' recognised the mail: no status word found"
 
 
 def test_a_catastrophic_regex_times_out_within_the_limit():

@@ -63,7 +63,7 @@ def parse_message(msg: Message, explain: bool = False, rules: RuleSet | None = N
         why = [c for c in checks if c.reason == "no status word found"]
         reason = "no parser recognised this message"
         if why:
-            reason = f"your rule '{why[0].name}' recognised the mail but found no status word"
+            reason = f"your rule '{why[0].name}' recognised the mail: no status word found"
         result = ParseResult(parsed=False, reason=reason)
     result.rule_checks = checks
     return result
