@@ -818,3 +818,29 @@ class MaintenanceWindow(TimestampMixin, db.Model):
         Index("ix_maintenance_windows_job", "job_id"),
         Index("ix_maintenance_windows_customer", "customer_id"),
     )
+
+
+# --- Parsers users define without code ------------------------------------------------------------
+
+class ParserRule(TimestampMixin, db.Model):
+    """A user's own parser rule (Parsers page → Your own rules). ``definition`` is the rule as plain
+    data (match, job, status, default_status, objects, software, backup_type: ``parsers/rules.py``);
+    ``position`` orders the rules, ``placement`` runs them before or after the built-in parsers.
+    ``last_timeout_at`` / ``last_timeout_subject``: the last mail on which its regexes ran out of time."""
+
+    __tablename__ = "parser_rules"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(90), nullable=False, unique=True)
+    enabled = db.Column(db.Boolean, nullable=False, default=True, server_default=text("true"))
+    position = db.Column(db.Integer, nullable=False, default=0)
+    placement = db.Column(db.String(10), nullable=False, default="after", server_default="after")
+    definition = db.Column(db.JSON, nullable=False)
+    last_timeout_at = db.Column(UTCDateTime(), nullable=True)
+    last_timeout_subject = db.Column(db.String(300), nullable=True)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+    __table_args__ = (
+        db.CheckConstraint("placement IN ('before', 'after')", name="placement"),
+        Index("ix_parser_rules_position", "position"),
+    )

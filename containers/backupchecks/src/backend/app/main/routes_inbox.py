@@ -83,7 +83,9 @@ def _visible_or_404(msg_id: int) -> MailMessage:
 def inbox_message(msg_id: int):
     msg = _visible_or_404(msg_id)
     return render_template("main/inbox_message.html", msg=msg, customers=customer_names(),
-                           objects=(msg.parse_result or {}).get("objects") or [])
+                           # by status as before; an object without a status (None) last, instead of a 500
+                           objects=sorted((msg.parse_result or {}).get("objects") or [],
+                                          key=lambda o: o.get("status") or "", reverse=True))
 
 
 @main_bp.route("/inbox/<id:msg_id>/body")

@@ -104,11 +104,14 @@ class ParseResult:
     error: Optional[str] = None      # the exception text when a parser raised
     match_reason: str = ""           # what the matching parser's matches() said, even when parse() set reason
     evidence: list[MatchEvidence] = field(default_factory=list)  # filled on request (registry explain=True)
+    rule_checks: list = field(default_factory=list)  # the users' rules tried: rules.RuleCheck (matched or why not)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         for key in ("started_at", "ended_at"):
             d[key] = d[key].isoformat() if d[key] else None
+        if not d["rule_checks"]:
+            del d["rule_checks"]  # no rules were given (the parser CLI): the output as before
         return d
 
 

@@ -20,6 +20,7 @@ from ..mail import MailSourceError
 from ..mail.graph import GraphConfig, GraphMailSource
 from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
 from .ingest import content_source_id, ingest_message, record_reviewed_on_arrival
+from .parser_rules import load_ruleset
 from .locks import LeaderLock
 from .metrics import record_import_cycle
 from .settings import get_settings
@@ -113,8 +114,9 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
             source = graph_source()
         remote = source.list_messages(limit=batch_size)
         counts.fetched = len(remote)
+        rules = load_ruleset() if remote else None  # the users' parser rules: once for the whole cycle
         for i, rm in enumerate(remote):
-            _import_one(source, rm.source_id, counts, keep_raw, auto_review)
+            _import_one(source, rm.source_id, counts, keep_raw, auto_review, rules)
             if progress:
                 progress(i + 1, len(remote))
         purge_raw_mails(settings.raw_retention_days)
@@ -146,7 +148,8 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
     return cycle
 
 
-def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool, auto_review: bool = False) -> None:
+def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool, auto_review: bool = False,
+                rules=None) -> None:
     try:
         raw = source.fetch_raw(source_id)
     except MailSourceError as exc:
@@ -156,7 +159,7 @@ def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool, aut
     try:
         outcome = ingest_message(raw, source=getattr(source, "name", "graph") or "graph",
                                  source_id=source_id, keep_raw=keep_raw, auto_review=auto_review,
-                                 audit_auto_review=False)
+                                 audit_auto_review=False, rules=rules)
     except Exception as exc:  # noqa: BLE001 - the database refused it: leave it in the mailbox
         db.session.rollback()
         log.exception("storing message %s failed", source_id)
@@ -198,12 +201,14 @@ def import_raw_files(files: list[tuple[str, bytes]], *, source: str = "upload", 
     result = {"new": 0, "duplicates": 0, "auto_processed": 0, "to_inbox": 0, "failed": 0, "files": [],
               "reviewed_on_arrival": 0}
     reviewed: list[int] = []
+    rules = load_ruleset()  # the users' parser rules: once for all the files
     for name, raw in files:
         try:
             # The file's hash is its source id: the same file uploaded again is a duplicate even
             # when it has no Message-ID header.
             outcome = ingest_message(raw, source=source, source_id=content_source_id(raw),
-                                     keep_raw=keep_raw, auto_review=auto_review, audit_auto_review=False)
+                                     keep_raw=keep_raw, auto_review=auto_review, audit_auto_review=False,
+                                     rules=rules)
         except Exception as exc:  # noqa: BLE001
             db.session.rollback()
             result["failed"] += 1

@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select, true
 
 from ..extensions import db
 from ..models import Customer, Job, MailMessage, utcnow
+from ..parsers.rules import PREFIX as RULE_PREFIX, RuleSet
 from . import audit
 from .customers import CustomerError, find_or_create_customer
 from .ingest import (
@@ -21,6 +22,7 @@ from .ingest import (
     parse_into,
 )
 from .notifications import enqueue_run_events
+from .parser_rules import load_ruleset
 from .search import contains_text
 from .tasks import start_task
 
@@ -191,11 +193,12 @@ def purge_message(msg: MailMessage, actor) -> None:
     db.session.delete(msg)
 
 
-def reparse_message(msg: MailMessage) -> bool:
-    """Re-run the parsers over the stored raw mail; an Inbox mail of a known job becomes a run."""
+def reparse_message(msg: MailMessage, rules: Optional[RuleSet] = None) -> bool:
+    """Re-run the parsers (with the users' ``rules``; None: load them) over the stored raw mail; an
+    Inbox mail of a known job becomes a run."""
     if msg.raw is None:
         raise InboxError("The raw mail is no longer stored (raw-mail retention), so it can't be re-parsed.")
-    parse_into(msg, msg.raw)
+    parse_into(msg, msg.raw, rules)
     if msg.state == "inbox":
         job = find_job_for(msg)
         if job is not None:
@@ -229,13 +232,14 @@ def start_reparse_all(app: Flask, actor) -> object:
                                                               MailMessage.state != "deleted")
                                  .order_by(MailMessage.id)).scalars().all()
         total, became_runs, errors = len(ids), 0, 0
+        rules = load_ruleset()  # the users' parser rules, once for all the mails
         progress(0, total, f"Re-parsing {total} mails")
         for start in range(0, total, 100):
             chunk = db.session.execute(select(MailMessage).where(MailMessage.id.in_(ids[start:start + 100]))).scalars().all()
             for msg in chunk:
                 try:
                     with db.session.begin_nested():
-                        if reparse_message(msg):
+                        if reparse_message(msg, rules):
                             became_runs += 1
                 except InboxError:
                     errors += 1
@@ -244,3 +248,38 @@ def start_reparse_all(app: Flask, actor) -> object:
         return f"Re-parsed {total} mails; {became_runs} became runs of known jobs; {errors} could not be re-parsed."
 
     return start_task(app, "reparse_all", actor_id, work)
+
+
+def start_try_rules_on_inbox(app: Flask, actor) -> object:
+    """"Try the rules on the Inbox" (Parsers page): re-parse the Inbox mails with the users' rules in the
+    background, through the same path as re-parse; the final message counts the mails a rule now reads
+    (job proposals waiting for approval) and those that became runs of known jobs. ``tasks.TaskBusy``
+    when it already runs."""
+    actor_id = getattr(actor, "id", None)
+    audit.record("inbox.try_rules", "Started trying the parser rules on the Inbox", user=actor)
+
+    def work(progress):
+        ids = db.session.execute(select(MailMessage.id).where(MailMessage.state == "inbox",
+                                                              MailMessage.raw.is_not(None))
+                                 .order_by(MailMessage.id)).scalars().all()
+        total, became_runs, proposals, errors = len(ids), 0, 0, 0
+        rules = load_ruleset()
+        progress(0, total, f"Trying the rules on {total} Inbox mails")
+        for start in range(0, total, 100):
+            chunk = db.session.execute(select(MailMessage).where(MailMessage.id.in_(ids[start:start + 100]))).scalars().all()
+            for msg in chunk:
+                try:
+                    with db.session.begin_nested():
+                        if reparse_message(msg, rules):
+                            became_runs += 1
+                        elif msg.parsed and msg.is_report and (msg.parser_name or "").startswith(RULE_PREFIX):
+                            proposals += 1
+                except InboxError:
+                    errors += 1
+            db.session.commit()
+            progress(min(start + 100, total), total, f"Tried {min(start + 100, total)} of {total}")
+        return (f"Tried the rules on {total} Inbox mails: {became_runs} became runs of known jobs, "
+                f"{proposals} are now read by a rule and wait in the Inbox for approval (job proposals)"
+                + (f"; {errors} could not be re-parsed" if errors else "") + ".")
+
+    return start_task(app, "try_rules_on_inbox", actor_id, work)

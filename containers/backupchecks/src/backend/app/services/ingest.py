@@ -24,7 +24,8 @@ from .notifications import enqueue_run_events
 from ..parsers.base import ParseResult
 from ..parsers.normalize import normalize
 from ..parsers.registry import parse_message
-from . import audit
+from ..parsers.rules import RuleSet
+from . import audit, parser_rules
 from .missed_runs import reconcile_late_run
 from .overrides import apply_overrides
 from .settings import auto_review_successes, get_settings
@@ -110,7 +111,17 @@ def _apply_parse(msg: MailMessage, result: ParseResult, copy: bool = False) -> N
     _clean_text_fields(msg)
 
 
-def parse_into(msg: MailMessage, raw: bytes) -> None:
+def parse_mail(nm, rules: Optional[RuleSet]) -> ParseResult:
+    """The registry's result for a normalised mail with the users' rules of this batch (``None``: load
+    them, one query); a rule whose regexes ran out of time on it is noted on the rule."""
+    if rules is None:
+        rules = parser_rules.load_ruleset()
+    result = parse_message(nm, rules=rules)
+    parser_rules.record_timeouts(result, nm.subject or nm.raw_subject or "")
+    return result
+
+
+def parse_into(msg: MailMessage, raw: bytes, rules: Optional[RuleSet] = None) -> None:
     """(Re-)parse raw bytes into the message's parse fields. Never raises."""
     try:
         nm = normalize(raw)
@@ -118,7 +129,7 @@ def parse_into(msg: MailMessage, raw: bytes) -> None:
         msg.parsed, msg.parse_error = False, _no_nul(f"{type(exc).__name__}: {exc}")
         msg.parse_reason = "the mail could not be read"
         return
-    _apply_parse(msg, parse_message(nm), copy=is_copy(nm))
+    _apply_parse(msg, parse_mail(nm, rules), copy=is_copy(nm))
 
 
 # Built once (the key is a parameter): no statement to build or cache key to compute per mail.
@@ -216,13 +227,16 @@ def content_source_id(raw: bytes) -> str:
 
 def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[str] = None,
                    keep_raw: bool = True, auto_review: Optional[bool] = None,
-                   audit_auto_review: bool = True) -> IngestOutcome:
+                   audit_auto_review: bool = True, rules: Optional[RuleSet] = None) -> IngestOutcome:
     """Store one mail exactly once, parse it, and process it when its job is known. Commits.
 
     ``auto_review`` ("Successful runs need no review"; None: the setting) marks a new successful
     run reviewed on arrival (``IngestOutcome.reviewed_on_arrival``). A run so marked is audited
     here, one entry for this mail, unless ``audit_auto_review`` is False: an import of many mails
     (an import cycle, an upload of several files) counts them and records one entry for all.
+
+    ``rules``: the users' parser rules, loaded once by a batch (``parser_rules.load_ruleset``);
+    None loads them for this mail.
 
     The statements of a mail of a known job: the job lookup, one INSERT of the mail (which is also
     the duplicate check), the late-run and override lookups, the run and its objects, the ticket
@@ -246,7 +260,7 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
         msg.body_text = nm.text
         msg.body_html = nm.html or None
         try:
-            _apply_parse(msg, parse_message(nm), copy=is_copy(nm))
+            _apply_parse(msg, parse_mail(nm, rules), copy=is_copy(nm))
         except Exception as exc:  # noqa: BLE001 - registry never raises, but be safe
             msg.parsed, msg.parse_error = False, str(exc)
     else:
