@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from backend.app.extensions import db
-from backend.app.models import MaintenanceWindow, NotificationChannel, Snooze, User
+from backend.app.models import DigestDelivery, MaintenanceWindow, NotificationChannel, NotificationOutbox, Snooze, User
 from backend.app.services.schedules import local_to_utc, recompute_job_schedule
 
 from ..clock import TEST_NOW
@@ -243,6 +243,20 @@ def test_admin_adds_a_slack_channel_with_rules_and_an_email_channel(browser, liv
     assert (slack.quiet_start, slack.quiet_end) == (time(22), time(7))
     assert (mail.kind, mail.recipients, mail.transport) == ("email", "noc@example.com, oncall@example.com", "smtp")
 
+    # The delivery log with a message held for the quiet hours, one dropped, one held by a snooze.
+    held_until = TEST_NOW + timedelta(hours=2)
+    for state, extra in [("pending", {"held_until": held_until, "next_attempt_at": held_until}),
+                         ("dropped", {"last_error": "quiet hours 22:00–07:00: dropped"}),
+                         ("held", {"last_error": "snoozed until 2026-06-13 10:30: migrating the NAS"}),
+                         ("failed", {"attempts": 3, "last_error": "HTTP 500 from https://hooks.slack.com/services/T000/B000/…"})]:
+        db.session.add(NotificationOutbox(channel_id=slack.id, event_key=f"run:{len(state)}:{state}", event="failed",
+                                          payload={}, state=state, created_at=TEST_NOW - timedelta(minutes=5), **extra))
+    db.session.commit()
+    page.goto(live_server + "/settings/notifications")
+    log = page.inner_text("#delivery-log")
+    assert "held until" in log and "(quiet hours)" in log and "dropped" in log and "held (snooze/maintenance)" in log
+    expect(page.locator("#delivery-log button:has-text('Send anyway')")).to_have_count(1)
+
     # The edit form of the e-mail channel opens on the e-mail fields.
     page.click("#notification-channels tr:has-text('NOC mail') a:has-text('Edit')")
     expect(page.locator("#recipients")).to_have_value("noc@example.com, oncall@example.com")
@@ -304,8 +318,17 @@ def test_digest_settings_and_the_profile_subscription(browser, live_server):
     alice = db.session.execute(select(User).where(User.username == "alice")).scalar_one()
     assert (alice.email, alice.digest_subscribed) == ("alice@example.com", True)
 
+    day = TEST_NOW.astimezone(AMS).date()
+    db.session.add_all([
+        DigestDelivery(day=day, recipient="alice@example.com", state="sent", attempts=1, sent_at=TEST_NOW,
+                       subject="Backupchecks digest: 2 failed, 1 missed (Tuesday 09 June 2026)"),
+        DigestDelivery(day=day, recipient="noc@example.com", state="failed", attempts=2,
+                       last_error="SMTP server smtp.example.com refused the login (535 5.7.8 authentication failed)")])
+    db.session.commit()
     page.goto(live_server + "/settings/digest")
     assert "alice · alice@example.com" in page.inner_text("#digest-subscribers")
+    expect(page.locator("#digest-log button:has-text('Retry')")).to_have_count(1)
+    check_page(page, "digest-log")
     page.goto(live_server + "/auth/profile")
     page.uncheck("#digest_subscribed")
     page.click("#digest-subscription button")
