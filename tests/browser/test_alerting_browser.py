@@ -159,9 +159,9 @@ def test_admin_adds_a_weekly_maintenance_window_and_daily_jobs_shows_maintenance
     assert "No maintenance windows" in page.inner_text("main")
     page.select_option("#mw-customer", label="Acme Testing")
     page.fill("#mw-reason", "firmware updates")
-    page.check("#mw-weekly")
     page.fill("#mw-lstart", "21:00")
     page.fill("#mw-lend", "23:30")
+    assert page.is_checked("#mw-weekly")  # typing a weekly time chose the weekly kind
     page.click("#window-form button")
     assert "at least one day" in page.inner_text("main")
     assert page.input_value("#mw-reason") == "firmware updates"
@@ -171,7 +171,8 @@ def test_admin_adds_a_weekly_maintenance_window_and_daily_jobs_shows_maintenance
     assert db.session.execute(select(MaintenanceWindow)).first() is None
     check_page(page, "window-refused")
 
-    page.check(f"#window-form input[name=weekdays][value='{day.weekday()}']")
+    page.click(f"label[for=mw-day-{day.weekday()}]")
+    assert page.is_checked(f"#mw-day-{day.weekday()}")
     page.click("#window-form button")
     page.wait_for_url("**/settings/maintenance-windows")
     assert "Maintenance window saved for customer Acme Testing" in page.inner_text("main")
