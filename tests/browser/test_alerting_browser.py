@@ -187,6 +187,16 @@ def test_admin_adds_a_weekly_maintenance_window_and_daily_jobs_shows_maintenance
                                                 ("daily-jobs-maintenance", f"/daily-jobs?date={day.isoformat()}")])
     page.close()
 
+    # On a phone the day's status is in sight without scrolling the table sideways.
+    phone = browser.new_page(viewport=PHONE)
+    login(phone, live_server, "alice")
+    phone.goto(f"{live_server}/daily-jobs?date={day.isoformat()}")
+    badge = phone.locator("#daily-table tr", has_text="NAS Backup").locator("td").last
+    expect(badge).to_contain_text("Maintenance")
+    box = badge.bounding_box()
+    assert box["x"] + box["width"] <= PHONE["width"], "the Day status column is off the phone's screen"
+    phone.close()
+
 
 # --- 3. Channels: Slack with rules, e-mail with recipients; the form follows the kind -----------
 
