@@ -267,6 +267,8 @@ def test_admin_adds_a_slack_channel_with_rules_and_an_email_channel(browser, liv
     log = page.inner_text("#delivery-log")
     assert "held until" in log and "(quiet hours)" in log and "dropped" in log and "held (snooze/maintenance)" in log
     expect(page.locator("#delivery-log button:has-text('Send anyway')")).to_have_count(1)
+    expect(page.locator("#delivery-log .badge.text-bg-danger")).to_have_text("failed")  # a word in red, not colour alone
+    check_page(page, "delivery-log")
 
     # The edit form of the e-mail channel opens on the e-mail fields.
     page.click("#notification-channels tr:has-text('NOC mail') a:has-text('Edit')")
@@ -339,6 +341,7 @@ def test_digest_settings_and_the_profile_subscription(browser, live_server):
     page.goto(live_server + "/settings/digest")
     assert "alice · alice@example.com" in page.inner_text("#digest-subscribers")
     expect(page.locator("#digest-log button:has-text('Retry')")).to_have_count(1)
+    expect(page.locator("#digest-log .badge")).to_have_text(["failed", "sent"])
     check_page(page, "digest-log")
     page.goto(live_server + "/auth/profile")
     page.uncheck("#digest_subscribed")
