@@ -124,7 +124,9 @@ def test_operator_snoozes_a_job_and_an_admin_lifts_it(browser, live_server):
     assert "Snoozed until" in page.inner_text("#snooze-banner")
     check_page(page, "run-checks-snoozed")
     phone_pages(browser, live_server, "oscar", [("job-snoozed", f"/jobs/{job.id}"),
-                                                ("run-checks-snoozed", f"/run-checks?job={job.id}")])
+                                                ("job-snooze-form", f"/jobs/{job.id}?snooze=1"),
+                                                ("run-checks-snoozed", f"/run-checks?job={job.id}"),
+                                                ("run-checks-snooze-form", f"/run-checks?job={job.id}&snooze=1")])
     page.close()
 
     admin = browser.new_page(viewport=DESKTOP)
