@@ -116,6 +116,8 @@ def test_operator_snoozes_a_job_and_an_admin_lifts_it(browser, live_server):
     assert f"Snoozed until {until:%Y-%m-%d}" in banner and "— migrating the NAS" in banner
     assert "snoozed: alerts are held until" in page.inner_text("main")
     check_page(page, "job-snoozed")
+    page.click("#quiet summary")  # changing it starts from the reason given
+    assert page.input_value(f"#sn-reason-{job.id}") == "migrating the NAS"
 
     page.goto(f"{live_server}/run-checks?job={job.id}")
     badge = page.locator(".snoozed").first
