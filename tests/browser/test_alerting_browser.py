@@ -142,7 +142,17 @@ def test_operator_snoozes_a_job_and_an_admin_lifts_it(browser, live_server):
     (row,) = db.session.execute(select(Snooze)).scalars().all()
     assert row.lifted_by_id is not None or row.until <= datetime.now(UTC)
     check_page(admin, "job-lifted")
+
+    # The job's own "after N failures" in its notification box.
+    admin.fill("#alert_after_failures", "3")
+    admin.click("#job-notifications-form button")
+    admin.wait_for_url(f"**/jobs/{job.id}#notifications")
+    assert "a failure is sent after 3 in a row" in admin.inner_text("main")
+    assert "after 3 failed or missed runs in a row" in admin.inner_text("#alert-after-text")
+    assert admin.input_value("#alert_after_failures") == "3"
+    check_page(admin, "job-notifications")
     admin.close()
+    phone_pages(browser, live_server, "alice", [("job-notifications", f"/jobs/{job.id}#notifications")])
 
 
 # --- 2. A weekly maintenance window: refused, then saved; Daily Jobs shows Maintenance ----------
