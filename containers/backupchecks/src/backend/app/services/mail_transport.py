@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 from .outcome import Result
 
 TRANSPORTS = ("graph", "smtp")
-TRANSPORT_LABELS = {"graph": "The Microsoft 365 mailbox (Graph, Mail.Send)", "smtp": "SMTP server"}
+TRANSPORT_LABELS = {"graph": "Microsoft 365 mailbox", "smtp": "SMTP server"}
 SECURITY = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 SMTP_FIELDS = ("smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_from")
