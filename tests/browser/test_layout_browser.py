@@ -149,3 +149,20 @@ def test_pages_load_without_console_errors_and_with_the_favicon(browser, live_se
     assert page.request.get(live_server + icon).headers["content-type"].startswith("image/svg+xml")
     assert page.console_errors == [], page.console_errors
     page.close()
+
+
+@pytest.mark.parametrize("path", ["/settings/digest", "/settings/maintenance-windows", "/settings/users"])
+def test_settings_tabs_stay_on_one_line_with_the_current_one_in_sight(browser, live_server, path):
+    make_user("alice", roles=("admin",))
+    db.session.commit()
+    for viewport in ({"width": 390, "height": 844}, {"width": 1366, "height": 900}):
+        page = _login(browser, live_server, viewport, "alice")
+        page.goto(live_server + path)
+        assert _no_sideways_scroll(page)
+        tabs = page.locator(".settings-tabs .nav-link")
+        tops = {round(tabs.nth(i).bounding_box()["y"]) for i in range(tabs.count())}
+        assert len(tops) == 1, "the tabs wrapped onto more than one line"
+        box = page.locator(".settings-tabs .nav-link.active").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], "the current tab is scrolled away"
+        assert page.console_errors == []
+        page.close()

@@ -52,6 +52,13 @@
     input.type = 'text';
     input.select();
   });
+  // Tabs on one line that scroll sideways (Settings): the active tab is shown, not scrolled away.
+  document.querySelectorAll('.settings-tabs').forEach(function (bar) {
+    var active = bar.querySelector('.nav-link.active');
+    if (active && bar.scrollWidth > bar.clientWidth) {
+      bar.scrollLeft = active.offsetLeft - (bar.clientWidth - active.offsetWidth) / 2;
+    }
+  });
   // Bars sized by data (progress, the report preview's days): the Content-Security-Policy refuses
   // style="…" attributes, but sizes set through element.style are allowed.
   document.querySelectorAll('[data-bar-width]').forEach(function (el) {
