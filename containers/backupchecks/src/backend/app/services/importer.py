@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..mail import MailSourceError
 from ..mail.graph import GraphConfig, GraphMailSource
+from ..mail.imap import ImapConfig, ImapMailSource
 from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
 from .ingest import ingest_message, record_reviewed_on_arrival
 from .locks import LeaderLock
@@ -70,6 +71,58 @@ def graph_source() -> GraphMailSource:
     return GraphMailSource(cfg)
 
 
+def mail_source_kind() -> str:
+    """Where mail is imported from: "graph" or "imap" (MAIL_SOURCE wins over Settings → Mail)."""
+    env = current_app.config.get("IMAP_ENV_OVERRIDES") or {}
+    return env.get("mail_source") or get_settings().mail_source or "graph"
+
+
+def imap_settings_mapping() -> dict:
+    """IMAP settings: the Settings page's values, with environment values winning."""
+    from .settings import IMAP_FIELDS
+
+    s = get_settings()
+    values = {f: getattr(s, f) for f in IMAP_FIELDS + ("imap_password",)}
+    values.update({k: v for k, v in (current_app.config.get("IMAP_ENV_OVERRIDES") or {}).items() if k != "mail_source"})
+    return values
+
+
+def imap_config(values: Optional[dict] = None) -> ImapConfig:
+    """The IMAP configuration from ``values`` (default: the saved settings with the environment's),
+    with the app's client options (``IMAP_CLIENT_OPTIONS``: timeout, ca_file)."""
+    return ImapConfig.from_settings(imap_settings_mapping() if values is None else values,
+                                    **(current_app.config.get("IMAP_CLIENT_OPTIONS") or {}))
+
+
+def imap_source(require_processed: bool = True) -> ImapMailSource:
+    cfg = imap_config()
+    missing = cfg.missing()
+    if missing:
+        raise MailSourceError(f"Mail import is not configured: fill in {', '.join(missing)} under Settings → Mail "
+                              "(IMAP).", code="not_configured")
+    if require_processed and not cfg.processed_folder:
+        raise MailSourceError("Choose a processed folder under Settings → Mail (IMAP), so imported mails can be "
+                              "moved out of the incoming folder.", code="not_configured")
+    return ImapMailSource(cfg)
+
+
+def mail_source():
+    """The configured mail source, ready to import (MailSourceError 'not_configured' when it is not)."""
+    return imap_source() if mail_source_kind() == "imap" else graph_source()
+
+
+def mail_source_unchecked():
+    """The configured mail source without requiring the folders (for the folder picker)."""
+    if mail_source_kind() == "imap":
+        cfg = imap_config()
+        missing = [m for m in cfg.missing() if m != "Incoming folder"]
+        if missing:
+            raise MailSourceError(f"Fill in {', '.join(missing)} under Settings → Mail and save first.",
+                                  code="not_configured")
+        return ImapMailSource(cfg)
+    return graph_source_unchecked()
+
+
 @dataclass
 class CycleCounts:
     fetched: int = 0
@@ -111,7 +164,7 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
     counts = CycleCounts()
     try:
         if source is None:
-            source = graph_source()
+            source = mail_source()
         remote = source.list_messages(limit=batch_size)
         counts.fetched = len(remote)
         for i, rm in enumerate(remote):
