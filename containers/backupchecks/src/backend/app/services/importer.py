@@ -106,21 +106,31 @@ def imap_source(require_processed: bool = True) -> ImapMailSource:
     return ImapMailSource(cfg)
 
 
+def imap_source_unchecked() -> ImapMailSource:
+    """An IMAP source from the settings without requiring the folders (for the folder picker)."""
+    cfg = imap_config()
+    missing = [m for m in cfg.missing() if m != "Incoming folder"]
+    if missing:
+        raise MailSourceError(f"Fill in {', '.join(missing)} under Settings → Mail and save first.",
+                              code="not_configured")
+    return ImapMailSource(cfg)
+
+
+#: the mail sources Settings → Mail chooses from: kind -> (ready to import, for the folder picker)
+SOURCES: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+    "graph": (lambda: graph_source(), lambda: graph_source_unchecked()),
+    "imap": (lambda: imap_source(), lambda: imap_source_unchecked()),
+}
+
+
 def mail_source():
     """The configured mail source, ready to import (MailSourceError 'not_configured' when it is not)."""
-    return imap_source() if mail_source_kind() == "imap" else graph_source()
+    return SOURCES.get(mail_source_kind(), SOURCES["graph"])[0]()
 
 
 def mail_source_unchecked():
     """The configured mail source without requiring the folders (for the folder picker)."""
-    if mail_source_kind() == "imap":
-        cfg = imap_config()
-        missing = [m for m in cfg.missing() if m != "Incoming folder"]
-        if missing:
-            raise MailSourceError(f"Fill in {', '.join(missing)} under Settings → Mail and save first.",
-                                  code="not_configured")
-        return ImapMailSource(cfg)
-    return graph_source_unchecked()
+    return SOURCES.get(mail_source_kind(), SOURCES["graph"])[1]()
 
 
 @dataclass
