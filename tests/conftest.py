@@ -342,6 +342,21 @@ def as_user(app, personas):
     return _as
 
 
+# --- Dovecot (Debian's dovecot-imapd) for the IMAP mail source ---------------------------------
+
+@pytest.fixture
+def dovecot():
+    """A private Dovecot on free loopback ports (tests/fakes/dovecot.py), stopped after the test."""
+    from tests.fakes.dovecot import Dovecot, dovecot_installed
+
+    if not dovecot_installed():
+        if IS_CI:
+            pytest.fail("Dovecot missing (apt-get install -y dovecot-imapd): the IMAP tests need it in CI")
+        pytest.skip("Dovecot not installed (apt-get install -y dovecot-imapd)")
+    with Dovecot() as server:
+        yield server
+
+
 # --- Browser (Playwright + Debian's Chromium) ------------------------------------------------
 
 CHROMIUM = "/usr/bin/chromium"

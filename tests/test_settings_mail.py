@@ -208,7 +208,7 @@ def test_test_connection_tries_the_typed_values_without_saving_them(as_user, gra
     assert mail_row_values() == old
     assert "old-stored-secret-value" not in page
     entry = db.session.execute(select(AuditLog).where(AuditLog.event == "settings.mail_test")).scalar_one()
-    assert entry.after == {"ok": True, "step": None, "code": None}
+    assert entry.after == {"ok": True, "step": None, "code": None, "source": "graph"}
     assert graph.client_secret not in str(entry.before) + str(entry.after) + entry.summary
 
 

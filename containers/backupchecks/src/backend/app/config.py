@@ -39,6 +39,20 @@ GRAPH_ENV = {
     "GRAPH_PROCESSED_FOLDER": "graph_processed_folder",
 }
 
+# MAIL_SOURCE and IMAP_* values set in the environment win over Settings → Mail.
+IMAP_ENV = {
+    "MAIL_SOURCE": "mail_source",
+    "IMAP_HOST": "imap_host",
+    "IMAP_PORT": "imap_port",
+    "IMAP_USER": "imap_username",
+    "IMAP_PASSWORD": "imap_password",
+    "IMAP_TLS": "imap_tls",
+    "IMAP_FOLDER": "imap_folder",
+    "IMAP_PROCESSED_FOLDER": "imap_processed_folder",
+}
+MAIL_SOURCES = ("graph", "imap")
+IMAP_TLS_MODES = ("ssl", "starttls", "none")
+
 
 class ConfigError(RuntimeError):
     """The configuration cannot work; the message is one line for the operator."""
@@ -178,6 +192,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "GRAPH_API_BASE": env_str(env, "GRAPH_API_BASE", "https://graph.microsoft.com/v1.0"),
         # GRAPH_* values set in the environment win over the Settings page.
         "GRAPH_ENV_OVERRIDES": {key: env_str(env, var) for var, key in GRAPH_ENV.items() if env_str(env, var)},
+        # MAIL_SOURCE and IMAP_* values set in the environment win over Settings → Mail.
+        "IMAP_ENV_OVERRIDES": imap_env_overrides(env),
         # SMTP_* values set in the environment win over Settings → Notifications → Mail sending.
         "SMTP_ENV_OVERRIDES": {key: env_str(env, var) for var, key in SMTP_ENV.items() if env_str(env, var)},
         "BACKGROUND_JOBS": env_bool(env, "BACKGROUND_JOBS", True),
@@ -204,6 +220,26 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "SMTP_RECEIVER": smtp_receiver_config(env),
     }
     return cfg
+
+
+def imap_env_overrides(env: Mapping[str, str]) -> dict:
+    """MAIL_SOURCE and IMAP_* from the environment, checked: a value the import can't use stops the
+    start with one line instead of failing every cycle."""
+    values = {key: env_str(env, var) for var, key in IMAP_ENV.items() if env_str(env, var)}
+    if "mail_source" in values:
+        values["mail_source"] = values["mail_source"].lower()
+        if values["mail_source"] not in MAIL_SOURCES:
+            raise ConfigError(f"MAIL_SOURCE must be graph or imap, got {values['mail_source']!r}")
+    if "imap_tls" in values:
+        values["imap_tls"] = values["imap_tls"].lower()
+        if values["imap_tls"] not in IMAP_TLS_MODES:
+            raise ConfigError(f"IMAP_TLS must be ssl, starttls or none, got {values['imap_tls']!r}")
+    if "imap_port" in values:
+        port = env_int(env, "IMAP_PORT", 0)
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"IMAP_PORT must be a port number from 1 to 65535, got {port}")
+        values["imap_port"] = port
+    return values
 
 
 def check_database(cfg: Mapping) -> None:

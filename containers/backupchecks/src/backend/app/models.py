@@ -100,6 +100,16 @@ class SystemSettings(db.Model):
     graph_mailbox = db.Column(db.String(255), nullable=True)
     graph_incoming_folder = db.Column(db.String(500), nullable=True)
     graph_processed_folder = db.Column(db.String(500), nullable=True)
+    # Mail import source: graph (Microsoft 365) | imap; MAIL_SOURCE in the environment wins
+    mail_source = db.Column(db.String(10), nullable=False, default="graph", server_default="graph")
+    # Mail (IMAP); IMAP_* in the environment win
+    imap_host = db.Column(db.String(255), nullable=True)
+    imap_port = db.Column(db.Integer, nullable=True)
+    imap_tls = db.Column(db.String(10), nullable=True)  # ssl | starttls | none
+    imap_username = db.Column(db.String(255), nullable=True)
+    imap_password = db.Column(EncryptedText(), nullable=True)  # write-only in the UI, encrypted
+    imap_folder = db.Column(db.String(500), nullable=True)
+    imap_processed_folder = db.Column(db.String(500), nullable=True)
     # Imports
     auto_import_enabled = db.Column(db.Boolean, nullable=False, default=False)
     import_interval_minutes = db.Column(db.Integer, nullable=False, default=15)
@@ -234,7 +244,7 @@ class MailMessage(db.Model):
     __tablename__ = "mail_messages"
 
     id = db.Column(db.Integer, primary_key=True)
-    source = db.Column(db.String(20), nullable=False, default="upload")  # graph|upload|folder|cli|smtp
+    source = db.Column(db.String(20), nullable=False, default="upload")  # graph|imap|upload|folder|cli|smtp
     source_id = db.Column(db.String(500), nullable=True)
     internet_message_id = db.Column(db.String(998), nullable=True)
     from_address = db.Column(db.String(320), nullable=False, default="")

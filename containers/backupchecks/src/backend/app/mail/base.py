@@ -25,7 +25,9 @@ class MailSourceError(RuntimeError):
     ``code`` is a short, stable machine name (``"invalid_secret"``,
     ``"unknown_tenant"``, ``"unknown_client"``, ``"access_denied"``,
     ``"unknown_mailbox"``, ``"unknown_folder"``, ``"unreachable"``,
-    ``"throttled"``, ``"unavailable"``, ``"not_found"``, ``"error"``) so callers
+    ``"throttled"``, ``"unavailable"``, ``"not_found"``, ``"error"``; IMAP also
+    ``"tls_failed"``, ``"connection_lost"``, ``"stale"`` (an id of an older UIDVALIDITY),
+    ``"not_configured"``) so callers
     can branch without parsing the sentence. ``details`` holds the facts behind
     the sentence (e.g. ``aadsts``, ``graph_code``, the missing ``folder``) for a
     caller that words the problem for its own page. Neither ever holds a secret.

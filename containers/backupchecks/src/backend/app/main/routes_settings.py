@@ -14,6 +14,7 @@ from ..services.settings import (
     SettingsError,
     general_form_values,
     imports_form_values,
+    MAIL_SOURCE_CHOICES,
     mail_form_values,
     maintenance_info,
     save_general,
@@ -28,14 +29,16 @@ SECTIONS = ("general", "mail", "imports", "integrations", "users", "maintenance"
 
 
 def _env_overrides() -> dict:
-    return dict(current_app.config.get("GRAPH_ENV_OVERRIDES") or {})
+    """GRAPH_*, MAIL_SOURCE and IMAP_* set in the environment (each key names its field)."""
+    return {**(current_app.config.get("GRAPH_ENV_OVERRIDES") or {}),
+            **(current_app.config.get("IMAP_ENV_OVERRIDES") or {})}
 
 
 def _render(section: str, status: int = 200, **extra):
     ctx = {"section": section, "timezones": timezone_choices(),
            "general": general_form_values(),
            "mail": mail_form_values(_env_overrides()),
-           "env_overrides": _env_overrides(),
+           "env_overrides": _env_overrides(), "mail_sources": MAIL_SOURCE_CHOICES,
            "imports": imports_form_values(),
            "smtp_receiver": smtp_receiver.describe(current_app.config.get("SMTP_RECEIVER")),
            "task_id": request.args.get("task", type=int)}
@@ -91,10 +94,10 @@ def settings_mail_test():
 @main_bp.route("/settings/mail/folders")
 @roles_required("admin")
 def settings_mail_folders():
-    """The mailbox's live folder tree for the folder pickers (JSON)."""
+    """The mailbox's live folder tree for the folder pickers (JSON), from the chosen source."""
     try:
-        source = importer.graph_source_unchecked()
-        tree = source.folder_tree()
+        with importer.mail_source_unchecked() as source:
+            tree = source.folder_tree()
     except MailSourceError as exc:
         return jsonify({"ok": False, "error": exc.message}), (400 if exc.code == "not_configured" else 502)
     paths: list[str] = []

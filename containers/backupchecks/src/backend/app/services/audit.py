@@ -21,12 +21,12 @@ from ..extensions import db
 from ..models import AuditLog
 
 SECRET_FIELDS = {"graph_client_secret", "autotask_secret", "password", "password_hash", "client_secret", "secret",
-                 "smtp_password"}
+                 "smtp_password", "imap_password"}
 MASK = "••••••"
 
 
 def is_secret(key: str) -> bool:
-    return key in SECRET_FIELDS or str(key).endswith("_secret")
+    return key in SECRET_FIELDS or str(key).endswith(("_secret", "_password"))
 
 
 def mask_secrets(values: Optional[Mapping[str, Any]]) -> Optional[dict]:

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..mail import MailSourceError
 from ..mail.graph import GraphConfig, GraphMailSource
+from ..mail.imap import ImapConfig, ImapMailSource
 from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
 from .ingest import content_source_id, ingest_message, record_reviewed_on_arrival
 from .parser_rules import load_ruleset
@@ -70,6 +71,68 @@ def graph_source() -> GraphMailSource:
     return GraphMailSource(cfg)
 
 
+def mail_source_kind() -> str:
+    """Where mail is imported from: "graph" or "imap" (MAIL_SOURCE wins over Settings → Mail)."""
+    env = current_app.config.get("IMAP_ENV_OVERRIDES") or {}
+    return env.get("mail_source") or get_settings().mail_source or "graph"
+
+
+def imap_settings_mapping() -> dict:
+    """IMAP settings: the Settings page's values, with environment values winning."""
+    from .settings import IMAP_FIELDS
+
+    s = get_settings()
+    values = {f: getattr(s, f) for f in IMAP_FIELDS + ("imap_password",)}
+    values.update({k: v for k, v in (current_app.config.get("IMAP_ENV_OVERRIDES") or {}).items() if k != "mail_source"})
+    return values
+
+
+def imap_config(values: Optional[dict] = None) -> ImapConfig:
+    """The IMAP configuration from ``values`` (default: the saved settings with the environment's),
+    with the app's client options (``IMAP_CLIENT_OPTIONS``: timeout, ca_file)."""
+    return ImapConfig.from_settings(imap_settings_mapping() if values is None else values,
+                                    **(current_app.config.get("IMAP_CLIENT_OPTIONS") or {}))
+
+
+def imap_source(require_processed: bool = True) -> ImapMailSource:
+    cfg = imap_config()
+    missing = cfg.missing()
+    if missing:
+        raise MailSourceError(f"Mail import is not configured: fill in {', '.join(missing)} under Settings → Mail "
+                              "(IMAP).", code="not_configured")
+    if require_processed and not cfg.processed_folder:
+        raise MailSourceError("Choose a processed folder under Settings → Mail (IMAP), so imported mails can be "
+                              "moved out of the incoming folder.", code="not_configured")
+    return ImapMailSource(cfg)
+
+
+def imap_source_unchecked() -> ImapMailSource:
+    """An IMAP source from the settings without requiring the folders (for the folder picker)."""
+    cfg = imap_config()
+    missing = [m for m in cfg.missing() if m != "Incoming folder"]
+    if missing:
+        raise MailSourceError(f"Fill in {', '.join(missing)} under Settings → Mail and save first.",
+                              code="not_configured")
+    return ImapMailSource(cfg)
+
+
+#: the mail sources Settings → Mail chooses from: kind -> (ready to import, for the folder picker)
+SOURCES: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+    "graph": (lambda: graph_source(), lambda: graph_source_unchecked()),
+    "imap": (lambda: imap_source(), lambda: imap_source_unchecked()),
+}
+
+
+def mail_source():
+    """The configured mail source, ready to import (MailSourceError 'not_configured' when it is not)."""
+    return SOURCES.get(mail_source_kind(), SOURCES["graph"])[0]()
+
+
+def mail_source_unchecked():
+    """The configured mail source without requiring the folders (for the folder picker)."""
+    return SOURCES.get(mail_source_kind(), SOURCES["graph"])[1]()
+
+
 @dataclass
 class CycleCounts:
     fetched: int = 0
@@ -111,7 +174,7 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
     counts = CycleCounts()
     try:
         if source is None:
-            source = graph_source()
+            source = mail_source()
         remote = source.list_messages(limit=batch_size)
         counts.fetched = len(remote)
         rules = load_ruleset() if remote else None  # the users' parser rules: once for the whole cycle

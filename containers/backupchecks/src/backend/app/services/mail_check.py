@@ -1,5 +1,8 @@
 """Settings → Mail → Test connection: test the values in the form, without saving them.
 
+The form's chosen source is tested (MAIL_SOURCE wins): Microsoft 365 through Graph, or an IMAP
+mailbox (server reachable, TLS, sign-in, both folders; a blank password means the stored one).
+
 The values are tested as the import would use them once saved: a field the
 environment sets uses the environment's value, a blank client secret means the
 stored one (as saving does), and the two endpoints come from the environment
@@ -16,8 +19,17 @@ from typing import Any, Mapping, Optional
 from flask import current_app
 
 from ..mail.graph import GraphConfig, GraphMailSource
+from ..mail.imap import ImapMailSource
 from . import audit
-from .settings import SettingsError, get_settings, typed_mail_values, typed_secret, validate_mail_values
+from .settings import (
+    SettingsError,
+    get_settings,
+    typed_imap_password,
+    typed_imap_values,
+    typed_mail_values,
+    typed_secret,
+    validate_mail_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +71,82 @@ def values_to_test(form: Mapping[str, str], env_overrides: Mapping[str, str]) ->
 
 
 def check_mail_form(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> MailCheck:
-    """Test the form's Graph values step by step (token, mailbox, permission, both folders);
-    saves nothing, records the outcome (never a value) in the audit log."""
-    values = values_to_test(form, env_overrides)
-    check = _run(values, env_overrides)
-    log.info("Mail connection test: %s", "ok" if check.ok else f"failed at {check.failed_step} ({check.code})")
+    """Test the form's values of the chosen source step by step (Graph: token, mailbox, permission,
+    both folders; IMAP: server, TLS, sign-in, both folders); saves nothing, records the outcome
+    (never a value) in the audit log."""
+    source = env_overrides.get("mail_source") or (form.get("mail_source") or "graph").strip().lower()
+    if source == "imap":
+        check, steps = _run_imap(form, env_overrides), IMAP_STEPS
+    else:
+        check, steps = _run(values_to_test(form, env_overrides), env_overrides), STEPS
+    log.info("Mail connection test (%s): %s", source,
+             "ok" if check.ok else f"failed at {check.failed_step} ({check.code})")
     audit.record("settings.mail_test",
-                 "Tested the mail connection with the form's values (not saved): "
-                 + ("ok" if check.ok else f"failed at {_label(check.failed_step)}"),
+                 f"Tested the mail connection ({'IMAP' if source == 'imap' else 'Microsoft 365'}) with the form's "
+                 "values (not saved): " + ("ok" if check.ok else f"failed at {_label(check.failed_step, steps)}"),
                  target_type="settings", target_id="mail",
-                 after={"ok": check.ok, "step": check.failed_step, "code": check.code}, commit=True)
+                 after={"ok": check.ok, "step": check.failed_step, "code": check.code, "source": source}, commit=True)
     return check
+
+
+# --- IMAP ----------------------------------------------------------------------------------------
+
+IMAP_STEPS = (("settings", "Settings filled in"), ("connect", "Server reachable"), ("tls", "Secure connection (TLS)"),
+              ("login", "Sign-in"), ("incoming_folder", "Incoming folder"), ("processed_folder", "Processed folder"))
+IMAP_FIELDS = {"imap_host": ("IMAP server", "IMAP_HOST"), "imap_port": ("Port", "IMAP_PORT"),
+               "imap_tls": ("TLS", "IMAP_TLS"), "imap_username": ("User name", "IMAP_USER"),
+               "imap_password": ("Password", "IMAP_PASSWORD"), "imap_folder": ("Incoming folder", "IMAP_FOLDER"),
+               "imap_processed_folder": ("Processed folder", "IMAP_PROCESSED_FOLDER")}
+_IMAP_BY_LABEL = {label: key for key, (label, _env) in IMAP_FIELDS.items()}
+_IMAP_FIX = {"connect": ("imap_host", "imap_port"), "tls": ("imap_tls", "imap_port"),
+             "login": ("imap_username", "imap_password"), "incoming_folder": ("imap_folder",),
+             "processed_folder": ("imap_processed_folder",)}
+
+
+def imap_values_to_test(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> dict:
+    """The imap_* values the import would use if the form were saved now (a blank password means
+    the stored one); SettingsError when a typed value can't be right."""
+    values: dict[str, Any] = typed_imap_values(form, env_overrides)
+    values.update({k: v for k, v in env_overrides.items() if k in IMAP_FIELDS})
+    if "imap_password" not in env_overrides:
+        password, clear = typed_imap_password(form, env_overrides)
+        values["imap_password"] = None if clear else (password or get_settings().imap_password)
+    return values
+
+
+def _run_imap(form: Mapping[str, str], env: Mapping[str, str]) -> MailCheck:
+    from .importer import imap_config
+
+    try:
+        values = imap_values_to_test(form, env)
+    except SettingsError as exc:
+        return _failed("settings", "invalid", str(exc), IMAP_STEPS)
+    cfg = imap_config(values)
+    missing = cfg.missing()
+    if missing:
+        fields = [_where(_IMAP_BY_LABEL[m], env, IMAP_FIELDS) for m in missing]
+        return _failed("settings", "not_configured", f"Fill in {_join(fields)}, then test again.", IMAP_STEPS)
+    with ImapMailSource(cfg) as source:
+        report = source.test_connection()
+    if not report["ok"]:
+        step = report["step"] or "settings"
+        fix = [_where(k, env, IMAP_FIELDS) for k in _IMAP_FIX.get(step, ())]
+        message = report["error"] + (f" (Correct {_join(fix)}.)" if fix and any(k in env for k in _IMAP_FIX[step])
+                                     else "")
+        return _failed(step, report["error_code"], message, IMAP_STEPS)
+    if not cfg.processed_folder:
+        return _failed("processed_folder", "not_configured",
+                       f"The server, sign-in and incoming folder work, but no processed folder is set: fill in "
+                       f"{_where('imap_processed_folder', env, IMAP_FIELDS)} (a folder imported mails are moved "
+                       f"to, e.g. {cfg.folder}/Processed).", IMAP_STEPS)
+    count = report.get("message_count")
+    security = {"ssl": "over TLS", "starttls": "with STARTTLS", "none": "WITHOUT encryption"}[cfg.tls]
+    return MailCheck(
+        ok=True, steps=[(label, "ok") for _key, label in IMAP_STEPS],
+        message=(f"Connection works: signed in to {cfg.where()} {security} as {cfg.username}, and found the "
+                 f"incoming folder '{cfg.folder}' ({count if count is not None else '?'} message(s)) and the "
+                 f"processed folder '{cfg.processed_folder}'. Testing saved nothing: press “Save mail settings” "
+                 f"to keep these values."))
 
 
 def _run(values: Mapping[str, Any], env: Mapping[str, str]) -> MailCheck:
@@ -104,9 +181,9 @@ def _run(values: Mapping[str, Any], env: Mapping[str, str]) -> MailCheck:
                  f"Testing saved nothing: press “Save mail settings” to keep these values."))
 
 
-def _failed(step: str, code: Optional[str], message: str) -> MailCheck:
+def _failed(step: str, code: Optional[str], message: str, all_steps=STEPS) -> MailCheck:
     steps, seen = [], False
-    for key, label in STEPS:
+    for key, label in all_steps:
         if key == step:
             steps.append((label, "failed"))
             seen = True
@@ -167,13 +244,13 @@ def _explain(report: Mapping[str, Any], cfg: GraphConfig, env: Mapping[str, str]
     return report["error"] or "The test failed for an unknown reason; see the application log."
 
 
-def _where(key: str, env: Mapping[str, str]) -> str:
-    label, var = FIELDS[key]
+def _where(key: str, env: Mapping[str, str], fields=FIELDS) -> str:
+    label, var = fields[key]
     return f"the environment variable {var} (it wins over this page)" if key in env else label
 
 
-def _label(step: Optional[str]) -> str:
-    return dict(STEPS).get(step or "", step or "")
+def _label(step: Optional[str], steps=STEPS) -> str:
+    return dict(steps).get(step or "", step or "")
 
 
 def _join(items: list[str]) -> str:

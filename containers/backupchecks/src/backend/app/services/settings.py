@@ -140,9 +140,11 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 def mail_form_values(env_overrides: Mapping[str, str]) -> dict:
     s = get_settings()
-    values = {f: getattr(s, f) or "" for f in MAIL_FIELDS}
-    values.update({k: v for k, v in env_overrides.items() if k in MAIL_FIELDS})
+    values = {f: getattr(s, f) or "" for f in MAIL_FIELDS + IMAP_FIELDS}
+    values["mail_source"] = s.mail_source or "graph"
+    values.update({k: v for k, v in env_overrides.items() if k in MAIL_FIELDS + IMAP_FIELDS + ("mail_source",)})
     values["secret_set"] = bool(s.graph_client_secret or env_overrides.get("graph_client_secret"))
+    values["imap_password_set"] = bool(s.imap_password or env_overrides.get("imap_password"))
     return values
 
 
@@ -179,21 +181,103 @@ def typed_secret(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> t
 
 
 def save_mail(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> bool:
-    """Save the Graph settings. Values set in the environment are not editable here.
-    The client secret is write-only: an empty field keeps the stored one."""
+    """Save Settings → Mail: the source (Microsoft 365 or IMAP), the Graph and the IMAP settings.
+    Values set in the environment are not editable here. The client secret and the IMAP password
+    are write-only: an empty field keeps the stored one. SettingsError: nothing saved."""
     values = typed_mail_values(form, env_overrides)
     try:
         validate_mail_values(values)
+        values.update(typed_imap_values(form, env_overrides))
+        if "mail_source" not in env_overrides:
+            values["mail_source"] = typed_mail_source(form)
     except SettingsError as exc:
         raise SettingsError(f"{exc} Nothing was saved.") from None
     secret, clear = typed_secret(form, env_overrides)
-    if secret and not crypto.can_store():
+    password, clear_password = typed_imap_password(form, env_overrides)
+    if (secret or password) and not crypto.can_store():
         raise SettingsError(f"{crypto.no_key_message()} Nothing was saved.")
     if secret:
         values["graph_client_secret"] = secret
     if clear:
         values["graph_client_secret"] = None
+    if password:
+        values["imap_password"] = password
+    elif clear_password:
+        values["imap_password"] = None
     return _apply("mail", values)
+
+
+# --- Mail (IMAP) ----------------------------------------------------------------------------------
+
+IMAP_FIELDS = ("imap_host", "imap_port", "imap_tls", "imap_username", "imap_folder", "imap_processed_folder")
+MAIL_SOURCE_CHOICES = (("graph", "Microsoft 365 (Graph)"), ("imap", "IMAP mailbox"))
+
+
+def typed_mail_source(form: Mapping[str, str]) -> str:
+    source = (form.get("mail_source") or "graph").strip().lower()
+    if source not in dict(MAIL_SOURCE_CHOICES):
+        raise SettingsError("The mail source must be Microsoft 365 or IMAP.")
+    return source
+
+
+def typed_imap_values(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> dict:
+    """The IMAP values typed in the form, checked (SettingsError, one sentence); fields the
+    environment sets are left out. An empty port means the TLS mode's usual port (993 or 143).
+    The password is not included."""
+    from ..mail.imap import DEFAULT_PORTS, TLS_MODES
+
+    def typed(name: str) -> str:
+        return (form.get(name) or "").strip()
+
+    values: dict = {}
+    if "imap_host" not in env_overrides:
+        host = typed("imap_host")
+        # one colon is a host:port typed together; an IPv6 address has several
+        if len(host) > 255 or any(c.isspace() for c in host) or "/" in host or host.count(":") == 1:
+            raise SettingsError("The IMAP server must be a host name or address without a port, like "
+                                "imap.gmail.com (the port has its own field).")
+        values["imap_host"] = host or None
+    tls = env_overrides.get("imap_tls")
+    if "imap_tls" not in env_overrides:
+        tls = typed("imap_tls").lower() or "ssl"
+        if tls not in TLS_MODES:
+            raise SettingsError("TLS must be SSL/TLS (port 993), STARTTLS (port 143) or none.")
+        values["imap_tls"] = tls
+    if "imap_port" not in env_overrides:
+        raw = typed("imap_port")
+        if raw:
+            if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 65535:
+                raise SettingsError("The IMAP port must be a number from 1 to 65535.")
+            values["imap_port"] = int(raw)
+        else:
+            values["imap_port"] = DEFAULT_PORTS.get(tls or "ssl", 993)
+    if "imap_username" not in env_overrides:
+        user = typed("imap_username")
+        if len(user) > 255:
+            raise SettingsError("The IMAP user name may have at most 255 characters.")
+        values["imap_username"] = user or None
+    for name in ("imap_folder", "imap_processed_folder"):
+        if name not in env_overrides:
+            folder = typed(name)
+            if len(folder) > 500:
+                raise SettingsError("An IMAP folder name may have at most 500 characters.")
+            values[name] = folder or ("INBOX" if name == "imap_folder" else None)
+    incoming = env_overrides.get("imap_folder", values.get("imap_folder"))
+    processed = env_overrides.get("imap_processed_folder", values.get("imap_processed_folder"))
+    if incoming and processed and incoming == processed:
+        raise SettingsError("The IMAP processed folder must differ from the incoming folder.")
+    return values
+
+
+def typed_imap_password(form: Mapping[str, str], env_overrides: Mapping[str, str]) -> tuple[str | None, bool]:
+    """(the IMAP password typed in the form or None, whether "Remove the stored password" is ticked);
+    both ignored when the environment sets it. Not stripped: a password may end in a space."""
+    if "imap_password" in env_overrides:
+        return None, False
+    password = form.get("imap_password") or ""
+    if len(password) > 500:
+        raise SettingsError("The IMAP password may have at most 500 characters. Nothing was saved.")
+    return password or None, form.get("clear_imap_password") == "on"
 
 
 # --- Imports -----------------------------------------------------------------------------------------
