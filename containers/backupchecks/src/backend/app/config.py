@@ -205,6 +205,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "MAX_CONTENT_LENGTH": env_int(env, "MAX_UPLOAD_MB", 50) * 1024 * 1024,
+        # The largest raw mail kept; a bigger one is parsed and stored without its raw copy.
+        "MAIL_RAW_MAX_MB": env_int(env, "MAIL_RAW_MAX_MB", 25),
         "LOGIN_THROTTLE_MAX": env_int(env, "LOGIN_THROTTLE_MAX", 5),
         "LOGIN_THROTTLE_WINDOW_SECONDS": env_int(env, "LOGIN_THROTTLE_WINDOW_SECONDS", 900),
         # Fernet key(s) for the secrets stored in the database, first one encrypts ("new,old" while rotating).

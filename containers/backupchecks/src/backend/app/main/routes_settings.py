@@ -9,6 +9,7 @@ from ..models import utcnow
 from ..route_helpers import commit_or_flash, flash_changed, start_task
 from ..security import roles_required
 from ..services import audit, importer, mail_check, smtp_receiver
+from ..services.ingest import raw_limit_bytes
 from ..services.schedules import recompute_all_schedules
 from ..services.settings import (
     SettingsError,
@@ -20,6 +21,7 @@ from ..services.settings import (
     save_general,
     save_imports,
     save_mail,
+    storage_info,
     timezone_choices,
 )
 from .blueprint import main_bp
@@ -46,6 +48,7 @@ def _render(section: str, status: int = 200, **extra):
         ctx["cycles"] = importer.recent_cycles(20)
     if section == "maintenance":
         ctx["maintenance"] = maintenance_info(current_app.config.get("APP_VERSION"))
+        ctx["storage"] = storage_info(utcnow(), ctx["imports"]["raw_retention_days"], raw_limit_bytes())
     ctx.update(extra)
     return render_template("main/settings.html", **ctx), status
 

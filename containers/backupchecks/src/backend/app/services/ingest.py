@@ -46,6 +46,21 @@ class IngestOutcome:
     reviewed_on_arrival: bool = False  # its new run was successful and marked reviewed on arrival
 
 
+DEFAULT_RAW_MAX_MB = 25
+
+
+def raw_limit_bytes() -> int:
+    """The largest raw mail kept (``MAIL_RAW_MAX_MB``, default 25 MB): a bigger one is still parsed
+    and stored, only without its raw copy (attachments included), so the store stays bounded."""
+    from flask import current_app
+
+    return int(current_app.config.get("MAIL_RAW_MAX_MB") or DEFAULT_RAW_MAX_MB) * 1024 * 1024
+
+
+def kept_raw(raw: bytes, keep_raw: bool) -> Optional[bytes]:
+    """The raw bytes to store for a mail: none when raw mails are not kept or it is over the limit."""
+    return raw if keep_raw and len(raw) <= raw_limit_bytes() else None
+
 def normalise_identity_part(value: Optional[str]) -> str:
     return re.sub(r"\s+", " ", (value or "")).strip().lower()
 
@@ -251,7 +266,7 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     # the row, which must not happen in the middle of this mail's transaction.
     get_settings()
     msg = MailMessage(source=source, source_id=source_id, internet_message_id=imid, imported_at=utcnow(),
-                      raw=raw if keep_raw else None, raw_size=len(raw),
+                      raw=kept_raw(raw, keep_raw), raw_size=len(raw),
                       raw_sha256=hashlib.sha256(raw).hexdigest(), state="inbox")
     if nm is not None:
         msg.from_address = (nm.from_address or "")[:320]
@@ -341,7 +356,7 @@ def _store_unparsed(raw: bytes, source: str, source_id: Optional[str], imid: Opt
                     error: str) -> IngestOutcome:
     """Nothing is lost: the raw mail with its error only, shown in the Inbox."""
     msg = MailMessage(source=source, source_id=source_id, internet_message_id=imid, imported_at=utcnow(),
-                      raw=raw if keep_raw else None, raw_size=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(),
+                      raw=kept_raw(raw, keep_raw), raw_size=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(),
                       state="inbox", parsed=False, parse_error=error)
     if _insert_message(msg) is None:
         db.session.commit()

@@ -314,6 +314,32 @@ def save_imports(form: Mapping[str, str]) -> bool:
 
 # --- Maintenance -------------------------------------------------------------------------------------
 
+SIZE_TABLES = 10  # the largest tables Settings → Maintenance lists
+
+
+def storage_info(now, retention_days: int, raw_limit: int) -> dict:
+    """What takes room (Settings → Maintenance): the database's size, its largest tables (with their
+    indexes and TOAST), what the raw-mail retention will free, and the mails stored without their
+    raw copy because they were over ``raw_limit`` bytes. Three statements."""
+    from datetime import timedelta
+
+    size = db.session.execute(text("SELECT pg_database_size(current_database())")).scalar()
+    tables = db.session.execute(text(
+        "SELECT c.relname, pg_total_relation_size(c.oid), GREATEST(c.reltuples, 0)::bigint"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = 'r' AND n.nspname = current_schema()"
+        " ORDER BY 2 DESC LIMIT :n"), {"n": SIZE_TABLES}).all()
+    cutoff = now - timedelta(days=max(1, int(retention_days or 1)))
+    frees, frees_bytes, over = db.session.execute(select(
+        func.count(MailMessage.id).filter(MailMessage.raw.is_not(None), MailMessage.imported_at < cutoff),
+        func.coalesce(func.sum(MailMessage.raw_size).filter(MailMessage.raw.is_not(None),
+                                                             MailMessage.imported_at < cutoff), 0),
+        func.count(MailMessage.id).filter(MailMessage.raw.is_(None), MailMessage.raw_size > raw_limit))).one()
+    return {"database_bytes": size, "tables": [{"name": n, "bytes": b, "rows": r} for n, b, r in tables],
+            "retention_days": retention_days, "retention_mails": frees, "retention_bytes": frees_bytes,
+            "raw_limit": raw_limit, "over_limit": over}
+
+
 def maintenance_info(app_version) -> dict:
     """Database and version information for Settings → Maintenance."""
     engine = db.engine
