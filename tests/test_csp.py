@@ -162,10 +162,14 @@ def test_the_bare_error_page_sends_the_policy_too(app, personas, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("template broken")
     monkeypatch.setattr(errors, "render_template", broken)
-    r = app.test_client().get("/no-such-page")
-    assert r.status_code == 404 and "<h1>Error 404</h1>" in r.get_data(as_text=True)
+    r = app.test_client().get("/no-such-page")  # the page that reads nothing from the database
+    assert r.status_code == 404 and '<h1 class="h3">Error 404</h1>' in r.get_data(as_text=True)
     assert r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
     assert r.headers["X-Frame-Options"] == "SAMEORIGIN"
+    monkeypatch.setattr(app.jinja_env, "get_template", broken)
+    r = app.test_client().get("/no-such-page")  # and the inline one when no template loads at all
+    assert r.status_code == 404 and "<h1>Error 404</h1>" in r.get_data(as_text=True)
+    assert r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
 
 
 def test_the_mail_body_and_attachments_keep_their_stricter_policies(app, as_user):

@@ -16,11 +16,19 @@ from .extensions import db
 
 def error_page(code: int, message: str):
     """The error answer for this request: JSON for the API and JSON clients, else the error page."""
-    if request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json"):
-        return jsonify({"status": "error", "code": code, "message": message}), code
+    if request.path.startswith(("/api/", "/health")) or (request.accept_mimetypes.best == "application/json"):
+        body = {"status": "error", "code": code, "message": message}
+        if code == 503:
+            body["database"] = "unreachable"
+        return jsonify(body), code
     try:
         return render_template("error.html", code=code, message=message), code
     except Exception:  # noqa: BLE001 - never a stack trace, even when templates can't load settings
+        db.session.rollback()
+    try:  # the layout and the context processors read the database: this page, rendered without them, does not
+        page = current_app.jinja_env.get_template("error_bare.html")
+        return page.render(code=code, message=message, request=request), code
+    except Exception:  # noqa: BLE001
         return (f"<!doctype html><title>Error {code}</title><h1>Error {code}</h1><p>{escape(message)}</p>", code)
 
 
