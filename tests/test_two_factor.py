@@ -313,3 +313,13 @@ def test_the_two_factor_pages_send_the_strict_policy_without_inline_code(app, cl
         assert r.status_code == 200, r.request.path
         assert r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
         assert inline_problems(r.get_data(as_text=True)) == [], r.request.path
+
+
+def test_ops_reset_2fa_from_the_command_line(app):
+    user = enrolled()
+    r = app.test_cli_runner().invoke(args=["reset-2fa", "VICTOR"])
+    assert r.exit_code == 0, r.output
+    assert not reload(user).has_two_factor
+    row = db.session.execute(select(AuditLog).where(AuditLog.event == "user.2fa_reset")).scalar_one()
+    assert row.username == "cli"
+    assert app.test_cli_runner().invoke(args=["reset-2fa", "nobody"]).exit_code != 0

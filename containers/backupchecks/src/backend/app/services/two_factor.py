@@ -141,6 +141,8 @@ def start_enrolment(user: User) -> str:
         raise TwoFactorError("Two-factor authentication is already on.")
     if not user.totp_secret:
         user.totp_secret = pyotp.random_base32()
+        audit.record("user.2fa_enrolment_started", f"{user.username} started setting up two-factor authentication",
+                     user=user, target_type="user", target_id=user.id)
     return user.totp_secret
 
 
@@ -283,12 +285,14 @@ def disable(user: User, ip: str, *, code: str = "", password: str = "") -> None:
                  target_type="user", target_id=user.id, before={"two_factor": True}, after={"two_factor": False})
 
 
-def admin_reset(user: User, *, actor) -> None:
-    """An admin clears ``user``'s 2FA (a lost phone): their sessions end; they enrol again when required."""
+def admin_reset(user: User, *, actor, actor_name: Optional[str] = None) -> None:
+    """An admin (or ops with ``flask reset-2fa``, ``actor_name`` "cli") clears ``user``'s 2FA (a lost
+    phone): their sessions end; they enrol again when required."""
     had = user.has_two_factor
     _clear(user)
     audit.record("user.2fa_reset", f"Two-factor authentication of {user.username} reset", user=actor,
-                 target_type="user", target_id=user.id, before={"two_factor": had}, after={"two_factor": False})
+                 username=actor_name, target_type="user", target_id=user.id, before={"two_factor": had},
+                 after={"two_factor": False})
 
 
 def _clear(user: User) -> None:
