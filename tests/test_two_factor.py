@@ -244,6 +244,15 @@ def test_remember_this_browser_skips_the_step_until_the_password_changes(app, cl
     r = login(client, "victor", "a-new-password-1")
     assert r.headers["Location"].endswith("/auth/two-factor")  # the password change forgot the browser
 
+    # Deactivation forgets it too (and so do enabling, disabling and resetting 2FA: the same generation).
+    user = reload(user)
+    value, _ = two_factor.remember_cookie(user)
+    assert two_factor.is_remembered(user, value)
+    accounts.set_active(user, False, actor=None)
+    accounts.set_active(user, True, actor=None)
+    db.session.commit()
+    assert not two_factor.is_remembered(reload(user), value)
+
 
 def test_remembering_needs_the_admins_permission(app, client):
     user = enrolled()
@@ -279,9 +288,14 @@ def test_new_recovery_codes_need_a_code_and_switching_off_needs_a_code_or_the_pa
 
     post_form(client, "/auth/two-factor/disable", {"password": "wrong-password-here"})
     assert reload(user).has_two_factor
+    other = app.test_client()
+    clock.shift(timedelta(seconds=30))
+    password_step(other, "victor")
+    send_code(other, code_for(user.totp_secret))
+    assert logged_in(other)
     post_form(client, "/auth/two-factor/disable", {"password": PASSWORD})
     assert not reload(user).has_two_factor and "user.2fa_disabled" in events()
-    assert logged_in(client)
+    assert logged_in(client) and not logged_in(other)  # switching off ends the other sessions
 
 
 # --- Pages ---------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import pyotp
 import segno
 from flask import current_app, session
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 
 from ..extensions import db
 from ..models import ROLES, RecoveryCode, User, utcnow
@@ -176,8 +176,13 @@ def _accept_totp(user: User, code: str, now: datetime) -> bool:
     current = _current_step(now)
     for step in range(current - VALID_WINDOW, current + VALID_WINDOW + 1):
         if step > last and hmac.compare_digest(totp.at(step * STEP_SECONDS), code):
-            user.totp_last_step = step
-            return True
+            # Claimed with a conditional UPDATE: of two requests with the same code at the same
+            # moment only one moves the step on, the other is refused like a replay.
+            claimed = db.session.execute(
+                update(User).where(User.id == user.id,
+                                   or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+                .values(totp_last_step=step)).rowcount
+            return claimed == 1
     return False
 
 
