@@ -118,14 +118,18 @@ def profile():
             with commit_or_flash(digest_delivery.DigestError, message=None) as saved:
                 changed = digest_delivery.save_subscription(current_user, request.form)
             if saved.failed:
-                return render_template("auth/profile.html", pw_form=pw_form, theme_form=theme_form,
-                                       digest_form=request.form, digest_error=str(saved.error)), 400
+                return _profile_page(pw_form, theme_form, digest_form=request.form,
+                                     digest_error=str(saved.error)), 400
             flash("Morning digest saved." if changed else "Nothing changed.", "success" if changed else "info")
             return redirect(url_for("auth.profile"))
+    return _profile_page(pw_form, theme_form)
+
+
+def _profile_page(pw_form, theme_form, **extra):
     return render_template("auth/profile.html", pw_form=pw_form, theme_form=theme_form,
                            recovery_left=two_factor.recovery_codes_left(current_user)
                            if current_user.has_two_factor else 0,
-                           two_factor_required=two_factor.required_for(current_user))
+                           two_factor_required=two_factor.required_for(current_user), **extra)
 
 
 @auth_bp.route("/switch-role", methods=["POST"])
