@@ -9,7 +9,10 @@ import pytest
 
 from .conftest import PERSONAS, csrf_token, login
 
-PUBLIC_ENDPOINTS = {"static", "main.health", "main.metrics", "auth.login", "auth.setup", "auth.logout"}
+# The two-factor step and forced enrolment are reached half-logged-in (after the password, before
+# the code); without that state they send the visitor to the login page.
+PUBLIC_ENDPOINTS = {"static", "main.health", "main.metrics", "auth.login", "auth.setup", "auth.logout",
+                    "auth.two_factor_step", "auth.two_factor_enrol"}
 
 
 def _routes(app):

@@ -11,6 +11,7 @@ from .extensions import db
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_user_cmd)
+    app.cli.add_command(reset_2fa_cmd)
     app.cli.add_command(import_mail_cmd)
     app.cli.add_command(import_eml_cmd)
     app.cli.add_command(rotate_secrets_cmd)
@@ -113,6 +114,23 @@ def create_user_cmd(username: str, roles: tuple[str, ...], password_stdin: bool)
     except accounts.AccountError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
+
+
+@click.command("reset-2fa")
+@click.argument("username")
+def reset_2fa_cmd(username: str) -> None:
+    """Switch off a user's two-factor authentication (a lost phone, no recovery codes, no other admin)."""
+    from sqlalchemy import func, select
+
+    from .models import User
+    from .services import two_factor
+
+    user = db.session.execute(select(User).where(func.lower(User.username) == username.lower())).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"No user named '{username}'.")
+    two_factor.admin_reset(user, actor=None, actor_name="cli")
+    db.session.commit()
+    click.echo(f"Two-factor authentication of {user.username} reset; their sessions have ended.")
 
 
 @click.command("rotate-secrets")

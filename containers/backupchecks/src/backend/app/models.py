@@ -42,6 +42,18 @@ class User(TimestampMixin, db.Model):
     email = db.Column(db.String(320), nullable=True)
     digest_subscribed = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
     digest_all_clear = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
+    # Two-factor authentication (services/two_factor.py): the TOTP secret (encrypted; set while
+    # enrolling, in force once ``totp_enabled_at`` is set), the last time-step a code was accepted
+    # for (a code is used once), and the version of the user's credentials that a "remember this
+    # browser" cookie is bound to (raised by a password change, 2FA change or reset, deactivation).
+    totp_secret = db.Column(EncryptedText(), nullable=True)
+    totp_enabled_at = db.Column(UTCDateTime(), nullable=True)
+    totp_last_step = db.Column(db.BigInteger, nullable=True)
+    credential_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+
+    @property
+    def has_two_factor(self) -> bool:
+        return self.totp_enabled_at is not None and bool(self.totp_secret)
 
     # Flask-Login protocol -----------------------------------------------------
     @property
@@ -93,6 +105,11 @@ class SystemSettings(db.Model):
     company_name = db.Column(db.String(200), nullable=False, default="")
     # On: an imported run whose effective status is a success is reviewed on arrival (no reviewer)
     auto_review_successes = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
+    # Two-factor authentication: the roles that must have it (comma-separated; "" = nobody must),
+    # and whether "Remember this browser for 30 days" is offered at the code step
+    two_factor_required_roles = db.Column(db.String(120), nullable=False, default="", server_default="")
+    two_factor_remember_allowed = db.Column(db.Boolean, nullable=False, default=False,
+                                            server_default=text("false"))
     # Mail (Microsoft Graph)
     graph_tenant_id = db.Column(db.String(100), nullable=True)
     graph_client_id = db.Column(db.String(100), nullable=True)
@@ -169,6 +186,17 @@ class AuditLog(db.Model):
 
     # The Audit log filtered by a user, newest first, without reading the whole log.
     __table_args__ = (db.Index("ix_audit_logs_user_time", db.func.lower(username), created_at, id),)
+
+
+class RecoveryCode(db.Model):
+    """A user's one-time 2FA recovery codes, stored hashed (services/two_factor.py); a used one is deleted."""
+
+    __tablename__ = "recovery_codes"
+
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    code_hash = db.Column(db.String(64), nullable=False)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
 
 
 class LoginAttempt(db.Model):

@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from ..route_helpers import commit_or_flash
 from ..security import (EVERYONE, client_address, end_session, keep_session, public, roles_required, safe_next,
                         start_session)
-from ..services import accounts, audit
+from ..services import accounts, audit, two_factor
 from .blueprint import auth_bp
 from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
 
@@ -54,8 +54,14 @@ def login():
             except accounts.AccountError as exc:
                 error, status = str(exc), 401
             else:
+                next_url = safe_next(request.args.get("next"))
+                if two_factor.needs_second_factor(user) and not two_factor.is_remembered(
+                        user, request.cookies.get(two_factor.REMEMBER_COOKIE)):
+                    two_factor.begin_second_step(user, next_url)
+                    return redirect(url_for("auth.two_factor_enrol" if not user.has_two_factor
+                                            else "auth.two_factor_step"))
                 start_session(user)
-                return redirect(safe_next(request.args.get("next")))
+                return redirect(next_url)
         else:
             error, status = "Enter your user name and password.", 400
     return render_template("auth/login.html", form=form, error=error), status, headers
@@ -73,7 +79,7 @@ def logout():
     if current_user.is_authenticated:
         with commit_or_flash():
             accounts.log_out(current_user)
-    end_session()
+    end_session()  # also ends a half-done second step (the session is cleared)
     flash("You are logged out, on every device.", "info")
     return redirect(url_for("auth.login"))
 
@@ -112,11 +118,18 @@ def profile():
             with commit_or_flash(digest_delivery.DigestError, message=None) as saved:
                 changed = digest_delivery.save_subscription(current_user, request.form)
             if saved.failed:
-                return render_template("auth/profile.html", pw_form=pw_form, theme_form=theme_form,
-                                       digest_form=request.form, digest_error=str(saved.error)), 400
+                return _profile_page(pw_form, theme_form, digest_form=request.form,
+                                     digest_error=str(saved.error)), 400
             flash("Morning digest saved." if changed else "Nothing changed.", "success" if changed else "info")
             return redirect(url_for("auth.profile"))
-    return render_template("auth/profile.html", pw_form=pw_form, theme_form=theme_form)
+    return _profile_page(pw_form, theme_form)
+
+
+def _profile_page(pw_form, theme_form, **extra):
+    return render_template("auth/profile.html", pw_form=pw_form, theme_form=theme_form,
+                           recovery_left=two_factor.recovery_codes_left(current_user)
+                           if current_user.has_two_factor else 0,
+                           two_factor_required=two_factor.required_for(current_user), **extra)
 
 
 @auth_bp.route("/switch-role", methods=["POST"])

@@ -8,7 +8,7 @@ from ..extensions import db
 from ..models import User
 from ..route_helpers import commit_or_flash
 from ..security import keep_session, roles_required
-from ..services import accounts
+from ..services import accounts, two_factor
 from .blueprint import main_bp
 
 
@@ -16,7 +16,20 @@ from .blueprint import main_bp
 @roles_required("admin")
 def users():
     rows = accounts.list_users()
-    return render_template("main/users.html", users=rows, section="users")
+    return render_template("main/users.html", users=rows, section="users",
+                           two_factor_roles=two_factor.required_roles(),
+                           two_factor_remember=two_factor.remember_allowed())
+
+
+@main_bp.route("/settings/users/two-factor", methods=["POST"])
+@roles_required("admin")
+def users_two_factor_policy():
+    """Who must have two-factor authentication, and whether a browser may be remembered for 30 days."""
+    with commit_or_flash():
+        changed = two_factor.set_policy(request.form.getlist("two_factor_roles"),
+                                        request.form.get("two_factor_remember") == "1", actor=current_user)
+    flash("Two-factor policy saved." if changed else "Nothing changed.", "success" if changed else "info")
+    return redirect(url_for("main.users"))
 
 
 @main_bp.route("/settings/users/new", methods=["POST"])
@@ -45,6 +58,10 @@ def user_update(user_id: int):
         elif action in ("deactivate", "activate"):
             accounts.set_active(user, action == "activate", actor=current_user)
             message = f"{user.username} {action}d." + (" Their open sessions have ended." if action == "deactivate" else "")
+        elif action == "reset_2fa":
+            two_factor.admin_reset(user, actor=current_user)
+            message = (f"Two-factor authentication of {user.username} reset; their open sessions have ended. "
+                       "They enrol again when their role requires it.")
         elif action == "delete":
             name = user.username
             accounts.delete_user(user, actor=current_user)

@@ -109,6 +109,12 @@ def end_sessions(user: User) -> None:
     user.session_generation = (user.session_generation or 0) + 1
 
 
+def end_remembered_browsers(user: User) -> None:
+    """Every "remember this browser" cookie of ``user`` stops counting (services/two_factor.py):
+    their credentials changed (password, 2FA) or the account was deactivated."""
+    user.credential_generation = (user.credential_generation or 0) + 1
+
+
 def log_out(user: User) -> None:
     """Logging out ends the user's sessions everywhere, including copies of the cookie."""
     end_sessions(user)
@@ -135,6 +141,7 @@ def set_active(user: User, active: bool, *, actor) -> None:
     user.is_active_user = active
     if not active:
         end_sessions(user)
+        end_remembered_browsers(user)
     audit.record("user.activate" if active else "user.deactivate",
                  f"{'Activated' if active else 'Deactivated'} user {user.username}", user=actor,
                  target_type="user", target_id=user.id, before={"active": before}, after={"active": active})
@@ -154,6 +161,7 @@ def set_password(user: User, password: str, *, actor, event: str = "user.passwor
     check_password_strength(password, user.username)
     user.password_hash = hash_password(password)
     end_sessions(user)
+    end_remembered_browsers(user)
     audit.record(event, f"Password of {user.username} changed", user=actor, target_type="user", target_id=user.id)
 
 
@@ -258,17 +266,21 @@ def _audit_refused_login(ip: str, username: str, now: datetime, window: timedelt
     row.summary = summary[:500]
 
 
-def authenticate(username: str, password: str, ip: str) -> User:
-    """Return the user for valid credentials; raise AccountError with a clear message otherwise
-    (LoginThrottled when this address tried too often)."""
+def _limit() -> int:
+    return current_app.config.get("LOGIN_THROTTLE_MAX", 5)
+
+
+def check_throttle(username: str, ip: str) -> None:
+    """Refuse (LoginThrottled) when this address failed too often for this name or over all names;
+    wait a little when the name failed often from anywhere. Passwords and second-factor codes
+    share these counts (services/two_factor.py), so neither can be guessed faster than the other."""
     username = (username or "").strip()[:80]
     name_key = username.lower()
     ip = (ip or "?")[:64]
-    limit = current_app.config.get("LOGIN_THROTTLE_MAX", 5)
+    limit = _limit()
     now = utcnow()
     window = _throttle_window()
-    since = now - window
-    seen = _recent_failures(name_key, ip, since)
+    seen = _recent_failures(name_key, ip, now - window)
     release = []
     if seen.pair >= limit:
         release.append(seen.pair_oldest + window)
@@ -282,22 +294,44 @@ def authenticate(username: str, password: str, ip: str) -> User:
     if delay:
         db.session.commit()  # no transaction held open while waiting
         _wait(delay)
+
+
+def count_failure(username: str, ip: str) -> None:
+    """One refused password or code for ``username`` from ``ip``: counted, audited, committed."""
+    username = (username or "").strip()[:80]
+    ip = (ip or "?")[:64]
+    now = utcnow()
+    window = _throttle_window()
+    db.session.add(LoginAttempt(username=username.lower(), ip_address=ip, created_at=now))
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - window))
+    _audit_refused_login(ip, username, now, window, refused=False)
+    db.session.commit()
+
+
+def clear_failures(username: str, ip: str) -> None:
+    """A success clears this address's failures for the name (not other addresses': the
+    per-name wait keeps counting them)."""
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.username == (username or "").strip()[:80].lower(),
+                                                  LoginAttempt.ip_address == (ip or "?")[:64]))
+
+
+def authenticate(username: str, password: str, ip: str) -> User:
+    """Return the user for valid credentials; raise AccountError with a clear message otherwise
+    (LoginThrottled when this address tried too often)."""
+    username = (username or "").strip()[:80]
+    name_key = username.lower()
+    check_throttle(username, ip)
     user = db.session.execute(select(User).where(func.lower(User.username) == name_key)).scalar_one_or_none()
     # Exactly one Argon2 verification on every path (a dummy hash for an unknown name), and
     # the deactivated check after it: the time taken says nothing about which names exist.
     password_ok = verify_password(user, password)
     if not password_ok or not user.is_active_user:
-        db.session.add(LoginAttempt(username=name_key, ip_address=ip, created_at=now))
-        db.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < since))
-        _audit_refused_login(ip, username, now, window, refused=False)
-        db.session.commit()
+        count_failure(username, ip)
         if password_ok:
             raise AccountError("This account is deactivated. Ask an admin to activate it.")
         raise AccountError("Unknown user name or wrong password.")
-    # A successful login clears this address's failures for the name (not other addresses':
-    # the per-name wait keeps counting them).
-    db.session.execute(delete(LoginAttempt).where(LoginAttempt.username == name_key, LoginAttempt.ip_address == ip))
-    user.last_login_at = now
+    clear_failures(username, ip)
+    user.last_login_at = utcnow()
     audit.record("login", f"{user.username} logged in", user=user)
     db.session.commit()
     return user
