@@ -9,7 +9,8 @@ import pytest
 
 from .conftest import PERSONAS, csrf_token, login
 
-PUBLIC_ENDPOINTS = {"static", "main.health", "main.metrics", "auth.login", "auth.setup", "auth.logout"}
+PUBLIC_ENDPOINTS = {"static", "main.health", "main.metrics", "auth.login", "auth.setup", "auth.logout",
+                    "auth.oidc_start", "auth.oidc_callback", "auth.pending"}  # SSO: reached before a login
 
 
 def _routes(app):

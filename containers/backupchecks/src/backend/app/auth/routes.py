@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from ..route_helpers import commit_or_flash
 from ..security import (EVERYONE, client_address, end_session, keep_session, public, roles_required, safe_next,
                         start_session)
-from ..services import accounts, audit
+from ..services import accounts, audit, oidc
 from .blueprint import auth_bp
 from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
 
@@ -54,11 +54,18 @@ def login():
             except accounts.AccountError as exc:
                 error, status = str(exc), 401
             else:
-                start_session(user)
-                return redirect(safe_next(request.args.get("next")))
+                return finish_login(user, method="password", next_url=request.args.get("next"))
         else:
             error, status = "Enter your user name and password.", 400
-    return render_template("auth/login.html", form=form, error=error), status, headers
+    return render_template("auth/login.html", form=form, error=error, sso=oidc.current_config()), status, headers
+
+
+def finish_login(user, *, method: str, next_url=None):
+    """The one step after a user proved who they are (password or single sign-on): note the
+    login (accounts.complete_login), start a new session, go on to the page asked for."""
+    accounts.complete_login(user, method=method)
+    start_session(user)
+    return redirect(safe_next(next_url))
 
 
 @auth_bp.route("/logout", methods=["GET", "POST"])

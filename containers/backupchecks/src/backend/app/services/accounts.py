@@ -297,10 +297,25 @@ def authenticate(username: str, password: str, ip: str) -> User:
     # A successful login clears this address's failures for the name (not other addresses':
     # the per-name wait keeps counting them).
     db.session.execute(delete(LoginAttempt).where(LoginAttempt.username == name_key, LoginAttempt.ip_address == ip))
-    user.last_login_at = now
-    audit.record("login", f"{user.username} logged in", user=user)
-    db.session.commit()
+    from .oidc import password_login_allowed
+
+    if not password_login_allowed(user):
+        audit.record("login.password_refused", f"{user.username}: password login is off (single sign-on only)",
+                     user=user, ip_address=ip)
+        db.session.commit()
+        raise AccountError("Password login is turned off here: use the single sign-on button.")
     return user
+
+
+def complete_login(user: User, method: str = "password") -> None:
+    """The step after a user proved who they are (password or single sign-on): note the login and
+    commit. Every login method ends here; the caller then starts the session."""
+    user.last_login_at = utcnow()
+    if method == "password":
+        audit.record("login", f"{user.username} logged in", user=user)
+    else:
+        audit.record(f"login.{method}", f"{user.username} logged in ({method})", user=user)
+    db.session.commit()
 
 
 def list_users() -> list[User]:
