@@ -316,6 +316,35 @@ def test_groups_map_to_roles_at_each_login_and_are_removed_again(app, provider, 
     assert r.status_code == 302
     assert user_named("gina@example.com").role_list == ["reporter"]
     assert logged_in_as(c) is None  # the role change ended the older session
+    # In none of the mapped groups: the role of a new account.
+    assert sign_in(app.test_client(), provider, "gina", email="gina@example.com", email_verified=True,
+                   groups=["unmapped"], roles=[]).status_code == 302
+    assert user_named("gina@example.com").role_list == ["viewer"]
+
+
+def test_with_a_mapping_and_no_default_role_an_unmapped_user_becomes_pending(app, provider, personas):
+    configure(provider, role_mapping="grp-ops = operator")
+    personas["operator"].email = "oscar@example.com"
+    from backend.app.extensions import db
+    db.session.commit()
+    c = app.test_client()
+    assert sign_in(c, provider, "oscar", email="oscar@example.com", email_verified=True,
+                   groups=["other"]).status_code == 302
+    assert user_named("oscar").role_list == []
+    assert c.get("/daily-jobs").headers["Location"].endswith("/auth/pending")
+    admin = as_admin(app)
+    html = admin.get("/settings/users").get_data(as_text=True)
+    assert "pending" in html and "SSO" in html
+
+
+def test_the_last_admin_keeps_admin_whatever_the_mapping(app, provider, personas):
+    configure(provider, role_mapping="grp-ops = operator")
+    personas["admin"].email = "alice@example.com"
+    from backend.app.extensions import db
+    db.session.commit()
+    assert sign_in(app.test_client(), provider, "alice", email="alice@example.com", email_verified=True,
+                   groups=["grp-ops"]).status_code == 302
+    assert user_named("alice").role_list == ["admin", "operator"]
     assert any("from single sign-on" in e.summary for e in audit_events("user.roles"))
 
 
@@ -327,6 +356,9 @@ def test_password_login_off_except_for_the_break_glass_admin(app, provider, pers
     r = login(app.test_client(), PERSONAS["operator"])
     assert r.status_code == 401 and "single sign-on" in r.get_data(as_text=True)
     assert audit_events("login.password_refused")
+    # Without SSO configured (secret removed) nobody is locked out.
+    configure(provider, client_secret=None)
+    assert login(app.test_client(), PERSONAS["operator"]).status_code == 302
 
 
 def test_deactivation_ends_an_sso_session(app, sso, provider, personas):

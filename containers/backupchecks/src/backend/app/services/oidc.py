@@ -134,8 +134,8 @@ def current_config() -> SsoConfig:
 def password_login_allowed(user: User) -> bool:
     """False when SSO is set up and password login is kept for the break-glass admin only."""
     cfg = current_config()
-    if not (cfg.configured and cfg.break_glass_only):
-        return True
+    if not (cfg.configured and cfg.break_glass_only and cfg.break_glass_user_id):
+        return True  # (no break-glass user any more, e.g. deleted: password login stays open, never nobody)
     return user.id == cfg.break_glass_user_id
 
 
@@ -274,8 +274,7 @@ def find_or_create_user(cfg: SsoConfig, claims: Mapping, email: str) -> User:
         if len(email) > 80 or db.session.execute(
                 select(User.id).where(func.lower(User.username) == email)).first():
             raise SsoRefused("no_account", f"An account for {email} can't be created. Ask an admin.")
-        roles = mapped_roles(cfg, claims) if cfg.role_mapping else []
-        roles = roles or ([cfg.default_role] if cfg.default_role else [])
+        roles = roles_from_idp(cfg, claims)
         user = User(username=email, email=email, oidc_subject=subject,
                     password_hash=accounts.hash_password(secrets.token_urlsafe(32)))  # no usable password
         user.role_list = roles
@@ -287,13 +286,21 @@ def find_or_create_user(cfg: SsoConfig, claims: Mapping, email: str) -> User:
     if not user.is_active_user:
         raise SsoRefused("deactivated", "This account is deactivated. Ask an admin to activate it.")
     if cfg.role_mapping:
-        apply_mapped_roles(user, mapped_roles(cfg, claims))
+        apply_mapped_roles(user, roles_from_idp(cfg, claims))
     return user
 
 
+def roles_from_idp(cfg: SsoConfig, claims: Mapping) -> list[str]:
+    """The mapped roles of the token's groups/app roles; none mapped (or no mapping): the default
+    role of a new account, or no role at all (pending)."""
+    roles = mapped_roles(cfg, claims) if cfg.role_mapping else []
+    return roles or ([cfg.default_role] if cfg.default_role else [])
+
+
 def apply_mapped_roles(user: User, roles: list[str]) -> None:
-    """With a mapping set, the IdP's groups/app roles are the user's roles at each login (none:
-    pending). The last active admin keeps admin, so no mapping mistake locks everyone out."""
+    """With a mapping set, the IdP's groups/app roles decide the user's roles at each login (none
+    mapped: the default role, or pending). The last active admin keeps admin, so no mapping
+    mistake locks everyone out."""
     before = user.role_list
     if "admin" in before and "admin" not in roles and accounts._active_admin_count(user.id) == 0:
         roles = [r for r in ROLES if r in set(roles) | {"admin"}]
