@@ -15,7 +15,7 @@ import pytest
 import requests
 from oidc_provider_mock import run_server_in_thread
 
-from .conftest import PERSONAS, csrf_token, login, post_form
+from .conftest import PERSONAS, login, post_form
 from .helpers import make_user
 
 CLIENT_ID = "backupchecks-test"
