@@ -178,7 +178,8 @@ def test_jit_without_a_default_role_makes_a_pending_account(app, provider, perso
     assert c.get("/daily-jobs").headers["Location"].endswith("/auth/pending")
     # An admin gives a role: the pending session ends, the next sign-in works normally.
     admin = as_admin(app)
-    r = post_form(admin, f"/settings/users/{user_named('waiting@example.com').id}", {"action": "roles", "roles": ["viewer"]})
+    r = post_form(admin, f"/settings/users/{user_named('waiting@example.com').id}",
+                  {"action": "roles", "roles": ["viewer"]})
     assert r.status_code in (302, 200)
     assert user_named("waiting@example.com").role_list == ["viewer"]
     assert c.get("/daily-jobs").status_code == 302  # ended by the role change
@@ -248,7 +249,8 @@ def test_a_token_signed_by_another_key_is_refused(app, sso, provider, other_prov
     real_fetch = oidc.fetch_jwks
     # The token comes from `provider`; the keys the app checks it against are the other provider's.
     monkeypatch.setattr(oidc, "fetch_jwks", lambda meta: real_fetch({"jwks_uri": f"{other_provider}/jwks"}))
-    assert requests.get(f"{other_provider}/jwks", timeout=5).json() != requests.get(f"{provider}/jwks", timeout=5).json()
+    other_keys = requests.get(f"{other_provider}/jwks", timeout=5).json()
+    assert other_keys != requests.get(f"{provider}/jwks", timeout=5).json()
     c = app.test_client()
     r = sign_in(c, provider, "alice-sub", email="alice@example.com", email_verified=True)
     assert r.status_code == 403 and logged_in_as(c) is None
@@ -312,7 +314,8 @@ def test_groups_map_to_roles_at_each_login_and_are_removed_again(app, provider, 
     assert r.status_code == 302
     assert user_named("gina@example.com").role_list == ["operator", "reporter"]
     c2 = app.test_client()
-    r = sign_in(c2, provider, "gina", email="gina@example.com", email_verified=True, groups=[], roles=["Backupchecks.Reporter"])
+    r = sign_in(c2, provider, "gina", email="gina@example.com", email_verified=True, groups=[],
+                roles=["Backupchecks.Reporter"])
     assert r.status_code == 302
     assert user_named("gina@example.com").role_list == ["reporter"]
     assert logged_in_as(c) is None  # the role change ended the older session

@@ -37,6 +37,8 @@ def oidc_start():
 @auth_bp.route("/oidc/callback")
 @public
 def oidc_callback():
+    """The provider sends the browser back here with a GET (response_mode query), a top-level
+    navigation, so the SameSite=Lax session cookie (and the pending state in it) comes along."""
     pending = session.pop(PENDING_KEY, None)  # one use: a replayed callback finds nothing
     try:
         user = oidc.finish(pending, request.args, _redirect_uri())

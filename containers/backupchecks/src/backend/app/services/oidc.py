@@ -150,7 +150,11 @@ def discover(issuer: str) -> dict:
     except (requests.RequestException, ValueError) as exc:
         raise SsoRefused("provider_unreachable", "The sign-in provider can't be reached right now. Try again "
                          "later, or ask the break-glass admin to log in with a password.") from exc
-    if (meta.get("issuer") or "").rstrip("/") != issuer:
+    found = (meta.get("issuer") or "").rstrip("/")
+    # Entra's multitenant endpoints (common, organizations) name "{tenantid}" in their issuer: each
+    # token's iss is then checked against it with the token's own tid (verify_id_token).
+    multitenant = issuer.startswith(ENTRA_AUTHORITY) and found == f"{ENTRA_AUTHORITY}/{{tenantid}}/v2.0"
+    if found != issuer and not multitenant:
         raise SsoRefused("issuer_mismatch", "The sign-in provider's configuration does not match the issuer "
                          "set in Settings → Sign-in.")
     return meta
@@ -201,6 +205,8 @@ def verify_id_token(id_token: str, jwks: Mapping, *, issuer: str, client_id: str
     except (JoseError, ValueError) as exc:
         raise SsoRefused("bad_signature", "The sign-in could not be verified. Try again.") from exc
     claims = dict(token.claims)
+    if "{tenantid}" in issuer:  # Entra multitenant: the issuer of the token's own tenant
+        issuer = issuer.replace("{tenantid}", str(claims.get("tid") or "?"))
     registry = jwt.JWTClaimsRegistry(leeway=LEEWAY_SECONDS, iss={"essential": True, "value": issuer},
                                      sub={"essential": True}, exp={"essential": True}, iat={"essential": True})
     try:
@@ -326,8 +332,8 @@ def finish(pending: Optional[Mapping], args: Mapping[str, str], redirect_uri: st
         raise SsoRefused("not_configured", "Single sign-on is not set up.")
     meta = discover(cfg.issuer)
     id_token = exchange_code(cfg, meta, str(args.get("code") or ""), pending["verifier"], redirect_uri)
-    claims = verify_id_token(id_token, fetch_jwks(meta), issuer=cfg.issuer, client_id=cfg.client_id,
-                             nonce=pending["nonce"])
+    claims = verify_id_token(id_token, fetch_jwks(meta), issuer=meta["issuer"].rstrip("/"),
+                             client_id=cfg.client_id, nonce=pending["nonce"])
     email = email_of(claims)
     check_allowed(cfg, email, claims)
     return find_or_create_user(cfg, claims, email)
