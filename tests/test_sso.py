@@ -240,6 +240,16 @@ def test_a_forged_state_is_refused(app, sso, provider, personas):
     assert c.get(f"/auth/oidc/callback?{back.query}").status_code == 403
 
 
+def test_refusals_from_one_address_share_one_audit_row(app, sso, provider, personas):
+    c = app.test_client()
+    for _ in range(5):
+        assert c.get("/auth/oidc/callback?state=forged&code=x").status_code == 403
+    entries = audit_events("login.sso_refused")
+    assert len(entries) == 1
+    assert entries[0].after["count"] == 5 and entries[0].after["reasons"] == {"state_mismatch": 5}
+    assert "5 times" in entries[0].summary
+
+
 def test_a_token_signed_by_another_key_is_refused(app, sso, provider, other_provider, personas, monkeypatch):
     from backend.app.services import oidc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from ..security import public
+from ..security import client_address, public
 from ..services import oidc
 from .blueprint import auth_bp
 from .routes import finish_login
@@ -18,7 +18,7 @@ def _redirect_uri() -> str:
 
 
 def _refused(exc: oidc.SsoRefused):
-    oidc.record_refusal(exc)
+    oidc.record_refusal(exc, client_address())
     return render_template("auth/sso_refused.html", message=str(exc)), 403
 
 

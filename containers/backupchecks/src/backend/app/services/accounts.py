@@ -199,7 +199,8 @@ class _Failures:
     name: int  # this name from any address
 
 
-def _throttle_window() -> timedelta:
+def throttle_window() -> timedelta:
+    """The window of the login throttle, also the span of one refused-login audit row."""
     return timedelta(seconds=current_app.config.get("LOGIN_THROTTLE_WINDOW_SECONDS", 900))
 
 
@@ -266,7 +267,7 @@ def authenticate(username: str, password: str, ip: str) -> User:
     ip = (ip or "?")[:64]
     limit = current_app.config.get("LOGIN_THROTTLE_MAX", 5)
     now = utcnow()
-    window = _throttle_window()
+    window = throttle_window()
     since = now - window
     seen = _recent_failures(name_key, ip, since)
     release = []

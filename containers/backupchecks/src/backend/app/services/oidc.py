@@ -30,7 +30,7 @@ from sqlalchemy import func, or_, select
 
 from .. import crypto
 from ..extensions import db
-from ..models import ROLES, User
+from ..models import ROLES, AuditLog, User, utcnow
 from . import accounts, audit
 from .settings import SettingsError, get_settings
 
@@ -339,11 +339,28 @@ def finish(pending: Optional[Mapping], args: Mapping[str, str], redirect_uri: st
     return find_or_create_user(cfg, claims, email)
 
 
-def record_refusal(exc: SsoRefused) -> None:
-    """login.sso_refused, with the reason, in its own commit (whatever else was begun is dropped)."""
+def record_refusal(exc: SsoRefused, ip: str) -> None:
+    """Audit a refused sign-in (whatever else was begun is dropped), in its own commit. Like refused
+    password logins, one ``login.sso_refused`` row per address and throttle window is kept and
+    counted in place (the last reason, the count per reason), so forged callbacks can't flood the log."""
     db.session.rollback()
-    audit.record("login.sso_refused", f"Single sign-on refused: {exc.reason}", user=None,
-                 after={"reason": exc.reason})
+    ip = (ip or "?")[:64]
+    since = utcnow() - accounts.throttle_window()
+    row = db.session.execute(
+        select(AuditLog).where(AuditLog.event == "login.sso_refused", AuditLog.ip_address == ip,
+                               AuditLog.created_at >= since)
+        .order_by(AuditLog.id.desc()).limit(1).with_for_update()).scalar_one_or_none()
+    if row is None:
+        row = audit.record("login.sso_refused", "", user=None, ip_address=ip)
+        counts: dict = {"count": 0, "reasons": {}}
+    else:
+        counts = dict(row.after or {})
+    reasons = dict(counts.get("reasons") or {})
+    reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
+    counts.update(reason=exc.reason, reasons=reasons, count=int(counts.get("count") or 0) + 1)
+    row.after = counts  # a new dict, so the JSON column is written
+    row.summary = (f"Single sign-on refused from {ip}: {exc.reason}" if counts["count"] == 1 else
+                   f"Single sign-on refused {counts['count']} times from {ip}; last: {exc.reason}")[:500]
     db.session.commit()
 
 
