@@ -67,7 +67,7 @@ def test_secrets_saved_on_the_settings_pages_are_stored_encrypted(as_user, key):
         assert Fernet(KEY_A.encode()).decrypt(raw[len("fernet:"):].encode()).decode() == secret
         assert clear(column) == secret  # the app reads the clear value
     assert set(SystemSettings.secret_columns()) == {"graph_client_secret", "autotask_secret", "smtp_password",
-                                                    "imap_password"}
+                                                    "imap_password", "oidc_client_secret"}
 
 
 def test_development_derives_a_key_from_the_secret_key_and_a_changed_one_reads_as_not_set(

@@ -112,7 +112,7 @@ MAIN_PAGES = [
     "/reports/1/preview", "/feedback", "/feedback/new", "/feedback/1", "/news/1/edit",
     "/settings?section=general", "/settings?section=mail", "/settings?section=imports",
     "/settings?section=integrations", "/settings?section=users", "/settings?section=maintenance",
-    "/settings/notifications", "/settings/notifications/1",
+    "/settings/notifications", "/settings/notifications/1", "/settings/sign-in", "/docs/single_sign_on",
     "/docs/", "/docs/run_checks", "/docs/search?q=backup", "/parsers", "/audit-log", "/auth/profile", "/jobs?q=North",
 ]
 

@@ -151,7 +151,8 @@ def test_pages_load_without_console_errors_and_with_the_favicon(browser, live_se
     page.close()
 
 
-@pytest.mark.parametrize("path", ["/settings/digest", "/settings/maintenance-windows", "/settings/users"])
+@pytest.mark.parametrize("path", ["/settings/digest", "/settings/maintenance-windows", "/settings/users",
+                                  "/settings/sign-in"])
 def test_settings_tabs_stay_on_one_line_with_the_current_one_in_sight(browser, live_server, path):
     make_user("alice", roles=("admin",))
     db.session.commit()

@@ -51,6 +51,16 @@ IMAP_ENV = {
     "IMAP_PROCESSED_FOLDER": "imap_processed_folder",
 }
 MAIL_SOURCES = ("graph", "imap")
+
+# OIDC_* values set in the environment win over Settings → Sign-in (single sign-on).
+OIDC_ENV = {
+    "OIDC_ISSUER": "oidc_issuer",
+    "OIDC_TENANT_ID": "oidc_tenant_id",
+    "OIDC_CLIENT_ID": "oidc_client_id",
+    "OIDC_CLIENT_SECRET": "oidc_client_secret",
+    "OIDC_ALLOWED_DOMAINS": "oidc_allowed_domains",
+    "OIDC_ALLOWED_TENANTS": "oidc_allowed_tenants",
+}
 IMAP_TLS_MODES = ("ssl", "starttls", "none")
 
 
@@ -196,6 +206,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "IMAP_ENV_OVERRIDES": imap_env_overrides(env),
         # SMTP_* values set in the environment win over Settings → Notifications → Mail sending.
         "SMTP_ENV_OVERRIDES": {key: env_str(env, var) for var, key in SMTP_ENV.items() if env_str(env, var)},
+        # OIDC_* values set in the environment win over Settings → Sign-in.
+        "OIDC_ENV_OVERRIDES": {key: env_str(env, var) for var, key in OIDC_ENV.items() if env_str(env, var)},
         "BACKGROUND_JOBS": env_bool(env, "BACKGROUND_JOBS", True),
         "APP_BEHIND_PROXY": env_bool(env, "APP_BEHIND_PROXY", False),
         "RUN_MIGRATIONS": env_bool(env, "RUN_MIGRATIONS", True),

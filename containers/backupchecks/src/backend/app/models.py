@@ -50,6 +50,9 @@ class User(TimestampMixin, db.Model):
     totp_enabled_at = db.Column(UTCDateTime(), nullable=True)
     totp_last_step = db.Column(db.BigInteger, nullable=True)
     credential_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    # Single sign-on: the IdP's subject ("<iss>|<sub>"), stored at the first SSO login (matched by
+    # e-mail then), so later logins match by subject. Roles may be empty: a pending SSO account.
+    oidc_subject = db.Column(db.String(600), nullable=True, unique=True)
 
     @property
     def has_two_factor(self) -> bool:
@@ -161,6 +164,20 @@ class SystemSettings(db.Model):
     digest_time = db.Column(db.String(5), nullable=False, default="08:00", server_default="08:00")  # HH:MM, UI zone
     digest_recipients = db.Column(db.Text, nullable=True)  # extra addresses, comma separated
     digest_transport = db.Column(db.String(10), nullable=False, default="graph", server_default="graph")  # graph|smtp
+    # Single sign-on (Settings → Sign-in); OIDC_* in the environment win
+    oidc_issuer = db.Column(db.String(500), nullable=True)
+    oidc_tenant_id = db.Column(db.String(100), nullable=True)
+    oidc_client_id = db.Column(db.String(255), nullable=True)
+    oidc_client_secret = db.Column(EncryptedText(), nullable=True)  # write-only in the UI, encrypted
+    oidc_allowed_domains = db.Column(db.Text, nullable=True)  # comma separated
+    oidc_allowed_tenants = db.Column(db.Text, nullable=True)  # comma separated tid values
+    oidc_button_label = db.Column(db.String(100), nullable=True)
+    oidc_jit_enabled = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
+    oidc_default_role = db.Column(db.String(20), nullable=True)  # one of ROLES, or None: pending
+    oidc_role_mapping = db.Column(db.Text, nullable=True)  # lines "group-or-app-role = role"
+    oidc_password_break_glass_only = db.Column(db.Boolean, nullable=False, default=False,
+                                               server_default=text("false"))
+    oidc_break_glass_user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     updated_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow)
 
     @classmethod

@@ -77,6 +77,7 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = None
     login_manager.user_loader(load_user)
     app.before_request(first_run_setup)
+    app.before_request(pending_account)
     app.before_request(dashboard_first_of_the_day)
     app.after_request(security_headers)
 
@@ -103,6 +104,15 @@ def first_run_setup():
             return redirect(url_for("auth.setup"))
         app._has_users = True
     return None
+
+
+def pending_account():
+    """An account without a role (created at single sign-on, pending) sees only the waiting page."""
+    if not current_user.is_authenticated or current_user.role_list:
+        return None
+    if (request.endpoint or "") in ("static", "main.health", "main.metrics", "auth.pending", "auth.logout"):
+        return None
+    return redirect(url_for("auth.pending"))
 
 
 def dashboard_first_of_the_day():

@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from ..route_helpers import commit_or_flash
 from ..security import (EVERYONE, client_address, end_session, keep_session, public, roles_required, safe_next,
                         start_session)
-from ..services import accounts, audit, two_factor
+from ..services import accounts, audit, oidc, two_factor
 from .blueprint import auth_bp
 from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
 
@@ -54,17 +54,24 @@ def login():
             except accounts.AccountError as exc:
                 error, status = str(exc), 401
             else:
-                next_url = safe_next(request.args.get("next"))
-                if two_factor.needs_second_factor(user) and not two_factor.is_remembered(
-                        user, request.cookies.get(two_factor.REMEMBER_COOKIE)):
-                    two_factor.begin_second_step(user, next_url)
-                    return redirect(url_for("auth.two_factor_enrol" if not user.has_two_factor
-                                            else "auth.two_factor_step"))
-                start_session(user)
-                return redirect(next_url)
+                return finish_login(user, method="password", next_url=request.args.get("next"))
         else:
             error, status = "Enter your user name and password.", 400
-    return render_template("auth/login.html", form=form, error=error), status, headers
+    return render_template("auth/login.html", form=form, error=error, sso=oidc.current_config()), status, headers
+
+
+def finish_login(user, *, method: str, next_url=None):
+    """The one step after a user proved who they are (password or single sign-on): note the
+    login (accounts.complete_login); then the second factor when the user has one or must have one
+    (unless this browser is remembered), else a new session and the page asked for."""
+    next_url = safe_next(next_url)
+    accounts.complete_login(user, method=method)
+    if two_factor.needs_second_factor(user) and not two_factor.is_remembered(
+            user, request.cookies.get(two_factor.REMEMBER_COOKIE)):
+        two_factor.begin_second_step(user, next_url)
+        return redirect(url_for("auth.two_factor_enrol" if not user.has_two_factor else "auth.two_factor_step"))
+    start_session(user)
+    return redirect(next_url)
 
 
 @auth_bp.route("/logout", methods=["GET", "POST"])

@@ -19,6 +19,7 @@ from . import (  # noqa: F401
     routes_reports,
     routes_run_checks,
     routes_settings,
+    routes_signin,
     routes_snoozes,
     routes_tickets,
     routes_users,

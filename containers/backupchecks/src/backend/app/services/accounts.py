@@ -207,7 +207,8 @@ class _Failures:
     name: int  # this name from any address
 
 
-def _throttle_window() -> timedelta:
+def throttle_window() -> timedelta:
+    """The window of the login throttle, also the span of one refused-login audit row."""
     return timedelta(seconds=current_app.config.get("LOGIN_THROTTLE_WINDOW_SECONDS", 900))
 
 
@@ -279,7 +280,7 @@ def check_throttle(username: str, ip: str) -> None:
     ip = (ip or "?")[:64]
     limit = _limit()
     now = utcnow()
-    window = _throttle_window()
+    window = throttle_window()
     seen = _recent_failures(name_key, ip, now - window)
     release = []
     if seen.pair >= limit:
@@ -301,7 +302,7 @@ def count_failure(username: str, ip: str) -> None:
     username = (username or "").strip()[:80]
     ip = (ip or "?")[:64]
     now = utcnow()
-    window = _throttle_window()
+    window = throttle_window()
     db.session.add(LoginAttempt(username=username.lower(), ip_address=ip, created_at=now))
     db.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - window))
     _audit_refused_login(ip, username, now, window, refused=False)
@@ -331,10 +332,25 @@ def authenticate(username: str, password: str, ip: str) -> User:
             raise AccountError("This account is deactivated. Ask an admin to activate it.")
         raise AccountError("Unknown user name or wrong password.")
     clear_failures(username, ip)
-    user.last_login_at = utcnow()
-    audit.record("login", f"{user.username} logged in", user=user)
-    db.session.commit()
+    from .oidc import password_login_allowed
+
+    if not password_login_allowed(user):
+        audit.record("login.password_refused", f"{user.username}: password login is off (single sign-on only)",
+                     user=user, ip_address=ip)
+        db.session.commit()
+        raise AccountError("Password login is turned off here: use the single sign-on button.")
     return user
+
+
+def complete_login(user: User, method: str = "password") -> None:
+    """The step after a user proved who they are (password or single sign-on): note the login and
+    commit. Every login method ends here; the caller then starts the session."""
+    user.last_login_at = utcnow()
+    if method == "password":
+        audit.record("login", f"{user.username} logged in", user=user)
+    else:
+        audit.record(f"login.{method}", f"{user.username} logged in ({method})", user=user)
+    db.session.commit()
 
 
 def list_users() -> list[User]:
