@@ -479,3 +479,20 @@ def test_the_break_glass_admin_can_be_chosen(app, as_user, personas):
     r = post_form(c, "/settings/sign-in", signin_form(oidc_password_break_glass_only="on",
                                                     oidc_break_glass_user_id=str(personas["viewer"].id)))
     assert r.status_code == 400
+
+
+def test_a_single_sign_on_login_asks_for_the_second_factor_when_the_role_requires_it(app, sso, provider, personas):
+    """SSO and the password end in the same step: a role that must have 2FA is sent to enrolment,
+    and is not logged in before it."""
+    from backend.app.extensions import db
+    from backend.app.services.settings import get_settings
+
+    alice = personas["admin"]
+    alice.email = "alice@example.com"
+    get_settings().two_factor_required_roles = "admin"
+    db.session.commit()
+    c = app.test_client()
+    r = sign_in(c, provider, "alice-sub", email="alice@example.com", email_verified=True)
+    assert r.status_code == 302 and urlsplit(r.headers["Location"]).path == "/auth/two-factor/enrol"
+    assert logged_in_as(c) is None
+    assert c.get("/run-checks").status_code == 302  # nothing else opens before the second factor
