@@ -8,8 +8,10 @@ keeps a mail that was stored before from being stored again (ingest's one INSERT
 
 :meth:`mark_processed` moves the message to the processed folder with MOVE when the server has
 the capability (RFC 6851), else with COPY + ``\\Deleted`` + UID EXPUNGE of that one message
-(RFC 4315; a plain EXPUNGE when the server has no UIDPLUS). It returns None: the id the mail was
-stored under stays its identity.
+(RFC 4315; a plain EXPUNGE when the server has no UIDPLUS). Before that COPY the message gets the
+keyword ``$BackupchecksCopied`` (the copy carries it), so a process killed between COPY and EXPUNGE
+does not copy it twice: the next attempt finds the marked copy by Message-ID and only expunges.
+It returns None: the id the mail was stored under stays its identity.
 
 A connection that drops is not reopened within a cycle: every later call raises the same
 ``connection_lost`` error at once, so the cycle ends cleanly and the next one starts afresh.
