@@ -28,7 +28,7 @@ N_MAILS = 4
 SECRET = secrets.token_hex(32)
 ENCRYPTION_KEY = __import__("base64").urlsafe_b64encode(secrets.token_bytes(32)).decode()  # a Fernet key
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("crash_matrix")]
+pytestmark = pytest.mark.slow  # over 5 s a case (two app processes each); the cases spread over the workers
 psycopg = pytest.importorskip("psycopg")
 
 MAILS = corpus_mails(N_MAILS, tag="crash")
