@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backend.app.extensions import db
 from backend.app.mail import graph as graph_module
@@ -217,6 +217,31 @@ def test_a_scheduled_report_that_cannot_be_generated_is_not_dropped(data, graph,
     [run] = _runs()
     assert run.state == "failed" and run.delivery_state == "failed" and "renderer crashed" in run.delivery_error
     assert _audit("report.delivery_failed") and not graph.sent_mail
+
+
+def test_a_scheduled_report_whose_generation_was_cut_off_is_generated_again_and_mailed(data, graph):
+    """The process died while generating it (tests/deploy/test_crash_matrix.py kills it there): once the
+    generation is stale it is queued again, not marked failed and never sent."""
+    _scheduled()
+    [run_id] = svc.queue_scheduled(DUE + timedelta(minutes=1))
+    db.session.execute(update(ReportRun).where(ReportRun.id == run_id).values(state="running"))
+    db.session.commit()
+    assert svc.run_loop_step(DUE + timedelta(minutes=2))["sent"] == 0     # still running, maybe elsewhere
+    out = svc.run_loop_step(DUE + svc.STALE_RUNNING + timedelta(minutes=2))
+    assert out["generated"] == 1 and out["sent"] == 1 and len(graph.sent_mail) == 1
+    [run] = _runs()
+    assert (run.state, run.delivery_state, run.delivery_attempts) == ("done", "sent", 2)
+
+
+def test_a_report_that_keeps_killing_its_generation_ends_failed(data, graph):
+    _scheduled()
+    [run_id] = svc.queue_scheduled(DUE + timedelta(minutes=1))
+    db.session.execute(update(ReportRun).where(ReportRun.id == run_id)
+                       .values(state="running", delivery_attempts=svc.MAX_DELIVERY_ATTEMPTS - 1))
+    db.session.commit()
+    svc.run_loop_step(DUE + svc.STALE_RUNNING + timedelta(minutes=2))
+    [run] = _runs()
+    assert run.state == "failed" and "Interrupted" in run.error and not graph.sent_mail
 
 
 def test_orphaned_queued_reports_are_picked_up_by_the_loop(data):

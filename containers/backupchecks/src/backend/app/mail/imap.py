@@ -8,8 +8,10 @@ keeps a mail that was stored before from being stored again (ingest's one INSERT
 
 :meth:`mark_processed` moves the message to the processed folder with MOVE when the server has
 the capability (RFC 6851), else with COPY + ``\\Deleted`` + UID EXPUNGE of that one message
-(RFC 4315; a plain EXPUNGE when the server has no UIDPLUS). It returns None: the id the mail was
-stored under stays its identity.
+(RFC 4315; a plain EXPUNGE when the server has no UIDPLUS). Before that COPY the message gets the
+keyword ``$BackupchecksCopied`` (the copy carries it), so a process killed between COPY and EXPUNGE
+does not copy it twice: the next attempt finds the marked copy by Message-ID and only expunges.
+It returns None: the id the mail was stored under stays its identity.
 
 A connection that drops is not reopened within a cycle: every later call raises the same
 ``connection_lost`` error at once, so the cycle ends cleanly and the next one starts afresh.
@@ -31,6 +33,7 @@ from typing import Any, Mapping, Optional
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from ..services.faults import crash_point
 from .base import MailSource, MailSourceError, RemoteMessage
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,10 @@ DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
 HEADERS = b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM SUBJECT)]"
 HEADERS_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID DATE FROM SUBJECT)]"
 FETCH_CHUNK = 200  # UIDs per FETCH of the listing
+#: marks a message before its COPY in the COPY + EXPUNGE path (no MOVE), carried by the copy
+COPY_KEYWORD = b"$BackupchecksCopied"
+MESSAGE_ID = b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
+MESSAGE_ID_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,9 @@ class ImapMailSource(MailSource):
             if use_move:
                 self._call(lambda: client.move([uid], target), "moving a message")
             else:
-                self._call(lambda: client.copy([uid], target), "copying a message")
+                if not self._copied_before(client, uid, target):
+                    self._call(lambda: client.copy([uid], target), "copying a message")
+                crash_point("imap.after_copy")
                 self._call(lambda: client.add_flags([uid], [b"\\Deleted"], silent=True), "flagging a message")
                 if client.has_capability("UIDPLUS"):
                     self._call(lambda: client.uid_expunge([uid]), "expunging a message")
@@ -152,6 +161,37 @@ class ImapMailSource(MailSource):
                 raise self._no_folder(target, "processed_folder") from None
             raise
         return None
+
+    def _copied_before(self, client: IMAPClient, uid: int, target: str) -> bool:
+        """For COPY + EXPUNGE (no MOVE): whether an earlier attempt already copied this message to
+        ``target`` and was cut off before the expunge (the process died). The message is marked
+        with :data:`COPY_KEYWORD` before its COPY, and the copy carries the mark; a message found
+        marked is looked up in ``target`` by keyword and Message-ID, so it is never copied twice.
+        A server that refuses the keyword gets a plain COPY."""
+        data = self._call(lambda: client.fetch([uid], ["FLAGS", MESSAGE_ID]), "reading a message's flags")
+        item = data.get(uid) or {}
+        if COPY_KEYWORD not in tuple(item.get(b"FLAGS") or ()):
+            try:
+                self._call(lambda: client.add_flags([uid], [COPY_KEYWORD], silent=True), "marking a message")
+            except MailSourceError as exc:
+                if exc.code != "error":
+                    raise
+            return False
+        raw = bytes(item.get(MESSAGE_ID_KEY) or b"")
+        message_id = (BytesHeaderParser(policy=policy.compat32).parsebytes(raw).get("Message-ID") or "").strip()
+        if not message_id:
+            return False
+        try:
+            self._call(lambda: client.select_folder(target, readonly=True), "opening the processed folder")
+            found = self._call(lambda: client.search(["KEYWORD", COPY_KEYWORD.decode(), "HEADER", "Message-ID",
+                                                      message_id]), "looking for an earlier copy")
+        finally:
+            validity = self.uidvalidity
+            self._select(client)  # back to the incoming folder
+            if self.uidvalidity != validity:
+                raise MailSourceError(f"The folder '{self.cfg.folder}' changed (UIDVALIDITY) while a message was "
+                                      "moved; the next cycle lists it again.", code="stale")
+        return bool(found)
 
     def close(self) -> None:
         client, self._client = self._client, None

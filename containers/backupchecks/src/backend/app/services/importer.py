@@ -20,6 +20,7 @@ from ..mail import MailSourceError
 from ..mail.graph import GraphConfig, GraphMailSource
 from ..mail.imap import ImapConfig, ImapMailSource
 from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
+from .faults import crash_point
 from .ingest import content_source_id, ingest_message, record_reviewed_on_arrival
 from .parser_rules import load_ruleset
 from .locks import LeaderLock
@@ -176,6 +177,7 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
         if source is None:
             source = mail_source()
         remote = source.list_messages(limit=batch_size)
+        crash_point("importer.after_list")
         counts.fetched = len(remote)
         rules = load_ruleset() if remote else None  # the users' parser rules: once for the whole cycle
         for i, rm in enumerate(remote):
@@ -219,6 +221,7 @@ def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool, aut
         counts.failed += 1
         counts.errors.append(exc.message)
         return  # stays in the mailbox; the next cycle tries again
+    crash_point("importer.after_fetch")
     try:
         outcome = ingest_message(raw, source=getattr(source, "name", "graph") or "graph",
                                  source_id=source_id, keep_raw=keep_raw, auto_review=auto_review,
@@ -240,11 +243,13 @@ def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool, aut
         if outcome.reviewed_on_arrival:
             counts.reviewed_on_arrival.append(outcome.run_id)
     # Only now, after the commit, move it out of the incoming folder.
+    crash_point("importer.after_commit")
     try:
         new_id = source.mark_processed(source_id)
     except MailSourceError as exc:
         counts.errors.append(f"Stored but not moved: {exc.message}")
         return
+    crash_point("importer.after_move")
     if new_id and new_id != source_id:
         # Also for a duplicate: a mail stored by an earlier cycle whose move failed then is moved
         # now, and its row must follow the new id.

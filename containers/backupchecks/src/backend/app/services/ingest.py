@@ -26,6 +26,7 @@ from ..parsers.normalize import normalize
 from ..parsers.registry import parse_message
 from ..parsers.rules import RuleSet
 from . import audit, parser_rules
+from .faults import crash_point
 from .missed_runs import reconcile_late_run
 from .overrides import apply_overrides
 from .settings import auto_review_successes, get_settings
@@ -326,6 +327,7 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     state, message_id = msg.state, msg.id   # read before the commit expires them (no reload of the row)
     if reviewed and audit_auto_review:
         record_reviewed_on_arrival([run_id], target_type="mail", target_id=message_id)
+    crash_point("ingest.before_commit")
     db.session.commit()
     return IngestOutcome(state, message_id=message_id, run_id=run_id, reviewed_on_arrival=reviewed)
 

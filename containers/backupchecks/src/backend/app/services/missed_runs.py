@@ -43,6 +43,7 @@ from ..extensions import db
 from ..models import Customer, Job, JobRun, MaintenanceWindow, RemarkJobRun, TicketJobRun, utcnow
 from .notifications import enqueue_run_events
 from .background import register_loop
+from .faults import crash_point
 from .overrides import apply_overrides_to_runs
 from .quiet import window_for, windows_for
 from .schedules import (
@@ -274,6 +275,7 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
     for job, plan in zip(due_jobs, plans):
         if not _claim(job, plan):  # only the runner whose UPDATE changes the row goes on
             continue
+        crash_point("missed_runs.after_claim")
         in_maintenance = (lambda slot, j=job: window_for(windows, j.id, j.customer_id, slot) is not None) \
             if windows else None
         for slot in slots_to_create(plan, real.get(job.id, ()), existing.get(job.id, ()), now, zone, in_maintenance):
@@ -285,7 +287,9 @@ def detect_missed_runs(now: datetime, zone: Optional[ZoneInfo] = None) -> int:
         apply_overrides_to_runs(created)
         link_open_internal_tickets_to_runs([r.id for r in created])
         enqueue_run_events(created)
+    crash_point("missed_runs.before_commit")
     db.session.commit()
+    crash_point("missed_runs.after_commit")
     if created:
         log.info("created %d missed run(s)", len(created))
     return len(created)

@@ -26,6 +26,7 @@ from ...extensions import db
 from ...models import NotificationChannel, NotificationOutbox
 from ..background import register_loop
 from ..claims import claim_due
+from ..faults import crash_point
 from ..settings import ui_zone
 from .channels import email_target
 from .delivery import TIMEOUT_SECONDS, Context, EmailTarget, deliver
@@ -53,6 +54,7 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
     hold = limit * ((timeout or TIMEOUT_SECONDS) + 5) + CLAIM_SLACK_SECONDS
     ids = claim_due("notification_outbox", now, now + timedelta(seconds=hold), token, limit)
     db.session.commit()
+    crash_point("notifications.after_claim")
     out = {"sent": 0, "retry": 0, "failed": 0, "given_up": 0, "held": 0, "dropped": 0}
     jobs = _claimed(ids)
     ctx = _context() if jobs else None
@@ -75,6 +77,8 @@ def send_due(now: datetime, limit: int = BATCH, *, timeout: Optional[float] = No
         kwargs = {} if timeout is None else {"timeout": timeout}
         result = deliver(channel.kind, channel.target_url, job.payload, secret=channel.secret,
                          email=job.email, ctx=ctx, **kwargs)
+        # Died here, the row is claimed again once the claim expires and sent again: at least once.
+        crash_point("notifications.after_deliver")
         attempts = job.attempts + 1
         values = {"attempts": attempts, "claimed_until": None, "claim_token": None}
         if result.sent:

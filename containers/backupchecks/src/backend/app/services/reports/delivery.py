@@ -16,6 +16,7 @@ from ...mail import MailSourceError
 from ...mail.graph import GraphConfig, GraphMailSource
 from ...models import ReportDefinition, ReportRun, utcnow
 from .. import audit
+from ..faults import crash_point
 from ..importer import graph_settings_mapping
 from ..settings import get_settings, ui_zone
 from .definitions import parse_recipients
@@ -62,6 +63,8 @@ def deliver_run(run: ReportRun, now: Optional[datetime] = None) -> bool:
         source = _mail_source()
         source.send_mail(recipients, f"{defn.name} – {run_period(run, zone).label}", delivery_body(defn, run, zone),
                          attachments=[(run.filename, run.content_type, run.data)])
+        # Died here, the lease expires and the report is sent again: at least once.
+        crash_point("reports.after_send")
     except (MailSourceError, ReportError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         _record_failed_attempt(run, defn, attempts, message, now, zone,

@@ -12,9 +12,10 @@ from ...extensions import db
 from ...models import ReportDefinition, ReportRun, utcnow
 from .. import audit
 from ..background import register_loop
+from ..faults import crash_point
 from ..settings import ui_zone
 from .definitions import next_delivery
-from .delivery import deliver_due
+from .delivery import MAX_DELIVERY_ATTEMPTS, deliver_due
 from .runs import generate_run, purge_expired, request_report
 from .vocabulary import ReportError
 
@@ -45,6 +46,7 @@ def queue_scheduled(now: datetime) -> list[int]:
             audit.record("report.delivery_failed", f"Scheduled report '{defn.name}' not queued: {exc}",
                          username="system", target_type="report", target_id=defn.id, commit=True)
             continue
+        crash_point("reports.after_queue")
         queued.append(run.id)
     return queued
 
@@ -53,9 +55,17 @@ def run_loop_step(now: Optional[datetime] = None) -> dict:
     """One pass: purge, queue due schedules, generate queued/orphaned reports, deliver what is due."""
     now = now or utcnow()
     out = {"purged": purge_expired(now), "queued": queue_scheduled(now), "generated": 0, "sent": 0, "failed": 0}
-    # Reports that lost their process while running are marked failed, with the reason.
-    db.session.execute(update(ReportRun).where(ReportRun.state == "running",
-                                               ReportRun.created_at < now - STALE_RUNNING)
+    # A report to be mailed that lost its process while running is generated again (each loss
+    # counts as a delivery attempt, so one that keeps killing its process ends failed); without this a
+    # scheduled report whose generation was cut off was never sent.
+    stale = (ReportRun.state == "running", ReportRun.created_at < now - STALE_RUNNING)
+    db.session.execute(update(ReportRun).where(*stale, ReportRun.delivery_state == "pending",
+                                               ReportRun.delivery_attempts < MAX_DELIVERY_ATTEMPTS - 1)
+                       .values(state="queued", delivery_attempts=ReportRun.delivery_attempts + 1,
+                               delivery_error="Interrupted: the process generating it stopped; generating it again.")
+                       .execution_options(synchronize_session=False))
+    # Other reports that lost their process while running are marked failed, with the reason.
+    db.session.execute(update(ReportRun).where(*stale)
                        .values(state="failed", error="Interrupted: the process generating it stopped. Generate it again.",
                                finished_at=now).execution_options(synchronize_session=False))
     db.session.commit()
@@ -65,6 +75,7 @@ def run_loop_step(now: Optional[datetime] = None) -> dict:
             ReportRun.created_at < now - ORPHAN_AFTER)).order_by(ReportRun.id)).scalars().all()
     for run_id in waiting:
         out["generated"] += 1 if generate_run(run_id) else 0
+        crash_point("reports.after_generate")
     out["sent"], out["failed"] = deliver_due(now)
     return out
 

@@ -18,6 +18,7 @@ from typing import Optional
 from sqlalchemy import delete, func, or_, select
 
 from ...extensions import db
+from ..faults import crash_point
 from ...models import ReportDefinition, ReportRun, User, utcnow
 from .. import audit, tasks
 from ..settings import get_settings, ui_zone
@@ -102,6 +103,7 @@ def generate_run(run_id: int) -> bool:
     """Claim a queued report and generate it; stores the file or the reason it failed. Never raises."""
     if not tasks.claim(ReportRun, run_id, progress=0, error=None):
         return False
+    crash_point("reports.during_generate")
     run = db.session.get(ReportRun, run_id)
     defn = db.session.get(ReportDefinition, run.definition_id)
     try:
