@@ -205,7 +205,7 @@ def table_sizes(db) -> dict:
 
 def main() -> int:
     with bench_server(os.environ.get("SOAK_DATABASE_URL")) as url:
-        url = url.rsplit("/", 1)[0] + "/backupchecks_soak"
+        url = url.rsplit("/", 1)[0] + "/" + os.environ.get("SOAK_DB_NAME", "backupchecks_soak")
         try:
             recreate_database(url)
         except Exception as exc:  # noqa: BLE001
@@ -305,13 +305,22 @@ def _run(url: str, wall0: float) -> int:  # noqa: C901
             set_manual_schedule(job, {"kind": "weekdays", "weekdays": list(range(7)),
                                       "time": f"{sj.minute // 60:02d}:{sj.minute % 60:02d}"}, operator, now=utcnow())
             grace[sj.index] = grace_of(effective_schedule(job))
+        from backend.app.models import ReportDefinition
+        from backend.app.services.reports.definitions import next_delivery
+        report = ReportDefinition(name="Soak weekly report", all_customers=False,
+                                  customer_ids=[c.id for c in customers[:5]], period="last_7_days",
+                                  schedule="weekly", schedule_day=0, schedule_time="07:00",
+                                  recipients="customer@soak.example", created_by_id=operator.id)
+        db.session.add(report)
+        db.session.flush()
+        report.next_delivery_at = next_delivery(report, utcnow(), zone)
         db.session.commit()
         operator_id = operator.id
         print(f"soak: {DAYS} simulated days from {START:%Y-%m-%d}, {len(plan.jobs)} jobs for {CUSTOMERS} customers, "
               f"{len(plan.mails)} mails planned ({dict(plan.counts)}); {len(plan.silent)} silent job-days, "
               f"{len(plan.late)} late job-days; zone {zone}; planned in {time.perf_counter() - t0:.1f} s", flush=True)
 
-    wanted = {"mail-import", "missed-runs", "notifications", "digest"}
+    wanted = {"mail-import", "missed-runs", "notifications", "digest", "reports"}
     for loop in background.LOOPS:
         loop.next_run = 0.0 if loop.name in wanted else float("inf")
 
@@ -426,13 +435,27 @@ def _run(url: str, wall0: float) -> int:  # noqa: C901
         per_address = Counter(a.lower() for m in smtp.messages for a in m.rcpt_tos)
         drows = dict(db.session.execute(db.text("SELECT state, count(*) FROM digest_deliveries GROUP BY state")).all())
         digest_days = q(db.select(db.func.count(db.distinct(DigestDelivery.day))))
+        sent_days = q(db.select(db.func.count(db.distinct(DigestDelivery.day))).where(DigestDelivery.state == "sent"))
+        digest_rows = q(db.select(db.func.count()).select_from(DigestDelivery))
         mornings = (end.astimezone(zone).date() - START.astimezone(zone).date()).days + 1
-        check(max(digests.values(), default=0) == 1 and set(per_address.values()) == {digest_days}
+        check(max(digests.values(), default=0) == 1 and set(per_address.values()) == {sent_days}
               and len(per_address) == recipients and drows.get("sent", 0) == len(smtp.messages)
-              and digest_days >= mornings - 1,
-              f"digests one per day per address: {len(smtp.messages)} mails for {digest_days} days "
-              f"({mornings} simulated mornings), per address {dict(per_address)}, rows {drows}, "
-              f"no (subject, recipient) twice: {max(digests.values(), default=0) == 1}")
+              and digest_rows == recipients * digest_days and digest_days >= mornings - 1,
+              f"digests one per day per address: {len(smtp.messages)} mails, per address {dict(per_address)}; "
+              f"{digest_days} digest days of {mornings} simulated mornings ({sent_days} sent, the others all clear: "
+              f"skipped), rows {drows}; no (subject, recipient) twice: {max(digests.values(), default=0) == 1}")
+        from backend.app.models import ReportRun
+        from backend.app.services.schedules.slots import local_to_utc
+        from datetime import time as dtime
+        mondays = [START.date() + timedelta(days=d) for d in range(DAYS + 2)]
+        due = [d for d in mondays if d.weekday() == 0 and START < local_to_utc(d, dtime(7, 0), zone) <= end]
+        rep = db.session.execute(db.select(ReportRun.state, ReportRun.delivery_state, ReportRun.size)
+                                 .where(ReportRun.trigger == "scheduled")).all()
+        report_mails = [m for m in fake.sent_mail if "Soak weekly report" in str(getattr(m, "subject", m))]
+        check(len(rep) == len(due) and all(r.state == "done" and r.delivery_state == "sent" for r in rep)
+              and len(report_mails) == len(due),
+              f"scheduled report (weekly, Monday 07:00): {len(rep)} generated for {len(due)} due, states "
+              f"{[(r.state, r.delivery_state, r.size) for r in rep]}, {len(report_mails)} mailed through Graph")
         tasks = dict(db.session.execute(db.text(
             "SELECT state, count(*) FROM background_tasks GROUP BY state")).all()) if _has_table(db, "background_tasks") else {}
         busy = {k: v for k, v in tasks.items() if k in ("queued", "running")}
