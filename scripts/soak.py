@@ -461,6 +461,13 @@ def _run(url: str, wall0: float) -> int:  # noqa: C901
         busy = {k: v for k, v in tasks.items() if k in ("queued", "running")}
         check(not busy and not background.running(),
               f"no background task left running: tasks {tasks or '{}'}, runner thread alive {background.running()}")
+        from backend.app.models import BackgroundLoopStats, ImportCycleStats
+        loop_rows = {r.loop: (r.steps_total, r.failures_total)
+                     for r in db.session.execute(db.select(BackgroundLoopStats)).scalars()}
+        stats_new = q(db.select(db.func.coalesce(db.func.sum(ImportCycleStats.new_total), 0)))
+        check(all(loop_rows.get(name, (0, 0)) == (n, 0) for name, n in steps.items()) and stats_new == unique,
+              f"loop and import totals in the database (services/metrics): steps/failures {loop_rows}, "
+              f"import new_total {stats_new} (= {unique} unique)")
         check(reviewed_total > 0,
               f"operator reviews: {reviewed_total} failed/warning runs reviewed over {review_mornings} mornings")
         loop_steps = dict(steps)
