@@ -73,7 +73,7 @@ bench-metrics: $(VENV)/.installed
 bench-reports: $(VENV)/.installed
 	$(PY) scripts/bench_reports.py
 
-## A simulated week at high speed (scripts/soak.py; a few minutes): its own database (created and dropped,
+## A simulated week at high speed (scripts/soak.py; minutes, mostly the import): its own database (created and dropped,
 ## as the bench targets do), ~300 jobs for 50 customers, fake Graph delivering each day's mails, the
 ## background loops stepped on a simulated clock, an operator reviewing each morning; checks every mail,
 ## run, missed run, notification, digest, memory and retention and prints one line per check (exit 1
