@@ -410,7 +410,8 @@ def _run(url: str, wall0: float) -> int:  # noqa: C901
         key_of = {sj.index: "|".join(x.strip().lower() for x in sj.identity) for sj in plan.jobs}
         expected = set()
         for j, day in plan.silent:
-            if plan.slot(plan.jobs[j], day) + grace[j] <= end:
+            # a slot before the schedule was set (day 1's first minutes in UTC) is no missed run
+            if START < plan.slot(plan.jobs[j], day) and plan.slot(plan.jobs[j], day) + grace[j] <= end:
                 expected.add((job_ids[key_of[j]], plan.slot(plan.jobs[j], day)))
         last = START.date() + timedelta(days=DAYS)  # no mails on the half day after the week
         for sj in plan.jobs:
