@@ -10,7 +10,7 @@ INSTANCE := $(or $(APP_INSTANCE_PATH),instance)
 # The team's shared sample corpus beside the clone; `make check-parsers` checks it where it exists.
 SHARED_SAMPLES := ../shared/samples/emails
 
-.PHONY: run test test-fast audit bench-parsers bench-reports bench-import bench-pages bench-metrics check-parsers migrate \
+.PHONY: run test test-fast audit bench-parsers bench-reports bench-import bench-pages bench-metrics soak check-parsers migrate \
 	flask create-user import-mail import-eml parse clean clean-data
 
 $(VENV)/.installed: containers/backupchecks/requirements.txt requirements-dev.txt
@@ -72,6 +72,14 @@ bench-metrics: $(VENV)/.installed
 ## A one-month PDF for 100 customers and 1,000 jobs on PostgreSQL.
 bench-reports: $(VENV)/.installed
 	$(PY) scripts/bench_reports.py
+
+## A simulated week at high speed (scripts/soak.py; minutes, mostly the import): its own database (created and dropped,
+## as the bench targets do), ~300 jobs for 50 customers, fake Graph delivering each day's mails, the
+## background loops stepped on a simulated clock, an operator reviewing each morning; checks every mail,
+## run, missed run, notification, digest, memory and retention and prints one line per check (exit 1
+## on any failure). SOAK_DAYS (7), SOAK_MAILS_PER_DAY (3000), SOAK_JOBS (300), SOAK_KEEP=1. Not in `make test`.
+soak: $(VENV)/.installed
+	$(PY) scripts/soak.py
 
 ## The command line, against the same database as `make run`:
 migrate: $(VENV)/.installed
