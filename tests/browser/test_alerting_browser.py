@@ -3,7 +3,7 @@ maintenance window (refused first, then saved) and see Daily Jobs show Maintenan
 channel with rules and an e-mail channel (the form shows the fields of the chosen kind), set the
 morning digest and subscribe to it. Every page at desktop and phone size: full-page screenshots in
 /tmp/backupchecks-alerting-*.png, no horizontal overflow, nothing hidden behind something else."""
-from datetime import datetime, time, timedelta, timezone
+from datetime import time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +11,8 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from backend.app.extensions import db
-from backend.app.models import DigestDelivery, MaintenanceWindow, NotificationChannel, NotificationOutbox, Snooze, User
+from backend.app.models import (DigestDelivery, MaintenanceWindow, NotificationChannel, NotificationOutbox, Snooze, User,
+                                utcnow)
 from backend.app.services.schedules import local_to_utc, recompute_job_schedule
 
 from ..clock import TEST_NOW
@@ -140,7 +141,7 @@ def test_operator_snoozes_a_job_and_an_admin_lifts_it(browser, live_server):
     expect(admin.locator("#snooze-banner")).to_have_count(0)
     db.session.expire_all()
     (row,) = db.session.execute(select(Snooze)).scalars().all()
-    assert row.lifted_by_id is not None or row.until <= datetime.now(UTC)
+    assert row.lifted_by_id is not None or row.until <= utcnow()
     check_page(admin, "job-lifted")
 
     # The job's own "after N failures" in its notification box.

@@ -3,14 +3,14 @@ code first), save the recovery codes, log out, log in again with a code, then wi
 
 The live server runs in a thread of the test process, so it sees the suite's frozen (ticking) clock;
 the codes are computed here for that same clock."""
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pyotp
 import pytest
 from playwright.sync_api import expect
 
 from backend.app.extensions import db
-from backend.app.models import User
+from backend.app.models import User, utcnow
 
 from ..conftest import PASSWORD, make_user
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.browser]
 
 
 def code_for(secret: str) -> str:
-    return pyotp.TOTP(secret).at(datetime.now(timezone.utc))
+    return pyotp.TOTP(secret).at(utcnow())  # the app's (frozen) clock
 
 
 def password_step(page, live_server, name):

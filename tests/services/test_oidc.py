@@ -3,14 +3,13 @@ multitenant issuer), which e-mail identifies a user, and the role mapping. No da
 tokens are signed here with keys made here, on the suite's frozen clock."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
 from backend.app.services import oidc
 from backend.app.services.settings import SettingsError
+from tests.clock import TEST_NOW
 
 ISSUER = "https://login.microsoftonline.com/11111111-1111-4111-8111-111111111111/v2.0"
 KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
@@ -19,7 +18,7 @@ JWKS = KeySet([KEY]).as_dict(private=False)
 
 
 def token(key=KEY, **claims):
-    now = int(time.time())
+    now = int(TEST_NOW.timestamp())  # the suite's frozen clock, which the check reads too
     body = {"iss": ISSUER, "aud": "client", "sub": "s1", "iat": now, "exp": now + 3600, "nonce": "n1", **claims}
     return jwt.encode({"alg": "RS256", "kid": "k1"}, body, key)
 
@@ -37,8 +36,8 @@ def test_a_good_token_is_accepted():
     (lambda: token(iss="https://evil.example/v2.0"), "bad_token"),
     (lambda: token(aud="another-app"), "bad_audience"),
     (lambda: token(nonce="n2"), "nonce_mismatch"),
-    (lambda: token(exp=int(time.time()) - 121), "bad_token"),
-    (lambda: token(iat=int(time.time()) + 600), "bad_token"),
+    (lambda: token(exp=int(TEST_NOW.timestamp()) - 121), "bad_token"),
+    (lambda: token(iat=int(TEST_NOW.timestamp()) + 600), "bad_token"),
     (lambda: "not.a.token", "bad_signature"),
 ])
 def test_a_bad_token_is_refused(make, reason):
@@ -48,7 +47,7 @@ def test_a_bad_token_is_refused(make, reason):
 
 
 def test_a_little_clock_skew_is_allowed():
-    assert verify(token(exp=int(time.time()) - 60))
+    assert verify(token(exp=int(TEST_NOW.timestamp()) - 60))
 
 
 def test_entra_multitenant_checks_the_issuer_of_the_tokens_own_tenant():

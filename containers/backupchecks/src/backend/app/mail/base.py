@@ -15,7 +15,8 @@ one clear sentence that says what is wrong and where to fix it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Mapping, Optional
 
 
@@ -81,3 +82,28 @@ class MailSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# --- Header helpers the sources share ---------------------------------------------------------
+
+def header_date(value) -> Optional[datetime]:
+    """A Date header as an aware UTC time; None when missing or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def decode_header_text(value) -> str:
+    """A header with RFC 2047 encoded words as plain text."""
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(str(value or "")))).strip()
+    except (LookupError, ValueError):
+        return str(value or "").strip()

@@ -9,11 +9,11 @@ import os
 from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesHeaderParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Optional, Union
 
-from .base import MailSource, MailSourceError, RemoteMessage
+from .base import MailSource, MailSourceError, RemoteMessage, decode_header_text, header_date
 
 PROCESSED_DIR = "processed"
 
@@ -71,7 +71,7 @@ class FolderMailSource(MailSource):
     def _describe(self, file: Path) -> RemoteMessage:
         with file.open("rb") as fh:
             headers = BytesHeaderParser(policy=policy.compat32).parse(fh)
-        received = _header_date(headers.get("Date"))
+        received = header_date(headers.get("Date"))
         if received is None:
             received = datetime.fromtimestamp(file.stat().st_mtime, tz=timezone.utc)
         addresses = getaddresses([str(headers.get("From", ""))])
@@ -80,27 +80,6 @@ class FolderMailSource(MailSource):
             source_id=file.name,
             internet_message_id=str(headers.get("Message-ID", "") or "").strip(),
             received_at=received,
-            subject=_decode(headers.get("Subject", "")),
+            subject=decode_header_text(headers.get("Subject", "")),
             from_address=from_address,
         )
-
-
-def _header_date(value) -> Optional[datetime]:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(str(value))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
-def _decode(value) -> str:
-    from email.header import decode_header, make_header
-
-    try:
-        return str(make_header(decode_header(str(value or "")))).strip()
-    except (LookupError, ValueError):
-        return str(value or "").strip()

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesHeaderParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import getaddresses
 from typing import Any, Mapping, Optional
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from ..services.faults import crash_point
-from .base import MailSource, MailSourceError, RemoteMessage
+from .base import MailSource, MailSourceError, RemoteMessage, decode_header_text, header_date
 
 log = logging.getLogger(__name__)
 
@@ -374,14 +374,14 @@ class ImapMailSource(MailSource):
     def _describe(self, uid: int, item: Mapping[bytes, Any]) -> RemoteMessage:
         raw_headers = item.get(HEADERS_KEY) or b""
         headers = BytesHeaderParser(policy=policy.compat32).parsebytes(bytes(raw_headers))
-        received = _header_date(headers.get("Date"))
+        received = header_date(headers.get("Date"))
         internal = item.get(b"INTERNALDATE")
         if received is None and isinstance(internal, datetime):
             received = (internal if internal.tzinfo else internal.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
         addresses = getaddresses([str(headers.get("From", ""))])
         message_id = str(headers.get("Message-ID", "") or "").strip()
         return RemoteMessage(source_id=f"{self.cfg.folder}:{self.uidvalidity}:{uid}", internet_message_id=message_id,
-                             received_at=received, subject=_decode(headers.get("Subject", "")),
+                             received_at=received, subject=decode_header_text(headers.get("Subject", "")),
                              from_address=addresses[0][1].lower() if addresses else "")
 
 
@@ -399,24 +399,3 @@ def _why(exc: BaseException) -> str:
     if isinstance(text, str) and text.startswith("b'") and text.endswith("'"):
         text = text[2:-1]
     return text[:200] or type(exc).__name__
-
-
-def _header_date(value) -> Optional[datetime]:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(str(value))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
-def _decode(value) -> str:
-    from email.header import decode_header, make_header
-
-    try:
-        return str(make_header(decode_header(str(value or "")))).strip()
-    except (LookupError, ValueError):
-        return str(value or "").strip()
