@@ -11,7 +11,12 @@ from sqlalchemy import Index, UniqueConstraint, text
 from .column_types import EncryptedText, UTCDateTime, utcnow
 from .extensions import db
 
-ROLES = ("admin", "operator", "reporter", "viewer")
+# The staff roles, and the fifth kind of user: a customer's own staff on the read-only portal,
+# bound to one or more customers (``user_customers``) and never holding a staff role too. Which
+# customers a user may see has one home: services/scope.py.
+STAFF_ROLES = ("admin", "operator", "reporter", "viewer")
+PORTAL_ROLE = "portal"
+ROLES = STAFF_ROLES + (PORTAL_ROLE,)
 THEMES = ("light", "dark", "auto")
 STATUSES = ("Success", "Warning", "Failed", "Missed")
 
@@ -53,6 +58,14 @@ class User(TimestampMixin, db.Model):
     # Single sign-on: the IdP's subject ("<iss>|<sub>"), stored at the first SSO login (matched by
     # e-mail then), so later logins match by subject. Roles may be empty: a pending SSO account.
     oidc_subject = db.Column(db.String(600), nullable=True, unique=True)
+    # A portal user: may the mail bodies of their customers' runs be shown (off unless an admin allows it).
+    portal_mail_bodies = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
+
+    customers = db.relationship("Customer", secondary="user_customers", lazy="select", order_by="Customer.name")
+
+    @property
+    def is_portal(self) -> bool:
+        return PORTAL_ROLE in self.role_list
 
     @property
     def has_two_factor(self) -> bool:
@@ -232,6 +245,27 @@ class LoginAttempt(db.Model):
     )
 
 
+class ApiToken(db.Model):
+    """A user's token for the JSON API (services/api_tokens.py): shown once, stored as the SHA-256 of
+    the secret (the secret has 256 random bits), read-only or read-write within the user's role."""
+
+    __tablename__ = "api_tokens"
+
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    name = db.Column(db.String(100), nullable=False)
+    token_hash = db.Column(db.String(64), nullable=False, unique=True)
+    prefix = db.Column(db.String(16), nullable=False)  # the first characters, to tell tokens apart in lists
+    read_only = db.Column(db.Boolean, nullable=False, default=True)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    expires_at = db.Column(UTCDateTime(), nullable=True)
+    last_used_at = db.Column(UTCDateTime(), nullable=True)
+    last_used_ip = db.Column(db.String(64), nullable=True)
+    revoked_at = db.Column(UTCDateTime(), nullable=True)
+
+    user = db.relationship("User")
+
+
 # --- Customers, jobs, mail, runs ------------------------------------------------------------
 
 class Customer(TimestampMixin, db.Model):
@@ -246,6 +280,14 @@ class Customer(TimestampMixin, db.Model):
     autotask_checked_at = db.Column(UTCDateTime(), nullable=True)
 
     jobs = db.relationship("Job", back_populates="customer", lazy="select")
+
+
+user_customers = db.Table(
+    "user_customers",
+    db.Column("user_id", db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("customer_id", db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True,
+              index=True),
+)
 
 
 class Job(TimestampMixin, db.Model):

@@ -11,11 +11,11 @@ from flask import abort, current_app, g, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from .extensions import login_manager
-from .models import ROLES
+from .models import ROLES, STAFF_ROLES
 
 # Role groups: who may open a page or take an action. Every route names one of these (or "admin"
 # alone); docs/pages/users_and_roles.md says the same in words.
-EVERYONE = ROLES  # documentation, feedback, own profile, the dashboard
+EVERYONE = STAFF_ROLES  # documentation, feedback, own profile, the dashboard (portal users: see PORTAL)
 OPERATIONS_READERS = ("admin", "operator", "viewer")  # Inbox, customers, jobs, Daily Jobs, overrides, tickets
 OPERATIONS_EDITORS = ("admin", "operator")  # change those: approve mails, edit customers, jobs, overrides, tickets
 REVIEWERS = OPERATIONS_EDITORS  # Run Checks: review runs, mark success, tickets and remarks from a run

@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import and_, delete, func, or_, select
 
 from ..extensions import db
-from ..models import ROLES, AuditLog, LoginAttempt, User, utcnow
+from ..models import PORTAL_ROLE, ROLES, AuditLog, LoginAttempt, User, utcnow
 from . import audit, locks
 
 _hasher = PasswordHasher()
@@ -58,6 +58,8 @@ def normalise_roles(roles: Iterable[str]) -> list[str]:
         raise AccountError(f"Unknown role(s): {', '.join(sorted(unknown))}. Roles are {', '.join(ROLES)}.")
     if not wanted:
         raise AccountError("Give the user at least one role.")
+    if PORTAL_ROLE in wanted and len(wanted) > 1:
+        raise AccountError("A portal user is a customer's own staff: give them the portal role only.")
     return [r for r in ROLES if r in wanted]
 
 
