@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     routes_api_tokens,
     routes_audit_log,
     routes_autotask,
+    routes_badges,
     routes_customers,
     routes_daily_jobs,
     routes_dashboard,
