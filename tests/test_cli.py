@@ -115,3 +115,10 @@ def test_create_token_refuses_an_inactive_user(app):
     db.session.commit()
     r = app.test_cli_runner().invoke(args=["create-token", "gone", "--name", "x"])
     assert r.exit_code == 2 and "An inactive user or a user without a role can't have a token." in r.stderr
+
+
+def test_create_token_refuses_an_expiry_day_out_of_range(app):
+    make_user("far", roles=("viewer",))
+    db.session.commit()
+    r = app.test_cli_runner().invoke(args=["create-token", "far", "--name", "x", "--read-only", "--expires", "3000-01-01"])
+    assert r.exit_code == 2 and "3000-01-01 is out of range; choose a date between" in r.stderr

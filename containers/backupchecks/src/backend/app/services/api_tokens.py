@@ -166,9 +166,10 @@ def expiry_of_day(value: Optional[str], *, zone: ZoneInfo, now: datetime) -> Opt
     if not text:
         return None
     try:
-        day = check_day_in_range(date.fromisoformat(text))
+        day = date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"'{text[:40]}' is not a date: use YYYY-MM-DD, e.g. 2027-01-31.") from None
+    check_day_in_range(day)  # its own message: "… is out of range; choose a date between …"
     if day < local_day(now, zone):
         raise ValueError(f"The expiry date {day.isoformat()} is in the past: choose today or a later day, "
                          "or leave it empty for a token that does not expire.")
