@@ -302,6 +302,7 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     if values is None:
         db.session.commit()  # nothing of this mail was written; ends the job lookup's transaction
         return IngestOutcome("duplicate")
+    crash_point("ingest.after_insert")
     run_id, reviewed = None, False
     if job is not None:
         if auto_review is None:
