@@ -25,3 +25,13 @@ def test_pages_show_a_clear_message_when_the_database_is_down():
     assert r.status_code == 503
     text = r.get_data(as_text=True)
     assert "database does not answer" in text and "Traceback" not in text
+
+
+def test_a_full_database_disk_is_named_in_the_error_answer(app):
+    from backend.app.errors import database_down
+    from tests.test_ingest import database_error
+
+    with app.test_request_context("/customers/new", method="POST", headers={"Accept": "application/json"}):
+        answer, code = database_down(database_error("disk_full"))
+    assert code == 503
+    assert answer.json["message"].startswith("The database's disk is full. Nothing was saved; free space on the")

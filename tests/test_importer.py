@@ -624,3 +624,77 @@ def test_a_cycle_cut_off_by_a_dying_process_is_marked_failed_by_the_next_cycle(a
     db.session.refresh(stale)
     assert (cycle.state, cycle.new) == ("done", 2)
     assert stale.state == "failed" and "Interrupted" in stale.error and stale.finished_at is not None
+
+
+# --- the database can't work in the middle of a cycle ----------------------------------------------
+
+def test_a_full_database_disk_stops_the_cycle_the_rest_stays_in_the_mailbox_and_the_next_cycle_takes_it(
+        app, graph_app, monkeypatch):
+    """The second mail's run can't be written (the disk is full): nothing of that mail is stored
+    (not the mail alone in the Inbox), the cycle stops and says why, the dashboard says what to do;
+    the next cycle takes the three left, once each (tests/deploy/test_disk_full.py: a real ENOSPC)."""
+    from backend.app.models import JobRun, MailMessage
+    from backend.app.services import ingest
+    from backend.app.services.dashboard import import_status
+    from backend.app.services.importer import run_import_cycle
+    from tests.test_ingest import database_error
+
+    mails = corpus_mails(4)
+    _known_jobs(mails, every=1)
+    calls = []
+    real = ingest.after_run_created
+
+    def disk_fills(run, **options):
+        calls.append(1)
+        if len(calls) == 2:
+            raise database_error("disk_full")
+        real(run, **options)
+
+    monkeypatch.setattr(ingest, "after_run_created", disk_fills)
+    with _fake(mails) as fake:
+        graph_app(fake)
+        cycle = run_import_cycle(trigger="cli")
+        assert (cycle.state, cycle.fetched, cycle.new, cycle.failed) == ("failed", 4, 1, 1)
+        assert cycle.error == ("The database could not store a mail: its disk is full (could not extend file "
+                               "\"base/1/2\": No space left on device). 1 new mail was stored; the other 3 stay "
+                               "in the mailbox and the next import takes them.")
+        assert (_count(MailMessage), _count(JobRun)) == (1, 1)
+        assert len(fake.messages_in(fake.processed)) == 1 and len(fake.messages_in(fake.incoming)) == 3
+        status = import_status(cycle)
+        assert status.level == "danger" and "free space on its disk" in status.advice
+
+        monkeypatch.setattr(ingest, "after_run_created", real)  # space freed
+        again = run_import_cycle(trigger="cli")
+        assert (again.state, again.fetched, again.new, again.failed, again.error) == ("done", 3, 3, 0, None)
+        assert fake.messages_in(fake.incoming) == [] and len(fake.messages_in(fake.processed)) == 4
+    assert (_count(MailMessage), _count(JobRun)) == (4, 4)
+
+
+def test_a_cycle_whose_end_cannot_be_committed_is_written_with_its_totals_by_the_next_cycle(app, graph_app,
+                                                                                          monkeypatch):
+    from backend.app.extensions import db
+    from backend.app.models import ImportCycle, ImportCycleStats
+    from backend.app.services import importer
+    from tests.test_ingest import database_error
+
+    real = importer.record_import_cycle
+    calls = []
+
+    def full_once(session, cycle):
+        calls.append(cycle.id)
+        if len(calls) == 1:
+            raise database_error("disk_full")
+        real(session, cycle)
+
+    monkeypatch.setattr(importer, "record_import_cycle", full_once)
+    with _fake(corpus_mails(2)) as fake:
+        graph_app(fake)
+        first = importer.run_import_cycle(trigger="cli")
+        assert (first.state, first.new) == ("done", 2)  # what the caller is told, though its totals wait
+        row = db.session.get(ImportCycle, first.id)
+        assert (row.state, row.new) == ("done", 2) and row.finished_at is not None  # its row alone fitted
+        assert db.session.query(ImportCycleStats).count() == 0
+        second = importer.run_import_cycle(trigger="cli")
+    stats = db.session.query(ImportCycleStats).one()
+    assert (stats.trigger, stats.state, stats.cycles_total, stats.new_total) == ("cli", "done", 2, 2)
+    assert calls == [first.id, first.id, second.id] and importer._unrecorded == {}

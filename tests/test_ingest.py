@@ -404,3 +404,58 @@ def test_a_mail_whose_job_lookup_fails_is_kept_in_the_inbox_with_the_error(app, 
     msg = db.session.get(MailMessage, outcome.message_id)
     assert "Creating the run failed: RuntimeError: lookup broke" in msg.parse_error and msg.job_id is None
     assert msg.job_name == "Daily VM Backup" and msg.parsed
+
+
+# --- a database that can't work now: nothing of the mail is stored ----------------------------------
+
+def database_error(kind: str):
+    """What SQLAlchemy raises for a full disk (SQLSTATE 53100) or a connection the server closed."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    orig = (psycopg.errors.DiskFull('could not extend file "base/1/2": No space left on device')
+            if kind == "disk_full" else psycopg.OperationalError("server closed the connection unexpectedly"))
+    return OperationalError("INSERT INTO job_runs …", {}, orig)
+
+
+@pytest.mark.parametrize("where,kind", [("lookup", "connection_lost"), ("run", "disk_full"),
+                                        ("run", "connection_lost")])
+def test_a_database_that_cannot_work_now_stores_nothing_of_the_mail(app, monkeypatch, where, kind):
+    """Not the mail's fault: the error is raised and nothing is stored, so the importer leaves the
+    mail in the mailbox. Before, the mail was stored again on its own, in the Inbox without its run
+    ("Creating the run failed: OperationalError"), and moved out of the mailbox: the run was never made."""
+    from sqlalchemy.exc import OperationalError
+
+    from backend.app.services import ingest
+    from backend.app.services.db_errors import database_unavailable, describe
+
+    make_job(sender=V01_SENDER, job_name="Daily VM Backup", software="Veeam Backup & Replication")
+    db.session.commit()
+
+    def broken(*args, **kwargs):
+        raise database_error(kind)
+
+    monkeypatch.setattr(ingest, "find_job_for" if where == "lookup" else "after_run_created", broken)
+    with pytest.raises(OperationalError) as raised:
+        ingest_message(sample(V01), source="graph", source_id="AAMk-db-gone")
+    assert database_unavailable(raised.value)
+    assert describe(raised.value).startswith("its disk is full (could not extend file" if kind == "disk_full"
+                                             else "the connection to it was lost or refused (server closed")
+    assert count(MailMessage) == 0 and count(JobRun) == 0
+
+    monkeypatch.undo()  # the database works again: the same mail is stored once, with its run
+    outcome = ingest_message(sample(V01), source="graph", source_id="AAMk-db-gone")
+    assert outcome.state == "processed" and count(MailMessage) == 1 and count(JobRun) == 1
+
+
+def test_an_error_about_the_values_is_not_the_database_going_away():
+    import psycopg
+    from sqlalchemy.exc import DataError, OperationalError
+
+    from backend.app.services.db_errors import database_unavailable
+
+    too_long = DataError("INSERT …", {}, psycopg.errors.StringDataRightTruncation("value too long"))
+    index_row = OperationalError("INSERT …", {}, psycopg.errors.ProgramLimitExceeded("index row size exceeds"))
+    assert not database_unavailable(too_long) and not database_unavailable(index_row)
+    assert not database_unavailable(RuntimeError("override service broke"))
+    assert database_unavailable(OperationalError("SELECT 1", {}, psycopg.errors.AdminShutdown("terminating")))

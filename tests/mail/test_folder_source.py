@@ -75,3 +75,20 @@ def test_missing_folder_is_an_actionable_error(tmp_path):
     with pytest.raises(MailSourceError) as info:
         FolderMailSource(tmp_path / "nope").list_messages()
     assert info.value.code == "unknown_folder" and "nope" in info.value.message
+
+
+def test_a_full_disk_while_moving_is_an_actionable_error_and_the_mail_stays(mail_dir, monkeypatch):
+    import errno
+
+    from backend.app.mail import folder
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(folder.Path, "mkdir", no_space)
+    src = FolderMailSource(mail_dir)
+    with pytest.raises(MailSourceError) as info:
+        src.mark_processed("a.eml")
+    assert "'a.eml' could not be moved into" in info.value.message
+    assert info.value.message.endswith(": No space left on device.")
+    assert (mail_dir / "a.eml").exists()  # still where it was: the next cycle moves it

@@ -62,6 +62,9 @@ def too_large(err):
 def database_down(err):
     db.session.rollback()
     current_app.logger.error("database unavailable: %s", type(err).__name__)
+    if getattr(getattr(err, "orig", None), "sqlstate", None) == "53100":  # disk_full
+        return error_page(503, "The database's disk is full. Nothing was saved; free space on the PostgreSQL "
+                               "volume and try again (docs: Troubleshooting).")
     return error_page(503, "The database does not answer. Nothing was saved; try again in a minute. "
                            "If this lasts, check the PostgreSQL container (docs: Troubleshooting).")
 

@@ -42,17 +42,26 @@ class FolderMailSource(MailSource):
         return found[:limit] if limit is not None else found
 
     def fetch_raw(self, source_id: str) -> bytes:
-        return self._file(source_id).read_bytes()
+        file = self._file(source_id)
+        try:
+            return file.read_bytes()
+        except OSError as exc:
+            raise MailSourceError(f"The message file {source_id!r} could not be read: {exc.strerror}.",
+                                  code="error") from exc
 
     def mark_processed(self, source_id: str) -> Optional[str]:
         src = self._file(source_id)
-        self.processed_path.mkdir(parents=True, exist_ok=True)
-        target = self.processed_path / src.name
-        counter = 1
-        while target.exists():  # never overwrite an earlier message with the same name
-            target = self.processed_path / f"{src.stem}-{counter}{src.suffix}"
-            counter += 1
-        os.replace(src, target)
+        try:
+            self.processed_path.mkdir(parents=True, exist_ok=True)
+            target = self.processed_path / src.name
+            counter = 1
+            while target.exists():  # never overwrite an earlier message with the same name
+                target = self.processed_path / f"{src.stem}-{counter}{src.suffix}"
+                counter += 1
+            os.replace(src, target)
+        except OSError as exc:  # e.g. a full disk: no room for the processed folder
+            raise MailSourceError(f"The message file {source_id!r} could not be moved into "
+                                  f"{str(self.processed_path)!r}: {exc.strerror}.", code="error") from exc
         return target.name
 
     # -- helpers -----------------------------------------------------------

@@ -33,6 +33,7 @@ from ..models import ImportCycle, JobRun, utcnow
 from . import markdown_render
 from . import news
 from .daily_jobs import day_counts
+from .db_errors import DATABASE_FAILED
 from .settings import get_settings, ui_zone
 from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule
 from .timezones import day_bounds_utc, local_day
@@ -162,6 +163,12 @@ def import_status(cycle: Optional[ImportCycle], now: Optional[datetime] = None) 
                             advice="Connect the mailbox under Settings → Mail, or upload .eml files in the Inbox.")
     if cycle.state == "running":
         return ImportStatus(cycle, "info", "An import is running.")
+    if cycle.state == "failed" and (cycle.error or "").startswith(DATABASE_FAILED):
+        return ImportStatus(
+            cycle, "danger", "The last import failed: the database could not store mail.", error=cycle.error,
+            advice="Nothing was lost: the mails that were not stored stay in the mailbox and the next import "
+                   "takes them. Check the database: free space on its disk, and that the PostgreSQL container "
+                   "runs (Troubleshooting).")
     if cycle.state == "failed":
         return ImportStatus(
             cycle, "danger", "The last import failed.", error=cycle.error or "No reason was recorded.",

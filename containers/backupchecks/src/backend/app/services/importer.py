@@ -2,24 +2,30 @@
 
 A message is moved to the processed folder only after the transaction that
 stored it committed. One failing message never stops the batch; a failing
-cycle records its error and the next one runs. Across workers and containers
-only one process imports at a time (a PostgreSQL advisory lock).
+cycle records its error and the next one runs. A database that can't work
+(its disk is full, it went away: ``db_errors.database_unavailable``) does stop
+the batch: the mail under way and the rest stay in the mailbox, the cycle is
+recorded as failed with the reason, and the next cycle takes them. Across workers
+and containers only one process imports at a time (a PostgreSQL advisory lock).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Callable, Optional
 
 from flask import Flask, current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..mail import MailSourceError
 from ..mail.graph import GraphConfig, GraphMailSource
 from ..mail.imap import ImapConfig, ImapMailSource
 from ..models import BackgroundTask, ImportCycle, MailMessage, utcnow
+from .db_errors import DATABASE_FAILED, database_unavailable, describe
 from .faults import crash_point
 from .ingest import content_source_id, ingest_message, record_reviewed_on_arrival
 from .parser_rules import load_ruleset
@@ -35,6 +41,18 @@ IMPORT_LOCK = "backupchecks-import"
 
 class ImportBusy(RuntimeError):
     """Another process is importing right now."""
+
+
+class _DatabaseFailed(Exception):
+    """The database could not store a mail (full disk, lost connection): the batch stops."""
+
+
+#: The end of a cycle of this process that could not be committed (the database was gone or its
+#: disk full): id -> (its columns, the runs it marked reviewed on arrival). The next cycle writes
+#: it, with its totals for /metrics and its audit entry, instead of the generic "Interrupted".
+_unrecorded: dict[int, tuple[dict, list[int]]] = {}
+
+_CYCLE_COLUMNS = tuple(c.key for c in ImportCycle.__table__.columns)
 
 
 def graph_settings_mapping() -> dict:
@@ -164,14 +182,24 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
     auto_review = bool(settings.auto_review_successes)  # read once: the same for the whole cycle
     if batch_size is None:
         batch_size = settings.manual_import_batch_size if trigger == "manual" else settings.import_batch_size
-    # We hold the import lock, so a cycle still marked running was cut off (the process died).
+    # We hold the import lock, so a cycle still marked running was cut off: by the database
+    # (this process knows how it ended) or by the process dying.
+    for values, reviewed in _unrecorded.values():
+        _write_end(values)
+        record_import_cycle(db.session, SimpleNamespace(**values))
+        record_reviewed_on_arrival(reviewed, target_type="import_cycle", target_id=values["id"],
+                                   what=f" by import cycle {values['id']} ({values['trigger']})")
     db.session.execute(update(ImportCycle).where(ImportCycle.state == "running")
                        .values(state="failed", finished_at=utcnow(),
                                error="Interrupted: the process stopped during this cycle; the next cycle "
                                      "imported what was left."))
     cycle = ImportCycle(trigger=trigger, started_at=utcnow(), state="running")
     db.session.add(cycle)
+    db.session.flush()
+    # What the cycle's end needs even when the database is gone by then (a rollback expires the row).
+    known = {"id": cycle.id, "trigger": trigger, "started_at": cycle.started_at}
     db.session.commit()
+    _unrecorded.clear()
     counts = CycleCounts()
     try:
         if source is None:
@@ -190,10 +218,20 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
     except MailSourceError as exc:
         db.session.rollback()
         cycle.state, cycle.error = "failed", exc.message
+    except _DatabaseFailed as exc:
+        db.session.rollback()
+        left = counts.fetched - counts.new - counts.duplicates
+        cycle.state = "failed"
+        cycle.error = (f"{DATABASE_FAILED}could not store a mail: {exc}. {counts.new} new "
+                       f"mail{'s were' if counts.new != 1 else ' was'} stored; the other {left} "
+                       f"stay{'s' if left == 1 else ''} in the mailbox and the next import takes "
+                       f"{'it' if left == 1 else 'them'}.")[:4000]
     except Exception as exc:  # noqa: BLE001 - record and let the next cycle run
         log.exception("import cycle failed")
         db.session.rollback()
-        cycle.state, cycle.error = "failed", f"Unexpected error: {type(exc).__name__}: {exc}"
+        cycle.state = "failed"
+        cycle.error = (f"{DATABASE_FAILED}failed: {describe(exc)}." if database_unavailable(exc)
+                       else f"Unexpected error: {type(exc).__name__}: {exc}")
     finally:
         try:
             close = getattr(source, "close", None)
@@ -204,13 +242,40 @@ def _cycle(source, trigger, batch_size, progress) -> ImportCycle:
     for attr in ("fetched", "new", "duplicates", "auto_processed", "to_inbox", "failed"):
         setattr(cycle, attr, getattr(counts, attr))
     cycle.finished_at = utcnow()
-    db.session.add(cycle)
-    record_import_cycle(db.session, cycle)  # the totals /metrics reads, in the cycle's own commit
-    # One audit entry for the cycle, however many successful runs it marked reviewed on arrival.
-    record_reviewed_on_arrival(counts.reviewed_on_arrival, target_type="import_cycle", target_id=cycle.id,
-                               what=f" by import cycle {cycle.id} ({trigger})")
-    db.session.commit()
+    # the others were all set above, so reading them needs no database
+    ended = {k: known[k] if k in known else getattr(cycle, k) for k in _CYCLE_COLUMNS}
+    try:
+        db.session.add(cycle)
+        record_import_cycle(db.session, cycle)  # the totals /metrics reads, in the cycle's own commit
+        # One audit entry for the cycle, however many successful runs it marked reviewed on arrival.
+        record_reviewed_on_arrival(counts.reviewed_on_arrival, target_type="import_cycle", target_id=cycle.id,
+                                   what=f" by import cycle {cycle.id} ({trigger})")
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001 - only a database that can't work now is handled here
+        db.session.rollback()
+        if not database_unavailable(exc):
+            raise
+        # The database is gone or its disk full: the next cycle of this process writes this end
+        # with its totals (after a restart of the process: the generic "Interrupted").
+        log.error("import cycle %s ended (%s) but could not be recorded: %s", ended["id"], ended["state"],
+                  describe(exc))
+        _unrecorded[ended["id"]] = (ended, list(counts.reviewed_on_arrival))
+        db.session.expunge(cycle)
+        for key, value in ended.items():
+            set_committed_value(cycle, key, value)
+        try:  # a full disk may still take the row's own change (its page has room): the pages say why
+            _write_end(ended)
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - the next cycle writes it
+            db.session.rollback()
     return cycle
+
+
+def _write_end(values: dict) -> None:
+    """A cycle's end on its row, unless written already."""
+    db.session.execute(update(ImportCycle)
+                       .where(ImportCycle.id == values["id"], ImportCycle.finished_at.is_(None))
+                       .values({k: v for k, v in values.items() if k not in ("id", "trigger", "started_at")}))
 
 
 def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool, auto_review: bool = False,
@@ -228,8 +293,12 @@ def _import_one(source, source_id: str, counts: CycleCounts, keep_raw: bool, aut
                                  audit_auto_review=False, rules=rules)
     except Exception as exc:  # noqa: BLE001 - the database refused it: leave it in the mailbox
         db.session.rollback()
-        log.exception("storing message %s failed", source_id)
         counts.failed += 1
+        if database_unavailable(exc):
+            log.error("the import stops at message %s: the database could not store it: %s", source_id,
+                      describe(exc))
+            raise _DatabaseFailed(describe(exc)) from exc
+        log.exception("storing message %s failed", source_id)
         counts.errors.append(f"Storing a message failed: {type(exc).__name__}")
         return
     if outcome.state == "duplicate":

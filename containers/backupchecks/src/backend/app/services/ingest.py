@@ -3,7 +3,10 @@
 Invariants (docs/architecture.md): a message is imported once (same Internet
 Message-ID or same source id adds nothing, backed by unique constraints);
 nothing is lost (a mail that fails to parse is stored with its error and shown
-in the Inbox); a message never stops the batch it is in.
+in the Inbox); a message never stops the batch it is in. A database that can't work
+now (a full disk, a lost connection, a restart: ``db_errors.database_unavailable``)
+is not the mail's fault: ``ingest_message`` stores nothing and raises, so the mail
+stays in its mailbox and is taken again, instead of landing in the Inbox without its run.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from ..parsers.normalize import normalize
 from ..parsers.registry import parse_message
 from ..parsers.rules import RuleSet
 from . import audit, parser_rules
+from .db_errors import database_unavailable
 from .faults import crash_point
 from .missed_runs import reconcile_late_run
 from .overrides import apply_overrides
@@ -257,7 +261,8 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     The statements of a mail of a known job: the job lookup, one INSERT of the mail (which is also
     the duplicate check), the late-run and override lookups, the run and its objects, the ticket
     links, one commit. A mail whose run can't be made is stored again on its own, in the Inbox,
-    with the error."""
+    with the error; when the database itself can't work (``db_errors.database_unavailable``)
+    nothing is stored and the error is raised."""
     try:
         nm = normalize(raw)
         imid = _internet_message_id(nm.message_id)
@@ -287,6 +292,9 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
     try:
         job = find_job_for(msg)
     except Exception as exc:  # noqa: BLE001 - keep the message, show the error
+        if database_unavailable(exc):
+            _rollback()
+            raise  # nothing stored: the mail stays where it came from and is taken again
         log.exception("looking up the job of a mail failed")
         _rollback()
         msg.parse_error = _run_failed(exc)
@@ -296,12 +304,15 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
         values = _insert_message(msg)
     except Exception as exc:  # noqa: BLE001 - the database refused a parsed field: keep the mail anyway
         _rollback()
+        if database_unavailable(exc):
+            raise  # not the mail's fault (a full disk, a lost connection): nothing stored, taken again
         log.exception("storing the parsed fields of a mail failed; storing it with the error")
         return _store_unparsed(raw, source, source_id, imid, keep_raw,
                                f"Storing the parsed mail failed ({type(exc).__name__}); re-parse it after an update.")
     if values is None:
         db.session.commit()  # nothing of this mail was written; ends the job lookup's transaction
         return IngestOutcome("duplicate")
+    crash_point("ingest.after_insert")
     run_id, reviewed = None, False
     if job is not None:
         if auto_review is None:
@@ -313,7 +324,12 @@ def ingest_message(raw: bytes, *, source: str = "upload", source_id: Optional[st
             run_id = run.id
             reviewed = moment is not None and run.reviewed_by_id is None and run.reviewed_at == moment
         except Exception as exc:  # noqa: BLE001 - keep the message, show the error
-            log.exception("creating a run for message %s failed", msg.id)
+            if database_unavailable(exc):
+                # Not the mail's fault: storing it without its run would lose the run for good
+                # (the importer moves a stored mail out of the mailbox). Nothing is stored.
+                _rollback()
+                raise
+            log.exception("creating a run for message %s failed", values["id"])  # not msg.id: no reload
             _rollback()
             run_error = exc
     if run_error is not None:
