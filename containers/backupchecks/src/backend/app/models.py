@@ -266,6 +266,18 @@ class ApiToken(db.Model):
     user = db.relationship("User")
 
 
+class ApiRateWindow(db.Model):
+    """The API rate limit of one token: the current fixed window (a UTC minute) and the requests
+    counted in it. One row per token, reused when a new minute starts (services/api_rate_limit.py:
+    one UPSERT … RETURNING per request), so there are no old windows to prune."""
+
+    __tablename__ = "api_rate_windows"
+
+    token_id = db.Column(db.Integer, db.ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    window_start = db.Column(UTCDateTime(), nullable=False)
+    count = db.Column(db.Integer, nullable=False)
+
+
 # --- Customers, jobs, mail, runs ------------------------------------------------------------
 
 class Customer(TimestampMixin, db.Model):

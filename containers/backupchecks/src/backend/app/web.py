@@ -96,8 +96,8 @@ def load_user(user_id: str):
 def first_run_setup():
     """Until the first user exists, every page but setup (and health, metrics, static) leads to setup."""
     endpoint = request.endpoint or ""
-    if endpoint in ("static", "main.health", "main.metrics", "auth.setup"):
-        return None
+    if endpoint in ("static", "main.health", "main.metrics", "auth.setup") or request.path.startswith("/api/"):
+        return None  # the API answers for itself (no token without a user: 401)
     app = current_app._get_current_object()
     if not getattr(app, "_has_users", False):
         if not has_users():

@@ -1,0 +1,33 @@
+"""API rate limit: the current window of each token
+
+Revision ID: c3e5a7b9d1f2
+Revises: b8d2f4a61c07
+Create Date: 2026-12-04 16:30:00
+
+One row per token, reused when a new minute starts; nothing to migrate.
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = 'c3e5a7b9d1f2'
+down_revision = 'b8d2f4a61c07'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        'api_rate_windows',
+        sa.Column('token_id', sa.Integer(), nullable=False),
+        sa.Column('window_start', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('count', sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(['token_id'], ['api_tokens.id'], name=op.f('fk_api_rate_windows_token_id_api_tokens'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('token_id', name=op.f('pk_api_rate_windows')),
+    )
+
+
+def downgrade():
+    op.drop_table('api_rate_windows')
