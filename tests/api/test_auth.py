@@ -3,6 +3,7 @@ unknown, expired, revoked, of a deactivated user, read-only), and the role of th
 for every operation. Every answer is checked against the OpenAPI document (conftest.py)."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -167,3 +168,15 @@ def test_a_server_error_is_a_json_error_without_a_trace(api, tokens, world, monk
         api.client.application.config["PROPAGATE_EXCEPTIONS"] = None
     assert r.status_code == 500 and error_code(r) == "server_error"
     assert "secret internals" not in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("bad", ["2147483648", "99999999999999999999", "0"])
+def test_an_id_out_of_range_is_not_found_on_every_operation(app, api, tokens, world, bad):
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api.") or "<id:" not in rule.rule:
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            url = rule.rule.replace("/api/v1", "", 1)
+            url = re.sub(r"<id:[^>]+>", bad, url)
+            r = api.open(method, url, tokens["admin"], json_body={} if method == "POST" else None)
+            assert r.status_code == 404 and error_code(r) == "not_found", (method, url, r.status_code)

@@ -359,13 +359,10 @@ Read customers, jobs, runs, a day's status, tickets and remarks, and act on them
 
 @lru_cache(maxsize=1)
 def _document_json() -> str:
-    from flask import current_app
-
-    version = current_app.config.get("APP_VERSION") or "unknown"
     doc = {
         "openapi": "3.1.0",
         "info": {"title": "Backupchecks API", "version": "1", "summary": "The JSON API of Backupchecks.",
-                 "description": DESCRIPTION, "x-app-version": version},
+                 "description": DESCRIPTION},
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "servers": [{"url": BASE}],
         "paths": PATHS,
