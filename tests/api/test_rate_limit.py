@@ -74,3 +74,10 @@ def test_the_default_limit_is_120(app):
 
     assert load_config({}, app.instance_path)["API_RATE_LIMIT_PER_MINUTE"] == 120
     assert load_config({"API_RATE_LIMIT_PER_MINUTE": "30"}, app.instance_path)["API_RATE_LIMIT_PER_MINUTE"] == 30
+
+
+def test_a_limit_below_one_refuses_to_start():
+    from backend.app.config import ConfigError, check_config
+
+    with pytest.raises(ConfigError, match="API_RATE_LIMIT_PER_MINUTE"):
+        check_config({"API_RATE_LIMIT_PER_MINUTE": 0, "SQLALCHEMY_DATABASE_URI": "postgresql://x/y"})

@@ -271,6 +271,8 @@ def check_config(cfg: Mapping) -> None:
     """Everything create_app refuses to start with, in any environment and in production."""
     check_database(cfg)
     check_production(cfg)
+    if int(cfg.get("API_RATE_LIMIT_PER_MINUTE", 1)) < 1:
+        raise ConfigError("API_RATE_LIMIT_PER_MINUTE must be at least 1 (requests per token per minute)")
 
 
 def check_encryption_key(cfg: Mapping) -> None:
