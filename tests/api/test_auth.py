@@ -180,3 +180,9 @@ def test_an_id_out_of_range_is_not_found_on_every_operation(app, api, tokens, wo
             url = re.sub(r"<id:[^>]+>", bad, url)
             r = api.open(method, url, tokens["admin"], json_body={} if method == "POST" else None)
             assert r.status_code == 404 and error_code(r) == "not_found", (method, url, r.status_code)
+
+
+def test_before_the_first_user_exists_the_api_answers_401_not_the_setup_page(api):
+    r = api.get("/customers", "bc_anything")
+    assert r.status_code == 401 and error_code(r) == "invalid_token"
+    assert api.get("/openapi.json").status_code == 200
