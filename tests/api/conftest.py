@@ -8,7 +8,6 @@ from typing import Optional
 
 import pytest
 
-from tests.conftest import PERSONAS  # noqa: F401 - the personas fixture comes from tests/conftest.py
 from tests.helpers import make_user
 
 from .openapi_check import OpenApiChecker

@@ -31,7 +31,8 @@ class Coverage:
 class OpenApiChecker:
     def __init__(self, doc: dict):
         self.doc = doc
-        self.registry = Registry().with_resource(DOC_URI, Resource.from_contents(doc, default_specification=DRAFT202012))
+        resource = Resource.from_contents(doc, default_specification=DRAFT202012)
+        self.registry = Registry().with_resource(DOC_URI, resource)
         self.coverage = Coverage()
         self._paths = []
         for template in doc["paths"]:

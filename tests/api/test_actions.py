@@ -36,7 +36,8 @@ def test_review_several_runs(api, tokens, world):
 
 
 def test_bulk_review_refuses_a_bad_body(api, tokens, world):
-    for body in ({"ids": []}, {"ids": "1"}, {"ids": [True]}, {"ids": ["1"]}, {"other": 1}, {"ids": list(range(1, 502))}):
+    for body in ({"ids": []}, {"ids": "1"}, {"ids": [True]}, {"ids": ["1"]}, {"other": 1},
+                 {"ids": list(range(1, 502))}):
         r = api.post("/runs/review", tokens["admin"], body)
         assert r.status_code == 400 and r.get_json()["error"]["field"] == "ids", body
     r = api.open("POST", "/runs/review", tokens["admin"], raw_body=b"not json")

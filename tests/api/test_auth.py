@@ -186,3 +186,17 @@ def test_before_the_first_user_exists_the_api_answers_401_not_the_setup_page(api
     r = api.get("/customers", "bc_anything")
     assert r.status_code == 401 and error_code(r) == "invalid_token"
     assert api.get("/openapi.json").status_code == 200
+
+
+def test_a_database_outage_is_503_database_unavailable(api, tokens, world, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from backend.app.services import api_data
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused to db.internal:5432"))
+
+    monkeypatch.setattr(api_data, "list_runs", down)
+    r = api.get("/runs", tokens["viewer"])
+    assert r.status_code == 503 and error_code(r) == "database_unavailable"
+    assert "db.internal" not in r.get_data(as_text=True)

@@ -30,7 +30,6 @@ from ..models import (
     Remark,
     RemarkJobRun,
     RemarkScope,
-    RunObject,
     Ticket,
     TicketJobRun,
     TicketScope,
