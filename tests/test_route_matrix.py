@@ -11,7 +11,7 @@ from .conftest import PERSONAS, csrf_token, login
 
 # The two-factor step and forced enrolment are reached half-logged-in (after the password, before
 # the code); without that state they send the visitor to the login page. SSO's are reached before a login.
-PUBLIC_ENDPOINTS = {"static", "main.health", "main.metrics", "auth.login", "auth.setup", "auth.logout",
+PUBLIC_ENDPOINTS = {"static", "main.health", "main.metrics", "main.badge", "auth.login", "auth.setup", "auth.logout",
                     "auth.two_factor_step", "auth.two_factor_enrol",
                     "auth.oidc_start", "auth.oidc_callback", "auth.pending", "api.openapi"}
 

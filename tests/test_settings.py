@@ -54,3 +54,17 @@ def test_times_are_shown_in_the_configured_timezone(app, as_user):
     post_form(c, "/settings/general", general(ui_timezone="Asia/Tokyo"))
     with app.test_request_context():
         assert localtime(datetime(2026, 1, 1, 0, 30, tzinfo=timezone.utc)) == "2026-01-01 09:30"
+
+
+def test_settings_pages_that_can_hold_a_secret_are_never_cached(as_user):
+    """The pages whose forms hold or take a secret (mail source, notification channels, single
+    sign-on, the digest's mail transport) tell the browser and any proxy not to keep them, also when
+    a refused form is shown again."""
+    c = as_user("admin")
+    for path in ("/settings/notifications", "/settings/sign-in", "/settings/digest"):
+        r = c.get(path)
+        assert r.status_code == 200, path
+        assert r.headers.get("Cache-Control") == "no-store", path
+    refused = post_form(c, "/settings/general", general(ui_timezone="Mars/Olympus_Mons"))
+    assert refused.status_code == 400
+    assert refused.headers.get("Cache-Control") == "no-store"

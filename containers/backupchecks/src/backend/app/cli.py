@@ -12,6 +12,9 @@ from .extensions import db
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_user_cmd)
     app.cli.add_command(reset_2fa_cmd)
+    app.cli.add_command(create_token_cmd)
+    app.cli.add_command(list_tokens_cmd)
+    app.cli.add_command(revoke_token_cmd)
     app.cli.add_command(import_mail_cmd)
     app.cli.add_command(import_eml_cmd)
     app.cli.add_command(rotate_secrets_cmd)
@@ -131,6 +134,77 @@ def reset_2fa_cmd(username: str) -> None:
     two_factor.admin_reset(user, actor=None, actor_name="cli")
     db.session.commit()
     click.echo(f"Two-factor authentication of {user.username} reset; their sessions have ended.")
+
+
+def _refuse(message: str) -> None:
+    """A refused command: the reason on standard error, exit 2 (bad input, unknown user or token)."""
+    db.session.rollback()
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def _user_named(username: str):
+    from sqlalchemy import func, select
+
+    from .models import User
+
+    user = db.session.execute(select(User).where(func.lower(User.username) == username.lower())).scalar_one_or_none()
+    if user is None:
+        _refuse(f"No user named '{username}'.")
+    return user
+
+
+@click.command("create-token")
+@click.argument("username")
+@click.option("--name", required=True, help="What will use the token, e.g. 'nightly check'.")
+@click.option("--read-only", is_flag=True, help="Only read (required for a viewer, reporter or portal user).")
+@click.option("--expires", default=None, metavar="YYYY-MM-DD",
+              help="Last day it works (UI timezone); default: it does not expire.")
+def create_token_cmd(username: str, name: str, read_only: bool, expires) -> None:
+    """Make an API token for USERNAME and print only the token (shown once) on standard output."""
+    from .services import api_tokens
+
+    user = _user_named(username)
+    try:
+        new = api_tokens.issue(user, name, read_only=read_only, expires_on=expires if expires is not None else "",
+                               actor_name="cli")
+    except ValueError as exc:
+        _refuse(str(exc))
+    db.session.commit()
+    click.echo(new.secret)
+
+
+@click.command("list-tokens")
+@click.argument("username")
+def list_tokens_cmd(username: str) -> None:
+    """List USERNAME's API tokens: id, state, access, prefix, expiry, last use, name (tab-separated)."""
+    from .models import utcnow
+    from .services import api_tokens
+
+    def when(value) -> str:
+        return value.isoformat(timespec="seconds") if value else "-"
+
+    user = _user_named(username)
+    now = utcnow()
+    for t in api_tokens.tokens_of(user):
+        click.echo("\t".join([str(t.id), api_tokens.state(t, now), "read-only" if t.read_only else "read-write",
+                              t.prefix, when(t.expires_at), when(t.last_used_at), t.name]))
+
+
+@click.command("revoke-token")
+@click.argument("token_id", type=int)
+def revoke_token_cmd(token_id: int) -> None:
+    """Revoke the API token with this id (see list-tokens); it stops working at once."""
+    from .models import ApiToken
+    from .services import api_tokens
+
+    token = db.session.get(ApiToken, token_id) if 0 < token_id < 2**31 else None
+    if token is None:
+        _refuse(f"No API token with id {token_id}.")
+    done = api_tokens.revoke(token, actor_name="cli")
+    db.session.commit()
+    click.echo(f"API token {token.id} '{token.name}' of {token.user.username} "
+               f"{'revoked' if done else 'was already revoked'}.")
 
 
 @click.command("rotate-secrets")

@@ -294,6 +294,31 @@ class Customer(TimestampMixin, db.Model):
     jobs = db.relationship("Job", back_populates="customer", lazy="select")
 
 
+class CustomerBadge(db.Model):
+    """A customer's status badge for NOC screens (services/badges.py): an unauthenticated URL with a
+    key of 192 random bits. Looked up by the SHA-256 of the key; the key itself is kept encrypted so
+    the URL can be shown to admins and operators again. At most one live badge per customer;
+    a revoked one answers 404."""
+
+    __tablename__ = "customer_badges"
+
+    id = db.Column(db.Integer, primary_key=True)
+    customer_id = db.Column(db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
+                            index=True)
+    key_hash = db.Column(db.String(64), nullable=False, unique=True)
+    key = db.Column(EncryptedText(), nullable=True)  # None only when no configured key can read it
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    revoked_at = db.Column(UTCDateTime(), nullable=True)
+
+    customer = db.relationship("Customer")
+
+    __table_args__ = (
+        # One live badge per customer: creating a new one revokes the old one in the same transaction.
+        Index("uq_customer_badges_live", "customer_id", unique=True,
+              postgresql_where=text("revoked_at IS NULL")),
+    )
+
+
 user_customers = db.Table(
     "user_customers",
     db.Column("user_id", db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),

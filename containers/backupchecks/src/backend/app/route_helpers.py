@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Optional, TypeVar
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
@@ -35,6 +35,18 @@ class Saved:
     def conflict(self) -> bool:
         """Refused by the database: someone changed the same rows at the same moment."""
         return isinstance(self.error, IntegrityError)
+
+
+def no_store(response) -> Response:
+    """``response`` marked never to be cached: a settings page whose form may hold a secret just typed."""
+    response = make_response(response)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def render_no_store(template: str, status: int = 200, **context) -> Response:
+    """``template`` rendered with ``context``, answered with ``status`` and never cached (``no_store``)."""
+    return no_store(make_response(render_template(template, **context), status))
 
 
 @contextmanager

@@ -96,7 +96,9 @@ def load_user(user_id: str):
 def first_run_setup():
     """Until the first user exists, every page but setup (and health, metrics, static) leads to setup."""
     endpoint = request.endpoint or ""
-    if endpoint in ("static", "main.health", "main.metrics", "auth.setup") or request.path.startswith("/api/"):
+    if endpoint in ("static", "main.health", "main.metrics", "main.badge", "auth.setup"):
+        return None
+    if request.path.startswith("/api/"):
         return None  # the API answers for itself (no token without a user: 401)
     app = current_app._get_current_object()
     if not getattr(app, "_has_users", False):
@@ -110,7 +112,8 @@ def pending_account():
     """An account without a role (created at single sign-on, pending) sees only the waiting page."""
     if not current_user.is_authenticated or current_user.role_list:
         return None
-    if (request.endpoint or "") in ("static", "main.health", "main.metrics", "auth.pending", "auth.logout"):
+    if (request.endpoint or "") in ("static", "main.health", "main.metrics", "main.badge", "auth.pending",
+                                    "auth.logout"):
         return None
     return redirect(url_for("auth.pending"))
 
@@ -120,7 +123,7 @@ def dashboard_first_of_the_day():
     if request.method != "GET" or not current_user.is_authenticated:
         return None
     endpoint = request.endpoint or ""
-    if endpoint in ("static", "main.health", "main.metrics") or endpoint.startswith(("auth.", "docs.")):
+    if endpoint in ("static", "main.health", "main.metrics", "main.badge") or endpoint.startswith(("auth.", "docs.")):
         return None
     settings = get_settings()
     if not settings.dashboard_first:

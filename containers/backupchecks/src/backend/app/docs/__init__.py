@@ -19,10 +19,10 @@ PAGES_DIR = os.path.join(os.path.dirname(__file__), "pages")
 
 # Sidebar order: (section, [slugs]); each slug is pages/<slug>.md whose first line is "# Title".
 SECTIONS = [
-    ("Start", ["index", "getting_started", "users_and_roles", "two_factor"]),
+    ("Start", ["index", "getting_started", "users_and_roles", "two_factor", "api_tokens"]),
     ("Daily work", ["dashboard", "run_checks", "daily_jobs", "digest", "inbox", "customers", "jobs", "overrides",
                     "tickets", "reports", "feedback"]),
-    ("Setup", ["mail_import", "single_sign_on", "parsers", "schedules", "autotask", "notifications", "snooze_and_maintenance", "settings", "audit_log"]),
+    ("Setup", ["mail_import", "single_sign_on", "parsers", "schedules", "autotask", "notifications", "snooze_and_maintenance", "status_badges", "settings", "audit_log"]),
     ("Operations", ["command_line", "api", "deployment", "troubleshooting"]),
 ]
 

@@ -1,8 +1,10 @@
 """The application's pages: one ``routes_*`` module per page, all on ``main_bp`` (``blueprint.py``).
 Importing this package registers every route on the blueprint."""
 from . import (  # noqa: F401
+    routes_api_tokens,
     routes_audit_log,
     routes_autotask,
+    routes_badges,
     routes_customers,
     routes_daily_jobs,
     routes_dashboard,

@@ -1,4 +1,4 @@
-"""/customers: list, add, rename, activate/deactivate, delete, CSV export and import.
+"""/customers: list, add, rename, activate/deactivate, delete, CSV export and import, status badge.
 
 Viewers read; admin and operator change. The rules live in ``services.customers``; this module
 reads the request, calls one service function, commits or rolls back, and flashes what happened.
@@ -12,6 +12,7 @@ from ..extensions import db
 from ..models import Customer
 from ..route_helpers import commit_or_flash, dated_download, import_upload, sorted_list_args
 from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, has_role, roles_required, safe_next
+from ..services import badges
 from ..services.customers import (
     CSV_COLUMNS,
     SORTS,
@@ -60,16 +61,38 @@ def customer_create():
     return redirect(url_for("main.customers", q=customer.name))
 
 
+def _with_delete_summary(template: str, customer_id: int, **extra):
+    customer = db.get_or_404(Customer, customer_id)
+    jobs, runs = delete_summary(customer)
+    return render_template(template, customer=customer, jobs=jobs, runs=runs, **extra)
+
+
 @main_bp.route("/customers/<id:customer_id>/edit")
 @roles_required(*OPERATIONS_EDITORS)
 def customer_edit(customer_id: int):
-    return _with_delete_summary("main/customers_edit.html", customer_id)
+    return _with_delete_summary("main/customers_edit.html", customer_id, badge=badges.live_badge(customer_id))
 
 
-def _with_delete_summary(template: str, customer_id: int):
+@main_bp.route("/customers/<id:customer_id>/badge", methods=["POST"])
+@roles_required(*OPERATIONS_EDITORS)
+def customer_badge(customer_id: int):
+    """Create (or regenerate) the customer's status badge, or revoke it."""
     customer = db.get_or_404(Customer, customer_id)
-    jobs, runs = delete_summary(customer)
-    return render_template(template, customer=customer, jobs=jobs, runs=runs)
+    action = request.form.get("action", "")
+    if action not in ("create", "revoke"):
+        abort(400, "Unknown action.")
+    with commit_or_flash():
+        if action == "create":
+            replaced = badges.live_badge(customer.id) is not None
+            badges.create_badge(customer, actor=current_user)
+            message = (f"New status badge for {customer.name}: the old address no longer works." if replaced
+                       else f"Status badge for {customer.name} created.")
+        else:
+            done = badges.revoke_badge(customer, actor=current_user)
+            message = (f"Status badge of {customer.name} revoked: its address no longer works." if done
+                       else f"{customer.name} has no status badge.")
+    flash(message, "success")
+    return redirect(url_for("main.customer_edit", customer_id=customer.id) + "#status-badge")
 
 
 @main_bp.route("/customers/<id:customer_id>", methods=["POST"])

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Optional
 
-from flask import Response, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import DigestDelivery, User, utcnow
-from ..route_helpers import commit_or_flash, or_404
+from ..route_helpers import commit_or_flash, or_404, render_no_store
 from ..services import digest_delivery
 from ..services.mail_transport import TRANSPORT_LABELS
 from ..services.settings import SettingsError
@@ -66,9 +66,7 @@ def _render_settings(status: int = 200, form=None, error=None):
     ctx = {"section": "digest", "values": form or digest_delivery.form_values(), "error": error,
            "transports": TRANSPORT_LABELS, "subscribers": subscribers, "log": digest_delivery.recent(100),
            "next_send": digest_delivery.next_send(utcnow()) if form is None else None, "zone": ui_zone().key}
-    resp = make_response(render_template("main/digest_settings.html", **ctx), status)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return render_no_store("main/digest_settings.html", status, **ctx)
 
 
 @main_bp.route("/settings/digest")

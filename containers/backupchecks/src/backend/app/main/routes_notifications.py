@@ -2,11 +2,11 @@
 (the SMTP server e-mail channels and the digest may use)."""
 from __future__ import annotations
 
-from flask import current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 
 from ..extensions import db
 from ..models import Customer, NotificationChannel, NotificationOutbox
-from ..route_helpers import commit_or_flash, or_404
+from ..route_helpers import commit_or_flash, or_404, render_no_store
 from ..security import roles_required
 from ..services.notifications import channels as svc
 from ..services.notifications import env_channels
@@ -39,9 +39,7 @@ def _render(status: int = 200, channel=None, form=None, error=None, smtp_form=No
            "channels": db.session.query(NotificationChannel).order_by(NotificationChannel.name).all(),
            "last": svc.last_states(), "log": svc.delivery_log(100),
            "env_urls": env_channels.describe(current_app.config.get("NOTIFY_URLS") or [])}
-    resp = make_response(render_template("main/notifications.html", **ctx), status)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return render_no_store("main/notifications.html", status, **ctx)
 
 
 @main_bp.route("/settings/notifications")

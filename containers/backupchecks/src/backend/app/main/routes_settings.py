@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from ..mail import MailSourceError
 from ..models import utcnow
-from ..route_helpers import commit_or_flash, flash_changed, start_task
+from ..route_helpers import commit_or_flash, flash_changed, no_store, start_task
 from ..security import roles_required
 from ..services import audit, importer, mail_check, smtp_receiver
 from ..services.ingest import raw_limit_bytes
@@ -53,11 +53,6 @@ def _render(section: str, status: int = 200, **extra):
     return render_template("main/settings.html", **ctx), status
 
 
-def _no_store(response):
-    response.headers["Cache-Control"] = "no-store"  # the form may hold a secret just typed
-    return response
-
-
 @main_bp.route("/settings")
 @roles_required("admin")
 def settings():
@@ -81,7 +76,7 @@ def settings_save(section: str):
     with commit_or_flash(SettingsError) as saved:
         changed = SAVERS[section](request.form)
     if saved.failed:
-        return _no_store(make_response(*_render(section, 400, **{f"{section}_form": request.form})))
+        return no_store(make_response(*_render(section, 400, **{f"{section}_form": request.form})))
     flash_changed(changed, f"{section.capitalize()} settings saved.")
     return redirect(url_for("main.settings", section=section))
 
@@ -91,7 +86,7 @@ def settings_save(section: str):
 def settings_mail_test():
     """Test the values in the form without saving them; the form comes back as it was typed."""
     check = mail_check.check_mail_form(request.form, _env_overrides())
-    return _no_store(make_response(*_render("mail", mail_form=request.form, mail_check=check)))
+    return no_store(make_response(*_render("mail", mail_form=request.form, mail_check=check)))
 
 
 @main_bp.route("/settings/mail/folders")

@@ -1,10 +1,10 @@
 """Settings → Sign-in (admin): single sign-on with OpenID Connect (``services/oidc.py``)."""
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 
 from ..models import ROLES
-from ..route_helpers import commit_or_flash
+from ..route_helpers import commit_or_flash, render_no_store
 from ..security import roles_required
 from ..services import oidc
 from ..services.settings import SettingsError
@@ -24,9 +24,7 @@ def _render(status: int = 200, form=None, error=None):
            "roles": ROLES, "admins": oidc.admin_choices(), "error": error,
            "callback_url": url_for("auth.oidc_callback", _external=True),
            "issuer": oidc.current_config().issuer}
-    resp = make_response(render_template("main/signin_settings.html", **ctx), status)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return render_no_store("main/signin_settings.html", status, **ctx)
 
 
 @main_bp.route("/settings/sign-in")

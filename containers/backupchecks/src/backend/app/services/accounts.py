@@ -144,6 +144,10 @@ def set_active(user: User, active: bool, *, actor) -> None:
     if not active:
         end_sessions(user)
         end_remembered_browsers(user)
+        # For good: activating the user again does not bring their API tokens back.
+        from . import api_tokens
+
+        api_tokens.revoke_all_of(user, actor=actor)
     audit.record("user.activate" if active else "user.deactivate",
                  f"{'Activated' if active else 'Deactivated'} user {user.username}", user=actor,
                  target_type="user", target_id=user.id, before={"active": before}, after={"active": active})

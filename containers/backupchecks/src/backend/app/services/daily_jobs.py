@@ -421,10 +421,11 @@ def _count(rows: list[DayRow]) -> dict[str, int]:
     return counts
 
 
-def day_counts(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst") -> dict[str, int]:
-    """How many jobs show each status on Daily Jobs for ``day`` at ``now`` (all customers): the
-    dashboard's cards, from the very rows the page lists. Two queries."""
-    return _count(_day_rows(day, zone, now, rule, None))
+def day_counts(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst",
+               customer_id: Optional[int] = None) -> dict[str, int]:
+    """How many jobs show each status on Daily Jobs for ``day`` at ``now`` (all customers, or one):
+    the dashboard's cards and a customer's status badge, from the very rows the page lists. Two queries."""
+    return _count(_day_rows(day, zone, now, rule, customer_id))
 
 
 def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", customer_id: Optional[int] = None,

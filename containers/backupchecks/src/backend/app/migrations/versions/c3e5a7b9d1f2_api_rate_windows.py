@@ -1,7 +1,7 @@
 """API rate limit: the current window of each token
 
 Revision ID: c3e5a7b9d1f2
-Revises: b8d2f4a61c07
+Revises: d3a9c5e7f1b2
 Create Date: 2026-12-04 16:30:00
 
 One row per token, reused when a new minute starts; nothing to migrate.
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c3e5a7b9d1f2'
-down_revision = 'b8d2f4a61c07'
+down_revision = 'd3a9c5e7f1b2'
 branch_labels = None
 depends_on = None
 
