@@ -95,7 +95,7 @@ def test_a_logged_in_browser_session_is_not_a_token(app, api, personas, world):
 def test_the_api_never_sets_a_session_cookie_and_needs_no_csrf_token(api, tokens, world):
     r = api.post(f"/runs/{world.failed_a.id}/review", tokens["operator"])
     assert r.status_code == 200 and r.get_json()["changed"] is True
-    assert "Set-Cookie" not in r.headers
+    assert "Set-Cookie" not in r.headers and r.headers["Cache-Control"] == "no-store"
 
 
 @pytest.mark.parametrize("role", ["admin", "operator", "viewer", "reporter"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import wraps
 from typing import Callable, Optional
 
-from flask import g, request
+from flask import current_app, g, request
 
 from ..errors import api_error
 from ..models import ROLES
@@ -60,7 +60,7 @@ def bearer_secret() -> str:
 
 @api_bp.before_request
 def authenticate_request():
-    view = api_bp_view()
+    view = _requested_view()
     if view is None or getattr(view, "is_public", False):
         return None
     try:
@@ -88,9 +88,7 @@ def rate_headers(response):
     return response
 
 
-def api_bp_view():
-    from flask import current_app
-
+def _requested_view():
     return current_app.view_functions.get(request.endpoint or "")
 
 
