@@ -448,6 +448,8 @@ class JobRun(db.Model):
         Index("ix_job_runs_unreviewed", "job_id", postgresql_where=text("reviewed_at IS NULL")),
         # Runs by start time; the dashboard's 30-day chart reads status and override from the index alone.
         Index("ix_job_runs_started_status", "started_at", postgresql_include=["effective_status", "override_id"]),
+        # The JSON API's run list: newest first by when the backup started (else stored), then id (keyset paging).
+        Index("ix_job_runs_run_time", db.func.coalesce(started_at, created_at), "id"),
         # At most one missed run per job and expected slot.
         UniqueConstraint("job_id", "missed_slot", name="uq_job_runs_job_id_missed_slot"),
     )

@@ -1,10 +1,11 @@
-"""API rate limit: the current window of each token
+"""JSON API: the rate limit's current window of each token; the index of the run list's order
 
 Revision ID: c3e5a7b9d1f2
 Revises: d3a9c5e7f1b2
 Create Date: 2026-12-04 16:30:00
 
-One row per token, reused when a new minute starts; nothing to migrate.
+One row per token, reused when a new minute starts; nothing to migrate. The run list pages by
+(coalesce(started_at, created_at), id): one index in that order.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -27,7 +28,10 @@ def upgrade():
                                 ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('token_id', name=op.f('pk_api_rate_windows')),
     )
+    op.create_index('ix_job_runs_run_time', 'job_runs', [sa.text('coalesce(started_at, created_at)'), 'id'],
+                    unique=False)
 
 
 def downgrade():
+    op.drop_index('ix_job_runs_run_time', table_name='job_runs')
     op.drop_table('api_rate_windows')
