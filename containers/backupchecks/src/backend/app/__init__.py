@@ -85,7 +85,7 @@ def _init_extensions(app) -> None:
 
 def _register_web(app) -> None:
     """Request hooks, error pages, template helpers, the blueprints and the CLI commands."""
-    from . import cli, errors, filters, web
+    from . import api, cli, errors, filters, web
     from .auth import auth_bp
     from .docs import doc_bp
     from .main import main_bp
@@ -98,6 +98,7 @@ def _register_web(app) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(doc_bp)
+    api.init_app(app)  # /api/v1/: token, not session; no CSRF
     cli.init_app(app)
     markdown_render.init_app(app)  # Markdown is rendered when it is saved
 

@@ -221,6 +221,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict:
         "MAIL_RAW_MAX_MB": env_int(env, "MAIL_RAW_MAX_MB", 25),
         "LOGIN_THROTTLE_MAX": env_int(env, "LOGIN_THROTTLE_MAX", 5),
         "LOGIN_THROTTLE_WINDOW_SECONDS": env_int(env, "LOGIN_THROTTLE_WINDOW_SECONDS", 900),
+        "API_RATE_LIMIT_PER_MINUTE": env_int(env, "API_RATE_LIMIT_PER_MINUTE", 120),
         # Fernet key(s) for the secrets stored in the database, first one encrypts ("new,old" while rotating).
         "APP_ENCRYPTION_KEY": env_str(env, "APP_ENCRYPTION_KEY"),
         # Apprise URLs every alert also goes to (comma-separated); shown read-only in Settings.
@@ -270,6 +271,8 @@ def check_config(cfg: Mapping) -> None:
     """Everything create_app refuses to start with, in any environment and in production."""
     check_database(cfg)
     check_production(cfg)
+    if int(cfg.get("API_RATE_LIMIT_PER_MINUTE", 1)) < 1:
+        raise ConfigError("API_RATE_LIMIT_PER_MINUTE must be at least 1 (requests per token per minute)")
 
 
 def check_encryption_key(cfg: Mapping) -> None:

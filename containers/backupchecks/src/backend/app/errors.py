@@ -1,5 +1,9 @@
 """Error pages: one handler per status code, HTML for pages and JSON for ``/api/`` and JSON clients.
 
+Under ``/api/`` every error has the API's shape, ``{"error": {"code": "...", "message": "..."}}``
+with a stable code (``API_CODES``; docs/api.md lists them), whoever raised it: the API's own checks
+(backend/app/api/) and these handlers alike.
+
 No handler shows a stack trace; every one that follows a database error rolls the session back
 first, so nothing is half-saved.
 """
@@ -14,9 +18,39 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from .extensions import db
 
 
+#: The API's error code for each status these handlers answer (the API's own checks add more:
+#: missing, invalid_token, token_expired, token_revoked, user_inactive, read_only_token, bad_cursor,
+#: rate_limited).
+API_CODES = {400: "bad_request", 403: "forbidden_role", 404: "not_found",
+             405: "method_not_allowed", 413: "too_large", 500: "server_error",
+             503: "database_unavailable"}
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def api_error(status: int, code: str, message: str, *, field: str | None = None, headers=None):
+    """The API's error answer: ``{"error": {"code", "message"[, "field"]}}`` with ``status``."""
+    error = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    response = jsonify({"error": error})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
 def error_page(code: int, message: str):
     """The error answer for this request: JSON for the API and JSON clients, else the error page."""
-    if request.path.startswith(("/api/", "/health")) or (request.accept_mimetypes.best == "application/json"):
+    if is_api_request():
+        if code == 503:
+            message = "The database does not answer. Nothing was saved; try again in a minute."
+        elif code == 500:
+            message = "Something went wrong on our side. Nothing was half-saved; try again."
+        return api_error(code, API_CODES.get(code, "error"), message)
+    if request.path.startswith("/health") or (request.accept_mimetypes.best == "application/json"):
         body = {"status": "error", "code": code, "message": message}
         if code == 503:
             body["database"] = "unreachable"
@@ -42,12 +76,17 @@ def bad_request(err):
 
 
 def forbidden(err):
+    if is_api_request():
+        return error_page(403, "The token's user may not do this in their current role.")
     role = current_user.current_role if current_user.is_authenticated else None
     return error_page(403, f"Your active role ({role or 'none'}) may not open this page. "
                            "Switch role in the top bar if you hold another one, or ask an admin.")
 
 
 def not_found(err):
+    if is_api_request():
+        return error_page(404, "There is nothing at this address: no such resource, or not one this "
+                               "token may see.")
     return error_page(404, "There is nothing at this address. It may have been deleted.")
 
 

@@ -266,6 +266,18 @@ class ApiToken(db.Model):
     user = db.relationship("User")
 
 
+class ApiRateWindow(db.Model):
+    """The API rate limit of one token: the current fixed window (a UTC minute) and the requests
+    counted in it. One row per token, reused when a new minute starts (services/api_rate_limit.py:
+    one UPSERT … RETURNING per request), so there are no old windows to prune."""
+
+    __tablename__ = "api_rate_windows"
+
+    token_id = db.Column(db.Integer, db.ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    window_start = db.Column(UTCDateTime(), nullable=False)
+    count = db.Column(db.Integer, nullable=False)
+
+
 # --- Customers, jobs, mail, runs ------------------------------------------------------------
 
 class Customer(TimestampMixin, db.Model):
@@ -436,6 +448,8 @@ class JobRun(db.Model):
         Index("ix_job_runs_unreviewed", "job_id", postgresql_where=text("reviewed_at IS NULL")),
         # Runs by start time; the dashboard's 30-day chart reads status and override from the index alone.
         Index("ix_job_runs_started_status", "started_at", postgresql_include=["effective_status", "override_id"]),
+        # The JSON API's run list: newest first by when the backup started (else stored), then id (keyset paging).
+        Index("ix_job_runs_run_time", db.func.coalesce(started_at, created_at), "id"),
         # At most one missed run per job and expected slot.
         UniqueConstraint("job_id", "missed_slot", name="uq_job_runs_job_id_missed_slot"),
     )

@@ -23,7 +23,7 @@ SECTIONS = [
     ("Daily work", ["dashboard", "run_checks", "daily_jobs", "digest", "inbox", "customers", "jobs", "overrides",
                     "tickets", "reports", "feedback"]),
     ("Setup", ["mail_import", "single_sign_on", "parsers", "schedules", "autotask", "notifications", "snooze_and_maintenance", "status_badges", "settings", "audit_log"]),
-    ("Operations", ["command_line", "deployment", "troubleshooting"]),
+    ("Operations", ["command_line", "api", "deployment", "troubleshooting"]),
 ]
 
 
@@ -48,6 +48,19 @@ def plain_text(md: str) -> str:
     return _SPACE_RE.sub(" ", html.unescape(text)).strip()
 
 
+# A page may hold this line: it becomes the JSON API's endpoint reference, written from the OpenAPI
+# document the API serves (backend/app/api/openapi.py), so the page and the API never disagree.
+OPENAPI_MARKER = "<!-- openapi-endpoints -->"
+
+
+def _expand(text: str) -> str:
+    if OPENAPI_MARKER not in text:
+        return text
+    from ..api.openapi import endpoints_markdown, openapi_document
+
+    return text.replace(OPENAPI_MARKER, endpoints_markdown(openapi_document()))
+
+
 @lru_cache(maxsize=1)
 def load_pages() -> dict[str, DocPage]:
     pages = {}
@@ -56,7 +69,7 @@ def load_pages() -> dict[str, DocPage]:
             continue
         slug = name[:-3]
         with open(os.path.join(PAGES_DIR, name), encoding="utf-8") as fh:
-            text = fh.read()
+            text = _expand(fh.read())
         first = text.splitlines()[0] if text else slug
         title = first.lstrip("# ").strip() or slug
         body = text.split("\n", 1)[1] if text.startswith("#") and "\n" in text else text

@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any, Mapping, Optional
 from zoneinfo import ZoneInfo
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import aliased
@@ -51,9 +51,14 @@ def record(event: str, summary: str = "", *, user=None, target_type: str | None 
            target_id: Any = None, before: Optional[Mapping] = None, after: Optional[Mapping] = None,
            username: str | None = None, commit: bool = False, ip_address: str | None = None) -> AuditLog:
     """Add an audit entry to the session (committed with the caller's change). The address is
-    the request's (the real client's only behind a trusted proxy, APP_BEHIND_PROXY)."""
+    the request's (the real client's only behind a trusted proxy, APP_BEHIND_PROXY). A change
+    made through the JSON API says so in the summary ("… (via API token 'name')"; the API sets
+    ``g.audit_via`` for the request)."""
     if user is None and has_request_context() and getattr(current_user, "is_authenticated", False):
         user = current_user
+    via = g.get("audit_via") if has_request_context() else None
+    if via:
+        summary = f"{summary} (via {via})"
     ip = ip_address
     if ip is None and has_request_context():
         ip = request.remote_addr or None

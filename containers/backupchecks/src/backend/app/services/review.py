@@ -79,6 +79,28 @@ def mark_job_reviewed(job: Job, actor, run_ids: Optional[list[int]] = None) -> i
     return len(marked)
 
 
+def mark_runs_reviewed(run_ids: Iterable, actor) -> list[int]:
+    """Mark the given runs reviewed in ONE conditional UPDATE (those already reviewed, by anyone,
+    are left as they are); one audit entry per job that had runs marked. Returns the ids this
+    call marked. The caller decides which ids the actor may see. Commits."""
+    ids = _ids(run_ids)
+    if not ids:
+        return []
+    marked = _mark(actor, JobRun.id.in_(ids))
+    if marked:
+        runs_per_job: dict[int, list[int]] = {}
+        for run_id, job_id in marked:
+            runs_per_job.setdefault(job_id, []).append(run_id)
+        names = dict(db.session.execute(select(Job.id, Job.job_name).where(Job.id.in_(runs_per_job))).all())
+        for job_id, run_list in sorted(runs_per_job.items()):
+            n = len(run_list)
+            audit.record("job.review", f"{n} run{'s' if n != 1 else ''} of '{names.get(job_id, job_id)}' marked "
+                         f"reviewed", user=actor, target_type="job", target_id=job_id,
+                         after={"count": n, "run_ids": sorted(run_list)})
+    db.session.commit()
+    return sorted(r for r, _ in marked)
+
+
 def bulk_mark_jobs_reviewed(job_ids: Iterable, actor) -> int:
     """Mark every unreviewed run of several jobs reviewed in ONE UPDATE; one audit entry
     per job that had runs to mark. Returns the number of runs marked. Commits."""
