@@ -88,7 +88,9 @@ def test_stored_markdown_migration_renders_the_rows_that_exist(app):
             "SELECT 'news', id, body_html, html_version FROM news_items UNION ALL "
             "SELECT 'intro', id, intro_html, html_version FROM report_definitions ORDER BY 1, 2")).all()
     v = markdown_render.VERSION
-    assert [tuple(r) for r in rows] == [
+    # The worst text renders as Markdown or, when the render runs out of its CPU budget (a busy
+    # machine), as the plain-text fallback: the same paragraph either way, up to a trailing newline.
+    assert [(kind, id_, html.strip(), version) for kind, id_, html, version in rows] == [
         ("intro", 1, "", v),
         ("item", 1, "<p><strong>old</strong> &lt;b&gt;x&lt;/b&gt;</p>", v),
         ("item", 2, "<p>" + worst + "</p>", v),
