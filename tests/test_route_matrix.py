@@ -8,12 +8,13 @@ import re
 import pytest
 
 from .conftest import PERSONAS, csrf_token, login
+from .portal_seed import A_JOB, A_NAME, PORTAL_USER, seed_portal_world
 
 # The two-factor step and forced enrolment are reached half-logged-in (after the password, before
 # the code); without that state they send the visitor to the login page. SSO's are reached before a login.
 PUBLIC_ENDPOINTS = {"static", "main.health", "main.metrics", "main.badge", "auth.login", "auth.setup", "auth.logout",
                     "auth.two_factor_step", "auth.two_factor_enrol",
-                    "auth.oidc_start", "auth.oidc_callback", "auth.pending", "api.openapi"}
+                    "auth.oidc_start", "auth.oidc_callback", "auth.pending", "api.openapi", "auth.invitation"}
 
 
 def _is_api(endpoint: str) -> bool:
@@ -47,9 +48,12 @@ def test_anonymous_is_sent_to_setup_without_users(app):
 
 @pytest.mark.slow  # over 5 s
 def test_role_matrix(app, personas):
+    """Every route × every role (the four staff personas and a portal user), on two customers: the
+    portal user's (A, whose rows all have id 1, what the matrix puts into every URL) and another (B)."""
+    seed_portal_world()
     anon = app.test_client()
     clients = {}
-    for role, name in PERSONAS.items():
+    for role, name in {**PERSONAS, "portal": PORTAL_USER}.items():
         c = app.test_client()
         assert login(c, name).status_code == 302
         clients[role] = (c, csrf_token(c, "/auth/profile"))
@@ -68,7 +72,7 @@ def test_role_matrix(app, personas):
             else:
                 assert r.status_code == 403, (endpoint, role, r.status_code)
             checked += 1
-    assert checked >= 4 * 20
+    assert checked >= 5 * 20
 
 
 @pytest.mark.parametrize("role,path,expected", [
@@ -157,3 +161,107 @@ def test_the_id_converter_matches_exactly_one_to_two_to_the_31_minus_one(text, m
     from backend.app.web import IdConverter
 
     assert bool(re.fullmatch(IdConverter.regex, text)) is matches
+
+
+# --- The customer portal: another customer's ids are "not found", and never named ----------------
+
+def _portal_login(app):
+    c = app.test_client()
+    assert login(c, PORTAL_USER).status_code == 302
+    return c, csrf_token(c, "/auth/profile")
+
+
+def _id_kind(rule: str, name: str):
+    """Which kind of row an id in a URL names (None: a kind no customer owns)."""
+    if name == "run_id":
+        return "report_run" if rule.startswith("/reports/") else "run"
+    if name == "rule_id":
+        return "override" if rule.startswith("/overrides/") else None
+    return {"customer_id": "customer", "job_id": "job", "msg_id": "mail", "ticket_id": "ticket",
+            "remark_id": "remark", "definition_id": "report"}.get(name)
+
+
+def _fill(rule: str, values: dict) -> str:
+    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: str(values.get(m.group(1), 1)), rule)
+
+
+def _b_urls(app, world):
+    """Every route holding an id of a kind a customer owns, once per id of B in it (a job's run: B's
+    run under A's job, A's run under B's job and B's run under B's job)."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        params = [(name, _id_kind(rule.rule, name)) for name in rule.arguments]
+        owned = [(name, kind) for name, kind in params if kind]
+        if not owned:
+            continue
+        method = "GET" if "GET" in rule.methods else sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
+        a_values = {name: world.ids[kind] for name, kind in owned}
+        for name, kind in owned:
+            for b_id in world.b_ids[kind]:
+                yield rule.endpoint, _fill(rule.rule, {**a_values, name: b_id}), method
+        if len(owned) > 1:
+            b_values = {name: world.b_ids[kind][0] for name, kind in owned}
+            yield rule.endpoint, _fill(rule.rule, b_values), method
+
+
+def test_a_portal_user_finds_nothing_at_any_id_of_another_customer(app, personas):
+    """Logged in as the portal user of A, every route with every id of B: 404 where the portal may go
+    (exactly what an id that does not exist answers), 403 elsewhere (before any row is read); and
+    no answer names B or its jobs."""
+    world = seed_portal_world()
+    c, token = _portal_login(app)
+    checked = 0
+    for endpoint, url, method in _b_urls(app, world):
+        view = app.view_functions[endpoint]
+        r = c.open(url, method=method, data={"csrf_token": token} if method != "GET" else None)
+        expected = 404 if "portal" in view.allowed_roles else 403
+        assert r.status_code == expected, (endpoint, url, r.status_code)
+        body = r.get_data(as_text=True)
+        assert not [s for s in world.b_strings if s in body], (endpoint, url)
+        checked += 1
+    assert checked >= 20
+    # The same route with an id nobody has answers the same: the status tells nothing.
+    assert c.get("/jobs/999999").status_code == 404 == c.get(f"/jobs/{world.b_jobs[0].id}").status_code
+
+
+def _portal_pages(app, world):
+    """Every GET route the portal may open, with A's ids (and the portal's docs page)."""
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        if rule.endpoint in PUBLIC_ENDPOINTS or "GET" not in rule.methods or "portal" not in view.allowed_roles:
+            continue
+        values = {name: world.ids[_id_kind(rule.rule, name)] for name in rule.arguments if _id_kind(rule.rule, name)}
+        values["slug"] = "portal"
+        yield rule.endpoint, _fill(rule.rule, values)
+
+
+def test_no_portal_page_names_another_customer(app, personas):
+    """Every page the portal user may open (with A's ids, and with B's id in every customer filter)
+    answers, shows A, and never names B or B's jobs: not in lists, filters, titles or cards."""
+    world = seed_portal_world()
+    c, _ = _portal_login(app)
+    pages = list(_portal_pages(app, world))
+    assert {"main.dashboard", "main.daily_jobs", "main.job_detail", "main.reports", "main.reports_detail",
+            "main.reports_preview", "main.reports_download", "main.job_run_mail", "docs.page"} <= {e for e, _ in pages}
+    for endpoint, url in pages:
+        r = c.get(url)
+        assert r.status_code == 200, (endpoint, url, r.status_code)
+        body = r.get_data(as_text=True)
+        assert not [s for s in world.b_strings if s in body], (endpoint, url)
+        for param in ("customer", "customer_id", "q", "job", "run"):
+            sep = "&" if "?" in url else "?"
+            value = B_FILTER_VALUES[param](world)
+            r = c.get(f"{url}{sep}{param}={value}")
+            assert r.status_code in (200, 404), (endpoint, param, r.status_code)
+            body = r.get_data(as_text=True)
+            assert not [s for s in world.b_strings if s in body], (endpoint, param)
+    # A filter on B's customer is not found, exactly as a customer id that does not exist.
+    assert c.get(f"/daily-jobs?customer={world.b.id}").status_code == 404
+    assert c.get("/daily-jobs?customer=999999").status_code == 404
+    home = c.get("/").get_data(as_text=True)
+    assert A_NAME in home and A_JOB in home
+
+
+B_FILTER_VALUES = {"customer": lambda w: w.b.id, "customer_id": lambda w: w.b.id, "q": lambda w: "Bravo",
+                   "job": lambda w: w.b_jobs[0].id, "run": lambda w: w.b_runs[0].id}

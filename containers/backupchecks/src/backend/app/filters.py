@@ -31,7 +31,7 @@ def inject_globals() -> dict:
         db.session.rollback()
         return ctx
     ctx["settings"] = settings
-    if current_user.is_authenticated:
+    if current_user.is_authenticated and not current_user.is_portal:  # counts over every customer: staff only
         ctx["nav_counts"] = _nav_counts()
     return ctx
 
@@ -105,4 +105,10 @@ def status_badge(status: str | None, override: bool = False) -> Markup:
 
 
 def doc_link(page: str) -> str:
+    """The documentation page for a page's "? Help"; a portal user gets the pages meant for them
+    (``docs.PORTAL_PAGES``), the portal guide for any other."""
+    from .docs import PORTAL_PAGES
+
+    if getattr(current_user, "is_authenticated", False) and current_user.is_portal and page not in PORTAL_PAGES:
+        page = "portal"
     return url_for("docs.page", slug=page)

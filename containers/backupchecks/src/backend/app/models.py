@@ -278,6 +278,30 @@ class ApiRateWindow(db.Model):
     count = db.Column(db.Integer, nullable=False)
 
 
+class PortalInvitation(db.Model):
+    """A one-time link that lets a customer's own staff make their portal account
+    (services/invitations.py): the secret is shown once, stored as its SHA-256; it binds the new
+    user to ``customers`` and expires, is used once, or is revoked."""
+
+    __tablename__ = "portal_invitations"
+
+    id = db.Column(db.Integer, primary_key=True)
+    token_hash = db.Column(db.String(64), nullable=False, unique=True)
+    note = db.Column(db.String(200), nullable=False, default="", server_default="")  # for whom (admins only)
+    mail_bodies = db.Column(db.Boolean, nullable=False, default=False, server_default=text("false"))
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow)
+    expires_at = db.Column(UTCDateTime(), nullable=False)
+    used_at = db.Column(UTCDateTime(), nullable=True)
+    used_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    revoked_at = db.Column(UTCDateTime(), nullable=True)
+
+    customers = db.relationship("Customer", secondary="portal_invitation_customers", lazy="select",
+                                order_by="Customer.name")
+    created_by = db.relationship("User", foreign_keys=[created_by_id])
+    used_by = db.relationship("User", foreign_keys=[used_by_id])
+
+
 # --- Customers, jobs, mail, runs ------------------------------------------------------------
 
 class Customer(TimestampMixin, db.Model):
@@ -322,6 +346,15 @@ class CustomerBadge(db.Model):
 user_customers = db.Table(
     "user_customers",
     db.Column("user_id", db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("customer_id", db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True,
+              index=True),
+)
+
+
+portal_invitation_customers = db.Table(
+    "portal_invitation_customers",
+    db.Column("invitation_id", db.Integer, db.ForeignKey("portal_invitations.id", ondelete="CASCADE"),
+              primary_key=True),
     db.Column("customer_id", db.Integer, db.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True,
               index=True),
 )
@@ -782,6 +815,9 @@ class ReportRun(db.Model):
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     created_at = db.Column(UTCDateTime(), nullable=False, default=utcnow, index=True)
     finished_at = db.Column(UTCDateTime(), nullable=True)
+    # The customers the generated file covers (ids), written when it is generated; NULL before that
+    # (and for files from before this column): the portal shows a file only when all of them are theirs.
+    customer_ids = db.Column(db.JSON, nullable=True)
     # Delivery by mail (scheduled reports)
     delivery_state = db.Column(db.String(20), nullable=True)  # pending|sent|failed
     delivery_attempts = db.Column(db.Integer, nullable=False, default=0)

@@ -21,6 +21,11 @@ OPERATIONS_EDITORS = ("admin", "operator")  # change those: approve mails, edit 
 REVIEWERS = OPERATIONS_EDITORS  # Run Checks: review runs, mark success, tickets and remarks from a run
 REPORT_READERS = ("admin", "operator", "reporter", "viewer")  # reports: list, preview, download
 REPORT_EDITORS = ("admin", "reporter")  # reports: create, edit, generate, send
+# The customer portal (a customer's own staff, read-only, scoped to their customers by services/scope.py).
+# Added, on purpose one by one, to exactly the routes that serve portal users: each of those routes
+# applies the scope to every query it makes (docs/pages/users_and_roles.md, "Which customers a user sees").
+PORTAL_READERS = ("portal",)
+SIGNED_IN = EVERYONE + PORTAL_READERS  # own profile, two-factor, the dashboard, the documentation
 
 
 def roles_required(*roles: str) -> Callable:

@@ -16,6 +16,12 @@ class SetupForm(FlaskForm):
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
 
 
+class InvitationForm(FlaskForm):
+    username = StringField("Choose a user name", validators=[DataRequired(), Length(max=80)])
+    password = PasswordField("Choose a password", validators=[DataRequired(), Length(min=10, max=500, message="The password needs at least 10 characters.")])
+    confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+
+
 class PasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired()])
     password = PasswordField("New password", validators=[DataRequired(), Length(min=10, max=500, message="The password needs at least 10 characters.")])

@@ -5,11 +5,11 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..route_helpers import commit_or_flash
-from ..security import (EVERYONE, client_address, end_session, keep_session, public, roles_required, safe_next,
-                        start_session)
-from ..services import accounts, audit, oidc, two_factor
+from ..security import (EVERYONE, SIGNED_IN, client_address, end_session, keep_session, public, roles_required,
+                        safe_next, start_session)
+from ..services import accounts, audit, invitations, oidc, two_factor
 from .blueprint import auth_bp
-from .forms import LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
+from .forms import InvitationForm, LoginForm, PasswordForm, RoleSwitchForm, SetupForm, ThemeForm
 
 
 @auth_bp.route("/setup", methods=["GET", "POST"])
@@ -74,6 +74,32 @@ def finish_login(user, *, method: str, next_url=None):
     return redirect(next_url)
 
 
+@auth_bp.route("/invitation/<token>", methods=["GET", "POST"])
+@public
+def invitation(token: str):
+    """A portal invitation's link: choose a user name and password, then land in the portal.
+    Unknown link: 404; used, revoked or expired: 410 with what to do."""
+    try:
+        invitations.find(token)
+    except invitations.InvitationError as exc:
+        return render_template("auth/invitation.html", form=None, refused=str(exc)), (
+            404 if exc.state == "unknown" else 410)
+    form = InvitationForm()
+    if form.validate_on_submit():
+        with commit_or_flash(accounts.AccountError, message=None) as saved:
+            user = invitations.accept(token, form.username.data, form.password.data)
+        if isinstance(saved.error, invitations.InvitationError):
+            return render_template("auth/invitation.html", form=None, refused=str(saved.error)), 410
+        if saved.failed:
+            form.password.errors.append(str(saved.error))
+        else:
+            if current_user.is_authenticated:
+                end_session()  # whoever was logged in in this browser: the new account takes over
+            flash(f"Welcome, {user.username}. This is the status of your backups.", "success")
+            return finish_login(user, method="invitation", next_url=url_for("main.dashboard"))
+    return render_template("auth/invitation.html", form=form, refused=None)
+
+
 @auth_bp.route("/logout", methods=["GET", "POST"])
 @public
 def logout():
@@ -92,7 +118,7 @@ def logout():
 
 
 @auth_bp.route("/profile", methods=["GET", "POST"])
-@roles_required(*EVERYONE)
+@roles_required(*SIGNED_IN)
 def profile():
     pw_form = PasswordForm(prefix="pw")
     theme_form = ThemeForm(prefix="theme", theme=current_user.theme)
@@ -119,7 +145,7 @@ def profile():
                              target_id=current_user.id, before={"theme": before}, after={"theme": current_user.theme})
             flash(f"Theme set to {current_user.theme}.", "success")
             return redirect(url_for("auth.profile"))
-        elif section == "digest":
+        elif section == "digest" and not current_user.is_portal:  # the digest covers every customer
             from ..services import digest_delivery
 
             with commit_or_flash(digest_delivery.DigestError, message=None) as saved:

@@ -7,7 +7,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from ..route_helpers import commit_or_flash
-from ..security import EVERYONE, client_address, keep_session, public, roles_required, safe_next
+from ..security import SIGNED_IN, client_address, keep_session, public, roles_required, safe_next
 from ..services import accounts, two_factor
 from .blueprint import auth_bp
 
@@ -95,7 +95,7 @@ def two_factor_enrol():
 
 
 @auth_bp.route("/two-factor/setup", methods=["GET", "POST"])
-@roles_required(*EVERYONE)
+@roles_required(*SIGNED_IN)
 def two_factor_setup():
     """Switch 2FA on from the profile."""
     if current_user.has_two_factor:
@@ -107,7 +107,7 @@ def two_factor_setup():
 
 
 @auth_bp.route("/two-factor/recovery-codes", methods=["POST"])
-@roles_required(*EVERYONE)
+@roles_required(*SIGNED_IN)
 def two_factor_recovery_codes():
     """New recovery codes (needs a current code); shown once."""
     with commit_or_flash(accounts.AccountError, message="No new recovery codes: {error}") as saved:
@@ -118,7 +118,7 @@ def two_factor_recovery_codes():
 
 
 @auth_bp.route("/two-factor/disable", methods=["POST"])
-@roles_required(*EVERYONE)
+@roles_required(*SIGNED_IN)
 def two_factor_disable():
     """Switch 2FA off with a current code or the password."""
     with commit_or_flash(accounts.AccountError, message="Still on: {error}") as saved:

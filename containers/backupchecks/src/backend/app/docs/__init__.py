@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import Blueprint, abort, render_template, request
+from flask_login import current_user
 from markupsafe import Markup, escape
 
-from ..security import EVERYONE, roles_required
-from ..services import markdown_render
+from ..security import SIGNED_IN, roles_required
+from ..services import markdown_render, scope
 
 doc_bp = Blueprint("docs", __name__, url_prefix="/docs")
 
@@ -19,12 +20,16 @@ PAGES_DIR = os.path.join(os.path.dirname(__file__), "pages")
 
 # Sidebar order: (section, [slugs]); each slug is pages/<slug>.md whose first line is "# Title".
 SECTIONS = [
-    ("Start", ["index", "getting_started", "users_and_roles", "two_factor", "api_tokens"]),
+    ("Start", ["index", "getting_started", "users_and_roles", "portal", "two_factor", "api_tokens"]),
     ("Daily work", ["dashboard", "run_checks", "daily_jobs", "digest", "inbox", "customers", "jobs", "overrides",
                     "tickets", "reports", "feedback"]),
     ("Setup", ["mail_import", "single_sign_on", "parsers", "schedules", "autotask", "notifications", "snooze_and_maintenance", "status_badges", "settings", "audit_log"]),
     ("Operations", ["command_line", "api", "deployment", "troubleshooting"]),
 ]
+# The pages for the customer portal's users (the rest describes the provider's own work); the
+# portal guide is also their index and every "? Help" of their pages.
+PORTAL_PAGES = ("portal", "two_factor", "api_tokens")
+PORTAL_SECTIONS = [("Your portal", list(PORTAL_PAGES))]
 
 
 @dataclass
@@ -77,22 +82,27 @@ def load_pages() -> dict[str, DocPage]:
     return pages
 
 
+def _for_portal() -> bool:
+    return scope.is_portal(current_user)
+
+
 def sidebar() -> list[tuple[str, list[DocPage]]]:
     pages = load_pages()
-    return [(section, [pages[s] for s in slugs if s in pages]) for section, slugs in SECTIONS]
+    sections = PORTAL_SECTIONS if _for_portal() else SECTIONS
+    return [(section, [pages[s] for s in slugs if s in pages]) for section, slugs in sections]
 
 
 @doc_bp.route("/")
-@roles_required(*EVERYONE)
+@roles_required(*SIGNED_IN)
 def index():
-    return page("index")
+    return page("portal" if _for_portal() else "index")
 
 
 @doc_bp.route("/<slug>")
-@roles_required(*EVERYONE)
+@roles_required(*SIGNED_IN)
 def page(slug: str):
     pages = load_pages()
-    if slug not in pages:
+    if slug not in pages or (_for_portal() and slug not in PORTAL_PAGES):
         abort(404)
     doc = pages[slug]
     return render_template("docs/page.html", doc=doc, body=Markup(doc.html), sidebar=sidebar())
@@ -130,13 +140,14 @@ def search_pages(q: str) -> list[tuple[DocPage, Markup]]:
     if not needle:
         return []
     hits = [(doc, snippet(doc.plain, needle)) for doc in load_pages().values()
-            if needle in doc.title.lower() or needle in doc.plain.lower()]
+            if (needle in doc.title.lower() or needle in doc.plain.lower())
+            and (doc.slug in PORTAL_PAGES or not _for_portal())]
     hits.sort(key=lambda h: (needle not in h[0].title.lower(), h[0].title))
     return hits
 
 
 @doc_bp.route("/search")
-@roles_required(*EVERYONE)
+@roles_required(*SIGNED_IN)
 def search():
     q = (request.args.get("q") or "").strip()[:200]
     return render_template("docs/search.html", q=q, hits=search_pages(q), sidebar=sidebar())

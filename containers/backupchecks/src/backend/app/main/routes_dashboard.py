@@ -4,9 +4,9 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..route_helpers import commit_or_flash, flash_changed, or_404
-from ..security import EVERYONE, has_role, roles_required
-from ..services import news
-from ..services.dashboard import dashboard_data
+from ..security import SIGNED_IN, has_role, roles_required
+from ..services import news, scope
+from ..services.dashboard import dashboard_data, portal_dashboard_data
 from ..services.settings import ui_zone
 from .blueprint import main_bp
 
@@ -22,8 +22,10 @@ def _to_news():
 
 
 @main_bp.route("/")
-@roles_required(*EVERYONE)
+@roles_required(*SIGNED_IN)
 def dashboard():
+    if scope.is_portal(current_user):  # a customer's own staff: only their customers, no news, no totals
+        return render_template("main/portal_dashboard.html", data=portal_dashboard_data(current_user))
     return _render_dashboard()
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from markupsafe import escape
 
 from ..extensions import db
 from ..models import MailMessage
@@ -34,8 +33,7 @@ from .blueprint import main_bp
 
 MAX_UPLOAD_FILES = 200
 
-BODY_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
-            "form-action 'none'; frame-ancestors 'self'; sandbox")
+BODY_CSP = mail_body.BODY_CSP
 
 
 def _filters() -> InboxFilters:
@@ -93,12 +91,7 @@ def inbox_message(msg_id: int):
 def inbox_message_body(msg_id: int):
     """The mail body for the sandboxed iframe: sanitised HTML, no scripts, no remote loads."""
     msg = _visible_or_404(msg_id)
-    if msg.body_html:
-        body = mail_body.clean(msg.body_html)
-    else:
-        body = f"<pre style='white-space:pre-wrap;font-family:monospace'>{escape(msg.body_text or '')}</pre>"
-    html = f"<!doctype html><html><head><meta charset='utf-8'></head><body>{body}</body></html>"
-    resp = Response(html, mimetype="text/html")
+    resp = Response(mail_body.document(msg.body_html, msg.body_text), mimetype="text/html")
     resp.headers["Content-Security-Policy"] = BODY_CSP
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..models import Job, utcnow
 from ..route_helpers import commit_or_flash, dated_download, flash_changed, import_upload, or_404, page_arg, sorted_list_args
-from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, REVIEWERS, has_role, roles_required
+from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, PORTAL_READERS, REVIEWERS, has_role, roles_required
+from ..services import mail_body, scope
 from ..services.jobs import (
     SORTS,
     STATUS_FILTERS,
@@ -32,6 +33,7 @@ from ..services.jobs import (
     lookup_jobs,
     page_of_run,
     run_history,
+    run_mail,
     schedule_of,
     set_alert_after_failures,
     set_schedule,
@@ -110,14 +112,29 @@ def _job_or_404(job_id: int) -> Job:
     return or_404(get_job(job_id))
 
 
+def _visible_job_or_404(job_id: int) -> Job:
+    """The job, when the user may see its customer (``scope``); else 404, never 403: ids don't leak."""
+    job = get_job(job_id)
+    if not scope.job_visible(current_user, job):
+        abort(404)
+    return job
+
+
 @main_bp.route("/jobs/<id:job_id>")
-@roles_required(*OPERATIONS_READERS)
+@roles_required(*OPERATIONS_READERS, *PORTAL_READERS)
 def job_detail(job_id: int):
-    job = _job_or_404(job_id)
+    """The job and its run history. Scope: the job's customer (404 otherwise); the runs are the job's."""
+    job = _visible_job_or_404(job_id)
     shown_run = request.args.get("run", type=int)  # ?run=N opens the page holding run N, highlighted
     page = page_arg()
     if shown_run is not None and "page" not in request.args:
         page = page_of_run(job, shown_run) or 1
+    if scope.is_portal(current_user):  # read-only, without the provider's notes, reviews and settings
+        history = run_history(job, page, with_links=False)
+        return render_template("main/portal_job.html", job=job, history=history, schedule_text=schedule_of(job)[1],
+                               page=history.page, per_page=history.per_page, total=history.total,
+                               run_status=display_status, shown_run=shown_run,
+                               mail_bodies=scope.mail_bodies_allowed(current_user))
     history = run_history(job, page)
     schedule, schedule_text = schedule_of(job)
     return render_template("main/job_detail.html", job=job, history=history, schedule=schedule,
@@ -131,6 +148,35 @@ def job_detail(job_id: int):
 
 def _mail_url(message_id: int) -> str:
     return url_for("main.inbox_message", msg_id=message_id)
+
+
+def _run_mail_or_404(job_id: int, run_id: int):
+    """The mail behind one of a job's runs, for a user who may read it: the job's customer is theirs
+    (``scope``) and, for a portal user, an admin allowed mail bodies. Anything else: 404."""
+    job = _visible_job_or_404(job_id)
+    if not scope.mail_bodies_allowed(current_user):
+        abort(404)
+    return job, or_404(run_mail(job, run_id))
+
+
+@main_bp.route("/jobs/<id:job_id>/runs/<id:run_id>/mail")
+@roles_required(*OPERATIONS_READERS, *PORTAL_READERS)
+def job_run_mail(job_id: int, run_id: int):
+    """The mail of one run, read-only (the portal's way to a mail; staff also have the Inbox)."""
+    job, msg = _run_mail_or_404(job_id, run_id)
+    return render_template("main/run_mail.html", job=job, run_id=run_id, msg=msg)
+
+
+@main_bp.route("/jobs/<id:job_id>/runs/<id:run_id>/mail/body")
+@roles_required(*OPERATIONS_READERS, *PORTAL_READERS)
+def job_run_mail_body(job_id: int, run_id: int):
+    """The body for the sandboxed frame of ``job_run_mail``: cleaned HTML, nothing loads."""
+    _, msg = _run_mail_or_404(job_id, run_id)
+    resp = Response(mail_body.document(msg.body_html, msg.body_text), mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = mail_body.BODY_CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
 
 
 def _change_archived(job_id: int, change: Callable, done: str, unchanged: str) -> Job:

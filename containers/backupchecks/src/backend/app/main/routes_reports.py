@@ -6,13 +6,14 @@ renders or redirects with a flash message.
 """
 from __future__ import annotations
 
-from flask import Response, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..extensions import db
 from ..models import ReportDefinition, ReportRun
 from ..route_helpers import commit_or_flash, or_404
-from ..security import REPORT_EDITORS, REPORT_READERS, has_role, roles_required
+from ..security import PORTAL_READERS, REPORT_EDITORS, REPORT_READERS, has_role, roles_required
+from ..services import scope
 from ..services.reports import (
     BUCKETS,
     CONTENT_KEYS,
@@ -40,17 +41,24 @@ from ..services.reports import (
     save_retention,
     schedule_text,
     start_generation,
+    visible_run,
+    visible_to,
 )
 from ..services.settings import get_settings, ui_zone
 from .blueprint import main_bp
 
 
 def _definition(definition_id: int) -> ReportDefinition:
-    return db.get_or_404(ReportDefinition, definition_id)
+    """The definition, when the user may see it (``reports.visible_to``: a portal user only a report
+    over their own customers); else 404, never 403."""
+    defn = db.session.get(ReportDefinition, definition_id)
+    if not visible_to(defn, current_user):
+        abort(404)
+    return defn
 
 
 def _run(run_id: int) -> ReportRun:
-    return db.get_or_404(ReportRun, run_id)
+    return or_404(visible_run(run_id, current_user))
 
 
 def _form_values(defn, form=None) -> dict:
@@ -87,15 +95,19 @@ def _form_context(defn, form=None) -> dict:
 
 
 @main_bp.route("/reports")
-@roles_required(*REPORT_READERS)
+@roles_required(*REPORT_READERS, *PORTAL_READERS)
 def reports():
-    definitions = list_definitions()
+    """Scope: the definitions and generated files the user may see (``user=``); the failed
+    deliveries (the provider's recipients) are for staff."""
+    definitions = list_definitions(current_user)
     names = {d.id: d.name for d in definitions}
     zone = ui_zone()
     periods = {d.id: period_text(d, zone) for d in definitions}
     schedules = {d.id: schedule_text(d) for d in definitions}
+    portal = scope.is_portal(current_user)
     return render_template("main/reports.html", definitions=definitions, names=names, periods=periods,
-                           schedules=schedules, runs=recent_runs(limit=30), failed=failed_deliveries(),
+                           schedules=schedules, runs=recent_runs(limit=30, user=current_user),
+                           failed=[] if portal else failed_deliveries(),
                            can_edit=has_role(*REPORT_EDITORS), is_admin=has_role("admin"),
                            retention_days=get_settings().report_retention_days)
 
@@ -137,20 +149,23 @@ def reports_delete(definition_id: int):
 
 
 @main_bp.route("/reports/<id:definition_id>")
-@roles_required(*REPORT_READERS)
+@roles_required(*REPORT_READERS, *PORTAL_READERS)
 def reports_detail(definition_id: int):
+    """Scope: the definition (404 unless visible), its files (``user=``); no recipients for a portal user."""
     defn = _definition(definition_id)
     zone = ui_zone()
     period = period_text(defn, zone)
-    return render_template("main/reports_detail.html", defn=defn, period=period, runs=recent_runs(defn.id),
+    portal = scope.is_portal(current_user)
+    return render_template("main/reports_detail.html", defn=defn, period=period,
+                           runs=recent_runs(defn.id, user=current_user),
                            customers=customer_names(defn.customer_ids) if not defn.all_customers else None,
                            flags=content_flags(defn), can_edit=has_role(*REPORT_EDITORS),
                            content_labels=CONTENT_LABELS, schedule=schedule_text(defn), intro=intro_html(defn),
-                           recipients=parse_recipients(defn.recipients) if defn.recipients else [])
+                           recipients=parse_recipients(defn.recipients) if defn.recipients and not portal else [])
 
 
 @main_bp.route("/reports/<id:definition_id>/preview")
-@roles_required(*REPORT_READERS)
+@roles_required(*REPORT_READERS, *PORTAL_READERS)
 def reports_preview(definition_id: int):
     defn = _definition(definition_id)
     try:
@@ -181,13 +196,13 @@ def reports_generate(definition_id: int):
 
 
 @main_bp.route("/reports/runs/<id:run_id>/status")
-@roles_required(*REPORT_READERS)
+@roles_required(*REPORT_READERS, *PORTAL_READERS)
 def reports_run_status(run_id: int):
-    return jsonify(or_404(run_status(run_id)))
+    return jsonify(or_404(run_status(run_id, user=current_user)))
 
 
 @main_bp.route("/reports/runs/<id:run_id>/download")
-@roles_required(*REPORT_READERS)
+@roles_required(*REPORT_READERS, *PORTAL_READERS)
 def reports_download(run_id: int):
     run = _run(run_id)
     if run.state != "done" or run.data is None:

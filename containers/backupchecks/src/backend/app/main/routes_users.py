@@ -1,24 +1,33 @@
-"""User management (admin): create, roles, reset password, deactivate, delete."""
+"""User management (admin): create (staff or portal users), roles, a portal user's customers,
+invitations to the portal, reset password, deactivate, delete."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..extensions import db
-from ..models import User
+from ..models import User, utcnow
 from ..route_helpers import commit_or_flash
 from ..security import keep_session, roles_required
-from ..services import accounts, two_factor
+from ..services import accounts, customers, invitations, two_factor
+from ..web import form_ids
 from .blueprint import main_bp
+
+
+def _users_page(new_invitation=None, new_link=None):
+    return render_template("main/users.html", users=accounts.list_users(), section="users",
+                           two_factor_roles=two_factor.required_roles(),
+                           two_factor_remember=two_factor.remember_allowed(),
+                           customer_choices=customers.choices(), invitations=invitations.listed(),
+                           invitation_state=lambda inv: invitations.state_of(inv, utcnow()),
+                           new_invitation=new_invitation, new_link=new_link,
+                           valid_days=invitations.VALID_FOR.days)
 
 
 @main_bp.route("/settings/users")
 @roles_required("admin")
 def users():
-    rows = accounts.list_users()
-    return render_template("main/users.html", users=rows, section="users",
-                           two_factor_roles=two_factor.required_roles(),
-                           two_factor_remember=two_factor.remember_allowed())
+    return _users_page()
 
 
 @main_bp.route("/settings/users/two-factor", methods=["POST"])
@@ -32,12 +41,17 @@ def users_two_factor_policy():
     return redirect(url_for("main.users"))
 
 
+def _portal_fields() -> dict:
+    """The portal fields of a form: the customers (a multi-select) and "may see mail bodies"."""
+    return {"customer_ids": form_ids("customer_ids"), "mail_bodies": request.form.get("mail_bodies") == "1"}
+
+
 @main_bp.route("/settings/users/new", methods=["POST"])
 @roles_required("admin")
 def user_create():
     with commit_or_flash(accounts.AccountError, message="User not created: {error}") as saved:
         user = accounts.create_user(request.form.get("username", ""), request.form.get("password", ""),
-                                    request.form.getlist("roles"), actor=current_user)
+                                    request.form.getlist("roles"), actor=current_user, **_portal_fields())
     if not saved.failed:
         flash(f"User {user.username} created.", "success")
     return redirect(url_for("main.users"))
@@ -50,8 +64,12 @@ def user_update(user_id: int):
     action = request.form.get("action")
     with commit_or_flash(accounts.AccountError, message="Not changed: {error}") as saved:
         if action == "roles":
-            accounts.set_roles(user, request.form.getlist("roles"), actor=current_user)
+            accounts.set_roles(user, request.form.getlist("roles"), actor=current_user, **_portal_fields())
             message = f"Roles of {user.username} saved."
+        elif action == "portal":
+            changed = accounts.set_portal_access(user, actor=current_user, **_portal_fields())
+            message = (f"Customers of {user.username} saved: they see only those from their next page on."
+                       if changed else "Nothing changed.")
         elif action == "password":
             accounts.set_password(user, request.form.get("password", ""), actor=current_user)
             message = f"Password of {user.username} reset; their open sessions have ended."
@@ -75,3 +93,28 @@ def user_update(user_id: int):
     flash(message, "success")
     return redirect(url_for("main.users"))
 
+
+@main_bp.route("/settings/users/invitations", methods=["POST"])
+@roles_required("admin")
+def invitation_create():
+    """A portal invitation: the page shows its link once (only its hash is stored)."""
+    with commit_or_flash(accounts.AccountError, message="No invitation made: {error}") as saved:
+        invitation, secret = invitations.create(note=request.form.get("note", ""), actor=current_user,
+                                                **_portal_fields())
+    if saved.failed:
+        return redirect(url_for("main.users") + "#invitations")
+    link = url_for("auth.invitation", token=secret, _external=True)
+    return _users_page(new_invitation=invitation, new_link=link)
+
+
+@main_bp.route("/settings/users/invitations/<id:invitation_id>/revoke", methods=["POST"])
+@roles_required("admin")
+def invitation_revoke(invitation_id: int):
+    invitation = invitations.get(invitation_id)
+    if invitation is None:
+        abort(404)
+    with commit_or_flash():
+        revoked = invitations.revoke(invitation, actor=current_user)
+    flash(f"Invitation #{invitation.id} revoked: its link no longer works." if revoked
+          else f"Invitation #{invitation.id} was no longer open.", "success" if revoked else "info")
+    return redirect(url_for("main.users") + "#invitations")

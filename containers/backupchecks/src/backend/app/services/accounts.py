@@ -12,8 +12,8 @@ from flask import current_app
 from sqlalchemy import and_, delete, func, or_, select
 
 from ..extensions import db
-from ..models import PORTAL_ROLE, ROLES, AuditLog, LoginAttempt, User, utcnow
-from . import audit, locks
+from ..models import PORTAL_ROLE, ROLES, AuditLog, Customer, LoginAttempt, User, utcnow
+from . import audit, locks, scope
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
@@ -63,7 +63,10 @@ def normalise_roles(roles: Iterable[str]) -> list[str]:
     return [r for r in ROLES if r in wanted]
 
 
-def create_user(username: str, password: str, roles: Iterable[str], *, actor=None) -> User:
+def create_user(username: str, password: str, roles: Iterable[str], *, actor=None,
+                customer_ids: Iterable[int] = (), mail_bodies: bool = False) -> User:
+    """A new user. A portal user (roles ``["portal"]``) is bound to ``customer_ids`` (at least one)
+    and may read their runs' mails only with ``mail_bodies``; for staff both are ignored."""
     username = (username or "").strip()
     if not username or len(username) > 80:
         raise AccountError("A user name of 1 to 80 characters is required.")
@@ -71,14 +74,54 @@ def create_user(username: str, password: str, roles: Iterable[str], *, actor=Non
         raise AccountError(f"A user named '{username}' already exists.")
     check_password_strength(password, username)
     role_list = normalise_roles(roles)
+    customers = portal_customers(customer_ids) if PORTAL_ROLE in role_list else []
     user = User(username=username, password_hash=hash_password(password))
     user.role_list = role_list
     user.active_role = role_list[0]
+    if customers:
+        user.customers = customers
+        user.portal_mail_bodies = bool(mail_bodies)
     db.session.add(user)
     db.session.flush()
-    audit.record("user.create", f"Created user {username} ({', '.join(role_list)})", user=actor,
-                 target_type="user", target_id=user.id, after={"username": username, "roles": role_list})
+    after = {"username": username, "roles": role_list}
+    summary = f"Created user {username} ({', '.join(role_list)})"
+    if customers:
+        after.update(customers=[c.id for c in customers], mail_bodies=user.portal_mail_bodies)
+        summary += " for " + ", ".join(c.name for c in customers) + (" (mail bodies allowed)" if mail_bodies else "")
+    audit.record("user.create", summary, user=actor, target_type="user", target_id=user.id, after=after)
     return user
+
+
+def portal_customers(customer_ids: Iterable[int]) -> list[Customer]:
+    """The customers a portal user (or an invitation) is bound to: at least one, each existing."""
+    ids = sorted({int(i) for i in customer_ids})
+    if not ids:
+        raise AccountError("Choose at least one customer for a portal user.")
+    found = db.session.execute(select(Customer).where(Customer.id.in_(ids)).order_by(func.lower(Customer.name))
+                               ).scalars().all()
+    if len(found) != len(ids):
+        raise AccountError("One of the chosen customers no longer exists; choose again.")
+    return list(found)
+
+
+def set_portal_access(user: User, customer_ids: Iterable[int], mail_bodies: bool, *, actor) -> bool:
+    """Bind a portal user to ``customer_ids`` and set "may see mail bodies". Audited with the
+    customers before and after; the next request of the user already sees the new scope."""
+    if not user.is_portal:
+        raise AccountError(f"{user.username} is not a portal user: give them the portal role first.")
+    customers = portal_customers(customer_ids)
+    before = {"customers": sorted(c.id for c in user.customers), "mail_bodies": bool(user.portal_mail_bodies)}
+    after = {"customers": sorted(c.id for c in customers), "mail_bodies": bool(mail_bodies)}
+    if before == after:
+        return False
+    names_before = ", ".join(c.name for c in user.customers) or "none"
+    user.customers = customers
+    user.portal_mail_bodies = bool(mail_bodies)
+    scope.forget(user)
+    audit.record("user.customers", f"Portal access of {user.username}: {names_before} → "
+                 + ", ".join(c.name for c in customers) + (" (mail bodies allowed)" if mail_bodies else ""),
+                 user=actor, target_type="user", target_id=user.id, before=before, after=after)
+    return True
 
 
 def create_first_admin(username: str, password: str) -> User:
@@ -123,17 +166,39 @@ def log_out(user: User) -> None:
     audit.record("logout", f"{user.username} logged out", user=user)
 
 
-def set_roles(user: User, roles: Iterable[str], *, actor) -> None:
+def set_roles(user: User, roles: Iterable[str], *, actor, customer_ids: Iterable[int] = (),
+              mail_bodies: bool = False) -> None:
+    """Change the roles (their sessions end). Becoming a portal user needs ``customer_ids``; leaving
+    the portal role drops the customer binding (audited); a portal user gets no morning digest."""
     role_list = normalise_roles(roles)
     if _is_active_admin(user) and "admin" not in role_list and _active_admin_count(user.id) == 0:
         raise AccountError("This is the last active admin; make another user admin first.")
     before = user.role_list
+    if role_list == before:
+        return
+    if PORTAL_ROLE in role_list:
+        customers = portal_customers(customer_ids)
     user.role_list = role_list
-    if role_list != before:
-        end_sessions(user)
+    end_sessions(user)
     audit.record("user.roles", f"Roles of {user.username}: {', '.join(before)} → {', '.join(role_list)}",
                  user=actor, target_type="user", target_id=user.id,
                  before={"roles": before}, after={"roles": role_list})
+    if PORTAL_ROLE in role_list:
+        user.digest_subscribed = False  # the digest covers every customer
+        names = ", ".join(c.name for c in customers)
+        user.customers = customers
+        user.portal_mail_bodies = bool(mail_bodies)
+        audit.record("user.customers", f"Portal access of {user.username}: {names}"
+                     + (" (mail bodies allowed)" if mail_bodies else ""), user=actor, target_type="user",
+                     target_id=user.id, after={"customers": [c.id for c in customers], "mail_bodies": bool(mail_bodies)})
+    elif user.customers or user.portal_mail_bodies:
+        dropped = sorted(c.id for c in user.customers)
+        user.customers = []
+        user.portal_mail_bodies = False
+        audit.record("user.customers", f"Portal access of {user.username} removed (no longer a portal user)",
+                     user=actor, target_type="user", target_id=user.id, before={"customers": dropped},
+                     after={"customers": []})
+    scope.forget(user)
 
 
 def set_active(user: User, active: bool, *, actor) -> None:
@@ -360,4 +425,8 @@ def complete_login(user: User, method: str = "password") -> None:
 
 
 def list_users() -> list[User]:
-    return db.session.execute(select(User).order_by(User.username)).scalars().all()
+    """Every user, with the customers of the portal users (two queries)."""
+    from sqlalchemy.orm import selectinload
+
+    return db.session.execute(select(User).options(selectinload(User.customers)).order_by(User.username)
+                              ).scalars().all()

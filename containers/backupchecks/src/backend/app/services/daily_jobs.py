@@ -50,6 +50,7 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import Customer, Job, JobRun
+from . import scope
 from .missed_runs import CATCH_UP_LIMIT, EXPECTED_SLOT, MISSED_SLOT, RAN_SLOT, slot_verdict
 from .schedules import (
     EARLY_LIMIT,
@@ -430,12 +431,19 @@ def day_counts(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst",
 
 def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", customer_id: Optional[int] = None,
               status_filter: Optional[str] = None, page: int = 1, per_page: int = PER_PAGE,
-              with_links: bool = True) -> DailyJobsView:
+              with_links: bool = True, user=None) -> DailyJobsView:
     """Everything the Daily Jobs page shows for ``day`` (a local calendar day in ``zone``) as seen
-    at ``now`` (UTC; tests pass a frozen moment). Raises ValueError for a bad status filter or rule."""
+    at ``now`` (UTC; tests pass a frozen moment). Raises ValueError for a bad status filter or rule.
+
+    With ``user``, only the customers that user may see (``scope``: a portal user's own), in the
+    rows, the counts and the customer filter; a portal user gets no tickets, remarks or snoozes."""
     if status_filter is not None and status_filter not in STATUS_FILTERS:
         raise ValueError(f"Unknown status filter '{status_filter}'.")
+    visible = scope.visible_customer_ids(user) if user is not None else None
     rows = _day_rows(day, zone, now, rule, customer_id)
+    if visible is not None:  # the cached rows are shared by everyone: the scope is applied to them here
+        rows = [r for r in rows if r.customer_id in visible]
+    internal = user is None or scope.sees_internal_notes(user)
     counts = _count(rows)
     if status_filter:
         wanted = STATUS_FILTERS[status_filter]
@@ -452,18 +460,22 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
         groups[-1].rows.append(row)
 
     # 3. Customers for the filter; 4./5. tickets and remarks of the shown runs (two queries).
-    customers = [(cid, name) for cid, name in db.session.execute(
-        select(Customer.id, Customer.name).where(Customer.active.is_(True)).order_by(func.lower(Customer.name)))]
+    choices = select(Customer.id, Customer.name).where(Customer.active.is_(True))
+    if user is not None:
+        choices = scope.restrict(choices, Customer.id, user)
+    customers = [(cid, name) for cid, name in db.session.execute(choices.order_by(func.lower(Customer.name)))]
     tickets: dict = {}
     remarks: dict = {}
-    if with_links:
+    if with_links and internal:
         run_ids = [r.id for row in page_rows for r in row.runs]
         run_ids += [row.status_run.id for row in page_rows if row.status_run is not None and not row.runs]
         tickets = tickets_for_runs(run_ids)
         remarks = remarks_for_runs(run_ids)
     # 6. The snoozes in force for the shown jobs (read every time: a snooze ends with the clock).
-    in_force = active_snoozes([r.job.id for r in page_rows], [r.customer_id for r in page_rows], now)
-    snoozes = {r.job.id: s for r in page_rows if (s := snooze_of(in_force, r.job.id, r.customer_id)) is not None}
+    snoozes: dict = {}
+    if internal:
+        in_force = active_snoozes([r.job.id for r in page_rows], [r.customer_id for r in page_rows], now)
+        snoozes = {r.job.id: s for r in page_rows if (s := snooze_of(in_force, r.job.id, r.customer_id)) is not None}
 
     return DailyJobsView(day=day, today=local_day(now, zone), rule=rule, zone=zone, groups=groups,
                          counts=counts, total=total, page=page, per_page=per_page, customers=customers,

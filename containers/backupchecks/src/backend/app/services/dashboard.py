@@ -242,3 +242,25 @@ def dashboard_data(include_all_news: bool = False, now: Optional[datetime] = Non
         "news": [(item, markdown_render.html_of(item)) for item in visible],  # stored HTML
         "all_news": [(item, news.state(item, now)) for item in managed],
     }
+
+
+# --- The customer portal's dashboard ------------------------------------------------------------------
+
+PORTAL_JOBS = 500  # the jobs the portal dashboard lists (a customer's own staff: a few dozen at most)
+
+
+def portal_dashboard_data(user, now: Optional[datetime] = None) -> dict:
+    """What a portal user's dashboard shows, only of their customers (``scope``): the customers, today's
+    Daily Jobs counts (the same rows as their Daily Jobs page) and their jobs with the last run.
+    Constant queries: the customers (1), today's rows (2-3), the jobs (2)."""
+    from . import customers as customers_service
+    from .daily_jobs import build_day
+    from .jobs import list_jobs
+
+    zone = ui_zone()
+    now = now or utcnow()
+    today = local_day(now, zone)
+    view = build_day(today, zone, now, rule=configured_day_rule(), user=user, per_page=1, with_links=False)
+    jobs = list_jobs(user=user, per_page=PORTAL_JOBS)
+    return {"today": today, "customers": customers_service.choices(user), "counts": view.counts,
+            "jobs": jobs.rows, "jobs_total": jobs.total}

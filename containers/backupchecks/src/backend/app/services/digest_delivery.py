@@ -35,7 +35,7 @@ from typing import Mapping, Optional
 from sqlalchemy import select, text
 
 from ..extensions import db
-from ..models import DigestDelivery, User
+from ..models import PORTAL_ROLE, DigestDelivery, User
 from . import audit
 from .background import register_loop
 from .claims import claim_due
@@ -138,7 +138,8 @@ def recipients() -> dict[str, bool]:
     for addr in extra:
         out.setdefault(addr.lower(), False)
     rows = db.session.execute(select(User.email, User.digest_all_clear).where(
-        User.digest_subscribed.is_(True), User.is_active_user.is_(True), User.email.is_not(None))).all()
+        User.digest_subscribed.is_(True), User.is_active_user.is_(True), User.email.is_not(None),
+        User.roles != PORTAL_ROLE)).all()  # the digest covers every customer: never to a portal user
     for email, all_clear in rows:
         key = email.strip().lower()
         out[key] = out.get(key, False) or bool(all_clear)

@@ -14,8 +14,8 @@ from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.orm import contains_eager, selectinload
 
 from ..extensions import db
-from ..models import Customer, Job, JobRun, User
-from . import audit
+from ..models import Customer, Job, JobRun, MailMessage, User
+from . import audit, scope
 from .customers import NAME_MAX, search_filter
 from .search import contains_text, starts_with_text
 from .ingest import job_identity_key
@@ -85,8 +85,10 @@ def _last_severity():
             .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1).correlate(Job).scalar_subquery())
 
 
-def _filtered(stmt, last_status, last_override, *, archived, customer_id, software, status, q):
+def _filtered(stmt, last_status, last_override, *, archived, customer_id, software, status, q, user=None):
     stmt = stmt.join(Customer, Customer.id == Job.customer_id).where(Job.archived.is_(archived))
+    if user is not None:
+        stmt = scope.restrict(stmt, Job.customer_id, user)
     if customer_id:
         stmt = stmt.where(Job.customer_id == customer_id)
     if software:
@@ -106,11 +108,12 @@ def _filtered(stmt, last_status, last_override, *, archived, customer_id, softwa
 
 def list_jobs(*, archived: bool = False, customer_id: Optional[int] = None, software: str = "",
               status: str = "", q: str = "", sort: str = "customer", direction: str = "asc",
-              page: int = 1, per_page: int = PER_PAGE) -> JobPage:
+              page: int = 1, per_page: int = PER_PAGE, user=None) -> JobPage:
     """One page of jobs, grouped by customer (customer name is always the first order key; the sort
-    orders the customers by name or the jobs inside each customer). Two queries whatever the size."""
+    orders the customers by name or the jobs inside each customer). Two queries whatever the size.
+    With ``user``: only the jobs of the customers that user may see (``scope``)."""
     last_started, last_status, last_override = _last_run_columns()
-    filters = dict(archived=archived, customer_id=customer_id, software=software, status=status, q=q)
+    filters = dict(archived=archived, customer_id=customer_id, software=software, status=status, q=q, user=user)
     stmt = _filtered(select(Job, Customer.name, last_started, last_status, last_override),
                      last_status, last_override, **filters)
     total = db.session.execute(_filtered(select(func.count(Job.id)).select_from(Job), last_status, last_override,
@@ -303,7 +306,7 @@ def get_job(job_id: int) -> Optional[Job]:
     ).unique().scalar_one_or_none()
 
 
-def run_history(job: Job, page: int = 1, per_page: int = RUNS_PER_PAGE) -> RunHistory:
+def run_history(job: Job, page: int = 1, per_page: int = RUNS_PER_PAGE, with_links: bool = True) -> RunHistory:
     """A page of the job's runs, newest first, with objects, reviewer, tickets and remarks.
 
     Count, runs (+ reviewer), objects, tickets, remarks: five queries whatever the page holds.
@@ -319,10 +322,19 @@ def run_history(job: Job, page: int = 1, per_page: int = RUNS_PER_PAGE) -> RunHi
     ).unique().scalars().all()
     history = RunHistory(list(runs), total, page, per_page)
     ids = [r.id for r in runs]
-    if ids:
+    if ids and with_links:
         history.tickets = tickets_for_runs(ids)
         history.remarks = remarks_for_runs(ids)
     return history
+
+
+def run_mail(job: Job, run_id: int) -> Optional[MailMessage]:
+    """The mail a run of ``job`` was made from (None: no such run of this job, no mail, or a deleted
+    mail). One query; the caller has checked that the user may see the job."""
+    return db.session.execute(
+        select(MailMessage).join(JobRun, JobRun.mail_message_id == MailMessage.id)
+        .where(JobRun.id == run_id, JobRun.job_id == job.id, MailMessage.state != "deleted")
+    ).scalar_one_or_none()
 
 
 def page_of_run(job: Job, run_id: int, per_page: int = RUNS_PER_PAGE) -> Optional[int]:

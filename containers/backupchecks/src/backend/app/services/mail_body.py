@@ -54,3 +54,18 @@ def clean(html: str) -> str:
         text = "\n".join(line for line in lines if line)
         return f"<p><em>{escape(TOO_DEEP)}</em></p><pre>{escape(text)}</pre>"
     return MAIL_HTML.clean(html)
+
+
+# The policy of a mail body's own response (the frame): nothing loads, no script, no form, only the
+# mail's inline styles; framed only by the app's own pages.
+BODY_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
+            "form-action 'none'; frame-ancestors 'self'; sandbox")
+
+
+def document(body_html, body_text) -> str:
+    """The page a sandboxed frame shows for a mail: its HTML cleaned (``clean``), or its text."""
+    if body_html:
+        body = clean(body_html)
+    else:
+        body = f"<pre style='white-space:pre-wrap;font-family:monospace'>{escape(body_text or '')}</pre>"
+    return f"<!doctype html><html><head><meta charset='utf-8'></head><body>{body}</body></html>"

@@ -63,3 +63,43 @@ def forget(user) -> None:
             del user._visible_customer_ids
         except AttributeError:
             pass
+
+
+# --- Helpers over the rows a customer owns (jobs, runs): the same rule, one id at a time ---------
+
+def job_visible(user, job) -> bool:
+    """``job`` (a Job, or None) exists for ``user``: a staff user sees every job, a portal user
+    only their customers' jobs. Routes answer 404 when this is false, so an id never leaks."""
+    return job is not None and allows(user, job.customer_id)
+
+
+def excluded_customer_ids(user, wanted) -> bool:
+    """Does a customer filter (an id from a query string, or None for "all") ask for a customer
+    ``user`` may not see? Such a filter is answered 404, as an id in the path would be."""
+    return wanted is not None and not allows(user, wanted)
+
+
+def mail_bodies_allowed(user) -> bool:
+    """May ``user`` read the mails behind runs? Staff: the route's role decides (True here); a
+    portal user only when an admin ticked "may see mail bodies" (``users.portal_mail_bodies``)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return not is_portal(user) or bool(getattr(user, "portal_mail_bodies", False))
+
+
+def sees_internal_notes(user) -> bool:
+    """Tickets, remarks, snoozes, reviews: the provider's own notes on runs. Staff see them (as their
+    role allows); a portal user never does, so no ticket text can name another customer."""
+    return not is_portal(user)
+
+
+def allows_all(user, customer_ids) -> bool:
+    """May ``user`` see everything about these customers together (a report over them)? Staff: yes.
+    A portal user: only a non-empty list of named customers, every one of them theirs; ``None``
+    ("every customer") never."""
+    ids = visible_customer_ids(user)
+    if ids is None:
+        return True
+    if not customer_ids:
+        return False
+    return all(isinstance(i, int) and i in ids for i in customer_ids)

@@ -35,6 +35,7 @@ from .definitions import (
     parse_recipients,
     save_definition,
     schedule_text,
+    visible_to,
 )
 from .delivery import DELIVERY_BACKOFF, MAX_DELIVERY_ATTEMPTS, deliver_run, delivery_body, retry_delivery
 from .loop import LOOP_INTERVAL_SECONDS, ORPHAN_AFTER, STALE_RUNNING, queue_scheduled, register, run_loop_step
@@ -48,8 +49,10 @@ from .runs import (
     recent_runs,
     request_report,
     run_status,
+    run_visible_to,
     save_retention,
     start_generation,
+    visible_run,
 )
 from .vocabulary import (
     BUCKETS,

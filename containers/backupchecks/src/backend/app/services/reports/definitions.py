@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select
 
 from ...extensions import db
 from ...models import Customer, ReportDefinition, ReportRun, utcnow
-from .. import audit, markdown_render
+from .. import audit, markdown_render, scope
 from ..settings import ui_zone
 from .periods import period_days
 from .vocabulary import CONTENT_KEYS, PERIODS, SCHEDULES, WEEKDAYS, ReportError
@@ -187,8 +187,21 @@ def intro_html(defn: ReportDefinition) -> Markup:
     return markdown_render.html_of(defn)
 
 
-def list_definitions() -> list[ReportDefinition]:
-    return db.session.execute(select(ReportDefinition).order_by(func.lower(ReportDefinition.name))).scalars().all()
+def visible_to(defn: Optional[ReportDefinition], user) -> bool:
+    """How a report definition is bound to customers: by its customer selection. Staff see every
+    definition; a portal user one that names its customers (not "all customers") when every one of
+    them is theirs (``scope.allows_all``): a report over their customer and another is not theirs."""
+    if defn is None:
+        return False
+    return scope.allows_all(user, None if defn.all_customers else [int(i) for i in (defn.customer_ids or [])])
+
+
+def list_definitions(user=None) -> list[ReportDefinition]:
+    """The report definitions (those ``user`` may see, with a user), by name. One query."""
+    rows = db.session.execute(select(ReportDefinition).order_by(func.lower(ReportDefinition.name))).scalars().all()
+    if user is None or scope.visible_customer_ids(user) is None:
+        return rows
+    return [d for d in rows if visible_to(d, user)]  # a JSON list per row: checked here, not in SQL
 
 
 def customer_choices() -> list:

@@ -20,11 +20,11 @@ from sqlalchemy import delete, func, or_, select
 from ...extensions import db
 from ..faults import crash_point
 from ...models import ReportDefinition, ReportRun, User, utcnow
-from .. import audit, tasks
+from .. import audit, scope, tasks
 from ..settings import get_settings, ui_zone
 from .build import build_report
 from .csv_export import render_csv
-from .definitions import parse_recipients
+from .definitions import list_definitions, parse_recipients, visible_to
 from .pdf import render_pdf
 from .periods import Period, period_for, run_period
 from .vocabulary import FORMATS, ReportError
@@ -115,7 +115,7 @@ def generate_run(run_id: int) -> bool:
         blob = render_pdf(data, progress=_progress_writer(run_id, total)) if run.fmt == "pdf" else render_csv(data)
         tasks.update_row(ReportRun, run_id, state="done", progress=total, total=total, data=blob, size=len(blob),
                          filename=file_name(defn.name, period, run.fmt), content_type=FORMATS[run.fmt],
-                         finished_at=utcnow())
+                         finished_at=utcnow(), customer_ids=sorted(c.id for c in data.customers))
         log.info("report %s (%s) generated: %d bytes", run_id, run.fmt, len(blob))
         return True
     except Exception as exc:  # noqa: BLE001 - the page shows the reason instead of a stuck bar
@@ -157,13 +157,41 @@ def run_message(state: str, progress: int, total: Optional[int]) -> str:
         f": customer {progress} of {total}" if total else "")
 
 
-def recent_runs(definition_id: Optional[int] = None, limit: int = 50) -> list:
-    """Generated reports without their bytes, newest first."""
-    q = select(*RUN_COLUMNS)
+def run_visible_to(run, definition, user) -> bool:
+    """May ``user`` see (list, poll, download) this generated report? Staff: yes. A portal user: when
+    its definition is theirs (``definitions.visible_to``) and the customers the file was generated for
+    (``report_runs.customer_ids``, stored at generation) are all theirs, so a file made before the
+    definition's customers changed never reaches them; a file not generated yet has no customers."""
+    if scope.visible_customer_ids(user) is None:
+        return True
+    return visible_to(definition, user) and run.state == "done" and scope.allows_all(user, run.customer_ids)
+
+
+def recent_runs(definition_id: Optional[int] = None, limit: int = 50, user=None) -> list:
+    """Generated reports without their bytes, newest first (with a user: those that user may see;
+    a portal user gets no delivery details, which name the provider's recipients)."""
+    q = select(*RUN_COLUMNS, ReportRun.customer_ids)
     if definition_id is not None:
         q = q.where(ReportRun.definition_id == definition_id)
-    rows = db.session.execute(q.order_by(ReportRun.created_at.desc(), ReportRun.id.desc()).limit(limit)).all()
+    portal = user is not None and scope.visible_customer_ids(user) is not None
+    if portal:
+        definitions = {d.id: d for d in list_definitions(user)}
+        q = q.where(ReportRun.definition_id.in_(sorted(definitions) or [-1]), ReportRun.state == "done",
+                    ReportRun.customer_ids.is_not(None))
+    rows = db.session.execute(q.order_by(ReportRun.created_at.desc(), ReportRun.id.desc())
+                              .limit(limit * 4 if portal else limit)).all()
+    if portal:
+        rows = [r for r in rows if run_visible_to(r, definitions[r.definition_id], user)][:limit]
+        return [dict(_run_view(r), delivery_state=None, delivery_error=None) for r in rows]
     return [_run_view(r) for r in rows]
+
+
+def visible_run(run_id: int, user) -> Optional[ReportRun]:
+    """The generated report ``run_id`` when ``user`` may see it, else None (the page answers 404)."""
+    run = db.session.get(ReportRun, run_id)
+    if run is None:
+        return None
+    return run if run_visible_to(run, db.session.get(ReportDefinition, run.definition_id), user) else None
 
 
 def _run_view(row) -> dict:
@@ -181,11 +209,18 @@ def failed_deliveries() -> list:
     return [_run_view(r) for r in rows]
 
 
-def run_status(run_id: int) -> Optional[dict]:
-    """A report's progress as every task's (``tasks.progress_json``), with its error, size and delivery."""
+def run_status(run_id: int, user=None) -> Optional[dict]:
+    """A report's progress as every task's (``tasks.progress_json``), with its error, size and delivery;
+    None when there is no such report or ``user`` may not see it."""
     row = db.session.execute(select(*RUN_COLUMNS).where(ReportRun.id == run_id)).first()
     if row is None:
         return None
+    if user is not None and scope.visible_customer_ids(user) is not None:
+        run = visible_run(run_id, user)
+        if run is None:
+            return None
+        return tasks.progress_json(run.id, "report", run.state, run.progress, run.total,
+                                   run_message(run.state, run.progress, run.total), size=run.size)
     return tasks.progress_json(row.id, "report", row.state, row.progress, row.total,
                                run_message(row.state, row.progress, row.total), error=row.error, size=row.size,
                                delivery_state=row.delivery_state, delivery_error=row.delivery_error)
