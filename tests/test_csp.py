@@ -20,7 +20,7 @@ from backend.app.docs import load_pages
 from backend.app.main.routes_inbox import BODY_CSP
 from backend.app.web import CONTENT_SECURITY_POLICY
 
-from .conftest import PERSONAS, login
+from .conftest import PERSONAS, login, make_user
 from .page_seed import seed_pages
 from .test_route_matrix import _routes
 
@@ -97,6 +97,10 @@ def _check(r, where, seen):
         assert policy == BODY_CSP, where  # the sandboxed mail body keeps its own, stricter policy
         seen["mail body"] += 1
         return
+    if r.status_code == 200 and re.fullmatch(r"/jobs/\d+/runs/\d+/mail/body", r.request.path):
+        assert policy == BODY_CSP, where  # a run's mail (the portal's way to it): the same frame policy
+        seen["run mail body"] = seen.get("run mail body", 0) + 1
+        return
     if r.status_code == 200 and r.request.path == "/settings/digest-preview/mail":
         assert policy == BODY_CSP, where  # the digest's mail, framed sandboxed like a mail body
         seen["digest mail"] = seen.get("digest mail", 0) + 1
@@ -109,8 +113,15 @@ def _check(r, where, seen):
 @pytest.mark.slow  # over 5 s
 def test_every_html_page_of_every_role_sends_the_policy_and_needs_no_inline_code(app, personas):
     seed_pages()
+    from backend.app.extensions import db
+    from backend.app.models import Customer
+
+    portal = make_user("paula", roles=("portal",))  # a customer's own staff, bound to the first customer
+    portal.customers = [db.session.get(Customer, 1)]
+    portal.portal_mail_bodies = True
+    db.session.commit()
     clients = {"anonymous": app.test_client()}
-    for role, name in PERSONAS.items():
+    for role, name in {**PERSONAS, "portal": "paula"}.items():
         c = app.test_client()
         assert login(c, name).status_code == 302
         clients[role] = c
