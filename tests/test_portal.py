@@ -114,6 +114,7 @@ def _invite(admin, customer_ids, mail_bodies=False):
     html = r.get_data(as_text=True)
     link = re.search(r'id="invitation-url"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*id="invitation-url"', html)
     assert r.status_code == 200 and link, html[:2000]
+    assert r.headers.get("Cache-Control") == "no-store"  # the link is a secret: never kept by a cache
     return (link.group(1) or link.group(2)).replace("http://localhost", "")
 
 

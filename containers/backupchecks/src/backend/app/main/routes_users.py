@@ -2,12 +2,12 @@
 invitations to the portal, reset password, deactivate, delete."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from ..extensions import db
 from ..models import User, utcnow
-from ..route_helpers import commit_or_flash
+from ..route_helpers import commit_or_flash, render_no_store
 from ..security import keep_session, roles_required
 from ..services import accounts, customers, invitations, two_factor
 from ..web import form_ids
@@ -15,7 +15,8 @@ from .blueprint import main_bp
 
 
 def _users_page(new_invitation=None, new_link=None):
-    return render_template("main/users.html", users=accounts.list_users(), section="users",
+    """The Users page; never cached (``render_no_store``): it shows a new invitation's link once."""
+    return render_no_store("main/users.html", users=accounts.list_users(), section="users",
                            two_factor_roles=two_factor.required_roles(),
                            two_factor_remember=two_factor.remember_allowed(),
                            customer_choices=customers.choices(), invitations=invitations.listed(),
