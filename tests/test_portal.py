@@ -279,3 +279,48 @@ def test_a_portal_user_gets_no_morning_digest(app, world):
     world.portal.email, world.portal.digest_subscribed = "paula@example.test", True
     db.session.commit()
     assert "paula@example.test" not in recipients()
+
+
+def test_portal_pages_cost_the_same_queries_for_one_job_as_for_many(app, world):
+    from backend.app.extensions import db
+    from backend.app.services.daily_jobs import day_cache
+
+    from .clock import TEST_NOW
+    from .helpers import make_job, make_run, page_queries
+
+    paula = _portal(app)
+    paths = ("/", "/daily-jobs", f"/jobs/{world.a_job.id}", "/reports")
+    paula.get("/")  # the first page of the day (the dashboard-first policy) is behind us
+    day_cache.clear()
+    before = {p: page_queries(paula, p) for p in paths}
+    for i in range(6):
+        job = make_job(world.a, f"Alpha extra {i}", sender=f"x{i}@example.test")
+        make_run(job, "Warning", TEST_NOW - timedelta(hours=1, minutes=i))
+        make_run(world.a_job, "Success", TEST_NOW - timedelta(days=2, minutes=i))
+    db.session.commit()
+    day_cache.clear()
+    assert {p: page_queries(paula, p) for p in paths} == before
+
+
+def test_a_portal_user_changes_their_own_theme_and_password(app, world):
+    paula = _portal(app)
+    r = post_form(paula, "/auth/profile", {"section": "theme", "theme-theme": "dark"}, follow_redirects=True)
+    assert "Theme set to dark." in r.get_data(as_text=True)
+    r = post_form(paula, "/auth/profile", {"section": "password", "pw-current": PASSWORD, "pw-password": NEW_PASSWORD,
+                                           "pw-confirm": NEW_PASSWORD}, follow_redirects=True)
+    assert "Your password was changed." in r.get_data(as_text=True)
+    assert paula.get("/auth/two-factor/setup").status_code == 200
+    assert [e.event for e in _audit("user.theme")] == ["user.theme"]
+
+
+def test_a_portal_user_bound_to_no_customer_sees_nothing(app, world):
+    from backend.app.extensions import db
+
+    world.portal.customers = []
+    db.session.commit()
+    paula = _portal(app)
+    home = paula.get("/").get_data(as_text=True)
+    assert "No customer is linked to your account yet" in home and A_JOB not in home
+    assert A_JOB not in paula.get("/daily-jobs").get_data(as_text=True)
+    assert paula.get(f"/jobs/{world.a_job.id}").status_code == 404
+    assert "Alpha monthly" not in paula.get("/reports").get_data(as_text=True)
