@@ -35,7 +35,7 @@ def daily_jobs():
                    "choose one from the list.")
     page = request.args.get("page", 1, type=int) or 1
     customer_id = (parse_id(raw_customer) or -1) if raw_customer else None  # -1: no row
-    if scope.excluded_customer_ids(current_user, customer_id):
+    if scope.hides_customer(current_user, customer_id):
         abort(404)
     view = build_day(day, zone, now, rule=configured_day_rule(), customer_id=customer_id,
                      status_filter=status, page=page, user=current_user)

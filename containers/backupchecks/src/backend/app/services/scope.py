@@ -73,10 +73,10 @@ def job_visible(user, job) -> bool:
     return job is not None and allows(user, job.customer_id)
 
 
-def excluded_customer_ids(user, wanted) -> bool:
-    """Does a customer filter (an id from a query string, or None for "all") ask for a customer
+def hides_customer(user, customer_id) -> bool:
+    """Does a customer filter (an id from a query string, or None for "all") name a customer
     ``user`` may not see? Such a filter is answered 404, as an id in the path would be."""
-    return wanted is not None and not allows(user, wanted)
+    return customer_id is not None and not allows(user, customer_id)
 
 
 def mail_bodies_allowed(user) -> bool:
