@@ -35,6 +35,21 @@ def test_bad_role_or_short_password_is_a_clear_error(app):
     assert db.session.execute(select(User)).first() is None
 
 
+def test_create_user_makes_a_portal_user_bound_to_customers(app):
+    from .conftest import make_customer
+
+    acme = make_customer("Acme Portal")
+    db.session.commit()
+    runner = app.test_cli_runner()
+    r = runner.invoke(args=["create-user", "pat", "--role", "portal", "--customer", str(acme.id), "--password-stdin"],
+                      input="a-long-password-1\n")
+    assert r.exit_code == 0, r.output
+    pat = db.session.execute(select(User).where(User.username == "pat")).scalar_one()
+    assert pat.role_list == ["portal"] and [c.name for c in pat.customers] == ["Acme Portal"]
+    r = runner.invoke(args=["create-user", "pete", "--role", "portal", "--password-stdin"], input="a-long-password-1\n")
+    assert r.exit_code != 0 and "Choose at least one customer" in r.output
+
+
 # --- API tokens: create-token, list-tokens, revoke-token -------------------------------------------
 
 def test_create_token_prints_only_a_token_the_api_accepts(app):

@@ -87,9 +87,11 @@ def smtpd_cmd():
 @click.command("create-user")
 @click.argument("username")
 @click.option("--role", "roles", multiple=True, required=True,
-              help="admin, operator, reporter or viewer; repeat for several roles.")
+              help="admin, operator, reporter or viewer (repeat for several), or portal alone.")
+@click.option("--customer", "customers", multiple=True, type=int,
+              help="A portal user's customer (its id); repeat for several.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (first line).")
-def create_user_cmd(username: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+def create_user_cmd(username: str, roles: tuple[str, ...], customers: tuple[int, ...], password_stdin: bool) -> None:
     """Create a user, or reset an existing user's password and roles (ops use it to recover access)."""
     from sqlalchemy import func, select
 
@@ -105,13 +107,15 @@ def create_user_cmd(username: str, roles: tuple[str, ...], password_stdin: bool)
         if existing:
             accounts.set_password(existing, password, actor=None, event="cli.password_reset")
             existing.role_list = accounts.normalise_roles(roles)
+            if existing.is_portal:
+                existing.customers = accounts.portal_customers(customers)
             existing.is_active_user = True
             audit.record("cli.user_update", f"create-user updated {existing.username}: roles {', '.join(existing.role_list)}, active",
                          username="cli", target_type="user", target_id=existing.id, after={"roles": existing.role_list})
             db.session.commit()
             click.echo(f"Updated user {existing.username}: roles {', '.join(existing.role_list)}; password reset.")
         else:
-            user = accounts.create_user(username, password, roles, actor=None)
+            user = accounts.create_user(username, password, roles, actor=None, customer_ids=customers)
             db.session.commit()
             click.echo(f"Created user {user.username} with roles {', '.join(user.role_list)}.")
     except accounts.AccountError as exc:
