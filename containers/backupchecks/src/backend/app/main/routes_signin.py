@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
 
-from ..models import ROLES
+from ..models import STAFF_ROLES
 from ..route_helpers import commit_or_flash, render_no_store
 from ..security import roles_required
 from ..services import oidc
@@ -21,7 +21,7 @@ def _render(status: int = 200, form=None, error=None):
     typed.pop("oidc_client_secret", None)  # a secret typed in a refused form is not sent back
     ctx = {"section": "signin", "values": {**values, **typed} if form is not None else values,
            "secret_set": values["secret_set"], "env": oidc.env_overrides(), "env_names": ENV_NAMES,
-           "roles": ROLES, "admins": oidc.admin_choices(), "error": error,
+           "roles": STAFF_ROLES, "admins": oidc.admin_choices(), "error": error,
            "callback_url": url_for("auth.oidc_callback", _external=True),
            "issuer": oidc.current_config().issuer}
     return render_no_store("main/signin_settings.html", status, **ctx)

@@ -30,7 +30,8 @@ from sqlalchemy import func, or_, select
 
 from .. import crypto
 from ..extensions import db
-from ..models import ROLES, AuditLog, User, utcnow
+# Single sign-on is for the provider's staff: the portal's users have their own accounts (invitations).
+from ..models import STAFF_ROLES, AuditLog, User, utcnow
 from . import accounts, audit
 from .settings import SettingsError, get_settings
 
@@ -98,9 +99,9 @@ def parse_mapping(text: Optional[str]) -> dict:
             continue
         key, sep, role = line.rpartition("=")
         key, role = key.strip(), role.strip().lower()
-        if not sep or not key or role not in ROLES:
+        if not sep or not key or role not in STAFF_ROLES:
             raise SettingsError(f"Role mapping line {number} must read 'group or app role = role' with a role of "
-                                f"{', '.join(ROLES)}.")
+                                f"{', '.join(STAFF_ROLES)}.")
         mapping[key] = role
     return mapping
 
@@ -124,7 +125,7 @@ def current_config() -> SsoConfig:
         allowed_tenants=split_list(value("oidc_allowed_tenants")),
         button_label=s.oidc_button_label or DEFAULT_BUTTON_LABEL,
         jit=bool(s.oidc_jit_enabled),
-        default_role=s.oidc_default_role if s.oidc_default_role in ROLES else None,
+        default_role=s.oidc_default_role if s.oidc_default_role in STAFF_ROLES else None,
         role_mapping=mapping,
         break_glass_only=bool(s.oidc_password_break_glass_only),
         break_glass_user_id=s.oidc_break_glass_user_id,
@@ -260,7 +261,7 @@ def mapped_roles(cfg: SsoConfig, claims: Mapping) -> list[str]:
     for name in ("groups", "roles"):
         v = claims.get(name) or []
         values.extend(v if isinstance(v, list) else [v])
-    return [r for r in ROLES if r in {cfg.role_mapping[str(v)] for v in values if str(v) in cfg.role_mapping}]
+    return [r for r in STAFF_ROLES if r in {cfg.role_mapping[str(v)] for v in values if str(v) in cfg.role_mapping}]
 
 
 def find_or_create_user(cfg: SsoConfig, claims: Mapping, email: str) -> User:
@@ -309,7 +310,7 @@ def apply_mapped_roles(user: User, roles: list[str]) -> None:
     mistake locks everyone out."""
     before = user.role_list
     if "admin" in before and "admin" not in roles and accounts._active_admin_count(user.id) == 0:
-        roles = [r for r in ROLES if r in set(roles) | {"admin"}]
+        roles = [r for r in STAFF_ROLES if r in set(roles) | {"admin"}]
     if roles == before:
         return
     user.role_list = roles
@@ -414,8 +415,8 @@ def save_signin(form: Mapping[str, str]) -> bool:
                 raise SettingsError(f"'{domain}' is not a domain like example.com.")
         values["oidc_button_label"] = typed("oidc_button_label", 100)
         role = (form.get("oidc_default_role") or "").strip().lower()
-        if role and role not in ROLES:
-            raise SettingsError(f"The default role must be one of {', '.join(ROLES)}, or none (pending).")
+        if role and role not in STAFF_ROLES:
+            raise SettingsError(f"The default role must be one of {', '.join(STAFF_ROLES)}, or none (pending).")
         values["oidc_default_role"] = role or None
         values["oidc_jit_enabled"] = form.get("oidc_jit_enabled") in ("on", "1", "true", "y")
         mapping_text = (form.get("oidc_role_mapping") or "").strip()
