@@ -324,3 +324,29 @@ def test_a_portal_user_bound_to_no_customer_sees_nothing(app, world):
     assert A_JOB not in paula.get("/daily-jobs").get_data(as_text=True)
     assert paula.get(f"/jobs/{world.a_job.id}").status_code == 404
     assert "Alpha monthly" not in paula.get("/reports").get_data(as_text=True)
+
+
+def test_a_maintenance_windows_reason_is_the_providers_note(app, world):
+    """Daily Jobs shows a portal user that a slot fell in a maintenance window, not the reason an
+    operator typed (it may name anyone)."""
+    from datetime import date, time
+    from zoneinfo import ZoneInfo
+
+    from backend.app.extensions import db
+    from backend.app.services import quiet
+    from backend.app.services.daily_jobs import build_day
+    from backend.app.services.schedules import local_to_utc, recompute_job_schedule
+
+    ams = ZoneInfo("Europe/Amsterdam")
+    job = world.a_job
+    job.created_at = local_to_utc(date(2026, 10, 1), time(0), ams)
+    job.manual_schedule = {"kind": "weekdays", "weekdays": list(range(7)), "time": "22:00", "grace_minutes": 120}
+    recompute_job_schedule(job, local_to_utc(date(2026, 10, 10), time(12), ams), ams)
+    quiet.create_window(quiet.Window(kind="weekly", reason=f"{B_NAME} SAN swap", zone="Europe/Amsterdam",
+                                     weekdays=(5,), local_start=time(21), local_end=time(23)), job=job, user=world.portal)
+    db.session.commit()
+    moment = local_to_utc(date(2026, 10, 11), time(3), ams)
+    staff_rows = [r for g in build_day(date(2026, 10, 10), ams, moment).groups for r in g.rows]
+    portal_rows = [r for g in build_day(date(2026, 10, 10), ams, moment, user=world.portal).groups for r in g.rows]
+    assert [r.status for r in portal_rows] == ["Maintenance"]
+    assert B_NAME in staff_rows[0].note and portal_rows[0].note == "maintenance window at 22:00"

@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Optional, Sequence
 from zoneinfo import ZoneInfo
@@ -453,6 +453,9 @@ def build_day(day: date, zone: ZoneInfo, now: datetime, rule: str = "worst", cus
     last_page = max(1, (total + per_page - 1) // per_page)
     page = min(max(1, page), last_page)
     page_rows = rows[(page - 1) * per_page: page * per_page]
+    if not internal:  # a maintenance window's reason is the provider's own note: the time only
+        page_rows = [replace(r, note=f"maintenance window at {_hhmm(r.slot, zone)}")
+                     if r.status == MAINTENANCE and r.slot is not None else r for r in page_rows]
     groups: list[DayGroup] = []
     for row in page_rows:
         if not groups or groups[-1].customer_id != row.customer_id:
