@@ -69,6 +69,12 @@ def test_an_admin_invites_a_portal_user_who_sees_only_their_customer(browser, li
     assert invitee.locator("#f-customer option").all_inner_texts() == ["All your customers", A_NAME]
     no_overflow(invitee, "daily-jobs-desktop")
 
+    invitee.click(f"#daily-table a:text('{A_JOB}')")  # the job's history: its runs, read-only
+    invitee.wait_for_function("() => document.querySelector('#runs-table') !== null")
+    assert invitee.locator("#runs-table tbody tr").count() == 2
+    assert invitee.locator("#job-delete, #schedule-form, #quiet").count() == 0
+    no_overflow(invitee, "job-desktop")
+
     # The same at phone size: the navigation behind the Menu button, still only the portal's pages.
     phone = browser.new_context(viewport=PHONE).new_page()
     login(phone, live_server, "ingrid", INVITEE_PASSWORD)
