@@ -6,16 +6,16 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
-from ..models import PORTAL_ROLE, utcnow
+from ..models import utcnow
 from ..route_helpers import commit_or_flash, render_no_store
-from ..security import EVERYONE, roles_required
+from ..security import SIGNED_IN, roles_required
 from ..services import api_tokens
 from ..services.settings import ui_zone
 from .blueprint import auth_bp
 
-# Every logged-in user: EVERYONE is the staff roles; a portal user has tokens too (they see what the
-# portal user sees).
-TOKEN_HOLDERS = (*EVERYONE, PORTAL_ROLE)
+# Every logged-in user (security.SIGNED_IN: the staff roles and the portal); a portal user's tokens
+# see what the portal user sees.
+TOKEN_HOLDERS = SIGNED_IN
 
 
 def _page(*, new=None, form=None, error=None, status=200):

@@ -1,7 +1,7 @@
 """Portal invitations; the customers a generated report covers
 
 Revision ID: c4a9e2d7f310
-Revises: b8d2f4a61c07
+Revises: d3a9c5e7f1b2
 Create Date: 2026-12-04 16:30:00
 
 No invitation exists after the upgrade; reports generated before it have no customer list, so the
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c4a9e2d7f310'
-down_revision = 'b8d2f4a61c07'
+down_revision = 'd3a9c5e7f1b2'
 branch_labels = None
 depends_on = None
 
