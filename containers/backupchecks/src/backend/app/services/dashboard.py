@@ -32,7 +32,9 @@ from ..extensions import db
 from ..models import ImportCycle, JobRun, utcnow
 from . import markdown_render
 from . import news
-from .daily_jobs import day_counts
+from . import customers as customers_service
+from .daily_jobs import build_day, day_counts
+from .jobs import list_jobs
 from .db_errors import DATABASE_FAILED
 from .settings import get_settings, ui_zone
 from .status import FAILED, MISSED, OVERRIDE_SUCCESS, SUCCESS, WARNING, configured_day_rule
@@ -253,10 +255,6 @@ def portal_dashboard_data(user, now: Optional[datetime] = None) -> dict:
     """What a portal user's dashboard shows, only of their customers (``scope``): the customers, today's
     Daily Jobs counts (the same rows as their Daily Jobs page) and their jobs with the last run.
     Constant queries: the customers (1), today's rows (2-3), the jobs (2)."""
-    from . import customers as customers_service
-    from .daily_jobs import build_day
-    from .jobs import list_jobs
-
     zone = ui_zone()
     now = now or utcnow()
     today = local_day(now, zone)
