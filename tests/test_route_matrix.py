@@ -189,7 +189,7 @@ def _b_urls(app, world):
     """Every route holding an id of a kind a customer owns, once per id of B in it (a job's run: B's
     run under A's job, A's run under B's job and B's run under B's job)."""
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in PUBLIC_ENDPOINTS:
+        if rule.endpoint in PUBLIC_ENDPOINTS or _is_api(rule.endpoint):  # the API: tests/api (token scope)
             continue
         params = [(name, _id_kind(rule.rule, name)) for name in rule.arguments]
         owned = [(name, kind) for name, kind in params if kind]
@@ -242,7 +242,8 @@ def _portal_pages(app, world):
     """Every GET route the portal may open, with A's ids (and the portal's docs page)."""
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
-        if rule.endpoint in PUBLIC_ENDPOINTS or "GET" not in rule.methods or "portal" not in view.allowed_roles:
+        if (rule.endpoint in PUBLIC_ENDPOINTS or _is_api(rule.endpoint) or "GET" not in rule.methods
+                or "portal" not in view.allowed_roles):
             continue
         values = {name: world.ids[_id_kind(rule.rule, name)] for name in rule.arguments if _id_kind(rule.rule, name)}
         values["slug"] = "portal"

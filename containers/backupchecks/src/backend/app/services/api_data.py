@@ -344,8 +344,8 @@ def visible_run_ids(user, run_ids: list[int]) -> list[int]:
 
 def may_read_mail_bodies(user) -> bool:
     """Staff may read the mail a run came from (as in the Inbox); a portal user only when an admin
-    allowed it for them."""
-    return not scope.is_portal(user) or bool(getattr(user, "portal_mail_bodies", False))
+    allowed it for them (the rule's one home: ``scope.mail_bodies_allowed``)."""
+    return scope.mail_bodies_allowed(user)
 
 
 def get_run(user, run_id: int, *, include_mail: bool = False) -> Optional[dict]:

@@ -1,7 +1,7 @@
 """Portal invitations; the customers a generated report covers
 
 Revision ID: c4a9e2d7f310
-Revises: d3a9c5e7f1b2
+Revises: c3e5a7b9d1f2
 Create Date: 2026-12-04 16:30:00
 
 No invitation exists after the upgrade; reports generated before it have no customer list, so the
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c4a9e2d7f310'
-down_revision = 'd3a9c5e7f1b2'
+down_revision = 'c3e5a7b9d1f2'
 branch_labels = None
 depends_on = None
 
