@@ -255,7 +255,8 @@ PATHS: dict = {
                     *PAGING],
         example={"path": "/runs?status=Failed&from=2026-06-09&to=2026-06-09"}, tag="Runs")},
     "/runs/{run_id}": {"get": _op(
-        "One run", "With its objects and the tickets and remarks linked to it.", READERS,
+        "One run", "With its objects and the tickets and remarks linked to it (for a portal user the "
+        "tickets and remarks are always empty: they are the provider's own notes).", READERS,
         _ok("RunDetailData", "The run."), errors=("400", "401", "403", "404", "429"),
         parameters=[_path_id("run_id", "run"),
                     _query("include", {"type": "string", "enum": ["mail"]},
@@ -287,8 +288,8 @@ PATHS: dict = {
                      "description": "YYYY-MM-DD."}],
         example={"path": "/days/2026-06-09"}, tag="Days")},
     "/tickets": {
-        "get": _op("List tickets", "Internal tickets, newest first. A portal user sees the tickets whose every "
-                   "scope is one of their customers.", READERS, _ok("TicketPage", "One page of tickets."),
+        "get": _op("List tickets", "Internal tickets, newest first. Staff only: tickets and remarks are the "
+                   "provider's own notes, never shown to a portal user.", list(OPERATIONS_READERS), _ok("TicketPage", "One page of tickets."),
                    errors=("400", "401", "403", "429"),
                    parameters=[_query("state", {"type": "string", "enum": list(ITEM_STATES), "default": "open"},
                                       "open (default), resolved or all."),
@@ -304,7 +305,7 @@ PATHS: dict = {
                                                           "run_id": 1}},
                     tag="Tickets and remarks")},
     "/tickets/{ticket_id}": {"get": _op(
-        "One ticket", "", READERS, _ok("TicketData", "The ticket."), errors=("401", "403", "404", "429"),
+        "One ticket", "", list(OPERATIONS_READERS), _ok("TicketData", "The ticket."), errors=("401", "403", "404", "429"),
         parameters=[_path_id("ticket_id", "ticket")], example={"path": "/tickets/1"}, tag="Tickets and remarks")},
     "/tickets/{ticket_id}/resolve": {"post": _op(
         "Resolve a ticket", "No new run is linked to it from now on; the runs linked so far keep it. The body "
@@ -314,14 +315,14 @@ PATHS: dict = {
         example={"path": "/tickets/1/resolve", "body": {"note": "Fixed by the customer."}},
         tag="Tickets and remarks")},
     "/remarks": {"get": _op(
-        "List remarks", "Remarks, newest first (a portal user: as for tickets).", READERS,
+        "List remarks", "Remarks, newest first. Staff only, as tickets.", list(OPERATIONS_READERS),
         _ok("RemarkPage", "One page of remarks."), errors=("400", "401", "403", "429"),
         parameters=[_query("state", {"type": "string", "enum": list(ITEM_STATES), "default": "open"},
                            "open (default), resolved or all."),
                     _query("customer_id", INT, "Only remarks scoped to this customer or its jobs."), *PAGING],
         example={"path": "/remarks?state=open"}, tag="Tickets and remarks")},
     "/remarks/{remark_id}": {"get": _op(
-        "One remark", "", READERS, _ok("RemarkData", "The remark."), errors=("401", "403", "404", "429"),
+        "One remark", "", list(OPERATIONS_READERS), _ok("RemarkData", "The remark."), errors=("401", "403", "404", "429"),
         parameters=[_path_id("remark_id", "remark")], example={"path": "/remarks/1"},
         tag="Tickets and remarks")},
     "/inbox": {"get": _op(

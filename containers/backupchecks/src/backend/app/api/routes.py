@@ -190,13 +190,13 @@ def _item_list(kind: str):
 
 
 @api_bp.route("/tickets")
-@api_roles(*READERS)
+@api_roles(*OPERATIONS_READERS)
 def tickets():
     return _item_list("ticket")
 
 
 @api_bp.route("/tickets/<id:ticket_id>")
-@api_roles(*READERS)
+@api_roles(*OPERATIONS_READERS)
 def ticket(ticket_id: int):
     return _found(data.item_json("ticket", _user(), ticket_id))
 
@@ -255,13 +255,13 @@ def resolve(ticket_id: int):
 
 
 @api_bp.route("/remarks")
-@api_roles(*READERS)
+@api_roles(*OPERATIONS_READERS)
 def remarks():
     return _item_list("remark")
 
 
 @api_bp.route("/remarks/<id:remark_id>")
-@api_roles(*READERS)
+@api_roles(*OPERATIONS_READERS)
 def remark(remark_id: int):
     return _found(data.item_json("remark", _user(), remark_id))
 

@@ -357,10 +357,12 @@ def get_run(user, run_id: int, *, include_mail: bool = False) -> Optional[dict]:
     out = run_json(run, job_name, customer_id, customer_name)
     out["objects"] = [{"name": o.name, "type": o.type, "status": o.status, "effective_status": o.effective_status,
                        "shown_status": display_status(o), "message": o.message} for o in run.objects]
+    # Tickets and remarks are the provider's own notes: never for a portal user (empty lists).
+    internal = scope.sees_internal_notes(user)
     out["tickets"] = [{"id": t.id, "code": t.code, "resolved": t.resolved_at is not None}
-                      for t in tickets_for_runs([run.id]).get(run.id, [])]
+                      for t in (tickets_for_runs([run.id]).get(run.id, []) if internal else [])]
     out["remarks"] = [{"id": r.id, "body": r.body, "resolved": r.resolved_at is not None}
-                      for r in remarks_for_runs([run.id]).get(run.id, [])]
+                      for r in (remarks_for_runs([run.id]).get(run.id, []) if internal else [])]
     if include_mail:
         mail = db.session.get(MailMessage, run.mail_message_id) if run.mail_message_id else None
         out["mail"] = mail_json(mail, with_body=True) if mail is not None and may_read_mail_bodies(user) else None
@@ -377,12 +379,10 @@ def day_json(user, day: date, now: datetime) -> dict:
     only the rows of customers ``user`` may see; the counts are of those rows."""
     zone = ui_zone()
     rule = configured_day_rule()
-    view = build_day(day, zone, now, rule=rule, per_page=ALL_ROWS, with_links=False)
+    view = build_day(day, zone, now, rule=rule, per_page=ALL_ROWS, with_links=False, user=user)
     rows = []
     counts: dict[str, int] = {}
     for group in view.groups:
-        if not scope.allows(user, group.customer_id):
-            continue
         for row in group.rows:
             counts[row.status] = counts.get(row.status, 0) + 1
             rows.append({
