@@ -13,6 +13,8 @@ import copy
 import json
 from functools import lru_cache
 
+from markdown.extensions.toc import slugify  # the heading ids of the docs page
+
 from ..models import PORTAL_ROLE
 from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, REVIEWERS
 from ..services.api_data import DEFAULT_LIMIT, ITEM_STATES, MAX_LIMIT, RUN_STATUSES
@@ -426,6 +428,11 @@ def _cell(text: str) -> str:
 def endpoints_markdown(doc: dict) -> str:
     """The endpoint reference of the docs page, in Markdown, written from the document."""
     lines: list[str] = []
+    for path, methods in doc["paths"].items():  # the list first: on a phone the page is long
+        for method, op in methods.items():
+            title = f"{method.upper()} {BASE}{path}"
+            lines.append(f"- [`{title}`](#{slugify(title, '-')}): {op['summary']}.")
+    lines.append("")
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             lines.append(f"### {method.upper()} {BASE}{path}")
