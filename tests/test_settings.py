@@ -68,3 +68,9 @@ def test_settings_pages_that_can_hold_a_secret_are_never_cached(as_user):
     refused = post_form(c, "/settings/general", general(ui_timezone="Mars/Olympus_Mons"))
     assert refused.status_code == 400
     assert refused.headers.get("Cache-Control") == "no-store"
+
+
+def test_relative_times_say_how_far_ahead_a_future_time_is():
+    from backend.app.filters import _ago
+    assert [_ago(s) for s in (-7 * 86400, -5 * 3600, -600, -30, 30, 600)] == \
+        ["in 7 d", "in 5 h", "in 10 min", "just now", "just now", "10 min ago"]

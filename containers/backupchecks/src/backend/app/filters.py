@@ -55,8 +55,11 @@ def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def _ago(seconds: int) -> str:
-    if seconds < 0:
-        return "in the future"
+    if seconds <= -90:  # an expiry date, a next run: "in 7 d", as "7 d ago" the other way
+        ahead = -seconds
+        if ahead < 3600:
+            return f"in {ahead // 60} min"
+        return f"in {ahead // 3600} h" if ahead < 86400 else f"in {ahead // 86400} d"
     if seconds < 90:
         return "just now"
     if seconds < 3600:
