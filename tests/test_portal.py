@@ -209,6 +209,7 @@ def test_the_portal_has_its_own_navigation(app, world):
     assert "The customer portal" in docs
     assert paula.get("/docs/inbox").status_code == 404 and paula.get("/docs/two_factor").status_code == 200
     assert paula.get("/docs/api_tokens").status_code == 200 and paula.get("/auth/profile/tokens").status_code == 200
+    assert paula.get("/docs/api").status_code == 200  # what the tokens are for
     hits = paula.get("/docs/search?q=mail").get_data(as_text=True)
     assert "/docs/mail_import" not in hits and "/docs/inbox" not in hits
 

@@ -28,7 +28,7 @@ SECTIONS = [
 ]
 # The pages for the customer portal's users (the rest describes the provider's own work); the
 # portal guide is also their index and every "? Help" of their pages.
-PORTAL_PAGES = ("portal", "two_factor", "api_tokens")
+PORTAL_PAGES = ("portal", "two_factor", "api_tokens", "api")
 PORTAL_SECTIONS = [("Your portal", list(PORTAL_PAGES))]
 
 
