@@ -212,6 +212,10 @@ def test_the_portal_has_its_own_navigation(app, world):
     assert paula.get("/docs/api").status_code == 200  # what the tokens are for
     hits = paula.get("/docs/search?q=mail").get_data(as_text=True)
     assert "/docs/mail_import" not in hits and "/docs/inbox" not in hits
+    # Another customer's job: the 404 page's help is their guide, not the staff's Troubleshooting (a 404 too).
+    missing = paula.get(f"/jobs/{world.b_jobs[0].id}")
+    assert missing.status_code == 404
+    assert "/docs/troubleshooting" not in missing.get_data(as_text=True) and "/docs/portal" in missing.get_data(as_text=True)
 
 
 def test_the_portal_dashboard_and_daily_jobs_show_only_their_customers(app, world):
