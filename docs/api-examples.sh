@@ -40,7 +40,7 @@ echo "Customers:"
 cursor=""
 while :; do
     page=$(api GET "/customers?limit=200${cursor:+&cursor=${cursor}}")
-    jq -r '.data[] | "  \(.id)\t\(.name)\t\(.job_count) jobs"' <<<"$page"
+    jq -r '.data[] | "  \(.id)\t\(.name)\t\(.job_count) job\(if .job_count == 1 then "" else "s" end)"' <<<"$page"
     cursor=$(jq -r '.next_cursor // empty' <<<"$page")
     [ -n "$cursor" ] || break
 done

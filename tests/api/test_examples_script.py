@@ -44,7 +44,7 @@ def test_the_examples_list_customers_and_failures_and_mark_a_run_reviewed(api, p
     result = run_script(live_server, token, world.yesterday)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert f"  {world.a.id}\tNorthwind Demo\t1 jobs" in out and f"  {world.b.id}\tContoso Hidden Ltd\t1 jobs" in out
+    assert f"  {world.a.id}\tNorthwind Demo\t1 job\n" in out and f"  {world.b.id}\tContoso Hidden Ltd\t1 job\n" in out
     assert f"Failed runs since {world.yesterday}:" in out
     assert f"run {world.failed_a.id}\tNorthwind Demo / Daily VM Backup\t2026-06-09T20:00:00Z\tvm01: disk full" in out
     assert f"run {world.failed_b.id}\tContoso Hidden Ltd / Contoso File Backup" in out
