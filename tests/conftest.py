@@ -160,6 +160,30 @@ def _drop_pg_database(url: str) -> None:
         pass
 
 
+# --- Password hashing: Argon2id as in production, at the cheapest cost ---------------------------
+
+PRODUCTION_PASSWORD_HASHING: dict = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing():
+    """The app's Argon2id hasher at its production cost takes 50-200 ms a hash or verification, and
+    the suite logs in thousands of times. In this test process it hashes and verifies the same way
+    (Argon2id, one verification a login attempt) at the smallest cost; the production hasher is kept
+    in PRODUCTION_PASSWORD_HASHING (tests/test_auth.py checks its cost). App processes the tests
+    start hash at the production cost (a hash carries its own cost, so either verifies the other's)."""
+    from argon2 import PasswordHasher
+
+    from backend.app.services import accounts
+
+    PRODUCTION_PASSWORD_HASHING.update(hasher=accounts._hasher, dummy_hash=accounts._DUMMY_HASH)
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    accounts._hasher, accounts._DUMMY_HASH = cheap, cheap.hash("not-a-real-password-0")
+    yield
+    accounts._hasher = PRODUCTION_PASSWORD_HASHING["hasher"]
+    accounts._DUMMY_HASH = PRODUCTION_PASSWORD_HASHING["dummy_hash"]
+
+
 # --- The clock: frozen at TEST_NOW for every test (see tests/clock.py) ----------------------
 
 @pytest.fixture(autouse=True)
@@ -244,10 +268,41 @@ def app(_session_app):
                       f"(db.session.commit()) before the code that rolls back")
 
 
-def _empty_tables(db) -> None:
-    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+# Emptying every table with one TRUNCATE costs a new file for each of the ~36 tables, their
+# indexes and TOAST tables, and a WAL flush: 50 ms to over a second a test on a busy machine,
+# while a test fills a handful of tables with a few rows. So: DELETE the rows of just the tables
+# that have any (children first) and restart just the sequences that were used, as TRUNCATE ...
+# RESTART IDENTITY would; every FULL_TRUNCATE_EVERY tests (and if the cheap way fails) the full
+# TRUNCATE, so the dead rows the DELETEs leave never pile up (autovacuum may be off).
+FULL_TRUNCATE_EVERY = 250
+_cleanups = {"count": 0}
+
+
+def _truncate_all(db, tables: list[str]) -> None:
     with db.engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+def _empty_tables(db) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]  # children before their parents
+    _cleanups["count"] += 1
+    if _cleanups["count"] % FULL_TRUNCATE_EVERY == 0:
+        _truncate_all(db, tables)
+        return
+    probe = " UNION ALL ".join(f"(SELECT '{t}' FROM \"{t}\" LIMIT 1)" for t in tables)
+    try:
+        with db.engine.begin() as conn:
+            filled = set(conn.exec_driver_sql(probe).scalars())
+            for t in tables:
+                if t in filled:
+                    conn.exec_driver_sql(f'DELETE FROM "{t}"')
+            conn.exec_driver_sql(
+                "SELECT setval(quote_ident(schemaname) || '.' || quote_ident(sequencename), start_value, false) "
+                "FROM pg_sequences WHERE last_value IS NOT NULL AND schemaname = current_schema()")
+    except DBAPIError:  # e.g. a test left a constraint in the way: the sure way
+        _truncate_all(db, tables)
 
 
 @pytest.fixture

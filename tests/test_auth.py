@@ -154,6 +154,21 @@ def test_every_login_path_costs_exactly_one_argon2_verification(client, monkeypa
     assert counts == dict.fromkeys(counts, 1)
 
 
+def test_outside_the_tests_passwords_are_hashed_with_argon2id_at_its_default_cost():
+    """The suite swaps in a cheap Argon2id hasher (tests/conftest.py); the app's own is the library's
+    default (RFC 9106 low-memory: 64 MiB, 3 passes, 4 lanes), and so is the hash for unknown names."""
+    from argon2 import PasswordHasher, Type, extract_parameters
+
+    from .conftest import PRODUCTION_PASSWORD_HASHING
+
+    hasher, dummy = PRODUCTION_PASSWORD_HASHING["hasher"], PRODUCTION_PASSWORD_HASHING["dummy_hash"]
+    default = PasswordHasher()
+    assert (hasher.type, hasher.memory_cost, hasher.time_cost, hasher.parallelism) == (
+        Type.ID, default.memory_cost, default.time_cost, default.parallelism) == (Type.ID, 65536, 3, 4)
+    params = extract_parameters(dummy)
+    assert (params.type, params.memory_cost, params.time_cost, params.parallelism) == (Type.ID, 65536, 3, 4)
+
+
 def test_login_rejects_a_post_without_csrf_token_and_changes_nothing(client):
     make_user("alice", roles=("admin",))
     r = client.post("/auth/login", data={"username": "alice", "password": PASSWORD})
