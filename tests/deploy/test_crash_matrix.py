@@ -1,8 +1,8 @@
 """Crash tests with real processes: SIGKILL a loop at every step, restart it, check the end state.
 
 Each case: a fresh PostgreSQL database (a copy of a migrated template made once per test process),
-a child ``python -c`` that creates the app and runs one import cycle (or one loop step) with
-``BACKUPCHECKS_CRASH_AT`` naming the step (``services/faults.py``: the child SIGKILLs itself
+a child process (forked from one that imported the app once, tests/deploy/forkserver.py) that
+creates the app and runs one import cycle (or one loop step) with ``BACKUPCHECKS_CRASH_AT`` naming the step (``services/faults.py``: the child SIGKILLs itself
 there), which must die by SIGKILL; then a clean child that finishes the work; then the end state:
 every mail stored once, moved once, its run created once (Graph on the fake Graph in this process,
 IMAP on a private Dovecot). Skips without PostgreSQL; fails under CI=true.
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.forkserver import ForkServer
 from tests.deploy.pg import admin_conninfo, fresh_database
 from tests.test_importer import corpus_mails
 
@@ -114,12 +115,25 @@ def database(template):
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+_FORKS: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fork_server(tmp_path_factory):
+    """The children are forked from one interpreter that imported the app once (tests/deploy/forkserver.py):
+    each still a process of its own with its own environment, killed by its own SIGKILL."""
+    tmp = tmp_path_factory.mktemp("crash-forkserver")
+    with ForkServer(_base_env(os.environ["TEST_DATABASE_URL"], tmp), tmp) as server:
+        _FORKS["server"] = server
+        yield server
+        _FORKS.clear()
+
+
 def _run(script: str, env: dict, cwd: Path, crash_at: str | None = None, args: tuple = ()) -> subprocess.CompletedProcess:
     env = dict(env)
     if crash_at:
         env["BACKUPCHECKS_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+    return _FORKS["server"].run(script, env, cwd, args, timeout=60)
 
 
 def _ok(script: str, env: dict, cwd: Path, args: tuple = ()) -> str:
