@@ -115,6 +115,9 @@ def _ensure_pg_database(url: str) -> None:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{u.database}"')
+        # A commit need not wait for its WAL to reach the disk (only a crash of the server itself could
+        # lose the last commits; no test crashes this server): every request commits.
+        conn.execute(f'ALTER DATABASE "{u.database}" SET synchronous_commit = off')
 
 
 def resolve_test_database_url(worker_id: str = "master") -> str:
