@@ -102,6 +102,8 @@ first_valid_uid = {min(mail_uid, 500)}
 first_valid_gid = {min(mail_gid, 500)}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# A refused login answers at once (Dovecot's default holds it 2 s against guessing).
+auth_failure_delay = 0
 ssl = yes
 ssl_cert = <{self.tls.cert_chain}
 ssl_key = <{self.tls.key}
