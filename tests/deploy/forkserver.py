@@ -99,8 +99,10 @@ class ForkServer:
 
     def __init__(self, env: dict, cwd: Path):
         self.dir = Path(tempfile.mkdtemp(prefix="forkserver-"))
-        self.proc = subprocess.Popen([sys.executable, "-c", _SERVER], env=env, cwd=cwd, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self._log = self.dir / "server.err"
+        with open(self._log, "w") as log:
+            self.proc = subprocess.Popen([sys.executable, "-c", _SERVER], env=env, cwd=cwd, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
         self._n = 0
 
     def _read(self, deadline: float) -> dict:
@@ -110,7 +112,7 @@ class ForkServer:
                 raise subprocess.TimeoutExpired("forkserver", 0)
             line = self.proc.stdout.readline()
             if not line:
-                raise RuntimeError(f"the fork server ended (rc={self.proc.poll()})")
+                raise RuntimeError(f"the fork server ended (rc={self.proc.poll()}): {self._log.read_text()[-4000:]}")
             return json.loads(line)
 
     def run(self, script: str, env: dict, cwd: Path, args: tuple = (), input: str | None = None,

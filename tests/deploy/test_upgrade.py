@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.forkserver import ForkServer
 from tests.deploy.pg import fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,9 +57,21 @@ def _sa(url):
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
+_FORKS: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fork_server():
+    """The one-step app processes are forked from one interpreter that imported the app once
+    (tests/deploy/forkserver.py); the two that start at the same moment are plain processes."""
+    with ForkServer(_env(), REPO) as server:
+        _FORKS["server"] = server
+        yield server
+        _FORKS.clear()
+
+
 def _app(action, url, *args):
-    done = subprocess.run([sys.executable, "-c", _SCRIPT, action, _sa(url), *args], capture_output=True,
-                          text=True, env=_env(), timeout=300, cwd=REPO)
+    done = _FORKS["server"].run(_SCRIPT, _env(), REPO, (action, _sa(url), *args), timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
