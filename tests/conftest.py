@@ -271,41 +271,10 @@ def app(_session_app):
                       f"(db.session.commit()) before the code that rolls back")
 
 
-# Emptying every table with one TRUNCATE costs a new file for each of the ~36 tables, their
-# indexes and TOAST tables, and a WAL flush: 50 ms to over a second a test on a busy machine,
-# while a test fills a handful of tables with a few rows. So: DELETE the rows of just the tables
-# that have any (children first) and restart just the sequences that were used, as TRUNCATE ...
-# RESTART IDENTITY would; every FULL_TRUNCATE_EVERY tests (and if the cheap way fails) the full
-# TRUNCATE, so the dead rows the DELETEs leave never pile up (autovacuum may be off).
-FULL_TRUNCATE_EVERY = 250
-_cleanups = {"count": 0}
-
-
-def _truncate_all(db, tables: list[str]) -> None:
+def _empty_tables(db) -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
     with db.engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
-
-
-def _empty_tables(db) -> None:
-    from sqlalchemy.exc import DBAPIError
-
-    tables = [t.name for t in reversed(db.metadata.sorted_tables)]  # children before their parents
-    _cleanups["count"] += 1
-    if _cleanups["count"] % FULL_TRUNCATE_EVERY == 0:
-        _truncate_all(db, tables)
-        return
-    probe = " UNION ALL ".join(f"(SELECT '{t}' FROM \"{t}\" LIMIT 1)" for t in tables)
-    try:
-        with db.engine.begin() as conn:
-            filled = set(conn.exec_driver_sql(probe).scalars())
-            for t in tables:
-                if t in filled:
-                    conn.exec_driver_sql(f'DELETE FROM "{t}"')
-            conn.exec_driver_sql(
-                "SELECT setval(quote_ident(schemaname) || '.' || quote_ident(sequencename), start_value, false) "
-                "FROM pg_sequences WHERE last_value IS NOT NULL AND schemaname = current_schema()")
-    except DBAPIError:  # e.g. a test left a constraint in the way: the sure way
-        _truncate_all(db, tables)
 
 
 @pytest.fixture

@@ -171,6 +171,11 @@ def test_gunicorn_two_workers_import_every_mail_once_and_pages_load(database, fa
         assert _scalar(database, "SELECT count(DISTINCT source_id) FROM mail_messages WHERE source = 'graph'") == N_MAILS
         assert _scalar(database, "SELECT count(*) FROM job_runs") == expected_runs
         assert _scalar(database, "SELECT count(*) FROM mail_messages WHERE state = 'inbox'") == N_MAILS - expected_runs
+        # the cycle writes its counts when it ends, just after its last move: wait for that
+        deadline = time.monotonic() + 10
+        while (_scalar(database, "SELECT count(*) FROM import_cycles WHERE state = 'running'")
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
         assert _scalar(database, "SELECT coalesce(sum(new), 0) FROM import_cycles") == N_MAILS
         assert _scalar(database, "SELECT count(*) FROM import_cycles WHERE state = 'failed'") == 0
         assert len(fake.moves) == N_MAILS, "each mail moved once"
