@@ -9,7 +9,7 @@ killed it: SIGKILL gives -9 as for ``subprocess``). Its stdout and stderr go to 
 
 The child is a real, separate process (its own PID, connections, memory; killing it kills nothing
 else). What a fresh interpreter would read from the environment at import is read again in the
-child: ``services/faults.py`` (BACKUPCHECKS_CRASH_AT) is re-parsed after the fork.
+child: ``services/faults.py`` (BACKUPCHECKS_CRASH_AT, BACKUPCHECKS_PAUSE_AT) is re-read after the fork (faults.rearm).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def child(req):
     os.environ.clear()
     os.environ.update(req["env"])
     os.chdir(req["cwd"])
-    faults._target, faults._seen = faults._parse(os.environ.get(faults.ENV)), 0  # as if imported now
+    faults.rearm()  # as if imported now
     fd = os.open(req["stdin"] or os.devnull, os.O_RDONLY)
     os.dup2(fd, 0)
     for n, path in ((1, req["stdout"]), (2, req["stderr"])):

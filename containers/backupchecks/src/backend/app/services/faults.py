@@ -30,11 +30,23 @@ def _parse(value: Optional[str]) -> Optional[tuple[str, int]]:
     return name, max(1, int(nth)) if nth else 1
 
 
-_target = _parse(os.environ.get(ENV))
-_pause = _parse(os.environ.get(PAUSE_ENV))
-_armed: Optional[bool] = True if (_target or _pause) else None
+_target: Optional[tuple[str, int]] = None
+_pause: Optional[tuple[str, int]] = None
+_armed: Optional[bool] = None
 _seen = 0
 _pause_seen = 0
+
+
+def rearm() -> None:
+    """Read BACKUPCHECKS_CRASH_AT and BACKUPCHECKS_PAUSE_AT (again): at import, and in a test's child
+    process forked from an interpreter that imported this module before the variables were set."""
+    global _target, _pause, _armed, _seen, _pause_seen
+    _target, _pause = _parse(os.environ.get(ENV)), _parse(os.environ.get(PAUSE_ENV))
+    _armed = True if (_target or _pause) else None
+    _seen = _pause_seen = 0
+
+
+rearm()
 
 
 def crash_point(name: str) -> None:
