@@ -74,6 +74,56 @@ def recreate_database(url: str, drop_only: bool = False) -> None:
             conn.execute(f'CREATE DATABASE "{u.database}"')
 
 
+TRACEMALLOC = os.environ.get("SOAK_TRACEMALLOC") == "1"
+_SRC = str(REPO_ROOT / "containers" / "backupchecks" / "src")
+
+
+def _owner(frames) -> str:
+    """Who made an allocation: the innermost frame in the app's code (app) or in the soak's harness
+    (tests/, scripts/: the fake Graph, receiver, SMTP, the plan); else the library that did (other)."""
+    for fr in frames:  # most recent call first
+        name = fr.filename
+        if name.startswith(_SRC):
+            return "app"
+        if name.startswith(str(REPO_ROOT / "tests")) or name.startswith(str(REPO_ROOT / "scripts")):
+            return "harness"
+    return "other"
+
+
+def tracemalloc_report(first, last, first_day: int, last_day: int) -> None:
+    """SOAK_TRACEMALLOC=1: what grew between two end-of-day snapshots, by owner and by site."""
+    import tracemalloc
+
+    stats = last.compare_to(first, "traceback")
+    by_owner: Counter = Counter()
+    by_site: Counter = Counter()
+    counts: Counter = Counter()
+    where: dict = {}
+    for st in stats:
+        owner = _owner(list(reversed(st.traceback)))
+        by_owner[owner] += st.size_diff
+        # the site: the innermost frame of the repository when there is one, else the innermost frame
+        frames = list(reversed(st.traceback))
+        site = next((f for f in frames if f.filename.startswith(str(REPO_ROOT))), frames[0])
+        key = (owner, site.filename.replace(str(REPO_ROOT) + "/", ""), site.lineno)
+        by_site[key] += st.size_diff
+        counts[key] += st.count_diff
+        where.setdefault(key, frames[0])
+    print(f"tracemalloc: growth from day {first_day} to day {last_day}: " + ", ".join(
+        f"{k} {v / 1e6:+.2f} MB" for k, v in by_owner.most_common()), flush=True)
+    for (owner, fname, line), size in by_site.most_common(15):
+        inner = where[(owner, fname, line)]
+        print(f"  {size / 1e6:+7.2f} MB {counts[(owner, fname, line)]:+8d} blocks  [{owner}] {fname}:{line}"
+              f"  (allocated in {inner.filename.rsplit('/', 2)[-2:]}:{inner.lineno})", flush=True)
+    tracemalloc.stop()
+
+
+def gc_counts() -> Counter:
+    import gc
+
+    return Counter(type(o).__name__ for o in gc.get_objects())
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
@@ -324,14 +374,25 @@ def _run(url: str, wall0: float) -> int:  # noqa: C901
     for loop in background.LOOPS:
         loop.next_run = 0.0 if loop.name in wanted else float("inf")
 
+    # The harness counts what the checks need and keeps nothing per mail, so the process's memory is
+    # the app's: the fake Graph forgets the processed folder's messages and its request records, the
+    # receiver its requests (kept, they add about 3 KB per mail: most of the growth a run showed).
+    harness = Counter()
+
     def step_loops():
         for loop in background.LOOPS:
             loop.next_run = 0.0 if loop.name in wanted else float("inf")
-        return background.run_due_loops(app)
+        ran = background.run_due_loops(app)
+        harness["processed"] += fake.forget(fake.processed)
+        with receiver._lock:
+            harness["notified"] += len(receiver.requests)
+            receiver.requests.clear()
+        return ran
 
     end = START + timedelta(days=DAYS, hours=12)
     now, i = START, 0
     memory, sizes, rows_per_day, raw_bytes = [], [], [], []
+    snapshots, gc_types = {}, {}
     steps: Counter = Counter()
     reviewed_total = 0
     review_day, review_mornings = None, 0
@@ -365,10 +426,31 @@ def _run(url: str, wall0: float) -> int:  # noqa: C901
                 db.session.remove()
             memory.append(rss_mb())
             day_n = len(memory)
+            if TRACEMALLOC:
+                # traced from the end of day 2 on (tracing slows the process several times): what is
+                # still allocated at the end of a later day is what that day added and kept
+                import gc
+                import tracemalloc
+                gc.collect()
+                if day_n == 2:
+                    tracemalloc.start(int(os.environ.get("SOAK_TRACEMALLOC_FRAMES", "10")))
+                if day_n >= 2:
+                    snapshots[day_n] = tracemalloc.take_snapshot()
+                    if day_n > 3:  # keep day 2 and the latest
+                        snapshots.pop(day_n - 1, None)
+                gc_types[day_n] = gc_counts()
+                if day_n > 2:
+                    grew = (gc_types[day_n] - gc_types[2]).most_common(10)
+                    print(f"  day {day_n}: objects grown since day 2 by type: {grew}; traced "
+                          f"{tracemalloc.get_traced_memory()[0] / 1e6:.1f} MB", flush=True)
             print(f"  day {day_n}: {i} mails delivered, RSS {memory[-1]:.0f} MB, database "
                   f"{sum(sizes[-1].values()) / 1e6:.1f} MB (mail_messages {sizes[-1].get('mail_messages', 0) / 1e6:.1f} MB), "
                   f"{time.perf_counter() - wall0:.0f} s wall", flush=True)
         now += TICK
+    if TRACEMALLOC and len(snapshots) >= 2:
+        last_day = max(snapshots)
+        tracemalloc_report(snapshots[2], snapshots[last_day], 2, last_day)
+        snapshots.clear()
     # drain: what was delivered last is imported and sent
     for _ in range(3):
         steps.update(step_loops())
@@ -381,7 +463,7 @@ def _run(url: str, wall0: float) -> int:  # noqa: C901
         dups = plan.counts["duplicate"]
         unique = sent - dups
         incoming = len(fake.messages_in(fake.incoming))
-        processed_folder = len(fake.messages_in(fake.processed))
+        processed_folder = harness["processed"] + len(fake.messages_in(fake.processed))
         rows = count(MailMessage)
         distinct = q(db.select(db.func.count(db.distinct(MailMessage.internet_message_id))))
         check(incoming == 0 and processed_folder == sent,
@@ -429,9 +511,9 @@ def _run(url: str, wall0: float) -> int:  # noqa: C901
         out_states = dict(db.session.execute(db.text(
             "SELECT state, count(*) FROM notification_outbox GROUP BY state")).all())
         sent_rows = out_states.get("sent", 0)
-        check(len(receiver.requests) == sent_rows and sent_rows > 0
+        check(harness["notified"] == sent_rows and sent_rows > 0
               and not set(out_states) - {"sent"},
-              f"notifications once per event: receiver got {len(receiver.requests)}, outbox sent {sent_rows}, "
+              f"notifications once per event: receiver got {harness['notified']}, outbox sent {sent_rows}, "
               f"states {out_states}")
         digests = Counter((m.message["Subject"], tuple(sorted(a.lower() for a in m.rcpt_tos))) for m in smtp.messages)
         recipients = 2

@@ -303,6 +303,19 @@ class FakeGraph:
             found = [m for m in self.messages.values() if m.folder_id == folder.id]
         return sorted(found, key=lambda m: m.received)
 
+    def forget(self, path: str) -> int:
+        """Drop the messages of the folder at ``path`` and the request and move records kept so far;
+        returns how many messages were dropped. For long runs (the soak) that count what they
+        need and must not keep every mail and request of a simulated week in memory."""
+        folder = self.folder_by_path(path)
+        with self._lock:
+            gone = [k for k, m in self.messages.items() if folder is not None and m.folder_id == folder.id]
+            for k in gone:
+                del self.messages[k]
+            self.requests.clear()
+            self.moves.clear()
+        return len(gone)
+
     @property
     def by_folder(self) -> dict[str, list[FakeMessage]]:
         """Folder path -> its messages (oldest first), for every folder."""

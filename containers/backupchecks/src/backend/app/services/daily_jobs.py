@@ -27,7 +27,8 @@ Queries per page, whatever the number of jobs or runs: the day's fingerprint, th
 rows are not cached) the candidate jobs, the runs around the day and the maintenance windows; the
 customers for the filter, the tickets and the remarks of the shown runs, the snoozes in force.
 
-The rows of a day are cached per process (``_DayCache``): a row depends only on the jobs, the
+The rows of a day are cached per process (``_DayCache``, bounded: 32 entries, ``DAY_CACHE_ROWS`` rows, an
+entry unread for ``DAY_CACHE_IDLE`` by the callers' clock is dropped): a row depends only on the jobs, the
 customers, the runs around the day, the settings (zone, rule) and the moment. The cache entry is
 used while the day's fingerprint is unchanged — one cheap statement over the jobs, the customers
 and the runs around the day: their count and the sum of their row versions (``xmin``, ``ctid``), which any
@@ -369,35 +370,68 @@ class _CachedDay:
     computed_at: datetime
     valid_until: Optional[datetime]
     rows: list[DayRow]
+    used_at: Optional[datetime] = None  # the latest ``now`` it was stored or read at
+
+
+#: An entry not read for this long (by the callers' clock, ``now``) is dropped: a day the background
+#: loops computed once (the digest's yesterday, a report's days) must not stay for weeks in the worker.
+DAY_CACHE_IDLE = timedelta(hours=1)
+#: At most this many rows over all entries (a row holds its job and the day's runs): the entry count
+#: alone would let 32 days of every job stay in a long-running process.
+DAY_CACHE_ROWS = 20_000
 
 
 class _DayCache:
-    """The computed rows of the last few (day, zone, rule, customer) views in this process."""
+    """The computed rows of the last few (day, zone, rule, customer) views in this process: at most
+    ``size`` entries and ``max_rows`` rows, none left unread for ``idle`` (bounded memory)."""
 
-    def __init__(self, size: int = 32):
-        self.size = size
+    def __init__(self, size: int = 32, max_rows: int = DAY_CACHE_ROWS, idle: timedelta = DAY_CACHE_IDLE):
+        self.size, self.max_rows, self.idle = size, max_rows, idle
         self._entries: OrderedDict[tuple, _CachedDay] = OrderedDict()
+        self._rows = 0
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def rows(self) -> int:
+        """The rows held over all entries."""
+        return self._rows
 
     def get(self, key: tuple, fingerprint: tuple, now: datetime) -> Optional[list[DayRow]]:
         with self._lock:
+            self._evict_idle(now)
             entry = self._entries.get(key)
             if entry is None or entry.fingerprint != fingerprint or now < entry.computed_at \
                     or (entry.valid_until is not None and now >= entry.valid_until):
                 return None
             self._entries.move_to_end(key)
+            entry.used_at = max(entry.used_at or now, now)
             return entry.rows
 
     def put(self, key: tuple, entry: _CachedDay) -> None:
         with self._lock:
+            entry.used_at = entry.used_at or entry.computed_at
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._rows -= len(old.rows)
             self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            self._rows += len(entry.rows)
+            self._evict_idle(entry.computed_at)
+            while len(self._entries) > 1 and (len(self._entries) > self.size or self._rows > self.max_rows):
+                _key, dropped = self._entries.popitem(last=False)
+                self._rows -= len(dropped.rows)
+
+    def _evict_idle(self, now: datetime) -> None:
+        stale = [k for k, e in self._entries.items() if e.used_at is not None and e.used_at + self.idle < now]
+        for k in stale:
+            self._rows -= len(self._entries.pop(k).rows)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._rows = 0
 
 
 day_cache = _DayCache()
