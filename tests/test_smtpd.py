@@ -22,6 +22,7 @@ import pytest
 
 from backend.app.config import SmtpReceiverConfig
 from tests.fakes.tls import fake_tls
+from tests.ports import free_port as _free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
@@ -272,12 +273,6 @@ def test_a_stop_while_a_mail_is_being_stored_finishes_and_answers_it_first(app, 
 
 
 # --- the real command in a subprocess ------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @contextmanager
 def smtpd_process(app, **env_vars):

@@ -17,7 +17,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import pytest
 from tests.deploy.pg import fresh_database
 
 from tests.test_importer import corpus_mails
+from tests.ports import free_port as _free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
@@ -57,12 +57,6 @@ def fake_mailbox():
     with FakeGraph([(m.raw, m.received) for m in mails]) as fake:
         fake.throttle(nth=2, retry_after=1, method="GET", path_contains="/messages")
         yield fake, mails
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _app_env(database: str, fake, tmp_path: Path, port: int) -> dict:

@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.pg import fresh_database
+from tests.ports import free_port as _free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
@@ -39,12 +39,6 @@ pytest.importorskip("gunicorn")
 @pytest.fixture
 def database():
     yield from fresh_database(DB_NAME)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _advisory_locks(db_url: str, name: str = "backupchecks-background") -> int:

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.ports import free_port as _free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO_ROOT / "containers" / "backupchecks"
@@ -261,12 +262,6 @@ def start():
     _thread = threading.Thread(target=_run, name="backupchecks-background", daemon=True)
     _thread.start()
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.pg import fresh_database
+from tests.ports import free_port as _free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
@@ -31,14 +32,6 @@ pytest.importorskip("gunicorn")
 @pytest.fixture
 def database():
     yield from fresh_database(DB_NAME)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, str]:

@@ -31,7 +31,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +40,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.pg import fresh_database
+from tests.ports import free_port as _free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "containers" / "backupchecks" / "src"
@@ -73,12 +73,6 @@ def fake(mails):
 
     with FakeGraph([(m.raw, m.received) for m in mails]) as graph:
         yield graph
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(database: str, fake, tmp_path: Path, secret_key: str, **extra: str) -> dict:

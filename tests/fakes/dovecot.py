@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from tests.fakes.tls import fake_tls
+from tests.ports import free_port as _free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
@@ -54,12 +55,6 @@ def _has_user(name: str) -> bool:
         return True
     except KeyError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Dovecot:

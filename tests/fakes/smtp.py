@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Optional
@@ -31,6 +30,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from .tls import fake_tls
+from tests.ports import free_port as _free_port
 
 
 @dataclass
@@ -41,12 +41,6 @@ class Received:
     message: email.message.EmailMessage = field(repr=False)
     auth_user: Optional[str] = None
     tls: bool = False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Handler:
