@@ -2,12 +2,10 @@
 answers is described in ``openapi.py`` (the tests check every answer against it)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from flask import g, jsonify, request
 
 from ..extensions import db
-from ..models import PORTAL_ROLE
+from ..models import PORTAL_ROLE, utcnow
 from ..security import OPERATIONS_EDITORS, OPERATIONS_READERS, REVIEWERS
 from ..services import api_data as data
 from ..services.inbox import InboxError, approve_message, get_or_create_customer
@@ -178,7 +176,7 @@ def add_remark(run_id: int):
 @api_bp.route("/days/<day>")
 @api_roles(*READERS)
 def day(day: str):
-    return jsonify({"data": data.day_json(_user(), data.parse_day_param(day), datetime.now(timezone.utc))})
+    return jsonify({"data": data.day_json(_user(), data.parse_day_param(day), utcnow())})
 
 
 # --- Tickets and remarks -------------------------------------------------------------------------
