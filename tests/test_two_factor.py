@@ -2,7 +2,7 @@
 per role, admin reset, remember this browser, throttling, the pages' CSP. Codes are computed for
 the suite's frozen clock (tests/clock.py), as the app sees it."""
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pyotp
 from sqlalchemy import func, select
@@ -18,7 +18,8 @@ from .test_csp import inline_problems
 
 
 def now():
-    return datetime.now(timezone.utc)
+    """The app's clock: every test runs frozen at tests/clock.py:TEST_NOW."""
+    return utcnow()
 
 
 def code_for(secret, at=None):
